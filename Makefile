@@ -1,0 +1,28 @@
+# quorumq build, run and test targets. `make test` is what CI runs.
+GO      ?= go
+BIN     ?= bin/quorumq
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build run test test-short vet fmt clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/node
+
+# A single node with the default ports (queue 8081, pubsub 8080).
+run: build
+	./$(BIN) serve
+
+# Everything CI checks: formatting, vet, and all tests with the race detector.
+test: vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) test -race -timeout 30m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

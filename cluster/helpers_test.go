@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// testLogWriter sends log lines to t.Log until the test's cleanup has run,
+// then drops them (raft may log while it stops, and t.Log after the test
+// ends panics).
+type testLogWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	w := &testLogWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// testOptions returns options for a fast single-node cluster in dir:
+// loopback, short raft timeouts so an election takes ~100 ms.
+func testOptions(t testing.TB, dir string) Options {
+	return Options{
+		DataDir:            dir,
+		RaftBind:           "127.0.0.1:0",
+		QueueAddr:          "127.0.0.1:8081",
+		PubsubAddr:         "127.0.0.1:8080",
+		HeartbeatTimeout:   50 * time.Millisecond,
+		ElectionTimeout:    50 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		Logger:             testLogger(t),
+	}
+}
+
+// mustOpen opens a node and shuts it down when the test ends.
+func mustOpen(t testing.TB, opts Options, f *fsm.FSM) *Node {
+	t.Helper()
+	n, err := Open(opts, f)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return n
+}
+
+// mustLead waits until n is the leader and its first-term barrier is applied.
+func mustLead(t testing.TB, n *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := n.WaitForLeader(ctx)
+	if err != nil {
+		t.Fatalf("WaitForLeader: %v", err)
+	}
+	if id != n.ID() {
+		t.Fatalf("leader is %q, want this node %q", id, n.ID())
+	}
+	waitFor(t, 10*time.Second, "node leads", n.IsLeader)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func mustPropose(t testing.TB, n *Node, cmd fsm.Command) fsm.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := n.Propose(ctx, cmd)
+	if err != nil {
+		t.Fatalf("Propose(%v): %v", cmd.Op, err)
+	}
+	if res.Err != nil {
+		t.Fatalf("Propose(%v): result error: %v", cmd.Op, res.Err)
+	}
+	return res
+}
+
+func putCmd(queue string, msgs ...string) fsm.Command {
+	c := fsm.Command{Op: fsm.OpPut, Queue: queue}
+	for _, m := range msgs {
+		c.Messages = append(c.Messages, []byte(m))
+	}
+	return c
+}
+
+func popCmd(queue string, max int) fsm.Command {
+	return fsm.Command{Op: fsm.OpGet, Queue: queue, Max: max, Lease: fsm.NoLease}
+}
+
+func dump(t testing.TB, f *fsm.FSM, queue string) []string {
+	t.Helper()
+	var out []string
+	if err := f.Dump(queue, func(b []byte) error {
+		out = append(out, string(b))
+		return nil
+	}); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	return out
+}

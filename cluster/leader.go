@@ -1,0 +1,240 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// leaderTerm is one continuous period of leadership as seen by the watcher.
+type leaderTerm struct {
+	ctx    context.Context // cancelled when leadership is lost or at shutdown
+	cancel context.CancelFunc
+	// barrierDone is closed once a barrier dispatched in raftTerm has been
+	// applied: from then on the commit index covers every entry committed
+	// by earlier leaders, so a read index taken in raftTerm is safe.
+	barrierDone chan struct{}
+	raftTerm    uint64 // written before barrierDone is closed
+}
+
+// barrierApplied reports whether the term's barrier has been applied.
+func (t *leaderTerm) barrierApplied() bool {
+	select {
+	case <-t.barrierDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// watchLeadership follows raft.LeaderCh. raft overwrites an unread value,
+// so the watcher always sees the latest state, and a true that follows a
+// true means leadership was lost and regained in between: a new term.
+func (n *Node) watchLeadership() {
+	defer n.bg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			n.setTerm(nil)
+			return
+		case leader := <-n.raft.LeaderCh():
+			if !leader {
+				n.log.Info("lost leadership")
+				n.setTerm(nil)
+				continue
+			}
+			n.log.Info("gained leadership", "term", n.raft.CurrentTerm())
+			t := &leaderTerm{barrierDone: make(chan struct{})}
+			t.ctx, t.cancel = context.WithCancel(n.ctx)
+			n.setTerm(t)
+			n.bg.Add(2)
+			go n.runBarrier(t)
+			go n.runTicker(t)
+		}
+	}
+}
+
+// setTerm replaces the current leader term, ending the old one.
+func (n *Node) setTerm(t *leaderTerm) {
+	n.termMu.Lock()
+	defer n.termMu.Unlock()
+	if n.term != nil {
+		n.term.cancel()
+	}
+	n.term = t
+	close(n.termChanged)
+	n.termChanged = make(chan struct{})
+}
+
+func (n *Node) currentTerm() (*leaderTerm, <-chan struct{}) {
+	n.termMu.Lock()
+	defer n.termMu.Unlock()
+	return n.term, n.termChanged
+}
+
+// runBarrier applies a barrier at the start of a leader term
+// (raft-patterns §7): until it is applied, this leader's commit index may
+// not yet include entries committed by its predecessor.
+func (n *Node) runBarrier(t *leaderTerm) {
+	defer n.bg.Done()
+	backoff := 10 * time.Millisecond
+	for t.ctx.Err() == nil {
+		before := n.raft.CurrentTerm()
+		err := n.awaitRaft(t.ctx, func() raft.Future { return n.raft.Barrier(n.opts.ApplyTimeout) })
+		if t.ctx.Err() != nil {
+			return
+		}
+		if err == nil && n.raft.CurrentTerm() == before {
+			// Only the leader dispatches entries, once per term: with the
+			// term unchanged around the barrier, it belongs to this term.
+			t.raftTerm = before
+			close(t.barrierDone)
+			n.log.Debug("leader barrier applied", "term", before)
+			return
+		}
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			return // the watcher ends this term
+		}
+		if err != nil {
+			n.log.Warn("leader barrier failed; retrying", "err", err)
+		}
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, time.Second)
+		case <-t.ctx.Done():
+		}
+	}
+}
+
+// runTicker proposes fsm.OpTick while this term lasts, when a lease deadline
+// or a deferred release is due, at most once per tickInterval. Expiry itself
+// is lazy in the FSM; the tick only makes /stats and followers converge
+// without client traffic. Nothing due, nothing proposed.
+func (n *Node) runTicker(t *leaderTerm) {
+	defer n.bg.Done()
+	select {
+	case <-t.barrierDone: // NextDue then reflects everything committed so far
+	case <-t.ctx.Done():
+		return
+	}
+	tk := time.NewTicker(n.tickInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-tk.C:
+		case <-t.ctx.Done():
+			return
+		}
+		n.tickChecks.Add(1)
+		due := n.fsm.NextDue()
+		// The FSM clock is max(entry times), so compare with that as well as
+		// ours: after a failover to a node whose clock is behind, items may
+		// already be due in FSM time.
+		now := max(n.opts.Now().UnixNano(), n.fsm.Now())
+		if due == 0 || due > now {
+			continue
+		}
+		// Waiting for the result keeps ticks from piling up behind a slow commit.
+		ctx, cancel := context.WithTimeout(t.ctx, n.opts.ApplyTimeout)
+		_, err := n.Propose(ctx, fsm.Command{Op: fsm.OpTick})
+		cancel()
+		if err != nil && t.ctx.Err() == nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrShuttingDown) {
+			n.log.Warn("tick failed", "err", err)
+		}
+	}
+}
+
+// ConsistentRead makes the local FSM safe for a linearizable read: once it
+// returns nil, the FSM reflects every write acknowledged before the call
+// began. It implements the read index of raft-patterns §7: wait for this
+// term's barrier, capture the commit index, confirm leadership with a
+// quorum (VerifyLeader), then wait until the FSM has applied up to the
+// captured index. It writes nothing to the log.
+//
+// Errors: ErrNotLeader (read elsewhere; safe to retry), ErrShuttingDown, or
+// ctx.Err() wrapped.
+func (n *Node) ConsistentRead(ctx context.Context) error {
+	if !n.intake.enter() {
+		return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+	}
+	defer n.intake.leave()
+
+	t, err := n.waitTerm(ctx)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-t.barrierDone:
+	case <-t.ctx.Done():
+		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+	case <-ctx.Done():
+		return fmt.Errorf("consistent read: waiting for leader barrier: %w", ctx.Err())
+	}
+
+	term := n.raft.CurrentTerm()
+	if term != t.raftTerm || n.raft.State() != raft.Leader {
+		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+	}
+	index := n.raft.CommitIndex()
+	if err := n.awaitRaft(ctx, n.raft.VerifyLeader); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+		case ctx.Err() != nil:
+			return fmt.Errorf("consistent read: verify leader: %w", ctx.Err())
+		default:
+			return fmt.Errorf("consistent read: %w (%w)", ErrNotLeader, err)
+		}
+	}
+	// Same term before and after: we led continuously from the capture of
+	// the index to the quorum check.
+	if n.raft.CurrentTerm() != term {
+		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+	}
+	return n.waitApplied(ctx, index)
+}
+
+// waitTerm returns the current leader term, waiting briefly when raft
+// already reports leadership but the watcher has not caught up.
+func (n *Node) waitTerm(ctx context.Context) (*leaderTerm, error) {
+	for {
+		t, changed := n.currentTerm()
+		if t != nil {
+			return t, nil
+		}
+		if n.raft.State() != raft.Leader {
+			return nil, fmt.Errorf("consistent read: %w", ErrNotLeader)
+		}
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond): // leadership may have come and gone unobserved
+		case <-ctx.Done():
+			return nil, fmt.Errorf("consistent read: %w", ctx.Err())
+		}
+	}
+}
+
+// waitApplied polls until the FSM reflects index. It is usually true at
+// once on the leader, so the poll starts short and backs off.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	wait := 200 * time.Microsecond
+	for !n.caughtUp(index) {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+			wait = min(2*wait, 10*time.Millisecond)
+		case <-n.ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("consistent read: waiting for apply of index %d: %w", index, ctx.Err())
+		}
+	}
+	return nil
+}

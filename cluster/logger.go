@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// hclogAdapter lets raft (and later memberlist) log through slog. raft's
+// key/value arguments are passed straight on: hclog and slog use the same
+// alternating key, value convention.
+type hclogAdapter struct {
+	l       *slog.Logger
+	name    string
+	implied []any
+	level   *slog.LevelVar
+}
+
+var _ hclog.Logger = (*hclogAdapter)(nil)
+
+// newHCLogAdapter returns an hclog.Logger that writes to l at level and above,
+// tagging records with subsystem=name.
+func newHCLogAdapter(l *slog.Logger, name string, level slog.Leveler) *hclogAdapter {
+	lv := new(slog.LevelVar)
+	lv.Set(level.Level())
+	return &hclogAdapter{l: l, name: name, level: lv}
+}
+
+func toSlogLevel(l hclog.Level) slog.Level {
+	switch l {
+	case hclog.Trace:
+		return slog.LevelDebug - 4
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func toHCLevel(l slog.Level) hclog.Level {
+	switch {
+	case l < slog.LevelDebug:
+		return hclog.Trace
+	case l < slog.LevelInfo:
+		return hclog.Debug
+	case l < slog.LevelWarn:
+		return hclog.Info
+	case l < slog.LevelError:
+		return hclog.Warn
+	default:
+		return hclog.Error
+	}
+}
+
+func (a *hclogAdapter) enabled(l slog.Level) bool {
+	return l >= a.level.Level() && a.l.Enabled(context.Background(), l)
+}
+
+// Log implements hclog.Logger.
+func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	lv := toSlogLevel(level)
+	if level == hclog.Off || !a.enabled(lv) {
+		return
+	}
+	attrs := make([]any, 0, 2+len(a.implied)+len(args))
+	if a.name != "" {
+		attrs = append(attrs, "subsystem", a.name)
+	}
+	attrs = append(attrs, a.implied...)
+	attrs = append(attrs, args...)
+	a.l.Log(context.Background(), lv, msg, attrs...)
+}
+
+// Trace implements hclog.Logger.
+func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
+
+// Debug implements hclog.Logger.
+func (a *hclogAdapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
+
+// Info implements hclog.Logger.
+func (a *hclogAdapter) Info(msg string, args ...any) { a.Log(hclog.Info, msg, args...) }
+
+// Warn implements hclog.Logger.
+func (a *hclogAdapter) Warn(msg string, args ...any) { a.Log(hclog.Warn, msg, args...) }
+
+// Error implements hclog.Logger.
+func (a *hclogAdapter) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
+
+// IsTrace implements hclog.Logger.
+func (a *hclogAdapter) IsTrace() bool { return a.enabled(toSlogLevel(hclog.Trace)) }
+
+// IsDebug implements hclog.Logger.
+func (a *hclogAdapter) IsDebug() bool { return a.enabled(slog.LevelDebug) }
+
+// IsInfo implements hclog.Logger.
+func (a *hclogAdapter) IsInfo() bool { return a.enabled(slog.LevelInfo) }
+
+// IsWarn implements hclog.Logger.
+func (a *hclogAdapter) IsWarn() bool { return a.enabled(slog.LevelWarn) }
+
+// IsError implements hclog.Logger.
+func (a *hclogAdapter) IsError() bool { return a.enabled(slog.LevelError) }
+
+// ImpliedArgs implements hclog.Logger.
+func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
+
+// With implements hclog.Logger.
+func (a *hclogAdapter) With(args ...any) hclog.Logger {
+	c := *a
+	c.implied = append(append([]any(nil), a.implied...), args...)
+	return &c
+}
+
+// Name implements hclog.Logger.
+func (a *hclogAdapter) Name() string { return a.name }
+
+// Named implements hclog.Logger.
+func (a *hclogAdapter) Named(name string) hclog.Logger {
+	c := *a
+	if c.name != "" {
+		c.name += "." + name
+	} else {
+		c.name = name
+	}
+	return &c
+}
+
+// ResetNamed implements hclog.Logger.
+func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
+	c := *a
+	c.name = name
+	return &c
+}
+
+// SetLevel implements hclog.Logger. The level is shared with loggers derived
+// by With and Named, as in hclog.
+func (a *hclogAdapter) SetLevel(level hclog.Level) {
+	if level == hclog.NoLevel {
+		return
+	}
+	if level == hclog.Off {
+		a.level.Set(slog.LevelError + 100)
+		return
+	}
+	a.level.Set(toSlogLevel(level))
+}
+
+// GetLevel implements hclog.Logger.
+func (a *hclogAdapter) GetLevel() hclog.Level { return toHCLevel(a.level.Level()) }
+
+// StandardLogger implements hclog.Logger.
+func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(a.StandardWriter(opts), "", 0)
+}
+
+// StandardWriter implements hclog.Logger. Lines are logged at the level
+// named by a "[DEBUG]"-style prefix, which is what libraries built on the
+// standard logger (memberlist) write, and at INFO otherwise.
+func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return stdWriter{a}
+}
+
+type stdWriter struct{ a *hclogAdapter }
+
+func (w stdWriter) Write(p []byte) (int, error) {
+	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
+		level, msg := inferLevel(strings.TrimSpace(string(line)))
+		w.a.Log(level, msg)
+	}
+	return len(p), nil
+}
+
+func inferLevel(line string) (hclog.Level, string) {
+	prefixes := []struct {
+		p string
+		l hclog.Level
+	}{
+		{"[TRACE]", hclog.Trace}, {"[DEBUG]", hclog.Debug}, {"[INFO]", hclog.Info},
+		{"[WARN]", hclog.Warn}, {"[ERR]", hclog.Error}, {"[ERROR]", hclog.Error},
+	}
+	for _, x := range prefixes {
+		if rest, ok := strings.CutPrefix(line, x.p); ok {
+			return x.l, strings.TrimSpace(rest)
+		}
+	}
+	return hclog.Info, line
+}

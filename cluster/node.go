@@ -1,0 +1,465 @@
+// Package cluster hosts the queue state machine (package fsm) in a
+// hashicorp/raft node: raft-boltdb storage, the TCP transport, bootstrap,
+// a group-commit coalescer for writes, read-index consistent reads, the
+// leader's tick proposer and an ordered shutdown. It is the only package that
+// touches *raft.Raft. DESIGN.md explains the flow and the trade-offs.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+const (
+	// logCacheSize is the number of recent entries kept in memory so that
+	// replication and read-index checks rarely touch bolt (Consul, Nomad,
+	// Vault and rqlite all use 512).
+	logCacheSize = 512
+	// snapshotsRetained: one to serve, one to fall back on if the newest is
+	// damaged.
+	snapshotsRetained = 2
+	// transportPool and transportTimeout are hraftd's and Consul's values:
+	// a few pooled connections per peer, 10 s I/O deadline per RPC.
+	transportPool    = 3
+	transportTimeout = 10 * time.Second
+	// boltOpenTimeout makes a second process on the same DataDir fail fast
+	// instead of waiting on bolt's file lock forever.
+	boltOpenTimeout = time.Second
+	// proposeQueue is the buffer between Propose and the coalescer. Commands
+	// wait here while every apply slot is busy; when it is full, Propose
+	// blocks (back-pressure) until its context ends.
+	proposeQueue = 1024
+	// defaultTickInterval is how often the leader checks whether a tick is due.
+	defaultTickInterval = time.Second
+)
+
+// Node is one raft server hosting an *fsm.FSM.
+type Node struct {
+	opts  Options
+	id    string
+	log   *slog.Logger
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	// logs is the cached log store raft writes through; caughtUp reads it.
+	logs raft.LogStore
+
+	// appliedAtOpen is the FSM's applied index once raft restored the
+	// newest snapshot during Open.
+	appliedAtOpen uint64
+
+	metrics      *nodeMetrics
+	tickInterval time.Duration
+	tickChecks   atomic.Uint64 // due checks made by the tick loop; tests watch it
+
+	// intake admits Propose and ConsistentRead calls until Shutdown, which
+	// then waits for those inside.
+	intake gate
+	// raftUsers counts goroutines blocked on raft futures (apply waiters,
+	// barriers, VerifyLeader, leadership transfer). Shutdown lets them
+	// finish before it stops raft; see awaitRaft.
+	raftUsers gate
+
+	proposeCh     chan *proposal
+	stopCoalescer chan struct{} // closed by Shutdown once intake is drained
+	coalescerDone chan struct{} // closed when the coalescer has exited
+	raftDown      chan struct{} // closed once raft has shut down
+
+	// ctx is cancelled when Shutdown begins; it parents every leader term.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// bg counts the goroutines Shutdown waits for: the coalescer, the
+	// leadership watcher, barrier and tick loops. None of them blocks on a
+	// raft future directly.
+	bg sync.WaitGroup
+
+	termMu      sync.Mutex
+	term        *leaderTerm   // nil unless this node leads
+	termChanged chan struct{} // closed and replaced whenever term changes
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Open starts a raft node over opts.DataDir hosting f. When the directory
+// holds no raft state and BootstrapExpect is 1, it bootstraps a single-server
+// cluster. f must be empty (fsm.New()): raft rebuilds it from the newest
+// snapshot and the log. Open does not wait for an election; use
+// WaitForLeader.
+func Open(opts Options, f *fsm.FSM) (*Node, error) {
+	if f == nil {
+		return nil, fmt.Errorf("%w: nil FSM", ErrInvalidOptions)
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.RaftAdvertise == "" {
+		if host, _, _ := net.SplitHostPort(o.RaftBind); !concreteIP(host) {
+			return nil, fmt.Errorf("%w: RaftBind %q is not an address peers can dial; set RaftAdvertise", ErrInvalidOptions, o.RaftBind)
+		}
+	}
+	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("open: data dir: %w", err)
+	}
+	id, err := resolveNodeID(o.DataDir, o.NodeID)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	logger := o.Logger.With("component", "cluster", "node_id", id)
+	hcl := newHCLogAdapter(logger, "raft", o.RaftLogLevel)
+
+	var undo []func()
+	fail := func(err error) (*Node, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, fmt.Errorf("open: %w", err)
+	}
+
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(o.DataDir, raftDBFile),
+		BoltOptions: &bbolt.Options{
+			Timeout: boltOpenTimeout,
+			// The freelist is rebuilt by a scan on open instead of being
+			// written on every commit (raft-patterns §4.3).
+			NoFreelistSync: true,
+		},
+		NoSync: false, // a 200 means fsynced on a quorum: never turn this off
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			err = fmt.Errorf("%w (is another process using %s?)", err, o.DataDir)
+		}
+		return fail(fmt.Errorf("raft store: %w", err))
+	}
+	undo = append(undo, func() { store.Close() })
+	var logStore raft.LogStore = store
+	if o.wrapLogStore != nil {
+		logStore = o.wrapLogStore(store)
+	}
+	logs, err := raft.NewLogCache(logCacheSize, logStore)
+	if err != nil {
+		return fail(err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.DataDir, snapshotsRetained, hcl.Named("snapshot"))
+	if err != nil {
+		return fail(fmt.Errorf("snapshot store: %w", err))
+	}
+	var advertise net.Addr
+	if o.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", o.RaftAdvertise)
+		if err != nil {
+			return fail(fmt.Errorf("RaftAdvertise: %w", err))
+		}
+		advertise = a
+	}
+	trans, err := raft.NewTCPTransportWithLogger(o.RaftBind, advertise, transportPool, transportTimeout, hcl.Named("transport"))
+	if err != nil {
+		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
+	}
+	undo = append(undo, func() { trans.Close() })
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(id)
+	conf.HeartbeatTimeout = o.HeartbeatTimeout
+	conf.ElectionTimeout = o.ElectionTimeout
+	conf.LeaderLeaseTimeout = o.LeaderLeaseTimeout
+	conf.CommitTimeout = o.CommitTimeout
+	conf.MaxAppendEntries = o.MaxAppendEntries
+	conf.BatchApplyCh = true      // callers never wait for the leader loop; fuller fsync groups
+	conf.ShutdownOnRemove = false // a removed node stays up and can be re-added
+	conf.SnapshotThreshold = o.SnapshotThreshold
+	conf.SnapshotInterval = o.SnapshotInterval
+	conf.TrailingLogs = o.TrailingLogs
+	conf.Logger = hcl
+	if err := raft.ValidateConfig(conf); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrInvalidOptions, err))
+	}
+
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("inspect raft state: %w", err))
+	}
+	r, err := raft.NewRaft(conf, f, logs, store, snaps, trans)
+	if err != nil {
+		return fail(fmt.Errorf("start raft: %w", err))
+	}
+	undo = append(undo, func() { r.Shutdown().Error() })
+	if !existing && o.BootstrapExpect == 1 && !o.noBootstrap {
+		cfg := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr(),
+		}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+			return fail(fmt.Errorf("bootstrap: %w", err))
+		}
+		logger.Info("bootstrapped single-node cluster", "raft_addr", trans.LocalAddr())
+	}
+
+	n := &Node{
+		opts:          o,
+		id:            id,
+		log:           logger,
+		fsm:           f,
+		raft:          r,
+		trans:         trans,
+		store:         store,
+		logs:          logs,
+		appliedAtOpen: f.AppliedIndex(),
+		metrics:       newNodeMetrics(),
+		tickInterval:  o.tickInterval,
+		proposeCh:     make(chan *proposal, proposeQueue),
+		stopCoalescer: make(chan struct{}),
+		coalescerDone: make(chan struct{}),
+		raftDown:      make(chan struct{}),
+		termChanged:   make(chan struct{}),
+	}
+	if n.tickInterval <= 0 {
+		n.tickInterval = defaultTickInterval
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.bg.Add(2)
+	go n.runCoalescer()
+	go n.watchLeadership()
+	logger.Info("raft node started", "raft_addr", trans.LocalAddr(), "existing_state", existing,
+		"applied_index", f.AppliedIndex())
+	return n, nil
+}
+
+// concreteIP reports whether host is an IP address other than 0.0.0.0 or ::.
+func concreteIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && !ip.IsUnspecified()
+}
+
+// ID returns the node's raft server id.
+func (n *Node) ID() string { return n.id }
+
+// IsLeader reports whether this node is the raft leader right now. It can be
+// stale by the time the caller acts; Propose and ConsistentRead re-check.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderID returns the id of the leader this node knows, or "".
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// WaitForLeader blocks until a leader is known and returns its id. It fails
+// with ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
+// ErrShuttingDown once Shutdown has begun.
+func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
+	const poll = 10 * time.Millisecond
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if id := n.LeaderID(); id != "" {
+			return id, nil
+		}
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ErrShuttingDown)
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w (%w)", ErrNoLeader, ctx.Err())
+		}
+	}
+}
+
+// Ready reports whether the node can serve: not shutting down, a leader is
+// known, and the FSM has applied everything up to the commit index this node
+// has seen (rqlite's readiness rule). raft starts every process with a
+// commit index of 0 and learns the real one only when it commits as leader
+// or hears from one, so "the commit index seen" must first be learned: a
+// leader needs this term's barrier applied, a follower a commit index at
+// least as high as what the snapshot restored at Open. A restarted node is
+// therefore not ready until it has replayed its log tail.
+func (n *Node) Ready() bool {
+	if n.intake.isClosed() || n.LeaderID() == "" {
+		return false
+	}
+	commit := n.raft.CommitIndex()
+	if n.raft.State() == raft.Leader {
+		t, _ := n.currentTerm()
+		if t == nil || !t.barrierApplied() || t.raftTerm != n.raft.CurrentTerm() {
+			return false
+		}
+	} else if commit == 0 || commit < n.appliedAtOpen {
+		return false
+	}
+	return n.caughtUp(commit)
+}
+
+// maxGapScan bounds how many log entries caughtUp inspects; a larger gap
+// means the FSM really is behind.
+const maxGapScan = 64
+
+// caughtUp reports whether the FSM state reflects every entry up to target.
+// The FSM's applied index alone cannot say so: raft never hands no-op and
+// barrier entries to the FSM, so after an election or a Barrier the commit
+// index sits above the last index the FSM saw, for good. Entries between the
+// two that the FSM never receives do not change its state, so they count as
+// applied.
+func (n *Node) caughtUp(target uint64) bool {
+	applied := n.fsm.AppliedIndex()
+	if applied >= target {
+		return true
+	}
+	if target-applied > maxGapScan {
+		return false
+	}
+	var l raft.Log
+	for i := applied + 1; i <= target; i++ {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				// Compacted: a snapshot covered it, and raft restores a
+				// snapshot into the FSM before it deletes the entries.
+				continue
+			}
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
+// Status returns the /cluster/status view of this node. Members come from
+// the raft configuration; this node reports itself alive with its HTTP
+// addresses. Other members show only their raft address and status
+// "unknown" until memberlist supplies the rest.
+func (n *Node) Status() Status {
+	st := Status{
+		NodeID:       n.id,
+		State:        strings.ToLower(n.raft.State().String()),
+		LeaderID:     n.LeaderID(),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.fsm.AppliedIndex(),
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		n.log.Warn("status: read raft configuration", "err", err)
+		return st
+	}
+	for _, s := range cf.Configuration().Servers {
+		m := Member{
+			ID:       string(s.ID),
+			Status:   MemberUnknown,
+			Voter:    s.Suffrage == raft.Voter,
+			RaftAddr: string(s.Address),
+		}
+		if m.ID == n.id {
+			m.Status = MemberAlive
+			m.QueueAddr, m.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
+		}
+		st.Members = append(st.Members, m)
+	}
+	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return st
+}
+
+// Shutdown stops the node: it refuses new Propose and ConsistentRead calls
+// (ErrShuttingDown), waits for in-flight ones until ctx ends, stops the
+// leader loops, transfers leadership if this node leads and other voters
+// exist, stops the coalescer (commands it has not handed to raft fail with
+// ErrShuttingDown), waits for the raft operations it started to resolve,
+// shuts raft down (callers of entries still in raft get ErrOutcomeUnknown),
+// then closes the transport and the bolt store. It does not remove the node
+// from the cluster: a restart rejoins. A failed leadership transfer is
+// logged, not returned. Every step runs even after ctx ends; the error
+// reports what was cut short.
+//
+// The wait before raft stops matters: raft never answers a future that is
+// still in one of its buffers when it shuts down (hashicorp/raft#498). If
+// ctx ends first, the goroutines waiting on such futures are abandoned; the
+// callers are answered regardless. Later calls wait for the first and
+// return its result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx) })
+	return n.shutdownErr
+}
+
+func (n *Node) shutdown(ctx context.Context) error {
+	n.log.Info("shutting down")
+	var errs []error
+
+	// 1. No new requests; wait for those in flight.
+	if err := n.intake.wait(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain in-flight requests: %w", err))
+	}
+	// 2. Leader watcher, barrier and tick loops stop.
+	n.cancel()
+
+	// 3. Hand leadership over while raft still runs.
+	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
+		// Best effort: when it fails the others elect a leader after an
+		// election timeout, which is all a transfer saves.
+		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
+			n.log.Warn("leadership transfer failed; the cluster will hold an election", "err", err)
+		} else {
+			n.log.Info("leadership transferred")
+		}
+	}
+
+	// 4. The coalescer fails what it has not handed to raft.
+	close(n.stopCoalescer)
+	<-n.coalescerDone
+
+	// 5. Let every raft future we wait on resolve while raft still answers.
+	if err := n.raftUsers.wait(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("wait for raft operations: %w", err))
+	}
+
+	// 6. Stop raft. Callers still waiting on an entry get ErrOutcomeUnknown.
+	if err := n.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	close(n.raftDown)
+
+	// 7. Our goroutines, the transport, bolt.
+	n.bg.Wait()
+	if err := n.trans.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close transport: %w", err))
+	}
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close raft store: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		n.log.Warn("shutdown finished with errors", "err", err)
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	n.log.Info("shut down")
+	return nil
+}
+
+func (n *Node) hasOtherVoters() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// proposal is one Propose call waiting in, or handed out by, the coalescer.
+type proposal struct {
+	cmd  fsm.Command
+	size int // fsm.EncodedSize(&cmd)
+	// state settles the race between the coalescer taking the proposal and
+	// the caller giving up on it: whoever moves it out of queued wins.
+	state atomic.Int32
+	// done is buffered so the coalescer never blocks on a caller that left.
+	done chan outcome
+}
+
+const (
+	proposalQueued int32 = iota
+	proposalTaken
+	proposalCancelled
+)
+
+type outcome struct {
+	res fsm.Result
+	err error
+}
+
+func (p *proposal) take() bool   { return p.state.CompareAndSwap(proposalQueued, proposalTaken) }
+func (p *proposal) cancel() bool { return p.state.CompareAndSwap(proposalQueued, proposalCancelled) }
+func (p *proposal) finish(o outcome) {
+	p.done <- o
+}
+
+// entryOverhead is the encoded size of an entry around its commands: the
+// version byte, the leader time and the command count.
+const entryOverhead = 1 + 10 + 5
+
+// scratchKeep bounds the command scratch slice the coalescer keeps between
+// batches, so one burst of tiny commands does not pin a large array.
+const scratchKeep = 4096
+
+// Propose replicates cmd and returns its result once it is committed on a
+// quorum and applied to the local FSM.
+//
+// Errors, compared with errors.Is:
+//   - ErrNotLeader: this node does not lead, or raft refused the entry before
+//     writing it (it stepped down, a leadership transfer is running, the
+//     enqueue timed out). Nothing was written; retrying elsewhere is safe.
+//   - ErrShuttingDown: Shutdown has begun and the command was not handed to raft.
+//   - ErrOutcomeUnknown: the entry was handed to raft, then leadership was
+//     lost, raft shut down, or ctx ended: it may still commit. When ctx ended
+//     the error also wraps ctx.Err().
+//   - ctx.Err() alone: ctx ended before the coalescer took the command, so
+//     it was never proposed.
+//
+// Business outcomes (queue full, not in flight, ...) are in Result.Err.
+func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	if !n.intake.enter() {
+		return fsm.Result{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+	}
+	defer n.intake.leave()
+	if n.raft.State() != raft.Leader {
+		return fsm.Result{}, fmt.Errorf("propose: %w", ErrNotLeader)
+	}
+	if err := ctx.Err(); err != nil {
+		return fsm.Result{}, fmt.Errorf("propose: %w", err)
+	}
+	start := time.Now()
+	p := &proposal{cmd: cmd, size: fsm.EncodedSize(&cmd), done: make(chan outcome, 1)}
+	select {
+	case n.proposeCh <- p:
+	case <-ctx.Done():
+		return fsm.Result{}, fmt.Errorf("propose: %w", ctx.Err())
+	case <-n.coalescerDone:
+		return fsm.Result{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+	}
+	o, err := n.await(ctx, p)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	n.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	return o.res, o.err
+}
+
+// await waits for p's outcome. When ctx ends or the node stops first, an
+// outcome that has already arrived still wins; otherwise a proposal the
+// coalescer never took is withdrawn (known: not proposed), and one it took
+// is reported as ErrOutcomeUnknown.
+func (n *Node) await(ctx context.Context, p *proposal) (outcome, error) {
+	ready := func() (outcome, bool) {
+		select {
+		case o := <-p.done:
+			return o, true
+		default:
+			return outcome{}, false
+		}
+	}
+	var stopped error // why we stopped waiting, when it is not p.done
+	select {
+	case o := <-p.done:
+		return o, nil
+	case <-ctx.Done():
+		if p.cancel() {
+			return outcome{}, fmt.Errorf("propose: %w", ctx.Err())
+		}
+		stopped = ctx.Err()
+	case <-n.coalescerDone:
+		// The coalescer answers every proposal it took; one it never saw
+		// after its final drain would wait forever.
+		if p.cancel() {
+			return outcome{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+		}
+		select {
+		case o := <-p.done:
+			return o, nil
+		case <-ctx.Done():
+			stopped = ctx.Err()
+		case <-n.raftDown:
+			// raft may never answer an entry it still held (raft#498).
+			stopped = raft.ErrRaftShutdown
+		}
+	}
+	if o, ok := ready(); ok {
+		return o, nil
+	}
+	return outcome{}, fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, stopped)
+}
+
+// runCoalescer turns queued proposals into log entries: it takes the first
+// waiting command, waits for one of MaxPendingApplies apply slots, then
+// drains whatever else is already waiting (no timer) up to MaxBatchBytes
+// into one entry. While every slot is busy, commands pile up in proposeCh,
+// so entries grow with load and shrink to one command when idle.
+func (n *Node) runCoalescer() {
+	defer n.bg.Done()
+	defer close(n.coalescerDone)
+	slots := make(chan struct{}, n.opts.MaxPendingApplies)
+	var scratch []fsm.Command
+	var carry *proposal // taken, but did not fit the previous entry
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-n.proposeCh:
+				if !first.take() {
+					continue // its caller gave up before we got to it
+				}
+			case <-n.stopCoalescer:
+				n.failQueued()
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-n.stopCoalescer:
+			first.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+			n.failQueued()
+			return
+		}
+		batch := []*proposal{first}
+		size := entryOverhead + first.size
+	drain:
+		for size < n.opts.MaxBatchBytes {
+			select {
+			case p := <-n.proposeCh:
+				if !p.take() {
+					continue
+				}
+				if size+p.size > n.opts.MaxBatchBytes {
+					carry = p
+					break drain
+				}
+				batch = append(batch, p)
+				size += p.size
+			default:
+				break drain
+			}
+		}
+		scratch = n.dispatch(batch, size, slots, scratch)
+	}
+}
+
+// dispatch encodes batch as one entry stamped with leader time, hands it to
+// raft and starts a waiter that releases the slot when the entry resolves.
+// It returns the scratch slice for reuse.
+func (n *Node) dispatch(batch []*proposal, size int, slots chan struct{}, scratch []fsm.Command) []fsm.Command {
+	cmds := scratch[:0]
+	for _, p := range batch {
+		cmds = append(cmds, p.cmd)
+	}
+	// Leader time is stamped here, on the leader, after any forwarding.
+	e := fsm.Entry{Now: n.opts.Now().UnixNano(), Commands: cmds}
+	// raft keeps Log.Data (log cache, replication), so every entry gets a
+	// fresh buffer; only the command scratch is reused.
+	data := fsm.EncodeEntry(make([]byte, 0, size+size/8+64), &e)
+	clear(cmds) // drop references to message bodies until the next batch
+	if cap(cmds) > scratchKeep {
+		cmds = nil
+	}
+
+	n.metrics.entriesProposed.Inc()
+	n.metrics.commandsPerEntry.Observe(float64(len(batch)))
+	n.metrics.entryBytes.Observe(float64(len(data)))
+
+	if !n.raftUsers.enter() { // cannot happen: the coalescer stops first
+		for _, p := range batch {
+			p.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+		}
+		<-slots
+		return cmds
+	}
+	fut := n.raft.Apply(data, n.opts.ApplyTimeout)
+	go func() {
+		defer n.raftUsers.leave()
+		defer func() { <-slots }()
+		n.deliver(batch, fut)
+	}()
+	return cmds
+}
+
+// deliver waits for fut and gives every proposal in batch its own outcome.
+func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture) {
+	if err := fut.Error(); err != nil {
+		err = mapApplyError(err)
+		for _, p := range batch {
+			p.finish(outcome{err: err})
+		}
+		return
+	}
+	var fail error
+	switch r := fut.Response().(type) {
+	case []fsm.Result:
+		if len(r) == len(batch) {
+			for i, p := range batch {
+				p.finish(outcome{res: r[i]})
+			}
+			return
+		}
+		// Committed, but the answers cannot be matched to the callers.
+		fail = fmt.Errorf("propose: %w: %d results for %d commands", ErrOutcomeUnknown, len(r), len(batch))
+	case error:
+		// The FSM could not decode the entry; every replica rejects it the
+		// same way, so nothing changed.
+		fail = fmt.Errorf("propose: entry rejected by the state machine: %w", r)
+	default:
+		fail = fmt.Errorf("propose: %w: unexpected FSM response %T", ErrOutcomeUnknown, r)
+	}
+	n.log.Error("propose: bad FSM response", "index", fut.Index(), "err", fail)
+	for _, p := range batch {
+		p.finish(outcome{err: fail})
+	}
+}
+
+// mapApplyError sorts raft's errors into "not written, retry anywhere" and
+// "may or may not commit".
+func mapApplyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader),
+		errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("propose: %w (%w)", ErrNotLeader, err)
+	default:
+		// ErrLeadershipLost, ErrRaftShutdown: the entry may be in the log
+		// of a majority and commit under the next leader.
+		return fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, err)
+	}
+}
+
+// failQueued answers every proposal still waiting in proposeCh: none of them
+// reached raft.
+func (n *Node) failQueued() {
+	for {
+		select {
+		case p := <-n.proposeCh:
+			if p.take() {
+				p.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+			}
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"testing"
+	"time"
+)
+
+// TestParseFlags_SimplehttpStyleAndEnvironment: names are case-insensitive
+// with "_" as "-", both --name=value and --name value work, and unset flags
+// come from QUORUMQ_* variables while the command line wins.
+func TestParseFlags_SimplehttpStyleAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		depth int64
+		dir   string
+		wait  time.Duration
+	}{
+		{name: "equals", args: []string{"--max-depth=5"}, depth: 5, dir: "d", wait: time.Second},
+		{name: "separate value", args: []string{"--max-depth", "6"}, depth: 6, dir: "d", wait: time.Second},
+		{name: "case and underscore", args: []string{"--MAX_DEPTH=7"}, depth: 7, dir: "d", wait: time.Second},
+		{name: "environment", env: map[string]string{"QUORUMQ_MAX_DEPTH": "8", "QUORUMQ_DATA_DIR": "/x", "QUORUMQ_FORWARD_TIMEOUT": "3s"}, depth: 8, dir: "/x", wait: 3 * time.Second},
+		{name: "flag beats environment", args: []string{"--max-depth=9"}, env: map[string]string{"QUORUMQ_MAX_DEPTH": "8"}, depth: 9, dir: "d", wait: time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			depth := fs.Int64("max-depth", 0, "")
+			dir := fs.String("data-dir", "d", "")
+			wait := fs.Duration("forward-timeout", time.Second, "")
+			if err := parseFlags(fs, tc.args, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if *depth != tc.depth || *dir != tc.dir || *wait != tc.wait {
+				t.Fatalf("got depth=%d dir=%q wait=%v", *depth, *dir, *wait)
+			}
+		})
+	}
+}
+
+// TestParseFlags_BadInput_Errors: unknown flags, stray arguments and bad
+// environment values are errors, not silently ignored.
+func TestParseFlags_BadInput_Errors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+	}{
+		{name: "unknown flag", args: []string{"--bogus=1"}},
+		{name: "stray argument", args: []string{"extra"}},
+		{name: "bad value", args: []string{"--max-depth=abc"}},
+		{name: "bad environment value", env: "abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("QUORUMQ_MAX_DEPTH", tc.env)
+			}
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.Int64("max-depth", 0, "")
+			if err := parseFlags(fs, tc.args, io.Discard); err == nil {
+				t.Fatal("expected an error")
+			}
+		})
+	}
+}

@@ -1,0 +1,48 @@
+// Command quorumq is the single binary of quorumq: `quorumq serve` runs a
+// node; the other subcommands are tools around it. main only parses the
+// subcommand and hands off.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `quorumq: a replicated message queue that speaks bitly's simplehttp API.
+
+Usage: quorumq <command> [flags]
+
+Commands:
+  serve       run a node (queue port 8081, pubsub port 8080)
+  version     print the version
+
+Run "quorumq <command> --help" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "quorumq %s\n", version)
+		return 0
+	case "help", "--help", "-h", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "quorumq: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/server"
+)
+
+func serve(args []string, stderr io.Writer) int {
+	var (
+		cfg              server.Config
+		join, overflow   string
+		logLevel, logFmt string
+		shutdownTimeout  time.Duration
+	)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeID, "node-id", "", "node id for raft and gossip (default: <hostname>-<random>, persisted in --data-dir)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./quorumq-data", "raft log, snapshots and node identity")
+	fs.StringVar(&cfg.QueueAddr, "queue-addr", "0.0.0.0:8081", "simplequeue-compatible HTTP API")
+	fs.StringVar(&cfg.PubsubAddr, "pubsub-addr", "0.0.0.0:8080", "pubsub-compatible HTTP API")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "0.0.0.0:8300", "raft transport")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "0.0.0.0:7946", "memberlist gossip (TCP and UDP)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "host other nodes use to reach this one (default: bind host, or the first non-loopback address when binding 0.0.0.0)")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of existing members")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 1, "number of servers to wait for before the first election")
+	fs.DurationVar(&cfg.ForwardTimeout, "forward-timeout", 5*time.Second, "how long a request waits for a leader before 503")
+
+	fs.Int64Var(&cfg.MaxMsgSize, "max-msg-size", 256<<10, "largest message in bytes (413 above)")
+	fs.Int64Var(&cfg.MaxBodySize, "max-body-size", 5<<20, "largest request body in bytes (413 above)")
+	fs.Int64Var(&cfg.MaxDepth, "max-depth", 0, "messages a queue may hold (0: unlimited)")
+	fs.Int64Var(&cfg.MaxBytes, "max-bytes", 0, "message bytes a queue may hold (0: unlimited)")
+	policy := fs.String("overflow-policy", "reject", "when a queue is full: reject (non-200, nothing stored) or evict-oldest (simplequeue's behaviour)")
+	fs.StringVar(&overflow, "overflow-log", "", "file that receives messages evicted by evict-oldest (reopened on SIGHUP)")
+	fs.IntVar(&cfg.MaxMGet, "max-mget", 0, "upper bound for /mget?items= (0: unlimited)")
+	fs.StringVar(&cfg.MGetSep, "mget-item-sep", "\n", "default separator between /mget items")
+	fs.StringVar(&cfg.MPutSep, "mput-item-sep", "\n", "default separator of /mput records")
+
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "raft heartbeat timeout (0: cluster default)")
+	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "raft election timeout (0: cluster default)")
+	fs.DurationVar(&cfg.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "raft leader lease timeout (0: cluster default)")
+	fs.DurationVar(&cfg.CommitTimeout, "raft-commit-timeout", 0, "raft commit timeout (0: cluster default)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "log entries between snapshots (0: cluster default)")
+	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often to check for a snapshot (0: cluster default)")
+	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", 0, "log entries kept after a snapshot (0: cluster default)")
+	fs.IntVar(&cfg.MaxAppendEntries, "raft-max-append-entries", 0, "entries per append RPC and apply batch (0: cluster default)")
+
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&logFmt, "log-format", "text", "text or json")
+	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on a graceful shutdown")
+
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "quorumq serve: %v\n", err)
+		return 2
+	}
+	logger, err := newLogger(stderr, logLevel, logFmt)
+	if err != nil {
+		fmt.Fprintf(stderr, "quorumq serve: %v\n", err)
+		return 2
+	}
+	switch *policy {
+	case "reject":
+		cfg.OverflowPolicy = fsm.OverflowReject
+	case "evict-oldest":
+		cfg.OverflowPolicy = fsm.OverflowEvictOldest
+	default:
+		fmt.Fprintf(stderr, "quorumq serve: --overflow-policy=%q: want reject or evict-oldest\n", *policy)
+		return 2
+	}
+	if join != "" {
+		for _, a := range strings.Split(join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
+	cfg.OverflowLog = overflow
+	cfg.Logger = logger
+
+	// Signals first, so a SIGTERM during start-up is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	srv, err := server.Start(cfg)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := srv.ReopenLogs(); err != nil {
+					logger.Error("reopen overflow log", "err", err)
+					return 1
+				}
+				logger.Info("reopened overflow log", "path", cfg.OverflowLog)
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				logger.Error("shutdown", "err", err)
+				return 1
+			}
+			return 0
+		case err := <-srv.Err():
+			logger.Error("fatal", "err", err)
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			srv.Shutdown(ctx)
+			cancel()
+			return 1
+		}
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level=%q: %v", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format=%q: want text or json", format)
+}

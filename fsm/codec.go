@@ -1,0 +1,283 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// The log encoding is a compact, hand-rolled binary format: one version byte,
+// the leader time, then the commands, each an op byte followed by the fields
+// that op uses. Integers are varints and byte strings are length-prefixed.
+// It is stable (no Go struct layout leaks into it) and costs one pass to
+// decode; message bodies are copied out so that retained messages never pin a
+// whole log entry in memory.
+
+// EncodeEntry appends the encoding of e to buf and returns the result.
+func EncodeEntry(buf []byte, e *Entry) []byte {
+	buf = append(buf, Version)
+	buf = binary.AppendVarint(buf, e.Now)
+	buf = binary.AppendUvarint(buf, uint64(len(e.Commands)))
+	for i := range e.Commands {
+		buf = appendCommand(buf, &e.Commands[i])
+	}
+	return buf
+}
+
+// EncodedSize is an upper bound on the encoded size of c, for batching
+// decisions: 64 bytes cover the fixed fields of any op, and every variable
+// field is counted with a 10-byte length prefix.
+func EncodedSize(c *Command) int {
+	n := 64 + len(c.Queue) + len(c.ReqID) + len(c.Data) + len(c.Reason) + len(c.Config.DeadLetter) + 10*len(c.IDs)
+	for _, m := range c.Messages {
+		n += len(m) + 10
+	}
+	return n
+}
+
+func appendCommand(buf []byte, c *Command) []byte {
+	buf = append(buf, byte(c.Op))
+	buf = appendString(buf, c.Queue)
+	switch c.Op {
+	case OpPut:
+		buf = binary.AppendUvarint(buf, uint64(len(c.Messages)))
+		for _, m := range c.Messages {
+			buf = appendBytes(buf, m)
+		}
+		buf = binary.AppendVarint(buf, int64(c.Delay))
+		buf = appendString(buf, c.ReqID)
+		buf = appendLimits(buf, c.Limits)
+	case OpGet:
+		buf = binary.AppendUvarint(buf, uint64(c.Max))
+		buf = binary.AppendVarint(buf, int64(c.Lease))
+	case OpAck:
+		buf = appendIDs(buf, c.IDs)
+	case OpNack:
+		buf = appendIDs(buf, c.IDs)
+		buf = binary.AppendVarint(buf, int64(c.Delay))
+		if c.HasData {
+			buf = append(buf, 1)
+			buf = appendBytes(buf, c.Data)
+		} else {
+			buf = append(buf, 0)
+		}
+		buf = appendString(buf, c.Reason)
+	case OpTouch:
+		buf = appendIDs(buf, c.IDs)
+		buf = binary.AppendVarint(buf, int64(c.Lease))
+	case OpConfigure:
+		buf = appendConfig(buf, c.Config)
+	case OpResetStats, OpTick:
+	}
+	return buf
+}
+
+func appendConfig(buf []byte, cfg QueueConfig) []byte {
+	buf = binary.AppendVarint(buf, int64(cfg.DefaultLease))
+	buf = binary.AppendUvarint(buf, uint64(cfg.MaxAttempts))
+	buf = appendString(buf, cfg.DeadLetter)
+	return appendLimits(buf, cfg.Limits)
+}
+
+func appendLimits(buf []byte, l Limits) []byte {
+	buf = binary.AppendVarint(buf, l.MaxDepth)
+	buf = binary.AppendVarint(buf, l.MaxBytes)
+	return append(buf, byte(l.Policy))
+}
+
+func appendIDs(buf []byte, ids []uint64) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(ids)))
+	for _, id := range ids {
+		buf = binary.AppendUvarint(buf, id)
+	}
+	return buf
+}
+
+func appendString(buf []byte, s string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+func appendBytes(buf, b []byte) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(b)))
+	return append(buf, b...)
+}
+
+// DecodeEntry decodes one log entry. Message bodies are copies.
+func DecodeEntry(data []byte) (Entry, error) {
+	var e Entry
+	d := decoder{buf: data}
+	v := d.byte()
+	if d.err == nil && v > Version {
+		return e, fmt.Errorf("%w: entry version %d, this binary reads up to %d", ErrNewerVersion, v, Version)
+	}
+	if d.err == nil && v == 0 {
+		return e, fmt.Errorf("%w: entry version 0", ErrCorrupt)
+	}
+	e.Now = d.varint()
+	n := d.count(2)
+	if d.err != nil {
+		return e, d.err
+	}
+	e.Commands = make([]Command, n)
+	for i := range e.Commands {
+		d.command(&e.Commands[i])
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.buf))
+	}
+	return e, d.err
+}
+
+// decoder reads the format written above; the first failure sticks in err and
+// every later read returns zero values, so callers check once at the end.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: short or malformed %s", ErrCorrupt, what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.buf) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	b := d.buf[0]
+	d.buf = d.buf[1:]
+	return b
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a length and checks that at least min bytes per element remain,
+// so a corrupt length cannot make us allocate a huge slice.
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.buf)/min)+1 {
+		d.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) raw() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.buf)) {
+		d.fail("byte string")
+		return nil
+	}
+	b := d.buf[:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) bytes() []byte {
+	b := d.raw()
+	if b == nil {
+		return nil
+	}
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}
+
+func (d *decoder) string() string { return string(d.raw()) }
+
+func (d *decoder) ids() []uint64 {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.uvarint()
+	}
+	return ids
+}
+
+func (d *decoder) limits() Limits {
+	return Limits{MaxDepth: d.varint(), MaxBytes: d.varint(), Policy: OverflowPolicy(d.byte())}
+}
+
+func (d *decoder) config() QueueConfig {
+	return QueueConfig{
+		DefaultLease: time.Duration(d.varint()),
+		MaxAttempts:  uint32(d.uvarint()),
+		DeadLetter:   d.string(),
+		Limits:       d.limits(),
+	}
+}
+
+func (d *decoder) command(c *Command) {
+	c.Op = Op(d.byte())
+	c.Queue = d.string()
+	switch c.Op {
+	case OpPut:
+		n := d.count(1)
+		if n > 0 {
+			c.Messages = make([][]byte, n)
+			for i := range c.Messages {
+				c.Messages[i] = d.bytes()
+			}
+		}
+		c.Delay = time.Duration(d.varint())
+		c.ReqID = d.string()
+		c.Limits = d.limits()
+	case OpGet:
+		c.Max = int(d.uvarint())
+		c.Lease = time.Duration(d.varint())
+	case OpAck:
+		c.IDs = d.ids()
+	case OpNack:
+		c.IDs = d.ids()
+		c.Delay = time.Duration(d.varint())
+		if d.byte() == 1 {
+			c.HasData = true
+			c.Data = d.bytes()
+			if c.Data == nil {
+				c.Data = []byte{}
+			}
+		}
+		c.Reason = d.string()
+	case OpTouch:
+		c.IDs = d.ids()
+		c.Lease = time.Duration(d.varint())
+	case OpConfigure:
+		c.Config = d.config()
+	case OpResetStats, OpTick:
+	default:
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: unknown op %d", ErrCorrupt, c.Op)
+		}
+	}
+}

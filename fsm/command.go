@@ -1,0 +1,211 @@
+package fsm
+
+import (
+	"errors"
+	"time"
+)
+
+// Version is the format version written as the first byte of every log entry.
+// A replica that meets a newer version refuses to apply it rather than diverge.
+const Version = 1
+
+// Op is the type of one command.
+type Op uint8
+
+// The command set. Values are part of the log format: never renumber them.
+const (
+	// OpPut stores one or more messages (simplequeue /put and /mput).
+	OpPut Op = 1
+	// OpGet hands out up to Max ready messages: popped when Lease is 0,
+	// leased (in flight until acked or the lease ends) otherwise.
+	OpGet Op = 2
+	// OpAck finishes leased messages.
+	OpAck Op = 3
+	// OpNack gives leased messages back, ready again after Delay; Data, when
+	// HasData is set, replaces the message body.
+	OpNack Op = 4
+	// OpTouch extends the lease of in-flight messages to now+Lease.
+	OpTouch Op = 5
+	// OpConfigure replaces a queue's settings.
+	OpConfigure Op = 6
+	// OpResetStats zeroes a queue's puts, gets and depth_high_water.
+	OpResetStats Op = 7
+	// OpTick only advances time: expired leases and due deferred messages of
+	// every queue are moved to ready. The leader proposes it so that /stats
+	// and followers converge without client traffic.
+	OpTick Op = 8
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPut:
+		return "put"
+	case OpGet:
+		return "get"
+	case OpAck:
+		return "ack"
+	case OpNack:
+		return "nack"
+	case OpTouch:
+		return "touch"
+	case OpConfigure:
+		return "configure"
+	case OpResetStats:
+		return "reset_stats"
+	case OpTick:
+		return "tick"
+	}
+	return "unknown"
+}
+
+// OverflowPolicy says what a put does when it would take a queue past its limits.
+type OverflowPolicy uint8
+
+const (
+	// OverflowReject refuses the whole put with ErrQueueFull and stores nothing.
+	OverflowReject OverflowPolicy = 0
+	// OverflowEvictOldest stores the put, then drops ready messages from the
+	// head until the queue fits again (simplequeue's behaviour).
+	OverflowEvictOldest OverflowPolicy = 1
+)
+
+// Limits bound a queue. Zero means unlimited. The leader stamps its
+// configured limits into every put so that all replicas enforce the same ones.
+type Limits struct {
+	MaxDepth int64
+	MaxBytes int64
+	Policy   OverflowPolicy
+}
+
+// QueueConfig holds the replicated per-queue settings.
+type QueueConfig struct {
+	// DefaultLease is used by a leased get that gives no lease of its own (0: none).
+	DefaultLease time.Duration
+	// MaxAttempts is the number of deliveries after which a message that is
+	// nacked or whose lease runs out goes to DeadLetter (0: unlimited).
+	MaxAttempts uint32
+	// DeadLetter names the queue that receives messages past MaxAttempts.
+	// Empty: such messages are dropped and counted in Dead.
+	DeadLetter string
+	// Limits, when any field is set, override the limits a put carries.
+	Limits Limits
+}
+
+// NoLease in Command.Lease asks a get to pop even on a queue with a default lease.
+const NoLease time.Duration = -1
+
+// Command is one state change. Which fields matter depends on Op.
+type Command struct {
+	Op    Op
+	Queue string
+
+	// Put.
+	Messages [][]byte
+	Delay    time.Duration // also Nack
+	// ReqID is the client's request id (id=KEY on /put): a put whose ReqID was
+	// applied within DedupWindow is not applied again.
+	ReqID  string
+	Limits Limits
+
+	// Get: up to Max messages. Lease > 0 leases them for that long; 0 uses
+	// the queue's DefaultLease, which pops them when none is set; < 0 (NoLease)
+	// always pops. Touch: the new lease, 0 meaning the queue's DefaultLease.
+	Max   int
+	Lease time.Duration
+
+	// Ack, Nack, Touch.
+	IDs     []uint64
+	HasData bool   // Nack: Data replaces the body
+	Data    []byte // Nack
+	Reason  string // Nack: recorded as the message's last error
+
+	// Configure.
+	Config QueueConfig
+}
+
+// Entry is one Raft log entry: commands that share the leader's timestamp.
+// Grouping many requests into one entry is the application half of group commit.
+type Entry struct {
+	// Now is the leader's wall clock in Unix nanoseconds when it proposed the entry.
+	Now      int64
+	Commands []Command
+}
+
+// Message is a message handed to a reader.
+type Message struct {
+	ID uint64
+	// Attempts counts deliveries, this one included.
+	Attempts uint32
+	Data     []byte
+	// LastError is the reason of the last nack, or "lease expired"; empty
+	// on a first delivery.
+	LastError string
+}
+
+// Result is the outcome of one command, returned to the node that proposed it.
+// Byte slices in it share memory with the state (a leased message keeps its
+// body there): treat them as read-only.
+type Result struct {
+	// Err is a business outcome such as ErrQueueFull; the command changed nothing.
+	Err error
+	// IDs are the ids assigned by a put, in order.
+	IDs []uint64
+	// Duplicate is set when a put's ReqID was seen within the window;
+	// IDs then holds the ids of the original put.
+	Duplicate bool
+	// Messages are what a get handed out, oldest first.
+	Messages []Message
+	// Evicted are bodies dropped by OverflowEvictOldest, oldest first; the
+	// proposer writes them to its overflow log.
+	Evicted [][]byte
+	// Count is how many ids an ack, nack or touch applied to.
+	Count int
+}
+
+// Errors returned in Result.Err. Each leaves the state unchanged.
+var (
+	// ErrQueueFull is returned when a put would exceed the queue's limits under OverflowReject.
+	ErrQueueFull = errors.New("queue is full")
+	// ErrNotInFlight is returned for an ack, nack or touch of an id that is not
+	// leased: unknown, already acked, or its lease ran out.
+	ErrNotInFlight = errors.New("message is not in flight")
+	// ErrInvalidQueueName is returned for a queue name outside [A-Za-z0-9._-]{1,64}.
+	ErrInvalidQueueName = errors.New("invalid queue name")
+	// ErrInvalidCommand is returned for a command whose fields are inconsistent.
+	ErrInvalidCommand = errors.New("invalid command")
+	// ErrTooManyQueues is returned when a command would create a queue past MaxQueues.
+	ErrTooManyQueues = errors.New("too many queues")
+)
+
+// Errors that stop decoding a log entry or a snapshot.
+var (
+	// ErrCorrupt means the bytes do not decode as a log entry or snapshot.
+	ErrCorrupt = errors.New("corrupt encoding")
+	// ErrNewerVersion means the bytes were written by a newer quorumq.
+	ErrNewerVersion = errors.New("written by a newer version")
+)
+
+const (
+	// MaxQueues bounds the number of queues so a client cannot exhaust memory with names.
+	MaxQueues = 10000
+	// DedupWindow is how long a put's ReqID is remembered.
+	DedupWindow = 2 * time.Minute
+	// DedupMaxKeys bounds the dedup table; the oldest keys are forgotten first.
+	DedupMaxKeys = 200000
+)
+
+// ValidQueueName reports whether name matches [A-Za-z0-9._-]{1,64}.
+func ValidQueueName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,605 @@
+package fsm
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/google/btree"
+)
+
+// state is the whole replicated state. It is plain data with deterministic
+// methods: no locks, no clock, no I/O. Every input it uses comes from the
+// log (the entry's leader time included), so replaying the log rebuilds
+// exactly the same state on every replica.
+type state struct {
+	// now is the latest leader time applied: max over all entries, so time
+	// never runs backwards when a new leader's clock is behind.
+	now int64
+	// index is the raft index of the last entry applied.
+	index uint64
+	// nextID is the id the next stored message gets. Ids are global so that
+	// /ack needs no queue name.
+	nextID uint64
+
+	queues map[string]*queue
+	// inflight holds every leased message, by id.
+	inflight *btree.BTreeG[lease]
+	// dedup remembers recent put request ids by key; dedupOrder expires them
+	// oldest first (leader time only grows, so insertion order is expiry order).
+	dedup      *btree.BTreeG[dedupEntry]
+	dedupOrder deque[dedupRef]
+
+	// woken collects queues that gained ready messages during an apply, for
+	// the FSM's local notifications. Not part of the replicated state.
+	woken map[string]struct{}
+}
+
+// item is one stored message.
+type item struct {
+	id       uint64
+	attempts uint32
+	data     []byte
+	// info is set only for messages that carry a last error or came through
+	// a dead-letter move; most messages never need it.
+	info *itemInfo
+}
+
+type itemInfo struct {
+	lastError string
+	deadFrom  string // queue it was dead-lettered from
+}
+
+type queue struct {
+	name string
+	cfg  QueueConfig
+
+	ready deque[item]
+	// byDeadline orders this queue's leases for expiry; the leases themselves
+	// live in state.inflight.
+	byDeadline *btree.BTreeG[timedRef]
+	// deferred holds messages waiting for their release time.
+	deferred *btree.BTreeG[deferredItem]
+
+	inflightN int64
+	bytes     int64
+
+	puts, gets     uint64
+	depthHighWater int64
+	overflow       uint64
+	dead           uint64
+}
+
+type lease struct {
+	id       uint64
+	queue    string
+	deadline int64
+	it       item
+}
+
+type timedRef struct {
+	at int64
+	id uint64
+}
+
+type deferredItem struct {
+	at int64
+	it item
+}
+
+type dedupEntry struct {
+	key     string
+	expires int64
+	ids     []uint64
+}
+
+type dedupRef struct {
+	key     string
+	expires int64
+}
+
+const btreeDegree = 32
+
+func lessLease(a, b lease) bool      { return a.id < b.id }
+func lessTimed(a, b timedRef) bool   { return a.at < b.at || (a.at == b.at && a.id < b.id) }
+func lessDedup(a, b dedupEntry) bool { return a.key < b.key }
+func lessDeferred(a, b deferredItem) bool {
+	return a.at < b.at || (a.at == b.at && a.it.id < b.it.id)
+}
+
+func newState() *state {
+	return &state{
+		nextID:   1,
+		queues:   make(map[string]*queue),
+		inflight: btree.NewG(btreeDegree, lessLease),
+		dedup:    btree.NewG(btreeDegree, lessDedup),
+		woken:    make(map[string]struct{}),
+	}
+}
+
+func newQueue(name string) *queue {
+	return &queue{
+		name:       name,
+		byDeadline: btree.NewG(btreeDegree, lessTimed),
+		deferred:   btree.NewG(btreeDegree, lessDeferred),
+	}
+}
+
+func (q *queue) held() int64 { return int64(q.ready.Len()) + q.inflightN + int64(q.deferred.Len()) }
+
+// limits returns the queue's own limits if any are set, else the put's.
+func (q *queue) limits(fromPut Limits) Limits {
+	if q.cfg.Limits != (Limits{}) {
+		return q.cfg.Limits
+	}
+	return fromPut
+}
+
+func (s *state) apply(e *Entry) []Result {
+	if e.Now > s.now {
+		s.now = e.Now
+	}
+	out := make([]Result, len(e.Commands))
+	for i := range e.Commands {
+		out[i] = s.applyCommand(&e.Commands[i])
+	}
+	return out
+}
+
+func (s *state) applyCommand(c *Command) Result {
+	switch c.Op {
+	case OpPut:
+		return s.put(c)
+	case OpGet:
+		return s.get(c)
+	case OpAck, OpNack, OpTouch:
+		return s.settle(c)
+	case OpConfigure:
+		return s.configure(c)
+	case OpResetStats:
+		if q := s.queues[c.Queue]; q != nil {
+			q.puts, q.gets, q.depthHighWater = 0, 0, 0
+		}
+		return Result{}
+	case OpTick:
+		s.sweepAll()
+		return Result{}
+	}
+	return Result{Err: ErrInvalidCommand}
+}
+
+// queueFor returns the named queue, creating it if create is set.
+func (s *state) queueFor(name string, create bool) (*queue, error) {
+	if q := s.queues[name]; q != nil {
+		return q, nil
+	}
+	if !ValidQueueName(name) {
+		return nil, ErrInvalidQueueName
+	}
+	if !create {
+		return nil, nil
+	}
+	if len(s.queues) >= MaxQueues {
+		return nil, ErrTooManyQueues
+	}
+	q := newQueue(name)
+	s.queues[name] = q
+	return q, nil
+}
+
+func (s *state) put(c *Command) Result {
+	if len(c.Messages) == 0 || c.Delay < 0 || c.Limits.Policy > OverflowEvictOldest {
+		return Result{Err: ErrInvalidCommand}
+	}
+	q, err := s.queueFor(c.Queue, true)
+	if err != nil {
+		return Result{Err: err}
+	}
+	s.expireDedup()
+	var key string
+	if c.ReqID != "" {
+		key = c.Queue + "\x00" + c.ReqID
+		if d, ok := s.dedup.Get(dedupEntry{key: key}); ok {
+			return Result{IDs: slices.Clone(d.ids), Duplicate: true}
+		}
+	}
+	s.sweep(q)
+	lim := q.limits(c.Limits)
+	if lim.Policy == OverflowReject {
+		var size int64
+		for _, m := range c.Messages {
+			size += int64(len(m))
+		}
+		if (lim.MaxDepth > 0 && q.held()+int64(len(c.Messages)) > lim.MaxDepth) ||
+			(lim.MaxBytes > 0 && q.bytes+size > lim.MaxBytes) {
+			return Result{Err: ErrQueueFull}
+		}
+	}
+	res := Result{IDs: make([]uint64, len(c.Messages))}
+	for i, m := range c.Messages {
+		it := item{id: s.nextID, data: m}
+		s.nextID++
+		res.IDs[i] = it.id
+		q.puts++
+		q.bytes += int64(len(m))
+		if c.Delay > 0 {
+			if lim.Policy == OverflowEvictOldest && lim.MaxBytes > 0 && int64(len(m)) > lim.MaxBytes {
+				// Alone too big for the queue: evicted as it arrives.
+				q.bytes -= int64(len(m))
+				q.overflow++
+				res.Evicted = append(res.Evicted, m)
+				continue
+			}
+			q.deferred.ReplaceOrInsert(deferredItem{at: s.now + int64(c.Delay), it: it})
+			if lim.Policy == OverflowEvictOldest {
+				for lim.over(q) && q.ready.Len() > 0 {
+					res.Evicted = append(res.Evicted, q.evictHead())
+				}
+			}
+			continue
+		}
+		q.ready.PushBack(it)
+		q.raiseHighWater()
+		// simplequeue checks its limits after every record, evicting from
+		// the head. The new record is kept unless it alone exceeds the byte
+		// limit; leased and deferred messages cannot be evicted, so they can
+		// keep the queue above its limits for a while.
+		if lim.Policy == OverflowEvictOldest {
+			for lim.over(q) && q.ready.Len() > 1 {
+				res.Evicted = append(res.Evicted, q.evictHead())
+			}
+			if lim.MaxBytes > 0 && int64(len(m)) > lim.MaxBytes {
+				res.Evicted = append(res.Evicted, q.evictHead())
+			}
+		}
+	}
+	if q.ready.Len() > 0 {
+		s.wake(q)
+	}
+	if key != "" {
+		s.rememberDedup(key, res.IDs)
+	}
+	return res
+}
+
+func (l Limits) over(q *queue) bool {
+	return (l.MaxDepth > 0 && q.held() > l.MaxDepth) || (l.MaxBytes > 0 && q.bytes > l.MaxBytes)
+}
+
+func (q *queue) evictHead() []byte {
+	old := q.ready.PopFront()
+	q.bytes -= int64(len(old.data))
+	q.overflow++
+	return old.data
+}
+
+func (q *queue) raiseHighWater() {
+	if d := int64(q.ready.Len()); d > q.depthHighWater {
+		q.depthHighWater = d
+	}
+}
+
+func (s *state) get(c *Command) Result {
+	if c.Max <= 0 {
+		return Result{Err: ErrInvalidCommand}
+	}
+	q, err := s.queueFor(c.Queue, false)
+	if err != nil || q == nil {
+		return Result{Err: err}
+	}
+	s.sweep(q)
+	leaseFor := c.Lease
+	if leaseFor == 0 {
+		leaseFor = q.cfg.DefaultLease
+	}
+	n := min(c.Max, q.ready.Len())
+	if n == 0 {
+		return Result{}
+	}
+	res := Result{Messages: make([]Message, n)}
+	for i := 0; i < n; i++ {
+		it := q.ready.PopFront()
+		it.attempts++
+		q.gets++
+		res.Messages[i] = Message{ID: it.id, Attempts: it.attempts, Data: it.data}
+		if it.info != nil {
+			res.Messages[i].LastError = it.info.lastError
+		}
+		if leaseFor > 0 {
+			deadline := s.now + int64(leaseFor)
+			s.inflight.ReplaceOrInsert(lease{id: it.id, queue: q.name, deadline: deadline, it: it})
+			q.byDeadline.ReplaceOrInsert(timedRef{at: deadline, id: it.id})
+			q.inflightN++
+		} else {
+			q.bytes -= int64(len(it.data))
+		}
+	}
+	return res
+}
+
+// settle applies ack, nack and touch. All ids must be in flight (and in
+// c.Queue when it is set), otherwise nothing changes.
+func (s *state) settle(c *Command) Result {
+	if len(c.IDs) == 0 || (c.Op == OpNack && (c.Delay < 0 || (c.HasData && len(c.IDs) != 1))) {
+		return Result{Err: ErrInvalidCommand}
+	}
+	// Expire first, so that an id whose lease ran out is reported as such.
+	swept := map[string]bool{}
+	for _, id := range c.IDs {
+		if l, ok := s.inflight.Get(lease{id: id}); ok && !swept[l.queue] {
+			swept[l.queue] = true
+			s.sweep(s.queues[l.queue])
+		}
+	}
+	leases := make([]lease, 0, len(c.IDs))
+	seen := make(map[uint64]bool, len(c.IDs))
+	for _, id := range c.IDs {
+		if seen[id] {
+			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+		}
+		seen[id] = true
+		l, ok := s.inflight.Get(lease{id: id})
+		if !ok || (c.Queue != "" && l.queue != c.Queue) {
+			return Result{Err: ErrNotInFlight, IDs: []uint64{id}}
+		}
+		if c.Op == OpTouch && c.Lease <= 0 && s.queues[l.queue].cfg.DefaultLease <= 0 {
+			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+		}
+		leases = append(leases, l)
+	}
+	// Messages returning to the head go back oldest first.
+	slices.SortFunc(leases, func(a, b lease) int { return cmp.Compare(b.id, a.id) })
+	for _, l := range leases {
+		q := s.queues[l.queue]
+		if c.Op == OpTouch {
+			d := c.Lease
+			if d <= 0 {
+				d = q.cfg.DefaultLease
+			}
+			q.byDeadline.Delete(timedRef{at: l.deadline, id: l.id})
+			l.deadline = s.now + int64(d)
+			q.byDeadline.ReplaceOrInsert(timedRef{at: l.deadline, id: l.id})
+			s.inflight.ReplaceOrInsert(l)
+			continue
+		}
+		s.dropLease(q, l)
+		it := l.it
+		switch c.Op {
+		case OpAck:
+			q.bytes -= int64(len(it.data))
+		case OpNack:
+			if c.HasData {
+				q.bytes += int64(len(c.Data)) - int64(len(it.data))
+				it.data = c.Data
+			}
+			if c.Reason != "" {
+				it.info = &itemInfo{lastError: c.Reason, deadFrom: infoFrom(it.info)}
+			}
+			s.requeue(q, it, c.Delay, true)
+		}
+	}
+	return Result{Count: len(leases)}
+}
+
+func infoFrom(i *itemInfo) string {
+	if i == nil {
+		return ""
+	}
+	return i.deadFrom
+}
+
+func (s *state) dropLease(q *queue, l lease) {
+	s.inflight.Delete(l)
+	q.byDeadline.Delete(timedRef{at: l.deadline, id: l.id})
+	q.inflightN--
+}
+
+// requeue returns a message that was handed out: to the dead-letter path if
+// it used up its attempts, else deferred by delay, else to the head of the
+// queue (it is older than anything still waiting) or, for deferred releases,
+// the tail.
+func (s *state) requeue(q *queue, it item, delay time.Duration, head bool) {
+	if q.cfg.MaxAttempts > 0 && it.attempts >= q.cfg.MaxAttempts {
+		s.deadLetter(q, it)
+		return
+	}
+	if delay > 0 {
+		q.deferred.ReplaceOrInsert(deferredItem{at: s.now + int64(delay), it: it})
+		return
+	}
+	if head {
+		q.ready.PushFront(it)
+	} else {
+		q.ready.PushBack(it)
+	}
+	q.raiseHighWater()
+	s.wake(q)
+}
+
+func (s *state) deadLetter(q *queue, it item) {
+	q.dead++
+	q.bytes -= int64(len(it.data))
+	if q.cfg.DeadLetter == "" || q.cfg.DeadLetter == q.name {
+		return
+	}
+	dlq, err := s.queueFor(q.cfg.DeadLetter, true)
+	if err != nil {
+		return // too many queues: counted in dead, like having no dead-letter queue
+	}
+	lastErr := ""
+	if it.info != nil {
+		lastErr = it.info.lastError
+	}
+	if lastErr == "" {
+		lastErr = "lease expired"
+	}
+	it.info = &itemInfo{lastError: lastErr, deadFrom: q.name}
+	dlq.ready.PushBack(it)
+	dlq.puts++
+	dlq.bytes += int64(len(it.data))
+	dlq.raiseHighWater()
+	s.wake(dlq)
+}
+
+// sweep moves q's expired leases back to the head and its due deferred
+// messages to the tail, as of s.now.
+func (s *state) sweep(q *queue) {
+	var expired []lease
+	for {
+		t, ok := q.byDeadline.Min()
+		if !ok || t.at > s.now {
+			break
+		}
+		l, _ := s.inflight.Get(lease{id: t.id})
+		s.dropLease(q, l)
+		expired = append(expired, l)
+	}
+	if len(expired) > 0 {
+		slices.SortFunc(expired, func(a, b lease) int { return cmp.Compare(b.id, a.id) })
+		for _, l := range expired {
+			it := l.it
+			if it.info == nil || it.info.lastError == "" {
+				it.info = &itemInfo{lastError: "lease expired", deadFrom: infoFrom(it.info)}
+			}
+			s.requeue(q, it, 0, true)
+		}
+	}
+	for {
+		d, ok := q.deferred.Min()
+		if !ok || d.at > s.now {
+			break
+		}
+		q.deferred.DeleteMin()
+		q.ready.PushBack(d.it)
+		q.raiseHighWater()
+		s.wake(q)
+	}
+}
+
+func (s *state) sweepAll() {
+	for _, name := range s.queueNames() {
+		s.sweep(s.queues[name])
+	}
+	s.expireDedup()
+}
+
+func (s *state) configure(c *Command) Result {
+	cfg := c.Config
+	if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 ||
+		cfg.Limits.Policy > OverflowEvictOldest ||
+		(cfg.DeadLetter != "" && (!ValidQueueName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
+		return Result{Err: ErrInvalidCommand}
+	}
+	q, err := s.queueFor(c.Queue, true)
+	if err != nil {
+		return Result{Err: err}
+	}
+	q.cfg = cfg
+	return Result{}
+}
+
+func (s *state) wake(q *queue) { s.woken[q.name] = struct{}{} }
+
+func (s *state) takeWoken(buf []string) []string {
+	for name := range s.woken {
+		buf = append(buf, name)
+		delete(s.woken, name)
+	}
+	return buf
+}
+
+func (s *state) expireDedup() {
+	for s.dedupOrder.Len() > 0 {
+		ref := s.dedupOrder.Front()
+		if ref.expires > s.now && s.dedupOrder.Len() <= DedupMaxKeys {
+			return
+		}
+		s.dedupOrder.PopFront()
+		if d, ok := s.dedup.Get(dedupEntry{key: ref.key}); ok && d.expires == ref.expires {
+			s.dedup.Delete(d)
+		}
+	}
+}
+
+func (s *state) rememberDedup(key string, ids []uint64) {
+	exp := s.now + int64(DedupWindow)
+	s.dedup.ReplaceOrInsert(dedupEntry{key: key, expires: exp, ids: ids})
+	s.dedupOrder.PushBack(dedupRef{key: key, expires: exp})
+	if s.dedupOrder.Len() > DedupMaxKeys {
+		s.expireDedup()
+	}
+}
+
+func (s *state) queueNames() []string {
+	names := make([]string, 0, len(s.queues))
+	for name := range s.queues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (s *state) stats(name string) QueueStats {
+	q := s.queues[name]
+	if q == nil {
+		return QueueStats{}
+	}
+	return QueueStats{
+		Puts:           q.puts,
+		Gets:           q.gets,
+		Depth:          int64(q.ready.Len()),
+		DepthHighWater: q.depthHighWater,
+		Bytes:          q.bytes,
+		Overflow:       q.overflow,
+		InFlight:       q.inflightN,
+		Deferred:       int64(q.deferred.Len()),
+		Dead:           q.dead,
+		Config:         q.cfg,
+		Exists:         true,
+	}
+}
+
+func (s *state) pending(name string, now int64) (bool, int64) {
+	q := s.queues[name]
+	if q == nil {
+		return false, 0
+	}
+	if q.ready.Len() > 0 {
+		return true, 0
+	}
+	next := q.nextDue()
+	if next != 0 && next <= now {
+		return true, 0
+	}
+	return false, next
+}
+
+func (q *queue) nextDue() int64 {
+	var next int64
+	if t, ok := q.byDeadline.Min(); ok {
+		next = t.at
+	}
+	if d, ok := q.deferred.Min(); ok && (next == 0 || d.at < next) {
+		next = d.at
+	}
+	return next
+}
+
+func (s *state) nextDue() int64 {
+	var next int64
+	for _, q := range s.queues {
+		if t := q.nextDue(); t != 0 && (next == 0 || t < next) {
+			next = t
+		}
+	}
+	return next
+}
+
+func (s *state) readyView(name string) (dequeView[item], bool) {
+	q := s.queues[name]
+	if q == nil {
+		return dequeView[item]{}, false
+	}
+	return q.ready.View(), true
+}

@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"math"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// configParams are the settings /config can change.
+var configParams = []string{"lease", "max_attempts", "dead_letter", "max_depth", "max_bytes", "overflow"}
+
+// config is /config?queue=NAME: a queue's replicated settings.
+//
+// Without setting parameters it answers the settings as JSON:
+//
+//	{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":0,"max_bytes":0,"overflow":"reject"}
+//
+// With any of them it reads the current settings (after a consistent
+// read), changes the given ones, proposes the result and answers the new
+// settings:
+//
+//   - lease=DUR: default lease of a /get or /mget without lease= (0s: none,
+//     such gets pop); at most 12h.
+//   - max_attempts=N: deliveries after which a nacked or expired message is
+//     dead (0: unlimited).
+//   - dead_letter=NAME: queue that receives dead messages (empty: they are
+//     dropped and counted in dead); it must differ from the queue itself.
+//   - max_depth=N, max_bytes=N, overflow=reject|evict-oldest: the queue's
+//     own limits. While all three are unset (0, 0, reject) the node's
+//     --max-depth, --max-bytes and --overflow-policy apply; once any is set,
+//     the queue's three values replace the node's.
+//
+// The read-modify-write is not atomic: two concurrent changes of one queue
+// may lose one of them. GET and POST behave the same; HEAD is refused.
+func (s *server) config(r *request) (reply, error) {
+	queue, err := r.p.queue()
+	if err != nil {
+		return reply{}, err
+	}
+	if err := s.consistentRead(r); err != nil {
+		return reply{}, err
+	}
+	cfg := s.o.Queue.Stats(queue).Config
+	changed := false
+	for _, name := range configParams {
+		changed = changed || r.p.has(name)
+	}
+	if !changed {
+		return configReply(queue, cfg), nil
+	}
+	if cfg, err = mergeConfig(queue, cfg, r.p); err != nil {
+		return reply{}, err
+	}
+	if _, err := s.propose(r, fsm.Command{Op: fsm.OpConfigure, Queue: queue, Config: cfg}); err != nil {
+		return reply{}, putError(queue, err)
+	}
+	return configReply(queue, cfg), nil
+}
+
+func mergeConfig(queue string, cfg fsm.QueueConfig, p params) (fsm.QueueConfig, error) {
+	if d, ok, err := p.duration("lease", MaxLease); err != nil {
+		return cfg, err
+	} else if ok {
+		cfg.DefaultLease = d
+	}
+	if n, ok, err := p.uint("max_attempts", math.MaxUint32); err != nil {
+		return cfg, err
+	} else if ok {
+		cfg.MaxAttempts = uint32(n)
+	}
+	if v, ok := p.get("dead_letter"); ok {
+		switch {
+		case v == "":
+		case v == queue:
+			return cfg, badRequest("invalid dead_letter=%s: must name another queue", quote(v))
+		case !fsm.ValidQueueName(v):
+			return cfg, badRequest("invalid dead_letter=%s: want [A-Za-z0-9._-]{1,64}", quote(v))
+		}
+		cfg.DeadLetter = v
+	}
+	if n, ok, err := p.uint("max_depth", math.MaxInt64); err != nil {
+		return cfg, err
+	} else if ok {
+		cfg.Limits.MaxDepth = int64(n)
+	}
+	if n, ok, err := p.uint("max_bytes", math.MaxInt64); err != nil {
+		return cfg, err
+	} else if ok {
+		cfg.Limits.MaxBytes = int64(n)
+	}
+	if v, ok := p.get("overflow"); ok {
+		policy, known := parsePolicy(v)
+		if !known {
+			return cfg, badRequest("invalid overflow=%s: want reject or evict-oldest", quote(v))
+		}
+		cfg.Limits.Policy = policy
+	}
+	return cfg, nil
+}
+
+func parsePolicy(v string) (fsm.OverflowPolicy, bool) {
+	switch v {
+	case "reject":
+		return fsm.OverflowReject, true
+	case "evict-oldest":
+		return fsm.OverflowEvictOldest, true
+	}
+	return 0, false
+}
+
+func policyName(p fsm.OverflowPolicy) string {
+	if p == fsm.OverflowEvictOldest {
+		return "evict-oldest"
+	}
+	return "reject"
+}
+
+type configJSON struct {
+	Queue       string `json:"queue"`
+	Lease       string `json:"lease"`
+	MaxAttempts uint32 `json:"max_attempts"`
+	DeadLetter  string `json:"dead_letter"`
+	MaxDepth    int64  `json:"max_depth"`
+	MaxBytes    int64  `json:"max_bytes"`
+	Overflow    string `json:"overflow"`
+}
+
+func configReply(queue string, cfg fsm.QueueConfig) reply {
+	body, _ := json.Marshal(configJSON{
+		Queue:       queue,
+		Lease:       formatDuration(cfg.DefaultLease),
+		MaxAttempts: cfg.MaxAttempts,
+		DeadLetter:  cfg.DeadLetter,
+		MaxDepth:    cfg.Limits.MaxDepth,
+		MaxBytes:    cfg.Limits.MaxBytes,
+		Overflow:    policyName(cfg.Limits.Policy),
+	})
+	return reply{contentType: typeJSON, body: append(body, '\n')}
+}

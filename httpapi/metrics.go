@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the counters httpapi registers itself.
+type metrics struct {
+	requests  *prometheus.CounterVec
+	put       *prometheus.CounterVec
+	delivered *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+	return &metrics{
+		requests: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_http_requests_total",
+			Help: "HTTP requests answered, by route and status code.",
+		}, []string{"route", "code"})),
+		put: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_messages_put_total",
+			Help: "Messages stored through this node's /put and /mput, by queue.",
+		}, []string{"queue"})),
+		delivered: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_messages_delivered_total",
+			Help: "Messages handed out (popped or leased) through this node's /get and /mget, by queue.",
+		}, []string{"queue"})),
+	}
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (both ports build handlers on one registry).
+func register(reg prometheus.Registerer, log *slog.Logger, c *prometheus.CounterVec) *prometheus.CounterVec {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing
+		}
+	}
+	log.Warn("metric not registered", "err", err)
+	return c
+}
+
+func (m *metrics) request(route string, code int) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}

@@ -1,0 +1,313 @@
+package httpapi
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// params is a query string parsed once, with typed accessors that turn a
+// malformed value into a 400 naming the parameter.
+type params []param
+
+type param struct{ key, value string }
+
+// parseQuery parses raw (everything after the first '?') exactly like
+// libevent 1.4's evhttp_parse_query, which simplequeue clients depend on:
+//
+//   - raw is split on '&' and each piece at its first '=';
+//   - a piece without '=' (an empty piece too) stops parsing: it and every
+//     later piece are ignored, so "foo&data=x" has no data;
+//   - values are decoded (%XX is that byte, '+' a space, a malformed '%'
+//     stays literal) and end at a decoded NUL, as C strings do; keys are
+//     not decoded;
+//   - a raw NUL ends the whole query string.
+func parseQuery(raw string) params {
+	if i := strings.IndexByte(raw, 0); i >= 0 {
+		raw = raw[:i]
+	}
+	var p params
+	for raw != "" {
+		piece, rest, _ := strings.Cut(raw, "&")
+		key, value, ok := strings.Cut(piece, "=")
+		if !ok {
+			break
+		}
+		p = append(p, param{key: key, value: decodeValue(value)})
+		raw = rest
+	}
+	return p
+}
+
+// decodeValue is libevent's evhttp_decode_uri_internal with plus decoding,
+// cut at the first NUL.
+func decodeValue(s string) string {
+	if strings.IndexAny(s, "%+") < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			i += 2
+		}
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// get returns the first value whose key equals name ignoring ASCII case
+// (libevent's strcasecmp).
+func (p params) get(name string) (string, bool) {
+	for _, kv := range p {
+		if equalFoldASCII(kv.key, name) {
+			return kv.value, true
+		}
+	}
+	return "", false
+}
+
+func (p params) has(name string) bool {
+	_, ok := p.get(name)
+	return ok
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// queue returns queue=NAME, DefaultQueue when absent.
+func (p params) queue() (string, error) {
+	v, ok := p.get("queue")
+	if !ok {
+		return DefaultQueue, nil
+	}
+	return v, checkQueueName(v)
+}
+
+// anyQueue returns queue=NAME for ack, nack and touch, where an absent or
+// empty queue means "any queue" ("").
+func (p params) anyQueue() (string, error) {
+	v, _ := p.get("queue")
+	if v == "" {
+		return "", nil
+	}
+	return v, checkQueueName(v)
+}
+
+func checkQueueName(name string) error {
+	if !fsm.ValidQueueName(name) {
+		return invalidQueueName(name)
+	}
+	return nil
+}
+
+// duration parses name as a Go duration in [0, max]; ok reports presence.
+func (p params) duration(name string, max time.Duration) (d time.Duration, ok bool, err error) {
+	v, ok := p.get(name)
+	if !ok {
+		return 0, false, nil
+	}
+	d, err = time.ParseDuration(v)
+	if err != nil {
+		return 0, true, badRequest("invalid %s=%s: want a duration such as 500ms, 30s or 2m", name, quote(v))
+	}
+	if d < 0 {
+		return 0, true, badRequest("invalid %s=%s: must not be negative", name, quote(v))
+	}
+	if d > max {
+		return 0, true, badRequest("invalid %s=%s: the maximum is %s", name, quote(v), formatDuration(max))
+	}
+	return d, true, nil
+}
+
+// uint parses name as a decimal integer in [0, max]; ok reports presence.
+func (p params) uint(name string, max uint64) (n uint64, ok bool, err error) {
+	v, ok := p.get(name)
+	if !ok {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseUint(v, 10, 64)
+	if err != nil || n > max {
+		return 0, true, badRequest("invalid %s=%s: want an integer from 0 to %d", name, quote(v), max)
+	}
+	return n, true, nil
+}
+
+// flag parses a boolean such as stale=1; absent is false.
+func (p params) flag(name string) (bool, error) {
+	v, _ := p.get(name)
+	switch v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, badRequest("invalid %s=%s: want 1 or 0", name, quote(v))
+}
+
+// stale reports stale=1: answer a read from this node's state.
+func (p params) stale() (bool, error) { return p.flag("stale") }
+
+// reqID returns id=KEY of /put and /mput ("" when absent).
+func (p params) reqID() (string, error) {
+	v, ok := p.get("id")
+	if !ok {
+		return "", nil
+	}
+	if v == "" || len(v) > maxReqIDLen {
+		return "", badRequest("invalid id=%s: want a key of 1 to %d bytes", quote(v), maxReqIDLen)
+	}
+	return v, nil
+}
+
+// ids returns id=ID[,ID...] of /ack, /nack and /touch: decimal message ids,
+// each listed once.
+func (p params) ids() ([]uint64, error) {
+	v, ok := p.get("id")
+	if !ok || v == "" {
+		return nil, badRequest("missing id: want id=ID or id=ID,ID,...")
+	}
+	if strings.Count(v, ",") >= maxIDs {
+		return nil, badRequest("too many ids: at most %d per request", maxIDs)
+	}
+	parts := strings.Split(v, ",")
+	ids := make([]uint64, 0, len(parts))
+	seen := make(map[uint64]bool, len(parts))
+	for _, s := range parts {
+		id, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, badRequest("invalid id=%s: want decimal message ids separated by commas", quote(v))
+		}
+		if seen[id] {
+			return nil, badRequest("invalid id=%s: id %d is listed twice", quote(v), id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// atoi is C's atoi, which simplequeue applies to items=: leading space and
+// one sign are skipped, digits are read up to the first non-digit, no
+// digits is 0 ("3abc" is 3, "abc" is 0). Overflow saturates.
+func atoi(s string) int {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || '\t' <= s[i] && s[i] <= '\r') {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	var n int64
+	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		n = min(n*10+int64(s[i]-'0'), math.MaxInt32)
+	}
+	if neg {
+		n = -n
+	}
+	return int(n)
+}
+
+// splitRecords splits /mput input at every occurrence of sep, scanning left
+// to right like simplequeue, but skips empty records (adjacent, leading or
+// repeated trailing separators), which hang the reference. Records alias
+// data. sep must not be empty.
+func splitRecords(data, sep []byte) [][]byte {
+	var out [][]byte
+	for len(data) > 0 {
+		i := bytes.Index(data, sep)
+		if i < 0 {
+			out = append(out, data)
+			break
+		}
+		if i > 0 {
+			out = append(out, data[:i:i])
+		}
+		data = data[i+len(sep):]
+	}
+	return out
+}
+
+// joinItems writes /mget's text body: after the item with 0-based index i
+// the separator follows if i < items-1, where items is the requested count,
+// so a short queue yields a trailing separator (spec 2.5).
+func joinItems(msgs []fsm.Message, sep string, items int) []byte {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Data) + len(sep)
+	}
+	buf := make([]byte, 0, n)
+	for i, m := range msgs {
+		buf = append(buf, m.Data...)
+		if i < items-1 {
+			buf = append(buf, sep...)
+		}
+	}
+	return buf
+}
+
+// quote renders a client value for an error message: quoted, on one line,
+// cut to a readable length.
+func quote(v string) string {
+	const max = 64
+	if len(v) > max {
+		return strconv.Quote(v[:max]) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+// formatDuration is time.Duration.String without the trailing zero units
+// ("12h", "5m", "30s").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

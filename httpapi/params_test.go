@@ -1,0 +1,368 @@
+package httpapi
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// Test_Query_Parse checks libevent 1.4's query rules piece by piece.
+func Test_Query_Parse(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want params
+	}{
+		{"", nil},
+		{"a=1", params{{"a", "1"}}},
+		{"a=1&b=", params{{"a", "1"}, {"b", ""}}},
+		{"a=1&", params{{"a", "1"}}},
+		{"foo&data=x", nil},
+		{"a=1&foo&data=x", params{{"a", "1"}}},
+		{"a=1&&b=2", params{{"a", "1"}}},
+		{"&a=1", nil},
+		{"=x", params{{"", "x"}}},
+		{"a=b=c", params{{"a", "b=c"}}},
+		{"a=x+y%20z%2B", params{{"a", "x y z+"}}},
+		{"a=%zz%4%", params{{"a", "%zz%4%"}}},
+		{"a=%4a%4A", params{{"a", "JJ"}}},
+		{"a=b%00c&d=e", params{{"a", "b"}, {"d", "e"}}},
+		{"a=b\x00c&d=e", params{{"a", "b"}}},
+		{"k%61=v", params{{"k%61", "v"}}},
+		{"a=1;b=2", params{{"a", "1;b=2"}}},
+		{"a=x?y", params{{"a", "x?y"}}},
+		{"a=%E2%82%AC", params{{"a", "€"}}},
+	}
+	for _, tc := range tests {
+		if got := parseQuery(tc.raw); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseQuery(%q) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// Test_Query_Lookup checks case-insensitive, first-wins lookup (ASCII
+// folding only, as strcasecmp).
+func Test_Query_Lookup(t *testing.T) {
+	p := parseQuery("DATA=upper&data=lower&Items=3&\u017fep=long-s")
+	if v, _ := p.get("data"); v != "upper" {
+		t.Errorf("data = %q, want upper", v)
+	}
+	if v, _ := p.get("ITEMS"); v != "3" {
+		t.Errorf("ITEMS = %q, want 3", v)
+	}
+	if _, ok := p.get("sep"); ok {
+		t.Error("U+017F matched ASCII s")
+	}
+	if _, ok := p.get("missing"); ok {
+		t.Error("missing found")
+	}
+}
+
+// Test_Query_Atoi checks C atoi on items=.
+func Test_Query_Atoi(t *testing.T) {
+	for in, want := range map[string]int{
+		"3": 3, "3abc": 3, "abc": 0, "": 0, " 7": 7, "\t\n+5": 5, "-2": -2, "--2": 0, "+-2": 0,
+		"0x10": 0, "007": 7, "99999999999999999999": 2147483647, "-99999999999999999999": -2147483647, " ": 0,
+	} {
+		if got := atoi(in); got != want {
+			t.Errorf("atoi(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// Test_Split_Records checks /mput splitting: spec 2.6 with empty records
+// skipped.
+func Test_Split_Records(t *testing.T) {
+	tests := []struct {
+		data, sep string
+		want      []string
+	}{
+		{"p1\np2\n", "\n", []string{"p1", "p2"}},
+		{"m1\nm2\nm3", "\n", []string{"m1", "m2", "m3"}},
+		{"s1||s2", "||", []string{"s1", "s2"}},
+		{"a\n\nb", "\n", []string{"a", "b"}},
+		{"\nabc", "\n", []string{"abc"}},
+		{"abc\n\n", "\n", []string{"abc"}},
+		{"\n\n\n", "\n", nil},
+		{"", "\n", nil},
+		{"aaa", "aa", []string{"a"}},
+		{"abc", ";", []string{"abc"}},
+		{"a\r\nb", "\n", []string{"a\r", "b"}},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, r := range splitRecords([]byte(tc.data), []byte(tc.sep)) {
+			got = append(got, string(r))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("splitRecords(%q, %q) = %q, want %q", tc.data, tc.sep, got, tc.want)
+		}
+	}
+}
+
+// Test_Join_Items checks the "index < items-1" rule of spec 2.5.
+func Test_Join_Items(t *testing.T) {
+	msgs := func(ss ...string) []fsm.Message {
+		var out []fsm.Message
+		for _, s := range ss {
+			out = append(out, fsm.Message{Data: []byte(s)})
+		}
+		return out
+	}
+	tests := []struct {
+		msgs  []fsm.Message
+		sep   string
+		items int
+		want  string
+	}{
+		{msgs("a", "b"), "\n", 3, "a\nb\n"},
+		{msgs("a", "b"), "\n", 2, "a\nb"},
+		{msgs("b", "c"), ",", 5, "b,c,"},
+		{msgs("a"), "\n", 1, "a"},
+		{nil, "\n", 5, ""},
+		{msgs("a", "b"), "", 5, "ab"},
+	}
+	for _, tc := range tests {
+		if got := string(joinItems(tc.msgs, tc.sep, tc.items)); got != tc.want {
+			t.Errorf("joinItems(items=%d, sep=%q) = %q, want %q", tc.items, tc.sep, got, tc.want)
+		}
+	}
+}
+
+// Test_Format_Duration checks the short duration format of caps and configs.
+func Test_Format_Duration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 30 * time.Second: "30s", 5 * time.Minute: "5m", 12 * time.Hour: "12h", 168 * time.Hour: "168h",
+		90 * time.Second: "1m30s", time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("formatDuration(%s) = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(formatDuration(d)); err != nil || back != d {
+			t.Errorf("formatDuration(%s) does not parse back: %v %v", d, back, err)
+		}
+	}
+}
+
+// Test_Truncate_UTF8 checks that reason= is cut on a rune boundary.
+func Test_Truncate_UTF8(t *testing.T) {
+	if got := truncateUTF8("aé", 2); got != "a" {
+		t.Errorf("got %q", got)
+	}
+	if got := truncateUTF8("abc", 2); got != "ab" {
+		t.Errorf("got %q", got)
+	}
+	if got := truncateUTF8("ab", 2); got != "ab" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// refParse is a second, literal transcription of evhttp_parse_query and
+// evhttp_decode_uri_internal (strdup, strsep, strtol), the fuzz oracle.
+func refParse(query string) params {
+	line := query
+	if i := strings.IndexByte(line, 0); i >= 0 { // strdup copies a C string
+		line = line[:i]
+	}
+	var out params
+	p, pNull := line, false
+	for !pNull && p != "" {
+		var argument string
+		if i := strings.IndexByte(p, '&'); i >= 0 {
+			argument, p = p[:i], p[i+1:]
+		} else {
+			argument, pNull = p, true
+		}
+		i := strings.IndexByte(argument, '=')
+		if i < 0 {
+			break
+		}
+		key, value := argument[:i], argument[i+1:]
+		var dec []byte
+		for j := 0; j < len(value); j++ {
+			c := value[j]
+			if c == '+' {
+				c = ' '
+			} else if c == '%' && j+2 < len(value) && strings.ContainsRune("0123456789abcdefABCDEF", rune(value[j+1])) &&
+				strings.ContainsRune("0123456789abcdefABCDEF", rune(value[j+2])) {
+				n, _ := strconv.ParseUint(value[j+1:j+3], 16, 8)
+				c = byte(n)
+				j += 2
+			}
+			dec = append(dec, c)
+		}
+		if k := bytes.IndexByte(dec, 0); k >= 0 { // a C string
+			dec = dec[:k]
+		}
+		out = append(out, param{key, string(dec)})
+	}
+	return out
+}
+
+// FuzzParse fuzzes query parsing, the typed accessors, /mput splitting and
+// /mget joining, and then the /put, /mput and /mget handlers themselves
+// with the same query and body: no panics, and
+//   - parseQuery agrees with a literal transcription of libevent;
+//   - lookup returns the first case-insensitively equal key's value;
+//   - values hold no NUL;
+//   - /mput records are never empty, never contain the separator, and are
+//     exactly the non-empty pieces of bytes.Split;
+//   - /mget output has exactly min(n, items-1) separators added;
+//   - handler answers are among the documented codes, and error bodies
+//     are one line ending in "\n".
+func FuzzParse(f *testing.F) {
+	for _, seed := range []struct {
+		route      byte
+		query      string
+		body       []byte
+		post       bool
+		name, sep2 string
+	}{
+		{0, "data=hello", nil, false, "data", ""},
+		{0, "foo&data=x", nil, false, "data", ""},
+		{0, "DATA=upper&data=lower", nil, false, "data", ""},
+		{0, "data=a+b%20c%2Bd", nil, false, "data", ""},
+		{0, "", []byte("posted body"), true, "data", ""},
+		{0, "data=QUERY", []byte("BODY"), true, "data", ""},
+		{0, "data=x&id=k1&delay=1s&queue=q", nil, false, "id", ""},
+		{1, "data=m1%0Am2%0Am3", nil, false, "separator", "\n"},
+		{1, "data=s1||s2&separator=%7C%7C", nil, false, "separator", "||"},
+		{1, "", []byte("p1\np2\n"), true, "separator", "\n"},
+		{1, "data=a%0A%0Ab", nil, false, "separator", "\n"},
+		{1, "data=abc&separator=", nil, false, "separator", ""},
+		{1, "separator=aa", []byte("aaaaa"), true, "separator", "aa"},
+		{2, "items=3", nil, false, "items", ""},
+		{2, "items=3abc&separator=,", nil, false, "items", ","},
+		{2, "items=abc", nil, false, "items", ""},
+		{2, "items=5&format=json&lease=1m", nil, false, "lease", ""},
+		{2, "items=2&wait=1ms&lease=0", nil, false, "wait", ""},
+		{0, "a=%00b&data=%zz%4", nil, false, "a", ""},
+	} {
+		f.Add(seed.route, seed.query, seed.body, seed.post, seed.name, seed.sep2)
+	}
+
+	reg := prometheus.NewRegistry()
+	q := newFSMQueue(time.Now)
+	h, err := NewQueueHandler(Options{
+		Queue: q, Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg,
+		MaxWait: time.Millisecond, MaxMsgSize: 1 << 10, MaxBodySize: 4 << 10,
+		Limits: fsm.Limits{MaxDepth: 1000, Policy: fsm.OverflowEvictOldest},
+		Logger: discardLogger(),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+
+	f.Fuzz(func(t *testing.T, route byte, query string, body []byte, post bool, name, sep string) {
+		// Parsing against the oracle.
+		p := parseQuery(query)
+		if want := refParse(query); !reflect.DeepEqual(p, want) {
+			t.Fatalf("parseQuery(%q) = %q, oracle %q", query, p, want)
+		}
+		for _, kv := range p {
+			if strings.IndexByte(kv.value, 0) >= 0 {
+				t.Fatalf("value %q holds a NUL", kv.value)
+			}
+		}
+		// First-wins, ASCII-case-insensitive lookup.
+		v, ok := p.get(name)
+		wantV, wantOK := "", false
+		for _, kv := range p {
+			if asciiLower(kv.key) == asciiLower(name) {
+				wantV, wantOK = kv.value, true
+				break
+			}
+		}
+		if v != wantV || ok != wantOK {
+			t.Fatalf("get(%q) = %q %v, want %q %v", name, v, ok, wantV, wantOK)
+		}
+		// The typed accessors never panic.
+		p.queue()
+		p.anyQueue()
+		p.duration(name, MaxLease)
+		p.uint(name, 1<<32)
+		p.flag(name)
+		p.reqID()
+		p.ids()
+
+		// /mput splitting.
+		if sep != "" {
+			recs := splitRecords(body, []byte(sep))
+			var want [][]byte
+			for _, piece := range bytes.Split(body, []byte(sep)) {
+				if len(piece) > 0 {
+					want = append(want, piece)
+				}
+			}
+			if len(recs) != len(want) {
+				t.Fatalf("split(%q, %q) = %q, want %q", body, sep, recs, want)
+			}
+			for i, r := range recs {
+				if len(r) == 0 || bytes.Contains(r, []byte(sep)) || !bytes.Equal(r, want[i]) || !bytes.Contains(body, r) {
+					t.Fatalf("split(%q, %q) record %d = %q, want %q", body, sep, i, r, want[i])
+				}
+			}
+			// /mget joining of those records.
+			items := atoi(name)
+			if items > 0 {
+				msgs := make([]fsm.Message, len(recs))
+				size := 0
+				for i, r := range recs {
+					msgs[i] = fsm.Message{Data: r}
+					size += len(r)
+				}
+				out := joinItems(msgs, sep, items)
+				if n := min(len(recs), items-1); len(out) != size+n*len(sep) {
+					t.Fatalf("join of %d records, items=%d: %d bytes, want %d", len(recs), items, len(out), size+n*len(sep))
+				}
+			}
+		}
+
+		// The handlers, with this query and body.
+		path := []string{"/put", "/mput", "/mget"}[int(route)%3]
+		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: path, RawQuery: query}, Header: http.Header{}, Host: "q"}
+		if post {
+			req.Method = http.MethodPost
+			req.Body = httpNoBody(body)
+			req.ContentLength = int64(len(body))
+		}
+		req = req.WithContext(t.Context())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200:
+		case 400, 413, StatusQueueFull:
+			b := rec.Body.String()
+			if !strings.HasSuffix(b, "\n") || strings.Count(b, "\n") != 1 {
+				t.Fatalf("%s?%s: error body %q is not one line", path, query, b)
+			}
+		default:
+			t.Fatalf("%s?%s: unexpected status %d %q", path, query, rec.Code, rec.Body)
+		}
+	})
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func httpNoBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }

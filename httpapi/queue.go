@@ -1,0 +1,472 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// put is /put: store one message.
+//
+// The message is data= from the query string, else the raw POST body.
+// Missing: 400 "missing data". Present but empty: 200 and nothing stored.
+// Stored: 200 with an empty body and X-Message-Id. id=KEY makes a retry
+// store nothing new (still 200); delay=DUR holds the message back.
+func (s *server) put(r *request) (reply, error) {
+	queue, err := r.p.queue()
+	if err != nil {
+		return reply{}, err
+	}
+	reqID, err := r.p.reqID()
+	if err != nil {
+		return reply{}, err
+	}
+	delay, _, err := r.p.duration("delay", MaxDelay)
+	if err != nil {
+		return reply{}, err
+	}
+	data, err := s.data(r)
+	if err != nil || len(data) == 0 {
+		return reply{}, err
+	}
+	if int64(len(data)) > s.o.MaxMsgSize {
+		return reply{}, tooLarge("message is %d bytes, more than the limit of %d bytes", len(data), s.o.MaxMsgSize)
+	}
+	res, err := s.propose(r, fsm.Command{
+		Op: fsm.OpPut, Queue: queue, Messages: [][]byte{data},
+		Delay: delay, ReqID: reqID, Limits: s.o.Limits,
+	})
+	if err != nil {
+		return reply{}, putError(queue, err)
+	}
+	s.stored(queue, res)
+	rep := reply{}
+	if len(res.IDs) == 1 {
+		rep.header = http.Header{"X-Message-Id": {strconv.FormatUint(res.IDs[0], 10)}}
+	}
+	return rep, nil
+}
+
+// mput is /mput: store several messages, split on separator= (default
+// MPutSep). Empty records are skipped. A record larger than MaxMsgSize
+// fails the request with 413 before anything is stored. Records go in one
+// put command while it stays under about 256 KiB encoded, otherwise in
+// several, proposed in order: such a large /mput is not atomic. With id=KEY
+// each of those commands carries its own key derived from KEY, so a retry
+// stores only what is missing.
+func (s *server) mput(r *request) (reply, error) {
+	queue, err := r.p.queue()
+	if err != nil {
+		return reply{}, err
+	}
+	reqID, err := r.p.reqID()
+	if err != nil {
+		return reply{}, err
+	}
+	delay, _, err := r.p.duration("delay", MaxDelay)
+	if err != nil {
+		return reply{}, err
+	}
+	sep := s.o.MPutSep
+	if v, ok := r.p.get("separator"); ok {
+		if v == "" {
+			return reply{}, badRequest("separator must not be empty")
+		}
+		sep = v
+	}
+	data, err := s.data(r)
+	if err != nil {
+		return reply{}, err
+	}
+	records := splitRecords(data, []byte(sep))
+	for i, rec := range records {
+		if int64(len(rec)) > s.o.MaxMsgSize {
+			return reply{}, tooLarge("record %d is %d bytes, more than the limit of %d bytes", i+1, len(rec), s.o.MaxMsgSize)
+		}
+	}
+	cmds := s.putCommands(queue, reqID, delay, records)
+	for _, cmd := range cmds {
+		res, err := s.propose(r, cmd)
+		if err != nil {
+			return reply{}, putError(queue, err)
+		}
+		s.stored(queue, res)
+	}
+	return reply{}, nil
+}
+
+// putCommands groups records into put commands of at most maxEntryBytes
+// encoded (a single larger record gets a command of its own).
+func (s *server) putCommands(queue, reqID string, delay time.Duration, records [][]byte) []fsm.Command {
+	base := fsm.Command{Op: fsm.OpPut, Queue: queue, Delay: delay, ReqID: reqID, Limits: s.o.Limits}
+	baseSize := fsm.EncodedSize(&base)
+	var cmds []fsm.Command
+	cur, size := base, baseSize
+	for _, rec := range records {
+		one := fsm.EncodedSize(&fsm.Command{Messages: [][]byte{rec}}) - fsm.EncodedSize(&fsm.Command{})
+		if len(cur.Messages) > 0 && size+one > maxEntryBytes {
+			cmds = append(cmds, cur)
+			cur, size = base, baseSize
+		}
+		cur.Messages = append(cur.Messages, rec)
+		size += one
+	}
+	if len(cur.Messages) > 0 {
+		cmds = append(cmds, cur)
+	}
+	if len(cmds) > 1 && reqID != "" {
+		// Query values end at NUL, so these keys never collide with a client's.
+		for i := range cmds {
+			cmds[i].ReqID = reqID + "\x00" + strconv.Itoa(i)
+		}
+	}
+	return cmds
+}
+
+// data returns the input of /put and /mput: data= from the query string
+// if present (even empty), else a non-empty POST body.
+func (s *server) data(r *request) ([]byte, error) {
+	if v, ok := r.p.get("data"); ok {
+		return []byte(v), nil
+	}
+	if r.Method == http.MethodPost {
+		body, err := s.body(r)
+		if err != nil || len(body) > 0 {
+			return body, err
+		}
+	}
+	return nil, badRequest("missing data")
+}
+
+// body reads a POST body, bounded by MaxBodySize.
+func (s *server) body(r *request) ([]byte, error) {
+	if r.Method != http.MethodPost {
+		return nil, nil
+	}
+	limit := s.o.MaxBodySize
+	if r.ContentLength > limit {
+		return nil, tooLarge("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(r.w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge("request body is more than the limit of %d bytes", limit)
+	case err != nil:
+		return nil, badRequest("reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+// putError names the queue in the business errors of a put.
+func putError(queue string, err error) error {
+	switch {
+	case errors.Is(err, fsm.ErrQueueFull):
+		return newError(fsm.ErrQueueFull, "queue %q is full", queue)
+	case errors.Is(err, fsm.ErrTooManyQueues):
+		return newError(fsm.ErrTooManyQueues, "cannot create queue %q: the cluster already holds %d queues", queue, fsm.MaxQueues)
+	}
+	return err
+}
+
+// stored accounts for a successful put: metrics, and evicted messages to
+// the overflow log.
+func (s *server) stored(queue string, res fsm.Result) {
+	if !res.Duplicate && len(res.IDs) > 0 {
+		s.m.put.WithLabelValues(queue).Add(float64(len(res.IDs)))
+	}
+	if len(res.Evicted) > 0 && s.o.Overflow != nil {
+		if err := s.o.Overflow.Write(res.Evicted); err != nil {
+			s.log.Error("writing evicted messages to the overflow log", "queue", queue, "messages", len(res.Evicted), "err", err)
+		}
+	}
+}
+
+// getParams are the parameters /get and /mget share.
+type getParams struct {
+	queue string
+	lease time.Duration // fsm.Command.Lease
+	wait  time.Duration
+}
+
+func (s *server) getParams(p params) (getParams, error) {
+	var g getParams
+	var err error
+	if g.queue, err = p.queue(); err != nil {
+		return g, err
+	}
+	lease, ok, err := p.duration("lease", MaxLease)
+	if err != nil {
+		return g, err
+	}
+	switch {
+	case !ok:
+		g.lease = 0 // the queue's default lease, else pop
+	case lease == 0:
+		g.lease = fsm.NoLease
+	default:
+		g.lease = lease
+	}
+	wait, _, err := p.duration("wait", time.Duration(1<<63-1))
+	if err != nil {
+		return g, err
+	}
+	g.wait = min(wait, s.o.MaxWait)
+	return g, nil
+}
+
+// get is /get: pop (or with lease=DUR lease) the oldest ready message.
+// Empty queue: 200 with an empty body, answered without writing the log.
+// A message comes with X-Message-Id and X-Attempts.
+func (s *server) get(r *request) (reply, error) {
+	g, err := s.getParams(r.p)
+	if err != nil {
+		return reply{}, err
+	}
+	msgs, err := s.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: 1, Lease: g.lease}, g.wait)
+	if err != nil || len(msgs) == 0 {
+		return reply{}, err
+	}
+	m := msgs[0]
+	s.m.delivered.WithLabelValues(g.queue).Inc()
+	return reply{
+		header: http.Header{
+			"X-Message-Id": {strconv.FormatUint(m.ID, 10)},
+			"X-Attempts":   {strconv.FormatUint(uint64(m.Attempts), 10)},
+		},
+		body: m.Data,
+	}, nil
+}
+
+// mget is /mget: hand out up to items= messages (default 1, lowered to
+// MaxMGet), joined with separator= (default MGetSep) by simplequeue's
+// "index < items-1" rule, or as JSON with format=json. A text answer with
+// messages carries X-Message-Ids.
+func (s *server) mget(r *request) (reply, error) {
+	items := 1
+	if v, ok := r.p.get("items"); ok {
+		items = atoi(v)
+	}
+	if items <= 0 {
+		return reply{}, badRequest("number of items must be > 0")
+	}
+	if s.o.MaxMGet > 0 && items > s.o.MaxMGet {
+		items = s.o.MaxMGet
+	}
+	sep := s.o.MGetSep
+	if v, ok := r.p.get("separator"); ok {
+		sep = v
+	}
+	format, _ := r.p.get("format")
+	g, err := s.getParams(r.p)
+	if err != nil {
+		return reply{}, err
+	}
+	msgs, err := s.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: items, Lease: g.lease}, g.wait)
+	if err != nil {
+		return reply{}, err
+	}
+	if len(msgs) > 0 {
+		s.m.delivered.WithLabelValues(g.queue).Add(float64(len(msgs)))
+	}
+	if format == "json" {
+		return reply{contentType: typeJSON, body: messagesJSON(msgs)}, nil
+	}
+	rep := reply{body: joinItems(msgs, sep, items)}
+	if len(msgs) > 0 {
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = strconv.FormatUint(m.ID, 10)
+		}
+		rep.header = http.Header{"X-Message-Ids": {strings.Join(ids, ",")}}
+	}
+	return rep, nil
+}
+
+type jsonMessage struct {
+	ID       string `json:"id"`
+	Attempts uint32 `json:"attempts"`
+	Data     string `json:"data"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// messagesJSON renders {"messages":[...]}: data is the body as a JSON
+// string when it is valid UTF-8, else base64 with "encoding":"base64".
+func messagesJSON(msgs []fsm.Message) []byte {
+	out := struct {
+		Messages []jsonMessage `json:"messages"`
+	}{Messages: make([]jsonMessage, len(msgs))}
+	for i, m := range msgs {
+		jm := jsonMessage{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts}
+		if utf8.Valid(m.Data) {
+			jm.Data = string(m.Data)
+		} else {
+			jm.Data = base64.StdEncoding.EncodeToString(m.Data)
+			jm.Encoding = "base64"
+		}
+		out.Messages[i] = jm
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(out) // cannot fail: strings and numbers only
+	return buf.Bytes()
+}
+
+// take hands out up to cmd.Max messages. When nothing is ready it answers
+// at once without writing the log, or, with wait > 0, waits for a message,
+// still without writing the log: it sleeps on the queue's change
+// notification, a timer to the earliest lease expiry or delayed message,
+// the end of the wait, or the client going away, then checks again. A get
+// that finds nothing (another reader was faster) waits again.
+func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Message, error) {
+	var deadline <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		changed := s.o.Queue.Changed(cmd.Queue) // before Pending: no lost wake-up
+		ready, next := s.o.Queue.Pending(cmd.Queue, s.o.Now().UnixNano())
+		if ready {
+			res, err := s.propose(r, cmd)
+			if err != nil || len(res.Messages) > 0 {
+				return res.Messages, err
+			}
+		}
+		if deadline == nil {
+			return nil, nil
+		}
+		var due <-chan time.Time
+		var dueTimer *time.Timer
+		if next > 0 {
+			d := max(time.Duration(next-s.o.Now().UnixNano()), time.Millisecond)
+			dueTimer = time.NewTimer(d)
+			due = dueTimer.C
+		}
+		select {
+		case <-changed:
+		case <-due:
+		case <-deadline:
+			return nil, nil
+		case <-r.Context().Done():
+			return nil, nil
+		}
+		if dueTimer != nil {
+			dueTimer.Stop()
+		}
+	}
+}
+
+// dump is /dump: every ready message followed by "\n", in queue order,
+// without removing anything. Linearizable unless stale=1. Binary safe.
+func (s *server) dump(r *request) (reply, error) {
+	queue, err := r.p.queue()
+	if err != nil {
+		return reply{}, err
+	}
+	if err := s.consistentRead(r); err != nil {
+		return reply{}, err
+	}
+	return reply{stream: func(w io.Writer) error {
+		return s.o.Queue.Dump(queue, func(data []byte) error {
+			if _, err := w.Write(data); err != nil {
+				return err
+			}
+			_, err := w.Write(newline)
+			return err
+		})
+	}}, nil
+}
+
+var newline = []byte{'\n'}
+
+// resetRequested reports /stats?reset=1 (exactly "1"), which is a write.
+func resetRequested(p params) bool {
+	v, _ := p.get("reset")
+	return v == "1"
+}
+
+// stats is /stats. reset=1 zeroes puts, gets and depth_high_water and
+// answers an empty body. Otherwise the six simplequeue counters, as text
+// (exactly six "name:value" lines) or with format=json as one line of
+// JSON: the six keys in the reference format, then in_flight, deferred,
+// dead, lease, max_attempts and dead_letter. Linearizable unless stale=1.
+// See the package documentation for how the counters differ from
+// simplequeue's.
+func (s *server) stats(r *request) (reply, error) {
+	queue, err := r.p.queue()
+	if err != nil {
+		return reply{}, err
+	}
+	if resetRequested(r.p) {
+		_, err := s.propose(r, fsm.Command{Op: fsm.OpResetStats, Queue: queue})
+		return reply{}, err
+	}
+	if err := s.consistentRead(r); err != nil {
+		return reply{}, err
+	}
+	st := s.o.Queue.Stats(queue)
+	if format, _ := r.p.get("format"); format == "json" {
+		return reply{body: statsJSON(st)}, nil
+	}
+	return reply{body: statsText(st)}, nil
+}
+
+func statsText(st fsm.QueueStats) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, "puts:"...)
+	b = strconv.AppendUint(b, st.Puts, 10)
+	b = append(b, "\ngets:"...)
+	b = strconv.AppendUint(b, st.Gets, 10)
+	b = append(b, "\ndepth:"...)
+	b = strconv.AppendInt(b, st.Depth, 10)
+	b = append(b, "\ndepth_high_water:"...)
+	b = strconv.AppendInt(b, st.DepthHighWater, 10)
+	b = append(b, "\nbytes:"...)
+	b = strconv.AppendInt(b, st.Bytes, 10)
+	b = append(b, "\noverflow:"...)
+	b = strconv.AppendUint(b, st.Overflow, 10)
+	return append(b, '\n')
+}
+
+// statsJSON writes simplequeue's JSON layout: a space after each colon, no
+// space after commas, one line ending in "\n".
+func statsJSON(st fsm.QueueStats) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"puts": `...)
+	b = strconv.AppendUint(b, st.Puts, 10)
+	b = append(b, `,"gets": `...)
+	b = strconv.AppendUint(b, st.Gets, 10)
+	b = append(b, `,"depth": `...)
+	b = strconv.AppendInt(b, st.Depth, 10)
+	b = append(b, `,"depth_high_water": `...)
+	b = strconv.AppendInt(b, st.DepthHighWater, 10)
+	b = append(b, `,"bytes": `...)
+	b = strconv.AppendInt(b, st.Bytes, 10)
+	b = append(b, `,"overflow": `...)
+	b = strconv.AppendUint(b, st.Overflow, 10)
+	b = append(b, `,"in_flight": `...)
+	b = strconv.AppendInt(b, st.InFlight, 10)
+	b = append(b, `,"deferred": `...)
+	b = strconv.AppendInt(b, st.Deferred, 10)
+	b = append(b, `,"dead": `...)
+	b = strconv.AppendUint(b, st.Dead, 10)
+	b = append(b, `,"lease": `...)
+	b = strconv.AppendQuote(b, formatDuration(st.Config.DefaultLease))
+	b = append(b, `,"max_attempts": `...)
+	b = strconv.AppendUint(b, uint64(st.Config.MaxAttempts), 10)
+	b = append(b, `,"dead_letter": `...)
+	b = strconv.AppendQuote(b, st.Config.DeadLetter) // queue names need no JSON escaping
+	return append(b, "}\n"...)
+}

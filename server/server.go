@@ -1,0 +1,265 @@
+// Package server assembles one quorumq node from its parts (the state
+// machine, the raft node, the HTTP ports) and runs it until it is stopped.
+// It owns the start-up and shutdown order; each part owns its own job.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/httpapi"
+)
+
+// Config is everything `quorumq serve` takes. The zero value of a field means
+// the default documented on it; Defaults fills them in.
+type Config struct {
+	NodeID          string // default: generated and persisted in DataDir
+	DataDir         string // default ./quorumq-data
+	QueueAddr       string // default 0.0.0.0:8081
+	PubsubAddr      string // default 0.0.0.0:8080
+	RaftAddr        string // default 0.0.0.0:8300
+	GossipAddr      string // default 0.0.0.0:7946
+	Advertise       string // default: bind host, or the first non-loopback address when binding 0.0.0.0
+	Join            []string
+	BootstrapExpect int           // default 1
+	ForwardTimeout  time.Duration // default 5s
+
+	MaxMsgSize     int64 // default 256 KiB
+	MaxBodySize    int64 // default 5 MiB
+	MaxDepth       int64
+	MaxBytes       int64
+	OverflowPolicy fsm.OverflowPolicy
+	OverflowLog    string
+	MaxMGet        int
+	MGetSep        string // default "\n"
+	MPutSep        string // default "\n"
+
+	// Raft tuning; zero keeps the cluster package's defaults.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	MaxAppendEntries   int
+
+	Logger *slog.Logger
+}
+
+// Defaults fills unset fields with their documented defaults.
+func (c *Config) Defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.DataDir, "./quorumq-data")
+	def(&c.QueueAddr, "0.0.0.0:8081")
+	def(&c.PubsubAddr, "0.0.0.0:8080")
+	def(&c.RaftAddr, "0.0.0.0:8300")
+	def(&c.GossipAddr, "0.0.0.0:7946")
+	def(&c.MGetSep, "\n")
+	def(&c.MPutSep, "\n")
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = 1
+	}
+	if c.ForwardTimeout == 0 {
+		c.ForwardTimeout = 5 * time.Second
+	}
+	if c.MaxMsgSize == 0 {
+		c.MaxMsgSize = 256 << 10
+	}
+	if c.MaxBodySize == 0 {
+		c.MaxBodySize = 5 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// drainGrace is how long in-flight requests get before their contexts are cancelled at shutdown.
+const drainGrace = time.Second
+
+// Server is one running node.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	node     *cluster.Node
+	overflow *httpapi.OverflowLog
+	servers  []*http.Server
+	errc     chan error
+	// stopRequests cancels the context of every request still running when
+	// the drain grace period ends, so idle long-polls do not hold shutdown.
+	stopRequests context.CancelFunc
+	requestCtx   context.Context
+
+	// QueueAddr and PubsubAddr are the bound listen addresses (useful with port 0).
+	QueueAddr, PubsubAddr string
+}
+
+// Start opens the node and starts serving. It returns once the ports are
+// listening; the raft node may still be electing a leader.
+func Start(cfg Config) (*Server, error) {
+	cfg.Defaults()
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), errc: make(chan error, 2)}
+	s.requestCtx, s.stopRequests = context.WithCancel(context.Background())
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	// Listen first so that a taken port fails start-up before raft opens.
+	queueLn, err := net.Listen("tcp", cfg.QueueAddr)
+	if err != nil {
+		return nil, fmt.Errorf("queue port: %w", err)
+	}
+	pubsubLn, err := net.Listen("tcp", cfg.PubsubAddr)
+	if err != nil {
+		queueLn.Close()
+		return nil, fmt.Errorf("pubsub port: %w", err)
+	}
+	s.QueueAddr, s.PubsubAddr = queueLn.Addr().String(), pubsubLn.Addr().String()
+	closeListeners := func() { queueLn.Close(); pubsubLn.Close() }
+
+	host, err := AdvertiseHost(cfg.Advertise, cfg.RaftAddr)
+	if err != nil {
+		closeListeners()
+		return nil, err
+	}
+	f := fsm.New()
+	node, err := cluster.Open(cluster.Options{
+		NodeID:             cfg.NodeID,
+		DataDir:            cfg.DataDir,
+		RaftBind:           cfg.RaftAddr,
+		RaftAdvertise:      withHost(host, cfg.RaftAddr),
+		QueueAddr:          withHost(host, s.QueueAddr),
+		PubsubAddr:         withHost(host, s.PubsubAddr),
+		BootstrapExpect:    cfg.BootstrapExpect,
+		HeartbeatTimeout:   cfg.HeartbeatTimeout,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout,
+		CommitTimeout:      cfg.CommitTimeout,
+		SnapshotThreshold:  cfg.SnapshotThreshold,
+		SnapshotInterval:   cfg.SnapshotInterval,
+		TrailingLogs:       cfg.TrailingLogs,
+		MaxAppendEntries:   cfg.MaxAppendEntries,
+		Logger:             cfg.Logger,
+	}, f)
+	if err != nil {
+		closeListeners()
+		return nil, err
+	}
+	s.node = node
+
+	if cfg.OverflowLog != "" {
+		if s.overflow, err = httpapi.OpenOverflowLog(cfg.OverflowLog); err != nil {
+			closeListeners()
+			node.Shutdown(context.Background())
+			return nil, err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(node.Collectors()...)
+
+	opts := httpapi.Options{
+		Queue:       queueBackend{FSM: f, Node: node},
+		Cluster:     node,
+		Gatherer:    reg,
+		Registerer:  reg,
+		MaxMsgSize:  cfg.MaxMsgSize,
+		MaxBodySize: cfg.MaxBodySize,
+		MaxMGet:     cfg.MaxMGet,
+		MGetSep:     cfg.MGetSep,
+		MPutSep:     cfg.MPutSep,
+		Limits:      fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy},
+		Overflow:    s.overflow,
+		Logger:      cfg.Logger,
+	}
+	queueHandler, err := httpapi.NewQueueHandler(opts)
+	if err != nil {
+		closeListeners()
+		node.Shutdown(context.Background())
+		return nil, err
+	}
+	s.serve(queueLn, queueHandler)
+	s.serve(pubsubLn, httpapi.NewAdminHandler(opts))
+	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.RaftAddr, "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// queueBackend is what the queue handlers need: reads from the local state
+// machine, writes and consistent reads through raft.
+type queueBackend struct {
+	*fsm.FSM
+	*cluster.Node
+}
+
+func (s *Server) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return s.requestCtx },
+	}
+	s.servers = append(s.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+	}()
+}
+
+// Node returns the raft node, for tests and status tools.
+func (s *Server) Node() *cluster.Node { return s.node }
+
+// Err delivers a fatal serving error.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// ReopenLogs reopens the overflow log (SIGHUP, for log rotation).
+func (s *Server) ReopenLogs() error {
+	if s.overflow == nil {
+		return nil
+	}
+	return s.overflow.Reopen()
+}
+
+// Shutdown stops the node gracefully: HTTP first so clients move away and
+// in-flight requests finish, then raft (leadership handed over if this node
+// leads), then the stores. The node stays a member of the cluster.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	// Ordinary requests finish within the grace period; long-polls and
+	// streams are then cancelled and answer whatever they have.
+	grace := time.AfterFunc(drainGrace, s.stopRequests)
+	defer grace.Stop()
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http drain: %w", err))
+			srv.Close()
+		}
+	}
+	s.stopRequests()
+	if err := s.node.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.overflow != nil {
+		if err := s.overflow.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.log.Info("node stopped")
+	return errors.Join(errs...)
+}

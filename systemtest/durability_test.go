@@ -1,0 +1,111 @@
+package systemtest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestNode_KillDashNine_NoAckedPutLost: concurrent puts run while the node
+// is killed with SIGKILL; after a restart on the same data directory every
+// acknowledged message is there exactly once, each writer's messages in the
+// order it wrote them, and nothing appears that was never sent.
+func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
+	n := mustStartNode(t)
+	const writers, perWriter = 16, 40
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		sent  = map[string]bool{}
+		count atomic.Int64
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				msg := fmt.Sprintf("w%02d-%04d", w, i)
+				mu.Lock()
+				sent[msg] = true
+				mu.Unlock()
+				code, _, err := httpPost(ctx, n.queue+"/put", []byte(msg))
+				if err != nil {
+					return // the node is gone
+				}
+				if code == http.StatusOK {
+					mu.Lock()
+					acked[msg] = true
+					mu.Unlock()
+					count.Add(1)
+				}
+			}
+		}(w)
+	}
+	// Kill in the middle of the stream of puts.
+	waitFor(t, 30*time.Second, "half of the puts acknowledged", func() bool {
+		return count.Load() >= writers*perWriter/2
+	})
+	n.kill9()
+	cancel()
+	wg.Wait()
+	t.Logf("acknowledged %d of %d attempted puts before SIGKILL", len(acked), len(sent))
+
+	n.mustStart()
+	body := mustGet(t, n.queue+"/dump")
+	items := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	seen := map[string]int{}
+	lastSeq := map[string]int{}
+	for _, it := range items {
+		if it == "" {
+			continue
+		}
+		if !sent[it] {
+			t.Fatalf("found %q, which was never sent", it)
+		}
+		seen[it]++
+		var w, seq int
+		fmt.Sscanf(it, "w%02d-%04d", &w, &seq)
+		key := fmt.Sprintf("w%02d", w)
+		if last, ok := lastSeq[key]; ok && seq <= last {
+			t.Fatalf("writer %s: %q stored after seq %d", key, it, last)
+		}
+		lastSeq[key] = seq
+	}
+	for msg := range acked {
+		if seen[msg] != 1 {
+			t.Fatalf("acknowledged %q found %d times after restart", msg, seen[msg])
+		}
+	}
+	for msg, c := range seen {
+		if c != 1 {
+			t.Fatalf("%q stored %d times", msg, c)
+		}
+	}
+}
+
+// TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData: a graceful stop exits 0,
+// and a restart serves the same queue.
+func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
+	n := mustStartNode(t)
+	for i := 0; i < 5; i++ {
+		if code, _, err := httpPost(context.Background(), n.queue+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
+			t.Fatalf("put: %d %v", code, err)
+		}
+	}
+	// An idle long-poll must not hold up shutdown.
+	go httpGet(n.queue + "/get?queue=idle&wait=60s")
+	n.terminate()
+	n.mustStart()
+	if got := mustGet(t, n.queue+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
+		t.Fatalf("dump after restart: %q", got)
+	}
+}
