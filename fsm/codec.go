@@ -67,6 +67,7 @@ func appendCommand(buf []byte, c *Command) []byte {
 		buf = binary.AppendVarint(buf, int64(c.Lease))
 	case OpConfigure:
 		buf = appendConfig(buf, c.Config)
+		buf = append(buf, byte(c.ConfigFields))
 	case OpResetStats, OpTick:
 	}
 	return buf
@@ -274,6 +275,7 @@ func (d *decoder) command(c *Command) {
 		c.Lease = time.Duration(d.varint())
 	case OpConfigure:
 		c.Config = d.config()
+		c.ConfigFields = ConfigField(d.byte())
 	case OpResetStats, OpTick:
 	default:
 		if d.err == nil {

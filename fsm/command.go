@@ -119,9 +119,22 @@ type Command struct {
 	Data    []byte // Nack
 	Reason  string // Nack: recorded as the message's last error
 
-	// Configure.
-	Config QueueConfig
+	// Configure: the fields of Config named in ConfigFields replace the
+	// queue's current ones, atomically; ConfigFields 0 replaces them all.
+	Config       QueueConfig
+	ConfigFields ConfigField
 }
+
+// ConfigField names settings of QueueConfig, for partial updates.
+type ConfigField uint8
+
+// The settings a configure command can change one by one.
+const (
+	ConfigDefaultLease ConfigField = 1 << iota
+	ConfigMaxAttempts
+	ConfigDeadLetter
+	ConfigLimits // MaxDepth, MaxBytes and Policy together
+)
 
 // Entry is one Raft log entry: commands that share the leader's timestamp.
 // Grouping many requests into one entry is the application half of group commit.

@@ -99,6 +99,24 @@ func (m *model) command(c *Command) Result {
 		return m.settle(c)
 	case OpConfigure:
 		cfg := c.Config
+		if c.ConfigFields != 0 {
+			cfg = QueueConfig{}
+			if q := m.queues[c.Queue]; q != nil {
+				cfg = q.cfg
+			}
+			if c.ConfigFields&ConfigDefaultLease != 0 {
+				cfg.DefaultLease = c.Config.DefaultLease
+			}
+			if c.ConfigFields&ConfigMaxAttempts != 0 {
+				cfg.MaxAttempts = c.Config.MaxAttempts
+			}
+			if c.ConfigFields&ConfigDeadLetter != 0 {
+				cfg.DeadLetter = c.Config.DeadLetter
+			}
+			if c.ConfigFields&ConfigLimits != 0 {
+				cfg.Limits = c.Config.Limits
+			}
+		}
 		if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 || cfg.Limits.Policy > OverflowEvictOldest ||
 			(cfg.DeadLetter != "" && (!ValidQueueName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
 			return Result{Err: ErrInvalidCommand}

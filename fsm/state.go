@@ -486,6 +486,13 @@ func (s *state) sweepAll() {
 
 func (s *state) configure(c *Command) Result {
 	cfg := c.Config
+	if c.ConfigFields != 0 {
+		cfg = QueueConfig{}
+		if q := s.queues[c.Queue]; q != nil {
+			cfg = q.cfg
+		}
+		cfg.merge(c.Config, c.ConfigFields)
+	}
 	if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 ||
 		cfg.Limits.Policy > OverflowEvictOldest ||
 		(cfg.DeadLetter != "" && (!ValidQueueName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
@@ -497,6 +504,21 @@ func (s *state) configure(c *Command) Result {
 	}
 	q.cfg = cfg
 	return Result{}
+}
+
+func (cfg *QueueConfig) merge(from QueueConfig, fields ConfigField) {
+	if fields&ConfigDefaultLease != 0 {
+		cfg.DefaultLease = from.DefaultLease
+	}
+	if fields&ConfigMaxAttempts != 0 {
+		cfg.MaxAttempts = from.MaxAttempts
+	}
+	if fields&ConfigDeadLetter != 0 {
+		cfg.DeadLetter = from.DeadLetter
+	}
+	if fields&ConfigLimits != 0 {
+		cfg.Limits = from.Limits
+	}
 }
 
 func (s *state) wake(q *queue) { s.woken[q.name] = struct{}{} }
