@@ -133,7 +133,9 @@ const (
 	ConfigDefaultLease ConfigField = 1 << iota
 	ConfigMaxAttempts
 	ConfigDeadLetter
-	ConfigLimits // MaxDepth, MaxBytes and Policy together
+	ConfigMaxDepth
+	ConfigMaxBytes
+	ConfigPolicy
 )
 
 // Entry is one Raft log entry: commands that share the leader's timestamp.

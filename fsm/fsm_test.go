@@ -71,8 +71,8 @@ func genCommand(t *rapid.T, m *model) Command {
 			DefaultLease: time.Duration(rapid.SampledFrom([]int{0, 25}).Draw(t, "defLease")) * time.Millisecond,
 			MaxAttempts:  uint32(rapid.IntRange(0, 3).Draw(t, "maxAttempts")),
 			DeadLetter:   rapid.SampledFrom([]string{"", "b.dlq", "default"}).Draw(t, "dlq"),
-			Limits:       Limits{MaxDepth: int64(rapid.SampledFrom([]int{0, 0, 4}).Draw(t, "cfgDepth"))},
-		}, ConfigFields: ConfigField(rapid.IntRange(0, 15).Draw(t, "fields"))}
+			Limits:       Limits{MaxDepth: int64(rapid.SampledFrom([]int{0, 0, 4}).Draw(t, "cfgDepth")), Policy: OverflowPolicy(rapid.IntRange(0, 1).Draw(t, "cfgPolicy"))},
+		}, ConfigFields: ConfigField(rapid.IntRange(0, 63).Draw(t, "fields"))}
 	default:
 		if rapid.Bool().Draw(t, "tick") {
 			return Command{Op: OpTick}
@@ -211,7 +211,7 @@ func TestCodec_RoundTrip(t *testing.T) {
 		{Op: OpAck, IDs: []uint64{1, 1 << 40}},
 		{Op: OpNack, Queue: "q", IDs: []uint64{3}, Delay: time.Millisecond, HasData: true, Data: []byte{}, Reason: "x"},
 		{Op: OpTouch, IDs: []uint64{4}, Lease: time.Minute},
-		{Op: OpConfigure, Queue: "q", Config: QueueConfig{DefaultLease: time.Second, MaxAttempts: 5, DeadLetter: "d", Limits: Limits{MaxDepth: 1}}, ConfigFields: ConfigMaxAttempts | ConfigLimits},
+		{Op: OpConfigure, Queue: "q", Config: QueueConfig{DefaultLease: time.Second, MaxAttempts: 5, DeadLetter: "d", Limits: Limits{MaxDepth: 1}}, ConfigFields: ConfigMaxAttempts | ConfigMaxDepth},
 		{Op: OpResetStats, Queue: "q"},
 		{Op: OpTick},
 	}}

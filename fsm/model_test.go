@@ -113,8 +113,14 @@ func (m *model) command(c *Command) Result {
 			if c.ConfigFields&ConfigDeadLetter != 0 {
 				cfg.DeadLetter = c.Config.DeadLetter
 			}
-			if c.ConfigFields&ConfigLimits != 0 {
-				cfg.Limits = c.Config.Limits
+			if c.ConfigFields&ConfigMaxDepth != 0 {
+				cfg.Limits.MaxDepth = c.Config.Limits.MaxDepth
+			}
+			if c.ConfigFields&ConfigMaxBytes != 0 {
+				cfg.Limits.MaxBytes = c.Config.Limits.MaxBytes
+			}
+			if c.ConfigFields&ConfigPolicy != 0 {
+				cfg.Limits.Policy = c.Config.Limits.Policy
 			}
 		}
 		if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 || cfg.Limits.Policy > OverflowEvictOldest ||

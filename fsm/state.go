@@ -516,8 +516,14 @@ func (cfg *QueueConfig) merge(from QueueConfig, fields ConfigField) {
 	if fields&ConfigDeadLetter != 0 {
 		cfg.DeadLetter = from.DeadLetter
 	}
-	if fields&ConfigLimits != 0 {
-		cfg.Limits = from.Limits
+	if fields&ConfigMaxDepth != 0 {
+		cfg.Limits.MaxDepth = from.Limits.MaxDepth
+	}
+	if fields&ConfigMaxBytes != 0 {
+		cfg.Limits.MaxBytes = from.Limits.MaxBytes
+	}
+	if fields&ConfigPolicy != 0 {
+		cfg.Limits.Policy = from.Limits.Policy
 	}
 }
 

@@ -149,6 +149,7 @@ func Test_Options_Validation(t *testing.T) {
 		"no cluster":     {Queue: ok.Queue, Registerer: reg},
 		"negative size":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, MaxMsgSize: -1},
 		"negative mget":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, MaxMGet: -1},
+		"negative hold":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, ForwardTimeout: -1},
 		"unknown policy": {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, Limits: fsm.Limits{Policy: 7}},
 	} {
 		if _, err := NewQueueHandler(o); err == nil {

@@ -7,18 +7,15 @@ import (
 	"github.com/quorumq/quorumq/fsm"
 )
 
-// configParams are the settings /config can change.
-var configParams = []string{"lease", "max_attempts", "dead_letter", "max_depth", "max_bytes", "overflow"}
-
 // config is /config?queue=NAME: a queue's replicated settings.
 //
 // Without setting parameters it answers the settings as JSON:
 //
 //	{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":0,"max_bytes":0,"overflow":"reject"}
 //
-// With any of them it reads the current settings (after a consistent
-// read), changes the given ones, proposes the result and answers the new
-// settings:
+// With any of them it proposes a change of just those settings, applied
+// atomically in the state machine (concurrent changes of different settings
+// do not undo each other), and answers the resulting settings:
 //
 //   - lease=DUR: default lease of a /get or /mget without lease= (0s: none,
 //     such gets pop); at most 12h.
@@ -31,72 +28,70 @@ var configParams = []string{"lease", "max_attempts", "dead_letter", "max_depth",
 //     --max-depth, --max-bytes and --overflow-policy apply; once any is set,
 //     the queue's three values replace the node's.
 //
-// The read-modify-write is not atomic: two concurrent changes of one queue
-// may lose one of them. GET and POST behave the same; HEAD is refused.
+// GET and POST behave the same; HEAD is refused.
 func (s *server) config(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
 	}
-	if err := s.consistentRead(r); err != nil {
+	cfg, fields, err := configChange(queue, r.p)
+	if err != nil {
 		return reply{}, err
 	}
-	cfg := s.o.Queue.Stats(queue).Config
-	changed := false
-	for _, name := range configParams {
-		changed = changed || r.p.has(name)
+	if fields == 0 {
+		if err := s.consistentRead(r); err != nil {
+			return reply{}, err
+		}
+		return configReply(queue, s.o.Queue.Stats(queue).Config), nil
 	}
-	if !changed {
-		return configReply(queue, cfg), nil
-	}
-	if cfg, err = mergeConfig(queue, cfg, r.p); err != nil {
-		return reply{}, err
-	}
-	if _, err := s.propose(r, fsm.Command{Op: fsm.OpConfigure, Queue: queue, Config: cfg}); err != nil {
+	if _, err := s.propose(r, fsm.Command{Op: fsm.OpConfigure, Queue: queue, Config: cfg, ConfigFields: fields}); err != nil {
 		return reply{}, putError(queue, err)
 	}
-	return configReply(queue, cfg), nil
+	// Propose returns once the change is applied here, so this is current.
+	return configReply(queue, s.o.Queue.Stats(queue).Config), nil
 }
 
-func mergeConfig(queue string, cfg fsm.QueueConfig, p params) (fsm.QueueConfig, error) {
+// configChange reads the setting parameters into a config holding just
+// those values and the mask naming them.
+func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.ConfigField, err error) {
 	if d, ok, err := p.duration("lease", MaxLease); err != nil {
-		return cfg, err
+		return cfg, 0, err
 	} else if ok {
-		cfg.DefaultLease = d
+		cfg.DefaultLease, fields = d, fields|fsm.ConfigDefaultLease
 	}
 	if n, ok, err := p.uint("max_attempts", math.MaxUint32); err != nil {
-		return cfg, err
+		return cfg, 0, err
 	} else if ok {
-		cfg.MaxAttempts = uint32(n)
+		cfg.MaxAttempts, fields = uint32(n), fields|fsm.ConfigMaxAttempts
 	}
 	if v, ok := p.get("dead_letter"); ok {
 		switch {
 		case v == "":
 		case v == queue:
-			return cfg, badRequest("invalid dead_letter=%s: must name another queue", quote(v))
+			return cfg, 0, badRequest("invalid dead_letter=%s: must name another queue", quote(v))
 		case !fsm.ValidQueueName(v):
-			return cfg, badRequest("invalid dead_letter=%s: want [A-Za-z0-9._-]{1,64}", quote(v))
+			return cfg, 0, badRequest("invalid dead_letter=%s: want [A-Za-z0-9._-]{1,64}", quote(v))
 		}
-		cfg.DeadLetter = v
+		cfg.DeadLetter, fields = v, fields|fsm.ConfigDeadLetter
 	}
 	if n, ok, err := p.uint("max_depth", math.MaxInt64); err != nil {
-		return cfg, err
+		return cfg, 0, err
 	} else if ok {
-		cfg.Limits.MaxDepth = int64(n)
+		cfg.Limits.MaxDepth, fields = int64(n), fields|fsm.ConfigMaxDepth
 	}
 	if n, ok, err := p.uint("max_bytes", math.MaxInt64); err != nil {
-		return cfg, err
+		return cfg, 0, err
 	} else if ok {
-		cfg.Limits.MaxBytes = int64(n)
+		cfg.Limits.MaxBytes, fields = int64(n), fields|fsm.ConfigMaxBytes
 	}
 	if v, ok := p.get("overflow"); ok {
 		policy, known := parsePolicy(v)
 		if !known {
-			return cfg, badRequest("invalid overflow=%s: want reject or evict-oldest", quote(v))
+			return cfg, 0, badRequest("invalid overflow=%s: want reject or evict-oldest", quote(v))
 		}
-		cfg.Limits.Policy = policy
+		cfg.Limits.Policy, fields = policy, fields|fsm.ConfigPolicy
 	}
-	return cfg, nil
+	return cfg, fields, nil
 }
 
 func parsePolicy(v string) (fsm.OverflowPolicy, bool) {

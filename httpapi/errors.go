@@ -55,6 +55,14 @@ type errorClass struct {
 	fixed bool   // always send msg, whatever the error says
 }
 
+// Tokens that the forwarding step reads in a leader's 503: the leader
+// applied nothing, so the request may be sent again.
+const (
+	tokenNotLeader    = "NOT_LEADER"
+	tokenNoLeader     = "NO_LEADER"
+	tokenShuttingDown = "SHUTTING_DOWN"
+)
+
 const outcomeUnknownMsg = "outcome unknown: the write may or may not have been applied; retry with id=KEY"
 
 // errorTable maps every error a handler can return to a response. It is
@@ -71,9 +79,11 @@ var errorTable = []errorClass{
 	{kind: fsm.ErrTooManyQueues, code: StatusQueueFull, token: "TOO_MANY_QUEUES", msg: "too many queues"},
 	{kind: errMethod, code: http.StatusMethodNotAllowed, token: "METHOD_NOT_ALLOWED", msg: "method not allowed"},
 	{kind: errNotSupported, code: http.StatusNotImplemented, token: "NOT_SUPPORTED", msg: "not supported"},
-	{kind: cluster.ErrNotLeader, code: http.StatusServiceUnavailable, token: "NOT_LEADER", msg: "this node is not the leader; retry", fixed: true},
-	{kind: cluster.ErrNoLeader, code: http.StatusServiceUnavailable, token: "NO_LEADER", msg: "no leader is known; retry shortly", fixed: true},
-	{kind: cluster.ErrShuttingDown, code: http.StatusServiceUnavailable, token: "SHUTTING_DOWN", msg: "this node is shutting down; retry", fixed: true},
+	// Only the forwarding step words its own NOT_LEADER and NO_LEADER
+	// (*apiError); cluster's errors get the fixed text.
+	{kind: cluster.ErrNotLeader, code: http.StatusServiceUnavailable, token: tokenNotLeader, msg: "this node is not the leader; retry"},
+	{kind: cluster.ErrNoLeader, code: http.StatusServiceUnavailable, token: tokenNoLeader, msg: "no leader is known; retry shortly"},
+	{kind: cluster.ErrShuttingDown, code: http.StatusServiceUnavailable, token: tokenShuttingDown, msg: "this node is shutting down; retry", fixed: true},
 	{kind: errUnavailable, code: http.StatusServiceUnavailable, token: "UNAVAILABLE", msg: "unavailable; retry shortly"},
 	// The client went away while waiting; nobody reads this answer.
 	{kind: context.Canceled, code: http.StatusServiceUnavailable, token: "CANCELED", msg: "request canceled", fixed: true},

@@ -132,10 +132,27 @@ func Test_Nack_MaxAttemptsDeadLetters(t *testing.T) {
 		e.mustGet("/nack?queue=jobs&id=1&reason=bad", "")
 	}
 	e.mustGet("/get?queue=jobs", "")
-	e.mustGet("/get?queue=jobs.dead", "poison")
+	r := e.mustGet("/get?queue=jobs.dead&lease=1m", "poison")
+	if got := r.header.Get("X-Last-Error"); got != "bad" {
+		t.Fatalf("X-Last-Error %q, want the nack reason", got)
+	}
+	if got := r.header.Get("X-Attempts"); got != "3" {
+		t.Fatalf("X-Attempts %q, want the two failed attempts plus this one", got)
+	}
+	e.mustGet("/nack?id=1&reason=still%0Abad", "")
+	e.mustGet("/mget?queue=jobs.dead&format=json", `{"messages":[{"id":"1","attempts":4,"data":"poison","last_error":"still\nbad"}]}`+"\n")
 	if st := e.stats("jobs"); st.Dead != 1 || st.Bytes != 0 || st.InFlight != 0 {
 		t.Fatalf("stats %+v, want one dead message and nothing held", st)
 	}
+}
+
+// Test_Config_PartialChangesKeepOthers: each /config change touches only
+// the settings it names.
+func Test_Config_PartialChangesKeepOthers(t *testing.T) {
+	e := newEnv(t)
+	e.mustGet("/config?queue=jobs&lease=30s&max_attempts=5", `{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"","max_depth":0,"max_bytes":0,"overflow":"reject"}`+"\n")
+	e.mustGet("/config?queue=jobs&dead_letter=jobs.dead&max_depth=10", `{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":10,"max_bytes":0,"overflow":"reject"}`+"\n")
+	e.mustGet("/config?queue=jobs&lease=0s&overflow=evict-oldest", `{"queue":"jobs","lease":"0s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":10,"max_bytes":0,"overflow":"evict-oldest"}`+"\n")
 }
 
 // Test_Touch_ExtendsLease checks that touch pushes the lease deadline out.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -104,10 +105,29 @@ func (q *fsmQueue) Changed(queue string) <-chan struct{} {
 	return q.FSM.Changed(queue)
 }
 
-// fakeCluster is a Cluster with function fields.
+// fakeCluster is a Cluster with function fields. By default it is node n1,
+// the leader of a one-node cluster.
 type fakeCluster struct {
+	id     string // default "n1"
 	status func() cluster.Status
 	ready  func() bool
+	// leader answers Leader (default: this node). IsLeader is "the leader
+	// is this node", so switching it switches both.
+	leader func() (cluster.LeaderInfo, bool)
+}
+
+func (c *fakeCluster) ID() string { return cmp.Or(c.id, "n1") }
+
+func (c *fakeCluster) IsLeader() bool {
+	info, ok := c.Leader()
+	return ok && info.ID == c.ID()
+}
+
+func (c *fakeCluster) Leader() (cluster.LeaderInfo, bool) {
+	if c.leader == nil {
+		return cluster.LeaderInfo{ID: c.ID()}, true
+	}
+	return c.leader()
 }
 
 func (c *fakeCluster) Status() cluster.Status {

@@ -10,9 +10,11 @@ import (
 
 // metrics are the counters httpapi registers itself.
 type metrics struct {
-	requests  *prometheus.CounterVec
-	put       *prometheus.CounterVec
-	delivered *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	put            *prometheus.CounterVec
+	delivered      *prometheus.CounterVec
+	forwards       *prometheus.CounterVec
+	forwardRetries *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
@@ -29,6 +31,15 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 			Name: "quorumq_messages_delivered_total",
 			Help: "Messages handed out (popped or leased) through this node's /get and /mget, by queue.",
 		}, []string{"queue"})),
+		forwards: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_http_forwarded_total",
+			Help: "Requests this node did not serve itself because it does not lead, by route and result " +
+				"(proxied, redirected, refused: a forwarded request reached a non-leader, no_leader, outcome_unknown, canceled, error).",
+		}, []string{"route", "result"})),
+		forwardRetries: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_http_forward_retries_total",
+			Help: "Forwarding attempts repeated after one that left nothing applied on the leader, by route.",
+		}, []string{"route"})),
 	}
 }
 
@@ -51,4 +62,8 @@ func register(reg prometheus.Registerer, log *slog.Logger, c *prometheus.Counter
 
 func (m *metrics) request(route string, code int) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
+
+func (m *metrics) forwarded(route, result string) {
+	m.forwards.WithLabelValues(route, result).Inc()
 }

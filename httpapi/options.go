@@ -32,12 +32,22 @@ type Queue interface {
 	Changed(queue string) <-chan struct{}
 }
 
-// Cluster is this node's view of the cluster, for the admin endpoints.
+// Cluster is this node's view of the cluster: for the admin endpoints, and
+// for leader forwarding. In production it is a *cluster.Node.
 type Cluster interface {
 	Status() cluster.Status
 	// Ready reports whether the node knows a leader and has applied up to
 	// its commit index.
 	Ready() bool
+	// ID is this node's id: sent as X-Served-By and in the forwarding loop
+	// guard.
+	ID() string
+	// IsLeader reports whether this node leads right now. It may be stale
+	// by the time the handler acts; Propose and ConsistentRead re-check.
+	IsLeader() bool
+	// Leader returns the leader this node knows. ok is false while none is
+	// known; QueueAddr is "" until this node has learned it (gossip).
+	Leader() (info cluster.LeaderInfo, ok bool)
 }
 
 // Leaver is implemented by a Cluster that can remove this node from the
@@ -58,6 +68,9 @@ const (
 	DefaultProposeTimeout = 10 * time.Second
 	// DefaultMaxWait caps wait= on /get and /mget.
 	DefaultMaxWait = 5 * time.Minute
+	// DefaultForwardTimeout bounds how long a request that needs the leader
+	// is held while no leader is reachable (--forward-timeout).
+	DefaultForwardTimeout = 5 * time.Second
 	// MaxLease caps lease= on /get, /mget, /touch and /config.
 	MaxLease = 12 * time.Hour
 	// MaxDelay caps delay= on /put, /mput and /nack.
@@ -92,7 +105,8 @@ type Options struct {
 	// Queue is the replicated queue. Required by NewQueueHandler.
 	Queue Queue
 	// Cluster answers /readyz, /cluster/status and, if it implements
-	// Leaver, POST /cluster/leave. Required by NewQueueHandler.
+	// Leaver, POST /cluster/leave, and says where the leader is for
+	// forwarding. Required by NewQueueHandler.
 	Cluster Cluster
 
 	// Gatherer is served on /metrics. Default prometheus.DefaultGatherer.
@@ -132,6 +146,13 @@ type Options struct {
 	// MaxWait caps wait= on /get and /mget (longer waits are lowered to
 	// it). Default 5m.
 	MaxWait time.Duration
+	// ForwardTimeout bounds the hold of a request that needs the leader on
+	// a node that does not lead: waiting for a leader whose address is
+	// known, and retrying after failures that left nothing applied. Past it
+	// the answer is 503 "no leader". It does not bound a forwarded request
+	// once the leader has it (a long-poll may take its whole wait=).
+	// Default 5s (--forward-timeout).
+	ForwardTimeout time.Duration
 	// Now is the local clock, used for the empty-poll fast path and the
 	// long-poll timers; the leader stamps log time itself. Default time.Now.
 	Now func() time.Time
@@ -166,6 +187,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxWait == 0 {
 		o.MaxWait = DefaultMaxWait
 	}
+	if o.ForwardTimeout == 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -189,6 +213,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("MaxWait %s is negative", o.MaxWait))
+	}
+	if o.ForwardTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ForwardTimeout %s is negative", o.ForwardTimeout))
 	}
 	if o.Limits.MaxDepth < 0 || o.Limits.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits %+v: max depth and max bytes must not be negative", o.Limits))

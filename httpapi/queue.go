@@ -147,11 +147,20 @@ func (s *server) data(r *request) ([]byte, error) {
 	return nil, badRequest("missing data")
 }
 
-// body reads a POST body, bounded by MaxBodySize.
+// body returns the POST body, bounded by MaxBodySize. It is read once and
+// kept: the forwarding step may send it after a handler read it.
 func (s *server) body(r *request) ([]byte, error) {
 	if r.Method != http.MethodPost {
 		return nil, nil
 	}
+	if !r.bodyRead {
+		r.body, r.bodyErr = s.readBody(r)
+		r.bodyRead = true
+	}
+	return r.body, r.bodyErr
+}
+
+func (s *server) readBody(r *request) ([]byte, error) {
 	limit := s.o.MaxBodySize
 	if r.ContentLength > limit {
 		return nil, tooLarge("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
@@ -238,13 +247,25 @@ func (s *server) get(r *request) (reply, error) {
 	}
 	m := msgs[0]
 	s.m.delivered.WithLabelValues(g.queue).Inc()
-	return reply{
-		header: http.Header{
-			"X-Message-Id": {strconv.FormatUint(m.ID, 10)},
-			"X-Attempts":   {strconv.FormatUint(uint64(m.Attempts), 10)},
-		},
-		body: m.Data,
-	}, nil
+	h := http.Header{
+		"X-Message-Id": {strconv.FormatUint(m.ID, 10)},
+		"X-Attempts":   {strconv.FormatUint(uint64(m.Attempts), 10)},
+	}
+	if m.LastError != "" {
+		h["X-Last-Error"] = []string{headerSafe(m.LastError)}
+	}
+	return reply{header: h, body: m.Data}, nil
+}
+
+// headerSafe replaces bytes a header value cannot carry (control
+// characters, including line breaks) with spaces.
+func headerSafe(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, v)
 }
 
 // mget is /mget: hand out up to items= messages (default 1, lowered to
@@ -297,6 +318,8 @@ type jsonMessage struct {
 	Attempts uint32 `json:"attempts"`
 	Data     string `json:"data"`
 	Encoding string `json:"encoding,omitempty"`
+	// LastError is the last nack reason, or "lease expired".
+	LastError string `json:"last_error,omitempty"`
 }
 
 // messagesJSON renders {"messages":[...]}: data is the body as a JSON
@@ -306,7 +329,7 @@ func messagesJSON(msgs []fsm.Message) []byte {
 		Messages []jsonMessage `json:"messages"`
 	}{Messages: make([]jsonMessage, len(msgs))}
 	for i, m := range msgs {
-		jm := jsonMessage{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts}
+		jm := jsonMessage{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts, LastError: m.LastError}
 		if utf8.Valid(m.Data) {
 			jm.Data = string(m.Data)
 		} else {

@@ -32,6 +32,7 @@ type server struct {
 	m           *metrics
 	routes      []route
 	promHandler http.Handler
+	fwd         *http.Client // to the leader; queue handler only
 }
 
 // NewQueueHandler returns the queue port's handler: the simplequeue routes,
@@ -49,6 +50,7 @@ func NewQueueHandler(opts Options) (http.Handler, error) {
 	}
 	s := newServer(o)
 	s.routes = append(s.adminRoutes(), s.queueRoutes()...)
+	s.fwd = newForwardClient()
 	return s, nil
 }
 
@@ -84,6 +86,16 @@ type request struct {
 	*http.Request
 	w http.ResponseWriter // only for http.MaxBytesReader
 	p params
+
+	// The POST body, read at most once (see server.body) so that the
+	// forwarding step can send it again.
+	body     []byte
+	bodyErr  error
+	bodyRead bool
+	// committed is set once a command of this request was, or may have
+	// been, committed: from then on the request must not be rerouted, and
+	// a later "not the leader" does not mean that nothing was applied.
+	committed bool
 }
 
 // reply is a successful answer.
@@ -225,6 +237,9 @@ func (s *server) match(path string) *route {
 // ServeHTTP routes, checks the method, runs the handler and writes its
 // reply or error.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.o.Cluster != nil {
+		w.Header().Set(headerServedBy, s.o.Cluster.ID())
+	}
 	rt := s.match(r.URL.EscapedPath())
 	if rt == nil {
 		w.Header().Set("Content-Length", "0")
@@ -242,10 +257,25 @@ func (s *server) serve(w http.ResponseWriter, rt *route, req *request) int {
 		w.Header().Set("Allow", rt.allowed(req.p))
 		return s.fail(w, rt, err)
 	}
-	// Leader forwarding belongs here, and only here: when
-	// rt.needsLeader(req.p) and this node does not lead, hand the request
-	// to the leader before any handler runs.
+	// Leader forwarding happens here, and only here: a request that needs
+	// the leader is answered by toLeader unless this node leads.
+	needsLeader := rt.needsLeader(req.p)
+	if needsLeader {
+		if code, done := s.toLeader(w, rt, req); done {
+			return code
+		}
+	}
 	rep, err := rt.handle(req)
+	if needsLeader && reroutable(req, err) {
+		// Leadership moved between the check and the proposal, and nothing
+		// was applied: one more pass through the forwarding step. If this
+		// node still leads, it serves the request once more, and a second
+		// "not the leader" is the answer.
+		if code, done := s.toLeader(w, rt, req); done {
+			return code
+		}
+		rep, err = rt.handle(req)
+	}
 	if err != nil {
 		return s.fail(w, rt, err)
 	}
@@ -332,6 +362,11 @@ func (s *server) fail(w http.ResponseWriter, rt *route, err error) int {
 	h.Set("X-Error-Code", c.token)
 	if c.code == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
+		if s.o.Cluster != nil {
+			if leader, ok := s.o.Cluster.Leader(); ok {
+				h.Set(headerLeaderID, leader.ID)
+			}
+		}
 	}
 	w.WriteHeader(c.code)
 	io.WriteString(w, body)
@@ -347,9 +382,19 @@ func (s *server) propose(r *request, cmd fsm.Command) (fsm.Result, error) {
 	res, err := s.o.Queue.Propose(ctx, cmd)
 	switch {
 	case err == nil:
+		r.committed = true
 		return res, res.Err
+	case errors.Is(err, cluster.ErrOutcomeUnknown):
+		r.committed = true
+		return res, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		r.committed = true
 		return res, fmt.Errorf("%w: %s ran past %s: %w", cluster.ErrOutcomeUnknown, cmd.Op, s.o.ProposeTimeout, err)
+	case r.committed && (errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrShuttingDown)):
+		// Those say "nothing applied, retry anywhere", which is no longer
+		// true of the request: an earlier command of it (a large /mput)
+		// was committed.
+		return res, fmt.Errorf("%w: %s after an earlier part of the request was committed: %w", cluster.ErrOutcomeUnknown, cmd.Op, err)
 	}
 	return res, err
 }

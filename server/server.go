@@ -174,18 +174,19 @@ func Start(cfg Config) (*Server, error) {
 	reg.MustRegister(node.Collectors()...)
 
 	opts := httpapi.Options{
-		Queue:       queueBackend{FSM: f, Node: node},
-		Cluster:     node,
-		Gatherer:    reg,
-		Registerer:  reg,
-		MaxMsgSize:  cfg.MaxMsgSize,
-		MaxBodySize: cfg.MaxBodySize,
-		MaxMGet:     cfg.MaxMGet,
-		MGetSep:     cfg.MGetSep,
-		MPutSep:     cfg.MPutSep,
-		Limits:      fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy},
-		Overflow:    s.overflow,
-		Logger:      cfg.Logger,
+		Queue:          queueBackend{FSM: f, Node: node},
+		Cluster:        node,
+		Gatherer:       reg,
+		Registerer:     reg,
+		MaxMsgSize:     cfg.MaxMsgSize,
+		MaxBodySize:    cfg.MaxBodySize,
+		MaxMGet:        cfg.MaxMGet,
+		MGetSep:        cfg.MGetSep,
+		MPutSep:        cfg.MPutSep,
+		Limits:         fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy},
+		Overflow:       s.overflow,
+		Logger:         cfg.Logger,
+		ForwardTimeout: cfg.ForwardTimeout,
 	}
 	queueHandler, err := httpapi.NewQueueHandler(opts)
 	if err != nil {
