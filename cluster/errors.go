@@ -21,4 +21,7 @@ var (
 	// Reusing a data directory under a new id (or an id on a wiped directory)
 	// could let one server vote twice, so Open refuses (raft-patterns §9.3).
 	ErrNodeIDMismatch = errors.New("node id does not match the data directory")
+	// ErrLastVoter means Leave was refused because this node is the only
+	// voter: the cluster cannot continue without it. Nothing was changed.
+	ErrLastVoter = errors.New("cannot leave: this node is the last voter")
 )

@@ -52,9 +52,10 @@ func (n *Node) watchLeadership() {
 			t := &leaderTerm{barrierDone: make(chan struct{})}
 			t.ctx, t.cancel = context.WithCancel(n.ctx)
 			n.setTerm(t)
-			n.bg.Add(2)
+			n.bg.Add(3)
 			go n.runBarrier(t)
 			go n.runTicker(t)
+			go n.runReconcile(t)
 		}
 	}
 }

@@ -3,14 +3,14 @@ package cluster
 // LeaderInfo is the current leader as this node knows it.
 type LeaderInfo struct {
 	ID         string
-	QueueAddr  string // host:port of its queue port ("" if not known yet)
+	QueueAddr  string // host:port of its queue port ("" until gossip has it)
 	PubsubAddr string
 	RaftAddr   string
 }
 
 // Leader returns the known leader and its addresses. ok is false while no
-// leader is known. Until gossip carries the other nodes' addresses, only this
-// node's own addresses are known.
+// leader id is known. The HTTP addresses come from the leader's NodeMeta,
+// so they are empty until gossip has carried it to this node.
 func (n *Node) Leader() (info LeaderInfo, ok bool) {
 	addr, id := n.raft.LeaderWithID()
 	if id == "" {
@@ -19,6 +19,10 @@ func (n *Node) Leader() (info LeaderInfo, ok bool) {
 	info = LeaderInfo{ID: string(id), RaftAddr: string(addr)}
 	if string(id) == n.id {
 		info.QueueAddr, info.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
+		return info, true
+	}
+	if m, known := n.members.get(string(id)); known && m.MetaOK {
+		info.QueueAddr, info.PubsubAddr = m.Meta.QueueAddr, m.Meta.PubsubAddr
 	}
 	return info, true
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// hclogAdapter lets raft (and later memberlist) log through slog. raft's
+// hclogAdapter lets raft and memberlist log through slog. raft's
 // key/value arguments are passed straight on: hclog and slog use the same
 // alternating key, value convention.
 type hclogAdapter struct {
@@ -174,6 +174,9 @@ type stdWriter struct{ a *hclogAdapter }
 func (w stdWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
 		level, msg := inferLevel(strings.TrimSpace(string(line)))
+		if w.a.name != "" {
+			msg = strings.TrimPrefix(msg, w.a.name+": ")
+		}
 		w.a.Log(level, msg)
 	}
 	return len(p), nil

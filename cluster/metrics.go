@@ -15,6 +15,7 @@ type nodeMetrics struct {
 	entriesProposed  prometheus.Counter
 	commandsPerEntry prometheus.Histogram
 	entryBytes       prometheus.Histogram
+	reconcileActions *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -47,6 +48,12 @@ func newNodeMetrics() *nodeMetrics {
 			Help:      "Encoded size of the log entries this node proposed.",
 			Buckets:   prometheus.ExponentialBuckets(64, 4, 8), // 64 B .. 1 MiB
 		}),
+		reconcileActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Subsystem: "cluster",
+			Name:      "reconcile_actions_total",
+			Help:      "Raft configuration changes made by this node's reconcile loop while leading, by action and result.",
+		}, []string{"action", "result"}),
 	}
 }
 
@@ -57,7 +64,10 @@ func newNodeMetrics() *nodeMetrics {
 //     (applied_index is the FSM's own, see DESIGN.md);
 //   - quorumq_propose_latency_seconds, quorumq_raft_entries_proposed_total,
 //     quorumq_raft_commands_per_entry, quorumq_raft_entry_bytes;
-//   - per-queue metrics labelled queue=NAME, read from the FSM at scrape time.
+//   - per-queue metrics labelled queue=NAME, read from the FSM at scrape time;
+//   - membership: quorumq_cluster_members{status} (gossip members as this
+//     node sees them), quorumq_cluster_{voters,nonvoters} (raft
+//     configuration) and quorumq_cluster_reconcile_actions_total{action,result}.
 func (n *Node) Collectors() []prometheus.Collector {
 	gauge := func(name, help string, v func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -85,7 +95,43 @@ func (n *Node) Collectors() []prometheus.Collector {
 		n.metrics.commandsPerEntry,
 		n.metrics.entryBytes,
 		&queueCollector{f: n.fsm},
+		n.metrics.reconcileActions,
+		&membershipCollector{n: n},
 	}
+}
+
+var (
+	descMembers   = prometheus.NewDesc("quorumq_cluster_members", "Gossip members as this node sees them, by status.", []string{"status"}, nil)
+	descVoters    = prometheus.NewDesc("quorumq_cluster_voters", "Voters in the raft configuration.", nil, nil)
+	descNonvoters = prometheus.NewDesc("quorumq_cluster_nonvoters", "Non-voters in the raft configuration.", nil, nil)
+)
+
+// membershipCollector reports membership at scrape time.
+type membershipCollector struct{ n *Node }
+
+// Describe implements prometheus.Collector.
+func (c *membershipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMembers
+	ch <- descVoters
+	ch <- descNonvoters
+}
+
+// Collect implements prometheus.Collector.
+func (c *membershipCollector) Collect(ch chan<- prometheus.Metric) {
+	for status, k := range memberStatusCounts(c.n.members.snapshot()) {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(k), status)
+	}
+	voters, nonvoters := 0, 0
+	for _, s := range c.n.configServers() {
+		switch s.Suffrage {
+		case raft.Voter:
+			voters++
+		case raft.Nonvoter:
+			nonvoters++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descVoters, prometheus.GaugeValue, float64(voters))
+	ch <- prometheus.MustNewConstMetric(descNonvoters, prometheus.GaugeValue, float64(nonvoters))
 }
 
 // queueCollector reports per-queue state from the local FSM at scrape time.

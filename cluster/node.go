@@ -1,8 +1,10 @@
 // Package cluster hosts the queue state machine (package fsm) in a
-// hashicorp/raft node: raft-boltdb storage, the TCP transport, bootstrap,
-// a group-commit coalescer for writes, read-index consistent reads, the
-// leader's tick proposer and an ordered shutdown. It is the only package that
-// touches *raft.Raft. DESIGN.md explains the flow and the trade-offs.
+// hashicorp/raft node: raft-boltdb storage, the TCP transport, memberlist
+// discovery, bootstrap-expect, the leader's membership reconcile loop, a
+// group-commit coalescer for writes, read-index consistent reads, the
+// leader's tick proposer, leave and an ordered shutdown. It is the only
+// package that touches *raft.Raft and *memberlist.Memberlist. DESIGN.md
+// explains the flows and the trade-offs.
 package cluster
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
@@ -69,6 +73,31 @@ type Node struct {
 	tickInterval time.Duration
 	tickChecks   atomic.Uint64 // due checks made by the tick loop; tests watch it
 
+	// Gossip. ml is set once in Open; gossipMu orders UpdateNode and Leave
+	// against Shutdown (memberlist panics on Leave after Shutdown).
+	ml         *memberlist.Memberlist
+	gossip     *gossipDelegate
+	members    *memberTable
+	meta       metaState
+	gossipAddr string
+	gossipMu   sync.Mutex
+	gossipDown bool // memberlist shut down
+	gossipLeft bool // memberlist's Leave was called
+	// joined is closed once a Join seed answered or another member reached
+	// this node.
+	joined     chan struct{}
+	joinedOnce sync.Once
+	// httpc asks peers for their /cluster/status (promotion, leave).
+	httpc *http.Client
+	recon reconcileMemory
+
+	leaving         atomic.Bool   // Leave has begun
+	noTransfer      atomic.Bool   // tests: Shutdown skips the leadership transfer, like a crash
+	bootstrapped    atomic.Bool   // this node called BootstrapCluster; tests watch it
+	bootstrapChecks atomic.Uint64 // bootstrap evaluations; tests watch it
+	bootstrapReason atomic.Value  // string: why the last evaluation waited
+	reconcileRounds atomic.Uint64 // reconcile passes; tests watch it
+
 	// intake admits Propose and ConsistentRead calls until Shutdown, which
 	// then waits for those inside.
 	intake gate
@@ -115,6 +144,9 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 		if host, _, _ := net.SplitHostPort(o.RaftBind); !concreteIP(host) {
 			return nil, fmt.Errorf("%w: RaftBind %q is not an address peers can dial; set RaftAdvertise", ErrInvalidOptions, o.RaftBind)
 		}
+	}
+	if err := checkAdvertised(o); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open: data dir: %w", err)
@@ -203,13 +235,15 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	undo = append(undo, func() { r.Shutdown().Error() })
-	if !existing && o.BootstrapExpect == 1 && !o.noBootstrap {
+	bootstrapped := false
+	if !existing && o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap {
 		cfg := raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr(),
 		}}}
 		if err := r.BootstrapCluster(cfg).Error(); err != nil {
 			return fail(fmt.Errorf("bootstrap: %w", err))
 		}
+		bootstrapped = true
 		logger.Info("bootstrapped single-node cluster", "raft_addr", trans.LocalAddr())
 	}
 
@@ -234,13 +268,55 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	if n.tickInterval <= 0 {
 		n.tickInterval = defaultTickInterval
 	}
+	n.bootstrapped.Store(bootstrapped)
+	n.bootstrapReason.Store("")
+	n.members = newMemberTable(logger)
+	n.joined = make(chan struct{})
+	n.httpc = newStatusClient()
+	n.recon.healthySince = map[raft.ServerID]time.Time{}
+	n.recon.missingSince = map[raft.ServerID]time.Time{}
+	n.meta.set(func(m *nodeMeta) {
+		*m = nodeMeta{
+			HasState:   existing || bootstrapped,
+			Expect:     o.BootstrapExpect,
+			RaftAddr:   string(trans.LocalAddr()),
+			QueueAddr:  o.QueueAddr,
+			PubsubAddr: o.PubsubAddr,
+		}
+	})
+	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.bg.Add(2)
+	undo = append(undo, n.cancel)
+	ml, err := n.newMemberlist()
+	if err != nil {
+		return fail(err)
+	}
+	n.ml = ml
+	n.gossipAddr = ml.LocalNode().Address()
+
+	n.bg.Add(3)
 	go n.runCoalescer()
 	go n.watchLeadership()
-	logger.Info("raft node started", "raft_addr", trans.LocalAddr(), "existing_state", existing,
+	go n.runGossip()
+	if !existing && !bootstrapped {
+		n.bg.Add(1)
+		go n.runBootstrap()
+	}
+	logger.Info("raft node started", "raft_addr", trans.LocalAddr(), "gossip_addr", n.gossipAddr,
+		"existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
+}
+
+// checkAdvertised reports addresses that cannot go into NodeMeta.
+func checkAdvertised(o Options) error {
+	if err := checkMetaAddrs(map[string]string{
+		"RaftAdvertise": o.RaftAdvertise, "RaftBind": o.RaftBind,
+		"QueueAddr": o.QueueAddr, "PubsubAddr": o.PubsubAddr,
+	}); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	return nil
 }
 
 // concreteIP reports whether host is an IP address other than 0.0.0.0 or ::.
@@ -342,10 +418,12 @@ func (n *Node) caughtUp(target uint64) bool {
 	return true
 }
 
-// Status returns the /cluster/status view of this node. Members come from
-// the raft configuration; this node reports itself alive with its HTTP
-// addresses. Other members show only their raft address and status
-// "unknown" until memberlist supplies the rest.
+// Status returns the /cluster/status view of this node. Members are the
+// union of the raft configuration and the gossip members: suffrage and raft
+// address come from the configuration, status (alive, dead, left; unknown
+// for a server gossip has never shown this node) and HTTP addresses from
+// gossip. A gossip member outside the configuration has suffrage "none"
+// and its advertised raft address.
 func (n *Node) Status() Status {
 	st := Status{
 		NodeID:       n.id,
@@ -355,37 +433,74 @@ func (n *Node) Status() Status {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		n.log.Warn("status: read raft configuration", "err", err)
-		return st
+	gossiped := map[string]member{}
+	for _, m := range n.members.snapshot() {
+		gossiped[m.ID] = m
 	}
-	for _, s := range cf.Configuration().Servers {
+	fill := func(m *Member, g member, known bool) {
+		if known {
+			m.Status = g.Status
+			if g.MetaOK {
+				m.QueueAddr, m.PubsubAddr = g.Meta.QueueAddr, g.Meta.PubsubAddr
+			}
+		}
+		if m.ID == n.id {
+			m.QueueAddr, m.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
+			if !known {
+				m.Status = MemberAlive
+			}
+		}
+	}
+	for _, s := range n.configServers() {
 		m := Member{
 			ID:       string(s.ID),
 			Status:   MemberUnknown,
 			Voter:    s.Suffrage == raft.Voter,
+			Suffrage: SuffrageNonvoter,
 			RaftAddr: string(s.Address),
 		}
-		if m.ID == n.id {
-			m.Status = MemberAlive
-			m.QueueAddr, m.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
+		if m.Voter {
+			m.Suffrage = SuffrageVoter
 		}
+		g, known := gossiped[m.ID]
+		fill(&m, g, known)
+		delete(gossiped, m.ID)
+		st.Members = append(st.Members, m)
+	}
+	for _, g := range gossiped {
+		m := Member{ID: g.ID, Suffrage: SuffrageNone}
+		if g.MetaOK {
+			m.RaftAddr = g.Meta.RaftAddr
+		}
+		fill(&m, g, true)
 		st.Members = append(st.Members, m)
 	}
 	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
+// configServers returns the latest raft configuration (possibly not yet
+// committed), or nil if it cannot be read.
+func (n *Node) configServers() []raft.Server {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		n.log.Warn("read raft configuration", "err", err)
+		return nil
+	}
+	return cf.Configuration().Servers
+}
+
 // Shutdown stops the node: it refuses new Propose and ConsistentRead calls
 // (ErrShuttingDown), waits for in-flight ones until ctx ends, stops the
 // leader loops, transfers leadership if this node leads and other voters
-// exist, stops the coalescer (commands it has not handed to raft fail with
-// ErrShuttingDown), waits for the raft operations it started to resolve,
-// shuts raft down (callers of entries still in raft get ErrOutcomeUnknown),
-// then closes the transport and the bolt store. It does not remove the node
-// from the cluster: a restart rejoins. A failed leadership transfer is
-// logged, not returned. Every step runs even after ctx ends; the error
+// exist, stops memberlist without a leave message (peers mark the node dead
+// and keep it in the configuration), stops the coalescer (commands it has
+// not handed to raft fail with ErrShuttingDown), waits for the raft
+// operations it started to resolve, shuts raft down (callers of entries
+// still in raft get ErrOutcomeUnknown), then closes the transport and the
+// bolt store. It does not remove the node from the cluster: a restart on the
+// same data directory rejoins through its Join seeds and catches up. A
+// failed leadership transfer is logged, not returned. Every step runs even after ctx ends; the error
 // reports what was cut short.
 //
 // The wait before raft stops matters: raft never answers a future that is
@@ -410,7 +525,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	n.cancel()
 
 	// 3. Hand leadership over while raft still runs.
-	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
+	if n.raft.State() == raft.Leader && n.hasOtherVoters() && !n.noTransfer.Load() {
 		// Best effort: when it fails the others elect a leader after an
 		// election timeout, which is all a transfer saves.
 		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
@@ -420,22 +535,34 @@ func (n *Node) shutdown(ctx context.Context) error {
 		}
 	}
 
-	// 4. The coalescer fails what it has not handed to raft.
+	// 4. Gossip stops without a leave message: peers see a failure and keep
+	// this node in the configuration, so a restart rejoins as it was.
+	n.gossipMu.Lock()
+	if !n.gossipDown {
+		n.gossipDown = true
+		if err := n.ml.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
+		}
+	}
+	n.gossipMu.Unlock()
+	n.httpc.CloseIdleConnections()
+
+	// 5. The coalescer fails what it has not handed to raft.
 	close(n.stopCoalescer)
 	<-n.coalescerDone
 
-	// 5. Let every raft future we wait on resolve while raft still answers.
+	// 6. Let every raft future we wait on resolve while raft still answers.
 	if err := n.raftUsers.wait(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("wait for raft operations: %w", err))
 	}
 
-	// 6. Stop raft. Callers still waiting on an entry get ErrOutcomeUnknown.
+	// 7. Stop raft. Callers still waiting on an entry get ErrOutcomeUnknown.
 	if err := n.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
 	close(n.raftDown)
 
-	// 7. Our goroutines, the transport, bolt.
+	// 8. Our goroutines, the transport, bolt.
 	n.bg.Wait()
 	if err := n.trans.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))

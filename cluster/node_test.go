@@ -525,6 +525,7 @@ func TestNode_Collectors(t *testing.T) {
 		"quorumq_raft_entries_proposed_total", "quorumq_raft_commands_per_entry", "quorumq_raft_entry_bytes",
 		"quorumq_queue_depth", "quorumq_queue_in_flight", "quorumq_queue_deferred", "quorumq_queue_bytes",
 		"quorumq_queue_puts_total", "quorumq_queue_gets_total", "quorumq_queue_overflow_total", "quorumq_queue_dead_total",
+		"quorumq_cluster_members", "quorumq_cluster_voters", "quorumq_cluster_nonvoters",
 	} {
 		if got[name] == nil {
 			t.Errorf("metric %s missing", name)
@@ -539,6 +540,18 @@ func TestNode_Collectors(t *testing.T) {
 	}
 	if v := got["quorumq_queue_puts_total"].GetMetric()[0].GetCounter().GetValue(); v != 2 {
 		t.Errorf("puts_total = %v", v)
+	}
+	if v := got["quorumq_cluster_voters"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("voters = %v", v)
+	}
+	for _, m := range got["quorumq_cluster_members"].GetMetric() {
+		want := 0.0
+		if m.GetLabel()[0].GetValue() == MemberAlive {
+			want = 1
+		}
+		if m.GetGauge().GetValue() != want {
+			t.Errorf("members{status=%s} = %v, want %v", m.GetLabel()[0].GetValue(), m.GetGauge().GetValue(), want)
+		}
 	}
 }
 

@@ -7,22 +7,25 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 )
 
 // Defaults for Options. DESIGN.md ("Decisions and trade-offs") gives the cost
 // of each; the short reason is next to it.
 const (
-	// DefaultHeartbeatTimeout and DefaultElectionTimeout are raft's own 1 s.
-	// Loopback and LAN round trips are far below that, but a laptop running a
-	// docker-compose cluster sees fsync and GC stalls of hundreds of
-	// milliseconds; shorter timeouts turn those into needless elections.
-	// Failover therefore takes about 1-2 s plus one election.
-	DefaultHeartbeatTimeout = 1 * time.Second
-	DefaultElectionTimeout  = 1 * time.Second
-	// DefaultLeaderLeaseTimeout is how long a leader keeps leading without
-	// hearing from a quorum: half the heartbeat timeout, raft's default.
-	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
+	// DefaultHeartbeatTimeout, DefaultElectionTimeout and
+	// DefaultLeaderLeaseTimeout are half of raft's own (1 s / 1 s / 500 ms):
+	// a follower notices a dead leader 0.5-1 s after its last heartbeat and
+	// pre-vote plus vote take a few milliseconds on a LAN, so failover
+	// takes about a second (measured on loopback: DESIGN.md). The cost: a
+	// leader that cannot reach a quorum for 250 ms steps down, so an fsync
+	// or GC stall of that length on a loaded host turns into a short
+	// election; raise the heartbeat timeout on slow disks or networks (unset
+	// election and lease timeouts follow it).
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 	// DefaultCommitTimeout is how long the leader waits, with no new writes,
 	// before telling followers the commit index. Only follower staleness
 	// (stale=1 reads, /readyz on followers) depends on it.
@@ -51,7 +54,36 @@ const (
 	DefaultMaxPendingApplies = 2
 	// DefaultApplyTimeout bounds the enqueue into raft.
 	DefaultApplyTimeout = 10 * time.Second
+
+	// DefaultReconcileInterval is how often the leader compares gossip
+	// membership with the raft configuration even without a membership
+	// event (events are missed across leader changes). A round reads the
+	// configuration and asks each non-voter for its progress: cheap for
+	// the handful of servers a queue cluster has.
+	DefaultReconcileInterval = time.Second
+	// DefaultPromoteAfter is how long a non-voter must stay caught up and
+	// alive before it becomes a voter (autopilot's stabilization time,
+	// shortened for small clusters).
+	DefaultPromoteAfter = 5 * time.Second
+	// DefaultReapTimeout is how long a voter must be dead before the leader
+	// removes it from the configuration (Consul's reconnect timeout). A
+	// killed node that comes back within it simply catches up.
+	DefaultReapTimeout = 72 * time.Hour
+	// DefaultReconnectTimeout is how long a dead member keeps being
+	// re-joined in the background (serf's reconnect timeout).
+	DefaultReconnectTimeout = 24 * time.Hour
+	// DefaultMinVoters is the number of voters reaping never goes below.
+	DefaultMinVoters = 3
 )
+
+// NeverReap, as Options.ReapTimeout, keeps dead servers in the
+// configuration until an operator removes them.
+const NeverReap time.Duration = -1
+
+// maxBootstrapExpect bounds BootstrapExpect: raft clusters of more than a
+// handful of voters only slow commits down, and a typo (30 for 3) should fail
+// at start-up rather than wait forever.
+const maxBootstrapExpect = 15
 
 // maxEntryBytes is the hard ceiling for MaxBatchBytes: raft's suggested
 // maximum entry size.
@@ -74,15 +106,62 @@ type Options struct {
 	// which must then be a concrete IP (not 0.0.0.0).
 	RaftAdvertise string
 	// QueueAddr and PubsubAddr are this node's advertised HTTP addresses,
-	// reported in Status.
+	// gossiped to the other nodes (in NodeMeta) and reported in Status. The
+	// leader reads a non-voter's progress from GET
+	// http://QueueAddr/cluster/status before it promotes it, so QueueAddr
+	// must serve that endpoint for the node to become a voter.
 	QueueAddr, PubsubAddr string
 	// BootstrapExpect is the number of servers to wait for before the first
-	// election. 1 (the default) bootstraps a single-node cluster when the
-	// data directory has no raft state. Values above 1 need memberlist
-	// discovery, which is not implemented yet: Open rejects them.
+	// election (default 1). It only matters on a node without raft state.
+	//
+	// 1 without Join bootstraps a single-node cluster at Open. 1 with Join
+	// bootstraps only after a seed was reached and gossip shows no member
+	// with raft state (otherwise the node waits to be added). N > 1 waits
+	// until gossip shows N alive members that advertise the same value and
+	// none has raft state; then only the one with the smallest id
+	// bootstraps, with all of them as voters (DESIGN.md, "Bootstrap").
 	BootstrapExpect int
 
-	// Raft timing; defaults are the Default* constants.
+	// GossipBind is the host:port memberlist listens on, TCP and UDP. Port
+	// 0 picks a free port. Default: RaftBind's host with port 0, which suits
+	// a node that others do not need to find (it joins them).
+	GossipBind string
+	// GossipAdvertise is the host:port other members use to reach the
+	// gossip port. A host name is resolved once at Open (memberlist
+	// advertises an IP). Default: GossipBind when its host is a concrete IP,
+	// else RaftAdvertise's host; with port 0 the bound port.
+	GossipAdvertise string
+	// Join lists gossip addresses (host:port) of existing members. Open does
+	// not wait for them: they are joined in the background, with
+	// exponential backoff and jitter, until one answers, and re-joined
+	// later whenever the cluster looks smaller than expected. This node's
+	// own address may be in the list; it is skipped.
+	Join []string
+	// ReconcileInterval is how often the leader reconciles gossip
+	// membership with the raft configuration without a membership event.
+	// Default DefaultReconcileInterval (1 s).
+	ReconcileInterval time.Duration
+	// PromoteAfter is how long a non-voter must stay alive and caught up
+	// (applied index within 250 entries of the leader's last index, on the
+	// leader's term) before the leader makes it a voter. Default
+	// DefaultPromoteAfter (5 s).
+	PromoteAfter time.Duration
+	// ReapTimeout is how long a server must be dead (or never seen in
+	// gossip) before the leader removes it from the configuration, one per
+	// round and only while MinVoters voters remain. Default
+	// DefaultReapTimeout (72 h); NeverReap disables reaping.
+	ReapTimeout time.Duration
+	// ReconnectTimeout is how long dead members keep being re-joined in the
+	// background, so the halves of a healed partition merge again. Default
+	// DefaultReconnectTimeout (24 h).
+	ReconnectTimeout time.Duration
+	// MinVoters is the number of voters reaping never goes below. Default
+	// DefaultMinVoters (3).
+	MinVoters int
+
+	// Raft timing; defaults are the Default* constants, except that an
+	// unset ElectionTimeout is at least HeartbeatTimeout and an unset
+	// LeaderLeaseTimeout is half of it.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -114,13 +193,24 @@ type Options struct {
 	// RaftLogLevel is the minimum level of raft's own messages. Default WARN:
 	// raft logs every heartbeat hiccup at INFO.
 	RaftLogLevel slog.Leveler
+	// GossipLogLevel is the minimum level of memberlist's messages. Default
+	// WARN: memberlist logs every join and probe at DEBUG or INFO.
+	GossipLogLevel slog.Leveler
 
 	// Test hooks. tickInterval overrides defaultTickInterval; noBootstrap
 	// starts a server that waits to be added to an existing cluster;
-	// wrapLogStore wraps the bolt log store (benchmarks model slow disks).
-	tickInterval time.Duration
-	noBootstrap  bool
-	wrapLogStore func(raft.LogStore) raft.LogStore
+	// wrapLogStore wraps the bolt log store (benchmarks model slow disks);
+	// reconnectInterval, bootstrapSettle and leaveWait override
+	// defaultReconnectInterval, defaultBootstrapSettle and
+	// defaultLeaveWait; gossipConfig edits the memberlist configuration
+	// last.
+	tickInterval      time.Duration
+	noBootstrap       bool
+	wrapLogStore      func(raft.LogStore) raft.LogStore
+	reconnectInterval time.Duration
+	bootstrapSettle   time.Duration
+	leaveWait         time.Duration
+	gossipConfig      func(*memberlist.Config)
 }
 
 // withDefaults validates o and returns a copy with every default filled in.
@@ -148,8 +238,39 @@ func (o Options) withDefaults() (Options, error) {
 		o.BootstrapExpect = 1
 	case o.BootstrapExpect < 0:
 		return bad("BootstrapExpect %d is negative", o.BootstrapExpect)
-	case o.BootstrapExpect > 1:
-		return bad("BootstrapExpect %d: multi-node bootstrap needs memberlist discovery, which is not implemented yet", o.BootstrapExpect)
+	case o.BootstrapExpect > maxBootstrapExpect:
+		return bad("BootstrapExpect %d is above %d", o.BootstrapExpect, maxBootstrapExpect)
+	}
+	if o.GossipBind != "" {
+		if err := checkHostPort(o.GossipBind); err != nil {
+			return bad("GossipBind %q: %v", o.GossipBind, err)
+		}
+		if h, _, _ := net.SplitHostPort(o.GossipBind); h != "" && net.ParseIP(h) == nil {
+			return bad("GossipBind %q: the host must be an IP address", o.GossipBind)
+		}
+	}
+	if o.GossipAdvertise != "" {
+		if err := checkHostPort(o.GossipAdvertise); err != nil {
+			return bad("GossipAdvertise %q: %v", o.GossipAdvertise, err)
+		}
+	}
+	for _, j := range o.Join {
+		if err := checkHostPort(j); err != nil {
+			return bad("Join address %q: %v", j, err)
+		}
+	}
+	switch {
+	case o.MinVoters < 0:
+		return bad("MinVoters %d is negative", o.MinVoters)
+	case o.MinVoters == 0:
+		o.MinVoters = DefaultMinVoters
+	}
+	switch {
+	case o.ReapTimeout == NeverReap:
+	case o.ReapTimeout < 0:
+		return bad("ReapTimeout %v is negative (use NeverReap to disable reaping)", o.ReapTimeout)
+	case o.ReapTimeout == 0:
+		o.ReapTimeout = DefaultReapTimeout
 	}
 
 	durations := []struct {
@@ -158,11 +279,16 @@ func (o Options) withDefaults() (Options, error) {
 		def  time.Duration
 	}{
 		{"HeartbeatTimeout", &o.HeartbeatTimeout, DefaultHeartbeatTimeout},
-		{"ElectionTimeout", &o.ElectionTimeout, DefaultElectionTimeout},
-		{"LeaderLeaseTimeout", &o.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout},
+		// Unset election and lease timeouts follow the heartbeat timeout,
+		// so that raising it alone (on slow disks) stays valid.
+		{"ElectionTimeout", &o.ElectionTimeout, max(DefaultElectionTimeout, o.HeartbeatTimeout)},
+		{"LeaderLeaseTimeout", &o.LeaderLeaseTimeout, leaseFor(o.HeartbeatTimeout)},
 		{"CommitTimeout", &o.CommitTimeout, DefaultCommitTimeout},
 		{"SnapshotInterval", &o.SnapshotInterval, DefaultSnapshotInterval},
 		{"ApplyTimeout", &o.ApplyTimeout, DefaultApplyTimeout},
+		{"ReconcileInterval", &o.ReconcileInterval, DefaultReconcileInterval},
+		{"PromoteAfter", &o.PromoteAfter, DefaultPromoteAfter},
+		{"ReconnectTimeout", &o.ReconnectTimeout, DefaultReconnectTimeout},
 	}
 	for _, d := range durations {
 		switch {
@@ -185,6 +311,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CommitTimeout < time.Millisecond {
 		return bad("CommitTimeout %v is below 1ms", o.CommitTimeout)
+	}
+	if o.ReconcileInterval < 10*time.Millisecond {
+		return bad("ReconcileInterval %v is below 10ms", o.ReconcileInterval)
 	}
 	if o.SnapshotInterval < 5*time.Millisecond {
 		return bad("SnapshotInterval %v is below 5ms", o.SnapshotInterval)
@@ -224,7 +353,32 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RaftLogLevel == nil {
 		o.RaftLogLevel = slog.LevelWarn
 	}
+	if o.GossipLogLevel == nil {
+		o.GossipLogLevel = slog.LevelWarn
+	}
+	if o.GossipBind == "" {
+		host, _, _ := net.SplitHostPort(o.RaftBind)
+		o.GossipBind = net.JoinHostPort(host, "0")
+	}
+	if o.reconnectInterval <= 0 {
+		o.reconnectInterval = defaultReconnectInterval
+	}
+	if o.bootstrapSettle <= 0 {
+		o.bootstrapSettle = defaultBootstrapSettle
+	}
+	if o.leaveWait <= 0 {
+		o.leaveWait = defaultLeaveWait
+	}
 	return o, nil
+}
+
+// leaseFor returns the default leader lease for a heartbeat timeout: half of
+// it, raft's own ratio (DefaultLeaderLeaseTimeout for the default).
+func leaseFor(heartbeat time.Duration) time.Duration {
+	if heartbeat <= 0 {
+		heartbeat = DefaultHeartbeatTimeout
+	}
+	return heartbeat / 2
 }
 
 func checkHostPort(s string) error {

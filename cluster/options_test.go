@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,18 @@ func TestOptions_Validation(t *testing.T) {
 		{"bad advertise", func(o *Options) { o.RaftAdvertise = "nope" }},
 		{"bad node id", func(o *Options) { o.NodeID = "has space" }},
 		{"bootstrap expect negative", func(o *Options) { o.BootstrapExpect = -1 }},
-		{"bootstrap expect 3 not implemented", func(o *Options) { o.BootstrapExpect = 3 }},
+		{"bootstrap expect too large", func(o *Options) { o.BootstrapExpect = 16 }},
+		{"gossip bind without port", func(o *Options) { o.GossipBind = "127.0.0.1" }},
+		{"gossip bind host name", func(o *Options) { o.GossipBind = "localhost:0" }},
+		{"bad gossip advertise", func(o *Options) { o.GossipAdvertise = "nope" }},
+		{"bad join address", func(o *Options) { o.Join = []string{"127.0.0.1:7946", "no-port"} }},
+		{"negative reconcile interval", func(o *Options) { o.ReconcileInterval = -time.Second }},
+		{"tiny reconcile interval", func(o *Options) { o.ReconcileInterval = time.Millisecond }},
+		{"negative promote after", func(o *Options) { o.PromoteAfter = -time.Second }},
+		{"negative reap timeout", func(o *Options) { o.ReapTimeout = -time.Hour }},
+		{"negative reconnect timeout", func(o *Options) { o.ReconnectTimeout = -time.Hour }},
+		{"negative min voters", func(o *Options) { o.MinVoters = -1 }},
+		{"queue addr too long for gossip", func(o *Options) { o.QueueAddr = strings.Repeat("a", 200) + ":8081" }},
 		{"negative heartbeat", func(o *Options) { o.HeartbeatTimeout = -time.Second }},
 		{"tiny heartbeat", func(o *Options) { o.HeartbeatTimeout = time.Millisecond }},
 		{"lease above heartbeat", func(o *Options) { o.LeaderLeaseTimeout = 2 * time.Second }},
@@ -73,7 +85,20 @@ func TestOptions_Defaults(t *testing.T) {
 		o.SnapshotThreshold != DefaultSnapshotThreshold || o.SnapshotInterval != DefaultSnapshotInterval ||
 		o.TrailingLogs != DefaultTrailingLogs || o.MaxBatchBytes != DefaultMaxBatchBytes ||
 		o.MaxPendingApplies != DefaultMaxPendingApplies || o.ApplyTimeout != DefaultApplyTimeout ||
-		o.Now == nil || o.Logger == nil || o.RaftLogLevel == nil {
+		o.Now == nil || o.Logger == nil || o.RaftLogLevel == nil || o.GossipLogLevel == nil ||
+		o.GossipBind != "127.0.0.1:0" || o.ReconcileInterval != DefaultReconcileInterval ||
+		o.PromoteAfter != DefaultPromoteAfter || o.ReapTimeout != DefaultReapTimeout ||
+		o.ReconnectTimeout != DefaultReconnectTimeout || o.MinVoters != DefaultMinVoters {
 		t.Fatalf("defaults not filled: %+v", o)
+	}
+	// Raising the heartbeat timeout alone keeps the others consistent.
+	o, err = Options{DataDir: "d", RaftBind: "127.0.0.1:0", HeartbeatTimeout: 2 * time.Second}.withDefaults()
+	if err != nil || o.ElectionTimeout != 2*time.Second || o.LeaderLeaseTimeout != time.Second {
+		t.Fatalf("heartbeat 2s: election %v lease %v, %v", o.ElectionTimeout, o.LeaderLeaseTimeout, err)
+	}
+	// NeverReap survives defaulting.
+	o, err = Options{DataDir: "d", RaftBind: "127.0.0.1:0", ReapTimeout: NeverReap}.withDefaults()
+	if err != nil || o.ReapTimeout != NeverReap {
+		t.Fatalf("ReapTimeout = %v, %v; want NeverReap", o.ReapTimeout, err)
 	}
 }

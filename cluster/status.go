@@ -11,11 +11,20 @@ type Status struct {
 	Members      []Member `json:"members"`
 }
 
-// Member is one server as this node sees it.
+// Member is one server as this node sees it: the union of the raft
+// configuration and the gossip members.
 type Member struct {
-	ID         string `json:"id"`
-	Status     string `json:"status"` // alive, suspect, dead, left (unknown until memberlist runs)
-	Voter      bool   `json:"voter"`
+	ID string `json:"id"`
+	// Status is the gossip status: alive, dead, left, or unknown for a
+	// configuration entry gossip has never shown this node. (suspect is
+	// part of the contract but memberlist v0.6.0 does not expose it: a
+	// suspect member reports alive until it is declared dead.)
+	Status string `json:"status"`
+	Voter  bool   `json:"voter"`
+	// Suffrage is voter or nonvoter for servers in the raft
+	// configuration, none for gossip members outside it (fresh nodes
+	// waiting to be added, members that left).
+	Suffrage   string `json:"suffrage,omitempty"`
 	QueueAddr  string `json:"queue_addr"`
 	PubsubAddr string `json:"pubsub_addr"`
 	RaftAddr   string `json:"raft_addr"`
@@ -27,7 +36,15 @@ const (
 	MemberSuspect = "suspect"
 	MemberDead    = "dead"
 	MemberLeft    = "left"
-	// MemberUnknown is reported for other servers while there is no gossip
-	// layer to say how they are; memberlist replaces it in the next step.
+	// MemberUnknown is reported for a server in the raft configuration
+	// that gossip has never shown this node (it was down since this node
+	// started, or it is in another network).
 	MemberUnknown = "unknown"
+)
+
+// Member.Suffrage values.
+const (
+	SuffrageVoter    = "voter"
+	SuffrageNonvoter = "nonvoter"
+	SuffrageNone     = "none"
 )

@@ -79,6 +79,7 @@ var errorTable = []errorClass{
 	{kind: fsm.ErrTooManyQueues, code: StatusQueueFull, token: "TOO_MANY_QUEUES", msg: "too many queues"},
 	{kind: errMethod, code: http.StatusMethodNotAllowed, token: "METHOD_NOT_ALLOWED", msg: "method not allowed"},
 	{kind: errNotSupported, code: http.StatusNotImplemented, token: "NOT_SUPPORTED", msg: "not supported"},
+	{kind: cluster.ErrLastVoter, code: http.StatusConflict, token: "LAST_VOTER", msg: "this node is the cluster's last voter and cannot leave"},
 	// Only the forwarding step words its own NOT_LEADER and NO_LEADER
 	// (*apiError); cluster's errors get the fixed text.
 	{kind: cluster.ErrNotLeader, code: http.StatusServiceUnavailable, token: tokenNotLeader, msg: "this node is not the leader; retry"},

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
+	"github.com/quorumq/quorumq/pubsub"
 )
 
 // Config is everything `quorumq serve` takes. The zero value of a field means
@@ -44,6 +46,10 @@ type Config struct {
 	MaxMGet        int
 	MGetSep        string // default "\n"
 	MPutSep        string // default "\n"
+
+	// MaxPendingBytes is how much unsent output a pubsub subscriber may
+	// have before it is kicked. Default 50 MiB.
+	MaxPendingBytes int64
 
 	// Raft tuning; zero keeps the cluster package's defaults.
 	HeartbeatTimeout   time.Duration
@@ -97,6 +103,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	node     *cluster.Node
+	hub      *pubsub.Hub
 	overflow *httpapi.OverflowLog
 	servers  []*http.Server
 	errc     chan error
@@ -104,6 +111,10 @@ type Server struct {
 	// the drain grace period ends, so idle long-polls do not hold shutdown.
 	stopRequests context.CancelFunc
 	requestCtx   context.Context
+	// left is closed once this node has left the cluster for good
+	// (POST /cluster/leave); the process should then shut down.
+	left     chan struct{}
+	leftOnce sync.Once
 
 	// QueueAddr and PubsubAddr are the bound listen addresses (useful with port 0).
 	QueueAddr, PubsubAddr string
@@ -113,7 +124,7 @@ type Server struct {
 // listening; the raft node may still be electing a leader.
 func Start(cfg Config) (*Server, error) {
 	cfg.Defaults()
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), errc: make(chan error, 2)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), errc: make(chan error, 2), left: make(chan struct{})}
 	s.requestCtx, s.stopRequests = context.WithCancel(context.Background())
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -142,6 +153,9 @@ func Start(cfg Config) (*Server, error) {
 		DataDir:            cfg.DataDir,
 		RaftBind:           cfg.RaftAddr,
 		RaftAdvertise:      withHost(host, cfg.RaftAddr),
+		GossipBind:         cfg.GossipAddr,
+		GossipAdvertise:    withHost(host, cfg.GossipAddr),
+		Join:               cfg.Join,
 		QueueAddr:          withHost(host, s.QueueAddr),
 		PubsubAddr:         withHost(host, s.PubsubAddr),
 		BootstrapExpect:    cfg.BootstrapExpect,
@@ -194,8 +208,26 @@ func Start(cfg Config) (*Server, error) {
 		node.Shutdown(context.Background())
 		return nil, err
 	}
+	s.hub, err = pubsub.NewHub(pubsub.Options{MaxPendingBytes: cfg.MaxPendingBytes, Logger: cfg.Logger})
+	if err != nil {
+		closeListeners()
+		node.Shutdown(context.Background())
+		return nil, err
+	}
+	pubsubHandler, err := httpapi.NewPubsubHandler(httpapi.PubsubOptions{
+		Hub:         s.hub,
+		Admin:       httpapi.NewAdminHandler(opts),
+		MaxBodySize: cfg.MaxBodySize,
+		Registerer:  reg,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		closeListeners()
+		node.Shutdown(context.Background())
+		return nil, err
+	}
 	s.serve(queueLn, queueHandler)
-	s.serve(pubsubLn, httpapi.NewAdminHandler(opts))
+	s.serve(pubsubLn, pubsubHandler)
 	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.RaftAddr, "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -206,6 +238,24 @@ type queueBackend struct {
 	*fsm.FSM
 	*cluster.Node
 }
+
+// leavingNode is the raft node as the admin endpoints see it: a successful
+// leave also tells the process to stop.
+type leavingNode struct {
+	*cluster.Node
+	s *Server
+}
+
+func (l leavingNode) Leave(ctx context.Context) error {
+	if err := l.Node.Leave(ctx); err != nil {
+		return err
+	}
+	l.s.leftOnce.Do(func() { close(l.s.left) })
+	return nil
+}
+
+// Left is closed when this node has left the cluster (POST /cluster/leave).
+func (s *Server) Left() <-chan struct{} { return s.left }
 
 func (s *Server) serve(ln net.Listener, h http.Handler) {
 	srv := &http.Server{
@@ -253,6 +303,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopRequests()
+	// Subscribers' connections were taken over from the HTTP server, which
+	// no longer tracks them.
+	s.hub.Close()
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -45,6 +45,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxMGet, "max-mget", 0, "upper bound for /mget?items= (0: unlimited)")
 	fs.StringVar(&cfg.MGetSep, "mget-item-sep", "\n", "default separator between /mget items")
 	fs.StringVar(&cfg.MPutSep, "mput-item-sep", "\n", "default separator of /mput records")
+	fs.Int64Var(&cfg.MaxPendingBytes, "max-pending-bytes", 50<<20, "unsent bytes a pubsub subscriber may have before it is kicked")
 
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "raft heartbeat timeout (0: cluster default)")
 	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "raft election timeout (0: cluster default)")
@@ -112,6 +113,16 @@ func serve(args []string, stderr io.Writer) int {
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				logger.Error("shutdown", "err", err)
+				return 1
+			}
+			return 0
+		case <-srv.Left():
+			logger.Info("left the cluster; stopping")
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			err := srv.Shutdown(ctx)
 			cancel()

@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+const (
+	// bootstrapCheckInterval is how often a node without raft state
+	// re-evaluates bootstrap when no membership event wakes it.
+	bootstrapCheckInterval = 250 * time.Millisecond
+	// defaultBootstrapSettle is how long the set of bootstrap candidates
+	// must stay the same before the smallest of them bootstraps: enough
+	// for gossip to spread a member that joined at the same moment.
+	defaultBootstrapSettle = time.Second
+)
+
+// Reasons a bootstrap evaluation waits; the last one is kept for tests and
+// logged when it changes.
+const (
+	waitJoin      = "waiting to reach a gossip seed"
+	waitExisting  = "a member has raft state: waiting to be added by its leader"
+	waitMismatch  = "members advertise a different bootstrap-expect"
+	waitCount     = "waiting for enough members"
+	waitSmallest  = "waiting for the member with the smallest id to bootstrap"
+	waitSettle    = "waiting for the candidate set to settle"
+	waitDisabled  = "bootstrap disabled: waiting to be added"
+	bootstrapDone = "bootstrapped"
+)
+
+// bootstrapState is the memory of one node's bootstrap loop.
+type bootstrapState struct {
+	candidates []string  // candidate ids at the previous evaluation
+	since      time.Time // when they were first seen
+	reason     string    // why the previous evaluation waited
+	mismatch   string    // mismatching members last warned about
+}
+
+// runBootstrap runs on a node that had no raft state at Open. It
+// re-evaluates on every membership event and every
+// bootstrapCheckInterval until the node has raft state, bootstrapping the
+// cluster if the rules allow this node to (DESIGN.md, "Bootstrap"). Then it
+// sets the has-state flag in NodeMeta, so that newcomers know a cluster
+// exists, and returns.
+func (n *Node) runBootstrap() {
+	defer n.bg.Done()
+	tk := time.NewTicker(bootstrapCheckInterval)
+	defer tk.Stop()
+	var st bootstrapState
+	for {
+		changed := n.members.changedCh()
+		if n.evaluateBootstrap(&st) {
+			n.updateMeta(func(m *nodeMeta) { m.HasState = true })
+			return
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-changed:
+		case <-tk.C:
+		}
+	}
+}
+
+// evaluateBootstrap makes one bootstrap decision and reports whether the
+// node now has raft state.
+func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
+	n.bootstrapChecks.Add(1)
+	if n.raft.LastIndex() > 0 {
+		if st.reason != bootstrapDone {
+			n.log.Info("raft state present: joined a cluster", "last_index", n.raft.LastIndex())
+		}
+		return true
+	}
+	wait := func(reason string, args ...any) bool {
+		if reason != st.reason {
+			n.log.Info("bootstrap: "+reason, args...)
+		}
+		st.reason = reason
+		n.bootstrapReason.Store(reason)
+		return false
+	}
+	if n.opts.noBootstrap {
+		return wait(waitDisabled)
+	}
+	if len(n.opts.Join) > 0 && !n.hasJoined() {
+		// With BootstrapExpect 1 the node would otherwise bootstrap alone
+		// before it has heard of the cluster it was told to join.
+		return wait(waitJoin, "seeds", n.opts.Join)
+	}
+	expect := n.opts.BootstrapExpect
+	var candidates, mismatched []member
+	for _, m := range n.members.snapshot() {
+		if m.Status != MemberAlive || !m.MetaOK {
+			continue
+		}
+		if m.Meta.HasState && m.ID != n.id {
+			return wait(waitExisting, "member", m.ID)
+		}
+		if m.Meta.Expect != expect {
+			mismatched = append(mismatched, m)
+			continue
+		}
+		candidates = append(candidates, m)
+	}
+	if len(mismatched) > 0 {
+		desc := ""
+		for _, m := range mismatched {
+			desc += m.ID + "=" + strconv.Itoa(m.Meta.Expect) + " "
+		}
+		if desc != st.mismatch {
+			st.mismatch = desc
+			n.log.Warn("not bootstrapping: members advertise a different bootstrap-expect; start every server with the same value",
+				"bootstrap_expect", expect, "members", desc)
+		}
+		st.reason = waitMismatch
+		n.bootstrapReason.Store(waitMismatch)
+		return false
+	}
+	st.mismatch = ""
+	ids := sortedIDs(candidates)
+	if len(ids) < expect {
+		return wait(waitCount, "have", len(ids), "expect", expect)
+	}
+	if ids[0] != n.id {
+		return wait(waitSmallest, "bootstrapper", ids[0], "candidates", joinIDs(ids))
+	}
+	now := time.Now()
+	if !slices.Equal(ids, st.candidates) {
+		st.candidates, st.since = ids, now
+		return wait(waitSettle, "candidates", joinIDs(ids))
+	}
+	if now.Sub(st.since) < n.opts.bootstrapSettle {
+		return wait(waitSettle, "candidates", joinIDs(ids))
+	}
+
+	cfg := raft.Configuration{}
+	for _, m := range candidates {
+		addr := raft.ServerAddress(m.Meta.RaftAddr)
+		if m.ID == n.id {
+			addr = n.trans.LocalAddr()
+		}
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: addr})
+	}
+	slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return compareIDs(a.ID, b.ID) })
+	err := n.raft.BootstrapCluster(cfg).Error()
+	switch {
+	case err == nil:
+		n.bootstrapped.Store(true)
+		n.log.Info("bootstrapped cluster", "voters", joinIDs(ids))
+	case errors.Is(err, raft.ErrCantBootstrap):
+		n.log.Info("bootstrap skipped: raft state appeared meanwhile")
+	default:
+		n.log.Warn("bootstrap failed; retrying", "err", err)
+		return false
+	}
+	st.reason = bootstrapDone
+	n.bootstrapReason.Store(bootstrapDone)
+	return true
+}
+
+func compareIDs(a, b raft.ServerID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

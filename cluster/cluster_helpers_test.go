@@ -1,0 +1,336 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/quorumq/quorumq/fsm"
+)
+
+// tnode is one in-process cluster node with an HTTP server that answers
+// GET /cluster/status on its queue address, as httpapi does in production:
+// the leader reads non-voters' progress from it and Leave asks the leader.
+type tnode struct {
+	*Node
+	f    *fsm.FSM
+	opts Options
+	srv  *http.Server
+}
+
+// reservePort returns a loopback port that was free for both TCP and UDP a
+// moment ago (memberlist needs the same port for both). Nodes opened
+// together need each other's gossip ports before any of them binds. Ports
+// come from below the kernel's ephemeral range (32768 and up by default),
+// so an outgoing connection cannot take one between the check and the
+// bind.
+func reservePort(t testing.TB) int {
+	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		reservedMu.Lock()
+		taken := reserved[port]
+		reserved[port] = true
+		reservedMu.Unlock()
+		if taken {
+			continue // handed out earlier in this process
+		}
+		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		tl.Close()
+		if err != nil {
+			continue
+		}
+		ul.Close()
+		return port
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return 0
+}
+
+var (
+	reservedMu sync.Mutex
+	reserved   = map[int]bool{}
+)
+
+// clusterOptions returns options for one node of a multi-node test
+// cluster: production raft timings (failover is measured with them), fast
+// reconcile and reconnect loops, loopback ports reserved in advance.
+func clusterOptions(t testing.TB, expect int) Options {
+	return Options{
+		DataDir:           t.TempDir(),
+		RaftBind:          fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
+		GossipBind:        fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
+		QueueAddr:         fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
+		PubsubAddr:        "127.0.0.1:1", // not served in these tests
+		BootstrapExpect:   expect,
+		ReconcileInterval: 200 * time.Millisecond,
+		PromoteAfter:      time.Second,
+		Logger:            testLogger(t),
+		reconnectInterval: time.Second,
+		bootstrapSettle:   300 * time.Millisecond,
+	}
+}
+
+// withSeeds sets every node's Join list to all nodes' gossip addresses,
+// its own included (a node skips itself, as in a compose file where every
+// service has the same list).
+func withSeeds(opts []Options) {
+	var seeds []string
+	for _, o := range opts {
+		seeds = append(seeds, o.GossipBind)
+	}
+	for i := range opts {
+		opts[i].Join = slices.Clone(seeds)
+	}
+}
+
+// startNode opens a node and serves its /cluster/status. The node is shut
+// down when the test ends (a no-op if the test already stopped it).
+func startNode(t testing.TB, opts Options) *tnode {
+	t.Helper()
+	n, err := tryStartNode(opts)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+func tryStartNode(opts Options) (*tnode, error) {
+	ln, err := net.Listen("tcp", opts.QueueAddr)
+	if err != nil {
+		return nil, fmt.Errorf("queue listener: %w", err)
+	}
+	f := fsm.New()
+	node, err := Open(opts, f)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	n := &tnode{Node: node, f: f, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(node.Status())
+	})
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go n.srv.Serve(ln)
+	return n, nil
+}
+
+// startNodes opens nodes concurrently, as processes started together would.
+func startNodes(t testing.TB, opts []Options) []*tnode {
+	t.Helper()
+	nodes := make([]*tnode, len(opts))
+	errs := make([]error, len(opts))
+	var wg sync.WaitGroup
+	for i, o := range opts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i], errs[i] = tryStartNode(o)
+		}()
+	}
+	wg.Wait()
+	for _, n := range nodes {
+		if n != nil {
+			t.Cleanup(func() { n.stop(t) })
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("start node: %v", err)
+		}
+	}
+	return nodes
+}
+
+// stop shuts the node down and closes its HTTP server.
+func (n *tnode) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown %s: %v", n.ID(), err)
+	}
+	n.srv.Close()
+}
+
+// crash stops the node the way a kill does, as far as its peers can tell:
+// no leadership transfer, no gossip leave. Its files stay consistent, so it
+// can be restarted.
+func (n *tnode) crash(t testing.TB) {
+	n.noTransfer.Store(true)
+	n.stop(t)
+}
+
+// stopAll shuts nodes down concurrently.
+func stopAll(t testing.TB, nodes []*tnode) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.stop(t) }()
+	}
+	wg.Wait()
+}
+
+// configOf returns n's latest raft configuration as "id:voter" / "id:nonvoter", sorted.
+func configOf(n *tnode) []string {
+	var out []string
+	for _, s := range n.configServers() {
+		kind := "voter"
+		if s.Suffrage != raft.Voter {
+			kind = "nonvoter"
+		}
+		out = append(out, string(s.ID)+":"+kind)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// allVoters returns the configuration in which every node is a voter.
+func allVoters(nodes []*tnode) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.ID()+":voter")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitFormed waits until every node knows the same leader, one of them,
+// and holds the configuration in which all of them are voters. It returns
+// the leader.
+func waitFormed(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
+	t.Helper()
+	want := allVoters(nodes)
+	var leader *tnode
+	waitFor(t, timeout, "cluster of "+strings.Join(want, ","), func() bool {
+		leader = nil
+		id := nodes[0].LeaderID()
+		if id == "" {
+			return false
+		}
+		for _, n := range nodes {
+			if n.LeaderID() != id || !slices.Equal(configOf(n), want) {
+				return false
+			}
+			if n.ID() == id {
+				leader = n
+			}
+		}
+		return leader != nil && leader.IsLeader()
+	})
+	return leader
+}
+
+// leaderOf returns the node that leads, waiting for one.
+func leaderOf(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
+	t.Helper()
+	var leader *tnode
+	waitFor(t, timeout, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.IsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// proposeOn proposes cmd on whichever node leads, retrying across an
+// election, and returns the result.
+func proposeOn(t testing.TB, nodes []*tnode, cmd fsm.Command) fsm.Result {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		leader := leaderOf(t, nodes, 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := leader.Propose(ctx, cmd)
+		cancel()
+		if err == nil && res.Err == nil {
+			return res
+		}
+		if time.Now().After(deadline) || (err == nil && res.Err != nil) {
+			t.Fatalf("propose %v: %v %v", cmd.Op, err, res.Err)
+		}
+		if !errors.Is(err, ErrNotLeader) {
+			t.Logf("propose %v: %v; retrying", cmd.Op, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// memberStatus returns the status n reports for id, or "" if absent.
+func memberStatus(n *tnode, id string) (Member, bool) {
+	for _, m := range n.Status().Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// recordingLogger returns a logger that writes to t.Log (at WARN) and
+// remembers every WARN message.
+func recordingLogger(t testing.TB) (*slog.Logger, func() []string) {
+	rec := &recorder{next: testLogger(t).Handler(), mu: new(sync.Mutex), msgs: new([]string)}
+	return slog.New(rec), rec.messages
+}
+
+type recorder struct {
+	next slog.Handler
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func (r *recorder) Enabled(ctx context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (r *recorder) Handle(ctx context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	*r.msgs = append(*r.msgs, rec.Message)
+	r.mu.Unlock()
+	return r.next.Handle(ctx, rec)
+}
+
+func (r *recorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &recorder{next: r.next.WithAttrs(as), mu: r.mu, msgs: r.msgs}
+}
+
+func (r *recorder) WithGroup(g string) slog.Handler {
+	return &recorder{next: r.next.WithGroup(g), mu: r.mu, msgs: r.msgs}
+}
+
+func (r *recorder) messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(*r.msgs)
+}

@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// defaultLeaveWait bounds how long Leave waits to see itself removed from the
+// configuration before it shuts down anyway.
+const defaultLeaveWait = 15 * time.Second
+
+// Leave removes this node from the cluster for good (POST /cluster/leave),
+// then shuts it down like Shutdown. In order:
+//
+//  1. new Propose and ConsistentRead calls fail with ErrShuttingDown;
+//  2. if this node leads and other voters exist, leadership is transferred
+//     (if that fails, the node removes itself from the configuration);
+//  3. NodeMeta announces the leave, then memberlist's leave message goes
+//     out, so peers see the member as left and the leader removes it;
+//  4. it waits, at most 15 s and within ctx, until the configuration no
+//     longer lists this node, asking the leader's /cluster/status because a
+//     removed follower may never receive the entry that removes it; after
+//     that bound it logs a warning and goes on (the leader removes a left
+//     member whenever it next reconciles);
+//  5. Shutdown.
+//
+// It fails with ErrLastVoter, changing nothing, when this node is the only
+// voter: the cluster would have no one left. It fails with ErrShuttingDown
+// once Leave or Shutdown has begun.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.intake.isClosed() || !n.leaving.CompareAndSwap(false, true) {
+		return fmt.Errorf("leave: %w", ErrShuttingDown)
+	}
+	servers := n.configServers()
+	voters, selfVoter := 0, false
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			selfVoter = selfVoter || string(s.ID) == n.id
+		}
+	}
+	if selfVoter && voters == 1 {
+		n.leaving.Store(false)
+		return fmt.Errorf("leave: %w: this node is the only voter, so the cluster cannot continue without it", ErrLastVoter)
+	}
+	n.log.Info("leaving the cluster", "voters", voters, "voter", selfVoter)
+
+	// 1. No new requests.
+	n.intake.close()
+
+	// 2. Hand leadership over while this node can still vote.
+	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
+		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
+			n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
+			if err := n.awaitRaft(ctx, func() raft.Future {
+				return n.raft.RemoveServer(raft.ServerID(n.id), 0, configChangeTimeout)
+			}); err != nil {
+				n.log.Warn("leave: self-removal failed", "err", err)
+			}
+		} else {
+			n.log.Info("leave: leadership transferred")
+		}
+	}
+
+	// 3. Tell the others.
+	n.updateMeta(func(m *nodeMeta) { m.Leaving = true })
+	n.gossipMu.Lock()
+	if !n.gossipDown {
+		n.gossipLeft = true
+		if err := n.ml.Leave(gossipUpdateTimeout); err != nil {
+			n.log.Warn("leave: leave message not confirmed by any member", "err", err)
+		}
+	}
+	n.gossipMu.Unlock()
+
+	// 4. Wait until we are out of the configuration.
+	wctx, cancel := context.WithTimeout(ctx, n.opts.leaveWait)
+	err := n.waitRemoved(wctx)
+	cancel()
+	if err != nil {
+		n.log.Warn("leave: not confirmed removed from the configuration; shutting down anyway (the leader removes left members when it reconciles)", "err", err)
+	} else {
+		n.log.Info("leave: removed from the configuration")
+	}
+
+	// 5. Stop.
+	return n.Shutdown(ctx)
+}
+
+// waitRemoved polls until this node is no longer in the configuration,
+// according to its own log or to the leader.
+func (n *Node) waitRemoved(ctx context.Context) error {
+	for {
+		if !n.inConfig(n.configServers()) {
+			return nil
+		}
+		if removed, ok := n.removedPerLeader(ctx); ok && removed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done(): // a concurrent Shutdown began
+			return ErrShuttingDown
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) inConfig(servers []raft.Server) bool {
+	for _, s := range servers {
+		if string(s.ID) == n.id {
+			return true
+		}
+	}
+	return false
+}
+
+// removedPerLeader asks the leader whether its configuration still lists
+// this node. ok is false when no leader could be asked. The leader is the
+// one this node knows, else the one an alive member names.
+func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
+	var addrs []string
+	if l, known := n.Leader(); known && l.ID != n.id && l.QueueAddr != "" {
+		addrs = append(addrs, l.QueueAddr)
+	}
+	for _, m := range n.members.snapshot() {
+		if m.ID != n.id && m.Status == MemberAlive && m.MetaOK && m.Meta.QueueAddr != "" {
+			addrs = append(addrs, m.Meta.QueueAddr)
+		}
+	}
+	for _, a := range addrs {
+		st, err := n.fetchStatus(ctx, a)
+		if err != nil {
+			continue
+		}
+		if st.State != "leader" {
+			lm, known := n.members.get(st.LeaderID)
+			if st.LeaderID == "" || st.LeaderID == n.id || !known || !lm.MetaOK {
+				continue
+			}
+			if st, err = n.fetchStatus(ctx, lm.Meta.QueueAddr); err != nil || st.State != "leader" {
+				continue
+			}
+		}
+		for _, m := range st.Members {
+			if m.ID == n.id && m.Suffrage != SuffrageNone {
+				return false, true
+			}
+		}
+		return true, true
+	}
+	return false, false
+}

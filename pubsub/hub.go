@@ -1,0 +1,332 @@
+package pubsub
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults.
+const (
+	// DefaultTopic is the topic of a /pub or /sub without topic=.
+	DefaultTopic = "default"
+	// DefaultMaxPendingBytes is the reference's slow-client limit (50 MiB).
+	DefaultMaxPendingBytes = 50 << 20
+	// DefaultWriteTimeout is libevent 1.4's write timeout: a subscriber
+	// whose connection accepts nothing for this long is dropped.
+	DefaultWriteTimeout = 50 * time.Second
+)
+
+// ErrClosed is returned by Subscribe once the hub is closed.
+var ErrClosed = errors.New("pubsub: hub is closed")
+
+// Options configures a Hub. The zero value of each field means its
+// documented default.
+type Options struct {
+	// MaxPendingBytes bounds the output queued for one subscriber; a
+	// message that would take it past the limit kicks the subscriber
+	// (--max-pending-bytes). Default DefaultMaxPendingBytes (50 MiB).
+	MaxPendingBytes int64
+	// WriteTimeout drops a subscriber whose connection accepts no bytes for
+	// this long. Default DefaultWriteTimeout (50 s).
+	WriteTimeout time.Duration
+	// WebSocketOrigins lists the host patterns (path.Match, such as
+	// "*.example.com") of the cross-origin pages that may subscribe over
+	// WebSocket. Clients that send no Origin header, and pages served from
+	// the pubsub host itself, are always accepted. Default: none.
+	WebSocketOrigins []string
+	// Now is the clock for the Date header and connect times. Default
+	// time.Now.
+	Now func() time.Time
+	// Logger receives connects and disconnects (debug) and kicks
+	// (component=pubsub). Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.MaxPendingBytes == 0 {
+		o.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "pubsub")
+	var errs []error
+	if o.MaxPendingBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxPendingBytes %d is negative", o.MaxPendingBytes))
+	}
+	if o.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("WriteTimeout %s is negative", o.WriteTimeout))
+	}
+	return o, errors.Join(errs...)
+}
+
+// Hub is this node's subscribers by topic. Its methods are safe for
+// concurrent use.
+type Hub struct {
+	o   Options
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	topics map[string]*topic
+	subs   map[uint64]*subscriber // every connected subscriber, kicked ones too
+	closed bool
+	// closing is closed by Close: every writer returns.
+	closing chan struct{}
+	wg      sync.WaitGroup // subscriber goroutines
+
+	total    atomic.Uint64 // subscribes; the last value is the newest id
+	current  atomic.Int64
+	received atomic.Uint64
+	sent     atomic.Uint64
+	kicked   atomic.Uint64
+
+	remoteFailures atomic.Uint64
+	remoteDropped  atomic.Uint64
+}
+
+// topic is one topic's subscribers in connect order. mu also serializes
+// publishes, so every subscriber of a topic sees messages in one order.
+type topic struct {
+	mu   sync.Mutex
+	subs []*subscriber
+}
+
+// NewHub returns an empty hub.
+func NewHub(opts Options) (*Hub, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	return &Hub{
+		o:       o,
+		log:     o.Logger,
+		topics:  make(map[string]*topic),
+		subs:    make(map[uint64]*subscriber),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// Publish sends msgs, in order, to every local subscriber of topic, and
+// returns how many of them were sent the last message (the reference's
+// <C>: kicked subscribers are not counted). It only queues the messages
+// and never waits for a subscriber; it does not keep msgs.
+//
+// messages_received grows by len(msgs); messages_sent by the number of
+// (message, subscriber) pairs queued.
+func (h *Hub) Publish(topicName string, msgs [][]byte) (delivered int) {
+	h.received.Add(uint64(len(msgs)))
+	h.mu.RLock()
+	t := h.topics[topicName]
+	h.mu.RUnlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	dropped := false
+	for _, msg := range msgs {
+		var frames [numModes][]byte
+		var framed [numModes]bool
+		delivered = 0
+		for _, s := range t.subs {
+			if !framed[s.mode] {
+				frames[s.mode], framed[s.mode] = frame(msg, s.mode), true
+			}
+			if s.enqueue(frames[s.mode]) {
+				delivered++
+			} else {
+				dropped = true
+			}
+		}
+		h.sent.Add(uint64(delivered))
+	}
+	if dropped {
+		// Kicked and finished subscribers get nothing more: stop framing
+		// for them. They stay in /clients until their connection closes.
+		t.subs = slices.DeleteFunc(t.subs, (*subscriber).ended)
+	}
+	return delivered
+}
+
+// Stats are the hub's counters.
+type Stats struct {
+	// CurrentConnections is the number of subscribers connected now,
+	// kicked ones included until their connection is closed.
+	CurrentConnections int64
+	// TotalConnections counts subscribes since start.
+	TotalConnections uint64
+	// MessagesReceived counts messages published (Publish).
+	MessagesReceived uint64
+	// MessagesSent counts (message, subscriber) pairs queued.
+	MessagesSent uint64
+	// KickedClients counts subscribers kicked for being too slow.
+	KickedClients uint64
+	// RemoteFailures counts deliveries to another node that failed (the
+	// cluster fan-out reports them with RecordRemoteFailure).
+	RemoteFailures uint64
+	// RemoteDropped counts the messages those failed deliveries carried:
+	// messages that did not reach the subscribers of some node.
+	RemoteDropped uint64
+}
+
+// Stats returns the counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		CurrentConnections: h.current.Load(),
+		TotalConnections:   h.total.Load(),
+		MessagesReceived:   h.received.Load(),
+		MessagesSent:       h.sent.Load(),
+		KickedClients:      h.kicked.Load(),
+		RemoteFailures:     h.remoteFailures.Load(),
+		RemoteDropped:      h.remoteDropped.Load(),
+	}
+}
+
+// ResetStats zeroes MessagesReceived and MessagesSent, as /stats?reset
+// does, and returns the counters as they were just before: no message is
+// lost between reading and zeroing.
+func (h *Hub) ResetStats() Stats {
+	st := h.Stats()
+	st.MessagesReceived = h.received.Swap(0)
+	st.MessagesSent = h.sent.Swap(0)
+	return st
+}
+
+// RecordRemoteFailure counts one failed delivery of messages to another
+// node.
+func (h *Hub) RecordRemoteFailure(messages int) {
+	h.remoteFailures.Add(1)
+	h.remoteDropped.Add(uint64(messages))
+}
+
+// Client describes one subscriber, for /clients.
+type Client struct {
+	ID          uint64    // the total_connections value at its subscribe
+	RemoteAddr  string    // ip:port
+	ConnectedAt time.Time // Options.Now at subscribe
+	// PendingBytes is the output not yet accepted by the kernel.
+	PendingBytes int64
+	Topic        string
+	WebSocket    bool
+	Kicked       bool
+	// Node is the node the subscriber is connected to. The hub leaves it
+	// empty (this node); a cluster-wide listing fills it in.
+	Node string
+}
+
+// Clients lists the connected subscribers in connect order.
+func (h *Hub) Clients() []Client {
+	h.mu.RLock()
+	subs := make([]*subscriber, 0, len(h.subs))
+	for _, s := range h.subs {
+		subs = append(subs, s)
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(subs, func(a, b *subscriber) int { return cmp.Compare(a.id, b.id) })
+	out := make([]Client, len(subs))
+	for i, s := range subs {
+		pending, kicked := s.state()
+		out[i] = Client{
+			ID: s.id, RemoteAddr: s.remote, ConnectedAt: s.since,
+			PendingBytes: pending, Topic: s.topic,
+			WebSocket: s.mode == modeWebSocket, Kicked: kicked,
+		}
+	}
+	return out
+}
+
+// Close disconnects every subscriber and refuses new ones; it returns once
+// their goroutines have finished. Publish still works and reaches nobody.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		h.wg.Wait()
+		return
+	}
+	h.closed = true
+	close(h.closing)
+	subs := make([]*subscriber, 0, len(h.subs))
+	for _, s := range h.subs {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.closeNow()
+	}
+	h.wg.Wait()
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closed
+}
+
+// add registers s, last in its topic. It returns false once the hub is
+// closed.
+func (h *Hub) add(s *subscriber) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	t := h.topics[s.topic]
+	if t == nil {
+		t = &topic{}
+		h.topics[s.topic] = t
+	}
+	t.mu.Lock()
+	t.subs = append(t.subs, s)
+	t.mu.Unlock()
+	h.subs[s.id] = s
+	h.current.Add(1)
+	h.wg.Add(1)
+	return true
+}
+
+// remove unregisters s; its connection is closed.
+func (h *Hub) remove(s *subscriber) {
+	h.mu.Lock()
+	if t := h.topics[s.topic]; t != nil {
+		t.mu.Lock()
+		t.subs = slices.DeleteFunc(t.subs, func(x *subscriber) bool { return x == s })
+		empty := len(t.subs) == 0
+		t.mu.Unlock()
+		if empty {
+			delete(h.topics, s.topic)
+		}
+	}
+	delete(h.subs, s.id)
+	h.mu.Unlock()
+	h.current.Add(-1)
+	h.wg.Done()
+}
+
+// ValidTopicName reports whether name is a valid topic= value: like queue
+// names, [A-Za-z0-9._-]{1,64}.
+func ValidTopicName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,105 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// subscribeWebSocket serves a /sub request that asks for a WebSocket
+// upgrade (RFC 6455). A failed handshake is answered by the library.
+func (h *Hub) subscribeWebSocket(w http.ResponseWriter, r *http.Request, opts SubscribeOptions) error {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  h.o.WebSocketOrigins,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return nil
+	}
+	// Frames from the client are read and dropped whatever their size;
+	// the library answers pings and the close handshake meanwhile.
+	c.SetReadLimit(-1)
+	ctx := r.Context()
+	gone := make(chan struct{})
+	s := h.newSubscriber(r, opts.Topic, modeWebSocket, &wsSink{c: c, ctx: ctx, timeout: h.o.WriteTimeout})
+	if !h.add(s) {
+		c.CloseNow()
+		return nil
+	}
+	go func() {
+		defer close(gone)
+		for {
+			_, rd, err := c.Reader(ctx)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, rd)
+		}
+	}()
+	h.log.Debug("subscriber connected", "id", s.id, "remote", s.remote, "topic", s.topic, "websocket", true)
+	why := s.run(ctx, gone)
+	s.finish()
+	c.CloseNow()
+	<-gone
+	h.remove(s)
+	h.log.Debug("subscriber gone", "id", s.id, "remote", s.remote, "why", why)
+	return nil
+}
+
+// wsSink is a WebSocket connection: one message per published message.
+type wsSink struct {
+	c       *websocket.Conn
+	ctx     context.Context
+	timeout time.Duration
+}
+
+// write sends each message as one text frame, or one binary frame when it
+// is not valid UTF-8. A message not written within the write timeout ends
+// the connection (the library closes it).
+func (c *wsSink) write(s *subscriber, batch [][]byte) error {
+	for _, msg := range batch {
+		if s.gaveBack(0) {
+			return errKicked
+		}
+		typ := websocket.MessageText
+		if !utf8.Valid(msg) {
+			typ = websocket.MessageBinary
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+		err := c.c.Write(ctx, typ, msg)
+		cancel()
+		if s.gaveBack(s.cost(msg)) {
+			return errKicked
+		}
+		if err != nil {
+			return fmt.Errorf("websocket write: %w", err)
+		}
+	}
+	return nil
+}
+
+// interrupt does nothing: the library closes the connection when a write
+// is cancelled, which would lose the notice. The message being written
+// finishes first (it is counted in the pending bytes).
+func (c *wsSink) interrupt() {}
+
+// kick sends the notice as a text message, then closes with 1008.
+func (c *wsSink) kick(s *subscriber, notice []byte) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+	err := c.c.Write(ctx, websocket.MessageText, notice)
+	cancel()
+	s.mu.Lock()
+	s.notice = nil
+	s.mu.Unlock()
+	if err == nil {
+		c.c.Close(websocket.StatusPolicyViolation, "too slow")
+	}
+}
+
+func (c *wsSink) closeNow() { c.c.CloseNow() }
