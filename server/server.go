@@ -189,7 +189,7 @@ func Start(cfg Config) (*Server, error) {
 
 	opts := httpapi.Options{
 		Queue:          queueBackend{FSM: f, Node: node},
-		Cluster:        node,
+		Cluster:        leavingNode{Node: node, s: s},
 		Gatherer:       reg,
 		Registerer:     reg,
 		MaxMsgSize:     cfg.MaxMsgSize,

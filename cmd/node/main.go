@@ -18,6 +18,7 @@ Usage: quorumq <command> [flags]
 
 Commands:
   serve       run a node (queue port 8081, pubsub port 8080)
+  devcluster  run N nodes on this machine as one cluster, for trying things out
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return serve(rest, stderr)
+	case "devcluster":
+		return runDevcluster(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0

@@ -1,0 +1,446 @@
+// Package devcluster runs a quorumq cluster on one machine for development:
+// N `quorumq serve` child processes on loopback with predictable ports
+// (see Node), their output interleaved line by line with a "[node<i>] "
+// prefix, a report once every node is ready and which one leads, and an
+// orderly stop. It is what `quorumq devcluster` runs.
+//
+// It is a development tool, not a supervisor: a node that dies is reported
+// and left dead while the others keep running, so you can watch the cluster
+// cope. Run it again on the same base directory and the nodes restart on
+// their data and rejoin.
+package devcluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+const (
+	// pollInterval is how often Run asks the nodes whether they are ready.
+	pollInterval = 250 * time.Millisecond
+	// leaderWait bounds how long Run waits, once every node is ready, for
+	// them to name the same leader before it reports what each one says.
+	leaderWait = 10 * time.Second
+	// waitDelay bounds the wait for a child's output after it exits (a
+	// grandchild could hold the pipe open).
+	waitDelay = 2 * time.Second
+)
+
+// Run starts the cluster cfg describes and runs it until ctx ends, then
+// sends every node SIGTERM and waits for them (SIGKILL after
+// cfg.StopTimeout). Node output goes to stdout and stderr, each line
+// prefixed with "[node<i>] "; Run's own messages go to stdout, prefixed
+// with "devcluster: ".
+//
+// Run returns an error if the cluster cannot start (bad config, a port
+// taken, the binary missing), when every node has exited on its own, or
+// when a node exited with a failure at any point; nil after a clean stop.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	plan := cfg.plan()
+	if err := checkPorts(plan); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.BaseDir, 0o755); err != nil {
+		return fmt.Errorf("base dir: %w", err)
+	}
+	out, errOut := &output{w: stdout}, &output{w: stderr}
+	printPlan(out, cfg, plan)
+
+	exits := make(chan *child, len(plan))
+	children := make([]*child, 0, len(plan))
+	for _, n := range plan {
+		c, err := startChild(cfg.Binary, serveArgs(plan, n, cfg.ServeArgs), n, out, errOut, exits)
+		if err != nil {
+			stopAll(children, cfg.StopTimeout, out)
+			return fmt.Errorf("start %s: %w", n.ID, err)
+		}
+		children = append(children, c)
+	}
+
+	readyCtx, cancelReady := context.WithCancel(ctx)
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		awaitReady(readyCtx, cfg, children, out)
+	}()
+	defer func() { cancelReady(); <-readyDone }()
+
+	for alive := len(children); alive > 0; {
+		select {
+		case <-ctx.Done():
+			cancelReady()
+			<-readyDone
+			return stopAll(children, cfg.StopTimeout, out)
+		case c := <-exits:
+			alive--
+			how := "exited unexpectedly"
+			if c.err == nil {
+				how = "exited" // after POST /cluster/leave, say
+			}
+			out.printf("devcluster: %s %s (%s); %d of %d nodes still running", c.node.ID, how, exitText(c.err), alive, len(children))
+		}
+	}
+	if f := failures(children); f != "" {
+		return fmt.Errorf("every node has exited (%s)", f)
+	}
+	return errors.New("every node has exited")
+}
+
+func printPlan(out *output, cfg Config, plan []Node) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "devcluster: starting %s (%s serve), data in %s\n", count(len(plan), "node"), cfg.Binary, cfg.BaseDir)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tQUEUE\tPUBSUB\tRAFT\tGOSSIP\tDATA")
+	for _, n := range plan {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.QueueURL(), n.PubsubURL(), n.RaftAddr, n.GossipAddr, n.DataDir)
+	}
+	tw.Flush()
+	out.write(b.Bytes())
+}
+
+// child is one running `quorumq serve`.
+type child struct {
+	node Node
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has exited and its output is flushed
+	err  error         // the exit error; read only after done is closed
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func startChild(binary string, args []string, n Node, out, errOut *output, exits chan<- *child) (*child, error) {
+	prefix := "[" + n.ID + "] "
+	stdout, stderr := &prefixWriter{out: out, prefix: prefix}, &prefixWriter{out: errOut, prefix: prefix}
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = waitDelay
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{node: n, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		stdout.flush()
+		stderr.flush()
+		c.err = err
+		close(c.done)
+		exits <- c // buffered for every child: never blocks
+	}()
+	return c, nil
+}
+
+// stopAll sends SIGTERM to every running child, waits up to timeout, then
+// SIGKILLs the rest. It returns the failures of every child, including the
+// ones that had already exited.
+func stopAll(children []*child, timeout time.Duration, out *output) error {
+	var running []*child
+	for _, c := range children {
+		if !c.exited() {
+			running = append(running, c)
+		}
+	}
+	if len(running) > 0 {
+		out.printf("devcluster: stopping %s (SIGTERM; SIGKILL after %v)", count(len(running), "node"), timeout)
+		for _, c := range running {
+			c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		deadline := time.NewTimer(timeout)
+		defer deadline.Stop()
+		for _, c := range running {
+			select {
+			case <-c.done:
+			case <-deadline.C:
+				for _, k := range running {
+					if !k.exited() {
+						out.printf("devcluster: %s did not stop within %v; sending SIGKILL", k.node.ID, timeout)
+						k.cmd.Process.Kill()
+					}
+				}
+				<-c.done
+			}
+		}
+		for _, c := range running {
+			<-c.done
+		}
+	}
+	if f := failures(children); f != "" {
+		return errors.New(f)
+	}
+	out.printf("devcluster: all nodes stopped")
+	return nil
+}
+
+// failures lists the children that exited with a failure, on one line.
+func failures(children []*child) string {
+	var s []string
+	for _, c := range children {
+		if c.exited() && c.err != nil {
+			s = append(s, c.node.ID+": "+exitText(c.err))
+		}
+	}
+	return strings.Join(s, "; ")
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// awaitReady polls every running node's /readyz until all are ready, then
+// reports which node leads. It names the nodes it still waits for every
+// cfg.ReadyNotice and gives up quietly when ctx ends.
+func awaitReady(ctx context.Context, cfg Config, children []*child, out *output) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	start := time.Now()
+	nextNotice := start.Add(cfg.ReadyNotice)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	pending := append([]*child(nil), children...)
+	for {
+		var still []*child
+		for _, c := range pending {
+			if c.exited() {
+				continue
+			}
+			if code, _ := get(ctx, client, c.node.QueueURL()+"/readyz"); code != http.StatusOK {
+				still = append(still, c)
+			}
+		}
+		pending = still
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(nextNotice) {
+			out.printf("devcluster: still waiting for %s to be ready (%v)", names(pending), time.Since(start).Round(time.Second))
+			nextNotice = time.Now().Add(cfg.ReadyNotice)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+
+	var ready []*child
+	for _, c := range children {
+		if !c.exited() {
+			ready = append(ready, c)
+		}
+	}
+	if len(ready) == 0 {
+		return
+	}
+	what := "all " + count(len(children), "node") + " ready"
+	if len(ready) < len(children) {
+		what = fmt.Sprintf("%d of %d nodes ready", len(ready), len(children))
+	}
+	what += fmt.Sprintf(" after %v", time.Since(start).Round(100*time.Millisecond))
+
+	leaderDeadline := time.Now().Add(leaderWait)
+	for {
+		leader, views := agreedLeader(ctx, client, ready)
+		if leader != "" {
+			queue := leaderURL(leader, children, views)
+			out.printf("devcluster: %s; %s leads (queue %s)", what, leader, queue)
+			out.printf("devcluster: try: curl -d hello %s/put ; curl %s/get", ready[0].node.QueueURL(), ready[len(ready)-1].node.QueueURL())
+			return
+		}
+		if time.Now().After(leaderDeadline) {
+			out.printf("devcluster: %s; no agreed leader yet (%s)", what, strings.Join(viewText(views), ", "))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// nodeStatus is the part of GET /cluster/status that Run reads.
+type nodeStatus struct {
+	NodeID   string `json:"node_id"`
+	State    string `json:"state"`
+	LeaderID string `json:"leader_id"`
+	Members  []struct {
+		ID        string `json:"id"`
+		QueueAddr string `json:"queue_addr"`
+	} `json:"members"`
+}
+
+// agreedLeader returns the leader id every node in cs names, or "" with
+// what each said.
+func agreedLeader(ctx context.Context, client *http.Client, cs []*child) (string, map[string]nodeStatus) {
+	views := map[string]nodeStatus{}
+	leader := ""
+	agreed := true
+	for _, c := range cs {
+		var st nodeStatus
+		code, body := get(ctx, client, c.node.QueueURL()+"/cluster/status")
+		if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+			agreed = false
+			continue
+		}
+		views[c.node.ID] = st
+		if st.LeaderID == "" || (leader != "" && st.LeaderID != leader) {
+			agreed = false
+		}
+		if leader == "" {
+			leader = st.LeaderID
+		}
+	}
+	if !agreed {
+		return "", views
+	}
+	return leader, views
+}
+
+// leaderURL is the leader's queue URL: from the plan when it is one of
+// ours, else from what the nodes report.
+func leaderURL(id string, children []*child, views map[string]nodeStatus) string {
+	for _, c := range children {
+		if c.node.ID == id {
+			return c.node.QueueURL()
+		}
+	}
+	for _, st := range views {
+		for _, m := range st.Members {
+			if m.ID == id && m.QueueAddr != "" {
+				return "http://" + m.QueueAddr
+			}
+		}
+	}
+	return "unknown"
+}
+
+func viewText(views map[string]nodeStatus) []string {
+	var s []string
+	for id, st := range views {
+		l := st.LeaderID
+		if l == "" {
+			l = "none"
+		}
+		s = append(s, fmt.Sprintf("%s says %s", id, l))
+	}
+	return s
+}
+
+// count is "1 node", "3 nodes".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func names(cs []*child) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.node.ID
+	}
+	return strings.Join(s, ", ")
+}
+
+func get(ctx context.Context, client *http.Client, url string) (int, []byte) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body
+}
+
+// output writes whole lines to one writer, one at a time.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (o *output) write(b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.w.Write(b) // a dev tool keeps its nodes running even if the terminal goes away
+}
+
+func (o *output) printf(format string, args ...any) {
+	o.write([]byte(fmt.Sprintf(format, args...) + "\n"))
+}
+
+// maxLine is where prefixWriter breaks a line that has no end.
+const maxLine = 64 << 10
+
+// prefixWriter passes the lines written to it on to out, each prefixed, one
+// whole line at a time, so the output of several nodes interleaves by line.
+type prefixWriter struct {
+	mu     sync.Mutex
+	out    *output
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	rest := p.buf
+	for {
+		line, after, found := bytes.Cut(rest, []byte{'\n'})
+		if !found {
+			if len(rest) < maxLine {
+				break
+			}
+			line, after = rest[:maxLine], rest[maxLine:]
+		}
+		p.emit(line)
+		rest = after
+	}
+	p.buf = append(p.buf[:0], rest...)
+	return len(b), nil
+}
+
+// flush passes on a last line that had no newline.
+func (p *prefixWriter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		p.emit(p.buf)
+		p.buf = p.buf[:0]
+	}
+}
+
+func (p *prefixWriter) emit(line []byte) {
+	b := make([]byte, 0, len(p.prefix)+len(line)+1)
+	b = append(append(append(b, p.prefix...), line...), '\n')
+	p.out.write(b)
+}

@@ -1,0 +1,205 @@
+package devcluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultNodes    = 3
+	DefaultBaseDir  = "./devcluster-data"
+	DefaultBasePort = 9000
+	// DefaultStopTimeout is longer than serve's own --shutdown-timeout
+	// (30 s), so a node that is slow to stop still gets to finish cleanly.
+	DefaultStopTimeout = 45 * time.Second
+	// DefaultReadyNotice is how often Run names the nodes it is still
+	// waiting for.
+	DefaultReadyNotice = 15 * time.Second
+
+	// MaxNodes bounds Config.Nodes: enough for any experiment on one
+	// machine, and a typo such as --nodes=300 fails instead of starting
+	// hundreds of processes.
+	MaxNodes = 99
+	// PortStride is the distance between the port blocks of two nodes.
+	PortStride = 10
+)
+
+// Offsets of a node's ports inside its block of PortStride ports.
+const (
+	pubsubOffset = 0
+	queueOffset  = 1
+	raftOffset   = 2
+	gossipOffset = 3
+)
+
+// host is where every node binds and advertises: the cluster is local.
+const host = "127.0.0.1"
+
+// Config describes a development cluster. The zero value of each field
+// selects the default named on it.
+type Config struct {
+	// Nodes is the number of nodes, 1 to MaxNodes. Default 3.
+	Nodes int
+	// BaseDir holds one data directory per node, BaseDir/node<i>. Default
+	// ./devcluster-data. A second run on the same BaseDir reuses the data:
+	// the nodes restart with their raft state and rejoin.
+	BaseDir string
+	// BasePort is the first port of the plan (see Node). Default 9000.
+	BasePort int
+	// Binary is the quorumq executable started as `Binary serve ...`.
+	// Default: the running executable (os.Executable).
+	Binary string
+	// ServeArgs are appended to every node's serve command line after the
+	// flags devcluster generates, so they can override them (the last
+	// occurrence of a flag wins).
+	ServeArgs []string
+	// StopTimeout is how long Run waits for the nodes after SIGTERM before
+	// it sends SIGKILL. Default DefaultStopTimeout.
+	StopTimeout time.Duration
+	// ReadyNotice is how often Run reports the nodes that are not ready
+	// yet. Default DefaultReadyNotice.
+	ReadyNotice time.Duration
+}
+
+// withDefaults validates c and returns a copy with the defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	if c.Nodes == 0 {
+		c.Nodes = DefaultNodes
+	}
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		return c, fmt.Errorf("nodes=%d: want 1 to %d", c.Nodes, MaxNodes)
+	}
+	if c.BaseDir == "" {
+		c.BaseDir = DefaultBaseDir
+	}
+	if c.BasePort == 0 {
+		c.BasePort = DefaultBasePort
+	}
+	if last := c.BasePort + PortStride*(c.Nodes-1) + gossipOffset; c.BasePort < 1 || last > 65535 {
+		return c, fmt.Errorf("base-port=%d: %d nodes need ports %d to %d", c.BasePort, c.Nodes, c.BasePort, last)
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("find the quorumq binary: %w", err)
+		}
+		c.Binary = exe
+	}
+	if c.StopTimeout < 0 || c.ReadyNotice < 0 {
+		return c, errors.New("negative timeout")
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.ReadyNotice == 0 {
+		c.ReadyNotice = DefaultReadyNotice
+	}
+	return c, nil
+}
+
+// Node is one planned node. Node i (1-based) owns the ports
+// BasePort+PortStride*(i-1) onwards:
+//
+//	+0 pubsub   +1 queue   +2 raft   +3 gossip (TCP and UDP)
+//
+// so with the defaults node1 is 9000-9003, node2 9010-9013, node3
+// 9020-9023, and node2's queue API is http://127.0.0.1:9011. Every address
+// is on 127.0.0.1. The id is node<i> and the data directory
+// BaseDir/node<i>.
+type Node struct {
+	Index      int
+	ID         string
+	DataDir    string
+	PubsubAddr string
+	QueueAddr  string
+	RaftAddr   string
+	GossipAddr string
+}
+
+// QueueURL is the base URL of the node's queue API.
+func (n Node) QueueURL() string { return "http://" + n.QueueAddr }
+
+// PubsubURL is the base URL of the node's pubsub API.
+func (n Node) PubsubURL() string { return "http://" + n.PubsubAddr }
+
+// Plan returns the nodes cfg describes, after filling in defaults.
+func Plan(cfg Config) ([]Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return cfg.plan(), nil
+}
+
+func (c Config) plan() []Node {
+	nodes := make([]Node, c.Nodes)
+	for i := range nodes {
+		base := c.BasePort + PortStride*i
+		addr := func(off int) string { return net.JoinHostPort(host, strconv.Itoa(base+off)) }
+		id := fmt.Sprintf("node%d", i+1)
+		nodes[i] = Node{
+			Index:      i + 1,
+			ID:         id,
+			DataDir:    filepath.Join(c.BaseDir, id),
+			PubsubAddr: addr(pubsubOffset),
+			QueueAddr:  addr(queueOffset),
+			RaftAddr:   addr(raftOffset),
+			GossipAddr: addr(gossipOffset),
+		}
+	}
+	return nodes
+}
+
+// serveArgs is the command line (after the binary) of node n of plan.
+// Every node gets the same --bootstrap-expect and the same --join list (all
+// gossip addresses, its own included), so the command lines differ only in
+// the node's own id, directory and ports; the cluster's bootstrap rule makes
+// the same command line work for the first start and for every restart.
+func serveArgs(plan []Node, n Node, extra []string) []string {
+	join := make([]string, len(plan))
+	for i, p := range plan {
+		join[i] = p.GossipAddr
+	}
+	args := []string{
+		"serve",
+		"--node-id=" + n.ID,
+		"--data-dir=" + n.DataDir,
+		"--pubsub-addr=" + n.PubsubAddr,
+		"--queue-addr=" + n.QueueAddr,
+		"--raft-addr=" + n.RaftAddr,
+		"--gossip-addr=" + n.GossipAddr,
+		"--bootstrap-expect=" + strconv.Itoa(len(plan)),
+		"--join=" + strings.Join(join, ","),
+	}
+	return append(args, extra...)
+}
+
+// checkPorts fails when one of the plan's ports is taken, so a second
+// devcluster on the same ports stops with a clear message instead of N
+// nodes that each fail on their own.
+func checkPorts(plan []Node) error {
+	for _, n := range plan {
+		for _, p := range []struct{ name, addr string }{
+			{"pubsub", n.PubsubAddr}, {"queue", n.QueueAddr}, {"raft", n.RaftAddr}, {"gossip", n.GossipAddr},
+		} {
+			ln, err := net.Listen("tcp", p.addr)
+			if err != nil {
+				return fmt.Errorf("%s %s port %s is taken (another devcluster? choose another --base-port): %w", n.ID, p.name, p.addr, err)
+			}
+			ln.Close()
+		}
+		pc, err := net.ListenPacket("udp", n.GossipAddr)
+		if err != nil {
+			return fmt.Errorf("%s gossip UDP port %s is taken (choose another --base-port): %w", n.ID, n.GossipAddr, err)
+		}
+		pc.Close()
+	}
+	return nil
+}

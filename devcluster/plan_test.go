@@ -1,0 +1,138 @@
+package devcluster
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPlan_PortsFollowTheDocumentedScheme: node i gets the block
+// BasePort+10(i-1): pubsub +0, queue +1, raft +2, gossip +3, id node<i>,
+// data BaseDir/node<i>.
+func TestPlan_PortsFollowTheDocumentedScheme(t *testing.T) {
+	plan, err := Plan(Config{Nodes: 3, BaseDir: "/tmp/dc", BasePort: 9000, Binary: "/bin/quorumq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Node{
+		{1, "node1", filepath.Join("/tmp/dc", "node1"), "127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"},
+		{2, "node2", filepath.Join("/tmp/dc", "node2"), "127.0.0.1:9010", "127.0.0.1:9011", "127.0.0.1:9012", "127.0.0.1:9013"},
+		{3, "node3", filepath.Join("/tmp/dc", "node3"), "127.0.0.1:9020", "127.0.0.1:9021", "127.0.0.1:9022", "127.0.0.1:9023"},
+	}
+	if !slices.Equal(plan, want) {
+		t.Fatalf("plan:\n got  %+v\n want %+v", plan, want)
+	}
+	if got := plan[1].QueueURL(); got != "http://127.0.0.1:9011" {
+		t.Fatalf("node2 queue URL %q", got)
+	}
+	if got := plan[2].PubsubURL(); got != "http://127.0.0.1:9020" {
+		t.Fatalf("node3 pubsub URL %q", got)
+	}
+}
+
+// TestPlan_Defaults: the zero Config is 3 nodes from port 9000 in
+// ./devcluster-data, run with this executable.
+func TestPlan_Defaults(t *testing.T) {
+	cfg, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Nodes != 3 || cfg.BasePort != 9000 || cfg.BaseDir != "./devcluster-data" || cfg.Binary == "" ||
+		cfg.StopTimeout != DefaultStopTimeout || cfg.ReadyNotice != DefaultReadyNotice {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	plan := cfg.plan()
+	if len(plan) != 3 || plan[0].QueueAddr != "127.0.0.1:9001" || plan[0].DataDir != filepath.Join("devcluster-data", "node1") {
+		t.Fatalf("default plan: %+v", plan)
+	}
+}
+
+// TestPlan_BadConfig_Errors: node counts and base ports that cannot work
+// are refused with a message that names the problem.
+func TestPlan_BadConfig_Errors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"negative nodes", Config{Nodes: -1}, "nodes=-1"},
+		{"too many nodes", Config{Nodes: MaxNodes + 1}, "nodes=100"},
+		{"negative port", Config{BasePort: -5}, "base-port=-5"},
+		{"ports past 65535", Config{Nodes: 3, BasePort: 65515}, "need ports 65515 to 65538"},
+		{"negative stop timeout", Config{StopTimeout: -1}, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Binary = "/bin/quorumq"
+			_, err := Plan(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Plan(Config{Nodes: 3, BasePort: 65512, Binary: "x"}); err != nil {
+		t.Fatalf("ports up to 65535 exactly: %v", err)
+	}
+}
+
+// TestServeArgs_SameClusterFlagsOnEveryNode: each node gets its own id,
+// directory and ports, and every node the same --bootstrap-expect and the
+// same --join list (all gossip addresses); extra flags come last so they
+// override the generated ones.
+func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
+	plan, err := Plan(Config{Nodes: 3, BaseDir: "d", BasePort: 7000, Binary: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := serveArgs(plan, plan[1], []string{"--log-level=debug", "--queue-addr=127.0.0.1:1"})
+	want := []string{
+		"serve",
+		"--node-id=node2",
+		"--data-dir=" + filepath.Join("d", "node2"),
+		"--pubsub-addr=127.0.0.1:7010",
+		"--queue-addr=127.0.0.1:7011",
+		"--raft-addr=127.0.0.1:7012",
+		"--gossip-addr=127.0.0.1:7013",
+		"--bootstrap-expect=3",
+		"--join=127.0.0.1:7003,127.0.0.1:7013,127.0.0.1:7023",
+		"--log-level=debug",
+		"--queue-addr=127.0.0.1:1",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("args:\n got  %q\n want %q", got, want)
+	}
+	one, _ := Plan(Config{Nodes: 1, BaseDir: "d", BasePort: 7000, Binary: "q"})
+	if got := serveArgs(one, one[0], nil); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
+		t.Fatalf("single node args: %q", got)
+	}
+}
+
+// TestPrefixWriter_WholeLinesWithPrefix: output arriving in arbitrary
+// pieces comes out as whole prefixed lines; a last line without newline is
+// flushed; an endless line is broken at maxLine.
+func TestPrefixWriter_WholeLinesWithPrefix(t *testing.T) {
+	var sink strings.Builder
+	out := &output{w: &sink}
+	p := &prefixWriter{out: out, prefix: "[node1] "}
+	for _, piece := range []string{"hel", "lo\nwor", "ld\n\nlast"} {
+		if n, err := p.Write([]byte(piece)); n != len(piece) || err != nil {
+			t.Fatalf("Write: %d %v", n, err)
+		}
+	}
+	if got, want := sink.String(), "[node1] hello\n[node1] world\n[node1] \n"; got != want {
+		t.Fatalf("before flush: %q, want %q", got, want)
+	}
+	p.flush()
+	p.flush()
+	if got, want := sink.String(), "[node1] hello\n[node1] world\n[node1] \n[node1] last\n"; got != want {
+		t.Fatalf("after flush: %q, want %q", got, want)
+	}
+
+	sink.Reset()
+	p.Write([]byte(strings.Repeat("x", maxLine+10)))
+	p.flush()
+	lines := strings.Split(strings.TrimSuffix(sink.String(), "\n"), "\n")
+	if len(lines) != 2 || len(lines[0]) != len("[node1] ")+maxLine || lines[1] != "[node1] xxxxxxxxxx" {
+		t.Fatalf("long line split into %d lines of %d bytes", len(lines), len(lines[0]))
+	}
+}

@@ -1,0 +1,194 @@
+package systemtest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDevcluster_ThreeNodes_CurlAnyNode: `quorumq devcluster --nodes=3`
+// brings up a cluster on the documented ports (node i: base+10(i-1), queue
+// at +1) in which any node serves the queue: a put on node2 is got on
+// node3. SIGTERM stops it with exit 0, and a second run on the same base
+// directory still has the data.
+func TestDevcluster_ThreeNodes_CurlAnyNode(t *testing.T) {
+	base, dir := freePortBlock(t, 3), t.TempDir()
+	queue := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+10*(i-1)+1) }
+
+	d := startDevcluster(t, "--nodes=3", "--base-dir="+dir, "--base-port="+strconv.Itoa(base))
+	d.waitOutput("all 3 nodes ready")
+	mustPut(t, queue(2)+"/put", "hello")
+	mustPut(t, queue(2)+"/put", "again")
+	if got := mustGet(t, queue(3)+"/get"); got != "hello" {
+		t.Fatalf("get on node3: %q, want hello", got)
+	}
+	out := d.stop()
+	for _, want := range []string{"node1  " + queue(1), "node3  " + queue(3), "[node1] ", "[node2] ", "[node3] ", "leads (queue http://127.0.0.1:", "all nodes stopped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q", want)
+		}
+	}
+
+	d = startDevcluster(t, "--nodes=3", "--base-dir="+dir, "--base-port="+strconv.Itoa(base))
+	d.waitOutput("all 3 nodes ready")
+	if got := mustGet(t, queue(1)+"/get"); got != "again" {
+		t.Fatalf("get on node1 after a restart on the same base dir: %q, want again", got)
+	}
+	d.stop()
+}
+
+// TestDevcluster_OneNode_ServesAndStopsCleanly: `quorumq devcluster
+// --nodes=1` runs one node on the documented ports that serves puts and
+// gets, passes flags after -- on to serve, and on SIGTERM stops it and
+// exits 0, leaving its ports free.
+func TestDevcluster_OneNode_ServesAndStopsCleanly(t *testing.T) {
+	base := freePortBlock(t, 1)
+	queue := fmt.Sprintf("http://127.0.0.1:%d", base+1)
+	d := startDevcluster(t, "--nodes=1", "--base-dir="+t.TempDir(), "--base-port="+strconv.Itoa(base), "--", "--log-level=debug")
+	d.waitOutput("all 1 node ready")
+	d.waitOutput("node1 leads (queue " + queue + ")")
+	mustPut(t, queue+"/put", "solo")
+	if got := mustGet(t, queue+"/get"); got != "solo" {
+		t.Fatalf("get: %q", got)
+	}
+	out := d.stop()
+	if !strings.Contains(out, "[node1] ") || !strings.Contains(out, "level=DEBUG") {
+		t.Errorf("no [node1] debug lines in the output")
+	}
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+1)); err == nil {
+		conn.Close()
+		t.Fatalf("node1's queue port still accepts connections after devcluster stopped")
+	}
+}
+
+// devclusterRun is one `quorumq devcluster` process; stdout and stderr go
+// to one buffer.
+type devclusterRun struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+func startDevcluster(t *testing.T, args ...string) *devclusterRun {
+	t.Helper()
+	d := &devclusterRun{t: t, out: &lockedBuffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(binary, append([]string{"devcluster"}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			// SIGTERM first: devcluster stops its nodes. SIGKILL only if
+			// that hangs; the nodes then get SIGTERM from the kernel.
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(stopTimeout):
+				d.cmd.Process.Kill()
+				<-d.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("---- devcluster %s output ----\n%s", strings.Join(args, " "), tail(d.out.String(), 4*logTailBytes))
+		}
+	})
+	return d
+}
+
+// waitOutput waits until the output contains want.
+func (d *devclusterRun) waitOutput(want string) {
+	d.t.Helper()
+	waitFor(d.t, 2*readyTimeout, fmt.Sprintf("%q from devcluster", want), func() bool {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("devcluster exited (%s) before printing %q", d.cmd.ProcessState, want)
+		default:
+		}
+		return strings.Contains(d.out.String(), want)
+	})
+}
+
+// stop sends SIGTERM, requires exit status 0 and returns the output.
+func (d *devclusterRun) stop() string {
+	d.t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(stopTimeout):
+		d.t.Fatalf("devcluster did not stop within %v of SIGTERM", stopTimeout)
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		d.t.Fatalf("devcluster exited with status %d", code)
+	}
+	return d.out.String()
+}
+
+// freePortBlock returns a base port for devcluster whose whole plan for n
+// nodes (base+10(i-1) to +3, gossip on TCP and UDP) is free right now.
+func freePortBlock(t *testing.T, n int) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + 10*rand.IntN(1200) // below the ephemeral range
+		if portBlockFree(base, n) {
+			return base
+		}
+	}
+	t.Fatal("no free block of ports for devcluster")
+	return 0
+}
+
+func portBlockFree(base, n int) bool {
+	for i := range n {
+		for off := range 4 {
+			addr := loopbackAddr(base + 10*i + off)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return false
+			}
+			ln.Close()
+		}
+		pc, err := net.ListenPacket("udp", loopbackAddr(base+10*i+3))
+		if err != nil {
+			return false
+		}
+		pc.Close()
+	}
+	return true
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
