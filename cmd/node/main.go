@@ -19,6 +19,7 @@ Usage: quorumq <command> [flags]
 Commands:
   serve       run a node (queue port 8081, pubsub port 8080)
   devcluster  run N nodes on this machine as one cluster, for trying things out
+  ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(rest, stderr)
 	case "devcluster":
 		return runDevcluster(rest, stdout, stderr)
+	case "ps_to_http":
+		return runPsToHTTP(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0
