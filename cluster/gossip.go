@@ -53,7 +53,8 @@ const (
 
 // gossipChannel is one kind of application data carried by memberlist.
 // Membership needs none (everything it needs is in NodeMeta); the pubsub
-// subscriber sets will be the first. See DESIGN.md, "Gossip channels".
+// subscriber sets (subsChannel, type byte 1) are the first. See DESIGN.md,
+// "Gossip channels".
 //
 // Every user message and broadcast starts with the channel's type byte,
 // which the delegate adds and strips; push/pull state is framed per channel.
@@ -283,7 +284,7 @@ func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
 	c.TCPTimeout = gossipTCPTimeout
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.Delegate = n.gossip
-	c.Events = eventDelegate{n.members}
+	c.Events = subsEvents{next: eventDelegate{n.members}, subs: n.subs}
 	hcl := newHCLogAdapter(n.log, "memberlist", n.opts.GossipLogLevel)
 	c.Logger = log.New(hcl.StandardWriter(nil), "", 0)
 	if n.opts.gossipConfig != nil {
@@ -299,6 +300,11 @@ func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
 // updateMeta edits this node's NodeMeta and, if it changed, announces it
 // (waiting at most gossipUpdateTimeout for one member to hear it).
 func (n *Node) updateMeta(edit func(*nodeMeta)) {
+	n.updateMetaWithin(edit, gossipUpdateTimeout)
+}
+
+// updateMetaWithin is updateMeta waiting at most timeout.
+func (n *Node) updateMetaWithin(edit func(*nodeMeta), timeout time.Duration) {
 	if !n.meta.set(edit) {
 		return
 	}
@@ -309,7 +315,7 @@ func (n *Node) updateMeta(edit func(*nodeMeta)) {
 		// UpdateNode would only wait for its timeout.
 		return
 	}
-	if err := n.ml.UpdateNode(gossipUpdateTimeout); err != nil {
+	if err := n.ml.UpdateNode(timeout); err != nil {
 		// Push/pull carries it later.
 		n.log.Debug("node meta update not yet broadcast", "err", err)
 	}

@@ -19,8 +19,8 @@ import (
 //	byte     format version (metaVersion)
 //	byte     flags: metaHasState, metaLeaving
 //	byte     bootstrap expect
-//	8 bytes  subscriber-set version (big endian), reserved for pubsub
-//	8 bytes  subscriber-set digest, reserved for pubsub
+//	8 bytes  pubsub subscriber-set version (big endian)
+//	8 bytes  pubsub subscriber-set digest (FNV-64a of topics and counts)
 //	3 × (byte length + bytes)  raft, queue and pubsub addresses
 //
 // A decoder accepts a newer version as long as the fields it knows come
@@ -36,7 +36,8 @@ type nodeMeta struct {
 	// Expect is the node's BootstrapExpect.
 	Expect int
 	// SubsVersion and SubsDigest describe the node's pubsub subscriber set
-	// (reserved: always zero until pubsub gossips subscriber sets).
+	// (subs.go): a peer that sees a version above the one it knows fetches
+	// the set. Zero from nodes that do not gossip subscriber sets.
 	SubsVersion uint64
 	SubsDigest  [8]byte
 	RaftAddr    string

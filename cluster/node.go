@@ -78,6 +78,7 @@ type Node struct {
 	ml         *memberlist.Memberlist
 	gossip     *gossipDelegate
 	members    *memberTable
+	subs       *subsChannel // pubsub subscriber sets (subs.go)
 	meta       metaState
 	gossipAddr string
 	gossipMu   sync.Mutex
@@ -183,6 +184,11 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 		return fail(fmt.Errorf("raft store: %w", err))
 	}
 	undo = append(undo, func() { store.Close() })
+	// After bolt's lock: one process per data directory bumps the epoch.
+	subsEpoch, err := nextSubsEpoch(o.DataDir)
+	if err != nil {
+		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
+	}
 	var logStore raft.LogStore = store
 	if o.wrapLogStore != nil {
 		logStore = o.wrapLogStore(store)
@@ -275,16 +281,29 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	n.httpc = newStatusClient()
 	n.recon.healthySince = map[raft.ServerID]time.Time{}
 	n.recon.missingSince = map[raft.ServerID]time.Time{}
+	n.subs = newSubsChannel(subsConfig{
+		self:      id,
+		epoch:     subsEpoch,
+		log:       logger.With("subsystem", "subs"),
+		fetch:     subsFetcher(n.httpc),
+		announce:  n.announceSubs,
+		nextEpoch: func() (uint32, error) { return nextSubsEpoch(o.DataDir) },
+	})
+	subsVersion, subsDigest := n.subs.localVersion()
 	n.meta.set(func(m *nodeMeta) {
 		*m = nodeMeta{
-			HasState:   existing || bootstrapped,
-			Expect:     o.BootstrapExpect,
-			RaftAddr:   string(trans.LocalAddr()),
-			QueueAddr:  o.QueueAddr,
-			PubsubAddr: o.PubsubAddr,
+			HasState:    existing || bootstrapped,
+			Expect:      o.BootstrapExpect,
+			SubsVersion: subsVersion,
+			SubsDigest:  subsDigest,
+			RaftAddr:    string(trans.LocalAddr()),
+			QueueAddr:   o.QueueAddr,
+			PubsubAddr:  o.PubsubAddr,
 		}
 	})
-	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{}}
+	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{
+		subsChannelType: n.subs,
+	}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, n.cancel)
 	ml, err := n.newMemberlist()
@@ -293,6 +312,7 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	}
 	n.ml = ml
 	n.gossipAddr = ml.LocalNode().Address()
+	n.subs.start()
 
 	n.bg.Add(3)
 	go n.runCoalescer()
@@ -545,6 +565,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		}
 	}
 	n.gossipMu.Unlock()
+	n.subs.stop()
 	n.httpc.CloseIdleConnections()
 
 	// 5. The coalescer fails what it has not handed to raft.

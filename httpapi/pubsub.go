@@ -64,6 +64,14 @@ type PubsubOptions struct {
 	// listing returns every node's subscribers with Client.Node set, and
 	// each line then ends in " node:<id>".
 	Clients func(ctx context.Context) ([]pubsub.Client, error)
+	// Peer serves the node-to-node routes under /internal/ (see
+	// PubsubPeer). nil: they answer 404.
+	Peer *PubsubPeer
+	// Route, when set, runs for every /pub before anything is published
+	// (route mode, pubsub.Router.Enqueue): an error answers 503 (413 for
+	// pubsub.ErrRouteTooLarge) and nothing is published, so the publisher
+	// can retry. Deliveries from other nodes never go through it.
+	Route func(ctx context.Context, topic string, msgs [][]byte) error
 	// Admin serves the requests no pubsub route matches: the admin
 	// endpoints (/healthz, /readyz, /metrics, /cluster/status,
 	// /cluster/leave) of NewAdminHandler, which answers 404 for anything
@@ -103,6 +111,9 @@ func (o PubsubOptions) withDefaults() (PubsubOptions, error) {
 	if o.MaxBodySize < 0 {
 		errs = append(errs, fmt.Errorf("MaxBodySize %d is negative", o.MaxBodySize))
 	}
+	if o.Peer != nil && o.Peer.Deliver == nil {
+		errs = append(errs, errors.New("PubsubOptions.Peer.Deliver is required"))
+	}
 	return o, errors.Join(errs...)
 }
 
@@ -130,9 +141,18 @@ func (o PubsubOptions) withDefaults() (PubsubOptions, error) {
 //     format=json gives the same keys in the same order as VALID JSON: the
 //     reference's trailing comma before "}" (a listed defect) is dropped.
 //     reset, with any value, zeroes messages received and sent after the
-//     reply is built.
+//     reply is built. With a Fanout (a cluster node) three lines follow
+//     the reference's five, "Remote messages received: N", "Remote
+//     failures: N" and "Remote messages dropped: N", and the JSON keys
+//     remote_messages_received, remote_failures and
+//     remote_messages_dropped follow its five keys.
 //   - /clients lists the subscribers, one line each, or
-//     "no /sub connections\n".
+//     "no /sub connections\n"; with Clients set, every node's, each line
+//     ending in " node:<id>".
+//
+// With Route set, /pub runs it before publishing (route mode); with Peer
+// set, the node-to-node routes /internal/deliver, /internal/subs and
+// /internal/clients are served (see PubsubPeer).
 //
 // topic=NAME on /pub and /sub ([A-Za-z0-9._-]{1,64}; absent: the topic
 // "default") keeps topics apart; 400 for an invalid name. /stats and
@@ -211,6 +231,10 @@ func (s *pubsubServer) match(r *http.Request) *pubsubRoute {
 
 func (s *pubsubServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.match(r)
+	if rt == nil && s.o.Peer != nil && strings.HasPrefix(r.URL.Path, internalPrefix) {
+		s.serveInternal(w, r)
+		return
+	}
 	if rt == nil {
 		if s.o.Admin != nil {
 			s.o.Admin.ServeHTTP(w, r)
@@ -294,6 +318,17 @@ var errInvalidTopicName = errors.New("invalid topic name")
 var pubsubErrors = []errorClass{
 	{kind: errInvalidTopicName, code: http.StatusBadRequest, token: "INVALID_TOPIC_NAME", msg: "invalid topic name: want [A-Za-z0-9._-]{1,64}"},
 	{kind: pubsub.ErrClosed, code: http.StatusServiceUnavailable, token: "SHUTTING_DOWN", msg: "this node is shutting down; retry", fixed: true},
+	{kind: pubsub.ErrRouteTooLarge, code: http.StatusRequestEntityTooLarge, token: "TOO_LARGE", msg: "message too large for the route's queue; nothing was published"},
+	{kind: pubsub.ErrRoute, code: http.StatusServiceUnavailable, token: "ROUTE_FAILED", msg: "enqueue into the route's queue failed; nothing was published; retry"},
+}
+
+// routeError words a Route failure for the publisher.
+func routeError(err error) error {
+	kind := pubsub.ErrRoute
+	if errors.Is(err, pubsub.ErrRouteTooLarge) {
+		kind = pubsub.ErrRouteTooLarge
+	}
+	return newError(kind, "nothing was published: %v", err)
 }
 
 func classifyPubsub(err error) (c errorClass, body string, known bool) {
@@ -334,6 +369,14 @@ func (s *pubsubServer) pub(w http.ResponseWriter, r *http.Request, p params) (pu
 		return pubsubReply{}, err
 	}
 	msgs := bytes.Split(body, []byte{'\n'})
+	if s.o.Route != nil {
+		// Enqueue first: if it fails nothing was published, and the
+		// publisher's retry does not repeat messages to subscribers. The
+		// enqueue goes on if the publisher hangs up (as the fan-out does).
+		if err := s.o.Route(context.WithoutCancel(r.Context()), topic, msgs); err != nil {
+			return pubsubReply{}, routeError(err)
+		}
+	}
 	n := s.o.Hub.Publish(topic, msgs)
 	if s.o.Fanout != nil {
 		// Local subscribers already have the messages: a publisher that
@@ -403,13 +446,22 @@ func (s *pubsubServer) pubsubStats(w http.ResponseWriter, r *http.Request, p par
 		"X-PUBSUB-MESSAGES-SENT":      u(st.MessagesSent),
 		"X-PUBSUB-KICKED-CLIENTS":     u(st.KickedClients),
 	}
+	// A cluster node (with a Fanout) adds its remote counters after the
+	// reference's lines and keys; a plain pubsub keeps them exactly.
+	cluster := s.o.Fanout != nil
 	if format, _ := p.get("format"); format == "json" {
-		return pubsubReply{header: h, body: pubsubStatsJSON(st)}, nil
+		return pubsubReply{header: h, body: pubsubStatsJSON(st, cluster)}, nil
 	}
-	return pubsubReply{header: h, body: pubsubStatsText(st)}, nil
+	return pubsubReply{header: h, body: pubsubStatsText(st, cluster)}, nil
 }
 
-func pubsubStatsText(st pubsub.Stats) []byte {
+// pubsubStatsText writes the reference's five lines, then with remote
+// the cluster's counters, one "Name: value" line each:
+//
+//	Remote messages received: <messages published elsewhere, delivered here>
+//	Remote failures: <deliveries to other nodes that failed>
+//	Remote messages dropped: <messages in those deliveries>
+func pubsubStatsText(st pubsub.Stats, remote bool) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, "Active connections: "...)
 	b = strconv.AppendInt(b, st.CurrentConnections, 10)
@@ -421,13 +473,23 @@ func pubsubStatsText(st pubsub.Stats) []byte {
 	b = strconv.AppendUint(b, st.MessagesSent, 10)
 	b = append(b, "\nKicked clients: "...)
 	b = strconv.AppendUint(b, st.KickedClients, 10)
+	if remote {
+		b = append(b, "\nRemote messages received: "...)
+		b = strconv.AppendUint(b, st.RemoteReceived, 10)
+		b = append(b, "\nRemote failures: "...)
+		b = strconv.AppendUint(b, st.RemoteFailures, 10)
+		b = append(b, "\nRemote messages dropped: "...)
+		b = strconv.AppendUint(b, st.RemoteDropped, 10)
+	}
 	return append(b, '\n')
 }
 
 // pubsubStatsJSON writes the reference's JSON layout (a space after each
 // colon, none after commas, one line ending in "\n") without its trailing
-// comma, so that the result is valid JSON.
-func pubsubStatsJSON(st pubsub.Stats) []byte {
+// comma, so that the result is valid JSON. With remote, the keys
+// remote_messages_received, remote_failures and remote_messages_dropped
+// follow the reference's five.
+func pubsubStatsJSON(st pubsub.Stats, remote bool) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"current_connections": `...)
 	b = strconv.AppendInt(b, st.CurrentConnections, 10)
@@ -439,6 +501,14 @@ func pubsubStatsJSON(st pubsub.Stats) []byte {
 	b = strconv.AppendUint(b, st.MessagesSent, 10)
 	b = append(b, `,"kicked_clients": `...)
 	b = strconv.AppendUint(b, st.KickedClients, 10)
+	if remote {
+		b = append(b, `,"remote_messages_received": `...)
+		b = strconv.AppendUint(b, st.RemoteReceived, 10)
+		b = append(b, `,"remote_failures": `...)
+		b = strconv.AppendUint(b, st.RemoteFailures, 10)
+		b = append(b, `,"remote_messages_dropped": `...)
+		b = strconv.AppendUint(b, st.RemoteDropped, 10)
+	}
 	return append(b, "}\n"...)
 }
 

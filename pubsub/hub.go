@@ -46,6 +46,10 @@ type Options struct {
 	// Logger receives connects and disconnects (debug) and kicks
 	// (component=pubsub). Default slog.Default().
 	Logger *slog.Logger
+	// OnChange, when set, is called after a subscriber was added or
+	// removed, outside the hub's locks, so that the cluster can gossip the
+	// new subscriber set (TopicCounts). It must not block.
+	OnChange func()
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -94,6 +98,7 @@ type Hub struct {
 
 	remoteFailures atomic.Uint64
 	remoteDropped  atomic.Uint64
+	remoteReceived atomic.Uint64
 }
 
 // topic is one topic's subscribers in connect order. mu also serializes
@@ -127,6 +132,19 @@ func NewHub(opts Options) (*Hub, error) {
 // (message, subscriber) pairs queued.
 func (h *Hub) Publish(topicName string, msgs [][]byte) (delivered int) {
 	h.received.Add(uint64(len(msgs)))
+	return h.publish(topicName, msgs)
+}
+
+// Deliver is Publish for messages published on another node and delivered
+// here by the cluster fan-out: they count in RemoteReceived, not in
+// MessagesReceived, so that summing messages_received over the nodes
+// counts every publish once. messages_sent counts as for Publish.
+func (h *Hub) Deliver(topicName string, msgs [][]byte) (delivered int) {
+	h.remoteReceived.Add(uint64(len(msgs)))
+	return h.publish(topicName, msgs)
+}
+
+func (h *Hub) publish(topicName string, msgs [][]byte) (delivered int) {
 	h.mu.RLock()
 	t := h.topics[topicName]
 	h.mu.RUnlock()
@@ -179,6 +197,9 @@ type Stats struct {
 	// RemoteDropped counts the messages those failed deliveries carried:
 	// messages that did not reach the subscribers of some node.
 	RemoteDropped uint64
+	// RemoteReceived counts messages published on other nodes and
+	// delivered to this node's subscribers (Deliver).
+	RemoteReceived uint64
 }
 
 // Stats returns the counters.
@@ -191,6 +212,7 @@ func (h *Hub) Stats() Stats {
 		KickedClients:      h.kicked.Load(),
 		RemoteFailures:     h.remoteFailures.Load(),
 		RemoteDropped:      h.remoteDropped.Load(),
+		RemoteReceived:     h.remoteReceived.Load(),
 	}
 }
 
@@ -247,6 +269,36 @@ func (h *Hub) Clients() []Client {
 	return out
 }
 
+// TopicCounts returns, for each topic with subscribers, how many are
+// connected and not kicked: this node's subscriber set as the cluster
+// gossips it.
+func (h *Hub) TopicCounts() map[string]int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]int, len(h.topics))
+	for name, t := range h.topics {
+		t.mu.Lock()
+		k := 0
+		for _, s := range t.subs {
+			if !s.ended() {
+				k++
+			}
+		}
+		t.mu.Unlock()
+		if k > 0 {
+			out[name] = k
+		}
+	}
+	return out
+}
+
+// changed tells Options.OnChange that the subscribers changed.
+func (h *Hub) changed() {
+	if h.o.OnChange != nil {
+		h.o.OnChange()
+	}
+}
+
 // Close disconnects every subscriber and refuses new ones; it returns once
 // their goroutines have finished. Publish still works and reaches nobody.
 func (h *Hub) Close() {
@@ -278,6 +330,14 @@ func (h *Hub) isClosed() bool {
 // add registers s, last in its topic. It returns false once the hub is
 // closed.
 func (h *Hub) add(s *subscriber) bool {
+	if !h.addLocked(s) {
+		return false
+	}
+	h.changed()
+	return true
+}
+
+func (h *Hub) addLocked(s *subscriber) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -312,6 +372,7 @@ func (h *Hub) remove(s *subscriber) {
 	delete(h.subs, s.id)
 	h.mu.Unlock()
 	h.current.Add(-1)
+	h.changed()
 	h.wg.Done()
 }
 

@@ -50,6 +50,19 @@ type Config struct {
 	// MaxPendingBytes is how much unsent output a pubsub subscriber may
 	// have before it is kicked. Default 50 MiB.
 	MaxPendingBytes int64
+	// FanoutTimeout bounds how long a publish waits for the other nodes'
+	// answers, and how long one delivery to another node may take,
+	// queueing included, before it counts as failed (--fanout-timeout).
+	// Default 1s.
+	FanoutTimeout time.Duration
+	// FanoutQueue bounds the publishes waiting to be sent to one other
+	// node; more count as failed (--fanout-queue). Default 1024.
+	FanoutQueue int
+	// Routes: every message published on Route.Topic on this node (with
+	// /pub) is also enqueued into Route.Queue through raft before the
+	// publish is answered (--route=TOPIC:QUEUE, repeatable; parse with
+	// pubsub.ParseRoute).
+	Routes []pubsub.Route
 
 	// Raft tuning; zero keeps the cluster package's defaults.
 	HeartbeatTimeout   time.Duration
@@ -62,6 +75,9 @@ type Config struct {
 	MaxAppendEntries   int
 
 	Logger *slog.Logger
+
+	// wrapPubsub, in tests, wraps the pubsub port's handler.
+	wrapPubsub func(http.Handler) http.Handler
 }
 
 // Defaults fills unset fields with their documented defaults.
@@ -90,6 +106,12 @@ func (c *Config) Defaults() {
 	if c.MaxBodySize == 0 {
 		c.MaxBodySize = 5 << 20
 	}
+	if c.FanoutTimeout == 0 {
+		c.FanoutTimeout = pubsub.DefaultDeliverTimeout
+	}
+	if c.FanoutQueue == 0 {
+		c.FanoutQueue = pubsub.DefaultPeerQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -104,6 +126,8 @@ type Server struct {
 	log      *slog.Logger
 	node     *cluster.Node
 	hub      *pubsub.Hub
+	fanout   *pubsub.Fanout
+	router   *pubsub.Router // nil without Routes
 	overflow *httpapi.OverflowLog
 	servers  []*http.Server
 	errc     chan error
@@ -208,21 +232,10 @@ func Start(cfg Config) (*Server, error) {
 		node.Shutdown(context.Background())
 		return nil, err
 	}
-	s.hub, err = pubsub.NewHub(pubsub.Options{MaxPendingBytes: cfg.MaxPendingBytes, Logger: cfg.Logger})
+	pubsubHandler, err := s.newPubsub(cfg, reg, httpapi.NewAdminHandler(opts), withHost(host, s.QueueAddr))
 	if err != nil {
 		closeListeners()
-		node.Shutdown(context.Background())
-		return nil, err
-	}
-	pubsubHandler, err := httpapi.NewPubsubHandler(httpapi.PubsubOptions{
-		Hub:         s.hub,
-		Admin:       httpapi.NewAdminHandler(opts),
-		MaxBodySize: cfg.MaxBodySize,
-		Registerer:  reg,
-		Logger:      cfg.Logger,
-	})
-	if err != nil {
-		closeListeners()
+		s.closePubsub()
 		node.Shutdown(context.Background())
 		return nil, err
 	}
@@ -305,7 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopRequests()
 	// Subscribers' connections were taken over from the HTTP server, which
 	// no longer tracks them.
-	s.hub.Close()
+	s.closePubsub()
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}

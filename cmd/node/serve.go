@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/pubsub"
 	"github.com/quorumq/quorumq/server"
 )
 
@@ -46,6 +47,14 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.MGetSep, "mget-item-sep", "\n", "default separator between /mget items")
 	fs.StringVar(&cfg.MPutSep, "mput-item-sep", "\n", "default separator of /mput records")
 	fs.Int64Var(&cfg.MaxPendingBytes, "max-pending-bytes", 50<<20, "unsent bytes a pubsub subscriber may have before it is kicked")
+	fs.DurationVar(&cfg.FanoutTimeout, "fanout-timeout", time.Second, "how long a publish waits for other nodes; a delivery not done by then counts as failed")
+	fs.IntVar(&cfg.FanoutQueue, "fanout-queue", 1024, "publishes waiting per other node before more count as failed")
+	fs.Func("route", "TOPIC:QUEUE: also enqueue every message published on TOPIC on this node into QUEUE before answering /pub (repeatable or comma-separated)",
+		func(v string) error {
+			rs, err := pubsub.ParseRoutes(v)
+			cfg.Routes = append(cfg.Routes, rs...)
+			return err
+		})
 
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "raft heartbeat timeout (0: cluster default)")
 	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "raft election timeout (0: cluster default)")

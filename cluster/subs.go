@@ -1,0 +1,639 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Subscriber sets: the gossip channel that tells every node which topics
+// have subscribers on which node, so that a publish is sent only to the
+// nodes that need it (DESIGN.md, "Subscriber sets"; raft-patterns §11.4).
+const (
+	// subsChannelType is the channel's type byte in gossip messages and
+	// push/pull frames.
+	subsChannelType byte = 1
+	// subsDebounce coalesces bursts of subscribes and disconnects into one
+	// new version: the set is read and announced this long after the first
+	// change of a burst.
+	subsDebounce = 50 * time.Millisecond
+	// subsMaxBroadcast is the largest entry broadcast with its topics: it
+	// leaves room in a ~1400-byte packet for memberlist's own messages. A
+	// larger set is broadcast thin and fetched over HTTP.
+	subsMaxBroadcast = 512
+	// subsMaxStateEntry is the largest entry carried whole in push/pull
+	// state; larger ones travel thin, so that push/pull stays far below
+	// memberlist's 20 MiB limit whatever the sets hold.
+	subsMaxStateEntry = 64 << 10
+	// subsRetransmitMult is memberlist's default RetransmitMult: each
+	// broadcast goes out 4 × log10(N+1) times, rounded up.
+	subsRetransmitMult = 4
+	// subsMetaTimeout bounds the wait for the NodeMeta update to reach one
+	// member; the update is queued regardless.
+	subsMetaTimeout = 500 * time.Millisecond
+	// subsMetaFetchDelay: a version learned from NodeMeta is fetched after
+	// this pause, because the full broadcast usually arrives in the same
+	// or the next gossip packet and makes the fetch unnecessary.
+	subsMetaFetchDelay = 250 * time.Millisecond
+	// subsFetchTimeout bounds one GET /internal/subs; subsFetchAttempts
+	// failed attempts in a row (250 ms, 500 ms apart) give up until the
+	// next version is heard of; push/pull repairs the rest.
+	subsFetchTimeout  = 2 * time.Second
+	subsFetchAttempts = 3
+	subsFetchBackoff  = 250 * time.Millisecond
+	// subsMaxFetchBytes bounds a fetched entry.
+	subsMaxFetchBytes = 16 << 20
+)
+
+// SubsPath is where a node serves its own subscriber-set entry, in the
+// channel's wire format, on its pubsub port (GET, application/octet-stream).
+const SubsPath = "/internal/subs"
+
+// subsConfig is what a subsChannel needs from its node.
+type subsConfig struct {
+	self  string
+	epoch uint32
+	log   *slog.Logger
+	// fetch returns the entry served at http://addr/internal/subs.
+	fetch func(ctx context.Context, addr string) ([]byte, error)
+	// announce puts this node's version and digest into NodeMeta and
+	// gossips it (UpdateNode). It may block; the channel calls it from
+	// its own goroutine.
+	announce func(version uint64, digest [8]byte)
+	// nextEpoch persists and returns a new epoch, for when a run has used
+	// up 2^32 versions.
+	nextEpoch func() (uint32, error)
+}
+
+// subsChannel is the subscriber-set gossip channel: this node's own
+// versioned set, and the latest set of every other alive member.
+//
+// Peers come and go with memberlist's events (subsEvents): a member is
+// added when it joins, and dropped, with its set, when memberlist declares
+// it dead or gone; entries of nodes not currently alive are ignored. A
+// version learned without its topics (NodeMeta, a thin broadcast, a thin
+// push/pull entry) starts one fetch over HTTP from that node.
+type subsChannel struct {
+	cfg   subsConfig
+	log   *slog.Logger
+	queue *memberlist.TransmitLimitedQueue
+	// numNodes is the alive members, this node included, for the
+	// broadcast queue's retransmit count. Atomic: the queue calls it with
+	// its own lock held.
+	numNodes atomic.Int32
+	dirty    chan struct{} // capacity 1: the local set may have changed
+	announce chan struct{} // capacity 1: NodeMeta is behind the local version
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	srcMu  sync.Mutex
+	source func() map[string]int
+
+	flushMu sync.Mutex // one flush at a time: the loop's or flushNow's
+
+	mu      sync.Mutex
+	stopped bool
+	epoch   uint32 // written under flushMu and mu
+	seq     uint32 // written under flushMu and mu
+	local   subsEntry
+	enc     []byte // local, encoded
+	peers   map[string]*subsPeer
+
+	metrics subsMetrics
+}
+
+// subsPeer is an alive member as the channel sees it.
+type subsPeer struct {
+	addr string // pubsub address from its NodeMeta; "" when unknown
+	// entry is its latest full entry (Version 0: none yet); enc its
+	// encoding. Entries are replaced, never modified.
+	entry subsEntry
+	enc   []byte
+	// want is the highest version heard of; above entry.Version a fetch
+	// is due.
+	want     uint64
+	fetching bool
+}
+
+type subsMetrics struct {
+	updates *prometheus.CounterVec // newer entries learned, by source
+	fetches *prometheus.CounterVec // GET /internal/subs, by result
+}
+
+func newSubsChannel(cfg subsConfig) *subsChannel {
+	c := &subsChannel{
+		cfg:      cfg,
+		log:      cfg.log,
+		dirty:    make(chan struct{}, 1),
+		announce: make(chan struct{}, 1),
+		epoch:    cfg.epoch,
+		peers:    map[string]*subsPeer{},
+		metrics: subsMetrics{
+			updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_updates_total",
+				Help: "Newer subscriber sets of other nodes learned, by source (broadcast, push_pull, fetch).",
+			}, []string{"source"}),
+			fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_fetches_total",
+				Help: "GET /internal/subs requests to other nodes, by result (ok, error).",
+			}, []string{"result"}),
+		},
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.local = subsEntry{Node: cfg.self, Version: uint64(cfg.epoch) << 32, Full: true, Topics: map[string]int{}}
+	c.enc = c.local.encode(nil)
+	c.numNodes.Store(1)
+	c.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return int(c.numNodes.Load()) },
+		RetransmitMult: subsRetransmitMult,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// start runs the flush and announce loops until stop.
+func (c *subsChannel) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.wg.Add(2)
+	go c.runFlush()
+	go c.runAnnounce()
+}
+
+// stop ends the loops and the fetches and waits for them.
+func (c *subsChannel) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+// setSource sets the function that reports this node's subscribers by
+// topic (counts of zero are ignored).
+func (c *subsChannel) setSource(f func() map[string]int) {
+	c.srcMu.Lock()
+	c.source = f
+	c.srcMu.Unlock()
+	c.changed()
+}
+
+// changed notes that the local set may have changed. It never blocks.
+func (c *subsChannel) changed() {
+	select {
+	case c.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (c *subsChannel) runFlush() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.dirty:
+		}
+		t := time.NewTimer(subsDebounce)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c.flush()
+	}
+}
+
+// flush reads the local set and, if it changed, gives it the next version
+// and queues its broadcast; the NodeMeta update follows in runAnnounce.
+func (c *subsChannel) flush() {
+	if c.flushLocal() {
+		select {
+		case c.announce <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushNow is flush without the debounce, announcing in the caller's
+// goroutine (shutdown).
+func (c *subsChannel) flushNow() {
+	if c.flushLocal() && c.cfg.announce != nil {
+		v, d := c.localVersion()
+		c.cfg.announce(v, d)
+	}
+}
+
+// flushLocal makes the new local entry and queues its broadcast; it
+// reports whether the set changed.
+func (c *subsChannel) flushLocal() bool {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.srcMu.Lock()
+	src := c.source
+	c.srcMu.Unlock()
+	topics := map[string]int{}
+	if src != nil {
+		for t, k := range src() {
+			if k > 0 {
+				topics[t] = k
+			}
+		}
+	}
+	c.mu.Lock()
+	same := maps.Equal(topics, c.local.Topics)
+	c.mu.Unlock()
+	if same {
+		return false
+	}
+	// epoch and seq are written only here, under flushMu.
+	epoch, seq := c.epoch, c.seq
+	if seq == math.MaxUint32 {
+		e, err := c.cfg.nextEpoch()
+		if err != nil {
+			c.log.Error("subscriber set not announced: no new version epoch", "err", err)
+			return false
+		}
+		epoch, seq = e, 0
+	} else {
+		seq++
+	}
+	e := subsEntry{Node: c.cfg.self, Version: uint64(epoch)<<32 | uint64(seq), Full: true, Topics: topics}
+	enc := e.encode(nil)
+	c.mu.Lock()
+	c.epoch, c.seq, c.local, c.enc = epoch, seq, e, enc
+	c.mu.Unlock()
+	c.queueBroadcast(e, enc)
+	return true
+}
+
+// queueBroadcast queues e under the name subs/<node>, replacing an older
+// broadcast of the same node: whole when it fits comfortably in a
+// packet, else thin.
+func (c *subsChannel) queueBroadcast(e subsEntry, enc []byte) {
+	msg := enc
+	if !e.Full || len(enc) > subsMaxBroadcast {
+		t := e.thin()
+		msg = t.encode(nil)
+	}
+	c.queue.QueueBroadcast(&subsBroadcast{name: "subs/" + e.Node, msg: msg})
+}
+
+func (c *subsChannel) runAnnounce() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.announce:
+		}
+		if c.cfg.announce == nil {
+			continue
+		}
+		v, d := c.localVersion()
+		c.cfg.announce(v, d)
+	}
+}
+
+// localVersion returns the version and digest of this node's set.
+func (c *subsChannel) localVersion() (uint64, [8]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.local.Version, subsDigest(c.local.Topics)
+}
+
+// localBytes returns this node's entry, encoded (GET /internal/subs).
+func (c *subsChannel) localBytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enc
+}
+
+// gossipChannel.
+
+func (c *subsChannel) notifyMsg(msg []byte) {
+	e, err := decodeSubsEntry(msg)
+	if err != nil {
+		c.log.Debug("ignoring subscriber-set broadcast", "err", err)
+		return
+	}
+	if c.merge(e, "broadcast") {
+		// Pass on what taught us something, as serf does: the owner's
+		// own retransmissions may not reach everyone in a larger cluster.
+		c.queue.QueueBroadcast(&subsBroadcast{name: "subs/" + e.Node, msg: append([]byte(nil), msg...)})
+	}
+}
+
+func (c *subsChannel) broadcasts(overhead, limit int) [][]byte {
+	return c.queue.GetBroadcasts(overhead, limit)
+}
+
+// localState carries every known entry, this node's included: whole up to
+// subsMaxStateEntry, thin above.
+func (c *subsChannel) localState(bool) []byte {
+	c.mu.Lock()
+	entries := []subsEntry{sizedForState(c.local, c.enc)}
+	for _, id := range slices.Sorted(maps.Keys(c.peers)) {
+		if p := c.peers[id]; p.entry.Version > 0 {
+			entries = append(entries, sizedForState(p.entry, p.enc))
+		}
+	}
+	c.mu.Unlock()
+	return encodeSubsState(entries)
+}
+
+func sizedForState(e subsEntry, enc []byte) subsEntry {
+	if len(enc) > subsMaxStateEntry {
+		return e.thin()
+	}
+	return e
+}
+
+func (c *subsChannel) mergeRemoteState(buf []byte, _ bool) {
+	entries, err := decodeSubsState(buf)
+	if err != nil {
+		c.log.Debug("subscriber-set state partly unreadable", "err", err)
+	}
+	for _, e := range entries {
+		c.merge(e, "push_pull")
+	}
+}
+
+// merge applies an entry heard from anywhere: entry-wise, the higher
+// version wins. An entry of this node, or of a node that is not an alive
+// member, is ignored. A thin entry above the known version starts a fetch.
+// It reports whether the entry taught us something.
+func (c *subsChannel) merge(e subsEntry, source string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Node == c.cfg.self {
+		return false
+	}
+	p := c.peers[e.Node]
+	if p == nil || e.Version <= p.entry.Version {
+		return false
+	}
+	if !e.Full {
+		if e.Version <= p.want {
+			return false
+		}
+		p.want = e.Version
+		c.fetchLocked(e.Node, p, 0)
+		return true
+	}
+	p.entry, p.enc = e, e.encode(nil)
+	p.want = max(p.want, e.Version)
+	c.metrics.updates.WithLabelValues(source).Inc()
+	return true
+}
+
+// Membership (memberlist's events, serialized by memberlist).
+
+// memberAlive records a joined or updated member and fetches its set if
+// its NodeMeta names a newer version than the one known.
+func (c *subsChannel) memberAlive(n *memberlist.Node) {
+	if n.Name == c.cfg.self {
+		return
+	}
+	meta, err := decodeMeta(n.Meta)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.peers[n.Name]
+	if p == nil {
+		p = &subsPeer{}
+		c.peers[n.Name] = p
+		c.numNodes.Store(int32(len(c.peers) + 1))
+	}
+	if err != nil {
+		return
+	}
+	p.addr = meta.PubsubAddr
+	if meta.SubsVersion > p.entry.Version && meta.SubsVersion > p.want {
+		p.want = meta.SubsVersion
+		c.fetchLocked(n.Name, p, subsMetaFetchDelay)
+	}
+}
+
+// memberGone drops a member declared dead or gone, with its set: nothing
+// can be delivered to it. If it comes back, its NodeMeta, broadcasts and
+// push/pull bring its set back.
+func (c *subsChannel) memberGone(n *memberlist.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.peers[n.Name]; ok {
+		delete(c.peers, n.Name)
+		c.numNodes.Store(int32(len(c.peers) + 1))
+	}
+}
+
+// fetchLocked starts the fetch loop for p unless one runs.
+func (c *subsChannel) fetchLocked(id string, p *subsPeer, delay time.Duration) {
+	if p.fetching || c.stopped || c.cfg.fetch == nil {
+		return
+	}
+	p.fetching = true
+	c.wg.Add(1)
+	go c.runFetch(id, p, delay)
+}
+
+// runFetch fetches p's entry until the version wanted is known, p is gone
+// or subsFetchAttempts attempts in a row failed.
+func (c *subsChannel) runFetch(id string, p *subsPeer, delay time.Duration) {
+	defer c.wg.Done()
+	if delay > 0 && !sleepCtx(c.ctx, delay) {
+		return
+	}
+	failures := 0
+	for {
+		c.mu.Lock()
+		if c.peers[id] != p {
+			c.mu.Unlock()
+			return // gone (and maybe back as another *subsPeer with its own fetch)
+		}
+		if c.ctx.Err() != nil || p.want <= p.entry.Version || p.addr == "" || failures >= subsFetchAttempts {
+			p.fetching = false
+			c.mu.Unlock()
+			return
+		}
+		addr, want := p.addr, p.want
+		c.mu.Unlock()
+		if err := c.fetchOnce(id, addr, want); err != nil {
+			failures++
+			c.metrics.fetches.WithLabelValues("error").Inc()
+			c.log.Debug("fetch subscriber set", "member", id, "addr", addr, "attempt", failures, "err", err)
+			if failures < subsFetchAttempts && !sleepCtx(c.ctx, subsFetchBackoff<<(failures-1)) {
+				return
+			}
+			continue
+		}
+		c.metrics.fetches.WithLabelValues("ok").Inc()
+		failures = 0
+	}
+}
+
+// fetchOnce asks the node at addr for its entry and merges it. The answer
+// must be that node's, whole, and at least the version wanted.
+func (c *subsChannel) fetchOnce(id, addr string, want uint64) error {
+	ctx, cancel := context.WithTimeout(c.ctx, subsFetchTimeout)
+	defer cancel()
+	b, err := c.cfg.fetch(ctx, addr)
+	if err != nil {
+		return err
+	}
+	e, err := decodeSubsEntry(b)
+	switch {
+	case err != nil:
+		return err
+	case e.Node != id:
+		return fmt.Errorf("%s answered for node %q", addr, e.Node)
+	case !e.Full:
+		return fmt.Errorf("%s answered without topics", addr)
+	case e.Version < want:
+		return fmt.Errorf("%s answered version %d, want %d", addr, e.Version, want)
+	}
+	c.merge(e, "fetch")
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Queries.
+
+// SubscriberPeer is another alive node as the subscriber-set gossip knows
+// it.
+type SubscriberPeer struct {
+	ID         string
+	PubsubAddr string
+	// Version is the version of the set in Topics; 0 while none is known.
+	Version uint64
+	// Topics maps topic → subscribers connected to that node (a copy;
+	// only from PubsubPeers).
+	Topics map[string]int
+}
+
+// peersWith returns the alive members whose known set has subscribers of
+// topic, sorted by id, without their topics (the fan-out's hot path); with
+// topic "" every alive member with a pubsub address, with its topics.
+func (c *subsChannel) peersWith(topic string) []SubscriberPeer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []SubscriberPeer
+	for id, p := range c.peers {
+		if p.addr == "" || (topic != "" && p.entry.Topics[topic] <= 0) {
+			continue
+		}
+		sp := SubscriberPeer{ID: id, PubsubAddr: p.addr, Version: p.entry.Version}
+		if topic == "" {
+			sp.Topics = maps.Clone(p.entry.Topics)
+		}
+		out = append(out, sp)
+	}
+	slices.SortFunc(out, func(a, b SubscriberPeer) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// known returns the version of the set known for id (0: none, or not an
+// alive member).
+func (c *subsChannel) known(id string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[id]; p != nil {
+		return p.entry.Version
+	}
+	return 0
+}
+
+// collectors are the channel's metrics: the counters plus gauges read at
+// scrape time.
+func (c *subsChannel) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		c.metrics.updates,
+		c.metrics.fetches,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_version",
+			Help: "Version of this node's own subscriber set (epoch << 32 | sequence).",
+		}, func() float64 { v, _ := c.localVersion(); return float64(v) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_sets_known",
+			Help: "Other alive nodes whose subscriber set this node knows.",
+		}, func() float64 {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			k := 0
+			for _, p := range c.peers {
+				if p.entry.Version > 0 {
+					k++
+				}
+			}
+			return float64(k)
+		}),
+	}
+}
+
+// subsBroadcast is a queued subscriber-set broadcast. It is a
+// NamedBroadcast: a newer one of the same node replaces it in the queue.
+type subsBroadcast struct {
+	name string
+	msg  []byte
+}
+
+var _ memberlist.NamedBroadcast = (*subsBroadcast)(nil)
+
+func (b *subsBroadcast) Name() string    { return b.name }
+func (b *subsBroadcast) Message() []byte { return b.msg }
+func (b *subsBroadcast) Finished()       {}
+func (b *subsBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(memberlist.NamedBroadcast)
+	return ok && o.Name() == b.name
+}
+
+// subsEvents passes memberlist's events to the member table, then to the
+// subscriber-set channel. memberlist never calls it concurrently.
+type subsEvents struct {
+	next memberlist.EventDelegate
+	subs *subsChannel
+}
+
+var _ memberlist.EventDelegate = subsEvents{}
+
+func (d subsEvents) NotifyJoin(n *memberlist.Node) {
+	d.next.NotifyJoin(n)
+	d.subs.memberAlive(n)
+}
+
+func (d subsEvents) NotifyUpdate(n *memberlist.Node) {
+	d.next.NotifyUpdate(n)
+	d.subs.memberAlive(n)
+}
+
+func (d subsEvents) NotifyLeave(n *memberlist.Node) {
+	d.next.NotifyLeave(n)
+	d.subs.memberGone(n)
+}

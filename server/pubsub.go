@@ -1,0 +1,124 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/httpapi"
+	"github.com/quorumq/quorumq/pubsub"
+)
+
+// newPubsub builds the pubsub port: the local hub, whose subscriber set
+// the node gossips; the fan-out to the other nodes' subscribers along the
+// gossiped sets; the cluster-wide /clients; the node-to-node /internal/
+// routes; and, with Routes, the router into the queues. queueAddr is this
+// node's advertised queue port, where routed publishes are enqueued.
+func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, admin http.Handler, queueAddr string) (http.Handler, error) {
+	node := s.node
+	var err error
+	s.hub, err = pubsub.NewHub(pubsub.Options{
+		MaxPendingBytes: cfg.MaxPendingBytes,
+		Logger:          cfg.Logger,
+		OnChange:        node.SubscribersChanged,
+	})
+	if err != nil {
+		return nil, err
+	}
+	node.SetSubscriberSource(s.hub.TopicCounts)
+	s.fanout, err = pubsub.NewFanout(pubsub.FanoutOptions{
+		Self:       node.ID(),
+		Hub:        s.hub,
+		Directory:  peerDirectory{node},
+		Timeout:    cfg.FanoutTimeout,
+		QueueLen:   cfg.FanoutQueue,
+		Registerer: reg,
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := registerAll(reg, append(node.SubscriberSetCollectors(), pubsub.NewHubCollector(s.hub))); err != nil {
+		return nil, err
+	}
+	opts := httpapi.PubsubOptions{
+		Hub:           s.hub,
+		Fanout:        s.fanout,
+		FanoutTimeout: cfg.FanoutTimeout,
+		Clients:       s.fanout.Clients,
+		Peer:          &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.LocalSubscriberSet},
+		Admin:         admin,
+		MaxBodySize:   cfg.MaxBodySize,
+		Registerer:    reg,
+		Logger:        cfg.Logger,
+	}
+	if len(cfg.Routes) > 0 {
+		s.router, err = pubsub.NewRouter(pubsub.RouterOptions{
+			Routes:     cfg.Routes,
+			QueueAddr:  queueAddr,
+			NodeID:     node.ID(),
+			Timeout:    cfg.ForwardTimeout + pubsub.DefaultRouteTimeout/2,
+			Registerer: reg,
+			Logger:     cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		opts.Route = s.router.Enqueue
+		s.log.Info("pubsub routes", "routes", fmt.Sprint(cfg.Routes))
+	}
+	h, err := httpapi.NewPubsubHandler(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.wrapPubsub != nil {
+		h = cfg.wrapPubsub(h)
+	}
+	return h, nil
+}
+
+// closePubsub disconnects the subscribers, tells the other nodes that this
+// one has none left, and stops the fan-out. Safe on a partly built pubsub.
+func (s *Server) closePubsub() {
+	if s.hub != nil {
+		s.hub.Close()
+		if s.node != nil {
+			s.node.FlushSubscribers()
+		}
+	}
+	if s.fanout != nil {
+		s.fanout.Close()
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+}
+
+func registerAll(reg prometheus.Registerer, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// peerDirectory is the raft node's gossiped subscriber sets as the
+// fan-out sees them.
+type peerDirectory struct{ n *cluster.Node }
+
+func (d peerDirectory) SubscriberPeers(topic string) []pubsub.Peer {
+	return toPeers(d.n.SubscriberPeers(topic))
+}
+
+func (d peerDirectory) Peers() []pubsub.Peer { return toPeers(d.n.PubsubPeers()) }
+
+func toPeers(ps []cluster.SubscriberPeer) []pubsub.Peer {
+	out := make([]pubsub.Peer, len(ps))
+	for i, p := range ps {
+		out[i] = pubsub.Peer{ID: p.ID, Addr: p.PubsubAddr}
+	}
+	return out
+}
