@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,6 +189,10 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 		}
 		if err := gone.Leave(context.Background()); !errors.Is(err, ErrShuttingDown) {
 			t.Fatalf("second Leave: %v, want ErrShuttingDown", err)
+		}
+		// Its data directory never comes back as a member.
+		if _, err := Open(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
+			t.Fatalf("reopening the data directory of %s after Leave: %v, want ErrLeft", gone.ID(), err)
 		}
 		proposeOn(t, remaining, putCmd("q", "after "+gone.ID()))
 	}
@@ -521,4 +526,20 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 	waitFor(t, 20*time.Second, "moved node catches up", func() bool {
 		return slices.Contains(dump(t, moved.f, "q"), "while away")
 	})
+}
+
+// Nodes that advertise a host name for raft form a cluster whose
+// configuration holds the names, so peers dial the name and a node that
+// comes back on a new IP stays reachable.
+func TestCluster_HostNameAdvertise_ConfigurationHoldsNames(t *testing.T) {
+	nodes, leader := startCluster(t, 3, func(i int, o *Options) {
+		_, port, _ := net.SplitHostPort(o.RaftBind)
+		o.RaftAdvertise = net.JoinHostPort("localhost", port)
+	})
+	for _, s := range leader.configServers() {
+		if !strings.HasPrefix(string(s.Address), "localhost:") {
+			t.Fatalf("configuration entry %s at %q does not hold the advertised name", s.ID, s.Address)
+		}
+	}
+	proposeOn(t, nodes, putCmd("q", "via names"))
 }

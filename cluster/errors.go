@@ -24,4 +24,9 @@ var (
 	// ErrLastVoter means Leave was refused because this node is the only
 	// voter: the cluster cannot continue without it. Nothing was changed.
 	ErrLastVoter = errors.New("cannot leave: this node is the last voter")
+	// ErrLeft means the data directory belongs to a node that left the
+	// cluster for good: its log is history the cluster no longer counts on,
+	// so it must not come back as a member. Start with an empty data
+	// directory to join as a new node.
+	ErrLeft = errors.New("this node left the cluster")
 )

@@ -10,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 const (
 	nodeIDFile = "node-id"
 	raftDBFile = "raft.db"
+	// leftFile marks a data directory whose node left the cluster for good.
+	leftFile = "left"
 )
 
 // resolveNodeID returns the node id for dataDir, persisting it on first
@@ -116,4 +119,23 @@ func writeFileSync(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// checkNotLeft refuses a data directory whose node left the cluster.
+func checkNotLeft(dataDir string) error {
+	b, err := os.ReadFile(filepath.Join(dataDir, leftFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read leave marker: %w", err)
+	}
+	return fmt.Errorf("%w (%s); start with an empty --data-dir to join again as a new node",
+		ErrLeft, strings.TrimSpace(string(b)))
+}
+
+// markLeft records in dataDir that this node left the cluster for good.
+func markLeft(dataDir, id string, at time.Time) error {
+	msg := fmt.Sprintf("node %s left the cluster at %s\n", id, at.UTC().Format(time.RFC3339))
+	return writeFileSync(filepath.Join(dataDir, leftFile), []byte(msg))
 }

@@ -25,7 +25,8 @@ const defaultLeaveWait = 15 * time.Second
 //     removed follower may never receive the entry that removes it; after
 //     that bound it logs a warning and goes on (the leader removes a left
 //     member whenever it next reconciles);
-//  5. Shutdown.
+//  5. it writes a "left" marker into the data directory, so that Open
+//     refuses it from then on (ErrLeft), and shuts down like Shutdown.
 //
 // It fails with ErrLastVoter, changing nothing, when this node is the only
 // voter: the cluster would have no one left. It fails with ErrShuttingDown
@@ -86,7 +87,12 @@ func (n *Node) Leave(ctx context.Context) error {
 		n.log.Info("leave: removed from the configuration")
 	}
 
-	// 5. Stop.
+	// 5. Stop, and make sure this data directory never rejoins: its log is
+	// history the cluster no longer counts on (a restart by a supervisor
+	// would otherwise be added back by the leader's reconcile loop).
+	if err := markLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
+		n.log.Error("leave: could not mark the data directory as left", "err", err)
+	}
 	return n.Shutdown(ctx)
 }
 

@@ -152,6 +152,9 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open: data dir: %w", err)
 	}
+	if err := checkNotLeft(o.DataDir); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
 	id, err := resolveNodeID(o.DataDir, o.NodeID)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
@@ -201,15 +204,7 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("snapshot store: %w", err))
 	}
-	var advertise net.Addr
-	if o.RaftAdvertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", o.RaftAdvertise)
-		if err != nil {
-			return fail(fmt.Errorf("RaftAdvertise: %w", err))
-		}
-		advertise = a
-	}
-	trans, err := raft.NewTCPTransportWithLogger(o.RaftBind, advertise, transportPool, transportTimeout, hcl.Named("transport"))
+	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, hcl.Named("transport"))
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
 	}

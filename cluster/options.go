@@ -102,8 +102,10 @@ type Options struct {
 	// RaftBind is the host:port the raft TCP transport listens on. Port 0
 	// picks a free port; the listener's real address is then advertised.
 	RaftBind string
-	// RaftAdvertise is the host:port peers dial. Empty: the bound address,
-	// which must then be a concrete IP (not 0.0.0.0).
+	// RaftAdvertise is the host:port peers dial. The host may be a name (a
+	// compose service): peers store and dial the name, so a node that comes
+	// back with a new IP stays reachable. Port 0: the bound port. Empty: the
+	// bound address, which must then be a concrete IP (not 0.0.0.0).
 	RaftAdvertise string
 	// QueueAddr and PubsubAddr are this node's advertised HTTP addresses,
 	// gossiped to the other nodes (in NodeMeta) and reported in Status. The
