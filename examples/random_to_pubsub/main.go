@@ -1,0 +1,112 @@
+// Command random_to_pubsub publishes normally distributed random numbers,
+// {"time": <unix seconds>, "number": <x>}, to a pubsub: the tutorial's
+// scripts/random_to_pubsub.py, the source for the random_reader and
+// mean_variance exercises.
+//
+//	bin/quorumq devcluster
+//	bin/quorumq ps_to_http --pubsub-url='http://127.0.0.1:9000/sub?multipart=0' \
+//	    --destination-post-url=http://127.0.0.1:9001/put
+//	go run ./examples/random_to_pubsub --mean=3 --variance=2 --delay=10ms
+//
+// Every --pubsub-url gets every message, as in the original, where each URL
+// was a separate pubsub. On quorumq one node is enough: a publish on any
+// node reaches the subscribers of every node.
+//
+// Flags: --pubsub-url (repeatable or comma-separated), --topic, --mean,
+// --variance, --delay, --count (0: forever), --seed, --quiet.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quorumq/quorumq/client"
+)
+
+func main() {
+	var urls urlList
+	flag.Var(&urls, "pubsub-url", "pubsub port URL to publish to (repeatable; default http://127.0.0.1:9000)")
+	topic := flag.String("topic", "", "topic (default: the default topic)")
+	mean := flag.Float64("mean", 0, "mean of the distribution")
+	variance := flag.Float64("variance", 1, "variance of the distribution")
+	delay := flag.Duration("delay", 0, "pause between messages")
+	count := flag.Int("count", 0, "messages to publish (0: until interrupted)")
+	seed := flag.Uint64("seed", 0, "random seed (0: random)")
+	quiet := flag.Bool("quiet", false, "do not print every message")
+	flag.Parse()
+	if len(urls) == 0 {
+		urls = urlList{"http://127.0.0.1:9000"}
+	}
+	if *variance < 0 {
+		fatal(fmt.Errorf("--variance=%v: must be >= 0", *variance))
+	}
+	std := math.Sqrt(*variance)
+	s := *seed
+	if s == 0 {
+		s = rand.Uint64()
+	}
+	rng := rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var pubs []*client.Pubsub
+	for _, u := range urls {
+		ps, err := client.NewPubsub([]string{u}, nil)
+		if err != nil {
+			fatal(err)
+		}
+		pubs = append(pubs, ps)
+	}
+	for i := 0; *count == 0 || i < *count; i++ {
+		if ctx.Err() != nil {
+			return
+		}
+		msg, _ := json.Marshal(map[string]float64{
+			"time":   float64(time.Now().UnixMicro()) / 1e6,
+			"number": *mean + std*rng.NormFloat64(),
+		})
+		if !*quiet {
+			fmt.Printf("Sending message: %s\n", msg)
+		}
+		for i, ps := range pubs {
+			if _, err := ps.Pub(ctx, *topic, [][]byte{msg}); err != nil && ctx.Err() == nil {
+				fatal(fmt.Errorf("publish to %s: %w", urls[i], err))
+			}
+		}
+		if *delay > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(*delay):
+			}
+		}
+	}
+}
+
+// urlList is a repeatable flag whose values may also be comma-separated.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(s string) error {
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			*l = append(*l, u)
+		}
+	}
+	return nil
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "random_to_pubsub:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,129 @@
+// Command simple_reader is the tutorial's first BaseReader exercise
+// (realtimestream's examples/01_simple_reader.py) on quorumq: a reader with
+// a task that prints every message and a task that publishes it again on a
+// pubsub topic. At start it publishes one greeting, {"msg": "H3110!"}, to
+// the pubsub, which the pipeline below brings back to the queue and so to
+// the reader.
+//
+// Run it against a development cluster (each command in its own terminal):
+//
+//	go build -o bin/quorumq ./cmd/node
+//	bin/quorumq devcluster                  # node1: pubsub :9000, queue :9001
+//	bin/quorumq ps_to_http --pubsub-url='http://127.0.0.1:9000/sub?multipart=0' \
+//	    --destination-post-url=http://127.0.0.1:9001/put --min-line-length=0
+//	curl -sN 'http://127.0.0.1:9000/sub?topic=printed&multipart=0'   # what the reader republishes
+//	go run ./examples/simple_reader
+//	echo '{"msg": "H3110"}' | curl -d@- http://127.0.0.1:9000/pub
+//
+// The reader prints {"msg": "H3110!"} and {"msg": "H3110"}; the curl
+// subscriber shows them too. Start a second simple_reader: each message
+// goes to one of them. Stop one with Ctrl-C: it finishes what it holds and
+// gives back what it did not start.
+//
+// Flags: --queue-url (repeatable or comma-separated; more nodes are
+// discovered), --queue, --pubsub-url, --pub-topic ("" to not republish),
+// --hello=false, --concurrency, --log-level.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/reader"
+)
+
+func main() {
+	var queueURLs urlList
+	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
+	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
+	pubsubURL := flag.String("pubsub-url", "http://127.0.0.1:9000", "pubsub port URL")
+	pubTopic := flag.String("pub-topic", "printed", "topic every message is published on again (\"\": none)")
+	hello := flag.Bool("hello", true, `publish {"msg": "H3110!"} on the pubsub's default topic at start`)
+	concurrency := flag.Int("concurrency", 1, "messages processed at once")
+	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+	if len(queueURLs) == 0 {
+		queueURLs = urlList{"http://127.0.0.1:9001"}
+	}
+	log := newLogger(*logLevel)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ps, err := client.NewPubsub([]string{*pubsubURL}, nil)
+	if err != nil {
+		fatal(err)
+	}
+	tasks := map[string]reader.Task{
+		// The printing task: print the message as it came.
+		"print": func(ctx context.Context, m *reader.Message) error {
+			fmt.Printf("%s\n", bytes.TrimRight(m.Body, "\n"))
+			return nil
+		},
+	}
+	if *pubTopic != "" {
+		// The publishing task: pubsub splits on newlines, so a message
+		// is published as one line.
+		tasks["pub"] = func(ctx context.Context, m *reader.Message) error {
+			line := bytes.ReplaceAll(bytes.TrimRight(m.Body, "\r\n"), []byte("\n"), []byte(" "))
+			_, err := ps.Pub(ctx, *pubTopic, [][]byte{line})
+			return err
+		}
+	}
+	r, err := reader.New(reader.Config{
+		Addrs:        queueURLs,
+		Queue:        *queue,
+		Tasks:        tasks,
+		Concurrency:  *concurrency,
+		RequeueDelay: 5 * time.Second,
+		Logger:       log,
+	})
+	if err != nil {
+		fatal(err)
+	}
+	if *hello {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := ps.Pub(hctx, "", [][]byte{[]byte(`{"msg": "H3110!"}`)}); err != nil {
+			log.Warn("could not publish the greeting", "pubsub", *pubsubURL, "err", err)
+		}
+		cancel()
+	}
+	if err := r.Run(ctx); err != nil {
+		fatal(err)
+	}
+}
+
+// urlList is a repeatable flag whose values may also be comma-separated.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(s string) error {
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			*l = append(*l, u)
+		}
+	}
+	return nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		fatal(fmt.Errorf("--log-level: %w", err))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "simple_reader:", err)
+	os.Exit(1)
+}
