@@ -20,6 +20,8 @@ Commands:
   serve       run a node (queue port 8081, pubsub port 8080)
   devcluster  run N nodes on this machine as one cluster, for trying things out
   ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
+  gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
+  analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -41,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDevcluster(rest, stdout, stderr)
 	case "ps_to_http":
 		return runPsToHTTP(rest, stdout, stderr)
+	case "gen":
+		return runGen(rest, stdout, stderr)
+	case "analyze":
+		return runAnalyze(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0

@@ -1,0 +1,515 @@
+// Package analyze runs the tutorial's stream analytics as readers of a
+// quorumq queue: each reader is a reader.Reader whose task hands every
+// message to a batcher, and the batcher merges a batch into a Redis
+// aggregate of the analytics package (moments, histogram or click graph)
+// when it is full or after a short flush interval. Any number of readers,
+// on any nodes, may feed the same aggregate.
+//
+// # Exactly once on the common path
+//
+// A message's task returns only after its batch is merged into Redis, and
+// the reader acks a message only after its task returned, so an acked
+// message is always counted. The other direction (counted but not acked:
+// the reader died after the merge, the ack was lost, or the lease ran out
+// while the batch waited) would count a redelivered message twice; to
+// prevent that, every item carries the id "<queue>/<message id>" and the
+// merge script skips ids merged within Config.DedupWindow (see the
+// analytics package). With the window (the default, one hour) each message
+// is counted exactly once as long as its redelivery comes within the
+// window; with DedupWindow 0 the merges are plain (the histogram and graph
+// then use a MULTI/EXEC pipeline of HINCRBY/ZINCRBY) and a redelivery
+// after a merge is counted twice: at-least-once.
+//
+// A message that does not parse (not a number, not a click record) is
+// skipped: acked without being counted, and counted as invalid (a 1.usa.gov
+// heartbeat as skipped). A merge
+// that fails (Redis down) fails the batch's tasks; the reader gives the
+// messages back with its retry delay, and gives up on a message after
+// MaxTries (then it is not counted; set DeadLetter to keep it).
+package analyze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumq/quorumq/analytics"
+	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/online"
+	"github.com/quorumq/quorumq/reader"
+)
+
+// Defaults of Config.
+const (
+	DefaultBatch         = 100
+	DefaultConcurrency   = 100
+	DefaultFlush         = 100 * time.Millisecond
+	DefaultEmptyFor      = 2 * time.Second
+	DefaultMaxTries      = 20
+	DefaultRequeueDelay  = 5 * time.Second
+	DefaultDedupWindow   = time.Hour
+	DefaultMergeAttempts = 3
+)
+
+// Config is what every analyze reader needs.
+type Config struct {
+	// Addrs are queue-port base URLs of one or more nodes.
+	Addrs []string
+	// Queue is the queue to read ("" is default).
+	Queue string
+	// Redis is the client of the Redis that holds the aggregate.
+	Redis redis.Cmdable
+
+	// Batch is the most messages merged at once. Default DefaultBatch. A
+	// batch is merged when it is full, when every worker waits on it, or
+	// Flush after its first message.
+	Batch int
+	// Concurrency is the number of messages in flight (the reader's
+	// workers, each waiting on its batch). Default DefaultConcurrency.
+	Concurrency int
+	// Flush bounds how long a message waits for its batch to fill.
+	// Default DefaultFlush.
+	Flush time.Duration
+	// Lease is the lease of each message (the reader's default when 0).
+	Lease time.Duration
+	// MaxTries and RequeueDelay: see reader.Config. Defaults
+	// DefaultMaxTries and DefaultRequeueDelay, so a Redis outage of about
+	// a quarter of an hour loses nothing.
+	MaxTries     int
+	RequeueDelay time.Duration
+	// DeadLetter, when set, receives messages given up on.
+	DeadLetter string
+	// DedupWindow is how long merged message ids are remembered (see the
+	// package documentation). Zero: no dedup, at-least-once. `quorumq
+	// analyze` uses DefaultDedupWindow unless told otherwise.
+	DedupWindow time.Duration
+	// Balance and DisableDiscovery: see reader.Config.
+	Balance          reader.Balance
+	DisableDiscovery bool
+
+	// ExitWhenEmpty ends Run once the queue has had no ready, leased or
+	// deferred message, and this reader nothing pending, for EmptyFor
+	// (default DefaultEmptyFor).
+	ExitWhenEmpty bool
+	EmptyFor      time.Duration
+
+	// Logger receives the logs (default slog.Default()).
+	Logger *slog.Logger
+	// ProgressInterval is the reader's progress log interval (see
+	// reader.Config).
+	ProgressInterval time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Redis == nil {
+		return c, errors.New("analyze: no Redis client")
+	}
+	if len(c.Addrs) == 0 {
+		return c, errors.New("analyze: no queue address")
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Flush <= 0 {
+		c.Flush = DefaultFlush
+	}
+	if c.MaxTries <= 0 {
+		c.MaxTries = DefaultMaxTries
+	}
+	if c.RequeueDelay <= 0 {
+		c.RequeueDelay = DefaultRequeueDelay
+	}
+	if c.EmptyFor <= 0 {
+		c.EmptyFor = DefaultEmptyFor
+	}
+	if c.DedupWindow < 0 {
+		c.DedupWindow = 0
+	}
+	if c.DedupWindow > 0 && c.DedupWindow < time.Second {
+		return c, fmt.Errorf("analyze: dedup window %v: want 0 (off) or at least 1s", c.DedupWindow)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// Stats counts what a Run did.
+type Stats struct {
+	// Merged counts messages merged into the aggregate.
+	Merged int64 `json:"merged"`
+	// Duplicates counts messages skipped because their id was merged
+	// before (redeliveries).
+	Duplicates int64 `json:"duplicates"`
+	// Invalid counts messages that did not parse (acked, not counted).
+	Invalid int64 `json:"invalid"`
+	// Skipped counts messages that are not data by design, such as the
+	// 1.usa.gov heartbeats (acked, not counted).
+	Skipped int64 `json:"skipped"`
+	// Batches counts merges; MergeErrors failed merges (after retries).
+	Batches     int64 `json:"batches"`
+	MergeErrors int64 `json:"merge_errors"`
+	// Elapsed is the whole run; Busy the time from the first merge to the
+	// end of the last.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Busy    time.Duration `json:"busy_ns"`
+	// Reader holds the reader's own counters.
+	Reader reader.Stats `json:"reader"`
+}
+
+// Rate is merged messages per second of Busy time.
+func (s Stats) Rate() float64 {
+	if s.Busy <= 0 {
+		return 0
+	}
+	return float64(s.Merged) / s.Busy.Seconds()
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("merged=%d duplicates=%d invalid=%d skipped=%d batches=%d merge_errors=%d given_up=%d elapsed=%s busy=%s rate=%.0f/s",
+		s.Merged, s.Duplicates, s.Invalid, s.Skipped, s.Batches, s.MergeErrors, s.Reader.GivenUp,
+		s.Elapsed.Round(time.Millisecond), s.Busy.Round(time.Millisecond), s.Rate())
+}
+
+// aggregator is what differs between the analyses.
+type aggregator struct {
+	task string
+	// parse reads a message body; an error makes the message invalid,
+	// except errSkip, which skips it quietly.
+	parse func(body []byte) (any, error)
+	// merge merges the items of one batch (ids are "<queue>/<id>").
+	merge func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error)
+	// init runs once before reading (e.g. to store a layout).
+	init func(ctx context.Context) error
+}
+
+// MomentsOptions configures RunMoments.
+type MomentsOptions struct {
+	// Key is the moments hash.
+	Key string
+	// Naive merges with the tutorial's racy read-modify-write
+	// (analytics.NaiveMerge) instead of the Lua script, to watch several
+	// readers lose updates. Never dedups.
+	Naive bool
+}
+
+// RunMoments reads numbers (one per message, as text) and merges their
+// moments into the hash opts.Key.
+func RunMoments(ctx context.Context, cfg Config, opts MomentsOptions) (Stats, error) {
+	if opts.Key == "" {
+		return Stats{}, errors.New("analyze: no moments key")
+	}
+	m := analytics.NewMoments(cfg.Redis, opts.Key)
+	m.DedupWindow = cfg.DedupWindow
+	return run(ctx, cfg, aggregator{
+		task:  "moments",
+		parse: parseNumber,
+		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
+			xs := make([]float64, len(items))
+			for i, it := range items {
+				xs[i] = it.(float64)
+			}
+			if opts.Naive {
+				var acc online.Moments
+				if err := acc.AddAll(xs...); err != nil {
+					return analytics.BatchResult{}, err
+				}
+				err := analytics.NaiveMerge(ctx, cfg.Redis, opts.Key, acc.Raw(), nil)
+				return analytics.BatchResult{Applied: len(xs)}, err
+			}
+			if m.DedupWindow == 0 {
+				ids = nil
+			}
+			_, r, err := m.MergeBatch(ctx, ids, xs)
+			return r, err
+		},
+	})
+}
+
+// parseNumber reads a finite float64 from the text of a message.
+func parseNumber(body []byte) (any, error) {
+	x, err := strconv.ParseFloat(strings.TrimSpace(string(body)), 64)
+	if err != nil {
+		return nil, fmt.Errorf("not a number: %q", truncate(body))
+	}
+	if x != x || x > 1.7976931348623157e308 || x < -1.7976931348623157e308 {
+		return nil, fmt.Errorf("not a finite number: %q", truncate(body))
+	}
+	return x, nil
+}
+
+// RunHistogram reads numbers and counts them in h's bins (integers
+// exactly for an integer layout; non-integers are then invalid).
+func RunHistogram(ctx context.Context, cfg Config, h *analytics.Histogram) (Stats, error) {
+	h.DedupWindow = cfg.DedupWindow
+	return run(ctx, cfg, aggregator{
+		task: "histogram",
+		parse: func(body []byte) (any, error) {
+			f, err := h.ParseField(body)
+			if err != nil {
+				return nil, fmt.Errorf("%v (message %q)", err, truncate(body))
+			}
+			return f, nil
+		},
+		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
+			fields := make([]string, len(items))
+			for i, it := range items {
+				fields[i] = it.(string)
+			}
+			if h.DedupWindow == 0 {
+				err := h.AddFields(ctx, fields)
+				return analytics.BatchResult{Applied: len(fields)}, err
+			}
+			return h.AddBatch(ctx, ids, fields)
+		},
+		init: h.Init,
+	})
+}
+
+// RunGraph reads 1.usa.gov click records and adds their edges to g.
+// Heartbeats and records without a url are invalid (skipped).
+func RunGraph(ctx context.Context, cfg Config, g *analytics.Graph) (Stats, error) {
+	g.DedupWindow = cfg.DedupWindow
+	return run(ctx, cfg, aggregator{
+		task: "graph",
+		parse: func(body []byte) (any, error) {
+			e, err := analytics.ParseClick(body)
+			if errors.Is(err, analytics.ErrNotClick) {
+				return nil, errSkip
+			}
+			if err != nil {
+				return nil, err
+			}
+			return e, nil
+		},
+		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
+			edges := make([]analytics.Edge, len(items))
+			for i, it := range items {
+				edges[i] = it.(analytics.Edge)
+			}
+			if g.DedupWindow == 0 {
+				err := g.Add(ctx, edges)
+				return analytics.BatchResult{Applied: len(edges)}, err
+			}
+			return g.AddBatch(ctx, ids, edges)
+		},
+	})
+}
+
+func truncate(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
+}
+
+// errSkip marks a message that is not data by design (a heartbeat).
+var errSkip = errors.New("analyze: not data")
+
+// parsed is what Preprocess leaves in Message.Data.
+type parsed struct {
+	item any
+	err  error
+}
+
+// runner is one Run.
+type runner struct {
+	cfg   Config
+	agg   aggregator
+	log   *slog.Logger
+	b     *batcher
+	stats struct {
+		merged, dupes, invalid, skipped, batches, mergeErrors atomic.Int64
+	}
+	mu         sync.Mutex
+	firstMerge time.Time
+	lastMerge  time.Time
+	pending    atomic.Int64 // tasks waiting on a batch
+}
+
+func run(ctx context.Context, cfg Config, agg aggregator) (Stats, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Stats{}, err
+	}
+	start := time.Now()
+	r := &runner{cfg: cfg, agg: agg, log: cfg.Logger.With("component", "analyze", "analysis", agg.task)}
+	if agg.init != nil {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := agg.init(ictx)
+		cancel()
+		if err != nil {
+			return Stats{}, err
+		}
+	}
+	r.b = newBatcher(min(cfg.Batch, cfg.Concurrency), cfg.Flush, r.flush)
+	defer r.b.stop()
+
+	rd, err := reader.New(reader.Config{
+		Addrs:            cfg.Addrs,
+		Queue:            cfg.Queue,
+		Tasks:            map[string]reader.Task{agg.task: r.task},
+		MaxTries:         cfg.MaxTries,
+		RequeueDelay:     cfg.RequeueDelay,
+		MGetItems:        cfg.Concurrency,
+		Lease:            cfg.Lease,
+		Concurrency:      cfg.Concurrency,
+		Preprocess:       r.preprocess,
+		Validate:         r.validate,
+		DeadLetter:       cfg.DeadLetter,
+		Balance:          cfg.Balance,
+		DisableDiscovery: cfg.DisableDiscovery,
+		Logger:           cfg.Logger,
+		ProgressInterval: cfg.ProgressInterval,
+		// A failed merge (Redis down) must not slow fetching for minutes.
+		BackoffStep: -1,
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("analyze: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var emptyErr error
+	var wg sync.WaitGroup
+	if cfg.ExitWhenEmpty {
+		wg.Go(func() { emptyErr = r.watchEmpty(runCtx, rd, cancel) })
+	}
+	err = rd.Run(runCtx)
+	cancel()
+	wg.Wait()
+	st := r.snapshot(start)
+	st.Reader = rd.Stats()
+	r.log.Info("analyze done", "stats", st.String())
+	if err != nil {
+		return st, fmt.Errorf("analyze: %w", err)
+	}
+	return st, emptyErr
+}
+
+func (r *runner) snapshot(start time.Time) Stats {
+	r.mu.Lock()
+	busy := r.lastMerge.Sub(r.firstMerge)
+	r.mu.Unlock()
+	return Stats{Merged: r.stats.merged.Load(), Duplicates: r.stats.dupes.Load(), Invalid: r.stats.invalid.Load(), Skipped: r.stats.skipped.Load(),
+		Batches: r.stats.batches.Load(), MergeErrors: r.stats.mergeErrors.Load(), Elapsed: time.Since(start), Busy: busy}
+}
+
+func (r *runner) preprocess(_ context.Context, m *reader.Message) error {
+	item, err := r.agg.parse(m.Body)
+	m.Data = parsed{item: item, err: err}
+	return nil
+}
+
+func (r *runner) validate(_ context.Context, m *reader.Message) bool {
+	p := m.Data.(parsed)
+	if errors.Is(p.err, errSkip) {
+		r.stats.skipped.Add(1)
+		return false
+	}
+	if p.err != nil {
+		if n := r.stats.invalid.Add(1); n <= 5 || n%1000 == 0 {
+			r.log.Warn("skipping a message that does not parse", "id", m.ID, "err", p.err, "invalid_so_far", n)
+		}
+		return false
+	}
+	return true
+}
+
+func (r *runner) task(ctx context.Context, m *reader.Message) error {
+	r.pending.Add(1)
+	defer r.pending.Add(-1)
+	return r.b.submit(ctx, queueName(r.cfg.Queue)+"/"+m.ID, m.Data.(parsed).item)
+}
+
+func queueName(q string) string {
+	if q == "" {
+		return "default"
+	}
+	return q
+}
+
+// flush merges one batch, retrying a failed merge a few times.
+func (r *runner) flush(items []*pending) error {
+	ids := make([]string, len(items))
+	vals := make([]any, len(items))
+	for i, p := range items {
+		ids[i], vals[i] = p.id, p.val
+	}
+	var err error
+	for attempt := range DefaultMergeAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(100*attempt*attempt) * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var res analytics.BatchResult
+		res, err = r.agg.merge(ctx, ids, vals)
+		cancel()
+		if err == nil {
+			now := time.Now()
+			r.mu.Lock()
+			if r.firstMerge.IsZero() {
+				r.firstMerge = now
+			}
+			r.lastMerge = now
+			r.mu.Unlock()
+			r.stats.batches.Add(1)
+			r.stats.merged.Add(int64(res.Applied))
+			r.stats.dupes.Add(int64(res.Duplicates))
+			if res.Duplicates > 0 {
+				r.log.Info("skipped redelivered messages that were already merged", "count", res.Duplicates)
+			}
+			return nil
+		}
+		r.log.Warn("merge failed", "attempt", attempt+1, "items", len(items), "err", err)
+	}
+	r.stats.mergeErrors.Add(1)
+	return err
+}
+
+// watchEmpty cancels the run once the queue and this reader have been
+// idle for EmptyFor.
+func (r *runner) watchEmpty(ctx context.Context, rd *reader.Reader, cancel context.CancelFunc) error {
+	q, err := client.NewQueue(r.cfg.Addrs, nil)
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	tick := time.NewTicker(min(250*time.Millisecond, r.cfg.EmptyFor/4))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := q.Stats(sctx, r.cfg.Queue)
+		scancel()
+		idle := err == nil && st.Depth == 0 && st.InFlight == 0 && st.Deferred == 0 &&
+			r.pending.Load() == 0 && rd.Stats().InFlight == 0
+		if !idle {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+			continue
+		}
+		if time.Since(since) >= r.cfg.EmptyFor {
+			r.log.Info("queue empty: exiting", "queue", queueName(r.cfg.Queue), "empty_for", r.cfg.EmptyFor)
+			cancel()
+			return nil
+		}
+	}
+}
