@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/quorumq
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test test-short vet fmt clean
+.PHONY: build run test test-short vet fmt clean chaos
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/node
@@ -17,6 +17,11 @@ test: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -timeout 30m ./...
+
+# The long fault-injection schedule (10 minutes of faults, then checks);
+# as root it also partitions nodes in network namespaces.
+chaos: build
+	./$(BIN) chaos --long -v
 
 test-short:
 	$(GO) test -short ./...

@@ -22,6 +22,7 @@ Commands:
   ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
+  chaos       run the fault-injection suite against a local cluster and check the history
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runGen(rest, stdout, stderr)
 	case "analyze":
 		return runAnalyze(rest, stdout, stderr)
+	case "chaos":
+		return runChaos(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0

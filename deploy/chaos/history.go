@@ -1,0 +1,301 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quorumq/quorumq/client"
+)
+
+// Outcome is what a client knows about one request.
+type Outcome string
+
+const (
+	// OK: the node answered 2xx; a write was committed and applied.
+	OK Outcome = "ok"
+	// Fail: the request certainly applied nothing: the connection could
+	// not be made, or 503 NO_LEADER, NOT_LEADER, SHUTTING_DOWN or
+	// UNAVAILABLE (the server's word that nothing was applied), or a
+	// 4xx/507 refusal.
+	Fail Outcome = "fail"
+	// Unknown: the request may or may not have been applied: 503
+	// OUTCOME_UNKNOWN, or the exchange failed after it was sent (timeout,
+	// reset, the node was killed or paused).
+	Unknown Outcome = "unknown"
+)
+
+// classify maps a client error to an outcome and a short code for the
+// report (the X-Error-Code token, or the kind of transport failure).
+func classify(err error) (Outcome, string) {
+	if err == nil {
+		return OK, ""
+	}
+	var he *client.HTTPError
+	code := ""
+	if errors.As(err, &he) {
+		code = he.Code
+		if code == "" {
+			code = http3(he.Status)
+		}
+	}
+	switch {
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		if code == "" {
+			code = transportCode(err)
+		}
+		return Unknown, code
+	case errors.Is(err, client.ErrUnavailable):
+		if code == "" {
+			code = transportCode(err)
+		}
+		return Fail, code
+	case he != nil:
+		return Fail, code
+	}
+	// Anything else (a malformed answer): the request reached the node.
+	return Unknown, "OTHER"
+}
+
+func http3(status int) string {
+	b := []byte("HTTP000")
+	b[4], b[5], b[6] = byte('0'+status/100%10), byte('0'+status/10%10), byte('0'+status%10)
+	return string(b)
+}
+
+func transportCode(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "TIMEOUT"
+	case errors.Is(err, context.Canceled):
+		return "CANCELED"
+	}
+	return "TRANSPORT"
+}
+
+// PutAttempt is one /put request of a producer.
+type PutAttempt struct {
+	Node    string        `json:"node"`
+	Start   time.Duration `json:"start_ns"`
+	End     time.Duration `json:"end_ns"`
+	Outcome Outcome       `json:"outcome"`
+	Code    string        `json:"code,omitempty"`
+	MsgID   string        `json:"msg_id,omitempty"`
+	// ServedBy is X-Served-By: the node that executed the request.
+	ServedBy string `json:"served_by,omitempty"`
+}
+
+// PutRecord is one message a producer tried to store, with every attempt.
+// Body and idempotency key are both Key.
+type PutRecord struct {
+	Key   string        `json:"key"`
+	Queue string        `json:"queue"`
+	Delay time.Duration `json:"delay_ns,omitempty"`
+	// Attempts in order; the first one's Start is when the key was first
+	// sent.
+	Attempts []PutAttempt `json:"attempts"`
+	// Final: OK if an attempt was acknowledged, Fail if every attempt
+	// certainly applied nothing, else Unknown.
+	Final Outcome `json:"final"`
+	// MsgID is the X-Message-Id of the acknowledged attempt.
+	MsgID string `json:"msg_id,omitempty"`
+}
+
+func (p *PutRecord) finish() {
+	p.Final = Fail
+	for _, a := range p.Attempts {
+		switch a.Outcome {
+		case OK:
+			p.Final, p.MsgID = OK, a.MsgID
+			return
+		case Unknown:
+			p.Final = Unknown
+		}
+	}
+}
+
+// Delivery is one message handed out to a consumer (or the final drain).
+type Delivery struct {
+	MsgID    string        `json:"msg_id"`
+	Attempts int           `json:"attempts"`
+	Body     string        `json:"body"`
+	Queue    string        `json:"queue"`
+	Start    time.Duration `json:"start_ns"` // the mget request was sent
+	End      time.Duration `json:"end_ns"`   // its answer was read
+	Consumer string        `json:"consumer"`
+	Node     string        `json:"node"`
+	ServedBy string        `json:"served_by,omitempty"`
+	// Action is what the consumer did next: ack, nack, skip.
+	Action string `json:"action"`
+}
+
+// Settle is an /ack or /nack of leased messages.
+type Settle struct {
+	Op      string        `json:"op"` // ack or nack
+	MsgIDs  []string      `json:"msg_ids"`
+	Delay   time.Duration `json:"delay_ns,omitempty"`
+	Start   time.Duration `json:"start_ns"`
+	End     time.Duration `json:"end_ns"`
+	Outcome Outcome       `json:"outcome"`
+	Code    string        `json:"code,omitempty"`
+}
+
+// LinOp is one operation on a linearizability queue: a /put of a unique
+// value or a plain (destructive) /get.
+type LinOp struct {
+	Client  int           `json:"client"`
+	Queue   string        `json:"queue"`
+	Op      string        `json:"op"`    // put or get
+	Value   string        `json:"value"` // put: the value; get: what came back ("" empty)
+	Start   time.Duration `json:"start_ns"`
+	End     time.Duration `json:"end_ns"`
+	Outcome Outcome       `json:"outcome"`
+	Code    string        `json:"code,omitempty"`
+	Node    string        `json:"node"`
+	// ServedBy is X-Served-By: the node that executed the request.
+	ServedBy string `json:"served_by,omitempty"`
+}
+
+// History is everything the workload saw. Safe for concurrent use while
+// it is recorded; the checker reads it once recording is over.
+type History struct {
+	start time.Time
+
+	mu         sync.Mutex
+	Puts       []*PutRecord
+	Deliveries []Delivery
+	Settles    []Settle
+	Lin        []LinOp
+	// Mgets counts consumer mget requests by outcome.
+	Mgets map[Outcome]int
+}
+
+// NewHistory starts the clock of a history.
+func NewHistory() *History {
+	return &History{start: time.Now(), Mgets: map[Outcome]int{}}
+}
+
+// Now is the time since the history started (monotonic).
+func (h *History) Now() time.Duration { return time.Since(h.start) }
+
+// Started returns the wall-clock start of the history.
+func (h *History) Started() time.Time { return h.start }
+
+func (h *History) addPut(p *PutRecord) {
+	h.mu.Lock()
+	h.Puts = append(h.Puts, p)
+	h.mu.Unlock()
+}
+
+func (h *History) addDeliveries(ds []Delivery) {
+	h.mu.Lock()
+	h.Deliveries = append(h.Deliveries, ds...)
+	h.mu.Unlock()
+}
+
+func (h *History) addSettle(s Settle) {
+	h.mu.Lock()
+	h.Settles = append(h.Settles, s)
+	h.mu.Unlock()
+}
+
+func (h *History) addLin(op LinOp) {
+	h.mu.Lock()
+	h.Lin = append(h.Lin, op)
+	h.mu.Unlock()
+}
+
+func (h *History) countMget(o Outcome) {
+	h.mu.Lock()
+	h.Mgets[o]++
+	h.mu.Unlock()
+}
+
+// WriteJSONL writes the history as JSON lines, one record per line with a
+// "type" field, for inspection after a run.
+func (h *History) WriteJSONL(enc *json.Encoder) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.Puts {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			*PutRecord
+		}{"put", p}); err != nil {
+			return err
+		}
+	}
+	for _, d := range h.Deliveries {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			Delivery
+		}{"delivery", d}); err != nil {
+			return err
+		}
+	}
+	for _, s := range h.Settles {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			Settle
+		}{"settle", s}); err != nil {
+			return err
+		}
+	}
+	for _, l := range h.Lin {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			LinOp
+		}{"lin", l}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadHistory reads a history written by WriteJSONL (history.jsonl of a
+// run), to check it again.
+func ReadHistory(r io.Reader) (*History, error) {
+	h := &History{Mgets: map[Outcome]int{}}
+	dec := json.NewDecoder(r)
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return h, nil
+		} else if err != nil {
+			return nil, err
+		}
+		var t struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return nil, err
+		}
+		var err error
+		switch t.Type {
+		case "put":
+			var p PutRecord
+			err = json.Unmarshal(raw, &p)
+			h.Puts = append(h.Puts, &p)
+		case "delivery":
+			var d Delivery
+			err = json.Unmarshal(raw, &d)
+			h.Deliveries = append(h.Deliveries, d)
+		case "settle":
+			var s Settle
+			err = json.Unmarshal(raw, &s)
+			h.Settles = append(h.Settles, s)
+		case "lin":
+			var l LinOp
+			err = json.Unmarshal(raw, &l)
+			h.Lin = append(h.Lin, l)
+		default:
+			err = fmt.Errorf("unknown record type %q", t.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}

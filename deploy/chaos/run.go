@@ -1,0 +1,380 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is one chaos run.
+type Config struct {
+	// Binary is the quorumq binary the nodes run.
+	Binary string
+	// OutDir receives report.json, history.jsonl, chaos.log, the nodes'
+	// logs (nodes/<id>/node.log) and, for a non-linearizable lin queue,
+	// porcupine's HTML visualization. Data directories live there too
+	// while the run lasts (removed at the end unless KeepData or the run
+	// found a violation).
+	OutDir string
+	// Seed makes the schedule and the workload's choices reproducible.
+	Seed uint64
+	// Duration of the fault schedule (faults start within it); setup,
+	// final heal, recovery, drain and checks come on top.
+	Duration time.Duration
+	// Nodes at the start (3), and the bounds of membership changes.
+	Nodes, MinNodes, MaxNodes int
+	// Faults enabled (nil: all). Partition faults are skipped, with the
+	// reason in the report, when network namespaces are not available.
+	Faults []FaultKind
+	// Hold of a fault and quiet time after it (uniform ranges).
+	HoldMin, HoldMax, GapMin, GapMax time.Duration
+	// Network: "auto" (namespaces if possible, else loopback), "netns"
+	// (fail without) or "loopback".
+	Network string
+	// ServeArgs replace DefaultServeArgs on every node (nil: defaults).
+	ServeArgs []string
+	// Workload sizes the clients.
+	Workload WorkloadConfig
+	// Recover: the workload keeps going this long after the final heal.
+	Recover time.Duration
+	// ReadyTimeout bounds waits for nodes (start-up, heals).
+	ReadyTimeout time.Duration
+	// LinTimeout bounds porcupine on one lin queue.
+	LinTimeout time.Duration
+	// KeepData keeps the nodes' data directories.
+	KeepData bool
+	// Logf receives progress lines (they also go to OutDir/chaos.log).
+	Logf Logf
+}
+
+// DefaultServeArgs: raft timeouts halved (more elections per minute of
+// faults), a forward timeout of 3 s, and small snapshot thresholds so that
+// snapshots, log compaction and snapshot installs on restarted nodes
+// happen during a run.
+var DefaultServeArgs = []string{
+	"--raft-heartbeat-timeout=500ms", "--raft-election-timeout=500ms", "--raft-leader-lease-timeout=250ms",
+	"--forward-timeout=3s",
+	"--raft-snapshot-threshold=1024", "--raft-trailing-logs=512", "--raft-snapshot-interval=5s",
+	"--log-level=info",
+}
+
+// Short and Long are the two standard schedules.
+var (
+	// Short is for CI: about 90 s of faults, 2-3 minutes in all.
+	Short = Config{Duration: 90 * time.Second, HoldMin: 3 * time.Second, HoldMax: 8 * time.Second, GapMin: 3 * time.Second, GapMax: 6 * time.Second}
+	// Long is for `make chaos`: 10 minutes of faults.
+	Long = Config{Duration: 10 * time.Minute, HoldMin: 3 * time.Second, HoldMax: 15 * time.Second, GapMin: 3 * time.Second, GapMax: 10 * time.Second}
+)
+
+func (c Config) withDefaults() Config {
+	if c.Duration <= 0 {
+		c.Duration = Short.Duration
+	}
+	if c.HoldMax <= 0 {
+		c.HoldMin, c.HoldMax = Short.HoldMin, Short.HoldMax
+	}
+	if c.GapMax <= 0 {
+		c.GapMin, c.GapMax = Short.GapMin, Short.GapMax
+	}
+	if c.Nodes <= 0 {
+		c.Nodes = 3
+	}
+	if c.MinNodes <= 0 {
+		c.MinNodes = c.Nodes
+	}
+	if c.MaxNodes <= 0 {
+		c.MaxNodes = c.Nodes + 2
+	}
+	if c.Network == "" {
+		c.Network = "auto"
+	}
+	if c.ServeArgs == nil {
+		c.ServeArgs = DefaultServeArgs
+	}
+	if c.Recover <= 0 {
+		c.Recover = 10 * time.Second
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 60 * time.Second
+	}
+	if c.LinTimeout <= 0 {
+		c.LinTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Run carries out one chaos run: start the cluster, run the workload
+// under the nemesis for Duration, heal everything, let the cluster
+// recover and drain, check, and write the report. The error is for runs
+// that could not be carried out (no binary, the cluster never formed);
+// violations are in the report (Report.OK false). Everything it started
+// (processes, namespaces) is gone when it returns.
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
+	cfg = cfg.withDefaults()
+	if cfg.Binary == "" {
+		return nil, errors.New("chaos: Config.Binary is required")
+	}
+	if cfg.OutDir == "" {
+		cfg.OutDir = filepath.Join("chaos-out", fmt.Sprintf("%s-seed%d", time.Now().Format("20060102-150405"), cfg.Seed))
+	}
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(cfg.OutDir, "chaos.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	var logMu sync.Mutex
+	logf := Logf(func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(logFile, "%s %s\n", time.Now().Format("15:04:05.000"), line)
+		cfg.Logf.printf("%s", line)
+	})
+
+	rep = &Report{Seed: cfg.Seed, Started: time.Now(), Duration: cfg.Duration, OutDir: cfg.OutDir,
+		FaultCounts: map[FaultKind]int{}, Skipped: map[FaultKind]string{}}
+	plan := Plan(ScheduleConfig{Seed: cfg.Seed, Duration: cfg.Duration, Faults: cfg.Faults,
+		HoldMin: cfg.HoldMin, HoldMax: cfg.HoldMax, GapMin: cfg.GapMin, GapMax: cfg.GapMax})
+	rep.Plan = plan
+
+	// Network.
+	var nn *Netns
+	switch cfg.Network {
+	case "loopback":
+		rep.Network, rep.NetworkNote = "loopback", "partition faults skipped: --network=loopback"
+	case "auto", "netns":
+		nn, err = NewNetns(logf)
+		if err != nil {
+			if cfg.Network == "netns" {
+				return nil, err
+			}
+			rep.Network, rep.NetworkNote = "loopback", "partition faults skipped: "+err.Error()
+			nn = nil
+		} else {
+			rep.Network = "netns " + nn.Tag()
+			defer func() {
+				if err := nn.Close(); err != nil {
+					logf("cleanup: %v", err)
+				}
+			}()
+		}
+	default:
+		return nil, fmt.Errorf("chaos: network %q: want auto, netns or loopback", cfg.Network)
+	}
+	if rep.NetworkNote != "" {
+		logf("%s", rep.NetworkNote)
+	}
+
+	// Cluster.
+	nodesDir := filepath.Join(cfg.OutDir, "nodes")
+	c := NewCluster(ClusterConfig{Binary: cfg.Binary, Dir: nodesDir, ServeArgs: cfg.ServeArgs, Net: nn, Logf: logf})
+	defer c.Close() // before nn.Close (defers run last-in first-out)
+	logf("starting %d nodes (%s), seed %d, %v of faults", cfg.Nodes, rep.Network, cfg.Seed, cfg.Duration)
+	if err := c.Start(ctx, cfg.Nodes, cfg.ReadyTimeout); err != nil {
+		rep.Nodes = nodeInfos(c)
+		return rep, fmt.Errorf("chaos: the cluster did not form: %w (logs in %s)", err, nodesDir)
+	}
+	h := NewHistory()
+	rep.Epoch = h.Started()
+	logf("cluster formed")
+
+	// Workload and nemesis.
+	wctx, abort := context.WithCancel(ctx)
+	defer abort()
+	w := NewWorkload(cfg.Workload, cfg.Seed, c, h)
+	w.Start(wctx)
+	nem := &Nemesis{C: c, Net: nn, H: h, Seed: cfg.Seed, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, ReadyTimeout: cfg.ReadyTimeout, Logf: logf}
+	nem.Run(ctx, plan)
+	logf("schedule done after %v; healing everything", h.Now().Round(time.Second))
+	heal := nem.HealAll(ctx, 2*cfg.ReadyTimeout)
+	rep.Faults = append(nem.Events, heal)
+	if nn == nil {
+		for _, f := range AllFaults {
+			if strings.HasPrefix(string(f.Kind), partitionPrefix) {
+				rep.Skipped[f.Kind] = rep.NetworkNote
+			}
+		}
+	}
+	for _, ev := range nem.Events {
+		if ev.Skipped != "" {
+			if _, ok := rep.Skipped[ev.Kind]; !ok {
+				rep.Skipped[ev.Kind] = ev.Skipped
+			}
+			continue
+		}
+		rep.FaultCounts[ev.Kind]++
+	}
+
+	// Recovery: the workload goes on against the healed cluster.
+	healedAt := h.Now()
+	hold(ctx, cfg.Recover)
+	logf("stopping the workload")
+	w.StopProducers()
+	w.StopLin()
+	w.StopConsumers()
+
+	// Drain.
+	maxDelay := time.Duration(0)
+	for _, d := range w.cfg.Delays {
+		maxDelay = max(maxDelay, d)
+	}
+	drainErr := w.Drain(ctx, w.cfg.Lease+maxDelay+w.cfg.NackDelay+90*time.Second)
+	linQueues := linQueueNames(h.Lin)
+	linDrainErr := w.DrainLin(ctx, linQueues, 90*time.Second)
+	logf("drained (work: %v, lin: %v)", errOrOK(drainErr), errOrOK(linDrainErr))
+	abort()
+
+	// Checks.
+	rep.Checks = CheckAll(h, drainErr == nil)
+	logf("checking linearizability of %d lin queues", len(linQueues))
+	rep.Lin = CheckLinearizable(h.Lin, cfg.LinTimeout, cfg.OutDir)
+	rep.Checks = append(rep.Checks, LinCheck(rep.Lin))
+	rep.Checks = append(rep.Checks, checkConverge(ctx, c, append([]string{WorkQueue}, linQueues...)))
+	rep.Checks = append(rep.Checks, checkRecovery(h, heal, healedAt, drainErr, linDrainErr))
+	rep.Checks = append(rep.Checks, checkNoCrash(c.Nodes()))
+	rep.Ops = opCounts(h)
+	rep.Nodes = nodeInfos(c)
+	rep.OK = true
+	for _, ch := range rep.Checks {
+		rep.OK = rep.OK && ch.Pass
+	}
+	rep.Finished = time.Now()
+
+	// Files.
+	if f, err := os.Create(filepath.Join(cfg.OutDir, "history.jsonl")); err == nil {
+		h.WriteJSONL(json.NewEncoder(f))
+		f.Close()
+	}
+	if err := rep.WriteJSON(filepath.Join(cfg.OutDir, "report.json")); err != nil {
+		logf("writing the report: %v", err)
+	}
+	c.Close()
+	if !cfg.KeepData && rep.OK {
+		for _, nd := range c.Nodes() {
+			os.RemoveAll(nd.DataDir)
+		}
+	}
+	return rep, nil
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func linQueueNames(ops []LinOp) []string {
+	seen := map[string]bool{}
+	var r []string
+	for _, op := range ops {
+		if !seen[op.Queue] {
+			seen[op.Queue] = true
+			r = append(r, op.Queue)
+		}
+	}
+	sort.Strings(r)
+	return r
+}
+
+// checkConverge: once drained, every member holds the same data as the
+// leader: for each queue, its local (stale=1) /dump and /stats equal the
+// leader's linearizable ones, within 30 s.
+func checkConverge(ctx context.Context, c *Cluster, queues []string) CheckResult {
+	ch := CheckResult{Name: CheckConverge}
+	l, err := c.Leader(ctx)
+	if err != nil {
+		ch.violation("no agreed leader to compare with: %v", err)
+		return ch.done()
+	}
+	for _, q := range queues {
+		for _, path := range []string{"/dump", "/stats"} {
+			v := url.Values{"queue": {q}}
+			if path == "/stats" {
+				v.Set("format", "json")
+			}
+			want, code, err := httpDo(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
+			if err != nil || code != http.StatusOK {
+				ch.violation("%s%s?%s on the leader %s: %d %v", path, "", v.Encode(), l.ID, code, err)
+				continue
+			}
+			v.Set("stale", "1")
+			for _, nd := range c.Members() {
+				ch.Checked++
+				var got string
+				err := poll(ctx, 30*time.Second, nd.ID+" converged", func(ctx context.Context) error {
+					body, code, err := httpDo(ctx, http.MethodGet, nd.QueueURL+path+"?"+v.Encode())
+					if err != nil {
+						return err
+					}
+					if code != http.StatusOK {
+						return fmt.Errorf("%d %s", code, strings.TrimSpace(body))
+					}
+					if got = body; got != want {
+						return errors.New("differs")
+					}
+					return nil
+				})
+				if err != nil {
+					ch.violation("%s: %s?%s is %s, the leader %s has %s (%v)", nd.ID, path, v.Encode(), abbrev(got), l.ID, abbrev(want), err)
+				}
+			}
+		}
+	}
+	return ch.done()
+}
+
+func abbrev(s string) string {
+	if len(s) > 160 {
+		return fmt.Sprintf("%q... (%d bytes)", s[:160], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// checkRecovery: after the final heal every member is ready under one
+// leader with all members as voters, producers get puts acknowledged
+// again, and both drains finish.
+func checkRecovery(h *History, heal FaultEvent, healedAt time.Duration, drainErr, linDrainErr error) CheckResult {
+	c := CheckResult{Name: CheckRecovery, Checked: 4}
+	if heal.Error != "" {
+		c.violation("final heal: %s", heal.Error)
+	}
+	after := 0
+	for _, p := range h.Puts {
+		if p.Final == OK && p.Attempts[len(p.Attempts)-1].Start >= healedAt {
+			after++
+		}
+	}
+	if after == 0 {
+		c.violation("no put was acknowledged after the final heal at %s", at(healedAt))
+	}
+	c.note("%d puts acknowledged after the final heal", after)
+	if drainErr != nil {
+		c.violation("%v", drainErr)
+	}
+	if linDrainErr != nil {
+		c.violation("%v", linDrainErr)
+	}
+	return c.done()
+}
+
+// nodeInfos lists every node of the run with its log.
+func nodeInfos(c *Cluster) []NodeInfo {
+	var r []NodeInfo
+	for _, nd := range c.Nodes() {
+		r = append(r, NodeInfo{ID: nd.ID, Log: nd.LogPath, Starts: nd.Starts(), Left: nd.Left(), QueueURL: nd.QueueURL})
+	}
+	return r
+}

@@ -1,0 +1,412 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumq/quorumq/client"
+)
+
+// Queue names of the workload.
+const (
+	// WorkQueue carries the producers' idempotent puts, consumed with
+	// leases and acks.
+	WorkQueue = "work"
+	// linQueuePrefix starts the queues of the linearizability workload:
+	// one per window, lin-000, lin-001, ...
+	linQueuePrefix = "lin-"
+)
+
+// WorkloadConfig sizes the workload. Zero fields take the defaults of
+// DefaultWorkload.
+type WorkloadConfig struct {
+	Producers  int     // goroutines putting unique keys with id=KEY
+	Consumers  int     // goroutines leasing, then acking, nacking or skipping
+	LinClients int     // goroutines doing put/pop on the lin queues
+	PutRate    float64 // puts per second, all producers together
+	// DelayedFraction of the puts carry delay=, one of Delays.
+	DelayedFraction float64
+	Delays          []time.Duration
+	// GiveUp: a producer stops retrying a key this long after its first
+	// attempt. Keep it well inside the server's dedup window (2 min), or
+	// a late retry could legitimately be stored twice.
+	GiveUp time.Duration
+	// Lease of the consumers' mgets.
+	Lease time.Duration
+	// SkipFraction of the consumers' batches are neither acked nor
+	// nacked (the lease runs out); NackFraction are nacked, half of
+	// them with NackDelay.
+	SkipFraction, NackFraction float64
+	NackDelay                  time.Duration
+	// LinWindow: the lin clients move to a fresh queue every LinWindow,
+	// which keeps each history porcupine checks small.
+	LinWindow time.Duration
+	// LinPause is the mean pause between two ops of a lin client.
+	LinPause time.Duration
+	// AttemptTimeout bounds one request.
+	AttemptTimeout time.Duration
+}
+
+// DefaultWorkload is the workload of a chaos run.
+var DefaultWorkload = WorkloadConfig{
+	Producers:       4,
+	Consumers:       3,
+	LinClients:      3,
+	PutRate:         80,
+	DelayedFraction: 0.1,
+	Delays:          []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second},
+	GiveUp:          45 * time.Second,
+	Lease:           3 * time.Second,
+	SkipFraction:    0.08,
+	NackFraction:    0.08,
+	NackDelay:       time.Second,
+	LinWindow:       10 * time.Second,
+	LinPause:        60 * time.Millisecond,
+	AttemptTimeout:  6 * time.Second,
+}
+
+func (c WorkloadConfig) withDefaults() WorkloadConfig {
+	d := DefaultWorkload
+	if c.Producers > 0 {
+		d.Producers = c.Producers
+	}
+	if c.Consumers > 0 {
+		d.Consumers = c.Consumers
+	}
+	if c.LinClients > 0 {
+		d.LinClients = c.LinClients
+	}
+	if c.PutRate > 0 {
+		d.PutRate = c.PutRate
+	}
+	if c.DelayedFraction > 0 {
+		d.DelayedFraction = c.DelayedFraction
+	}
+	if len(c.Delays) > 0 {
+		d.Delays = c.Delays
+	}
+	if c.GiveUp > 0 {
+		d.GiveUp = c.GiveUp
+	}
+	if c.Lease > 0 {
+		d.Lease = c.Lease
+	}
+	if c.SkipFraction > 0 {
+		d.SkipFraction = c.SkipFraction
+	}
+	if c.NackFraction > 0 {
+		d.NackFraction = c.NackFraction
+	}
+	if c.NackDelay > 0 {
+		d.NackDelay = c.NackDelay
+	}
+	if c.LinWindow > 0 {
+		d.LinWindow = c.LinWindow
+	}
+	if c.LinPause > 0 {
+		d.LinPause = c.LinPause
+	}
+	if c.AttemptTimeout > 0 {
+		d.AttemptTimeout = c.AttemptTimeout
+	}
+	return d
+}
+
+// Workload drives producers, consumers and lin clients against a cluster,
+// spreading requests over all its members (followers forward), and
+// records everything in a History. Each request goes to one node only
+// (client MaxAttempts 1): the workload does its own retries, so that every
+// attempt and its outcome is recorded.
+type Workload struct {
+	cfg  WorkloadConfig
+	seed uint64
+	h    *History
+	c    *Cluster
+
+	clientsMu sync.Mutex
+	clients   map[string]*client.Queue
+
+	stopProducing, stopConsuming, stopLin atomic.Bool
+	hard                                  context.Context // aborts everything
+	prod, cons, lin                       sync.WaitGroup
+}
+
+// NewWorkload prepares a workload; Start runs it.
+func NewWorkload(cfg WorkloadConfig, seed uint64, c *Cluster, h *History) *Workload {
+	return &Workload{cfg: cfg.withDefaults(), seed: seed, c: c, h: h, clients: map[string]*client.Queue{}}
+}
+
+// Start launches every goroutine; ctx aborts them all (in-flight requests
+// then end with an unknown outcome).
+func (w *Workload) Start(ctx context.Context) {
+	w.hard = ctx
+	for i := range w.cfg.Producers {
+		w.prod.Add(1)
+		go w.producer(i)
+	}
+	for i := range w.cfg.Consumers {
+		w.cons.Add(1)
+		go w.consumer(i)
+	}
+	for i := range w.cfg.LinClients {
+		w.lin.Add(1)
+		go w.linClient(i)
+	}
+}
+
+// StopProducers stops new keys and waits until every key in progress is
+// acknowledged or given up.
+func (w *Workload) StopProducers() { w.stopProducing.Store(true); w.prod.Wait() }
+
+// StopConsumers stops the consumers and waits for them.
+func (w *Workload) StopConsumers() { w.stopConsuming.Store(true); w.cons.Wait() }
+
+// StopLin stops the lin clients and waits for them.
+func (w *Workload) StopLin() { w.stopLin.Store(true); w.lin.Wait() }
+
+// rng returns the random source of goroutine kind/i, derived from the seed.
+func (w *Workload) rng(kind, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(w.seed, uint64(kind)<<32|uint64(i)))
+}
+
+// pick returns a member node at random (running or not: a request to a
+// killed node fails to connect, as it would for a real client).
+func (w *Workload) pick(r *rand.Rand) (*Node, *client.Queue) {
+	ms := w.c.Members()
+	nd := ms[r.IntN(len(ms))]
+	return nd, w.clientFor(nd)
+}
+
+func (w *Workload) clientFor(nd *Node) *client.Queue {
+	w.clientsMu.Lock()
+	defer w.clientsMu.Unlock()
+	if q, ok := w.clients[nd.ID]; ok {
+		return q
+	}
+	q, err := client.NewQueue([]string{nd.QueueURL}, &client.Options{
+		MaxAttempts:    1,
+		Timeout:        w.cfg.AttemptTimeout,
+		AttemptTimeout: w.cfg.AttemptTimeout,
+	})
+	if err != nil {
+		panic(err) // a URL we built
+	}
+	w.clients[nd.ID] = q
+	return q
+}
+
+func (w *Workload) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return w.hard.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.hard.Done():
+		return false
+	}
+}
+
+// jitter returns a duration uniformly in [d/2, 3d/2).
+func jitter(r *rand.Rand, d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(r.Int64N(int64(d)))
+}
+
+// producer puts keys p<i>-<seq> (body = key, id=key) on WorkQueue, each
+// retried with the same key after any failure until acknowledged or
+// GiveUp after its first attempt.
+func (w *Workload) producer(i int) {
+	defer w.prod.Done()
+	r := w.rng(1, i)
+	pace := time.Duration(float64(w.cfg.Producers) / w.cfg.PutRate * float64(time.Second))
+	for seq := 0; !w.stopProducing.Load() && w.hard.Err() == nil; seq++ {
+		rec := &PutRecord{Key: fmt.Sprintf("p%d-%06d", i, seq), Queue: WorkQueue}
+		if r.Float64() < w.cfg.DelayedFraction {
+			rec.Delay = w.cfg.Delays[r.IntN(len(w.cfg.Delays))]
+		}
+		w.putUntilAcked(r, rec)
+		w.h.addPut(rec)
+		if !w.sleep(jitter(r, pace)) {
+			return
+		}
+	}
+}
+
+func (w *Workload) putUntilAcked(r *rand.Rand, rec *PutRecord) {
+	var first time.Duration
+	for attempt := 0; ; attempt++ {
+		nd, q := w.pick(r)
+		ctx, cancel := context.WithTimeout(w.hard, w.cfg.AttemptTimeout)
+		var info client.CallInfo
+		ctx = client.WithCallInfo(ctx, &info)
+		start := w.h.Now()
+		if attempt == 0 {
+			first = start
+		}
+		id, err := q.Put(ctx, WorkQueue, []byte(rec.Key), client.PutOptions{ID: rec.Key, Delay: rec.Delay})
+		end := w.h.Now()
+		cancel()
+		out, code := classify(err)
+		rec.Attempts = append(rec.Attempts, PutAttempt{Node: nd.ID, Start: start, End: end, Outcome: out, Code: code, MsgID: id, ServedBy: info.ServedBy})
+		if out == OK || refusal(code) {
+			break
+		}
+		if end-first > w.cfg.GiveUp || w.hard.Err() != nil {
+			break
+		}
+		if !w.sleep(jitter(r, min(50*time.Millisecond<<min(attempt, 5), time.Second))) {
+			break
+		}
+	}
+	rec.finish()
+}
+
+// refusal reports whether an error code says retrying is pointless (the
+// request was refused as such: 4xx, 507).
+func refusal(code string) bool {
+	switch code {
+	case "BAD_REQUEST", "INVALID_QUEUE_NAME", "TOO_LARGE", "QUEUE_FULL", "TOO_MANY_QUEUES", "HTTP400", "HTTP413", "HTTP507":
+		return true
+	}
+	return false
+}
+
+// consumer leases up to 5 messages at a time from WorkQueue, "processes"
+// them briefly, then acks them all, nacks each (at once or after
+// NackDelay) or skips them so that their lease runs out.
+func (w *Workload) consumer(i int) {
+	defer w.cons.Done()
+	r := w.rng(2, i)
+	name := fmt.Sprintf("c%d", i)
+	for !w.stopConsuming.Load() && w.hard.Err() == nil {
+		nd, q := w.pick(r)
+		wait := time.Second
+		ctx, cancel := context.WithTimeout(w.hard, w.cfg.AttemptTimeout+wait)
+		var info client.CallInfo
+		ctx = client.WithCallInfo(ctx, &info)
+		start := w.h.Now()
+		msgs, err := q.MGet(ctx, WorkQueue, 1+r.IntN(5), client.GetOptions{Lease: w.cfg.Lease, Wait: wait})
+		end := w.h.Now()
+		cancel()
+		out, _ := classify(err)
+		w.h.countMget(out)
+		if err != nil {
+			w.sleep(jitter(r, 100*time.Millisecond))
+			continue
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		action := "ack"
+		switch x := r.Float64(); {
+		case x < w.cfg.SkipFraction:
+			action = "skip"
+		case x < w.cfg.SkipFraction+w.cfg.NackFraction:
+			action = "nack"
+		}
+		ds := make([]Delivery, len(msgs))
+		ids := make([]string, len(msgs))
+		for k, m := range msgs {
+			ds[k] = Delivery{MsgID: m.ID, Attempts: m.Attempts, Body: string(m.Data), Queue: WorkQueue,
+				Start: start, End: end, Consumer: name, Node: nd.ID, ServedBy: info.ServedBy, Action: action}
+			ids[k] = m.ID
+		}
+		w.h.addDeliveries(ds)
+		if !w.sleep(time.Duration(r.IntN(30)) * time.Millisecond) { // processing
+			return
+		}
+		switch action {
+		case "ack":
+			w.settle(r, "ack", ids, 0)
+		case "nack":
+			for _, id := range ids {
+				var d time.Duration
+				if r.IntN(2) == 0 {
+					d = w.cfg.NackDelay
+				}
+				w.settle(r, "nack", []string{id}, d)
+			}
+		}
+	}
+}
+
+// settle sends one ack (of all ids) or nack and records it.
+func (w *Workload) settle(r *rand.Rand, op string, ids []string, delay time.Duration) Settle {
+	_, q := w.pick(r)
+	ctx, cancel := context.WithTimeout(w.hard, w.cfg.AttemptTimeout)
+	defer cancel()
+	s := Settle{Op: op, MsgIDs: ids, Delay: delay, Start: w.h.Now()}
+	var err error
+	if op == "ack" {
+		err = q.Ack(ctx, ids...)
+	} else {
+		err = q.Nack(ctx, ids[0], client.NackOptions{Delay: delay, Reason: "chaos"})
+	}
+	s.End = w.h.Now()
+	s.Outcome, s.Code = classify(err)
+	w.h.addSettle(s)
+	return s
+}
+
+// LinQueue returns the lin queue of window k.
+func LinQueue(k int) string { return fmt.Sprintf("%s%03d", linQueuePrefix, k) }
+
+// linClient puts unique values (plain /put, no id) and pops (plain /get)
+// on the current window's lin queue. After an operation with an unknown
+// outcome it sits the rest of the window out: each client then leaves at
+// most one never-ending operation per window, which keeps porcupine's
+// search small.
+func (w *Workload) linClient(i int) {
+	defer w.lin.Done()
+	r := w.rng(3, i)
+	blocked := -1 // window in which this client had an unknown outcome
+	for n := 0; !w.stopLin.Load() && w.hard.Err() == nil; n++ {
+		k := int(w.h.Now() / w.cfg.LinWindow)
+		if k == blocked {
+			w.sleep(min(time.Duration(k+1)*w.cfg.LinWindow-w.h.Now(), 200*time.Millisecond))
+			continue
+		}
+		op := w.linOp(r, i, LinQueue(k), n)
+		if op.Outcome == Unknown {
+			blocked = k
+		}
+		w.sleep(jitter(r, w.cfg.LinPause))
+	}
+}
+
+func (w *Workload) linOp(r *rand.Rand, client_ int, queue string, n int) LinOp {
+	nd, q := w.pick(r)
+	op := LinOp{Client: client_, Queue: queue, Node: nd.ID}
+	ctx, cancel := context.WithTimeout(w.hard, w.cfg.AttemptTimeout)
+	defer cancel()
+	var info client.CallInfo
+	ctx = client.WithCallInfo(ctx, &info)
+	var err error
+	if r.IntN(2) == 0 {
+		op.Op, op.Value = "put", fmt.Sprintf("v%d-%d", client_, n)
+		op.Start = w.h.Now()
+		_, err = q.Put(ctx, queue, []byte(op.Value), client.PutOptions{})
+	} else {
+		op.Op = "get"
+		op.Start = w.h.Now()
+		var m *client.Message
+		m, err = q.Get(ctx, queue, client.GetOptions{})
+		if m != nil {
+			op.Value = string(m.Data)
+		}
+	}
+	op.End = w.h.Now()
+	op.Outcome, op.Code = classify(err)
+	op.ServedBy = info.ServedBy
+	w.h.addLin(op)
+	return op
+}
