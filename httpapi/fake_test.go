@@ -59,6 +59,9 @@ type fsmQueue struct {
 	// returned instead of applying.
 	proposeErr func(ctx context.Context, cmd fsm.Command) error
 	readErr    error
+	// onRead runs in ConsistentRead, e.g. to apply entries the local state
+	// had not caught up with.
+	onRead func()
 }
 
 func newFSMQueue(now func() time.Time) *fsmQueue {
@@ -96,8 +99,26 @@ func (q *fsmQueue) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 
 func (q *fsmQueue) ConsistentRead(context.Context) error {
 	q.hookMu.Lock()
+	err, onRead := q.readErr, q.onRead
+	q.onRead = nil
+	q.hookMu.Unlock()
+	if onRead != nil {
+		onRead()
+	}
+	return err
+}
+
+// lagBehind makes the local state miss cmd until the next consistent read,
+// like a new leader that has not yet applied its predecessor's entries.
+func (q *fsmQueue) lagBehind(cmd fsm.Command) {
+	q.hookMu.Lock()
 	defer q.hookMu.Unlock()
-	return q.readErr
+	q.onRead = func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.index++
+		q.FSM.ApplyEntry(q.index, &fsm.Entry{Now: q.now().UnixNano(), Commands: []fsm.Command{cmd}})
+	}
 }
 
 func (q *fsmQueue) Changed(queue string) <-chan struct{} {

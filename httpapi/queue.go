@@ -358,6 +358,7 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 		defer t.Stop()
 		deadline = t.C
 	}
+	confirmed := false
 	for {
 		changed := s.o.Queue.Changed(cmd.Queue) // before Pending: no lost wake-up
 		ready, next := s.o.Queue.Pending(cmd.Queue, s.o.Now().UnixNano())
@@ -366,6 +367,17 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 			if err != nil || len(res.Messages) > 0 {
 				return res.Messages, err
 			}
+		} else if !confirmed {
+			// An empty answer must not come from state that lags the log:
+			// a leader elected a moment ago applies its predecessor's
+			// entries only after it wins. A read index (no log write)
+			// brings the local state up to date once per request; after
+			// that, waiting on Changed only ever sees newer state.
+			if err := s.consistentRead(r); err != nil {
+				return nil, err
+			}
+			confirmed = true
+			continue
 		}
 		if deadline == nil {
 			return nil, nil
