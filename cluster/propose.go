@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,26 @@ const (
 type outcome struct {
 	res fsm.Result
 	err error
+}
+
+// proposalPool recycles proposals whose outcome their caller received:
+// from then on nobody else refers to them (the coalescer finishes each
+// proposal once and never looks at it again). A proposal given up on
+// (context, shutdown) is left to the garbage collector.
+var proposalPool = sync.Pool{New: func() any { return &proposal{done: make(chan outcome, 1)} }}
+
+func newProposal(cmd fsm.Command) *proposal {
+	p := proposalPool.Get().(*proposal)
+	p.cmd, p.size = cmd, fsm.EncodedSize(&cmd)
+	p.state.Store(proposalQueued)
+	return p
+}
+
+// recycle returns p to the pool. Only for a proposal that the coalescer
+// never saw, or whose outcome was received from p.done.
+func (p *proposal) recycle() {
+	p.cmd = fsm.Command{} // do not pin message bodies
+	proposalPool.Put(p)
 }
 
 func (p *proposal) take() bool   { return p.state.CompareAndSwap(proposalQueued, proposalTaken) }
@@ -75,15 +96,20 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 		return fsm.Result{}, fmt.Errorf("propose: %w", err)
 	}
 	start := time.Now()
-	p := &proposal{cmd: cmd, size: fsm.EncodedSize(&cmd), done: make(chan outcome, 1)}
+	p := newProposal(cmd)
 	select {
 	case n.proposeCh <- p:
 	case <-ctx.Done():
+		p.recycle()
 		return fsm.Result{}, fmt.Errorf("propose: %w", ctx.Err())
 	case <-n.coalescerDone:
+		p.recycle()
 		return fsm.Result{}, fmt.Errorf("propose: %w", ErrShuttingDown)
 	}
-	o, err := n.await(ctx, p)
+	o, received, err := n.await(ctx, p)
+	if received {
+		p.recycle()
+	}
 	if err != nil {
 		return fsm.Result{}, err
 	}
@@ -94,8 +120,9 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 // await waits for p's outcome. When ctx ends or the node stops first, an
 // outcome that has already arrived still wins; otherwise a proposal the
 // coalescer never took is withdrawn (known: not proposed), and one it took
-// is reported as ErrOutcomeUnknown.
-func (n *Node) await(ctx context.Context, p *proposal) (outcome, error) {
+// is reported as ErrOutcomeUnknown. received reports that the outcome was
+// taken from p.done: the coalescer is then done with p.
+func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool, err error) {
 	ready := func() (outcome, bool) {
 		select {
 		case o := <-p.done:
@@ -107,21 +134,21 @@ func (n *Node) await(ctx context.Context, p *proposal) (outcome, error) {
 	var stopped error // why we stopped waiting, when it is not p.done
 	select {
 	case o := <-p.done:
-		return o, nil
+		return o, true, nil
 	case <-ctx.Done():
 		if p.cancel() {
-			return outcome{}, fmt.Errorf("propose: %w", ctx.Err())
+			return outcome{}, false, fmt.Errorf("propose: %w", ctx.Err())
 		}
 		stopped = ctx.Err()
 	case <-n.coalescerDone:
 		// The coalescer answers every proposal it took; one it never saw
 		// after its final drain would wait forever.
 		if p.cancel() {
-			return outcome{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+			return outcome{}, false, fmt.Errorf("propose: %w", ErrShuttingDown)
 		}
 		select {
 		case o := <-p.done:
-			return o, nil
+			return o, true, nil
 		case <-ctx.Done():
 			stopped = ctx.Err()
 		case <-n.raftDown:
@@ -130,9 +157,9 @@ func (n *Node) await(ctx context.Context, p *proposal) (outcome, error) {
 		}
 	}
 	if o, ok := ready(); ok {
-		return o, nil
+		return o, true, nil
 	}
-	return outcome{}, fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, stopped)
+	return outcome{}, false, fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, stopped)
 }
 
 // runCoalescer turns queued proposals into log entries: it takes the first

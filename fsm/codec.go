@@ -122,8 +122,10 @@ func DecodeEntry(data []byte) (Entry, error) {
 	}
 	e.Commands = make([]Command, n)
 	for i := range e.Commands {
+		d.left = n - i
 		d.command(&e.Commands[i])
 	}
+	d.arena = nil
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.buf))
 	}
@@ -135,6 +137,42 @@ func DecodeEntry(data []byte) (Entry, error) {
 type decoder struct {
 	buf []byte
 	err error
+	// queue is the last queue name decoded: the commands of one entry
+	// usually name the same queue, and share one string.
+	queue string
+	// arena backs the Messages slices of an entry's commands, so that a
+	// batch of single-message puts costs one allocation for all of them.
+	// Only the slice headers live there; bodies are copied one by one.
+	arena [][]byte
+	left  int // commands left to decode, including the current one
+}
+
+// arenaChunk is how many message slots the decoder allocates at once.
+const arenaChunk = 64
+
+// messages returns a slice of n message slots, capped at n.
+func (d *decoder) messages(n int) [][]byte {
+	if n > arenaChunk/2 {
+		return make([][]byte, n)
+	}
+	if len(d.arena) < n {
+		// Room for this command and, if the rest are like it, the next
+		// ones: entries of single-message puts get one allocation.
+		d.arena = make([][]byte, min(max(n*d.left, n), arenaChunk))
+	}
+	m := d.arena[:n:n]
+	d.arena = d.arena[n:]
+	return m
+}
+
+// queueName decodes a queue name, reusing the previous one when equal.
+func (d *decoder) queueName() string {
+	b := d.raw()
+	if string(b) == d.queue { // compared without allocating
+		return d.queue
+	}
+	d.queue = string(b)
+	return d.queue
 }
 
 func (d *decoder) fail(what string) {
@@ -241,12 +279,12 @@ func (d *decoder) config() QueueConfig {
 
 func (d *decoder) command(c *Command) {
 	c.Op = Op(d.byte())
-	c.Queue = d.string()
+	c.Queue = d.queueName()
 	switch c.Op {
 	case OpPut:
 		n := d.count(1)
 		if n > 0 {
-			c.Messages = make([][]byte, n)
+			c.Messages = d.messages(n)
 			for i := range c.Messages {
 				c.Messages[i] = d.bytes()
 			}

@@ -34,6 +34,19 @@ type state struct {
 	// woken collects queues that gained ready messages during an apply, for
 	// the FSM's local notifications. Not part of the replicated state.
 	woken map[string]struct{}
+	// ids is scratch for the results of the entry being applied (newIDs).
+	ids []uint64
+}
+
+// newIDs returns a slice for n new message ids, from the entry's scratch
+// when it has room. Each result gets its own capped part.
+func (s *state) newIDs(n int) []uint64 {
+	if len(s.ids) < n {
+		return make([]uint64, n)
+	}
+	ids := s.ids[:n:n]
+	s.ids = s.ids[n:]
+	return ids
 }
 
 // item is one stored message.
@@ -141,9 +154,20 @@ func (s *state) apply(e *Entry) []Result {
 		s.now = e.Now
 	}
 	out := make([]Result, len(e.Commands))
+	// One array holds the new ids of every put of the entry.
+	n := 0
+	for i := range e.Commands {
+		if e.Commands[i].Op == OpPut {
+			n += len(e.Commands[i].Messages)
+		}
+	}
+	if n > 1 {
+		s.ids = make([]uint64, n)
+	}
 	for i := range e.Commands {
 		out[i] = s.applyCommand(&e.Commands[i])
 	}
+	s.ids = nil
 	return out
 }
 
@@ -216,7 +240,7 @@ func (s *state) put(c *Command) Result {
 			return Result{Err: ErrQueueFull}
 		}
 	}
-	res := Result{IDs: make([]uint64, len(c.Messages))}
+	res := Result{IDs: s.newIDs(len(c.Messages))}
 	for i, m := range c.Messages {
 		it := item{id: s.nextID, data: m}
 		s.nextID++

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +18,10 @@ type metrics struct {
 	delivered      *prometheus.CounterVec
 	forwards       *prometheus.CounterVec
 	forwardRetries *prometheus.CounterVec
+
+	requestCounters   counterCache[requestKey]
+	putCounters       counterCache[string]
+	deliveredCounters counterCache[string]
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
@@ -61,7 +68,62 @@ func register(reg prometheus.Registerer, log *slog.Logger, c *prometheus.Counter
 }
 
 func (m *metrics) request(route string, code int) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.requestCounters.get(requestKey{route, code}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(route, strconv.Itoa(code))
+	}).Inc()
+}
+
+// putCounter and deliveredCounter return the per-queue counters, cached.
+func (m *metrics) putCounter(queue string) prometheus.Counter {
+	return m.putCounters.get(queue, func() prometheus.Counter { return m.put.WithLabelValues(queue) })
+}
+
+func (m *metrics) deliveredCounter(queue string) prometheus.Counter {
+	return m.deliveredCounters.get(queue, func() prometheus.Counter { return m.delivered.WithLabelValues(queue) })
+}
+
+type requestKey struct {
+	route string
+	code  int
+}
+
+// counterCache maps label values to their child counter without the
+// label hashing and allocations of WithLabelValues on every request.
+// Reads are lock-free (an immutable map behind an atomic pointer); a miss
+// copies the map. The label sets are small (routes × status codes, queue
+// names), and a cache that grows past maxCachedCounters stops caching.
+type counterCache[K comparable] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]prometheus.Counter]
+}
+
+const maxCachedCounters = 4096
+
+func (c *counterCache[K]) get(k K, create func() prometheus.Counter) prometheus.Counter {
+	if m := c.m.Load(); m != nil {
+		if ctr, ok := (*m)[k]; ok {
+			return ctr
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if ctr, ok := (*old)[k]; ok {
+			return ctr
+		}
+		if len(*old) >= maxCachedCounters {
+			return create()
+		}
+	}
+	ctr := create()
+	next := make(map[K]prometheus.Counter, 1)
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	next[k] = ctr
+	c.m.Store(&next)
+	return ctr
 }
 
 func (m *metrics) forwarded(route, result string) {

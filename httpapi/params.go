@@ -26,11 +26,14 @@ type param struct{ key, value string }
 //     stays literal) and end at a decoded NUL, as C strings do; keys are
 //     not decoded;
 //   - a raw NUL ends the whole query string.
-func parseQuery(raw string) params {
+func parseQuery(raw string) params { return parseQueryInto(nil, raw) }
+
+// parseQueryInto is parseQuery appending to p (which may have room for the
+// parameters, saving an allocation).
+func parseQueryInto(p params, raw string) params {
 	if i := strings.IndexByte(raw, 0); i >= 0 {
 		raw = raw[:i]
 	}
-	var p params
 	for raw != "" {
 		piece, rest, _ := strings.Cut(raw, "&")
 		key, value, ok := strings.Cut(piece, "=")
@@ -256,7 +259,11 @@ func atoi(s string) int {
 // repeated trailing separators), which hang the reference. Records alias
 // data. sep must not be empty.
 func splitRecords(data, sep []byte) [][]byte {
-	var out [][]byte
+	if len(data) == 0 {
+		return nil
+	}
+	// One allocation: at most one record more than separators.
+	out := make([][]byte, 0, bytes.Count(data, sep)+1)
 	for len(data) > 0 {
 		i := bytes.Index(data, sep)
 		if i < 0 {

@@ -51,7 +51,7 @@ func (s *server) put(r *request) (reply, error) {
 	s.stored(queue, res)
 	rep := reply{}
 	if len(res.IDs) == 1 {
-		rep.header = http.Header{"X-Message-Id": {strconv.FormatUint(res.IDs[0], 10)}}
+		rep.msgID, rep.hasMsgID = res.IDs[0], true
 	}
 	return rep, nil
 }
@@ -109,18 +109,24 @@ func (s *server) mput(r *request) (reply, error) {
 func (s *server) putCommands(queue, reqID string, delay time.Duration, records [][]byte) []fsm.Command {
 	base := fsm.Command{Op: fsm.OpPut, Queue: queue, Delay: delay, ReqID: reqID, Limits: s.o.Limits}
 	baseSize := fsm.EncodedSize(&base)
-	var cmds []fsm.Command
-	cur, size := base, baseSize
-	for _, rec := range records {
-		one := fsm.EncodedSize(&fsm.Command{Messages: [][]byte{rec}}) - fsm.EncodedSize(&fsm.Command{})
-		if len(cur.Messages) > 0 && size+one > maxEntryBytes {
+	perRecord := fsm.EncodedSize(&fsm.Command{Messages: [][]byte{nil}}) - fsm.EncodedSize(&fsm.Command{})
+	// Commands take consecutive runs of records, so their Messages can be
+	// sub-slices of records (capped, so no append reaches the next run).
+	cmds := make([]fsm.Command, 0, 1)
+	first, size := 0, baseSize
+	for i, rec := range records {
+		one := perRecord + len(rec)
+		if i > first && size+one > maxEntryBytes {
+			cur := base
+			cur.Messages = records[first:i:i]
 			cmds = append(cmds, cur)
-			cur, size = base, baseSize
+			first, size = i, baseSize
 		}
-		cur.Messages = append(cur.Messages, rec)
 		size += one
 	}
-	if len(cur.Messages) > 0 {
+	if first < len(records) {
+		cur := base
+		cur.Messages = records[first:len(records):len(records)]
 		cmds = append(cmds, cur)
 	}
 	if len(cmds) > 1 && reqID != "" {
@@ -165,7 +171,39 @@ func (s *server) readBody(r *request) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(r.w, r.Body, limit))
+	var src io.Reader = r.Body
+	if r.ContentLength > 0 && r.ContentLength <= exactBodyMax {
+		// The common case: the length is known (net/http enforces it), so
+		// read into a buffer of exactly that size instead of growing one
+		// (io.ReadAll). Errors and short bodies end as io.ReadAll would.
+		// Larger bodies grow as their bytes arrive, so that a client that
+		// announces a large body and sends nothing does not make us
+		// allocate it.
+		body := make([]byte, r.ContentLength)
+		n := 0
+		var err error
+		for n < len(body) && err == nil {
+			var k int
+			k, err = r.Body.Read(body[n:])
+			n += k
+		}
+		var probe [1]byte
+		if err == nil {
+			var k int
+			k, err = r.Body.Read(probe[:])
+			if k > 0 { // more than announced: let the general path judge it
+				src = io.MultiReader(bytes.NewReader(body[:n]), bytes.NewReader(probe[:k]), r.Body)
+				err = errMoreBody
+			}
+		}
+		switch {
+		case err == nil, err == io.EOF:
+			return body[:n], nil
+		case err != errMoreBody:
+			return nil, badRequest("reading the request body: %v", err)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(r.w, bodyReader{src, r.Body}, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -174,6 +212,19 @@ func (s *server) readBody(r *request) ([]byte, error) {
 		return nil, badRequest("reading the request body: %v", err)
 	}
 	return body, nil
+}
+
+// exactBodyMax is the largest announced body read into a buffer of its
+// exact size up front.
+const exactBodyMax = 256 << 10
+
+// errMoreBody: a body longer than its Content-Length (not from net/http,
+// which enforces it).
+var errMoreBody = errors.New("body longer than its Content-Length")
+
+type bodyReader struct {
+	io.Reader
+	io.Closer
 }
 
 // putError names the queue in the business errors of a put.
@@ -191,7 +242,7 @@ func putError(queue string, err error) error {
 // the overflow log.
 func (s *server) stored(queue string, res fsm.Result) {
 	if !res.Duplicate && len(res.IDs) > 0 {
-		s.m.put.WithLabelValues(queue).Add(float64(len(res.IDs)))
+		s.m.putCounter(queue).Add(float64(len(res.IDs)))
 	}
 	if len(res.Evicted) > 0 && s.o.Overflow != nil {
 		if err := s.o.Overflow.Write(res.Evicted); err != nil {
@@ -246,7 +297,7 @@ func (s *server) get(r *request) (reply, error) {
 		return reply{}, err
 	}
 	m := msgs[0]
-	s.m.delivered.WithLabelValues(g.queue).Inc()
+	s.m.deliveredCounter(g.queue).Inc()
 	h := http.Header{
 		"X-Message-Id": {strconv.FormatUint(m.ID, 10)},
 		"X-Attempts":   {strconv.FormatUint(uint64(m.Attempts), 10)},
@@ -297,7 +348,7 @@ func (s *server) mget(r *request) (reply, error) {
 		return reply{}, err
 	}
 	if len(msgs) > 0 {
-		s.m.delivered.WithLabelValues(g.queue).Add(float64(len(msgs)))
+		s.m.deliveredCounter(g.queue).Add(float64(len(msgs)))
 	}
 	if format == "json" {
 		return reply{contentType: typeJSON, body: messagesJSON(msgs)}, nil

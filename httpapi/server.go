@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -33,6 +36,9 @@ type server struct {
 	routes      []route
 	promHandler http.Handler
 	fwd         *http.Client // to the leader; queue handler only
+
+	servedByCache atomic.Pointer[[]string]
+	deadlines     deadlineSlots
 }
 
 // NewQueueHandler returns the queue port's handler: the simplequeue routes,
@@ -76,6 +82,39 @@ func newServer(o Options) *server {
 	}
 }
 
+// servedBy returns the X-Served-By value, built once per node id. Header
+// values set this way are shared between responses, which is safe because
+// net/http only reads them and every change to a header replaces the slice
+// (its capacity is its length, so even an append copies).
+func (s *server) servedBy() []string {
+	id := s.o.Cluster.ID()
+	if v := s.servedByCache.Load(); v != nil && (*v)[0] == id {
+		return *v
+	}
+	v := []string{id}
+	s.servedByCache.Store(&v)
+	return v
+}
+
+// headerValues holds shared one-element header values for the constant
+// strings this package sends (content types, "0"), see servedBy.
+var headerValues = func() map[string][]string {
+	m := map[string][]string{}
+	for _, v := range []string{typeSimplequeue, typeText, typeJSON, "0"} {
+		m[v] = []string{v}
+	}
+	return m
+}()
+
+// headerValue returns a shared header value for v when it is one of
+// headerValues, else a new one.
+func headerValue(v string) []string {
+	if hv, ok := headerValues[v]; ok {
+		return hv[:1:1]
+	}
+	return []string{v}
+}
+
 // A handler serves one route. It returns what to send with status 200, or
 // an error that fail maps to a response in one place. Handlers never write
 // to the ResponseWriter themselves.
@@ -86,6 +125,8 @@ type request struct {
 	*http.Request
 	w http.ResponseWriter // only for http.MaxBytesReader
 	p params
+	// pbuf backs p for requests with few parameters.
+	pbuf [6]param
 
 	// The POST body, read at most once (see server.body) so that the
 	// forwarding step can send it again.
@@ -100,8 +141,12 @@ type request struct {
 
 // reply is a successful answer.
 type reply struct {
-	header      http.Header // extra headers, such as X-Message-Id
-	contentType string      // default: the route's text type (only for a non-empty body)
+	header http.Header // extra headers
+	// msgID, when hasMsgID, is sent as X-Message-Id (the common extra
+	// header of /put, without building a header map per request).
+	msgID       uint64
+	hasMsgID    bool
+	contentType string // default: the route's text type (only for a non-empty body)
 	body        []byte
 	// stream, when set, writes the body instead: /dump's output can be as
 	// large as the queue. Up to streamBuffer bytes are sent with a
@@ -238,7 +283,7 @@ func (s *server) match(path string) *route {
 // reply or error.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.o.Cluster != nil {
-		w.Header().Set(headerServedBy, s.o.Cluster.ID())
+		w.Header()[headerServedBy] = s.servedBy()
 	}
 	rt := s.match(r.URL.EscapedPath())
 	if rt == nil {
@@ -247,9 +292,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.m.request("none", http.StatusNotFound)
 		return
 	}
-	req := &request{Request: r, w: w, p: parseQuery(r.URL.RawQuery)}
+	req := requestPool.Get().(*request)
+	req.Request, req.w = r, w
+	req.p = parseQueryInto(req.pbuf[:0], r.URL.RawQuery)
 	s.m.request(rt.name, s.serve(w, rt, req))
+	// Everything that uses req runs within serve, so it can be reused.
+	*req = request{}
+	requestPool.Put(req)
 }
+
+// requestPool recycles the per-request state of ServeHTTP.
+var requestPool = sync.Pool{New: func() any { return new(request) }}
 
 // serve answers one routed request and returns the status code sent.
 func (s *server) serve(w http.ResponseWriter, rt *route, req *request) int {
@@ -295,6 +348,9 @@ func (s *server) send(w http.ResponseWriter, rt *route, req *request, rep reply)
 	for k, v := range rep.header {
 		h[k] = v
 	}
+	if rep.hasMsgID {
+		h["X-Message-Id"] = []string{strconv.FormatUint(rep.msgID, 10)}
+	}
 	ctype := cmp.Or(rep.contentType, rt.textType())
 	if rep.stream != nil {
 		sw := &spillWriter{w: w, ctype: ctype}
@@ -312,9 +368,11 @@ func (s *server) send(w http.ResponseWriter, rt *route, req *request, rep reply)
 		rep.body = sw.buf
 	}
 	if len(rep.body) > 0 {
-		h.Set("Content-Type", ctype)
+		h["Content-Type"] = headerValue(ctype)
+		h["Content-Length"] = []string{strconv.Itoa(len(rep.body))}
+	} else {
+		h["Content-Length"] = headerValue("0")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(rep.body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(rep.body)
 	return http.StatusOK
@@ -375,11 +433,11 @@ func (s *server) fail(w http.ResponseWriter, rt *route, err error) int {
 
 // propose commits cmd, bounded by ProposeTimeout but not by the client: a
 // client that goes away must not turn a committed write into an unknown
-// one. It returns the command's business error (res.Err) as err.
+// one. It returns the command's business error (res.Err) as err. The bound
+// comes from a context shared by the requests of a short time slot (see
+// deadlineSlots), not from a context and timer per request.
 func (s *server) propose(r *request, cmd fsm.Command) (fsm.Result, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.o.ProposeTimeout)
-	defer cancel()
-	res, err := s.o.Queue.Propose(ctx, cmd)
+	res, err := s.o.Queue.Propose(s.deadlines.context(s.o.ProposeTimeout), cmd)
 	switch {
 	case err == nil:
 		r.committed = true
@@ -413,4 +471,43 @@ func (s *server) consistentRead(r *request) error {
 		return newError(errUnavailable, "timed out waiting for a consistent read; retry, or read this node's state with stale=1")
 	}
 	return err
+}
+
+// deadlineSlots hands out the contexts that bound proposals. Requests that
+// start within the same slot of real time (1/100 of the timeout, at most
+// 10 ms) share one context whose deadline is the end of the slot plus the
+// timeout, so a proposal is bounded by the timeout plus at most one slot,
+// and a busy node creates one context and timer per slot instead of one
+// per request.
+type deadlineSlots struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[deadlineSlot]
+}
+
+type deadlineSlot struct {
+	slot    int64
+	timeout time.Duration
+	ctx     context.Context
+	cancel  context.CancelFunc // runs by itself at the deadline
+}
+
+const maxDeadlineSlot = 10 * time.Millisecond
+
+func (d *deadlineSlots) context(timeout time.Duration) context.Context {
+	width := min(max(timeout/100, time.Microsecond), maxDeadlineSlot)
+	now := time.Now()
+	slot := now.UnixNano() / int64(width)
+	if c := d.cur.Load(); c != nil && c.slot == slot && c.timeout == timeout {
+		return c.ctx
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.cur.Load(); c != nil && c.slot == slot && c.timeout == timeout {
+		return c.ctx
+	}
+	// The slot's end, on the monotonic clock: now plus what is left of it.
+	end := now.Add(time.Duration((slot+1)*int64(width) - now.UnixNano()))
+	ctx, cancel := context.WithDeadline(context.Background(), end.Add(timeout))
+	d.cur.Store(&deadlineSlot{slot: slot, timeout: timeout, ctx: ctx, cancel: cancel})
+	return ctx
 }

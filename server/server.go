@@ -74,6 +74,11 @@ type Config struct {
 	TrailingLogs       uint64
 	MaxAppendEntries   int
 
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof under
+	// /debug/pprof/) on its own listener (--debug-addr). It is off by
+	// default: bind it to loopback, it exposes internals.
+	DebugAddr string
+
 	Logger *slog.Logger
 
 	// wrapPubsub, in tests, wraps the pubsub port's handler.
@@ -238,6 +243,17 @@ func Start(cfg Config) (*Server, error) {
 		s.closePubsub()
 		node.Shutdown(context.Background())
 		return nil, err
+	}
+	if cfg.DebugAddr != "" {
+		debugLn, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			closeListeners()
+			s.closePubsub()
+			node.Shutdown(context.Background())
+			return nil, fmt.Errorf("debug port: %w", err)
+		}
+		s.serve(debugLn, debugHandler())
+		s.log.Info("profiler listening", "debug_addr", debugLn.Addr().String())
 	}
 	s.serve(queueLn, queueHandler)
 	s.serve(pubsubLn, pubsubHandler)

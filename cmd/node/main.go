@@ -23,6 +23,7 @@ Commands:
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   chaos       run the fault-injection suite against a local cluster and check the history
+  bench       load generator: put, mput, get, mget, lease+ack, pubsub
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAnalyze(rest, stdout, stderr)
 	case "chaos":
 		return runChaos(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0

@@ -65,6 +65,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", 0, "log entries kept after a snapshot (0: cluster default)")
 	fs.IntVar(&cfg.MaxAppendEntries, "raft-max-append-entries", 0, "entries per append RPC and apply batch (0: cluster default)")
 
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFmt, "log-format", "text", "text or json")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on a graceful shutdown")
