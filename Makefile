@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/quorumq
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test test-short vet fmt clean chaos
+.PHONY: build run test test-short vet fmt clean chaos chaos-short
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/node
@@ -12,11 +12,18 @@ build:
 run: build
 	./$(BIN) serve
 
-# Everything CI checks: formatting, vet, and all tests with the race detector.
+# Everything CI checks: formatting, vet, all tests with the race detector,
+# vet of the benchmark harness (its own module), and a short chaos schedule.
 test: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -timeout 30m ./...
+	cd bench/peers && $(GO) vet ./...
+	$(MAKE) chaos-short
+
+# A short fault-injection schedule (about two minutes); fails on any violation.
+chaos-short:
+	$(GO) test -timeout 15m ./deploy/chaos -run TestChaos -chaos.duration=90s -chaos.out=chaos-out/short -v
 
 # The long fault-injection schedule (10 minutes of faults, then checks);
 # as root it also partitions nodes in network namespaces.
