@@ -24,6 +24,7 @@ Commands:
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   chaos       run the fault-injection suite against a local cluster and check the history
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
+  status      show a node's view of the cluster (members, leader, indexes)
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runChaos(rest, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
+	case "status":
+		return runStatus(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0
