@@ -40,18 +40,19 @@ const (
 	DefaultSnapshotInterval  = 20 * time.Second
 	// DefaultTrailingLogs keeps at least ~30 s of history: the coalescer
 	// has at most MaxPendingApplies entries in raft, each taking one commit
-	// latency, so the entry rate is at most 2 / 1 ms = 2000/s on a LAN with
-	// fast disks (~1900/s measured on loopback). A follower that needed a
+	// latency, so even with two the entry rate is at most 2 / 1 ms = 2000/s
+	// on a LAN with fast disks (~1900/s measured on loopback). A follower that needed a
 	// snapshot can then catch up from the log (raft-patterns §4.2).
 	DefaultTrailingLogs = 65536
 	// DefaultMaxBatchBytes caps a coalesced entry at half of raft's
 	// SuggestedMaxDataSize, so heartbeats are never queued behind a huge RPC.
 	DefaultMaxBatchBytes = 256 << 10
 	// DefaultMaxPendingApplies is the number of entries the coalescer keeps in
-	// raft at once. Two lets the leader write entry k+1 while entry k is
-	// being replicated; more only splits the same commands into more,
-	// smaller entries (BenchmarkPropose_PendingApplies, DESIGN.md).
-	DefaultMaxPendingApplies = 2
+	// raft at once. One makes the biggest entries, which is what counts when
+	// CPU is scarce (nodes sharing cores); two let the leader write entry k+1
+	// while entry k replicates, which wins when a log write takes
+	// milliseconds. DESIGN.md has the measurements.
+	DefaultMaxPendingApplies = 1
 	// DefaultApplyTimeout bounds the enqueue into raft.
 	DefaultApplyTimeout = 10 * time.Second
 
@@ -181,7 +182,7 @@ type Options struct {
 	// most 512 KiB; default 256 KiB). A single larger command travels alone.
 	MaxBatchBytes int
 	// MaxPendingApplies is how many coalesced entries may wait in raft at
-	// once (default 2). While all are busy, new commands accumulate into
+	// once (default 1; 2 for disks whose fsync takes milliseconds). While all are busy, new commands accumulate into
 	// the next entry.
 	MaxPendingApplies int
 	// ApplyTimeout bounds the enqueue of an entry into raft (default 10 s).

@@ -249,15 +249,19 @@ func (n *Node) dispatch(batch []*proposal, size int, slots chan struct{}, scratc
 	fut := n.raft.Apply(data, n.opts.ApplyTimeout)
 	go func() {
 		defer n.raftUsers.leave()
-		defer func() { <-slots }()
-		n.deliver(batch, fut)
+		err := fut.Error()
+		// The entry is resolved: let the next one go to raft while this
+		// batch's callers are woken, which takes a while for a big batch.
+		<-slots
+		n.deliver(batch, fut, err)
 	}()
 	return cmds
 }
 
-// deliver waits for fut and gives every proposal in batch its own outcome.
-func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture) {
-	if err := fut.Error(); err != nil {
+// deliver gives every proposal in batch its own outcome of the resolved
+// fut, whose Error() was err.
+func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
+	if err != nil {
 		err = mapApplyError(err)
 		for _, p := range batch {
 			p.finish(outcome{err: err})

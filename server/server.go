@@ -73,6 +73,7 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	MaxAppendEntries   int
+	PendingEntries     int // cluster.Options.MaxPendingApplies
 
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof under
 	// /debug/pprof/) on its own listener (--debug-addr). It is off by
@@ -196,6 +197,7 @@ func Start(cfg Config) (*Server, error) {
 		SnapshotInterval:   cfg.SnapshotInterval,
 		TrailingLogs:       cfg.TrailingLogs,
 		MaxAppendEntries:   cfg.MaxAppendEntries,
+		MaxPendingApplies:  cfg.PendingEntries,
 		Logger:             cfg.Logger,
 	}, f)
 	if err != nil {

@@ -64,6 +64,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often to check for a snapshot (0: cluster default)")
 	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", 0, "log entries kept after a snapshot (0: cluster default)")
 	fs.IntVar(&cfg.MaxAppendEntries, "raft-max-append-entries", 0, "entries per append RPC and apply batch (0: cluster default)")
+	fs.IntVar(&cfg.PendingEntries, "raft-pending-entries", 0, "coalesced entries in raft at once: 1 makes the biggest entries, 2 overlaps slow log writes (0: cluster default, 1)")
 
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
