@@ -56,7 +56,7 @@ func run() int {
 	flag.StringVar(&systems, "systems", strings.Join(allSystems, ","), "systems to run, comma-separated")
 	flag.DurationVar(&o.duration, "duration", 0, "measured time of each headline run (default 10s, 4s with --quick)")
 	flag.BoolVar(&o.sweep, "sweep", true, "also sweep concurrency and batch size for the charts")
-	flag.StringVar(&o.rawJSON, "json", "", "also write every result as JSON to this file")
+	flag.StringVar(&o.rawJSON, "json", "", "also write every result as JSON to this file, for --from-json (default: <docs>/bench-results.json; \"-\": none)")
 	fromJSON := flag.String("from-json", "", "measure nothing: write the report again from a file written by --json")
 	flag.Parse()
 	for _, s := range strings.Split(systems, ",") {
@@ -66,6 +66,12 @@ func run() int {
 	}
 	if o.docs == "" {
 		o.docs = filepath.Join(o.repo, "docs")
+	}
+	switch o.rawJSON {
+	case "":
+		o.rawJSON = filepath.Join(o.docs, "bench-results.json")
+	case "-":
+		o.rawJSON = ""
 	}
 	if *fromJSON != "" {
 		b, err := os.ReadFile(*fromJSON)
