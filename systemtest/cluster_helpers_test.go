@@ -85,8 +85,8 @@ func mustStartCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
 func (c *cluster) newNode(i int) *node {
 	nd := newNode(c.t, fmt.Sprintf("node%d", i), c.t.TempDir())
 	if nn := c.cfg.net; nn != nil {
-		if i > len(nn.ns) {
-			c.t.Fatalf("node%d: the network has namespaces for %d nodes only", i, len(nn.ns))
+		if i > nn.slots {
+			c.t.Fatalf("node%d: the network has namespaces for %d nodes only", i, nn.slots)
 		}
 		ip := nn.ip(i)
 		nd.setAddrs(ip+":8081", ip+":8080", ip+":8300", ip+":7946")

@@ -250,15 +250,3 @@ func TestPlan_SameSeedSameSchedule(t *testing.T) {
 		}
 	}
 }
-
-func TestPartitionPairs(t *testing.T) {
-	if got := PartitionPairs([]int{1, 2}, []int{2, 3}); len(got) != 1 || got[0] != [2]int{1, 3} {
-		t.Errorf("bridge: cuts %v, want [[1 3]]", got)
-	}
-	if got := PartitionPairs([]int{1}, []int{2, 3}); len(got) != 2 || got[0] != [2]int{1, 2} || got[1] != [2]int{1, 3} {
-		t.Errorf("isolate: cuts %v, want [[1 2] [1 3]]", got)
-	}
-	if got := PartitionPairs([]int{1, 2, 3}, []int{3, 4, 5}); len(got) != 4 {
-		t.Errorf("bridge of five: cuts %v, want 4 pairs", got)
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/netns"
 )
 
 // ClusterConfig configures a Cluster.
@@ -22,7 +24,7 @@ type ClusterConfig struct {
 	// Net, if set, runs each node in its own network namespace (one slot
 	// per node, never reused) with the default ports on its own address;
 	// otherwise nodes run on loopback with fresh free ports.
-	Net *Netns
+	Net *netns.Net
 	// Logf receives progress lines.
 	Logf Logf
 }

@@ -3,7 +3,8 @@
 // pauses, restarts and partitions them and changes the membership, then
 // heals everything, drains the queues and checks the history. It also
 // holds the importable process harness the suite is built on (Cluster,
-// Node, Netns), which other process-level tests can use.
+// Node; the network namespaces are internal/netns), which other
+// process-level tests can use.
 //
 // # Running
 //

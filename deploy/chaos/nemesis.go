@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/netns"
 )
 
 // FaultKind names a fault of the nemesis.
@@ -119,7 +121,7 @@ type FaultEvent struct {
 // Nemesis carries out a schedule against a cluster.
 type Nemesis struct {
 	C        *Cluster
-	Net      *Netns // nil: partitions are skipped
+	Net      *netns.Net // nil: partitions are skipped
 	H        *History
 	Seed     uint64
 	MinNodes int // membership never removes below this

@@ -36,7 +36,7 @@ func (l Logf) printf(format string, args ...any) {
 type Node struct {
 	// ID is the --node-id.
 	ID string
-	// Slot is the node's network-namespace slot (see Netns), 0 on loopback.
+	// Slot is the node's network-namespace slot (see netns.Net), 0 on loopback.
 	Slot int
 	// DataDir is the --data-dir.
 	DataDir string
@@ -79,7 +79,7 @@ type NodeSpec struct {
 	Slot    int
 	Dir     string   // holds data/ and node.log
 	Binary  string   // the quorumq binary
-	Prefix  []string // command prefix, e.g. Netns.Exec(slot)
+	Prefix  []string // command prefix, e.g. netns.Net.Exec(slot)
 	Queue   string   // host:port of each listener
 	Pubsub  string
 	Raft    string

@@ -10,7 +10,7 @@ import "syscall"
 // Pdeathsig is deliberately not set: the kernel sends it when the thread
 // that forked the child exits (go.dev/issue/27505), and in practice nodes
 // were SIGKILLed in the middle of runs. Leftovers of a chaos process that
-// was itself killed -9 are removed by the next run (RemoveStaleNetns kills
+// was itself killed -9 are removed by the next run (netns.RemoveStale kills
 // the processes inside stale namespaces).
 func childAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}

@@ -13,9 +13,3 @@ func signalKill(p *os.Process)       { p.Kill() }
 func signalTerm(p *os.Process) error { return p.Kill() }
 func signalStop(*os.Process) error   { return errNoSignals }
 func signalCont(*os.Process) error   { return errNoSignals }
-
-func killPID(pid int) {
-	if p, err := os.FindProcess(pid); err == nil {
-		p.Kill()
-	}
-}

@@ -14,5 +14,3 @@ func signalKill(p *os.Process) {
 func signalTerm(p *os.Process) error { return p.Signal(syscall.SIGTERM) }
 func signalStop(p *os.Process) error { return p.Signal(syscall.SIGSTOP) }
 func signalCont(p *os.Process) error { return p.Signal(syscall.SIGCONT) }
-
-func killPID(pid int) { syscall.Kill(pid, syscall.SIGKILL) }

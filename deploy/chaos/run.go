@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/netns"
 )
 
 // Config is one chaos run.
@@ -150,12 +152,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	rep.Plan = plan
 
 	// Network.
-	var nn *Netns
+	var nn *netns.Net
 	switch cfg.Network {
 	case "loopback":
 		rep.Network, rep.NetworkNote = "loopback", "partition faults skipped: --network=loopback"
 	case "auto", "netns":
-		nn, err = NewNetns(logf)
+		nn, err = netns.New(netns.Logf(logf))
 		if err != nil {
 			if cfg.Network == "netns" {
 				return nil, err

@@ -1,4 +1,9 @@
-package chaos
+// Package netns puts processes in Linux network namespaces wired to one
+// bridge, and partitions them with blackhole routes: the network the
+// partition tests (systemtest) and the chaos suite (deploy/chaos) run
+// nodes in. It needs root, Linux and iproute2's ip; New says why not
+// otherwise.
+package netns
 
 import (
 	"errors"
@@ -11,39 +16,54 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// NetnsPrefix starts the name of every namespace and link a Netns creates:
-// qc<pid>..., where pid is the creating process, so that a later run can
+// Prefix starts the name of every namespace and link a Net creates:
+// qq<pid>-<k>, where pid is the creating process, so that a later run can
 // remove the leftovers of a run that crashed (its process is gone) without
-// touching those of a run going on at the same time. (systemtest uses
-// "qmq" for its own.)
-const NetnsPrefix = "qc"
+// touching those of a run going on at the same time.
+const Prefix = "qq"
 
-// ErrNoNetns wraps the reason network namespaces cannot be used here (not
-// Linux, not root, no ip command, ip netns add refused).
-var ErrNoNetns = errors.New("network namespaces unavailable")
+// MaxSlots bounds the slots of one Net, so that link names stay within
+// the kernel's 15 characters.
+const MaxSlots = 99
 
-// Netns gives each node its own Linux network namespace ("slot"), all
-// wired by veth pairs to one bridge:
+// ErrUnavailable wraps the reason network namespaces cannot be used here
+// (not Linux, not root, no ip command, ip netns add refused).
+var ErrUnavailable = errors.New("network namespaces unavailable")
+
+// Logf receives progress lines; nil discards them.
+type Logf func(format string, args ...any)
+
+func (l Logf) printf(format string, args ...any) {
+	if l != nil {
+		l(format, args...)
+	}
+}
+
+var seq atomic.Int64
+
+// Net gives each node its own Linux network namespace ("slot"), all wired
+// by veth pairs to one bridge:
 //
-//	namespace <tag>sw   bridge <tag>br, a plain switch
-//	root namespace      veth <tag>c  S.1/24, a port of the bridge: the chaos process reaches every node here
+//	namespace <tag>-sw  bridge <tag>br, a plain switch
+//	root namespace      veth <tag>c  S.1/24, a port of the bridge: the creating process reaches every node here
 //	namespace <tag>-<i> slot i: veth <tag>n<i> S.(i+1)/24, peer <tag>h<i> a port of the bridge
 //
 // The bridge sits in a namespace of its own so that the machine's firewall
 // (br_netfilter with a FORWARD policy of DROP, as Docker sets up) never
-// sees the nodes' traffic. S is a 10.78.X.0/24 not in use on the machine.
+// sees the nodes' traffic. S is a 10.77.X.0/24 not in use on the machine.
 // Nodes listen on the default ports of their own address. A partition is a
 // set of blackhole routes inside the node namespaces, both ways, so the
-// chaos process still reaches every node (clients are never partitioned
+// creating process still reaches every node (clients are never partitioned
 // from the node they talk to; the nodes are from each other).
 //
-// Slots are added on demand (AddSlot), up to 250. All methods are safe for
-// concurrent use.
-type Netns struct {
+// Slots are added on demand (AddSlot). All methods are safe for concurrent
+// use.
+type Net struct {
 	ipPath string
 	tag    string
 	subnet string
@@ -55,29 +75,30 @@ type Netns struct {
 	holes map[[2]int]bool
 }
 
-// NewNetns creates the switch namespace and the chaos process's port. It
-// returns an error wrapping ErrNoNetns when namespaces cannot be used, so
-// callers can skip partition faults with the reason.
-func NewNetns(logf Logf) (*Netns, error) {
+// New creates the switch namespace and the creating process's port. It
+// returns an error wrapping ErrUnavailable when namespaces cannot be used,
+// so callers can skip partitions with the reason.
+func New(logf Logf) (*Net, error) {
 	if runtime.GOOS != "linux" {
-		return nil, fmt.Errorf("%w: needs Linux", ErrNoNetns)
+		return nil, fmt.Errorf("%w: needs Linux", ErrUnavailable)
 	}
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: needs root (ip netns add)", ErrNoNetns)
+		return nil, fmt.Errorf("%w: needs root (ip netns add)", ErrUnavailable)
 	}
 	ipPath, err := exec.LookPath("ip")
 	if err != nil {
-		return nil, fmt.Errorf("%w: needs the ip command (iproute2)", ErrNoNetns)
+		return nil, fmt.Errorf("%w: needs the ip command (iproute2)", ErrUnavailable)
 	}
-	nn := &Netns{ipPath: ipPath, tag: fmt.Sprintf("%s%d", NetnsPrefix, os.Getpid()), logf: logf, holes: map[[2]int]bool{}}
-	RemoveStaleNetns(logf)
-	nn.subnet, err = nn.freeSubnet()
+	k := seq.Add(1)
+	nn := &Net{ipPath: ipPath, tag: fmt.Sprintf("%s%d-%s", Prefix, os.Getpid(), strconv.FormatInt(k, 36)), logf: logf, holes: map[[2]int]bool{}}
+	RemoveStale(logf)
+	nn.subnet, err = nn.freeSubnet(int(k))
 	if err != nil {
 		return nil, err
 	}
-	nn.sw = nn.tag + "sw"
+	nn.sw = nn.tag + "-sw"
 	if err := nn.run("netns", "add", nn.sw); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoNetns, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	br, c, cport := nn.tag+"br", nn.tag+"c", nn.tag+"s"
 	for _, args := range [][]string{
@@ -94,22 +115,22 @@ func NewNetns(logf Logf) (*Netns, error) {
 			return nil, err
 		}
 	}
-	logf.printf("network %s: chaos process at %s.1", nn.tag, nn.subnet)
+	logf.printf("network %s: this process at %s.1, slots from %s.2", nn.tag, nn.subnet, nn.subnet)
 	return nn, nil
 }
 
 // Tag returns the prefix of this network's namespace and link names.
-func (nn *Netns) Tag() string { return nn.tag }
+func (nn *Net) Tag() string { return nn.tag }
 
 // AddSlot creates the namespace of one more node, wires it to the bridge
-// and checks that the chaos process reaches it. It returns the slot's
+// and checks that this process reaches it. It returns the slot's
 // number (from 1).
-func (nn *Netns) AddSlot() (int, error) {
+func (nn *Net) AddSlot() (int, error) {
 	nn.mu.Lock()
 	i := len(nn.ns) + 1
-	if i > 250 {
+	if i > MaxSlots {
 		nn.mu.Unlock()
-		return 0, errors.New("netns: at most 250 slots")
+		return 0, fmt.Errorf("netns: at most %d slots", MaxSlots)
 	}
 	ns, port, peer := fmt.Sprintf("%s-%d", nn.tag, i), fmt.Sprintf("%sh%d", nn.tag, i), fmt.Sprintf("%sn%d", nn.tag, i)
 	if err := nn.run("netns", "add", ns); err != nil {
@@ -135,25 +156,25 @@ func (nn *Netns) AddSlot() (int, error) {
 	if err == nil {
 		conn.Close()
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
-		return 0, fmt.Errorf("netns: the chaos process cannot reach %s in %s: %v", nn.IP(i), ns, err)
+		return 0, fmt.Errorf("netns: this process cannot reach %s in %s: %v", nn.IP(i), ns, err)
 	}
 	return i, nil
 }
 
 // IP returns slot i's address.
-func (nn *Netns) IP(i int) string { return fmt.Sprintf("%s.%d", nn.subnet, i+1) }
+func (nn *Net) IP(i int) string { return fmt.Sprintf("%s.%d", nn.subnet, i+1) }
 
 // Exec is the command prefix that runs a program in slot i's namespace.
 // ip netns exec execs the program in place, so the process the caller
 // starts is the program itself (signals reach it directly).
-func (nn *Netns) Exec(i int) []string {
+func (nn *Net) Exec(i int) []string {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	return []string{nn.ipPath, "netns", "exec", nn.ns[i-1]}
 }
 
 // Cut blocks traffic between slots a and b, both ways (idempotent).
-func (nn *Netns) Cut(a, b int) error {
+func (nn *Net) Cut(a, b int) error {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	var errs []error
@@ -173,7 +194,7 @@ func (nn *Netns) Cut(a, b int) error {
 // Partition cuts every slot of each group off from every slot of the
 // other groups. Slots in no group keep their links. Overlapping groups
 // make a bridge: Partition([]int{1,2}, []int{2,3}) cuts 1 from 3 only.
-func (nn *Netns) Partition(groups ...[]int) error {
+func (nn *Net) Partition(groups ...[]int) error {
 	var errs []error
 	for _, p := range PartitionPairs(groups...) {
 		errs = append(errs, nn.Cut(p[0], p[1]))
@@ -202,7 +223,7 @@ func PartitionPairs(groups ...[]int) [][2]int {
 }
 
 // Cuts returns the blocked (from, to) pairs.
-func (nn *Netns) Cuts() [][2]int {
+func (nn *Net) Cuts() [][2]int {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	var r [][2]int
@@ -219,7 +240,7 @@ func (nn *Netns) Cuts() [][2]int {
 }
 
 // Heal removes every blackhole route.
-func (nn *Netns) Heal() error {
+func (nn *Net) Heal() error {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	var errs []error
@@ -235,7 +256,7 @@ func (nn *Netns) Heal() error {
 
 // Close deletes the namespaces, which takes the bridge and every veth pair
 // along. Stop the nodes first.
-func (nn *Netns) Close() error {
+func (nn *Net) Close() error {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	var errs []error
@@ -249,10 +270,10 @@ func (nn *Netns) Close() error {
 	return errors.Join(errs...)
 }
 
-// RemoveStaleNetns deletes namespaces and links named by NetnsPrefix whose
-// creating process no longer exists, killing the processes still running
-// inside those namespaces.
-func RemoveStaleNetns(logf Logf) {
+// RemoveStale deletes namespaces and links named by Prefix whose creating
+// process no longer exists, killing the processes still running inside
+// those namespaces.
+func RemoveStale(logf Logf) {
 	ipPath, err := exec.LookPath("ip")
 	if err != nil {
 		return
@@ -261,17 +282,19 @@ func RemoveStaleNetns(logf Logf) {
 	if out, err := exec.Command(ipPath, "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			if f := strings.Fields(line); len(f) > 0 && staleName(f[0]) {
-				// Nodes of a chaos process that was killed -9 still run
-				// in there (a namespace outlives its name while a process
-				// is inside).
+				// Nodes of a process that was killed -9 still run in
+				// there (a namespace outlives its name while a process is
+				// inside).
 				if pids, err := exec.Command(ipPath, "netns", "pids", f[0]).Output(); err == nil {
 					for _, p := range strings.Fields(string(pids)) {
 						if pid, err := strconv.Atoi(p); err == nil && pid > 1 {
-							killPID(pid)
+							if proc, err := os.FindProcess(pid); err == nil {
+								proc.Kill()
+							}
 						}
 					}
 				}
-				logf.printf("removing namespace %s left by a chaos process that is gone", f[0])
+				logf.printf("removing namespace %s left by a process that is gone", f[0])
 				run("netns", "del", f[0])
 			}
 		}
@@ -284,7 +307,7 @@ func RemoveStaleNetns(logf Logf) {
 			}
 			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
 			if staleName(name) {
-				logf.printf("removing link %s left by a chaos process that is gone", name)
+				logf.printf("removing link %s left by a process that is gone", name)
 				run("link", "del", name)
 			}
 		}
@@ -293,7 +316,7 @@ func RemoveStaleNetns(logf Logf) {
 
 // staleName reports whether name is one of ours whose process is gone.
 func staleName(name string) bool {
-	rest, ok := strings.CutPrefix(name, NetnsPrefix)
+	rest, ok := strings.CutPrefix(name, Prefix)
 	if !ok {
 		return false
 	}
@@ -309,26 +332,28 @@ func staleName(name string) bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-// freeSubnet picks 10.78.X with no address or route of the machine in it,
-// starting from a place that depends on the process id.
-func (nn *Netns) freeSubnet() (string, error) {
+// freeSubnet picks 10.77.X with no address or route of the machine in it,
+// starting from a place that depends on the process id and on k, the
+// network's number in this process, so that networks created at the same
+// time pick different ones.
+func (nn *Net) freeSubnet(k int) (string, error) {
 	addrs, err1 := exec.Command(nn.ipPath, "-4", "addr", "show").Output()
 	routes, err2 := exec.Command(nn.ipPath, "-4", "route", "show", "table", "all").Output()
 	if err := errors.Join(err1, err2); err != nil {
 		return "", fmt.Errorf("list addresses and routes: %w", err)
 	}
 	used := string(addrs) + string(routes)
-	start := os.Getpid()
-	for k := range 250 {
-		s := fmt.Sprintf("10.78.%d", (start+k)%250+1)
+	start := os.Getpid() + 41*k
+	for j := range 250 {
+		s := fmt.Sprintf("10.77.%d", (start+j)%250+1)
 		if !strings.Contains(used, s+".") {
 			return s, nil
 		}
 	}
-	return "", errors.New("every 10.78.X.0/24 is in use")
+	return "", errors.New("every 10.77.X.0/24 is in use")
 }
 
-func (nn *Netns) run(args ...string) error {
+func (nn *Net) run(args ...string) error {
 	out, err := exec.Command(nn.ipPath, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
