@@ -22,6 +22,7 @@ import (
 
 	"github.com/quorumq/quorumq/analytics/redistest"
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/server"
 )
 
@@ -103,7 +104,7 @@ func startNode(t *testing.T) string {
 		s.Shutdown(ctx)
 	})
 	base := "http://" + s.QueueAddr
-	waitFor(t, 30*time.Second, "node ready", func() bool {
+	testwait.For(t, 30*time.Second, "node ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -111,18 +112,8 @@ func startNode(t *testing.T) string {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return base
-}
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return base
 }
 
 func mustRedis(t *testing.T) *redis.Client {

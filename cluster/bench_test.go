@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // benchParallelism multiplies GOMAXPROCS into the number of proposing
@@ -95,7 +96,7 @@ func openBenchCluster(b *testing.B, size, pending int, extraFsync time.Duration)
 		if err := leader.raft.AddVoter(raft.ServerID(f.ID()), addr, 0, 10*time.Second).Error(); err != nil {
 			b.Fatalf("add voter: %v", err)
 		}
-		waitFor(b, 10*time.Second, "follower ready", f.Ready)
+		testwait.For(b, 10*time.Second, "follower ready", f.Ready)
 	}
 	// Cleanups run last-in first-out: stop the leader before its followers,
 	// so its leadership transfer has someone to transfer to.

@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // tnode is one in-process cluster node with an HTTP server that answers
@@ -222,7 +223,7 @@ func waitFormed(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 	t.Helper()
 	want := allVoters(nodes)
 	var leader *tnode
-	waitFor(t, timeout, "cluster of "+strings.Join(want, ","), func() bool {
+	testwait.For(t, timeout, "cluster of "+strings.Join(want, ","), func() bool {
 		leader = nil
 		id := nodes[0].LeaderID()
 		if id == "" {
@@ -238,6 +239,7 @@ func waitFormed(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 		}
 		return leader != nil && leader.IsLeader()
 	})
+
 	return leader
 }
 
@@ -245,7 +247,7 @@ func waitFormed(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 func leaderOf(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 	t.Helper()
 	var leader *tnode
-	waitFor(t, timeout, "a leader", func() bool {
+	testwait.For(t, timeout, "a leader", func() bool {
 		for _, n := range nodes {
 			if n.IsLeader() {
 				leader = n
@@ -254,6 +256,7 @@ func leaderOf(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 		}
 		return false
 	})
+
 	return leader
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // formTimeout bounds cluster formation: gossip join, bootstrap settle, one
@@ -69,9 +70,10 @@ func TestCluster_BootstrapExpect3_StartedTogether_FormsOneCluster(t *testing.T) 
 		}
 		proposeOn(t, nodes, putCmd("q", fmt.Sprintf("round-%d", round)))
 		for _, n := range nodes {
-			waitFor(t, 10*time.Second, n.ID()+" applies the put", func() bool {
+			testwait.For(t, 10*time.Second, n.ID()+" applies the put", func() bool {
 				return slices.Equal(dump(t, n.f, "q"), []string{fmt.Sprintf("round-%d", round)})
 			})
+
 			// Every node reports every member alive with its addresses.
 			for _, other := range nodes {
 				m, ok := memberStatus(n, other.ID())
@@ -110,7 +112,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 
 	var sawNonvoter bool
 	var nonvoterAt time.Time
-	waitFor(t, formTimeout, id+" becomes a voter", func() bool {
+	testwait.For(t, formTimeout, id+" becomes a voter", func() bool {
 		leader := leaderOf(t, nodes, 10*time.Second)
 		cfg := configOf(leader)
 		switch {
@@ -123,6 +125,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 		}
 		return false
 	})
+
 	if !sawNonvoter {
 		t.Fatal("the fourth node never showed up as a non-voter")
 	}
@@ -179,10 +182,11 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 		}
 		waitFormed(t, remaining, formTimeout)
 		for _, n := range remaining {
-			waitFor(t, 10*time.Second, n.ID()+" sees "+gone.ID()+" as left", func() bool {
+			testwait.For(t, 10*time.Second, n.ID()+" sees "+gone.ID()+" as left", func() bool {
 				m, ok := memberStatus(n, gone.ID())
 				return ok && m.Status == MemberLeft && m.Suffrage == SuffrageNone && !m.Voter
 			})
+
 		}
 		if gone.Status().State != "shutdown" {
 			t.Fatalf("%s is %s after Leave, want shutdown", gone.ID(), gone.Status().State)
@@ -202,7 +206,7 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 // keeps serving.
 func TestCluster_Leave_LastVoter_Refused(t *testing.T) {
 	n := startNode(t, clusterOptions(t, 1))
-	waitFor(t, formTimeout, "single node leads", n.IsLeader)
+	testwait.For(t, formTimeout, "single node leads", n.IsLeader)
 	if err := n.Leave(context.Background()); !errors.Is(err, ErrLastVoter) {
 		t.Fatalf("Leave: %v, want ErrLastVoter", err)
 	}
@@ -229,10 +233,11 @@ func TestCluster_Shutdown_StaysMember_RestartRejoins(t *testing.T) {
 	victim.stop(t)
 	start := time.Now()
 	for _, n := range others {
-		waitFor(t, 20*time.Second, n.ID()+" sees "+victim.ID()+" dead", func() bool {
+		testwait.For(t, 20*time.Second, n.ID()+" sees "+victim.ID()+" dead", func() bool {
 			m, ok := memberStatus(n, victim.ID())
 			return ok && m.Status == MemberDead && m.Voter
 		})
+
 	}
 	t.Logf("gossip declared the stopped node dead after %v", time.Since(start).Round(time.Millisecond))
 	for i := range 10 {
@@ -246,14 +251,16 @@ func TestCluster_Shutdown_StaysMember_RestartRejoins(t *testing.T) {
 	}
 	all := append(slices.Clone(others), restarted)
 	waitFormed(t, all, formTimeout)
-	waitFor(t, 20*time.Second, "restarted node catches up", func() bool {
+	testwait.For(t, 20*time.Second, "restarted node catches up", func() bool {
 		return slices.Equal(dump(t, restarted.f, "q"), want)
 	})
+
 	for _, n := range others {
-		waitFor(t, 20*time.Second, n.ID()+" sees the restarted node alive", func() bool {
+		testwait.For(t, 20*time.Second, n.ID()+" sees the restarted node alive", func() bool {
 			m, ok := memberStatus(n, victim.ID())
 			return ok && m.Status == MemberAlive
 		})
+
 	}
 	for _, n := range all {
 		if got := n.raft.Stats()["latest_configuration_index"]; got != cfgIndex {
@@ -273,7 +280,7 @@ func TestCluster_LeaderShutdown_NewLeaderElected(t *testing.T) {
 	for round := range rounds {
 		others := slices.DeleteFunc(slices.Clone(nodes), func(n *tnode) bool { return n == leader })
 		// Everyone is caught up and has heard from the leader recently.
-		waitFor(t, 10*time.Second, "followers in contact", func() bool {
+		testwait.For(t, 10*time.Second, "followers in contact", func() bool {
 			for _, n := range others {
 				if n.LeaderID() != leader.ID() {
 					return false
@@ -281,10 +288,11 @@ func TestCluster_LeaderShutdown_NewLeaderElected(t *testing.T) {
 			}
 			return true
 		})
+
 		start := time.Now()
 		leader.crash(t)
 		var newID string
-		waitFor(t, 20*time.Second, "new leader", func() bool {
+		testwait.For(t, 20*time.Second, "new leader", func() bool {
 			id := others[0].LeaderID()
 			if id == "" || id == leader.ID() {
 				return false
@@ -297,6 +305,7 @@ func TestCluster_LeaderShutdown_NewLeaderElected(t *testing.T) {
 			newID = id
 			return true
 		})
+
 		took := time.Since(start)
 		total += took
 		t.Logf("round %d: leader %s crashed; %s leads after %v", round, leader.ID(), newID, took.Round(time.Millisecond))
@@ -365,7 +374,7 @@ func TestCluster_NodeMetaFitsLimit(t *testing.T) {
 func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 	old := clusterOptions(t, 1)
 	first := startNode(t, old)
-	waitFor(t, formTimeout, "single node leads", first.IsLeader)
+	testwait.For(t, formTimeout, "single node leads", first.IsLeader)
 	proposeOn(t, []*tnode{first}, putCmd("q", "from the old cluster"))
 	first.stop(t)
 
@@ -378,9 +387,10 @@ func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 		if n.bootstrapped.Load() {
 			t.Fatalf("%s bootstrapped", n.ID())
 		}
-		waitFor(t, 10*time.Second, n.ID()+" has the old data", func() bool {
+		testwait.For(t, 10*time.Second, n.ID()+" has the old data", func() bool {
 			return slices.Equal(dump(t, n.f, "q"), []string{"from the old cluster"})
 		})
+
 	}
 	for _, n := range nodes[1:] {
 		if n.bootstrapChecks.Load() == 0 {
@@ -402,7 +412,7 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 		opts[i].Logger = logger
 	}
 	nodes := startNodes(t, opts)
-	waitFor(t, formTimeout, "all members see each other", func() bool {
+	testwait.For(t, formTimeout, "all members see each other", func() bool {
 		for _, n := range nodes {
 			alive := 0
 			for _, m := range n.members.snapshot() {
@@ -416,13 +426,14 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 		}
 		return true
 	})
+
 	// Let every node evaluate many times with the full view (including
 	// several bootstrap settle periods).
 	before := make([]uint64, len(nodes))
 	for i, n := range nodes {
 		before[i] = n.bootstrapChecks.Load()
 	}
-	waitFor(t, formTimeout, "repeated bootstrap evaluations", func() bool {
+	testwait.For(t, formTimeout, "repeated bootstrap evaluations", func() bool {
 		for i, n := range nodes {
 			if n.bootstrapChecks.Load() < before[i]+8 {
 				return false
@@ -430,6 +441,7 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 		}
 		return true
 	})
+
 	for _, n := range nodes {
 		if n.bootstrapped.Load() || n.raft.LastIndex() != 0 || n.LeaderID() != "" {
 			t.Fatalf("%s: bootstrapped=%v last index %d leader %q", n.ID(), n.bootstrapped.Load(), n.raft.LastIndex(), n.LeaderID())
@@ -458,26 +470,29 @@ func TestCluster_DeadVoter_ReapedOnlyAboveMinVoters(t *testing.T) {
 	}
 	start := time.Now()
 	dead[0].crash(t)
-	waitFor(t, formTimeout, dead[0].ID()+" reaped", func() bool {
+	testwait.For(t, formTimeout, dead[0].ID()+" reaped", func() bool {
 		cfg := configOf(leaderOf(t, nodes, 10*time.Second))
 		return len(cfg) == 3 && !slices.Contains(cfg, dead[0].ID()+":voter")
 	})
+
 	t.Logf("first dead voter reaped %v after the crash", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	dead[1].crash(t)
 	// Wait for several reconcile rounds past the reap timeout: the second
 	// dead voter must stay, or only two voters would be left.
 	l := leaderOf(t, nodes, 10*time.Second)
-	waitFor(t, formTimeout, dead[1].ID()+" dead in gossip", func() bool {
+	testwait.For(t, formTimeout, dead[1].ID()+" dead in gossip", func() bool {
 		m, ok := memberStatus(l, dead[1].ID())
 		return ok && m.Status == MemberDead
 	})
+
 	t.Logf("second dead voter declared dead %v after the crash", time.Since(start).Round(time.Millisecond))
 	deadline := time.Now().Add(2 * time.Second) // the reap timeout
 	rounds := l.reconcileRounds.Load()
-	waitFor(t, formTimeout, "reconcile rounds past the reap timeout", func() bool {
+	testwait.For(t, formTimeout, "reconcile rounds past the reap timeout", func() bool {
 		return time.Now().After(deadline) && l.reconcileRounds.Load() >= rounds+10
 	})
+
 	if cfg := configOf(l); len(cfg) != 3 || !slices.Contains(cfg, dead[1].ID()+":voter") {
 		t.Fatalf("configuration %v: the second dead voter was reaped below MinVoters", cfg)
 	}
@@ -498,10 +513,11 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 		}
 	}
 	victim.crash(t)
-	waitFor(t, formTimeout, "victim dead in gossip", func() bool {
+	testwait.For(t, formTimeout, "victim dead in gossip", func() bool {
 		m, ok := memberStatus(leader, victim.ID())
 		return ok && m.Status == MemberDead
 	})
+
 	proposeOn(t, nodes, putCmd("q", "while away"))
 
 	o := victim.opts
@@ -513,7 +529,7 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 			nodes[i] = moved
 		}
 	}
-	waitFor(t, formTimeout, "leader has the new raft address", func() bool {
+	testwait.For(t, formTimeout, "leader has the new raft address", func() bool {
 		l := leaderOf(t, nodes, 10*time.Second)
 		for _, s := range l.configServers() {
 			if string(s.ID) == moved.ID() {
@@ -522,10 +538,12 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 		}
 		return false
 	})
+
 	waitFormed(t, nodes, formTimeout)
-	waitFor(t, 20*time.Second, "moved node catches up", func() bool {
+	testwait.For(t, 20*time.Second, "moved node catches up", func() bool {
 		return slices.Contains(dump(t, moved.f, "q"), "while away")
 	})
+
 }
 
 // Nodes that advertise a host name for raft form a cluster whose

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // testLogWriter sends log lines to t.Log until the test's cleanup has run,
@@ -84,19 +85,7 @@ func mustLead(t testing.TB, n *Node) {
 	if id != n.ID() {
 		t.Fatalf("leader is %q, want this node %q", id, n.ID())
 	}
-	waitFor(t, 10*time.Second, "node leads", n.IsLeader)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "node leads", n.IsLeader)
 }
 
 func mustPropose(t testing.TB, n *Node, cmd fsm.Command) fsm.Result {

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // A fresh node bootstraps itself, leads, applies puts and a get, and reports
@@ -38,7 +39,7 @@ func TestNode_SingleNode_BootstrapsAndApplies(t *testing.T) {
 	if st.Puts != 3 || st.Gets != 2 || st.Depth != 1 {
 		t.Fatalf("stats = puts %d gets %d depth %d, want 3 2 1", st.Puts, st.Gets, st.Depth)
 	}
-	waitFor(t, 5*time.Second, "ready", n.Ready)
+	testwait.For(t, 5*time.Second, "ready", n.Ready)
 
 	s := n.Status()
 	if s.NodeID != n.ID() || s.State != "leader" || s.LeaderID != n.ID() || s.Term == 0 {
@@ -121,7 +122,7 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 		t.Fatalf("applied index right after Open = %d, want >= snapshot's %d", got, snapApplied)
 	}
 	mustLead(t, n2)
-	waitFor(t, 5*time.Second, "log tail replayed", n2.Ready)
+	testwait.For(t, 5*time.Second, "log tail replayed", n2.Ready)
 	if got := dump(t, f2, "q"); !slices.Equal(got, want) {
 		t.Fatalf("queue after restart = %v, want %v", got, want)
 	}
@@ -342,11 +343,12 @@ func TestNode_ShutdownDrainsInFlight(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 5*time.Second, "some writes", func() bool {
+	testwait.For(t, 5*time.Second, "some writes", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return counts["ok"] > 50
 	})
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
@@ -483,7 +485,7 @@ func TestNode_Tick_ReleasesDeferred(t *testing.T) {
 	}
 	// Nothing is due yet: several tick checks pass without writing.
 	checks := n.tickChecks.Load()
-	waitFor(t, 5*time.Second, "tick checks", func() bool { return n.tickChecks.Load() >= checks+3 })
+	testwait.For(t, 5*time.Second, "tick checks", func() bool { return n.tickChecks.Load() >= checks+3 })
 	if got := f.AppliedIndex(); got != idx {
 		t.Fatalf("applied index moved from %d to %d with nothing due", idx, got)
 	}
@@ -491,10 +493,11 @@ func TestNode_Tick_ReleasesDeferred(t *testing.T) {
 	mu.Lock()
 	now = now.Add(2 * time.Hour)
 	mu.Unlock()
-	waitFor(t, 5*time.Second, "tick releases the deferred message", func() bool {
+	testwait.For(t, 5*time.Second, "tick releases the deferred message", func() bool {
 		st := f.Stats("d")
 		return st.Deferred == 0 && st.Depth == 1
 	})
+
 }
 
 // Collectors gather without error and include raft, coalescer and

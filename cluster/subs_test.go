@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // Entries survive encode/decode whole or thin; every strict prefix of an
@@ -206,9 +208,9 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 	c.notifyMsg(thin.encode(nil))
 	c.memberAlive(aliveNode("b", "10.0.0.2:8080", 9)) // meta: same version
 	c.mergeRemoteState(encodeSubsState([]subsEntry{{Node: "b", Version: 8}}), false)
-	waitFor(t, 5*time.Second, "the fetch started", func() bool { return calls.Load() == 1 })
+	testwait.For(t, 5*time.Second, "the fetch started", func() bool { return calls.Load() == 1 })
 	close(release)
-	waitFor(t, 5*time.Second, "version 9 known", func() bool { return c.known("b") == 9 })
+	testwait.For(t, 5*time.Second, "version 9 known", func() bool { return c.known("b") == 9 })
 	time.Sleep(3 * subsMetaFetchDelay)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("%d fetches, want 1", n)
@@ -221,7 +223,7 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 	serve.Store(func() ([]byte, error) { return nil, errors.New("connection refused") })
 	calls.Store(0)
 	c.notifyMsg((&subsEntry{Node: "b", Version: 10}).encode(nil))
-	waitFor(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
+	testwait.For(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
 	time.Sleep(2 * time.Second)
 	if n := calls.Load(); n != subsFetchAttempts {
 		t.Fatalf("%d fetch attempts, want %d", n, subsFetchAttempts)
@@ -230,7 +232,7 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 	serve.Store(func() ([]byte, error) { e := full("c", 11, nil); return e.encode(nil), nil })
 	calls.Store(0)
 	c.notifyMsg((&subsEntry{Node: "b", Version: 11}).encode(nil))
-	waitFor(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
+	testwait.For(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
 	if c.known("b") != 9 {
 		t.Fatalf("known %d, want 9", c.known("b"))
 	}
@@ -441,7 +443,7 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 	b := startMLNode(t, "b", 1, true, a.addr())
 	c := startMLNode(t, "c", 1, true, a.addr())
 	nodes := []*mlNode{a, b, c}
-	waitFor(t, 10*time.Second, "three members", func() bool {
+	testwait.For(t, 10*time.Second, "three members", func() bool {
 		return a.ml.NumMembers() == 3 && b.ml.NumMembers() == 3 && c.ml.NumMembers() == 3
 	})
 
@@ -451,7 +453,7 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 	want := map[string]string{"a": "news=2", "b": "news=1,sport=3", "c": ""}
 	converge := func(what string, nodes []*mlNode, want map[string]string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, what, func() bool {
+		testwait.For(t, 10*time.Second, what, func() bool {
 			for _, n := range nodes {
 				for id, w := range want {
 					if id != n.name && topicsOf(n, id) != w {
@@ -461,6 +463,7 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 			}
 			return true
 		})
+
 	}
 	converge("small sets by broadcast", nodes, want)
 
@@ -470,9 +473,10 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 		big[fmt.Sprintf("big-topic-%03d", i)] = 1
 	}
 	c.set(big)
-	waitFor(t, 10*time.Second, "c's large set everywhere", func() bool {
+	testwait.For(t, 10*time.Second, "c's large set everywhere", func() bool {
 		return len(a.ch.peersWith("big-topic-039")) == 1 && len(b.ch.peersWith("big-topic-000")) == 1
 	})
+
 	for _, n := range []*mlNode{a, b} {
 		if got := counterValue(t, n.ch.metrics.fetches.WithLabelValues("ok")); got < 1 {
 			t.Fatalf("%s fetched %v times", n.name, got)
@@ -481,14 +485,14 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 
 	// A late joiner that cannot fetch learns every set by push/pull.
 	d := startMLNode(t, "d", 1, false, c.addr())
-	waitFor(t, 10*time.Second, "d knows a, b and c", func() bool {
+	testwait.For(t, 10*time.Second, "d knows a, b and c", func() bool {
 		return topicsOf(d, "a") == "news=2" && topicsOf(d, "b") == "news=1,sport=3" && len(d.ch.peersWith("big-topic-007")) == 1
 	})
 
 	// b crashes: its set disappears from the others within seconds.
 	b.stop()
 	start := time.Now()
-	waitFor(t, 15*time.Second, "b's set dropped", func() bool {
+	testwait.For(t, 15*time.Second, "b's set dropped", func() bool {
 		for _, n := range []*mlNode{a, c, d} {
 			if len(n.ch.peersWith("sport")) != 0 {
 				return false
@@ -496,6 +500,7 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 		}
 		return true
 	})
+
 	t.Logf("b's set dropped %v after it stopped", time.Since(start).Round(10*time.Millisecond))
 
 	// b comes back (new epoch) with another set: it replaces nothing

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // Test_Get_LeaseHeadersAndRedelivery checks that a leased /get answers the
@@ -214,7 +215,7 @@ func Test_Get_LongPollWakesOnPut(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		done <- result{resp{code: r.StatusCode, body: string(b)}, time.Since(start)}
 	}()
-	waitFor(t, "the long-poll to start waiting", 10*time.Second, func() bool { return e.q.changed.Load() > 0 })
+	testwait.For(t, 10*time.Second, "the long-poll to start waiting", func() bool { return e.q.changed.Load() > 0 })
 	e.mustPut("/put?queue=lp&data=wake")
 	select {
 	case res := <-done:
@@ -246,7 +247,7 @@ func Test_Get_LongPollLoserWaitsAgain(t *testing.T) {
 			bodies <- string(b)
 		}()
 	}
-	waitFor(t, "both long-polls to wait", 10*time.Second, func() bool { return e.q.changed.Load() >= 2 })
+	testwait.For(t, 10*time.Second, "both long-polls to wait", func() bool { return e.q.changed.Load() >= 2 })
 	e.mustPut("/put?queue=lp&data=only")
 	wg.Wait()
 	close(bodies)

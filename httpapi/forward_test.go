@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // fleet is a cluster of real queue handlers on real HTTP servers, each over
@@ -419,7 +420,7 @@ func TestForward_LongPoll_ThroughProxy(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		done <- resp{code: res.StatusCode, header: res.Header, body: string(b)}
 	}()
-	waitFor(t, "the long-poll to wait on the leader", 10*time.Second, func() bool { return n1.q.changed.Load() > 0 })
+	testwait.For(t, 10*time.Second, "the long-poll to wait on the leader", func() bool { return n1.q.changed.Load() > 0 })
 	n1.mustPut("/put?queue=lp&data=wake")
 	select {
 	case r := <-done:
@@ -647,7 +648,8 @@ func TestForward_ClientGone_StopsHolding(t *testing.T) {
 		res.Body.Close()
 		t.Fatalf("got %d, want the request canceled", res.StatusCode)
 	}
-	waitFor(t, "the held request to end", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "the held request to end", func() bool {
 		return n2.metric(`quorumq_http_forwarded_total{result="canceled",route="put"}`) == "1"
 	})
+
 }

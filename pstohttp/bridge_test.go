@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 const wait = 20 * time.Second
@@ -18,7 +20,7 @@ const wait = 20 * time.Second
 // subscribed waits until the bridge is connected to ps.
 func subscribed(t *testing.T, ps *fakePubsub, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d subscriber(s)", n), wait, func() bool { return ps.subscribers() == n })
+	testwait.For(t, wait, fmt.Sprintf("%d subscriber(s)", n), func() bool { return ps.subscribers() == n })
 }
 
 // Test_Bridge_RequestFormats: a GET destination gets the message
@@ -31,7 +33,7 @@ func Test_Bridge_RequestFormats(t *testing.T) {
 	start(t, testConfig(t, &logs, []string{ps.url()}, dst.get(), dst.post()))
 	subscribed(t, ps, 1)
 	ps.publish("msg one", `{"a":"b c"}`)
-	waitFor(t, "4 requests", wait, func() bool { return len(dst.requests()) == 4 })
+	testwait.For(t, wait, "4 requests", func() bool { return len(dst.requests()) == 4 })
 
 	var gets, posts []destReq
 	for _, r := range dst.requests() {
@@ -65,7 +67,7 @@ func Test_Bridge_FanOutOrder(t *testing.T) {
 		msgs = append(msgs, fmt.Sprintf("fan%d", i))
 	}
 	ps.publish(msgs...)
-	waitFor(t, "every message everywhere", wait, func() bool { return len(a.requests()) == 100 && len(b.requests()) == 50 })
+	testwait.For(t, wait, "every message everywhere", func() bool { return len(a.requests()) == 100 && len(b.requests()) == 50 })
 	var gets, posts []string
 	for _, req := range a.requests() {
 		if req.method == http.MethodGet {
@@ -97,9 +99,10 @@ func Test_Bridge_RoundRobin(t *testing.T) {
 	r := start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("rr1", "ab", "rr2", "rr3", "", "rr4", "rr5", "rr6", "rr7")
-	waitFor(t, "7 deliveries", wait, func() bool {
+	testwait.For(t, wait, "7 deliveries", func() bool {
 		return len(d[0].requests())+len(d[1].requests())+len(d[2].requests()) == 7
 	})
+
 	want := []string{"rr1|rr4|rr7", "rr2|rr5", "rr3|rr6"}
 	for i := range d {
 		if got := joined(d[i].accepted()); got != want[i] {
@@ -124,7 +127,7 @@ func Test_Bridge_MinLineLength(t *testing.T) {
 	start(t, cfg)
 	subscribed(t, ps, 2)
 	ps.publish("hello world", "ab", "", "abc", "crlf\r")
-	waitFor(t, "deliveries", wait, func() bool { return len(def.requests()) == 3 && len(all.requests()) == 5 })
+	testwait.For(t, wait, "deliveries", func() bool { return len(def.requests()) == 3 && len(all.requests()) == 5 })
 	if got := joined(def.accepted()); got != "hello world|abc|crlf\r" {
 		t.Fatalf("default: %q", got)
 	}
@@ -158,7 +161,7 @@ func Test_Bridge_RetryUntilRecovered(t *testing.T) {
 	subscribed(t, ps, 1)
 	msgs := []string{"msg1", "msg2", "msg3", "msg4", "msg5"}
 	ps.publish(msgs...)
-	waitFor(t, "every message accepted", wait, func() bool { return len(dst.accepted()) == 5 })
+	testwait.For(t, wait, "every message accepted", func() bool { return len(dst.accepted()) == 5 })
 	if got := joined(dst.accepted()); got != joined(msgs) {
 		t.Fatalf("accepted %q", got)
 	}
@@ -194,7 +197,7 @@ func Test_Bridge_PermanentRejection(t *testing.T) {
 	r := start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("good1", "bad", "flaky", "good2")
-	waitFor(t, "good2", wait, func() bool { return joined(dst.accepted()) == "good1|good2" })
+	testwait.For(t, wait, "good2", func() bool { return joined(dst.accepted()) == "good1|good2" })
 	r.waitStats(t, "2 forwarded, 2 failed", func(st Stats) bool {
 		d := st.Destinations[0]
 		return d.Forwarded == 2 && d.Failed == 2 && d.Retried == 2
@@ -219,14 +222,14 @@ func Test_Bridge_SourceReconnect(t *testing.T) {
 	r := start(t, testConfig(t, &logs, []string{ps.url()}, dst.get()))
 	subscribed(t, ps, 1)
 	ps.publish("before1", "before2")
-	waitFor(t, "first messages", wait, func() bool { return len(dst.accepted()) == 2 })
+	testwait.For(t, wait, "first messages", func() bool { return len(dst.accepted()) == 2 })
 
 	ps.stop() // mid-stream: no final chunk, then connection refused
-	waitFor(t, "failed reconnection attempts", wait, func() bool { return r.b.Stats().SourceErrors >= 3 })
+	testwait.For(t, wait, "failed reconnection attempts", func() bool { return r.b.Stats().SourceErrors >= 3 })
 	ps.start()
 	subscribed(t, ps, 1)
 	ps.publish("after1", "after2", "after3")
-	waitFor(t, "messages after the reconnect", wait, func() bool { return len(dst.accepted()) == 5 })
+	testwait.For(t, wait, "messages after the reconnect", func() bool { return len(dst.accepted()) == 5 })
 	if got := joined(dst.accepted()); got != "before1|before2|after1|after2|after3" {
 		t.Fatalf("accepted %q", got)
 	}
@@ -250,7 +253,7 @@ func Test_Bridge_SourceFailover(t *testing.T) {
 	r := start(t, testConfig(t, &logs, []string{a.url(), b.url()}, dst.post()))
 	subscribed(t, b, 1)
 	b.publish("from-b")
-	waitFor(t, "from-b", wait, func() bool { return len(dst.accepted()) == 1 })
+	testwait.For(t, wait, "from-b", func() bool { return len(dst.accepted()) == 1 })
 	if st := r.b.Stats(); st.Source != b.url() || st.SourceErrors < 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -259,7 +262,7 @@ func Test_Bridge_SourceFailover(t *testing.T) {
 	b.stop()
 	subscribed(t, a, 1)
 	a.publish("from-a")
-	waitFor(t, "from-a", wait, func() bool { return len(dst.accepted()) == 2 })
+	testwait.For(t, wait, "from-a", func() bool { return len(dst.accepted()) == 2 })
 	if got := joined(dst.accepted()); got != "from-b|from-a" {
 		t.Fatalf("accepted %q", got)
 	}
@@ -277,7 +280,7 @@ func Test_Bridge_SourceTimeout(t *testing.T) {
 	cfg := testConfig(t, &logs, []string{ps.url()}, dst.post())
 	cfg.SourceTimeout = 200 * time.Millisecond
 	start(t, cfg)
-	waitFor(t, "three connections", wait, func() bool { return ps.connections() >= 3 })
+	testwait.For(t, wait, "three connections", func() bool { return ps.connections() >= 3 })
 	if !strings.Contains(logs.String(), "stream idle timeout") {
 		t.Fatalf("logs:\n%s", logs.String())
 	}
@@ -317,7 +320,7 @@ func Test_Bridge_BufferOverflow(t *testing.T) {
 		}
 	}
 	unblock()
-	waitFor(t, "the buffered messages", wait, func() bool { return len(stuck.accepted()) == 3 })
+	testwait.For(t, wait, "the buffered messages", func() bool { return len(stuck.accepted()) == 3 })
 	if got := joined(stuck.accepted()); got != "msg1|msg2|msg3" {
 		t.Fatalf("accepted %q", got)
 	}
@@ -392,9 +395,9 @@ func Test_Bridge_ShutdownDrains(t *testing.T) {
 	r := start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("dmsg1", "dmsg2", "dmsg3")
-	waitFor(t, "retries", wait, func() bool { return r.b.Stats().Destinations[0].Retried >= 2 })
+	testwait.For(t, wait, "retries", func() bool { return r.b.Stats().Destinations[0].Retried >= 2 })
 	r.cancel()
-	waitFor(t, "the source closed", wait, func() bool { return ps.subscribers() == 0 })
+	testwait.For(t, wait, "the source closed", func() bool { return ps.subscribers() == 0 })
 	down.Store(false)
 	var err error
 	select {
@@ -414,7 +417,7 @@ func Test_Bridge_ShutdownDrains(t *testing.T) {
 	r = start(t, cfg)
 	subscribed(t, ps2, 1)
 	ps2.publish("xmsg1", "xmsg2", "xmsg3")
-	waitFor(t, "received", wait, func() bool { return r.b.Stats().Received == 3 })
+	testwait.For(t, wait, "received", func() bool { return r.b.Stats().Received == 3 })
 	begin := time.Now()
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -449,7 +452,7 @@ func Test_Bridge_IdempotentPut(t *testing.T) {
 	start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("kmsg1", "kmsg2")
-	waitFor(t, "deliveries", wait, func() bool { return len(dst.accepted()) == 2 && len(other.accepted()) == 4 })
+	testwait.For(t, wait, "deliveries", func() bool { return len(dst.accepted()) == 2 && len(other.accepted()) == 4 })
 	idOf := func(uri string) string {
 		m := regexp.MustCompile(`[?&]id=(p2h-[0-9a-f]{16}-\d+-\d+)$`).FindStringSubmatch(uri)
 		if m == nil {
@@ -493,7 +496,7 @@ func Test_Bridge_RequestLog(t *testing.T) {
 	start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("hello world")
-	waitFor(t, "two log lines", wait, func() bool { return strings.Count(reqLog.String(), "\n") == 2 })
+	testwait.For(t, wait, "two log lines", func() bool { return strings.Count(reqLog.String(), "\n") == 2 })
 	host := strings.TrimPrefix(dst.URL, "http://")
 	re := regexp.MustCompile(`^\[I \d{6} \d\d:\d\d:\d\d 0:0\] 0 GET ` + regexp.QuoteMeta(host) + `/put\?data=hello%20world \d+\.\d{3}ms\n` +
 		`\[I \d{6} \d\d:\d\d:\d\d 0:1\] 200 GET ` + regexp.QuoteMeta(host) + `/put\?data=hello%20world \d+\.\d{3}ms\n$`)
@@ -512,7 +515,8 @@ func Test_Bridge_StatsLine(t *testing.T) {
 	start(t, cfg)
 	subscribed(t, ps, 1)
 	ps.publish("abc")
-	waitFor(t, "a progress line with the message", wait, func() bool {
+	testwait.For(t, wait, "a progress line with the message", func() bool {
 		return strings.Contains(logs.String(), "msg=progress received=1 skipped=0 reconnects=0 source_errors=0 source="+strconv.Quote(ps.url())+" d0.forwarded=1 d0.retried=0 d0.failed=0 d0.dropped=0 d0.buffered=0")
 	})
+
 }

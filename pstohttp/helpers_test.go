@@ -14,19 +14,8 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
-
-// waitFor polls cond every 10 ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // fakePubsub serves /sub like pubsub's newline mode over HTTP/1.1: the
 // "\r\n" preamble, then "m\n" per message, one chunk each, never the final
@@ -57,10 +46,11 @@ func (f *fakePubsub) start() {
 	}
 	var ln net.Listener
 	var err error
-	waitFor(f.t, "listening on "+addr, 10*time.Second, func() bool {
+	testwait.For(f.t, 10*time.Second, "listening on "+addr, func() bool {
 		ln, err = net.Listen("tcp", addr)
 		return err == nil
 	})
+
 	srv := &http.Server{Handler: http.HandlerFunc(f.serve)}
 	f.mu.Lock()
 	f.addr, f.srv = ln.Addr().String(), srv
@@ -76,7 +66,7 @@ func (f *fakePubsub) stop() {
 	if srv != nil {
 		srv.Close()
 	}
-	waitFor(f.t, "subscribers gone", 10*time.Second, func() bool { return f.subscribers() == 0 })
+	testwait.For(f.t, 10*time.Second, "subscribers gone", func() bool { return f.subscribers() == 0 })
 }
 
 func (f *fakePubsub) url() string {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // Delivery records keep any bytes, in order; malformed bodies are errors.
@@ -98,6 +100,7 @@ type fakePeer struct {
 	clients  []Client
 	count    int           // answered per record
 	block    chan struct{} // non-nil: deliveries wait for it to close
+	blocked  int           // deliveries that reached block
 	hops     []string
 }
 
@@ -113,6 +116,9 @@ func newFakePeer(t *testing.T, id string) *fakePeer {
 		}
 		p.mu.Lock()
 		block := p.block
+		if block != nil {
+			p.blocked++
+		}
 		p.mu.Unlock()
 		if block != nil {
 			<-block
@@ -281,10 +287,11 @@ func Test_Fanout_StuckPeerIsBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "every failure counted", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "every failure counted", func() bool {
 		st := hub.Stats()
 		return st.RemoteFailures == 5 && st.RemoteDropped == 10
 	})
+
 	failed := metricValue(t, reg, "quorumq_pubsub_fanout_deliveries_total", map[string]string{"peer": "stuck", "result": "error"}) +
 		metricValue(t, reg, "quorumq_pubsub_fanout_deliveries_total", map[string]string{"peer": "stuck", "result": "expired"})
 	if failed != 5 {
@@ -311,9 +318,10 @@ func Test_Fanout_PeerQueueOrderBatchingOverflow(t *testing.T) {
 	later := time.Now().Add(10 * time.Second)
 	// The first delivery is taken by the sender and blocks in its request.
 	first, _ := enqueue("t", "0", time.Now().Add(300*time.Millisecond))
-	waitFor(t, "the sender to block", 5*time.Second, func() bool {
+	testwait.For(t, 5*time.Second, "the sender to block", func() bool {
 		return metricValue(t, reg, "quorumq_pubsub_fanout_queued", map[string]string{"peer": "p"}) == 0
 	})
+
 	var ds []*delivery
 	for i, topic := range []string{"t", "t", "u", "t", "t"} {
 		d, err := enqueue(topic, strconv.Itoa(i+1), later)
@@ -413,7 +421,11 @@ func Test_Fanout_Close(t *testing.T) {
 		_, err := f.Publish(context.Background(), "t", [][]byte{[]byte("x")})
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testwait.For(t, 10*time.Second, "the delivery in flight", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.blocked == 1
+	})
 	start := time.Now()
 	f.Close()
 	if err := <-done; err == nil {
@@ -434,9 +446,10 @@ func Test_Hub_DeliverTopicCountsOnChange(t *testing.T) {
 	e := newHubEnv(t, Options{OnChange: func() { changes.Add(1) }})
 	c1 := e.dial("GET /sub HTTP/1.0\r\n\r\n", 0)
 	c2 := e.dial("GET /sub HTTP/1.0\r\n\r\n", 0)
-	waitFor(t, "two subscribers", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "two subscribers", func() bool {
 		return e.hub.TopicCounts()["t"] == 2 && changes.Load() == 2
 	})
+
 	if n := e.hub.Deliver("t", [][]byte{[]byte("a"), []byte("b")}); n != 2 {
 		t.Fatalf("Deliver reached %d", n)
 	}
@@ -445,13 +458,15 @@ func Test_Hub_DeliverTopicCountsOnChange(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	c1.Close()
-	waitFor(t, "one subscriber", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "one subscriber", func() bool {
 		return e.hub.TopicCounts()["t"] == 1 && changes.Load() == 3
 	})
+
 	c2.Close()
-	waitFor(t, "none", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "none", func() bool {
 		return len(e.hub.TopicCounts()) == 0 && changes.Load() == 4
 	})
+
 }
 
 // The queue is bounded in bytes too; a publish larger than the bound still
@@ -474,7 +489,7 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 	if err := enqueue(10); err != nil { // taken by the sender, which blocks
 		t.Fatal(err)
 	}
-	waitFor(t, "the sender to take it", 5*time.Second, func() bool {
+	testwait.For(t, 5*time.Second, "the sender to take it", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		q := f.peers["p"]
@@ -482,6 +497,7 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 		defer q.mu.Unlock()
 		return len(q.items) == 0
 	})
+
 	if err := enqueue(150); err != nil {
 		t.Fatalf("a large publish into an empty queue: %v", err)
 	}

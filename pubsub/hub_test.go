@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // hubEnv is a hub behind a real HTTP server whose every request subscribes
@@ -68,18 +70,6 @@ func (e *hubEnv) dial(request string, readBuffer int) *net.TCPConn {
 	return conn
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // readHead reads a response head, through the blank line.
 func readHead(t *testing.T, conn net.Conn, br *bufio.Reader) string {
 	t.Helper()
@@ -119,7 +109,7 @@ func TestHub_SlowSubscriber_KickedAndPublisherMemoryBounded(t *testing.T) {
 	)
 	e := newHubEnv(t, Options{MaxPendingBytes: limit})
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
-	waitFor(t, "the subscriber", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 1 })
+	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 
 	msg := []byte(strings.Repeat("z", msgSize))
 	start := time.Now()
@@ -173,7 +163,7 @@ func TestHub_SlowSubscriber_KickedAndPublisherMemoryBounded(t *testing.T) {
 	if len(got) > count*msgSize/2 {
 		t.Fatalf("subscriber received %d bytes: its output was not discarded", len(got))
 	}
-	waitFor(t, "the kicked subscriber to be removed", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 0 })
+	testwait.For(t, 10*time.Second, "the kicked subscriber to be removed", func() bool { return e.hub.Stats().CurrentConnections == 0 })
 	if n := e.hub.Publish("t", [][]byte{[]byte("after")}); n != 0 {
 		t.Fatalf("publish after the kick reached %d subscribers", n)
 	}
@@ -189,9 +179,10 @@ func Test_Hub_DisconnectRemovesSubscriber(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	conn.Close()
-	waitFor(t, "the subscriber to leave", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "the subscriber to leave", func() bool {
 		return e.hub.Stats().CurrentConnections == 0 && len(e.hub.Clients()) == 0
 	})
+
 	if n := e.hub.Publish("t", [][]byte{[]byte("x")}); n != 0 {
 		t.Fatalf("publish reached %d subscribers", n)
 	}
@@ -265,7 +256,7 @@ func Test_Hub_WebSocketReceivesMessages(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.CloseNow()
-	waitFor(t, "the subscriber", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 1 })
+	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 	if cl := e.hub.Clients(); len(cl) != 1 || !cl[0].WebSocket || cl[0].Topic != "t" {
 		t.Fatalf("clients %+v", cl)
 	}
@@ -291,7 +282,7 @@ func Test_Hub_WebSocketReceivesMessages(t *testing.T) {
 		}
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "the subscriber to leave", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 0 })
+	testwait.For(t, 10*time.Second, "the subscriber to leave", func() bool { return e.hub.Stats().CurrentConnections == 0 })
 }
 
 // Test_Hub_WebSocketCrossOriginRefused: a browser page from another origin
@@ -334,7 +325,7 @@ func Test_Hub_WebSocketSlowKicked(t *testing.T) {
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(-1)
-	waitFor(t, "the subscriber", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 1 })
+	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 	msg := []byte(strings.Repeat("w", 256<<10))
 	for i := 0; e.hub.Stats().KickedClients == 0; i++ {
 		if i > 400 {
@@ -361,7 +352,7 @@ func Test_Hub_WebSocketSlowKicked(t *testing.T) {
 	if !strings.HasPrefix(last, "ERROR_TOO_SLOW. kicked for having ") {
 		t.Fatalf("last message %.80q", last)
 	}
-	waitFor(t, "the subscriber to leave", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 0 })
+	testwait.For(t, 10*time.Second, "the subscriber to leave", func() bool { return e.hub.Stats().CurrentConnections == 0 })
 }
 
 // Test_Hub_CloseDisconnectsEveryone: Close ends every stream, even one
@@ -370,7 +361,7 @@ func Test_Hub_CloseDisconnectsEveryone(t *testing.T) {
 	e := newHubEnv(t, Options{})
 	reading := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 0)
 	stuck := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
-	waitFor(t, "two subscribers", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 2 })
+	testwait.For(t, 10*time.Second, "two subscribers", func() bool { return e.hub.Stats().CurrentConnections == 2 })
 	big := []byte(strings.Repeat("s", 1<<20))
 	for range 8 {
 		e.hub.Publish("t", [][]byte{big})
@@ -426,7 +417,7 @@ func Test_Hub_Options(t *testing.T) {
 func Test_Hub_TinyMessagesAreCoalesced(t *testing.T) {
 	e := newHubEnv(t, Options{})
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
-	waitFor(t, "the subscriber", 10*time.Second, func() bool { return e.hub.Stats().CurrentConnections == 1 })
+	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 	const count = 200000
 	msgs := make([][]byte, count)
 	for i := range msgs {
@@ -464,10 +455,11 @@ func Test_Hub_OversizeMessageToIdleSubscriber(t *testing.T) {
 	br := bufio.NewReader(conn)
 	readHead(t, conn, br)
 	readExactly(t, conn, br, 2)
-	waitFor(t, "nothing pending", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "nothing pending", func() bool {
 		cl := e.hub.Clients()
 		return len(cl) == 1 && cl[0].PendingBytes == 0
 	})
+
 	big := strings.Repeat("b", 4<<10)
 	if n := e.hub.Publish("t", [][]byte{[]byte(big)}); n != 1 {
 		t.Fatalf("delivered %d", n)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // TestReader_AllTasksRunOnlyFailedRetried: every task runs on an attempt
@@ -45,9 +46,9 @@ func TestReader_AllTasksRunOnlyFailedRetried(t *testing.T) {
 	}
 	tc.put("q", `{"a": 1}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "the retry", func() bool { return ev.count(EventRetry) == 1 })
+	testwait.For(t, 10*time.Second, "the retry", func() bool { return ev.count(EventRetry) == 1 })
 	requeuedAt := time.Now()
-	waitFor(t, 10*time.Second, "the message done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "the message done", func() bool { return ev.count(EventDone) == 1 })
 	if d := time.Since(requeuedAt); d < 250*time.Millisecond {
 		t.Errorf("second attempt %v after the first, want about RequeueDelay×1 = 300ms", d)
 	}
@@ -67,10 +68,11 @@ func TestReader_AllTasksRunOnlyFailedRetried(t *testing.T) {
 	if last := evs[len(evs)-1].Message; last.Attempts != 2 || !slices.Equal(last.TasksLeft, []string{"a_flaky"}) || last.Deliveries != 2 {
 		t.Errorf("second attempt: attempts %d deliveries %d tasks %v", last.Attempts, last.Deliveries, last.TasksLeft)
 	}
-	waitFor(t, 5*time.Second, "an empty queue", func() bool {
+	testwait.For(t, 5*time.Second, "an empty queue", func() bool {
 		st := tc.stats("q")
 		return st.Depth == 0 && st.InFlight == 0 && st.Deferred == 0
 	})
+
 	s := r.Stats()
 	if s.Processed != 1 || s.Failed != 1 || s.Retried != 1 || s.Delivered != 2 || s.TaskFailures["a_flaky"] != 1 || s.InFlight != 0 {
 		t.Errorf("stats %+v", s)
@@ -94,7 +96,7 @@ func TestReader_RetryEnvelopeOnQueue(t *testing.T) {
 	tc.put("q", `{"a": 1}`)
 	before := time.Now()
 	rr := start(t, r)
-	waitFor(t, 10*time.Second, "the retry", func() bool { return ev.count(EventRetry) == 1 })
+	testwait.For(t, 10*time.Second, "the retry", func() bool { return ev.count(EventRetry) == 1 })
 	requeued := time.Now()
 	rr.stop(t)
 	if st := tc.stats("q"); st.Deferred != 1 {
@@ -143,11 +145,12 @@ func TestReader_GiveUpAfterMaxTries(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "poison pill")
 	start(t, r)
-	waitFor(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
-	waitFor(t, 5*time.Second, "an empty queue", func() bool {
+	testwait.For(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
+	testwait.For(t, 5*time.Second, "an empty queue", func() bool {
 		st := tc.stats("q")
 		return st.Depth == 0 && st.InFlight == 0 && st.Deferred == 0
 	})
+
 	if n := c.count("bad", ""); n != 3 {
 		t.Errorf("bad ran %d times, want MaxTries=3", n)
 	}
@@ -189,7 +192,7 @@ func TestReader_GiveUpToDeadLetter(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", `{"k": "v"}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
+	testwait.For(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
 	dead := tc.dump("q.dead")
 	if len(dead) != 1 {
 		t.Fatalf("dead letters %q", dead)
@@ -213,7 +216,7 @@ func TestReader_ExhaustedEnvelopeGivenUp(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", `{"started": 1795706944, "tasks_left": ["t"], "tries": 2, "data": {"a": 1}, "retry_on": 1795706945.943299}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
+	testwait.For(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
 	if n := c.count("t", ""); n != 0 {
 		t.Errorf("task ran %d times", n)
 	}
@@ -239,7 +242,7 @@ func TestReader_NotDueEnvelope(t *testing.T) {
 	body := fmt.Sprintf(`{"started": 1795706944, "tasks_left": ["flaky"], "tries": 1, "data": {"a": 1}, "retry_on": %.6f}`, float64(due.UnixMicro())/1e6)
 	tc.put("q", body)
 	start(t, r)
-	waitFor(t, 10*time.Second, "processing", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "processing", func() bool { return ev.count(EventDone) == 1 })
 	if time.Now().Before(due.Add(-dueSlack)) {
 		t.Errorf("processed %v before retry_on", time.Until(due))
 	}
@@ -281,14 +284,14 @@ func TestReader_ValidateFalseSkips(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", `{"n": 0.2}`, `{"n": 0.7}`, `{"n": 0.4}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "3 outcomes", func() bool { return len(ev.list()) == 3 })
+	testwait.For(t, 10*time.Second, "3 outcomes", func() bool { return len(ev.list()) == 3 })
 	if ev.count(EventSkipped) != 2 || ev.count(EventDone) != 1 {
 		t.Errorf("events %v", ev.kinds())
 	}
 	if n := c.count("t", ""); n != 1 {
 		t.Errorf("task ran %d times", n)
 	}
-	waitFor(t, 5*time.Second, "an empty queue", func() bool { st := tc.stats("q"); return st.Depth == 0 && st.InFlight == 0 })
+	testwait.For(t, 5*time.Second, "an empty queue", func() bool { st := tc.stats("q"); return st.Depth == 0 && st.InFlight == 0 })
 	if s := r.Stats(); s.Skipped != 2 || s.Processed != 1 {
 		t.Errorf("stats %+v", s)
 	}
@@ -316,7 +319,7 @@ func TestReader_PreprocessFailure(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", `{"z": 1}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
 	evs := ev.list()
 	if evs[0].Kind != EventRetry || !slices.Equal(evs[0].Message.TasksLeft, []string{"a", "b"}) || !strings.Contains(evs[0].Message.Err.Error(), "decoder down") {
 		t.Errorf("first outcome %v tasks %v err %v", evs[0].Kind, evs[0].Message.TasksLeft, evs[0].Message.Err)
@@ -340,7 +343,7 @@ func TestReader_UnknownTaskFails(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", `{"data": {"q": 1}, "tries": 0, "retry_on": null, "tasks_left": ["nope"]}`)
 	start(t, r)
-	waitFor(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
+	testwait.For(t, 10*time.Second, "give-up", func() bool { return ev.count(EventGiveUp) == 1 })
 	if got := ev.kinds(); !slices.Equal(got, []EventKind{EventRetry, EventGiveUp}) {
 		t.Errorf("events %v", got)
 	}
@@ -360,7 +363,7 @@ func TestReader_PanicIsFailure(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "x")
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
 	if ev.list()[0].Kind != EventRetry {
 		t.Errorf("events %v", ev.kinds())
 	}
@@ -384,7 +387,7 @@ func TestReader_RawBodyRoundTrip(t *testing.T) {
 	bodies := []string{"hello world\n", "\xff\xfe binary", "0", `{"data": 0}`, "[1, 2]"}
 	tc.put("q", bodies...)
 	start(t, r)
-	waitFor(t, 10*time.Second, "all done", func() bool { return ev.count(EventDone) == len(bodies) })
+	testwait.For(t, 10*time.Second, "all done", func() bool { return ev.count(EventDone) == len(bodies) })
 	for _, b := range bodies {
 		if n := c.count("t", b); n != 2 {
 			t.Errorf("body %q seen %d times, want 2 (both attempts with the same body)", b, n)
@@ -410,7 +413,7 @@ func TestReader_RequeueWithoutBackoff(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "a")
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
 	if d := r.backoff.current(); d != 0 {
 		t.Errorf("backoff %v", d)
 	}
@@ -470,7 +473,7 @@ func TestReader_BackoffPausesFetching(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "fail", "next")
 	start(t, r)
-	waitFor(t, 10*time.Second, "two starts", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) == 2 })
+	testwait.For(t, 10*time.Second, "two starts", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) == 2 })
 	if gap := starts[1].Sub(starts[0]); gap < 350*time.Millisecond {
 		t.Errorf("next message started %v after the failure, want the 400ms back-off", gap)
 	}
@@ -498,7 +501,7 @@ func TestReader_AckOutcomeUnknown(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "a")
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return len(ev.list()) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return len(ev.list()) == 1 })
 	e := ev.list()[0]
 	if e.Kind != EventDone || !e.Uncertain || e.LeaseLost || e.Err != nil {
 		t.Errorf("event %+v", e)
@@ -535,7 +538,7 @@ func TestReader_NackOutcomeUnknown(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "a")
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
 	evs := ev.list()
 	if len(evs) != 2 || evs[0].Kind != EventRetry || !evs[0].Uncertain || evs[1].Message.Attempts != 2 {
 		t.Errorf("events %+v", evs)
@@ -571,9 +574,9 @@ func TestReader_LeaseLostAck(t *testing.T) {
 	tc.put("q", "a")
 	start(t, r)
 	// The second worker gets the message again once the lease ended.
-	waitFor(t, 10*time.Second, "the redelivery", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "the redelivery", func() bool { return ev.count(EventDone) == 1 })
 	close(release)
-	waitFor(t, 10*time.Second, "the stalled ack", func() bool { return len(ev.list()) == 2 })
+	testwait.For(t, 10*time.Second, "the stalled ack", func() bool { return len(ev.list()) == 2 })
 	evs := ev.list()
 	if evs[0].LeaseLost || evs[1].Kind != EventDone || !evs[1].LeaseLost {
 		t.Errorf("events %+v", evs)
@@ -600,7 +603,7 @@ func TestReader_LongTaskTouched(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "a")
 	start(t, r)
-	waitFor(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "done", func() bool { return ev.count(EventDone) == 1 })
 	if n := runs.Load(); n != 1 {
 		t.Errorf("task ran %d times", n)
 	}
@@ -625,7 +628,7 @@ func TestReader_FailoverToAnotherNode(t *testing.T) {
 	r, _ := New(cfg) // knows n1 only; discovers n2
 	tc.put("q", "a")
 	start(t, r)
-	waitFor(t, 10*time.Second, "the first message", func() bool { return ev.count(EventDone) == 1 })
+	testwait.For(t, 10*time.Second, "the first message", func() bool { return ev.count(EventDone) == 1 })
 	if len(r.Nodes()) != 2 {
 		t.Fatalf("nodes %+v, want n2 discovered", r.Nodes())
 	}
@@ -633,7 +636,7 @@ func TestReader_FailoverToAnotherNode(t *testing.T) {
 	tc.leader.Store("n2")
 	c2, _ := client.NewQueue([]string{tc.nodes[1].srv.URL}, nil)
 	c2.Put(context.Background(), "q", []byte("b"), client.PutOptions{})
-	waitFor(t, 15*time.Second, "the second message through n2", func() bool { return ev.count(EventDone) == 2 })
+	testwait.For(t, 15*time.Second, "the second message through n2", func() bool { return ev.count(EventDone) == 2 })
 	if tc.nodes[1].count("/mget") == 0 {
 		t.Errorf("no fetch through n2")
 	}
@@ -656,7 +659,7 @@ func TestReader_LeaderRouting(t *testing.T) {
 				tc.put("q", fmt.Sprint(i))
 			}
 			start(t, r)
-			waitFor(t, 10*time.Second, "all done", func() bool { return ev.count(EventDone) == 30 })
+			testwait.For(t, 10*time.Second, "all done", func() bool { return ev.count(EventDone) == 30 })
 			var gets []int
 			for _, nd := range tc.nodes {
 				gets = append(gets, nd.count("/mget"))
@@ -707,7 +710,7 @@ func TestReader_ConcurrencyBound(t *testing.T) {
 		tc.put("q", fmt.Sprint(i))
 	}
 	start(t, r)
-	waitFor(t, 20*time.Second, "all done", func() bool { return ev.count(EventDone) == 40 })
+	testwait.For(t, 20*time.Second, "all done", func() bool { return ev.count(EventDone) == 40 })
 	if p := peak.Load(); p != 4 {
 		t.Errorf("peak concurrency %d, want 4", p)
 	}
@@ -809,7 +812,7 @@ func TestReader_StatsAndCollectors(t *testing.T) {
 	r, _ := New(cfg)
 	tc.put("q", "ok1", "bad", "skip", "ok2")
 	start(t, r)
-	waitFor(t, 10*time.Second, "all outcomes", func() bool { return len(ev.list()) == 5 })
+	testwait.For(t, 10*time.Second, "all outcomes", func() bool { return len(ev.list()) == 5 })
 	s := r.Stats()
 	want := Stats{Delivered: 5, Processed: 2, Failed: 2, Retried: 1, GivenUp: 1, Skipped: 1}
 	s.TaskFailures = nil
@@ -896,7 +899,7 @@ func TestReader_ShutdownLeavesNothingLeased(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := start(t, r)
-	waitFor(t, 20*time.Second, "some progress", func() bool { return ev.count(EventDone) >= 100 })
+	testwait.For(t, 20*time.Second, "some progress", func() bool { return ev.count(EventDone) >= 100 })
 	rr.stop(t)
 	st := tc.stats("q")
 	done, released := ev.count(EventDone), ev.count(EventReleased)

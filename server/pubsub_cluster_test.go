@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -124,17 +125,6 @@ func mustStart(t *testing.T, cfg Config) (*Server, func()) {
 	}
 	t.Cleanup(stop)
 	return s, stop
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var httpc = &http.Client{Timeout: 30 * time.Second}
@@ -287,7 +277,7 @@ func Test_Pubsub_Cluster(t *testing.T) {
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the servers stop (cleanups run last first)
 	nodes := []*Server{n1, n2, n3}
-	waitFor(t, 20*time.Second, "every node sees the two others", func() bool {
+	testwait.For(t, 20*time.Second, "every node sees the two others", func() bool {
 		for _, n := range nodes {
 			if len(n.Node().PubsubPeers()) != 2 {
 				return false
@@ -300,9 +290,10 @@ func Test_Pubsub_Cluster(t *testing.T) {
 	s1 := subscribe(t, n1.PubsubAddr, "t")
 	s2 := subscribe(t, n2.PubsubAddr, "t")
 	other := subscribe(t, n2.PubsubAddr, "other")
-	waitFor(t, 10*time.Second, "n3 knows t's subscribers on n1 and n2", func() bool {
+	testwait.For(t, 10*time.Second, "n3 knows t's subscribers on n1 and n2", func() bool {
 		return slices.Equal(subscriberIDs(n3, "t"), []string{"n1", "n2"})
 	})
+
 	mustCall(t, http.MethodPost, n3.PubsubAddr, "/pub?topic=t", "hello\nwith\rcr and ünïcödé\n", "Published 3 messages to 2 clients.\n")
 	s1.expect(t, "hello", "with\rcr and ünïcödé", "")
 	s2.expect(t, "hello", "with\rcr and ünïcödé", "")
@@ -357,9 +348,10 @@ func Test_Pubsub_Cluster(t *testing.T) {
 
 	// n3 gets a subscriber, then stops answering deliveries.
 	s3 := subscribe(t, n3.PubsubAddr, "t")
-	waitFor(t, 10*time.Second, "n1 knows t's subscribers on n2 and n3", func() bool {
+	testwait.For(t, 10*time.Second, "n1 knows t's subscribers on n2 and n3", func() bool {
 		return slices.Equal(subscriberIDs(n1, "t"), []string{"n2", "n3"})
 	})
+
 	mustCall(t, http.MethodPost, n1.PubsubAddr, "/pub?topic=t", "before", "Published 1 messages to 3 clients.\n")
 	s3.expect(t, "before")
 	s2.expect(t, "before")
@@ -377,9 +369,10 @@ func Test_Pubsub_Cluster(t *testing.T) {
 	}
 	s1.expect(t, "before", "stuck0", "stuck1", "stuck2")
 	s2.expectNothing(t, 100*time.Millisecond)
-	waitFor(t, 10*time.Second, "the failures counted", func() bool {
+	testwait.For(t, 10*time.Second, "the failures counted", func() bool {
 		return statsLine(t, n1.PubsubAddr, "Remote failures") == "3" && statsLine(t, n1.PubsubAddr, "Remote messages dropped") == "3"
 	})
+
 	_, metrics := call(t, http.MethodGet, n1.PubsubAddr, "/metrics", "")
 	for _, m := range []string{
 		`quorumq_pubsub_fanout_deliveries_total{peer="n3",result="error"}`,
@@ -405,9 +398,10 @@ func Test_Pubsub_Cluster(t *testing.T) {
 	// n2 stops: the others drop its subscribers within seconds.
 	stop2()
 	start := time.Now()
-	waitFor(t, 15*time.Second, "n2 gone from n1's and n3's sets", func() bool {
+	testwait.For(t, 15*time.Second, "n2 gone from n1's and n3's sets", func() bool {
 		return slices.Equal(subscriberIDs(n1, "t"), []string{"n3"}) && slices.Equal(subscriberIDs(n3, "t"), []string{"n1"})
 	})
+
 	t.Logf("n2's subscribers dropped %v after it stopped", time.Since(start).Round(10*time.Millisecond))
 	mustCall(t, http.MethodPost, n1.PubsubAddr, "/pub?topic=t", "last", "Published 1 messages to 2 clients.\n")
 	s3.expect(t, "last")
@@ -430,7 +424,7 @@ func Test_Pubsub_RouteMode(t *testing.T) {
 	}
 	n1, _ := mustStart(t, cfgs[0])
 	n2, _ := mustStart(t, cfgs[1])
-	waitFor(t, 30*time.Second, "both nodes ready", func() bool {
+	testwait.For(t, 30*time.Second, "both nodes ready", func() bool {
 		for _, n := range []*Server{n1, n2} {
 			if code, _ := call(t, http.MethodGet, n.QueueAddr, "/readyz", ""); code != http.StatusOK {
 				return false
@@ -438,10 +432,12 @@ func Test_Pubsub_RouteMode(t *testing.T) {
 		}
 		return true
 	})
+
 	sub := subscribe(t, n2.PubsubAddr, "t")
-	waitFor(t, 10*time.Second, "n1 knows n2's subscriber", func() bool {
+	testwait.For(t, 10*time.Second, "n1 knows n2's subscriber", func() bool {
 		return slices.Equal(subscriberIDs(n1, "t"), []string{"n2"})
 	})
+
 	get := func() string {
 		t.Helper()
 		code, body := call(t, http.MethodGet, n1.QueueAddr, "/get?queue=q", "")

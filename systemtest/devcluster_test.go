@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // TestDevcluster_ThreeNodes_CurlAnyNode: `quorumq devcluster --nodes=3`
@@ -110,7 +112,7 @@ func startDevcluster(t *testing.T, args ...string) *devclusterRun {
 // waitOutput waits until the output contains want.
 func (d *devclusterRun) waitOutput(want string) {
 	d.t.Helper()
-	waitFor(d.t, 2*readyTimeout, fmt.Sprintf("%q from devcluster", want), func() bool {
+	testwait.For(d.t, 2*readyTimeout, fmt.Sprintf("%q from devcluster", want), func() bool {
 		select {
 		case <-d.exited:
 			d.t.Fatalf("devcluster exited (%s) before printing %q", d.cmd.ProcessState, want)
@@ -118,6 +120,7 @@ func (d *devclusterRun) waitOutput(want string) {
 		}
 		return strings.Contains(d.out.String(), want)
 	})
+
 }
 
 // stop sends SIGTERM, requires exit status 0 and returns the output.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // TestNode_KillDashNine_NoAckedPutLost: concurrent puts run while the node
@@ -51,9 +53,10 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 		}(w)
 	}
 	// Kill in the middle of the stream of puts.
-	waitFor(t, 30*time.Second, "half of the puts acknowledged", func() bool {
+	testwait.For(t, 30*time.Second, "half of the puts acknowledged", func() bool {
 		return count.Load() >= writers*perWriter/2
 	})
+
 	n.kill9()
 	cancel()
 	wg.Wait()

@@ -356,18 +356,6 @@ func claimPort(port int) bool {
 
 func loopbackAddr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // eventually polls check until it returns nil; on timeout the test fails
 // with the last error, which says what was still wrong.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testwait"
 )
 
 // TestReader_FleetSurvivesNodeAndReaderKill: three reader processes, each
@@ -42,13 +44,13 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 	start := time.Now()
 	done := func() int { return readerCountEvents(t, "done", procs...) }
 
-	waitFor(t, 120*time.Second, "a quarter of the messages", func() bool { return done() >= n/4 })
+	testwait.For(t, 120*time.Second, "a quarter of the messages", func() bool { return done() >= n/4 })
 	leader := c.waitForLeader()
 	leader.kill9()
 	t.Logf("killed the leader %s after %d messages, %v", leader.name, done(), time.Since(start).Round(time.Millisecond))
 	c.waitForNewLeader(leader)
 
-	waitFor(t, 120*time.Second, "half of the messages", func() bool { return done() >= n/2 })
+	testwait.For(t, 120*time.Second, "half of the messages", func() bool { return done() >= n/2 })
 	killed := procs[1]
 	killed.kill9()
 	t.Logf("killed reader %s after %d messages, %v", killed.name, done(), time.Since(start).Round(time.Millisecond))
