@@ -19,12 +19,13 @@ import (
 	"github.com/quorumq/quorumq/analytics"
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/gen"
+	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/online"
 )
 
 func baseConfig(t *testing.T, addr, queue string, rdb redis.Cmdable) Config {
 	return Config{Addrs: []string{addr}, Queue: queue, Redis: rdb, ExitWhenEmpty: true, EmptyFor: time.Second,
-		DedupWindow: DefaultDedupWindow, Logger: quietLogger(t), ProgressInterval: -1}
+		DedupWindow: DefaultDedupWindow, Logger: testlog.New(t), ProgressInterval: -1}
 }
 
 // twoPass returns the exact mean and M2 of xs (big.Float sums, then one

@@ -6,15 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,65 +18,11 @@ import (
 
 	"github.com/quorumq/quorumq/analytics/redistest"
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testlog"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/server"
 )
-
-// reservePort returns a loopback port that was free for TCP and UDP a
-// moment ago, below the ephemeral range.
-func reservePort(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		reservedMu.Lock()
-		taken := reserved[port]
-		reserved[port] = true
-		reservedMu.Unlock()
-		if taken {
-			continue
-		}
-		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		tl.Close()
-		if err != nil {
-			continue
-		}
-		ul.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-var (
-	reservedMu sync.Mutex
-	reserved   = map[int]bool{}
-)
-
-// quietLogger logs warnings and errors to t.Log.
-func quietLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
 
 // startNode starts a single-node cluster in process and returns its
 // queue-port base URL once it is ready.
@@ -91,9 +33,9 @@ func startNode(t *testing.T) string {
 		DataDir:    t.TempDir(),
 		QueueAddr:  "127.0.0.1:0",
 		PubsubAddr: "127.0.0.1:0",
-		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
-		GossipAddr: fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
-		Logger:     quietLogger(t),
+		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
+		GossipAddr: fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
+		Logger:     testlog.New(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -20,6 +19,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testlog"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -33,58 +34,20 @@ type tnode struct {
 	srv  *http.Server
 }
 
-// reservePort returns a loopback port that was free for both TCP and UDP a
-// moment ago (memberlist needs the same port for both). Nodes opened
-// together need each other's gossip ports before any of them binds. Ports
-// come from below the kernel's ephemeral range (32768 and up by default),
-// so an outgoing connection cannot take one between the check and the
-// bind.
-func reservePort(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		reservedMu.Lock()
-		taken := reserved[port]
-		reserved[port] = true
-		reservedMu.Unlock()
-		if taken {
-			continue // handed out earlier in this process
-		}
-		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		tl.Close()
-		if err != nil {
-			continue
-		}
-		ul.Close()
-		return port
-	}
-	t.Fatal("no free port for TCP and UDP")
-	return 0
-}
-
-var (
-	reservedMu sync.Mutex
-	reserved   = map[int]bool{}
-)
-
 // clusterOptions returns options for one node of a multi-node test
 // cluster: production raft timings (failover is measured with them), fast
 // reconcile and reconnect loops, loopback ports reserved in advance.
 func clusterOptions(t testing.TB, expect int) Options {
 	return Options{
 		DataDir:           t.TempDir(),
-		RaftBind:          fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
-		GossipBind:        fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
-		QueueAddr:         fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
+		RaftBind:          fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
+		GossipBind:        fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
+		QueueAddr:         fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
 		PubsubAddr:        "127.0.0.1:1", // not served in these tests
 		BootstrapExpect:   expect,
 		ReconcileInterval: 200 * time.Millisecond,
 		PromoteAfter:      time.Second,
-		Logger:            testLogger(t),
+		Logger:            testlog.New(t),
 		reconnectInterval: time.Second,
 		bootstrapSettle:   300 * time.Millisecond,
 	}
@@ -305,7 +268,7 @@ func memberStatus(n *tnode, id string) (Member, bool) {
 // recordingLogger returns a logger that writes to t.Log (at WARN) and
 // remembers every WARN message.
 func recordingLogger(t testing.TB) (*slog.Logger, func() []string) {
-	rec := &recorder{next: testLogger(t).Handler(), mu: new(sync.Mutex), msgs: new([]string)}
+	rec := &recorder{next: testlog.New(t).Handler(), mu: new(sync.Mutex), msgs: new([]string)}
 	return slog.New(rec), rec.messages
 }
 

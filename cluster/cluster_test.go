@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -521,8 +522,8 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 	proposeOn(t, nodes, putCmd("q", "while away"))
 
 	o := victim.opts
-	o.RaftBind = fmt.Sprintf("127.0.0.1:%d", reservePort(t))
-	o.GossipBind = fmt.Sprintf("127.0.0.1:%d", reservePort(t))
+	o.RaftBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.GossipBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
 	moved := startNode(t, o)
 	for i, n := range nodes {
 		if n == victim {

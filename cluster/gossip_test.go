@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumq/quorumq/internal/testlog"
 )
 
 // fakeChannel is a gossipChannel that records what it is given.
@@ -51,11 +53,11 @@ func (c *fakeChannel) mergeRemoteState(b []byte, _ bool) {
 // budget.
 func TestGossipDelegate_ChannelFraming(t *testing.T) {
 	a, b := &fakeChannel{state: []byte("state-a")}, &fakeChannel{state: []byte("state-b")}
-	send := &gossipDelegate{log: testLogger(t), meta: &metaState{}, channels: map[byte]gossipChannel{1: a, 7: b}}
+	send := &gossipDelegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]gossipChannel{1: a, 7: b}}
 
 	// The receiver only knows channel 7.
 	rb := &fakeChannel{}
-	recv := &gossipDelegate{log: testLogger(t), meta: &metaState{}, channels: map[byte]gossipChannel{7: rb}}
+	recv := &gossipDelegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]gossipChannel{7: rb}}
 	recv.MergeRemoteState(send.LocalState(true), true)
 	if len(rb.merged) != 1 || string(rb.merged[0]) != "state-b" {
 		t.Fatalf("channel 7 merged %q, want [state-b]", rb.merged)
@@ -89,7 +91,7 @@ func TestGossipDelegate_ChannelFraming(t *testing.T) {
 // The member table tells a graceful leave (the member announced it in its
 // meta first) from a failure, and keeps both after memberlist forgets them.
 func TestMemberTable_LeftVersusDead(t *testing.T) {
-	tbl := newMemberTable(testLogger(t))
+	tbl := newMemberTable(testlog.New(t))
 	meta := func(leaving bool) []byte {
 		m := nodeMeta{Expect: 3, RaftAddr: "10.0.0.1:8300", QueueAddr: "10.0.0.1:8081", Leaving: leaving}
 		return m.encode(nil)

@@ -2,43 +2,13 @@ package cluster
 
 import (
 	"context"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
-
-// testLogWriter sends log lines to t.Log until the test's cleanup has run,
-// then drops them (raft may log while it stops, and t.Log after the test
-// ends panics).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 // testOptions returns options for a fast single-node cluster in dir:
 // loopback, short raft timeouts so an election takes ~100 ms.
@@ -52,7 +22,7 @@ func testOptions(t testing.TB, dir string) Options {
 		ElectionTimeout:    50 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
-		Logger:             testLogger(t),
+		Logger:             testlog.New(t),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -110,7 +111,7 @@ func TestSubsState_EncodeDecode(t *testing.T) {
 // fetch (nil: none), started and stopped with the test.
 func testSubsChannel(t *testing.T, epoch uint32, fetch func(ctx context.Context, addr string) ([]byte, error)) *subsChannel {
 	t.Helper()
-	c := newSubsChannel(subsConfig{self: "self", epoch: epoch, log: testLogger(t), fetch: fetch})
+	c := newSubsChannel(subsConfig{self: "self", epoch: epoch, log: testlog.New(t), fetch: fetch})
 	c.start()
 	t.Cleanup(c.stop)
 	return c
@@ -248,7 +249,7 @@ func TestSubsChannel_VersionsOrdered(t *testing.T) {
 	}
 	topics := map[string]int{}
 	var mu sync.Mutex
-	c := newSubsChannel(subsConfig{self: "self", epoch: e1, log: testLogger(t), nextEpoch: func() (uint32, error) { return nextSubsEpoch(dir) }})
+	c := newSubsChannel(subsConfig{self: "self", epoch: e1, log: testlog.New(t), nextEpoch: func() (uint32, error) { return nextSubsEpoch(dir) }})
 	c.setSource(func() map[string]int { mu.Lock(); defer mu.Unlock(); return maps.Clone(topics) })
 	last, _ := c.localVersion()
 	for i := range 5 {
@@ -313,7 +314,7 @@ func TestSubsChannel_PayloadLimits(t *testing.T) {
 			c := newSubsChannel(subsConfig{self: "self", epoch: 1})
 			c.setSource(func() map[string]int { return tc.topics })
 			c.flush()
-			d := &gossipDelegate{log: testLogger(t), meta: &metaState{}, channels: map[byte]gossipChannel{subsChannelType: c}}
+			d := &gossipDelegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]gossipChannel{subsChannelType: c}}
 			msgs := d.GetBroadcasts(3, 1400)
 			if len(msgs) != 1 || msgs[0][0] != subsChannelType || len(msgs[0])+3 > 1400 {
 				t.Fatalf("broadcasts: %d messages", len(msgs))
@@ -366,7 +367,7 @@ func startMLNode(t *testing.T, name string, epoch uint32, fetch bool, join ...st
 		}
 		w.Write(n.ch.localBytes())
 	}))
-	cfg := subsConfig{self: name, epoch: epoch, log: testLogger(t),
+	cfg := subsConfig{self: name, epoch: epoch, log: testlog.New(t),
 		announce: func(v uint64, d [8]byte) {
 			n.meta.set(func(m *nodeMeta) { m.SubsVersion, m.SubsDigest = v, d })
 			n.ml.UpdateNode(time.Second)
@@ -389,8 +390,8 @@ func startMLNode(t *testing.T, name string, epoch uint32, fetch bool, join ...st
 	c.PushPullInterval = time.Second
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.TCPTimeout = gossipTCPTimeout
-	c.Delegate = &gossipDelegate{log: testLogger(t), meta: n.meta, channels: map[byte]gossipChannel{subsChannelType: n.ch}}
-	c.Events = subsEvents{next: eventDelegate{newMemberTable(testLogger(t))}, subs: n.ch}
+	c.Delegate = &gossipDelegate{log: testlog.New(t), meta: n.meta, channels: map[byte]gossipChannel{subsChannelType: n.ch}}
+	c.Events = subsEvents{next: eventDelegate{newMemberTable(testlog.New(t))}, subs: n.ch}
 	c.Logger = log.New(io.Discard, "", 0)
 	ml, err := memberlist.Create(c)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -15,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/internal/testlog"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/pubsub"
 )
@@ -24,80 +24,23 @@ import (
 // gossiped subscriber sets, the fan-out over /internal/deliver, the
 // cluster-wide /clients and route mode.
 
-// reservePort returns a loopback port that was free for TCP and UDP a
-// moment ago (memberlist needs both), below the ephemeral range so that an
-// outgoing connection cannot take it before the node binds it.
-func reservePort(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		reservedMu.Lock()
-		taken := reserved[port]
-		reserved[port] = true
-		reservedMu.Unlock()
-		if taken {
-			continue
-		}
-		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		tl.Close()
-		if err != nil {
-			continue
-		}
-		ul.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-var (
-	reservedMu sync.Mutex
-	reserved   = map[int]bool{}
-)
-
-// testLogger sends WARN and above to t.Log while the test runs.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // clusterConfigs returns the configs of n nodes that join each other.
 func clusterConfigs(t *testing.T, n int) []Config {
 	cfgs := make([]Config, n)
 	var seeds []string
 	for i := range cfgs {
-		gossip := fmt.Sprintf("127.0.0.1:%d", reservePort(t))
+		gossip := fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
 		seeds = append(seeds, gossip)
 		cfgs[i] = Config{
 			NodeID:          fmt.Sprintf("n%d", i+1),
 			DataDir:         t.TempDir(),
 			QueueAddr:       "127.0.0.1:0",
 			PubsubAddr:      "127.0.0.1:0",
-			RaftAddr:        fmt.Sprintf("127.0.0.1:%d", reservePort(t)),
+			RaftAddr:        fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
 			GossipAddr:      gossip,
 			BootstrapExpect: n,
 			FanoutTimeout:   500 * time.Millisecond,
-			Logger:          testLogger(t),
+			Logger:          testlog.New(t),
 		}
 	}
 	for i := range cfgs {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testport"
 )
 
 // leaderTimeout bounds the wait for a leader that all nodes agree on.
@@ -93,7 +95,7 @@ func (c *cluster) newNode(i int) *node {
 		nd.prefix = nn.exec(i)
 		return nd
 	}
-	nd.setAddrs(loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(freeGossipPort(c.t)))
+	nd.setAddrs(loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(testport.Reserve(c.t)))
 	return nd
 }
 

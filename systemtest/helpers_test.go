@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testport"
 )
 
 // binary is the quorumq binary built once for the whole package.
@@ -107,7 +109,7 @@ func (n *node) setAddrs(queue, pubsub, raft, gossip string) {
 func mustStartNode(t *testing.T, extra ...string) *node {
 	t.Helper()
 	n := newNode(t, "node", t.TempDir())
-	n.setAddrs(loopbackAddr(freePort(t)), loopbackAddr(freePort(t)), loopbackAddr(freePort(t)), loopbackAddr(freeGossipPort(t)))
+	n.setAddrs(loopbackAddr(freePort(t)), loopbackAddr(freePort(t)), loopbackAddr(freePort(t)), loopbackAddr(testport.Reserve(t)))
 	n.args = append([]string{"serve",
 		"--data-dir=" + n.dataDir,
 		"--queue-addr=" + n.queueAddr,
@@ -317,30 +319,6 @@ func freePort(t *testing.T) int {
 		}
 	}
 	t.Fatal("no free port")
-	return 0
-}
-
-// freeGossipPort returns a loopback port free for both TCP and UDP, as
-// memberlist needs.
-func freeGossipPort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", loopbackAddr(port))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		if claimPort(port) {
-			return port
-		}
-	}
-	t.Fatal("no free TCP+UDP port")
 	return 0
 }
 

@@ -6,18 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"math/big"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +22,8 @@ import (
 	"github.com/quorumq/quorumq/analyze"
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/gen"
+	"github.com/quorumq/quorumq/internal/testlog"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/server"
 )
 
@@ -59,61 +57,14 @@ func helperCmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// freeGossipPort returns a loopback port free for TCP and UDP a moment ago.
-func freeGossipPort(t *testing.T) int {
-	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		tl.Close()
-		if err != nil {
-			continue
-		}
-		ul.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-type logWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // startCluster starts n nodes in process that form one cluster and
 // returns their queue-port URLs once every node is ready.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
-	lw := &logWriter{t: t}
-	t.Cleanup(func() { lw.mu.Lock(); lw.done = true; lw.mu.Unlock() })
-	logger := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelError}))
+	logger := testlog.New(t)
 	var seeds []string
 	cfgs := make([]server.Config, n)
-	used := map[int]bool{}
-	port := func() int {
-		for {
-			p := freeGossipPort(t)
-			if !used[p] {
-				used[p] = true
-				return p
-			}
-		}
-	}
+	port := func() int { return testport.Reserve(t) }
 	for i := range cfgs {
 		gossip := fmt.Sprintf("127.0.0.1:%d", port())
 		seeds = append(seeds, gossip)

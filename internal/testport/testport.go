@@ -1,0 +1,49 @@
+// Package testport hands tests loopback ports for nodes they start.
+package testport
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+)
+
+var (
+	mu    sync.Mutex
+	given = map[int]bool{}
+)
+
+// Reserve returns a loopback port that was free for both TCP and UDP a
+// moment ago (memberlist needs the same port for both) and that no other
+// Reserve of this process returned. Nodes started together need each
+// other's ports before any of them binds, so the port cannot be held open.
+// It comes from 20000-31999, below the kernel's ephemeral range (32768 and
+// up by default), so an outgoing connection cannot take it between the
+// check and the bind.
+func Reserve(tb testing.TB) int {
+	tb.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		mu.Lock()
+		taken := given[port]
+		given[port] = true
+		mu.Unlock()
+		if taken {
+			continue
+		}
+		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		tl.Close()
+		if err != nil {
+			continue
+		}
+		ul.Close()
+		return port
+	}
+	tb.Fatal("no free loopback port for TCP and UDP")
+	return 0
+}
