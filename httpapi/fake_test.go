@@ -211,27 +211,35 @@ type resp struct {
 
 // do sends one request; body "" sends none.
 func (e *env) do(method, target, body string) resp {
-	e.t.Helper()
+	return roundTrip(e.t, e.srv, method, target, body)
+}
+
+// roundTrip sends one request to srv the way curl does (a body goes as
+// curl -d sends it; body "" sends none) and reads the response whole.
+func roundTrip(t *testing.T, srv *httptest.Server, method, target, body string) resp {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+target, rd)
+	req, err := http.NewRequest(method, srv.URL+target, rd)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, target, err)
+		t.Fatalf("%s %s: %v", method, target, err)
 	}
-	if body != "" {
-		// What curl -d and --data-binary send.
+	switch {
+	case body != "":
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case method == http.MethodPost:
+		req.Body, req.ContentLength = http.NoBody, 0
 	}
-	res, err := e.srv.Client().Do(req)
+	res, err := srv.Client().Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, target, err)
+		t.Fatalf("%s %s: %v", method, target, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatalf("%s %s: reading body: %v", method, target, err)
+		t.Fatalf("%s %s: reading body: %v", method, target, err)
 	}
 	return resp{code: res.StatusCode, header: res.Header, body: string(b)}
 }
@@ -243,8 +251,13 @@ func (e *env) post(target, body string) resp { return e.do(http.MethodPost, targ
 // want checks a request's status and exact body.
 func (e *env) want(r resp, code int, body string) {
 	e.t.Helper()
+	wantResp(e.t, r, code, body)
+}
+
+func wantResp(t *testing.T, r resp, code int, body string) {
+	t.Helper()
 	if r.code != code || r.body != body {
-		e.t.Fatalf("got %d %q, want %d %q", r.code, r.body, code, body)
+		t.Fatalf("got %d %q, want %d %q", r.code, r.body, code, body)
 	}
 }
 

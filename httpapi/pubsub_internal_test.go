@@ -24,7 +24,7 @@ func withPeer(set func() []byte) func(*PubsubOptions) {
 }
 
 // postDeliver sends one /internal/deliver request.
-func (e *psEnv) postDeliver(target string, body []byte, hop bool) psResp {
+func (e *psEnv) postDeliver(target string, body []byte, hop bool) resp {
 	e.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.srv.URL+target, bytes.NewReader(body))
 	if err != nil {
@@ -42,7 +42,7 @@ func (e *psEnv) postDeliver(target string, body []byte, hop bool) psResp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return psResp{code: res.StatusCode, header: res.Header, body: string(b)}
+	return resp{code: res.StatusCode, header: res.Header, body: string(b)}
 }
 
 // Test_Pubsub_InternalDeliver: records reach the local subscribers in

@@ -60,48 +60,18 @@ func newPubsubEnv(t *testing.T, opts ...func(*PubsubOptions)) *psEnv {
 
 func psDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// psResp is a response read whole.
-type psResp struct {
-	code   int
-	header http.Header
-	body   string
-}
-
 // do sends one request; body "" sends none.
-func (e *psEnv) do(method, target, body string) psResp {
-	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+target, rd)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, target, err)
-	}
-	if method == http.MethodPost && body == "" {
-		req.Body, req.ContentLength = http.NoBody, 0
-	}
-	res, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: reading body: %v", method, target, err)
-	}
-	return psResp{code: res.StatusCode, header: res.Header, body: string(b)}
+func (e *psEnv) do(method, target, body string) resp {
+	return roundTrip(e.t, e.srv, method, target, body)
 }
 
 // want checks a request's status and exact body.
-func (e *psEnv) want(r psResp, code int, body string) {
+func (e *psEnv) want(r resp, code int, body string) {
 	e.t.Helper()
-	if r.code != code || r.body != body {
-		e.t.Fatalf("got %d %q, want %d %q", r.code, r.body, code, body)
-	}
+	wantResp(e.t, r, code, body)
 }
 
-func (e *psEnv) mustGet(target, body string) psResp {
+func (e *psEnv) mustGet(target, body string) resp {
 	e.t.Helper()
 	r := e.do(http.MethodGet, target, "")
 	e.want(r, http.StatusOK, body)

@@ -25,24 +25,24 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
 )
 
 func main() {
-	var queueURLs urlList
+	var queueURLs client.AddrList
 	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
 	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
 	every := flag.Int64("every", 100, "print the estimate every this many samples")
 	concurrency := flag.Int("concurrency", 4, "messages processed at once")
 	flag.Parse()
 	if len(queueURLs) == 0 {
-		queueURLs = urlList{"http://127.0.0.1:9001"}
+		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
 	}
 
 	var (
@@ -100,20 +100,6 @@ func main() {
 	if m.Count() > 0 {
 		report(m)
 	}
-}
-
-// urlList is a repeatable flag whose values may also be comma-separated.
-type urlList []string
-
-func (l *urlList) String() string { return strings.Join(*l, ",") }
-
-func (l *urlList) Set(s string) error {
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			*l = append(*l, u)
-		}
-	}
-	return nil
 }
 
 func fatal(err error) {

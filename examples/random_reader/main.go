@@ -36,15 +36,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/reader"
 )
 
 func main() {
-	var queueURLs urlList
+	var queueURLs client.AddrList
 	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
 	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
 	failRate := flag.Float64("fail-rate", 0.1, "probability that the task flaky fails on an attempt")
@@ -56,7 +56,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 1, "messages processed at once")
 	flag.Parse()
 	if len(queueURLs) == 0 {
-		queueURLs = urlList{"http://127.0.0.1:9001"}
+		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -119,20 +119,6 @@ func number(body []byte) (float64, error) {
 		return 0, fmt.Errorf("not a number: %.40q", body)
 	}
 	return *msg.Number, nil
-}
-
-// urlList is a repeatable flag whose values may also be comma-separated.
-type urlList []string
-
-func (l *urlList) String() string { return strings.Join(*l, ",") }
-
-func (l *urlList) Set(s string) error {
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			*l = append(*l, u)
-		}
-	}
-	return nil
 }
 
 func fatal(err error) {

@@ -25,7 +25,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +32,7 @@ import (
 )
 
 func main() {
-	var urls urlList
+	var urls client.AddrList
 	flag.Var(&urls, "pubsub-url", "pubsub port URL to publish to (repeatable; default http://127.0.0.1:9000)")
 	topic := flag.String("topic", "", "topic (default: the default topic)")
 	mean := flag.Float64("mean", 0, "mean of the distribution")
@@ -44,7 +43,7 @@ func main() {
 	quiet := flag.Bool("quiet", false, "do not print every message")
 	flag.Parse()
 	if len(urls) == 0 {
-		urls = urlList{"http://127.0.0.1:9000"}
+		urls = client.AddrList{"http://127.0.0.1:9000"}
 	}
 	if *variance < 0 {
 		fatal(fmt.Errorf("--variance=%v: must be >= 0", *variance))
@@ -90,20 +89,6 @@ func main() {
 			}
 		}
 	}
-}
-
-// urlList is a repeatable flag whose values may also be comma-separated.
-type urlList []string
-
-func (l *urlList) String() string { return strings.Join(*l, ",") }
-
-func (l *urlList) Set(s string) error {
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			*l = append(*l, u)
-		}
-	}
-	return nil
 }
 
 func fatal(err error) {

@@ -33,7 +33,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +41,7 @@ import (
 )
 
 func main() {
-	var queueURLs urlList
+	var queueURLs client.AddrList
 	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
 	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
 	pubsubURL := flag.String("pubsub-url", "http://127.0.0.1:9000", "pubsub port URL")
@@ -52,7 +51,7 @@ func main() {
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 	if len(queueURLs) == 0 {
-		queueURLs = urlList{"http://127.0.0.1:9001"}
+		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
 	}
 	log := newLogger(*logLevel)
 
@@ -99,20 +98,6 @@ func main() {
 	if err := r.Run(ctx); err != nil {
 		fatal(err)
 	}
-}
-
-// urlList is a repeatable flag whose values may also be comma-separated.
-type urlList []string
-
-func (l *urlList) String() string { return strings.Join(*l, ",") }
-
-func (l *urlList) Set(s string) error {
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			*l = append(*l, u)
-		}
-	}
-	return nil
 }
 
 func newLogger(level string) *slog.Logger {
