@@ -7,6 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/node
+	$(GO) build -o bin/quorumq-chaos ./cmd/chaos
 
 # A single node with the default ports (queue 8081, pubsub 8080).
 run: build
@@ -18,7 +19,7 @@ test: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -timeout 30m ./...
-	cd bench/peers && $(GO) vet ./...
+	cd deploy/bench/peers && $(GO) vet ./...
 	$(MAKE) chaos-short
 
 # A short fault-injection schedule (about two minutes); fails on any violation.
@@ -28,7 +29,7 @@ chaos-short:
 # The long fault-injection schedule (10 minutes of faults, then checks);
 # as root it also partitions nodes in network namespaces.
 chaos: build
-	./$(BIN) chaos --long -v
+	./bin/quorumq-chaos --binary=$(BIN) --long -v
 
 test-short:
 	$(GO) test -short ./...

@@ -60,7 +60,7 @@
 // quorumq:seen:<name>:<generation>, each expiring two windows after it
 // starts, so an id is remembered for at least one window and at most two.
 // The id should name the queue as well as the message (message ids are
-// unique within a cluster, not across clusters): the analyze package uses
+// unique within a cluster, not across clusters): the readers below use
 // "<queue>/<id>". A cluster that is wiped and restarts its ids from 1
 // within the window would see its first messages taken for duplicates;
 // [Moments.Reset], [Histogram.Reset] and [Graph.Reset] clear the sets with
@@ -74,4 +74,35 @@
 // standalone Redis (or a primary of a replicated one), version 5 or newer
 // (scripts replicated by effects, which allows TIME before writes); Redis
 // Cluster is not supported.
+//
+// # Readers
+//
+// [RunMoments], [RunHistogram] and [RunGraph] run the aggregates as
+// readers of a quorumq queue: each reader is a reader.Reader whose task hands every
+// message to a batcher, and the batcher merges a batch into a Redis
+// aggregate (moments, histogram or click graph)
+// when it is full or after a short flush interval. Any number of readers,
+// on any nodes, may feed the same aggregate.
+//
+// # Readers count each message once
+//
+// A message's task returns only after its batch is merged into Redis, and
+// the reader acks a message only after its task returned, so an acked
+// message is always counted. The other direction (counted but not acked:
+// the reader died after the merge, the ack was lost, or the lease ran out
+// while the batch waited) would count a redelivered message twice; to
+// prevent that, every item carries the id "<queue>/<message id>" and the
+// merge script skips ids merged within ReaderConfig.DedupWindow (see the
+// batch methods above). With the window (the default, one hour) each message
+// is counted exactly once as long as its redelivery comes within the
+// window; with DedupWindow 0 the merges are plain (the histogram and graph
+// then use a MULTI/EXEC pipeline of HINCRBY/ZINCRBY) and a redelivery
+// after a merge is counted twice: at-least-once.
+//
+// A message that does not parse (not a number, not a click record) is
+// skipped: acked without being counted, and counted as invalid (a 1.usa.gov
+// heartbeat as skipped). A merge
+// that fails (Redis down) fails the batch's tasks; the reader gives the
+// messages back with its retry delay, and gives up on a message after
+// MaxTries (then it is not counted; set DeadLetter to keep it).
 package analytics

@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumq/quorumq/server"
+	"github.com/quorumq/quorumq/internal/node"
 )
 
 // startNode runs a real single-node cluster in-process on loopback ports.
-func startNode(t *testing.T) *server.Server {
+func startNode(t *testing.T) *node.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
-	s, err := server.Start(server.Config{
+	s, err := node.Start(node.Config{
 		DataDir:    t.TempDir(),
 		QueueAddr:  "127.0.0.1:0",
 		PubsubAddr: "127.0.0.1:0",

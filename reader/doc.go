@@ -154,7 +154,7 @@
 // requests to the leader directly, and spreads over the other nodes only
 // while it knows no reachable leader; BalanceSpread sends them to every
 // node in turn, as BaseReader's HostPool does. Measured with
-// systemtest's TestReader_FleetThroughput (3 reader processes, one per
+// internal/systemtest's TestReader_FleetThroughput (3 reader processes, one per
 // node of a 3-node cluster, a trivial task, 16 workers per reader, 20,000
 // messages a round, rounds alternating between the modes; 13 rounds of
 // each over four runs, cluster and readers sharing one 2-core machine

@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quorumq/quorumq/analytics"
-	"github.com/quorumq/quorumq/analyze"
+	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
 )
@@ -52,7 +52,7 @@ Flags:
 // runAnalyze is `quorumq analyze`.
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && isHelpFlag(args[0]) {
+		if len(args) > 0 && cli.IsHelp(args[0]) {
 			fmt.Fprint(stdout, analyzeUsage)
 			return 0
 		}
@@ -129,31 +129,31 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 	var agg aggregateFlags
 	agg.register(fs, kind)
 	var (
-		addrs, queue, balance, logLevel, logFmt string
-		cfg                                     analyze.Config
-		noDiscovery, jsonOut                    bool
-		progress                                time.Duration
-		naive, intBins, undirected              bool
-		layout                                  online.FloatLayout
+		addrs, queue, balance      string
+		logFlags                   cli.LogFlags
+		cfg                        analytics.ReaderConfig
+		noDiscovery, jsonOut       bool
+		progress                   time.Duration
+		naive, intBins, undirected bool
+		layout                     online.FloatLayout
 	)
 	fs.StringVar(&addrs, "queue-addr", defaultQueueAddr, "queue-port URL of one or more nodes, comma-separated (the others are discovered)")
 	fs.StringVar(&queue, "queue", "", `queue to read (default: the queue "default")`)
-	fs.IntVar(&cfg.Batch, "batch", analyze.DefaultBatch, "most messages merged into Redis at once")
-	fs.IntVar(&cfg.Concurrency, "concurrency", analyze.DefaultConcurrency, "messages in flight (leased and waiting for their batch)")
-	fs.DurationVar(&cfg.Flush, "flush-interval", analyze.DefaultFlush, "longest wait for a batch to fill before it is merged")
+	fs.IntVar(&cfg.Batch, "batch", analytics.DefaultBatch, "most messages merged into Redis at once")
+	fs.IntVar(&cfg.Concurrency, "concurrency", analytics.DefaultConcurrency, "messages in flight (leased and waiting for their batch)")
+	fs.DurationVar(&cfg.Flush, "flush-interval", analytics.DefaultFlush, "longest wait for a batch to fill before it is merged")
 	fs.DurationVar(&cfg.Lease, "lease", reader.DefaultLease, "lease of each message; an unacked message comes back after it")
 	fs.BoolVar(&cfg.ExitWhenEmpty, "exit-when-empty", false, "exit 0 once the queue has had nothing ready, leased or deferred for --empty-for")
-	fs.DurationVar(&cfg.EmptyFor, "empty-for", analyze.DefaultEmptyFor, "how long the queue must stay empty for --exit-when-empty")
-	fs.DurationVar(&cfg.DedupWindow, "dedup-window", analyze.DefaultDedupWindow, "how long merged message ids are remembered so that redeliveries are not counted twice (0: off, at least once)")
-	fs.IntVar(&cfg.MaxTries, "max-tries", analyze.DefaultMaxTries, "attempts of a message whose merge keeps failing before it is given up")
-	fs.DurationVar(&cfg.RequeueDelay, "requeue-delay", analyze.DefaultRequeueDelay, "retry delay after a failed merge (times the attempt number)")
+	fs.DurationVar(&cfg.EmptyFor, "empty-for", analytics.DefaultEmptyFor, "how long the queue must stay empty for --exit-when-empty")
+	fs.DurationVar(&cfg.DedupWindow, "dedup-window", analytics.DefaultDedupWindow, "how long merged message ids are remembered so that redeliveries are not counted twice (0: off, at least once)")
+	fs.IntVar(&cfg.MaxTries, "max-tries", analytics.DefaultMaxTries, "attempts of a message whose merge keeps failing before it is given up")
+	fs.DurationVar(&cfg.RequeueDelay, "requeue-delay", analytics.DefaultRequeueDelay, "retry delay after a failed merge (times the attempt number)")
 	fs.StringVar(&cfg.DeadLetter, "dead-letter", "", "queue for messages given up on (default: logged and dropped)")
 	fs.StringVar(&balance, "balance", "leader", "leader (send requests to the leader) or spread (round robin over the nodes)")
 	fs.BoolVar(&noDiscovery, "no-discovery", false, "use only --queue-addr, not the members the cluster reports")
 	fs.DurationVar(&progress, "progress-interval", 10*time.Second, "interval of the reader's progress log line (0: never)")
 	fs.BoolVar(&jsonOut, "json", false, "print the final counters as JSON on stdout")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "text or json")
+	logFlags.Register(fs)
 	switch kind {
 	case "moments":
 		fs.BoolVar(&naive, "naive", false, "merge with a racy read-modify-write (the tutorial's Mr. T and Bozo race); never dedups")
@@ -173,7 +173,7 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "quorumq %s: %s\n", name, fmt.Sprintf(format, a...))
 		return code
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_ANALYZE_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -186,14 +186,14 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 	if cfg.Balance, err = reader.ParseBalance(balance); err != nil {
 		return fail(2, "%v", err)
 	}
-	cfg.Addrs = commaList(addrs)
+	cfg.Addrs = cli.CommaList(addrs)
 	cfg.Queue = queue
 	cfg.DisableDiscovery = noDiscovery
 	cfg.ProgressInterval = progress
 	if progress <= 0 {
 		cfg.ProgressInterval = -1
 	}
-	if naive && flagGiven(fs, "dedup-window") && cfg.DedupWindow > 0 {
+	if naive && cli.Given(fs, "dedup-window") && cfg.DedupWindow > 0 {
 		return fail(2, "--naive never dedups: drop --dedup-window")
 	}
 	hl := analytics.HistogramLayout{Int: intBins, Float: layout}
@@ -203,7 +203,7 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 	if err := hl.Validate(); kind == "histogram" && err != nil {
 		return fail(2, "%v", err)
 	}
-	logger, err := newLogger(stderr, logLevel, logFmt)
+	logger, err := logFlags.Logger(stderr)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
@@ -225,22 +225,22 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 		return fail(1, "Redis at %s: %v", agg.redisURL, err)
 	}
 
-	var st analyze.Stats
+	var st analytics.ReaderStats
 	switch kind {
 	case "moments":
-		st, err = analyze.RunMoments(ctx, cfg, analyze.MomentsOptions{Key: agg.key, Naive: naive})
+		st, err = analytics.RunMoments(ctx, cfg, analytics.MomentsOptions{Key: agg.key, Naive: naive})
 	case "histogram":
 		h, herr := analytics.NewHistogram(rdb, agg.key, hl)
 		if herr != nil {
 			return fail(2, "%v", herr)
 		}
-		st, err = analyze.RunHistogram(ctx, cfg, h)
+		st, err = analytics.RunHistogram(ctx, cfg, h)
 	case "graph":
-		st, err = analyze.RunGraph(ctx, cfg, analytics.NewGraph(rdb, agg.prefix, undirected))
+		st, err = analytics.RunGraph(ctx, cfg, analytics.NewGraph(rdb, agg.prefix, undirected))
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", name, st)
 	if jsonOut {
-		analyze.WriteJSON(stdout, st)
+		analytics.WriteJSON(stdout, st)
 	}
 	if err != nil {
 		logger.Error(name+" failed", "err", err)
@@ -266,7 +266,7 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 	var (
 		jsonOut bool
 		cols    int
-		q       analyze.GraphQuery
+		q       analytics.GraphQuery
 	)
 	if verb == "show" {
 		fs.BoolVar(&jsonOut, "json", false, "print JSON")
@@ -289,7 +289,7 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "quorumq %s: %s\n", name, fmt.Sprintf(format, a...))
 		return code
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_ANALYZE_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -334,10 +334,10 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 
 	switch kind {
 	case "moments":
-		var rep analyze.MomentsReport
-		if rep, err = analyze.ReadMomentsReport(ctx, rdb, agg.key); err == nil {
+		var rep analytics.MomentsReport
+		if rep, err = analytics.ReadMomentsReport(ctx, rdb, agg.key); err == nil {
 			if jsonOut {
-				err = analyze.WriteJSON(stdout, rep)
+				err = analytics.WriteJSON(stdout, rep)
 			} else {
 				err = rep.WriteText(stdout)
 			}
@@ -346,16 +346,16 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 		var d *analytics.HistogramData
 		if d, err = analytics.ReadHistogram(ctx, rdb, agg.key); err == nil {
 			if jsonOut {
-				err = analyze.WriteJSON(stdout, d)
+				err = analytics.WriteJSON(stdout, d)
 			} else {
-				err = analyze.WriteHistogramChart(stdout, d, cols)
+				err = analytics.WriteHistogramChart(stdout, d, cols)
 			}
 		}
 	case "graph":
-		var rep analyze.GraphReport
-		if rep, err = analyze.ReadGraphReport(ctx, analytics.NewGraph(rdb, agg.prefix, false), q); err == nil {
+		var rep analytics.GraphReport
+		if rep, err = analytics.ReadGraphReport(ctx, analytics.NewGraph(rdb, agg.prefix, false), q); err == nil {
 			if jsonOut {
-				err = analyze.WriteJSON(stdout, rep)
+				err = analytics.WriteJSON(stdout, rep)
 			} else {
 				err = rep.WriteText(stdout)
 			}
@@ -381,15 +381,4 @@ func terminalColumns() int {
 		return n
 	}
 	return 80
-}
-
-// commaList splits a comma-separated flag value.
-func commaList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -19,12 +19,11 @@ import (
 
 	"github.com/quorumq/quorumq/analytics"
 	"github.com/quorumq/quorumq/analytics/redistest"
-	"github.com/quorumq/quorumq/analyze"
 	"github.com/quorumq/quorumq/client"
-	"github.com/quorumq/quorumq/gen"
+	"github.com/quorumq/quorumq/internal/node"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
-	"github.com/quorumq/quorumq/server"
+	"github.com/quorumq/quorumq/internal/tutorial/gen"
 )
 
 // helperEnv makes the test binary run `quorumq analyze` (or gen) with the
@@ -63,12 +62,12 @@ func startCluster(t *testing.T, n int) []string {
 	t.Helper()
 	logger := testlog.New(t)
 	var seeds []string
-	cfgs := make([]server.Config, n)
+	cfgs := make([]node.Config, n)
 	port := func() int { return testport.Reserve(t) }
 	for i := range cfgs {
 		gossip := fmt.Sprintf("127.0.0.1:%d", port())
 		seeds = append(seeds, gossip)
-		cfgs[i] = server.Config{
+		cfgs[i] = node.Config{
 			NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(),
 			QueueAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0",
 			RaftAddr: fmt.Sprintf("127.0.0.1:%d", port()), GossipAddr: gossip,
@@ -78,7 +77,7 @@ func startCluster(t *testing.T, n int) []string {
 	var urls []string
 	for i := range cfgs {
 		cfgs[i].Join = slices.Clone(seeds)
-		s, err := server.Start(cfgs[i])
+		s, err := node.Start(cfgs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +198,7 @@ func Test_Analyze_ThreeProcessesCountExactly(t *testing.T) {
 			p.cmd.Process.Kill()
 			t.Fatalf("reader %d did not exit after the queue emptied\n%s", i, p.stderr.String())
 		}
-		var st analyze.Stats
+		var st analytics.ReaderStats
 		line := p.stdout.Bytes()
 		if i := bytes.LastIndexByte(bytes.TrimSpace(line), '\n'); i >= 0 {
 			line = line[i+1:]
@@ -236,7 +235,7 @@ func Test_Analyze_ThreeProcessesCountExactly(t *testing.T) {
 	if code := runAnalyze([]string{"show", "moments", "--redis=" + rs.URL, "--key=m", "--json"}, &show, io.Discard); code != 0 {
 		t.Fatalf("show: exit %d", code)
 	}
-	var rep analyze.MomentsReport
+	var rep analytics.MomentsReport
 	if err := json.Unmarshal(show.Bytes(), &rep); err != nil || rep.N != total || *rep.Mean != got.Mean {
 		t.Fatalf("show: %s, %v", show.String(), err)
 	}
@@ -286,7 +285,7 @@ func Test_AnalyzeCommand_ShowAndFlags(t *testing.T) {
 		t.Fatalf("show graph: %d\n%s", code, out)
 	}
 	code, out, _ = run("show", "graph", "--redis="+rs.URL, "--prefix=g:", "--json")
-	var rep analyze.GraphReport
+	var rep analytics.GraphReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Nodes != 1 || len(rep.Top) != 2 {
 		t.Fatalf("show graph --json: %d %s", code, out)
 	}

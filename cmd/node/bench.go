@@ -13,7 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumq/quorumq/bench/load"
+	"github.com/quorumq/quorumq/deploy/bench/load"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 const benchUsage = `Usage: quorumq bench [MODE] [flags]
@@ -72,7 +73,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_BENCH_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumq/quorumq/server"
+	"github.com/quorumq/quorumq/internal/node"
 )
 
 // Test_BenchCommand_AgainstANode runs `quorumq bench` in every mode but
@@ -20,7 +20,7 @@ func Test_BenchCommand_AgainstANode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
-	s, err := server.Start(server.Config{
+	s, err := node.Start(node.Config{
 		DataDir: t.TempDir(), QueueAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0",
 		RaftAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -11,7 +11,8 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/quorumq/quorumq/devcluster"
+	"github.com/quorumq/quorumq/deploy/devcluster"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 const devclusterUsage = `Usage: quorumq devcluster [--nodes=N] [--base-dir=DIR] [--base-port=P] [-- serve flags...]
@@ -44,7 +45,7 @@ func runDevcluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), devclusterUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, own, stderr); err != nil {
+	if err := cli.Parse(fs, own, stderr, "QUORUMQ_DEVCLUSTER_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

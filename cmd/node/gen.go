@@ -13,7 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumq/quorumq/gen"
+	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/tutorial/gen"
 )
 
 const genUsage = `Usage: quorumq gen count|random|usagov --to=URL [flags]
@@ -45,7 +46,7 @@ Flags:
 // runGen is `quorumq gen`.
 func runGen(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && isHelpFlag(args[0]) {
+		if len(args) > 0 && cli.IsHelp(args[0]) {
 			fmt.Fprint(stdout, genUsage)
 			return 0
 		}
@@ -88,7 +89,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(fs.Output(), genUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_GEN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -180,14 +181,6 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func isHelpFlag(a string) bool {
-	switch a {
-	case "-h", "-help", "--help":
-		return true
-	}
-	return false
-}
-
 // randomFlags are the flags of gen random; parameters not given keep the
 // distribution's defaults.
 type randomFlags struct {
@@ -247,18 +240,12 @@ func (r *randomFlags) config(fs *flag.FlagSet) (gen.RandomConfig, error) {
 			c.IMax = r.imax
 		}
 	})
-	if flagGiven(fs, "stddev") && flagGiven(fs, "variance") {
+	if cli.Given(fs, "stddev") && cli.Given(fs, "variance") {
 		errs = append(errs, errors.New("give --stddev or --variance, not both"))
 	}
-	if r.secret && (flagGiven(fs, "mean") || flagGiven(fs, "stddev") || flagGiven(fs, "variance") || flagGiven(fs, "min") || flagGiven(fs, "max") ||
-		flagGiven(fs, "lambda") || flagGiven(fs, "s") || flagGiven(fs, "v") || flagGiven(fs, "imax")) {
+	if r.secret && (cli.Given(fs, "mean") || cli.Given(fs, "stddev") || cli.Given(fs, "variance") || cli.Given(fs, "min") || cli.Given(fs, "max") ||
+		cli.Given(fs, "lambda") || cli.Given(fs, "s") || cli.Given(fs, "v") || cli.Given(fs, "imax")) {
 		errs = append(errs, errors.New("--secret draws the parameters itself: give no parameter flags"))
 	}
 	return c, errors.Join(errs...)
-}
-
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
 }

@@ -22,7 +22,6 @@ Commands:
   ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
-  chaos       run the fault-injection suite against a local cluster and check the history
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
   status      show a node's view of the cluster (members, leader, indexes)
   version     print the version
@@ -50,8 +49,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runGen(rest, stdout, stderr)
 	case "analyze":
 		return runAnalyze(rest, stdout, stderr)
-	case "chaos":
-		return runChaos(rest, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
 	case "status":

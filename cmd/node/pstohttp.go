@@ -10,7 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/quorumq/quorumq/pstohttp"
+	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/tutorial/pstohttp"
 )
 
 const psToHTTPUsage = `Usage: quorumq ps_to_http --destination-get-url=URL|--destination-post-url=URL [flags]
@@ -33,23 +34,22 @@ func runPsToHTTP(args []string, stdout, stderr io.Writer) int {
 	cfg := pstohttp.DefaultConfig()
 	fs := flag.NewFlagSet("ps_to_http", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	var logLevel, logFmt string
+	var logFlags cli.LogFlags
 	var requestLog bool
 	fs.BoolVar(&requestLog, "enable-logging", false, "log every request to a destination on stdout in simplehttp's format")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "text or json")
+	logFlags.Register(fs)
 	fs.Usage = func() {
 		io.WriteString(fs.Output(), psToHTTPUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_PS_TO_HTTP_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "quorumq ps_to_http: %v\n", err)
 		return 2
 	}
-	logger, err := newLogger(stderr, logLevel, logFmt)
+	logger, err := logFlags.Logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "quorumq ps_to_http: %v\n", err)
 		return 2

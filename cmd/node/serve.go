@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,16 +13,21 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/node"
 	"github.com/quorumq/quorumq/pubsub"
-	"github.com/quorumq/quorumq/server"
 )
+
+// envPrefix starts the environment variable of every serve flag
+// (--max-depth: QUORUMQ_MAX_DEPTH), as docker-compose configures nodes.
+const envPrefix = "QUORUMQ_"
 
 func serve(args []string, stderr io.Writer) int {
 	var (
-		cfg              server.Config
-		join, overflow   string
-		logLevel, logFmt string
-		shutdownTimeout  time.Duration
+		cfg             node.Config
+		join, overflow  string
+		logFlags        cli.LogFlags
+		shutdownTimeout time.Duration
 	)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeID, "node-id", "", "node id for raft and gossip (default: <hostname>-<random>, persisted in --data-dir)")
@@ -67,18 +71,17 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.PendingEntries, "raft-pending-entries", 0, "coalesced entries in raft at once: 1 makes the biggest entries, 2 overlaps slow log writes (0: cluster default, 1)")
 
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "text or json")
+	logFlags.Register(fs)
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on a graceful shutdown")
 
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, envPrefix); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "quorumq serve: %v\n", err)
 		return 2
 	}
-	logger, err := newLogger(stderr, logLevel, logFmt)
+	logger, err := logFlags.Logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "quorumq serve: %v\n", err)
 		return 2
@@ -107,7 +110,7 @@ func serve(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	srv, err := server.Start(cfg)
+	srv, err := node.Start(cfg)
 	if err != nil {
 		logger.Error("start failed", "err", err)
 		return 1
@@ -150,19 +153,4 @@ func serve(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level=%q: %v", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format=%q: want text or json", format)
 }

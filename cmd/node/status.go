@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 // runStatus is `quorumq status`: one node's view of the cluster, as a table
@@ -20,7 +21,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "http://127.0.0.1:8081", "queue URL of any node")
 	asJSON := fs.Bool("json", false, "print /cluster/status as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on the request")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := cli.Parse(fs, args, stderr, "QUORUMQ_STATUS_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

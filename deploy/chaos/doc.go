@@ -8,9 +8,9 @@
 //
 // # Running
 //
-//	quorumq chaos                      # short schedule: 90 s of faults, about 2 minutes in all
-//	quorumq chaos --long               # 10 minutes of faults (make chaos)
-//	quorumq chaos --seed=42 -v         # reproduce a schedule, print progress
+//	quorumq-chaos                      # short schedule: 90 s of faults, about 2 minutes in all
+//	quorumq-chaos --long               # 10 minutes of faults (make chaos)
+//	quorumq-chaos --seed=42 -v         # reproduce a schedule, print progress
 //	go test ./deploy/chaos -run TestChaos -chaos.duration=90s -timeout 15m -v
 //	go test ./deploy/chaos -run TestRecheck -chaos.recheck=DIR -v   # check a saved history again
 //
@@ -20,7 +20,7 @@
 // its output directory: report.json, history.jsonl (every operation),
 // chaos.log (the nemesis's log with times), nodes/<id>/node.log, and for
 // a non-linearizable lin queue porcupine's HTML visualization. Exit status
-// (quorumq chaos): 0 no violation, 1 violations, 2 the run could not be
+// (quorumq-chaos): 0 no violation, 1 violations, 2 the run could not be
 // carried out.
 //
 // # Cluster and network

@@ -1,4 +1,4 @@
-package analyze
+package analytics
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumq/quorumq/analytics"
 	"github.com/quorumq/quorumq/online"
 )
 
@@ -34,7 +33,7 @@ type MomentsReport struct {
 
 // ReadMomentsReport reads the moments hash key.
 func ReadMomentsReport(ctx context.Context, rdb redis.Cmdable, key string) (MomentsReport, error) {
-	raw, err := analytics.ReadMoments(ctx, rdb, key)
+	raw, err := ReadMoments(ctx, rdb, key)
 	if err != nil {
 		return MomentsReport{}, err
 	}
@@ -88,7 +87,7 @@ const maxFilledIntBins = 200
 // that the largest count fills the row. An integer histogram whose span is
 // at most 200 values shows the missing values as empty rows. Underflow,
 // overflow and NaN rows follow a float histogram when they are not zero.
-func WriteHistogramChart(w io.Writer, d *analytics.HistogramData, cols int) error {
+func WriteHistogramChart(w io.Writer, d *HistogramData, cols int) error {
 	type row struct {
 		label string
 		count int64
@@ -159,10 +158,10 @@ type GraphReport struct {
 	// Nodes is the number of nodes with links (without Node).
 	Nodes int `json:"nodes"`
 	// Top are the heaviest edges of the graph (without Node).
-	Top []analytics.WeightedEdge `json:"top,omitempty"`
+	Top []WeightedEdge `json:"top,omitempty"`
 	// Node, when asked, and its strongest links.
-	Node  string           `json:"node,omitempty"`
-	Links []analytics.Link `json:"links,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Links []Link `json:"links,omitempty"`
 	// Member's rank among Node's links (0 strongest) and its weight.
 	Member string   `json:"member,omitempty"`
 	Rank   *int64   `json:"rank,omitempty"`
@@ -184,7 +183,7 @@ type GraphQuery struct {
 }
 
 // ReadGraphReport runs q against g.
-func ReadGraphReport(ctx context.Context, g *analytics.Graph, q GraphQuery) (GraphReport, error) {
+func ReadGraphReport(ctx context.Context, g *Graph, q GraphQuery) (GraphReport, error) {
 	if q.Top <= 0 {
 		q.Top = 10
 	}

@@ -1,7 +1,7 @@
-// Package server assembles one quorumq node from its parts (the state
+// Package node assembles one quorumq node from its parts (the state
 // machine, the raft node, the HTTP ports) and runs it until it is stopped.
 // It owns the start-up and shutdown order; each part owns its own job.
-package server
+package node
 
 import (
 	"context"

@@ -17,7 +17,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/quorumq/quorumq/bench/load"
+	"github.com/quorumq/quorumq/deploy/bench/load"
 )
 
 // ---- Redis: a list per queue. put = LPUSH q v; batch = LPUSH q v1..vB

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "quorumq")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/node")
+	build := exec.Command("go", "build", "-o", binary, "../../cmd/node")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building quorumq:", err)

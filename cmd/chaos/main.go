@@ -1,3 +1,6 @@
+// Command quorumq-chaos runs the fault-injection suite (package chaos)
+// against real "quorumq serve" processes and checks what they did. It is a
+// binary of its own so that the server does not link the checker.
 package main
 
 import (
@@ -7,19 +10,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/quorumq/quorumq/deploy/chaos"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
-const chaosUsage = `Usage: quorumq chaos [--long] [--duration=D] [--seed=N] [flags] [-- serve flags...]
+const chaosUsage = `Usage: quorumq-chaos [--long] [--duration=D] [--seed=N] [flags] [-- serve flags...]
 
-Runs a fault-injection test against real "quorumq serve" processes (this
-binary, or --binary): a 3-node cluster under a workload of idempotent
+Runs a fault-injection test against real "quorumq serve" processes (the
+quorumq binary beside this one or on PATH, or --binary): a 3-node cluster under a workload of idempotent
 producers, leasing consumers and put/pop clients, while a seeded nemesis
 kills (-9), pauses (SIGSTOP), restarts and partitions nodes and adds and
 removes members. Then it heals everything, drains the queues and checks:
@@ -37,8 +43,15 @@ Flags after "--" replace the default serve flags of every node.
 Flags:
 `
 
-// runChaos is `quorumq chaos`.
-func runChaos(args []string, stdout, stderr io.Writer) int {
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// envPrefix starts the environment variable of every flag (--seed:
+// QUORUMQ_CHAOS_SEED).
+const envPrefix = "QUORUMQ_CHAOS_"
+
+func run(args []string, stdout, stderr io.Writer) int {
 	own, serveArgs := args, []string(nil)
 	if i := slices.Index(args, "--"); i >= 0 {
 		own, serveArgs = args[:i], args[i+1:]
@@ -56,18 +69,18 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of the fault schedule (default: 90s, or 10m with --long)")
 	fs.Int64Var(&seed, "seed", 0, "seed of the schedule and the workload (0: from the clock; printed)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory for the report and logs (default chaos-out/<time>-seed<seed>)")
-	fs.StringVar(&cfg.Binary, "binary", "", "quorumq binary the nodes run (default: this one)")
+	fs.StringVar(&cfg.Binary, "binary", "", "quorumq binary the nodes run (default: quorumq beside this binary, else on PATH)")
 	fs.StringVar(&cfg.Network, "network", "auto", "auto, netns (fail without network namespaces) or loopback (no partitions)")
 	fs.IntVar(&cfg.Nodes, "nodes", 3, "nodes at the start")
 	fs.IntVar(&cfg.MaxNodes, "max-nodes", 5, "membership changes never grow the cluster above this")
 	fs.StringVar(&faults, "faults", "", "comma-separated fault kinds to enable (default all): "+faultKinds())
 	fs.BoolVar(&cfg.KeepData, "keep-data", false, "keep the nodes' data directories (they are kept anyway when a violation is found)")
 	fs.BoolVar(&verbose, "v", false, "print progress lines")
-	if err := parseFlags(fs, own, stderr); err != nil {
+	if err := cli.Parse(fs, own, stderr, envPrefix); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "quorumq chaos: %v\n", err)
+		fmt.Fprintf(stderr, "quorumq-chaos: %v\n", err)
 		return 2
 	}
 	if long {
@@ -94,19 +107,19 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		cfg.ServeArgs = serveArgs
 	}
 	if cfg.Binary == "" {
-		self, err := os.Executable()
+		bin, err := findQuorumq()
 		if err != nil {
-			fmt.Fprintf(stderr, "quorumq chaos: finding this binary: %v (use --binary)\n", err)
+			fmt.Fprintf(stderr, "quorumq-chaos: %v (use --binary)\n", err)
 			return 2
 		}
-		cfg.Binary = self
+		cfg.Binary = bin
 	}
 	cfg.Logf = func(format string, args ...any) {
 		if verbose {
 			fmt.Fprintf(stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 		}
 	}
-	fmt.Fprintf(stdout, "quorumq chaos: seed %d, %v of faults (rerun with --seed=%d)\n", cfg.Seed, cfg.Duration, cfg.Seed)
+	fmt.Fprintf(stdout, "quorumq-chaos: seed %d, %v of faults (rerun with --seed=%d)\n", cfg.Seed, cfg.Duration, cfg.Seed)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -116,10 +129,10 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "quorumq chaos: %v\n", err)
+		fmt.Fprintf(stderr, "quorumq-chaos: %v\n", err)
 		return 2
 	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "quorumq chaos: interrupted")
+		fmt.Fprintln(stderr, "quorumq-chaos: interrupted")
 		return 2
 	case !rep.OK:
 		return 1
@@ -133,4 +146,20 @@ func faultKinds() string {
 		s = append(s, string(f.Kind))
 	}
 	return strings.Join(s, ", ")
+}
+
+// findQuorumq returns the quorumq binary beside this one (make build puts
+// both in bin/), else the one on PATH.
+func findQuorumq() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "quorumq")
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+			return beside, nil
+		}
+	}
+	bin, err := exec.LookPath("quorumq")
+	if err != nil {
+		return "", errors.New("no quorumq binary beside this one or on PATH")
+	}
+	return bin, nil
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/quorumq/quorumq/bench/load"
+	"github.com/quorumq/quorumq/deploy/bench/load"
 )
 
 // SystemResult is everything measured on one system.

@@ -1,4 +1,4 @@
-package analyze
+package analytics
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 )
 
 // errStopped is returned to tasks that submit after the batcher stopped.
-var errStopped = errors.New("analyze: batcher stopped")
+var errStopped = errors.New("analytics: batcher stopped")
 
 // pending is one message waiting for its batch.
 type pending struct {

@@ -2,7 +2,7 @@ module github.com/quorumq/quorumq/bench/peers
 
 go 1.26.8
 
-replace github.com/quorumq/quorumq => ../..
+replace github.com/quorumq/quorumq => ../../..
 
 require (
 	github.com/nats-io/nats-server/v2 v2.15.2

@@ -1,10 +1,9 @@
-package analyze
+package analytics
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"math/big"
 	"math/rand/v2"
 	"strconv"
@@ -16,15 +15,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumq/quorumq/analytics"
 	"github.com/quorumq/quorumq/client"
-	"github.com/quorumq/quorumq/gen"
 	"github.com/quorumq/quorumq/internal/testlog"
+	"github.com/quorumq/quorumq/internal/tutorial/gen"
 	"github.com/quorumq/quorumq/online"
 )
 
-func baseConfig(t *testing.T, addr, queue string, rdb redis.Cmdable) Config {
-	return Config{Addrs: []string{addr}, Queue: queue, Redis: rdb, ExitWhenEmpty: true, EmptyFor: time.Second,
+func baseConfig(t *testing.T, addr, queue string, rdb redis.Cmdable) ReaderConfig {
+	return ReaderConfig{Addrs: []string{addr}, Queue: queue, Redis: rdb, ExitWhenEmpty: true, EmptyFor: time.Second,
 		DedupWindow: DefaultDedupWindow, Logger: testlog.New(t), ProgressInterval: -1}
 }
 
@@ -47,8 +45,6 @@ func twoPass(xs []float64) (mean, m2 float64) {
 	return mean, m2
 }
 
-func relErr(got, want float64) float64 { return math.Abs(got-want) / math.Abs(want) }
-
 // Test_Analyze_MomentsSeveralReadersExact: three readers over one queue
 // count every number exactly once, and mean and M2 agree with a two-pass
 // computation; an unparsable message is skipped.
@@ -66,7 +62,7 @@ func Test_Analyze_MomentsSeveralReadersExact(t *testing.T) {
 	putAll(t, addr, "nums", msgs)
 
 	var wg sync.WaitGroup
-	stats := make([]Stats, 3)
+	stats := make([]ReaderStats, 3)
 	for i := range stats {
 		wg.Go(func() {
 			cfg := baseConfig(t, addr, "nums", rdb)
@@ -87,7 +83,7 @@ func Test_Analyze_MomentsSeveralReadersExact(t *testing.T) {
 	if merged != int64(len(xs)) || invalid != 1 {
 		t.Fatalf("merged %d, invalid %d", merged, invalid)
 	}
-	got, err := analytics.ReadMoments(testCtx(t), rdb, "m")
+	got, err := ReadMoments(testCtx(t), rdb, "m")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +119,7 @@ func Test_Analyze_RedeliveryAfterMergeCountedOnce(t *testing.T) {
 		if err != nil || len(got) != 30 {
 			t.Fatalf("mget: %d, %v", len(got), err)
 		}
-		m := analytics.NewMoments(rdb, "m-"+queue)
+		m := NewMoments(rdb, "m-"+queue)
 		m.DedupWindow = time.Hour
 		ids := make([]string, len(got))
 		vals := make([]float64, len(got))
@@ -144,7 +140,7 @@ func Test_Analyze_RedeliveryAfterMergeCountedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		state, _ := analytics.ReadMoments(ctx, rdb, "m-"+queue)
+		state, _ := ReadMoments(ctx, rdb, "m-"+queue)
 		if dedup {
 			if state.N != 100 || st.Duplicates != 30 || st.Merged != 70 {
 				t.Fatalf("with dedup: n = %d, stats %v", state.N, st)
@@ -183,7 +179,7 @@ func Test_Analyze_HistogramSeveralReaders(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			h, err := analytics.NewHistogram(rdb, "h", analytics.HistogramLayout{Int: true})
+			h, err := NewHistogram(rdb, "h", HistogramLayout{Int: true})
 			if err != nil {
 				t.Error(err)
 				return
@@ -194,7 +190,7 @@ func Test_Analyze_HistogramSeveralReaders(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	d, err := analytics.ReadHistogram(ctx, rdb, "h")
+	d, err := ReadHistogram(ctx, rdb, "h")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +206,7 @@ func Test_Analyze_HistogramSeveralReaders(t *testing.T) {
 	WriteHistogramChart(&chart, d, 60)
 	t.Logf("\n%s", chart.String())
 
-	other, _ := analytics.NewHistogram(rdb, "h", analytics.HistogramLayout{Float: online.FloatLayout{Min: 0, Width: 1, NumBins: 10}})
+	other, _ := NewHistogram(rdb, "h", HistogramLayout{Float: online.FloatLayout{Min: 0, Width: 1, NumBins: 10}})
 	if _, err := RunHistogram(ctx, baseConfig(t, addr, "ints", rdb), other); err == nil {
 		t.Fatal("a reader with another layout started")
 	}
@@ -254,12 +250,12 @@ func Test_Analyze_GraphFromUsagov(t *testing.T) {
 	for _, undirected := range []bool{false, true} {
 		queue := "clicks-" + strconv.FormatBool(undirected)
 		putAll(t, addr, queue, lines)
-		g := analytics.NewGraph(rdb, queue+":", undirected)
+		g := NewGraph(rdb, queue+":", undirected)
 		var wg sync.WaitGroup
 		var invalid atomic.Int64
 		for range 2 {
 			wg.Go(func() {
-				st, err := RunGraph(ctx, baseConfig(t, addr, queue, rdb), analytics.NewGraph(rdb, queue+":", undirected))
+				st, err := RunGraph(ctx, baseConfig(t, addr, queue, rdb), NewGraph(rdb, queue+":", undirected))
 				if err != nil {
 					t.Error(err)
 				}
@@ -372,7 +368,7 @@ func Test_Show_Rendering(t *testing.T) {
 	if err != nil || rep.N != 0 || rep.Mean != nil {
 		t.Fatalf("empty: %+v %v", rep, err)
 	}
-	m := analytics.NewMoments(rdb, "m")
+	m := NewMoments(rdb, "m")
 	var acc online.Moments
 	acc.AddAll(1, 2, 3, 4)
 	m.Merge(ctx, acc.Raw())
@@ -386,10 +382,10 @@ func Test_Show_Rendering(t *testing.T) {
 		t.Fatalf("json %s", js.String())
 	}
 
-	h, _ := analytics.NewHistogram(rdb, "fh", analytics.HistogramLayout{Float: online.FloatLayout{Min: 0, Width: 0.25, NumBins: 4}})
+	h, _ := NewHistogram(rdb, "fh", HistogramLayout{Float: online.FloatLayout{Min: 0, Width: 0.25, NumBins: 4}})
 	h.Init(ctx)
 	h.Add(ctx, []float64{0.1, 0.3, 0.3, 0.9, 5, -1})
-	d, _ := analytics.ReadHistogram(ctx, rdb, "fh")
+	d, _ := ReadHistogram(ctx, rdb, "fh")
 	for _, cols := range []int{40, 60, 100} {
 		var b strings.Builder
 		if err := WriteHistogramChart(&b, d, cols); err != nil {

@@ -49,7 +49,7 @@ func run() int {
 	var o options
 	var systems string
 	flag.BoolVar(&o.quick, "quick", false, "short runs and fewer sweep points (minutes instead of ~15)")
-	flag.StringVar(&o.repo, "repo", "../..", "quorumq repository root (built with go build ./cmd/node)")
+	flag.StringVar(&o.repo, "repo", "../../..", "quorumq repository root (built with go build ./cmd/node)")
 	flag.StringVar(&o.docs, "docs", "", "output directory for BENCHMARKS.md and the PNG charts (default: <repo>/docs)")
 	flag.StringVar(&o.binary, "quorumq", "", "quorumq binary to run (default: build one from --repo)")
 	flag.StringVar(&o.work, "work", "", "directory for data directories (default: a temporary one, removed afterwards)")

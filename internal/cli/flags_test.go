@@ -1,22 +1,16 @@
-package main
+package cli
 
 import (
-	"bytes"
-	"context"
 	"flag"
 	"io"
-	"log/slog"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/quorumq/quorumq/server"
 )
 
-// TestParseFlags_SimplehttpStyleAndEnvironment: names are case-insensitive
+// TestParse_SimplehttpStyleAndEnvironment: names are case-insensitive
 // with "_" as "-", both --name=value and --name value work, and unset flags
 // come from QUORUMQ_* variables while the command line wins.
-func TestParseFlags_SimplehttpStyleAndEnvironment(t *testing.T) {
+func TestParse_SimplehttpStyleAndEnvironment(t *testing.T) {
 	tests := []struct {
 		name  string
 		args  []string
@@ -40,7 +34,7 @@ func TestParseFlags_SimplehttpStyleAndEnvironment(t *testing.T) {
 			depth := fs.Int64("max-depth", 0, "")
 			dir := fs.String("data-dir", "d", "")
 			wait := fs.Duration("forward-timeout", time.Second, "")
-			if err := parseFlags(fs, tc.args, io.Discard); err != nil {
+			if err := Parse(fs, tc.args, io.Discard, "QUORUMQ_"); err != nil {
 				t.Fatal(err)
 			}
 			if *depth != tc.depth || *dir != tc.dir || *wait != tc.wait {
@@ -50,9 +44,9 @@ func TestParseFlags_SimplehttpStyleAndEnvironment(t *testing.T) {
 	}
 }
 
-// TestParseFlags_BadInput_Errors: unknown flags, stray arguments and bad
+// TestParse_BadInput_Errors: unknown flags, stray arguments and bad
 // environment values are errors, not silently ignored.
-func TestParseFlags_BadInput_Errors(t *testing.T) {
+func TestParse_BadInput_Errors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -69,43 +63,9 @@ func TestParseFlags_BadInput_Errors(t *testing.T) {
 			}
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			fs.Int64("max-depth", 0, "")
-			if err := parseFlags(fs, tc.args, io.Discard); err == nil {
+			if err := Parse(fs, tc.args, io.Discard, "QUORUMQ_"); err == nil {
 				t.Fatal("expected an error")
 			}
 		})
-	}
-}
-
-// TestStatus_PrintsMembersOfARealNode runs `quorumq status` against an
-// in-process single node and checks the table names it as leader.
-func TestStatus_PrintsMembersOfARealNode(t *testing.T) {
-	srv, err := server.Start(server.Config{
-		DataDir:    t.TempDir(),
-		QueueAddr:  "127.0.0.1:0",
-		PubsubAddr: "127.0.0.1:0",
-		RaftAddr:   "127.0.0.1:0",
-		GossipAddr: "127.0.0.1:0",
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	var out, errOut bytes.Buffer
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out.Reset()
-		errOut.Reset()
-		code := run([]string{"status", "--addr=http://" + srv.QueueAddr}, &out, &errOut)
-		if code == 0 && strings.Contains(out.String(), "(leader)") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status: code %d, out %q, err %q", code, out.String(), errOut.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(out.String(), "is leader") || !strings.Contains(out.String(), "MEMBER") {
-		t.Fatalf("status output:\n%s", out.String())
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumq/quorumq/bench/load"
+	"github.com/quorumq/quorumq/deploy/bench/load"
 )
 
 // allSystems are the systems of a full run, in report order.

@@ -1,4 +1,4 @@
-package analyze
+package analytics
 
 import (
 	"bufio"
@@ -8,27 +8,21 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/quorumq/quorumq/analytics/redistest"
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/node"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
-	"github.com/quorumq/quorumq/server"
 )
 
 // startNode starts a single-node cluster in process and returns its
 // queue-port base URL once it is ready.
 func startNode(t *testing.T) string {
 	t.Helper()
-	s, err := server.Start(server.Config{
+	s, err := node.Start(node.Config{
 		NodeID:     "n1",
 		DataDir:    t.TempDir(),
 		QueueAddr:  "127.0.0.1:0",
@@ -58,16 +52,6 @@ func startNode(t *testing.T) string {
 	return base
 }
 
-func mustRedis(t *testing.T) *redis.Client {
-	return redistest.Start(t).Client(t)
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // putAll puts msgs on queue with /mput in chunks.
 func putAll(t *testing.T, base, queue string, msgs [][]byte) {
 	t.Helper()
@@ -86,21 +70,7 @@ func putAll(t *testing.T, base, queue string, msgs [][]byte) {
 // usagovLines returns the shared 1.usa.gov sample's lines, or nil when
 // this checkout has none.
 func usagovLines(t *testing.T) [][]byte {
-	path := os.Getenv("QUORUMQ_USAGOV_FILE")
-	if path == "" {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			return nil
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		for _, rel := range []string{"../shared/data", "../../shared/data", "shared/data"} {
-			p := filepath.Join(root, rel, "usagov_bitly_2012-03-16.jsonl")
-			if _, err := os.Stat(p); err == nil {
-				path = p
-				break
-			}
-		}
-	}
+	path := usagovFile(t)
 	if path == "" {
 		return nil
 	}

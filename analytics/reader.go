@@ -1,32 +1,4 @@
-// Package analyze runs the tutorial's stream analytics as readers of a
-// quorumq queue: each reader is a reader.Reader whose task hands every
-// message to a batcher, and the batcher merges a batch into a Redis
-// aggregate of the analytics package (moments, histogram or click graph)
-// when it is full or after a short flush interval. Any number of readers,
-// on any nodes, may feed the same aggregate.
-//
-// # Exactly once on the common path
-//
-// A message's task returns only after its batch is merged into Redis, and
-// the reader acks a message only after its task returned, so an acked
-// message is always counted. The other direction (counted but not acked:
-// the reader died after the merge, the ack was lost, or the lease ran out
-// while the batch waited) would count a redelivered message twice; to
-// prevent that, every item carries the id "<queue>/<message id>" and the
-// merge script skips ids merged within Config.DedupWindow (see the
-// analytics package). With the window (the default, one hour) each message
-// is counted exactly once as long as its redelivery comes within the
-// window; with DedupWindow 0 the merges are plain (the histogram and graph
-// then use a MULTI/EXEC pipeline of HINCRBY/ZINCRBY) and a redelivery
-// after a merge is counted twice: at-least-once.
-//
-// A message that does not parse (not a number, not a click record) is
-// skipped: acked without being counted, and counted as invalid (a 1.usa.gov
-// heartbeat as skipped). A merge
-// that fails (Redis down) fails the batch's tasks; the reader gives the
-// messages back with its retry delay, and gives up on a message after
-// MaxTries (then it is not counted; set DeadLetter to keep it).
-package analyze
+package analytics
 
 import (
 	"context"
@@ -41,13 +13,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumq/quorumq/analytics"
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
 )
 
-// Defaults of Config.
+// Defaults of ReaderConfig.
 const (
 	DefaultBatch         = 100
 	DefaultConcurrency   = 100
@@ -59,8 +30,8 @@ const (
 	DefaultMergeAttempts = 3
 )
 
-// Config is what every analyze reader needs.
-type Config struct {
+// ReaderConfig is what every analyze reader needs.
+type ReaderConfig struct {
 	// Addrs are queue-port base URLs of one or more nodes.
 	Addrs []string
 	// Queue is the queue to read ("" is default).
@@ -108,12 +79,12 @@ type Config struct {
 	ProgressInterval time.Duration
 }
 
-func (c Config) withDefaults() (Config, error) {
+func (c ReaderConfig) withDefaults() (ReaderConfig, error) {
 	if c.Redis == nil {
-		return c, errors.New("analyze: no Redis client")
+		return c, errors.New("analytics: no Redis client")
 	}
 	if len(c.Addrs) == 0 {
-		return c, errors.New("analyze: no queue address")
+		return c, errors.New("analytics: no queue address")
 	}
 	if c.Batch <= 0 {
 		c.Batch = DefaultBatch
@@ -137,7 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.DedupWindow = 0
 	}
 	if c.DedupWindow > 0 && c.DedupWindow < time.Second {
-		return c, fmt.Errorf("analyze: dedup window %v: want 0 (off) or at least 1s", c.DedupWindow)
+		return c, fmt.Errorf("analytics: dedup window %v: want 0 (off) or at least 1s", c.DedupWindow)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -145,8 +116,8 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Stats counts what a Run did.
-type Stats struct {
+// ReaderStats counts what a Run did.
+type ReaderStats struct {
 	// Merged counts messages merged into the aggregate.
 	Merged int64 `json:"merged"`
 	// Duplicates counts messages skipped because their id was merged
@@ -169,14 +140,14 @@ type Stats struct {
 }
 
 // Rate is merged messages per second of Busy time.
-func (s Stats) Rate() float64 {
+func (s ReaderStats) Rate() float64 {
 	if s.Busy <= 0 {
 		return 0
 	}
 	return float64(s.Merged) / s.Busy.Seconds()
 }
 
-func (s Stats) String() string {
+func (s ReaderStats) String() string {
 	return fmt.Sprintf("merged=%d duplicates=%d invalid=%d skipped=%d batches=%d merge_errors=%d given_up=%d elapsed=%s busy=%s rate=%.0f/s",
 		s.Merged, s.Duplicates, s.Invalid, s.Skipped, s.Batches, s.MergeErrors, s.Reader.GivenUp,
 		s.Elapsed.Round(time.Millisecond), s.Busy.Round(time.Millisecond), s.Rate())
@@ -189,7 +160,7 @@ type aggregator struct {
 	// except errSkip, which skips it quietly.
 	parse func(body []byte) (any, error)
 	// merge merges the items of one batch (ids are "<queue>/<id>").
-	merge func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error)
+	merge func(ctx context.Context, ids []string, items []any) (BatchResult, error)
 	// init runs once before reading (e.g. to store a layout).
 	init func(ctx context.Context) error
 }
@@ -199,23 +170,23 @@ type MomentsOptions struct {
 	// Key is the moments hash.
 	Key string
 	// Naive merges with the tutorial's racy read-modify-write
-	// (analytics.NaiveMerge) instead of the Lua script, to watch several
+	// (NaiveMerge) instead of the Lua script, to watch several
 	// readers lose updates. Never dedups.
 	Naive bool
 }
 
 // RunMoments reads numbers (one per message, as text) and merges their
 // moments into the hash opts.Key.
-func RunMoments(ctx context.Context, cfg Config, opts MomentsOptions) (Stats, error) {
+func RunMoments(ctx context.Context, cfg ReaderConfig, opts MomentsOptions) (ReaderStats, error) {
 	if opts.Key == "" {
-		return Stats{}, errors.New("analyze: no moments key")
+		return ReaderStats{}, errors.New("analytics: no moments key")
 	}
-	m := analytics.NewMoments(cfg.Redis, opts.Key)
+	m := NewMoments(cfg.Redis, opts.Key)
 	m.DedupWindow = cfg.DedupWindow
 	return run(ctx, cfg, aggregator{
 		task:  "moments",
 		parse: parseNumber,
-		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
+		merge: func(ctx context.Context, ids []string, items []any) (BatchResult, error) {
 			xs := make([]float64, len(items))
 			for i, it := range items {
 				xs[i] = it.(float64)
@@ -223,10 +194,10 @@ func RunMoments(ctx context.Context, cfg Config, opts MomentsOptions) (Stats, er
 			if opts.Naive {
 				var acc online.Moments
 				if err := acc.AddAll(xs...); err != nil {
-					return analytics.BatchResult{}, err
+					return BatchResult{}, err
 				}
-				err := analytics.NaiveMerge(ctx, cfg.Redis, opts.Key, acc.Raw(), nil)
-				return analytics.BatchResult{Applied: len(xs)}, err
+				err := NaiveMerge(ctx, cfg.Redis, opts.Key, acc.Raw(), nil)
+				return BatchResult{Applied: len(xs)}, err
 			}
 			if m.DedupWindow == 0 {
 				ids = nil
@@ -251,7 +222,7 @@ func parseNumber(body []byte) (any, error) {
 
 // RunHistogram reads numbers and counts them in h's bins (integers
 // exactly for an integer layout; non-integers are then invalid).
-func RunHistogram(ctx context.Context, cfg Config, h *analytics.Histogram) (Stats, error) {
+func RunHistogram(ctx context.Context, cfg ReaderConfig, h *Histogram) (ReaderStats, error) {
 	h.DedupWindow = cfg.DedupWindow
 	return run(ctx, cfg, aggregator{
 		task: "histogram",
@@ -262,14 +233,14 @@ func RunHistogram(ctx context.Context, cfg Config, h *analytics.Histogram) (Stat
 			}
 			return f, nil
 		},
-		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
+		merge: func(ctx context.Context, ids []string, items []any) (BatchResult, error) {
 			fields := make([]string, len(items))
 			for i, it := range items {
 				fields[i] = it.(string)
 			}
 			if h.DedupWindow == 0 {
 				err := h.AddFields(ctx, fields)
-				return analytics.BatchResult{Applied: len(fields)}, err
+				return BatchResult{Applied: len(fields)}, err
 			}
 			return h.AddBatch(ctx, ids, fields)
 		},
@@ -279,13 +250,13 @@ func RunHistogram(ctx context.Context, cfg Config, h *analytics.Histogram) (Stat
 
 // RunGraph reads 1.usa.gov click records and adds their edges to g.
 // Heartbeats and records without a url are invalid (skipped).
-func RunGraph(ctx context.Context, cfg Config, g *analytics.Graph) (Stats, error) {
+func RunGraph(ctx context.Context, cfg ReaderConfig, g *Graph) (ReaderStats, error) {
 	g.DedupWindow = cfg.DedupWindow
 	return run(ctx, cfg, aggregator{
 		task: "graph",
 		parse: func(body []byte) (any, error) {
-			e, err := analytics.ParseClick(body)
-			if errors.Is(err, analytics.ErrNotClick) {
+			e, err := ParseClick(body)
+			if errors.Is(err, ErrNotClick) {
 				return nil, errSkip
 			}
 			if err != nil {
@@ -293,14 +264,14 @@ func RunGraph(ctx context.Context, cfg Config, g *analytics.Graph) (Stats, error
 			}
 			return e, nil
 		},
-		merge: func(ctx context.Context, ids []string, items []any) (analytics.BatchResult, error) {
-			edges := make([]analytics.Edge, len(items))
+		merge: func(ctx context.Context, ids []string, items []any) (BatchResult, error) {
+			edges := make([]Edge, len(items))
 			for i, it := range items {
-				edges[i] = it.(analytics.Edge)
+				edges[i] = it.(Edge)
 			}
 			if g.DedupWindow == 0 {
 				err := g.Add(ctx, edges)
-				return analytics.BatchResult{Applied: len(edges)}, err
+				return BatchResult{Applied: len(edges)}, err
 			}
 			return g.AddBatch(ctx, ids, edges)
 		},
@@ -315,7 +286,7 @@ func truncate(b []byte) string {
 }
 
 // errSkip marks a message that is not data by design (a heartbeat).
-var errSkip = errors.New("analyze: not data")
+var errSkip = errors.New("analytics: not data")
 
 // parsed is what Preprocess leaves in Message.Data.
 type parsed struct {
@@ -325,7 +296,7 @@ type parsed struct {
 
 // runner is one Run.
 type runner struct {
-	cfg   Config
+	cfg   ReaderConfig
 	agg   aggregator
 	log   *slog.Logger
 	b     *batcher
@@ -338,10 +309,10 @@ type runner struct {
 	pending    atomic.Int64 // tasks waiting on a batch
 }
 
-func run(ctx context.Context, cfg Config, agg aggregator) (Stats, error) {
+func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return Stats{}, err
+		return ReaderStats{}, err
 	}
 	start := time.Now()
 	r := &runner{cfg: cfg, agg: agg, log: cfg.Logger.With("component", "analyze", "analysis", agg.task)}
@@ -350,7 +321,7 @@ func run(ctx context.Context, cfg Config, agg aggregator) (Stats, error) {
 		err := agg.init(ictx)
 		cancel()
 		if err != nil {
-			return Stats{}, err
+			return ReaderStats{}, err
 		}
 	}
 	r.b = newBatcher(min(cfg.Batch, cfg.Concurrency), cfg.Flush, r.flush)
@@ -376,7 +347,7 @@ func run(ctx context.Context, cfg Config, agg aggregator) (Stats, error) {
 		BackoffStep: -1,
 	})
 	if err != nil {
-		return Stats{}, fmt.Errorf("analyze: %w", err)
+		return ReaderStats{}, fmt.Errorf("analytics: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -392,16 +363,16 @@ func run(ctx context.Context, cfg Config, agg aggregator) (Stats, error) {
 	st.Reader = rd.Stats()
 	r.log.Info("analyze done", "stats", st.String())
 	if err != nil {
-		return st, fmt.Errorf("analyze: %w", err)
+		return st, fmt.Errorf("analytics: %w", err)
 	}
 	return st, emptyErr
 }
 
-func (r *runner) snapshot(start time.Time) Stats {
+func (r *runner) snapshot(start time.Time) ReaderStats {
 	r.mu.Lock()
 	busy := r.lastMerge.Sub(r.firstMerge)
 	r.mu.Unlock()
-	return Stats{Merged: r.stats.merged.Load(), Duplicates: r.stats.dupes.Load(), Invalid: r.stats.invalid.Load(), Skipped: r.stats.skipped.Load(),
+	return ReaderStats{Merged: r.stats.merged.Load(), Duplicates: r.stats.dupes.Load(), Invalid: r.stats.invalid.Load(), Skipped: r.stats.skipped.Load(),
 		Batches: r.stats.batches.Load(), MergeErrors: r.stats.mergeErrors.Load(), Elapsed: time.Since(start), Busy: busy}
 }
 
@@ -452,7 +423,7 @@ func (r *runner) flush(items []*pending) error {
 			time.Sleep(time.Duration(100*attempt*attempt) * time.Millisecond)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var res analytics.BatchResult
+		var res BatchResult
 		res, err = r.agg.merge(ctx, ids, vals)
 		cancel()
 		if err == nil {
