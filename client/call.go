@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // maxResponseBytes bounds a response body read into memory.
@@ -92,7 +94,7 @@ func (n *nodes) mayRetry(r request, err error) bool {
 	if retryable(err) {
 		return true
 	}
-	return r.idempotent && errors.Is(err, ErrOutcomeUnknown)
+	return r.idempotent && errors.Is(err, api.ErrOutcomeUnknown)
 }
 
 // once sends r to addr and reads the answer.
@@ -109,7 +111,7 @@ func (n *nodes) once(ctx context.Context, addr string, r request) (*response, st
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return nil, "", fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := n.o.HTTPClient.Do(req)
@@ -118,7 +120,7 @@ func (n *nodes) once(ctx context.Context, addr string, r request) (*response, st
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	servedBy := resp.Header.Get("X-Served-By")
+	servedBy := resp.Header.Get(api.HeaderServedBy)
 	switch {
 	case err != nil && resp.StatusCode/100 == 2:
 		// The answer was cut: the request reached the node.
@@ -135,14 +137,14 @@ const userAgent = "quorumq-client"
 
 // transportError classifies a failed exchange. A request that never left
 // (the connection could not be made) applied nothing, and a read changes
-// nothing: ErrUnavailable. Any other failure may have happened after the
-// node received the request: ErrOutcomeUnknown.
+// nothing: api.ErrUnavailable. Any other failure may have happened after the
+// node received the request: api.ErrOutcomeUnknown.
 func transportError(r request, addr string, err error) error {
 	where := fmt.Sprintf("quorumq: %s %s%s", r.method, addr, r.path)
 	if notSent(err) || r.method == http.MethodGet {
-		return fmt.Errorf("%s: %w: %w", where, ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", where, api.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%s: %w: %w", where, ErrOutcomeUnknown, err)
+	return fmt.Errorf("%s: %w: %w", where, api.ErrOutcomeUnknown, err)
 }
 
 // notSent reports whether err says the request never reached the server:

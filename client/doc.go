@@ -33,7 +33,7 @@
 // connection failed after the request was sent, or 503 OUTCOME_UNKNOWN).
 // Idempotent are the reads, Config, Touch, and Put and MPut with an ID.
 // Get, MGet, Ack, Nack, Pub and Put without an ID are not retried after an
-// unknown outcome: the caller gets ErrOutcomeUnknown and decides. At most
+// unknown outcome: the caller gets api.ErrOutcomeUnknown and decides. At most
 // Options.MaxAttempts attempts are made (default two rounds over the
 // addresses). There is no health tracking or load balancing beyond this;
 // the reader library does its own. WithCallInfo tells which address and
@@ -42,12 +42,14 @@
 // # Errors
 //
 // A non-2xx answer is an *HTTPError (status, X-Error-Code token, one-line
-// body) that unwraps to the error kinds ErrBadRequest (400), ErrNotInFlight
-// (409), ErrTooLarge (413), ErrQueueFull (507), ErrUnavailable and
-// ErrNoLeader (503, safe to retry) or ErrOutcomeUnknown (503
-// OUTCOME_UNKNOWN); the token decides first, the status code when the token
-// is absent or unknown. Transport failures wrap ErrUnavailable (nothing was
-// sent, or a read) or ErrOutcomeUnknown (a write that may have been
+// body) that unwraps to the error kind of package api that the token names,
+// or, when the token is absent or unknown, the one its status code implies:
+// compare with errors.Is, for example api.ErrQueueFull (507, also for
+// TOO_MANY_QUEUES), api.ErrBadRequest (400, also for INVALID_QUEUE_NAME),
+// api.ErrUnavailable (503, nothing applied: NO_LEADER, NOT_LEADER,
+// SHUTTING_DOWN, UNAVAILABLE) or api.ErrOutcomeUnknown (503
+// OUTCOME_UNKNOWN). Transport failures wrap api.ErrUnavailable (nothing was
+// sent, or a read) or api.ErrOutcomeUnknown (a write that may have been
 // applied), together with the underlying error.
 //
 // # Pubsub streams

@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Test_Errors_Mapping: X-Error-Code decides the error kind first, the
 // status code when the token is absent or unknown; every HTTPError keeps
 // status, token and the first line of the body.
 func Test_Errors_Mapping(t *testing.T) {
-	all := []error{ErrBadRequest, ErrNotInFlight, ErrTooLarge, ErrQueueFull, ErrUnavailable, ErrNoLeader, ErrOutcomeUnknown}
+	all := []error{api.ErrBadRequest, api.ErrNotInFlight, api.ErrTooLarge, api.ErrQueueFull, api.ErrUnavailable, api.ErrNoLeader, api.ErrNotLeader, api.ErrOutcomeUnknown}
 	tests := []struct {
 		name   string
 		status int
@@ -19,25 +21,25 @@ func Test_Errors_Mapping(t *testing.T) {
 		want   []error
 		retry  bool
 	}{
-		{name: "not in flight", status: 409, token: "NOT_IN_FLIGHT", want: []error{ErrNotInFlight}},
-		{name: "queue full", status: 507, token: "QUEUE_FULL", want: []error{ErrQueueFull}},
-		{name: "too many queues", status: 507, token: "TOO_MANY_QUEUES", want: []error{ErrQueueFull}},
-		{name: "no leader", status: 503, token: "NO_LEADER", want: []error{ErrNoLeader, ErrUnavailable}, retry: true},
-		{name: "not leader", status: 503, token: "NOT_LEADER", want: []error{ErrNoLeader, ErrUnavailable}, retry: true},
-		{name: "shutting down", status: 503, token: "SHUTTING_DOWN", want: []error{ErrUnavailable}, retry: true},
-		{name: "unavailable", status: 503, token: "UNAVAILABLE", want: []error{ErrUnavailable}, retry: true},
-		{name: "outcome unknown", status: 503, token: "OUTCOME_UNKNOWN", want: []error{ErrOutcomeUnknown}},
-		{name: "bad request", status: 400, token: "BAD_REQUEST", want: []error{ErrBadRequest}},
-		{name: "invalid queue name", status: 400, token: "INVALID_QUEUE_NAME", want: []error{ErrBadRequest}},
-		{name: "invalid topic name", status: 400, token: "INVALID_TOPIC_NAME", want: []error{ErrBadRequest}},
-		{name: "too large", status: 413, token: "TOO_LARGE", want: []error{ErrTooLarge}},
-		{name: "token beats status", status: 500, token: "QUEUE_FULL", want: []error{ErrQueueFull}},
-		{name: "status 400 without token", status: 400, want: []error{ErrBadRequest}},
-		{name: "status 409 without token", status: 409, want: []error{ErrNotInFlight}},
-		{name: "status 413 without token", status: 413, want: []error{ErrTooLarge}},
-		{name: "status 503 without token", status: 503, want: []error{ErrUnavailable}, retry: true},
-		{name: "status 507 without token", status: 507, want: []error{ErrQueueFull}},
-		{name: "unknown token falls back to status", status: 503, token: "CANCELED", want: []error{ErrUnavailable}, retry: true},
+		{name: "not in flight", status: 409, token: "NOT_IN_FLIGHT", want: []error{api.ErrNotInFlight}},
+		{name: "queue full", status: 507, token: "QUEUE_FULL", want: []error{api.ErrQueueFull}},
+		{name: "too many queues", status: 507, token: "TOO_MANY_QUEUES", want: []error{api.ErrQueueFull}},
+		{name: "no leader", status: 503, token: "NO_LEADER", want: []error{api.ErrNoLeader, api.ErrUnavailable}, retry: true},
+		{name: "not leader", status: 503, token: "NOT_LEADER", want: []error{api.ErrNotLeader, api.ErrUnavailable}, retry: true},
+		{name: "shutting down", status: 503, token: "SHUTTING_DOWN", want: []error{api.ErrUnavailable}, retry: true},
+		{name: "unavailable", status: 503, token: "UNAVAILABLE", want: []error{api.ErrUnavailable}, retry: true},
+		{name: "outcome unknown", status: 503, token: "OUTCOME_UNKNOWN", want: []error{api.ErrOutcomeUnknown}},
+		{name: "bad request", status: 400, token: "BAD_REQUEST", want: []error{api.ErrBadRequest}},
+		{name: "invalid queue name", status: 400, token: "INVALID_QUEUE_NAME", want: []error{api.ErrBadRequest}},
+		{name: "invalid topic name", status: 400, token: "INVALID_TOPIC_NAME", want: []error{api.ErrBadRequest}},
+		{name: "too large", status: 413, token: "TOO_LARGE", want: []error{api.ErrTooLarge}},
+		{name: "token beats status", status: 500, token: "QUEUE_FULL", want: []error{api.ErrQueueFull}},
+		{name: "status 400 without token", status: 400, want: []error{api.ErrBadRequest}},
+		{name: "status 409 without token", status: 409, want: []error{api.ErrNotInFlight}},
+		{name: "status 413 without token", status: 413, want: []error{api.ErrTooLarge}},
+		{name: "status 503 without token", status: 503, want: []error{api.ErrUnavailable}, retry: true},
+		{name: "status 507 without token", status: 507, want: []error{api.ErrQueueFull}},
+		{name: "unknown token falls back to status", status: 503, token: "CANCELED", want: []error{api.ErrUnavailable}, retry: true},
 		{name: "method not allowed", status: 405, token: "METHOD_NOT_ALLOWED"},
 		{name: "internal", status: 500, token: "INTERNAL"},
 		{name: "no route", status: 404},
@@ -46,9 +48,9 @@ func Test_Errors_Mapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
 			if tc.token != "" {
-				h.Set("X-Error-Code", tc.token)
+				h.Set(api.HeaderErrorCode, tc.token)
 			}
-			h.Set("X-Served-By", "n1")
+			h.Set(api.HeaderServedBy, "n1")
 			var err error = newHTTPError(tc.status, h, []byte("the reason\nsecond line\n"), "http://x/put")
 			for _, kind := range all {
 				want := false

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/node"
 )
 
@@ -72,7 +73,7 @@ func Test_Node_QueueContract(t *testing.T) {
 	if err := q.Ack(ctx, m.ID); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
-	if err := q.Ack(ctx, m.ID); !errors.Is(err, ErrNotInFlight) {
+	if err := q.Ack(ctx, m.ID); !errors.Is(err, api.ErrNotInFlight) {
 		t.Fatalf("second ack: %v", err)
 	}
 	if m, err := q.Get(ctx, "jobs", GetOptions{Wait: 200 * time.Millisecond}); err != nil || m != nil {
@@ -114,13 +115,13 @@ func Test_Node_QueueContract(t *testing.T) {
 	if _, err := q.Put(ctx, "small", []byte("1"), PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.Put(ctx, "small", []byte("2"), PutOptions{}); !errors.Is(err, ErrQueueFull) {
+	if _, err := q.Put(ctx, "small", []byte("2"), PutOptions{}); !errors.Is(err, api.ErrQueueFull) {
 		t.Fatalf("full queue: %v", err)
 	}
-	if _, err := q.Put(ctx, "bad name!", []byte("x"), PutOptions{}); !errors.Is(err, ErrBadRequest) {
+	if _, err := q.Put(ctx, "bad name!", []byte("x"), PutOptions{}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("bad queue name: %v", err)
 	}
-	if _, err := q.Put(ctx, "", bytes.Repeat([]byte("x"), 2000), PutOptions{}); !errors.Is(err, ErrTooLarge) {
+	if _, err := q.Put(ctx, "", bytes.Repeat([]byte("x"), 2000), PutOptions{}); !errors.Is(err, api.ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
 	}
 

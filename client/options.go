@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Defaults of Options.
@@ -139,7 +141,7 @@ func (b Backoff) Sleep(ctx context.Context, n int) error {
 // base URLs without a trailing slash.
 func normalizeAddrs(addrs []string) ([]string, error) {
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("%w: no address given", ErrBadRequest)
+		return nil, fmt.Errorf("%w: no address given", api.ErrBadRequest)
 	}
 	out := make([]string, 0, len(addrs))
 	for _, a := range addrs {
@@ -149,10 +151,10 @@ func normalizeAddrs(addrs []string) ([]string, error) {
 		}
 		u, err := url.Parse(a)
 		if err != nil {
-			return nil, fmt.Errorf("%w: address %q: %v", ErrBadRequest, a, err)
+			return nil, fmt.Errorf("%w: address %q: %v", api.ErrBadRequest, a, err)
 		}
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			return nil, fmt.Errorf("%w: address %q: want http://host:port", ErrBadRequest, a)
+			return nil, fmt.Errorf("%w: address %q: want http://host:port", api.ErrBadRequest, a)
 		}
 		out = append(out, strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"))
 	}

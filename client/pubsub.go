@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Pubsub is a client of the pubsub port (default 8080) of one or more
@@ -32,16 +34,16 @@ func (p *Pubsub) Addrs() []string { return append([]string(nil), p.n.addrs...) }
 // /pub request, and returns the number of subscribers, cluster-wide, that
 // were sent the last message (the <C> of "Published <M> messages to <C>
 // clients."). Pubsub splits the body on "\n", so a message must not
-// contain one (ErrBadRequest); an empty message is allowed. Publishing is
+// contain one (api.ErrBadRequest); an empty message is allowed. Publishing is
 // not idempotent: a failure after the request was sent is
-// ErrOutcomeUnknown and is not retried.
+// api.ErrOutcomeUnknown and is not retried.
 func (p *Pubsub) Pub(ctx context.Context, topic string, msgs [][]byte) (int, error) {
 	if len(msgs) == 0 {
-		return 0, fmt.Errorf("%w: no message to publish", ErrBadRequest)
+		return 0, fmt.Errorf("%w: no message to publish", api.ErrBadRequest)
 	}
 	for i, m := range msgs {
 		if bytes.IndexByte(m, '\n') >= 0 {
-			return 0, fmt.Errorf("%w: message %d contains a newline, which pubsub would split", ErrBadRequest, i)
+			return 0, fmt.Errorf("%w: message %d contains a newline, which pubsub would split", api.ErrBadRequest, i)
 		}
 	}
 	v := url.Values{}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // streamServer is an httptest server that answers /sub in newline mode
@@ -22,7 +24,7 @@ func streamServer(t *testing.T, msgs []string, end chan struct{}) *httptest.Serv
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "application/json")
-		w.Header().Set("X-Served-By", "n1")
+		w.Header().Set(api.HeaderServedBy, "n1")
 		w.WriteHeader(200)
 		io.WriteString(w, "\r\n")
 		w.(http.Flusher).Flush()
@@ -209,7 +211,7 @@ func Test_Stream_IdleTimeout(t *testing.T) {
 }
 
 // Test_Stream_Refusals: a non-200 answer is an *HTTPError with its kind, a
-// multipart answer is ErrMultipart, a dead address is ErrUnavailable.
+// multipart answer is ErrMultipart, a dead address is api.ErrUnavailable.
 func Test_Stream_Refusals(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("multipart") == "0" {
@@ -222,13 +224,13 @@ func Test_Stream_Refusals(t *testing.T) {
 	defer srv.Close()
 	_, err := Subscribe(ctxT(t), srv.URL+"/sub?multipart=0&topic=b@d", nil)
 	var he *HTTPError
-	if !errors.Is(err, ErrBadRequest) || !errors.As(err, &he) || he.Code != "INVALID_TOPIC_NAME" {
+	if !errors.Is(err, api.ErrBadRequest) || !errors.As(err, &he) || he.Code != "INVALID_TOPIC_NAME" {
 		t.Fatalf("400: %v", err)
 	}
 	if _, err := Subscribe(ctxT(t), srv.URL+"/sub", nil); !errors.Is(err, ErrMultipart) {
 		t.Fatalf("multipart: %v", err)
 	}
-	if _, err := Subscribe(ctxT(t), deadAddr(t)+"/sub?multipart=0", nil); !errors.Is(err, ErrUnavailable) {
+	if _, err := Subscribe(ctxT(t), deadAddr(t)+"/sub?multipart=0", nil); !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("dead: %v", err)
 	}
 }
@@ -285,10 +287,10 @@ func Test_Pubsub_Pub(t *testing.T) {
 	if _, err := p.Pub(ctxT(t), "", [][]byte{[]byte("x")}); err == nil {
 		t.Fatal("an unexpected answer was accepted")
 	}
-	if _, err := p.Pub(ctxT(t), "", [][]byte{[]byte("a\nb")}); !errors.Is(err, ErrBadRequest) {
+	if _, err := p.Pub(ctxT(t), "", [][]byte{[]byte("a\nb")}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("newline: %v", err)
 	}
-	if _, err := p.Pub(ctxT(t), "", nil); !errors.Is(err, ErrBadRequest) {
+	if _, err := p.Pub(ctxT(t), "", nil); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("nothing: %v", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Queue is a client of the queue port (default 8081) of one or more nodes.
@@ -63,7 +65,7 @@ type PutOptions struct {
 // empty message is refused (the server would store nothing).
 func (q *Queue) Put(ctx context.Context, queue string, data []byte, opts PutOptions) (string, error) {
 	if len(data) == 0 {
-		return "", fmt.Errorf("%w: empty message", ErrBadRequest)
+		return "", fmt.Errorf("%w: empty message", api.ErrBadRequest)
 	}
 	v := queueValues(queue)
 	setPut(v, opts.ID, opts.Delay)
@@ -71,7 +73,7 @@ func (q *Queue) Put(ctx context.Context, queue string, data []byte, opts PutOpti
 	if err != nil {
 		return "", err
 	}
-	return res.header.Get("X-Message-Id"), nil
+	return res.header.Get(api.HeaderMessageID), nil
 }
 
 // MPutOptions are the optional parameters of MPut.
@@ -83,21 +85,21 @@ type MPutOptions struct {
 	// Separator joins the messages in the body. "" picks one: a newline
 	// unless a message contains one, else a byte string that no message
 	// contains. An explicit separator found in a message is refused with
-	// ErrBadRequest.
+	// api.ErrBadRequest.
 	Separator string
 }
 
 // MPut stores msgs on queue, in order, with one /mput request. Empty
 // messages are refused (the server skips empty records). A batch larger
 // than the node's --max-body-size (5 MiB by default) fails with
-// ErrTooLarge; split it.
+// api.ErrTooLarge; split it.
 func (q *Queue) MPut(ctx context.Context, queue string, msgs [][]byte, opts MPutOptions) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	for i, m := range msgs {
 		if len(m) == 0 {
-			return fmt.Errorf("%w: message %d is empty", ErrBadRequest, i)
+			return fmt.Errorf("%w: message %d is empty", api.ErrBadRequest, i)
 		}
 	}
 	sep := opts.Separator
@@ -105,11 +107,11 @@ func (q *Queue) MPut(ctx context.Context, queue string, msgs [][]byte, opts MPut
 	case sep == "":
 		sep = pickSeparator(msgs)
 	case strings.IndexByte(sep, 0) >= 0:
-		return fmt.Errorf("%w: the separator must not contain a NUL byte", ErrBadRequest)
+		return fmt.Errorf("%w: the separator must not contain a NUL byte", api.ErrBadRequest)
 	default:
 		for i, m := range msgs {
 			if bytes.Contains(m, []byte(sep)) {
-				return fmt.Errorf("%w: message %d contains the separator %q", ErrBadRequest, i, sep)
+				return fmt.Errorf("%w: message %d contains the separator %q", api.ErrBadRequest, i, sep)
 			}
 		}
 	}
@@ -152,7 +154,7 @@ func setPut(v url.Values, id string, delay time.Duration) {
 		v.Set("id", id)
 	}
 	if delay > 0 {
-		v.Set("delay", delay.String())
+		v.Set("delay", api.FormatDuration(delay))
 	}
 }
 
@@ -164,14 +166,11 @@ func queueValues(queue string) url.Values {
 	return v
 }
 
-// NoLease in GetOptions.Lease pops even on a queue with a default lease.
-const NoLease time.Duration = -1
-
 // GetOptions are the optional parameters of Get and MGet.
 type GetOptions struct {
 	// Lease takes the message on lease instead of popping it: it comes
 	// back unless acked before the lease ends. 0: the queue's default
-	// lease (pop when it has none); NoLease: pop.
+	// lease (pop when it has none); api.NoLease: pop.
 	Lease time.Duration
 	// Wait long-polls up to Wait for a message when the queue is empty
 	// (the server caps it at 5 minutes).
@@ -180,21 +179,18 @@ type GetOptions struct {
 
 func (o GetOptions) values(queue string) url.Values {
 	v := queueValues(queue)
-	switch {
-	case o.Lease == NoLease:
-		v.Set("lease", "0s")
-	case o.Lease > 0:
-		v.Set("lease", o.Lease.String())
+	if lease, ok := api.LeaseParam(o.Lease); ok {
+		v.Set("lease", lease)
 	}
 	if o.Wait > 0 {
-		v.Set("wait", o.Wait.String())
+		v.Set("wait", api.FormatDuration(o.Wait))
 	}
 	return v
 }
 
 // Get hands out the oldest ready message of queue, or nil when there is
 // none (after Wait, if given). A get pops or leases through the log, so a
-// failure after the request was sent is ErrOutcomeUnknown and is not
+// failure after the request was sent is api.ErrOutcomeUnknown and is not
 // retried: a leased message comes back when its lease ends, a popped one
 // may be lost.
 func (q *Queue) Get(ctx context.Context, queue string, opts GetOptions) (*Message, error) {
@@ -203,11 +199,11 @@ func (q *Queue) Get(ctx context.Context, queue string, opts GetOptions) (*Messag
 		return nil, err
 	}
 	m := &Message{
-		ID:        res.header.Get("X-Message-Id"),
+		ID:        res.header.Get(api.HeaderMessageID),
 		Data:      res.body,
-		LastError: res.header.Get("X-Last-Error"),
+		LastError: res.header.Get(api.HeaderLastError),
 	}
-	if a := res.header.Get("X-Attempts"); a != "" {
+	if a := res.header.Get(api.HeaderAttempts); a != "" {
 		if m.Attempts, err = strconv.Atoi(a); err != nil {
 			return nil, fmt.Errorf("quorumq: /get: bad X-Attempts %q", a)
 		}
@@ -219,7 +215,7 @@ func (q *Queue) Get(ctx context.Context, queue string, opts GetOptions) (*Messag
 // none is an empty slice. Retries as Get.
 func (q *Queue) MGet(ctx context.Context, queue string, n int, opts GetOptions) ([]Message, error) {
 	if n <= 0 {
-		return nil, fmt.Errorf("%w: number of items must be > 0", ErrBadRequest)
+		return nil, fmt.Errorf("%w: number of items must be > 0", api.ErrBadRequest)
 	}
 	v := opts.values(queue)
 	v.Set("items", strconv.Itoa(n))
@@ -269,9 +265,9 @@ func decodeMessages(body []byte) ([]Message, error) {
 	return msgs, nil
 }
 
-// Ack finishes leased messages: all ids apply or none does (ErrNotInFlight
+// Ack finishes leased messages: all ids apply or none does (api.ErrNotInFlight
 // names the first id that is not leased). Not retried after an unknown
-// outcome: a second ack of an applied one answers ErrNotInFlight.
+// outcome: a second ack of an applied one answers api.ErrNotInFlight.
 func (q *Queue) Ack(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
@@ -296,7 +292,7 @@ type NackOptions struct {
 func (q *Queue) Nack(ctx context.Context, id string, opts NackOptions) error {
 	v := url.Values{"id": {id}}
 	if opts.Delay > 0 {
-		v.Set("delay", opts.Delay.String())
+		v.Set("delay", api.FormatDuration(opts.Delay))
 	}
 	if opts.Reason != "" {
 		v.Set("reason", opts.Reason)
@@ -314,7 +310,7 @@ func (q *Queue) Nack(ctx context.Context, id string, opts NackOptions) error {
 func (q *Queue) Touch(ctx context.Context, id string, lease time.Duration) error {
 	v := url.Values{"id": {id}}
 	if lease > 0 {
-		v.Set("lease", lease.String())
+		v.Set("lease", api.FormatDuration(lease))
 	}
 	_, err := q.n.do(ctx, request{method: http.MethodPost, path: "/touch", query: v, idempotent: true})
 	return err
@@ -357,7 +353,7 @@ func (q *Queue) Stats(ctx context.Context, queue string) (*Stats, error) {
 		return nil, fmt.Errorf("quorumq: /stats: decoding the answer: %v", err)
 	}
 	if st.Lease != "" {
-		if st.Stats.Lease, err = time.ParseDuration(st.Lease); err != nil {
+		if st.Stats.Lease, err = api.ParseDuration(st.Lease); err != nil {
 			return nil, fmt.Errorf("quorumq: /stats: bad lease %q", st.Lease)
 		}
 	}
@@ -395,7 +391,7 @@ func Ptr[T any](v T) *T { return &v }
 func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) (*QueueConfig, error) {
 	v := queueValues(queue)
 	if changes.Lease != nil {
-		v.Set("lease", changes.Lease.String())
+		v.Set("lease", api.FormatDuration(*changes.Lease))
 	}
 	if changes.MaxAttempts != nil {
 		v.Set("max_attempts", strconv.FormatUint(uint64(*changes.MaxAttempts), 10))
@@ -434,43 +430,21 @@ func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) 
 	}
 	out := &QueueConfig{Queue: c.Queue, MaxAttempts: c.MaxAttempts, DeadLetter: c.DeadLetter, MaxDepth: c.MaxDepth, MaxBytes: c.MaxBytes, Overflow: c.Overflow}
 	if c.Lease != "" {
-		if out.Lease, err = time.ParseDuration(c.Lease); err != nil {
+		if out.Lease, err = api.ParseDuration(c.Lease); err != nil {
 			return nil, fmt.Errorf("quorumq: /config: bad lease %q", c.Lease)
 		}
 	}
 	return out, nil
 }
 
-// ClusterStatus is GET /cluster/status: the answering node's view.
-type ClusterStatus struct {
-	NodeID       string   `json:"node_id"`
-	State        string   `json:"state"` // leader, follower, candidate, shutdown
-	LeaderID     string   `json:"leader_id"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
-}
-
-// Member is one server of ClusterStatus.
-type Member struct {
-	ID         string `json:"id"`
-	Status     string `json:"status"` // alive, suspect, dead, left, unknown
-	Voter      bool   `json:"voter"`
-	Suffrage   string `json:"suffrage"`
-	QueueAddr  string `json:"queue_addr"`
-	PubsubAddr string `json:"pubsub_addr"`
-	RaftAddr   string `json:"raft_addr"`
-}
-
 // Status reads /cluster/status from the preferred node (the next one if it
 // cannot be reached).
-func (q *Queue) Status(ctx context.Context) (*ClusterStatus, error) {
+func (q *Queue) Status(ctx context.Context) (*api.Status, error) {
 	res, err := q.n.do(ctx, request{method: http.MethodGet, path: "/cluster/status", idempotent: true})
 	if err != nil {
 		return nil, err
 	}
-	var st ClusterStatus
+	var st api.Status
 	if err := json.Unmarshal(res.body, &st); err != nil {
 		return nil, fmt.Errorf("quorumq: /cluster/status: decoding the answer: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // seen is one request as a fake node received it.
@@ -66,7 +68,7 @@ func (f *fakeNode) last(t *testing.T) seen {
 // fail answers status with an X-Error-Code token, as a node does.
 func fail(w http.ResponseWriter, status int, token, msg string) {
 	if token != "" {
-		w.Header().Set("X-Error-Code", token)
+		w.Header().Set(api.HeaderErrorCode, token)
 	}
 	w.WriteHeader(status)
 	io.WriteString(w, msg+"\n")
@@ -104,7 +106,7 @@ func ctxT(t *testing.T) context.Context {
 // and returns X-Message-Id.
 func Test_Queue_Put_Request(t *testing.T) {
 	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		w.Header().Set("X-Message-Id", "42")
+		w.Header().Set(api.HeaderMessageID, "42")
 	})
 	q := mustQueue(t, f.URL)
 	data := []byte("a b\n\x00c&d=e")
@@ -132,7 +134,7 @@ func Test_Queue_Put_Request(t *testing.T) {
 	}
 	// An empty message is refused without a request.
 	before := len(f.requests())
-	if _, err := q.Put(ctxT(t), "", nil, PutOptions{}); !errors.Is(err, ErrBadRequest) {
+	if _, err := q.Put(ctxT(t), "", nil, PutOptions{}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("empty put: %v", err)
 	}
 	if len(f.requests()) != before {
@@ -166,10 +168,10 @@ func Test_Queue_MPut_Separator(t *testing.T) {
 		t.Fatalf("separator %q body %q", sep, r.body)
 	}
 
-	if err := q.MPut(ctx, "q", [][]byte{[]byte("a,b")}, MPutOptions{Separator: ","}); !errors.Is(err, ErrBadRequest) {
+	if err := q.MPut(ctx, "q", [][]byte{[]byte("a,b")}, MPutOptions{Separator: ","}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("separator inside a message: %v", err)
 	}
-	if err := q.MPut(ctx, "q", [][]byte{[]byte("a"), {}}, MPutOptions{}); !errors.Is(err, ErrBadRequest) {
+	if err := q.MPut(ctx, "q", [][]byte{[]byte("a"), {}}, MPutOptions{}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("empty message: %v", err)
 	}
 	if n := len(f.requests()); n != 2 {
@@ -179,13 +181,13 @@ func Test_Queue_MPut_Separator(t *testing.T) {
 
 // Test_Queue_Get_Message: Get reads the body and the X-Message-Id,
 // X-Attempts and X-Last-Error headers; an empty body is nil; lease and
-// wait are passed as durations, NoLease as lease=0s.
+// wait are passed as durations, api.NoLease as lease=0s.
 func Test_Queue_Get_Message(t *testing.T) {
 	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
-			w.Header().Set("X-Message-Id", "7")
-			w.Header().Set("X-Attempts", "3")
-			w.Header().Set("X-Last-Error", "timeout")
+			w.Header().Set(api.HeaderMessageID, "7")
+			w.Header().Set(api.HeaderAttempts, "3")
+			w.Header().Set(api.HeaderLastError, "timeout")
 			io.WriteString(w, "resize photo 17\r")
 		}
 	})
@@ -202,12 +204,12 @@ func Test_Queue_Get_Message(t *testing.T) {
 	if r.method != "POST" || r.path != "/get" || r.query.Get("lease") != "30s" || r.query.Get("wait") != "2s" || r.query.Get("queue") != "jobs" {
 		t.Fatalf("got %s %s %v", r.method, r.path, r.query)
 	}
-	m, err = q.Get(ctxT(t), "", GetOptions{Lease: NoLease})
+	m, err = q.Get(ctxT(t), "", GetOptions{Lease: api.NoLease})
 	if err != nil || m != nil {
 		t.Fatalf("empty queue: %+v, %v", m, err)
 	}
 	if r := f.last(t); r.query.Get("lease") != "0s" {
-		t.Fatalf("NoLease: %v", r.query)
+		t.Fatalf("api.NoLease: %v", r.query)
 	}
 }
 
@@ -231,21 +233,21 @@ func Test_Queue_MGet_JSON(t *testing.T) {
 		t.Fatalf("got %+v", msgs)
 	}
 	r := f.last(t)
-	if r.path != "/mget" || r.query.Get("items") != "10" || r.query.Get("format") != "json" || r.query.Get("lease") != "1m0s" {
+	if r.path != "/mget" || r.query.Get("items") != "10" || r.query.Get("format") != "json" || r.query.Get("lease") != "1m" {
 		t.Fatalf("got %s %v", r.path, r.query)
 	}
 	msgs, err = q.MGet(ctxT(t), "jobs", 10, GetOptions{})
 	if err != nil || msgs == nil || len(msgs) != 0 {
 		t.Fatalf("empty: %v %v", msgs, err)
 	}
-	if _, err := q.MGet(ctxT(t), "jobs", 0, GetOptions{}); !errors.Is(err, ErrBadRequest) {
+	if _, err := q.MGet(ctxT(t), "jobs", 0, GetOptions{}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("items=0: %v", err)
 	}
 }
 
 // Test_Queue_Settle_Requests: Ack joins ids with commas; Nack sends delay,
 // reason and the new data as the body; Touch sends the lease; a 409 is
-// ErrNotInFlight.
+// api.ErrNotInFlight.
 func Test_Queue_Settle_Requests(t *testing.T) {
 	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.URL.Query().Get("id") == "404" {
@@ -269,12 +271,12 @@ func Test_Queue_Settle_Requests(t *testing.T) {
 	if err := q.Touch(ctx, "5", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if r := f.last(t); r.path != "/touch" || r.query.Get("lease") != "1m0s" {
+	if r := f.last(t); r.path != "/touch" || r.query.Get("lease") != "1m" {
 		t.Fatalf("touch: %s %v", r.path, r.query)
 	}
 	err := q.Ack(ctx, "404")
 	var he *HTTPError
-	if !errors.Is(err, ErrNotInFlight) || !errors.As(err, &he) || he.Status != 409 || he.Body != "message 404 is not in flight" {
+	if !errors.Is(err, api.ErrNotInFlight) || !errors.As(err, &he) || he.Status != 409 || he.Body != "message 404 is not in flight" {
 		t.Fatalf("ack 404: %v", err)
 	}
 }
@@ -289,7 +291,7 @@ func Test_Queue_StatsConfigStatus_Decode(t *testing.T) {
 		case "/config":
 			io.WriteString(w, `{"queue":"jobs","lease":"2m","max_attempts":7,"dead_letter":"d","max_depth":100,"max_bytes":0,"overflow":"reject"}`+"\n")
 		case "/cluster/status":
-			w.Header().Set("X-Served-By", "n2")
+			w.Header().Set(api.HeaderServedBy, "n2")
 			io.WriteString(w, `{"node_id":"n2","state":"follower","leader_id":"n1","term":3,"commit_index":10,"applied_index":10,"members":[{"id":"n1","status":"alive","voter":true,"suffrage":"voter","queue_addr":"h:8081","pubsub_addr":"h:8080","raft_addr":"h:8300"}]}`+"\n")
 		}
 	})
@@ -363,7 +365,7 @@ func Test_Queue_Failover_ConnectionRefused(t *testing.T) {
 
 // Test_Queue_Failover_Retryable503: 503 NO_LEADER and SHUTTING_DOWN move
 // the request to the next node; when every node keeps answering it, the
-// caller gets ErrNoLeader after MaxAttempts.
+// caller gets api.ErrNoLeader after MaxAttempts.
 func Test_Queue_Failover_Retryable503(t *testing.T) {
 	a := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) { fail(w, 503, "NO_LEADER", "no leader") })
 	b := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
@@ -383,7 +385,7 @@ func Test_Queue_Failover_Retryable503(t *testing.T) {
 
 	q = mustQueue(t, a.URL)
 	_, err := q.Get(ctxT(t), "", GetOptions{})
-	if !errors.Is(err, ErrNoLeader) || !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, api.ErrNoLeader) || !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -395,10 +397,10 @@ func Test_Queue_OutcomeUnknown_RetriedOnlyWithID(t *testing.T) {
 	a := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		fail(w, 503, "OUTCOME_UNKNOWN", "outcome unknown: retry with id=KEY")
 	})
-	b := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) { w.Header().Set("X-Message-Id", "1") })
+	b := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) { w.Header().Set(api.HeaderMessageID, "1") })
 	q := mustQueue(t, a.URL, b.URL)
 	_, err := q.Put(ctxT(t), "", []byte("m"), PutOptions{})
-	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, api.ErrOutcomeUnknown) || errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("without id: %v", err)
 	}
 	if len(b.requests()) != 0 {
@@ -415,7 +417,7 @@ func Test_Queue_OutcomeUnknown_RetriedOnlyWithID(t *testing.T) {
 }
 
 // Test_Queue_ConnectionCutAfterSend: when a node closes the connection
-// without answering, a write is ErrOutcomeUnknown and not retried, while a
+// without answering, a write is api.ErrOutcomeUnknown and not retried, while a
 // read moves on to the next node.
 func Test_Queue_ConnectionCutAfterSend(t *testing.T) {
 	cut := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
@@ -429,7 +431,7 @@ func Test_Queue_ConnectionCutAfterSend(t *testing.T) {
 	})
 	q := mustQueue(t, cut.URL, good.URL)
 	_, err := q.Get(ctxT(t), "", GetOptions{})
-	if !errors.Is(err, ErrOutcomeUnknown) {
+	if !errors.Is(err, api.ErrOutcomeUnknown) {
 		t.Fatalf("get: %v", err)
 	}
 	if len(good.requests()) != 0 {
@@ -463,7 +465,7 @@ func Test_Queue_Timeouts(t *testing.T) {
 	}
 	start := time.Now()
 	_, err = q.Stats(context.Background(), "")
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
 	if d := time.Since(start); d > 4*time.Second {
@@ -486,7 +488,7 @@ func Test_NewQueue_Addresses(t *testing.T) {
 		t.Fatalf("addrs %v", got)
 	}
 	for _, bad := range [][]string{nil, {"ftp://h:1"}, {"http://h:1/?x=1"}, {"http://"}} {
-		if _, err := NewQueue(bad, nil); !errors.Is(err, ErrBadRequest) {
+		if _, err := NewQueue(bad, nil); !errors.Is(err, api.ErrBadRequest) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

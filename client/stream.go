@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Stream errors.
@@ -80,7 +82,7 @@ type Stream struct {
 
 // Subscribe opens the newline-mode stream at rawURL, a full /sub URL such
 // as "http://127.0.0.1:8080/sub?multipart=0". The URL is requested as
-// given. A connection that cannot be made is ErrUnavailable; a non-200
+// given. A connection that cannot be made is api.ErrUnavailable; a non-200
 // answer is an *HTTPError; a multipart answer is ErrMultipart. The stream
 // ends when ctx is done or Close is called.
 func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Stream, error) {
@@ -101,7 +103,7 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	req.Header.Set("User-Agent", userAgent)
 	var headerLate atomic.Bool
@@ -121,7 +123,7 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 		if headerLate.Load() && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s: %w", o.HeaderTimeout, err)
 		}
-		return nil, fmt.Errorf("quorumq: subscribe %s: %w: %w", rawURL, ErrUnavailable, err)
+		return nil, fmt.Errorf("quorumq: subscribe %s: %w: %w", rawURL, api.ErrUnavailable, err)
 	}
 	fail := func(err error) (*Stream, error) {
 		resp.Body.Close()
@@ -137,7 +139,7 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 	}
 	s := &Stream{
 		URL:      rawURL,
-		ServedBy: resp.Header.Get("X-Served-By"),
+		ServedBy: resp.Header.Get(api.HeaderServedBy),
 		body:     resp.Body,
 		ctx:      ctx,
 		cancel:   cancel,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 const (
@@ -95,7 +97,7 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 	expect := n.opts.BootstrapExpect
 	var candidates, mismatched []member
 	for _, m := range n.members.snapshot() {
-		if m.Status != MemberAlive || !m.MetaOK {
+		if m.Status != api.MemberAlive || !m.MetaOK {
 			continue
 		}
 		if m.Meta.HasState && m.ID != n.id {

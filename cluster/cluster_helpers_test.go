@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
@@ -25,7 +26,7 @@ import (
 )
 
 // tnode is one in-process cluster node with an HTTP server that answers
-// GET /cluster/status on its queue address, as httpapi does in production:
+// GET /internal/status on its queue address, as httpapi does in production:
 // the leader reads non-voters' progress from it and Leave asks the leader.
 type tnode struct {
 	*Node
@@ -66,7 +67,7 @@ func withSeeds(opts []Options) {
 	}
 }
 
-// startNode opens a node and serves its /cluster/status. The node is shut
+// startNode opens a node and serves its /internal/status. The node is shut
 // down when the test ends (a no-op if the test already stopped it).
 func startNode(t testing.TB, opts Options) *tnode {
 	t.Helper()
@@ -91,7 +92,7 @@ func tryStartNode(opts Options) (*tnode, error) {
 	}
 	n := &tnode{Node: node, f: f, opts: opts}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(node.Status())
 	})
@@ -239,7 +240,7 @@ func proposeOn(t testing.TB, nodes []*tnode, cmd fsm.Command) fsm.Result {
 		if time.Now().After(deadline) || (err == nil && res.Err != nil) {
 			t.Fatalf("propose %v: %v %v", cmd.Op, err, res.Err)
 		}
-		if !errors.Is(err, ErrNotLeader) {
+		if !errors.Is(err, api.ErrNotLeader) {
 			t.Logf("propose %v: %v; retrying", cmd.Op, err)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -256,13 +257,13 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 }
 
 // memberStatus returns the status n reports for id, or "" if absent.
-func memberStatus(n *tnode, id string) (Member, bool) {
+func memberStatus(n *tnode, id string) (api.Member, bool) {
 	for _, m := range n.Status().Members {
 		if m.ID == id {
 			return m, true
 		}
 	}
-	return Member{}, false
+	return api.Member{}, false
 }
 
 // recordingLogger returns a logger that writes to t.Log (at WARN) and

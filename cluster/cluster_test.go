@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -78,7 +79,7 @@ func TestCluster_BootstrapExpect3_StartedTogether_FormsOneCluster(t *testing.T) 
 			// Every node reports every member alive with its addresses.
 			for _, other := range nodes {
 				m, ok := memberStatus(n, other.ID())
-				if !ok || m.Status != MemberAlive || !m.Voter || m.Suffrage != SuffrageVoter ||
+				if !ok || m.Status != api.MemberAlive || !m.Voter || m.Suffrage != api.SuffrageVoter ||
 					m.QueueAddr != other.opts.QueueAddr || m.RaftAddr != other.opts.RaftBind {
 					t.Fatalf("round %d: %s sees %s as %+v (ok=%v)", round, n.ID(), other.ID(), m, ok)
 				}
@@ -185,15 +186,15 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 		for _, n := range remaining {
 			testwait.For(t, 10*time.Second, n.ID()+" sees "+gone.ID()+" as left", func() bool {
 				m, ok := memberStatus(n, gone.ID())
-				return ok && m.Status == MemberLeft && m.Suffrage == SuffrageNone && !m.Voter
+				return ok && m.Status == api.MemberLeft && m.Suffrage == api.SuffrageNone && !m.Voter
 			})
 
 		}
 		if gone.Status().State != "shutdown" {
 			t.Fatalf("%s is %s after Leave, want shutdown", gone.ID(), gone.Status().State)
 		}
-		if err := gone.Leave(context.Background()); !errors.Is(err, ErrShuttingDown) {
-			t.Fatalf("second Leave: %v, want ErrShuttingDown", err)
+		if err := gone.Leave(context.Background()); !errors.Is(err, api.ErrShuttingDown) {
+			t.Fatalf("second Leave: %v, want api.ErrShuttingDown", err)
 		}
 		// Its data directory never comes back as a member.
 		if _, err := Open(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
@@ -203,13 +204,13 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 	}
 }
 
-// The only voter cannot leave: Leave fails with ErrLastVoter and the node
+// The only voter cannot leave: Leave fails with api.ErrLastVoter and the node
 // keeps serving.
 func TestCluster_Leave_LastVoter_Refused(t *testing.T) {
 	n := startNode(t, clusterOptions(t, 1))
 	testwait.For(t, formTimeout, "single node leads", n.IsLeader)
-	if err := n.Leave(context.Background()); !errors.Is(err, ErrLastVoter) {
-		t.Fatalf("Leave: %v, want ErrLastVoter", err)
+	if err := n.Leave(context.Background()); !errors.Is(err, api.ErrLastVoter) {
+		t.Fatalf("Leave: %v, want api.ErrLastVoter", err)
 	}
 	proposeOn(t, []*tnode{n}, putCmd("q", "still here"))
 }
@@ -236,7 +237,7 @@ func TestCluster_Shutdown_StaysMember_RestartRejoins(t *testing.T) {
 	for _, n := range others {
 		testwait.For(t, 20*time.Second, n.ID()+" sees "+victim.ID()+" dead", func() bool {
 			m, ok := memberStatus(n, victim.ID())
-			return ok && m.Status == MemberDead && m.Voter
+			return ok && m.Status == api.MemberDead && m.Voter
 		})
 
 	}
@@ -259,7 +260,7 @@ func TestCluster_Shutdown_StaysMember_RestartRejoins(t *testing.T) {
 	for _, n := range others {
 		testwait.For(t, 20*time.Second, n.ID()+" sees the restarted node alive", func() bool {
 			m, ok := memberStatus(n, victim.ID())
-			return ok && m.Status == MemberAlive
+			return ok && m.Status == api.MemberAlive
 		})
 
 	}
@@ -417,7 +418,7 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 		for _, n := range nodes {
 			alive := 0
 			for _, m := range n.members.snapshot() {
-				if m.Status == MemberAlive && m.MetaOK {
+				if m.Status == api.MemberAlive && m.MetaOK {
 					alive++
 				}
 			}
@@ -484,7 +485,7 @@ func TestCluster_DeadVoter_ReapedOnlyAboveMinVoters(t *testing.T) {
 	l := leaderOf(t, nodes, 10*time.Second)
 	testwait.For(t, formTimeout, dead[1].ID()+" dead in gossip", func() bool {
 		m, ok := memberStatus(l, dead[1].ID())
-		return ok && m.Status == MemberDead
+		return ok && m.Status == api.MemberDead
 	})
 
 	t.Logf("second dead voter declared dead %v after the crash", time.Since(start).Round(time.Millisecond))
@@ -516,7 +517,7 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 	victim.crash(t)
 	testwait.For(t, formTimeout, "victim dead in gossip", func() bool {
 		m, ok := memberStatus(leader, victim.ID())
-		return ok && m.Status == MemberDead
+		return ok && m.Status == api.MemberDead
 	})
 
 	proposeOn(t, nodes, putCmd("q", "while away"))

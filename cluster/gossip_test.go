@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/testlog"
 )
 
@@ -114,16 +115,16 @@ func TestMemberTable_LeftVersusDead(t *testing.T) {
 	for _, m := range tbl.snapshot() {
 		got[m.ID] = m
 	}
-	if got["a"].Status != MemberDead || got["b"].Status != MemberLeft || got["junk"].MetaOK {
+	if got["a"].Status != api.MemberDead || got["b"].Status != api.MemberLeft || got["junk"].MetaOK {
 		t.Fatalf("table = %+v", got)
 	}
 	counts := memberStatusCounts(tbl.snapshot())
-	if counts[MemberDead] != 1 || counts[MemberLeft] != 1 || counts[MemberAlive] != 1 || counts[MemberSuspect] != 0 {
+	if counts[api.MemberDead] != 1 || counts[api.MemberLeft] != 1 || counts[api.MemberAlive] != 1 || counts[api.MemberSuspect] != 0 {
 		t.Fatalf("counts = %v", counts)
 	}
 	// A member that comes back is alive again.
 	ev.NotifyJoin(&memberlist.Node{Name: "a", Meta: meta(false)})
-	if m, _ := tbl.get("a"); m.Status != MemberAlive {
+	if m, _ := tbl.get("a"); m.Status != api.MemberAlive {
 		t.Fatalf("a after rejoin: %+v", m)
 	}
 }

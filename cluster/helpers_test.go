@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -81,7 +82,7 @@ func putCmd(queue string, msgs ...string) fsm.Command {
 }
 
 func popCmd(queue string, max int) fsm.Command {
-	return fsm.Command{Op: fsm.OpGet, Queue: queue, Max: max, Lease: fsm.NoLease}
+	return fsm.Command{Op: fsm.OpGet, Queue: queue, Max: max, Lease: api.NoLease}
 }
 
 func dump(t testing.TB, f *fsm.FSM, queue string) []string {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 const (
@@ -185,14 +187,14 @@ func (n *Node) reconnect() {
 	alive := 0
 	for _, m := range members {
 		switch {
-		case m.Status == MemberAlive:
+		case m.Status == api.MemberAlive:
 			alive++
-		case m.Status == MemberDead && now.Sub(m.Since) < n.opts.ReconnectTimeout:
+		case m.Status == api.MemberDead && now.Sub(m.Since) < n.opts.ReconnectTimeout:
 			dead = append(dead, m)
 		}
 	}
 	n.members.forget(func(m member) bool {
-		return m.Status != MemberAlive && !inConfig[m.ID] && now.Sub(m.Since) >= n.opts.ReconnectTimeout
+		return m.Status != api.MemberAlive && !inConfig[m.ID] && now.Sub(m.Since) >= n.opts.ReconnectTimeout
 	})
 
 	if len(dead) > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -144,7 +145,7 @@ func (n *Node) runTicker(t *leaderTerm) {
 		ctx, cancel := context.WithTimeout(t.ctx, n.opts.ApplyTimeout)
 		_, err := n.Propose(ctx, fsm.Command{Op: fsm.OpTick})
 		cancel()
-		if err != nil && t.ctx.Err() == nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrShuttingDown) {
+		if err != nil && t.ctx.Err() == nil && !errors.Is(err, api.ErrNotLeader) && !errors.Is(err, api.ErrShuttingDown) {
 			n.log.Warn("tick failed", "err", err)
 		}
 	}
@@ -157,11 +158,11 @@ func (n *Node) runTicker(t *leaderTerm) {
 // quorum (VerifyLeader), then wait until the FSM has applied up to the
 // captured index. It writes nothing to the log.
 //
-// Errors: ErrNotLeader (read elsewhere; safe to retry), ErrShuttingDown, or
+// Errors: api.ErrNotLeader (read elsewhere; safe to retry), api.ErrShuttingDown, or
 // ctx.Err() wrapped.
 func (n *Node) ConsistentRead(ctx context.Context) error {
 	if !n.intake.enter() {
-		return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+		return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
 	}
 	defer n.intake.leave()
 
@@ -172,30 +173,30 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 	select {
 	case <-t.barrierDone:
 	case <-t.ctx.Done():
-		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+		return fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 	case <-ctx.Done():
 		return fmt.Errorf("consistent read: waiting for leader barrier: %w", ctx.Err())
 	}
 
 	term := n.raft.CurrentTerm()
 	if term != t.raftTerm || n.raft.State() != raft.Leader {
-		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+		return fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 	}
 	index := n.raft.CommitIndex()
 	if err := n.awaitRaft(ctx, n.raft.VerifyLeader); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+			return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
 		case ctx.Err() != nil:
 			return fmt.Errorf("consistent read: verify leader: %w", ctx.Err())
 		default:
-			return fmt.Errorf("consistent read: %w (%w)", ErrNotLeader, err)
+			return fmt.Errorf("consistent read: %w (%w)", api.ErrNotLeader, err)
 		}
 	}
 	// Same term before and after: we led continuously from the capture of
 	// the index to the quorum check.
 	if n.raft.CurrentTerm() != term {
-		return fmt.Errorf("consistent read: %w", ErrNotLeader)
+		return fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 	}
 	return n.waitApplied(ctx, index)
 }
@@ -209,7 +210,7 @@ func (n *Node) waitTerm(ctx context.Context) (*leaderTerm, error) {
 			return t, nil
 		}
 		if n.raft.State() != raft.Leader {
-			return nil, fmt.Errorf("consistent read: %w", ErrNotLeader)
+			return nil, fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 		}
 		select {
 		case <-changed:
@@ -231,7 +232,7 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 			wait = min(2*wait, 10*time.Millisecond)
 		case <-n.ctx.Done():
 			timer.Stop()
-			return fmt.Errorf("consistent read: %w", ErrShuttingDown)
+			return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
 		case <-ctx.Done():
 			timer.Stop()
 			return fmt.Errorf("consistent read: waiting for apply of index %d: %w", index, ctx.Err())

@@ -1,22 +1,16 @@
 package cluster
 
-// LeaderInfo is the current leader as this node knows it.
-type LeaderInfo struct {
-	ID         string
-	QueueAddr  string // host:port of its queue port ("" until gossip has it)
-	PubsubAddr string
-	RaftAddr   string
-}
+import "github.com/quorumq/quorumq/api"
 
 // Leader returns the known leader and its addresses. ok is false while no
 // leader id is known. The HTTP addresses come from the leader's NodeMeta,
 // so they are empty until gossip has carried it to this node.
-func (n *Node) Leader() (info LeaderInfo, ok bool) {
+func (n *Node) Leader() (info api.Leader, ok bool) {
 	addr, id := n.raft.LeaderWithID()
 	if id == "" {
-		return LeaderInfo{}, false
+		return api.Leader{}, false
 	}
-	info = LeaderInfo{ID: string(id), RaftAddr: string(addr)}
+	info = api.Leader{ID: string(id), RaftAddr: string(addr)}
 	if string(id) == n.id {
 		info.QueueAddr, info.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
 		return info, true

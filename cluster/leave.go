@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // defaultLeaveWait bounds how long Leave waits to see itself removed from the
@@ -15,25 +17,25 @@ const defaultLeaveWait = 15 * time.Second
 // Leave removes this node from the cluster for good (POST /cluster/leave),
 // then shuts it down like Shutdown. In order:
 //
-//  1. new Propose and ConsistentRead calls fail with ErrShuttingDown;
+//  1. new Propose and ConsistentRead calls fail with api.ErrShuttingDown;
 //  2. if this node leads and other voters exist, leadership is transferred
 //     (if that fails, the node removes itself from the configuration);
 //  3. NodeMeta announces the leave, then memberlist's leave message goes
 //     out, so peers see the member as left and the leader removes it;
 //  4. it waits, at most 15 s and within ctx, until the configuration no
-//     longer lists this node, asking the leader's /cluster/status because a
+//     longer lists this node, asking the leader's /internal/status because a
 //     removed follower may never receive the entry that removes it; after
 //     that bound it logs a warning and goes on (the leader removes a left
 //     member whenever it next reconciles);
 //  5. it writes a "left" marker into the data directory, so that Open
 //     refuses it from then on (ErrLeft), and shuts down like Shutdown.
 //
-// It fails with ErrLastVoter, changing nothing, when this node is the only
-// voter: the cluster would have no one left. It fails with ErrShuttingDown
+// It fails with api.ErrLastVoter, changing nothing, when this node is the only
+// voter: the cluster would have no one left. It fails with api.ErrShuttingDown
 // once Leave or Shutdown has begun.
 func (n *Node) Leave(ctx context.Context) error {
 	if n.intake.isClosed() || !n.leaving.CompareAndSwap(false, true) {
-		return fmt.Errorf("leave: %w", ErrShuttingDown)
+		return fmt.Errorf("leave: %w", api.ErrShuttingDown)
 	}
 	servers := n.configServers()
 	voters, selfVoter := 0, false
@@ -45,7 +47,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	if selfVoter && voters == 1 {
 		n.leaving.Store(false)
-		return fmt.Errorf("leave: %w: this node is the only voter, so the cluster cannot continue without it", ErrLastVoter)
+		return fmt.Errorf("leave: %w: this node is the only voter, so the cluster cannot continue without it", api.ErrLastVoter)
 	}
 	n.log.Info("leaving the cluster", "voters", voters, "voter", selfVoter)
 
@@ -110,7 +112,7 @@ func (n *Node) waitRemoved(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.ctx.Done(): // a concurrent Shutdown began
-			return ErrShuttingDown
+			return api.ErrShuttingDown
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -134,7 +136,7 @@ func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
 		addrs = append(addrs, l.QueueAddr)
 	}
 	for _, m := range n.members.snapshot() {
-		if m.ID != n.id && m.Status == MemberAlive && m.MetaOK && m.Meta.QueueAddr != "" {
+		if m.ID != n.id && m.Status == api.MemberAlive && m.MetaOK && m.Meta.QueueAddr != "" {
 			addrs = append(addrs, m.Meta.QueueAddr)
 		}
 	}
@@ -153,7 +155,7 @@ func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
 			}
 		}
 		for _, m := range st.Members {
-			if m.ID == n.id && m.Suffrage != SuffrageNone {
+			if m.ID == n.id && m.Suffrage != api.SuffrageNone {
 				return false, true
 			}
 		}

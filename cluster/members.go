@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // member is one gossip member as this node last saw it.
@@ -20,7 +22,7 @@ type member struct {
 	// member is left out of bootstrap and reconcile decisions.
 	Meta   nodeMeta
 	MetaOK bool
-	// Status is MemberAlive, MemberDead or MemberLeft. memberlist v0.6.0
+	// Status is api.MemberAlive, api.MemberDead or api.MemberLeft. memberlist v0.6.0
 	// does not tell its users when a node is suspect (Node.State is never
 	// filled in), so a suspect member stays alive here until it is
 	// declared dead.
@@ -103,8 +105,8 @@ func (t *memberTable) alive(n *memberlist.Node) {
 		t.byID[n.Name] = m
 	}
 	t.setMetaLocked(m, n)
-	if m.Status != MemberAlive {
-		m.Status = MemberAlive
+	if m.Status != api.MemberAlive {
+		m.Status = api.MemberAlive
 		m.Since = t.now()
 	}
 	t.notifyLocked()
@@ -116,7 +118,7 @@ func (t *memberTable) update(n *memberlist.Node) {
 	defer t.mu.Unlock()
 	m := t.byID[n.Name]
 	if m == nil {
-		m = &member{ID: n.Name, Status: MemberAlive, Since: t.now()}
+		m = &member{ID: n.Name, Status: api.MemberAlive, Since: t.now()}
 		t.byID[n.Name] = m
 	}
 	t.setMetaLocked(m, n)
@@ -136,9 +138,9 @@ func (t *memberTable) gone(n *memberlist.Node) {
 	if len(n.Meta) > 0 {
 		t.setMetaLocked(m, n) // the last meta memberlist heard
 	}
-	status := MemberDead
+	status := api.MemberDead
 	if m.MetaOK && m.Meta.Leaving {
-		status = MemberLeft
+		status = api.MemberLeft
 	}
 	if m.Status != status {
 		m.Status = status
@@ -173,7 +175,7 @@ func (d eventDelegate) NotifyLeave(n *memberlist.Node)  { d.t.gone(n) }
 // memberStatusCounts returns how many members have each status; every
 // status is present, zero or not.
 func memberStatusCounts(ms []member) map[string]int {
-	counts := map[string]int{MemberAlive: 0, MemberSuspect: 0, MemberDead: 0, MemberLeft: 0}
+	counts := map[string]int{api.MemberAlive: 0, api.MemberSuspect: 0, api.MemberDead: 0, api.MemberLeft: 0}
 	for _, m := range ms {
 		counts[m.Status]++
 	}

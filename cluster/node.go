@@ -27,6 +27,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -88,7 +89,7 @@ type Node struct {
 	// this node.
 	joined     chan struct{}
 	joinedOnce sync.Once
-	// httpc asks peers for their /cluster/status (promotion, leave).
+	// httpc asks peers for their /internal/status (promotion, leave).
 	httpc *http.Client
 	recon reconcileMemory
 
@@ -231,7 +232,7 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("inspect raft state: %w", err))
 	}
-	r, err := raft.NewRaft(conf, f, logs, store, snaps, trans)
+	r, err := raft.NewRaft(conf, &raftFSM{f: f}, logs, store, snaps, trans)
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
@@ -354,8 +355,8 @@ func (n *Node) LeaderID() string {
 }
 
 // WaitForLeader blocks until a leader is known and returns its id. It fails
-// with ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
-// ErrShuttingDown once Shutdown has begun.
+// with api.ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
+// api.ErrShuttingDown once Shutdown has begun.
 func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
 	const poll = 10 * time.Millisecond
 	t := time.NewTicker(poll)
@@ -367,9 +368,9 @@ func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
 		select {
 		case <-t.C:
 		case <-n.ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w", ErrShuttingDown)
+			return "", fmt.Errorf("wait for leader: %w", api.ErrShuttingDown)
 		case <-ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w (%w)", ErrNoLeader, ctx.Err())
+			return "", fmt.Errorf("wait for leader: %w (%w)", api.ErrNoLeader, ctx.Err())
 		}
 	}
 }
@@ -439,8 +440,8 @@ func (n *Node) caughtUp(target uint64) bool {
 // for a server gossip has never shown this node) and HTTP addresses from
 // gossip. A gossip member outside the configuration has suffrage "none"
 // and its advertised raft address.
-func (n *Node) Status() Status {
-	st := Status{
+func (n *Node) Status() api.Status {
+	st := api.Status{
 		NodeID:       n.id,
 		State:        strings.ToLower(n.raft.State().String()),
 		LeaderID:     n.LeaderID(),
@@ -452,7 +453,7 @@ func (n *Node) Status() Status {
 	for _, m := range n.members.snapshot() {
 		gossiped[m.ID] = m
 	}
-	fill := func(m *Member, g member, known bool) {
+	fill := func(m *api.Member, g member, known bool) {
 		if known {
 			m.Status = g.Status
 			if g.MetaOK {
@@ -462,20 +463,20 @@ func (n *Node) Status() Status {
 		if m.ID == n.id {
 			m.QueueAddr, m.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
 			if !known {
-				m.Status = MemberAlive
+				m.Status = api.MemberAlive
 			}
 		}
 	}
 	for _, s := range n.configServers() {
-		m := Member{
+		m := api.Member{
 			ID:       string(s.ID),
-			Status:   MemberUnknown,
+			Status:   api.MemberUnknown,
 			Voter:    s.Suffrage == raft.Voter,
-			Suffrage: SuffrageNonvoter,
+			Suffrage: api.SuffrageNonvoter,
 			RaftAddr: string(s.Address),
 		}
 		if m.Voter {
-			m.Suffrage = SuffrageVoter
+			m.Suffrage = api.SuffrageVoter
 		}
 		g, known := gossiped[m.ID]
 		fill(&m, g, known)
@@ -483,14 +484,14 @@ func (n *Node) Status() Status {
 		st.Members = append(st.Members, m)
 	}
 	for _, g := range gossiped {
-		m := Member{ID: g.ID, Suffrage: SuffrageNone}
+		m := api.Member{ID: g.ID, Suffrage: api.SuffrageNone}
 		if g.MetaOK {
 			m.RaftAddr = g.Meta.RaftAddr
 		}
 		fill(&m, g, true)
 		st.Members = append(st.Members, m)
 	}
-	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Members, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
@@ -506,13 +507,13 @@ func (n *Node) configServers() []raft.Server {
 }
 
 // Shutdown stops the node: it refuses new Propose and ConsistentRead calls
-// (ErrShuttingDown), waits for in-flight ones until ctx ends, stops the
+// (api.ErrShuttingDown), waits for in-flight ones until ctx ends, stops the
 // leader loops, transfers leadership if this node leads and other voters
 // exist, stops memberlist without a leave message (peers mark the node dead
 // and keep it in the configuration), stops the coalescer (commands it has
-// not handed to raft fail with ErrShuttingDown), waits for the raft
+// not handed to raft fail with api.ErrShuttingDown), waits for the raft
 // operations it started to resolve, shuts raft down (callers of entries
-// still in raft get ErrOutcomeUnknown), then closes the transport and the
+// still in raft get api.ErrOutcomeUnknown), then closes the transport and the
 // bolt store. It does not remove the node from the cluster: a restart on the
 // same data directory rejoins through its Join seeds and catches up. A
 // failed leadership transfer is logged, not returned. Every step runs even after ctx ends; the error
@@ -572,7 +573,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("wait for raft operations: %w", err))
 	}
 
-	// 7. Stop raft. Callers still waiting on an entry get ErrOutcomeUnknown.
+	// 7. Stop raft. Callers still waiting on an entry get api.ErrOutcomeUnknown.
 	if err := n.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}

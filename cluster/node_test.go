@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -52,7 +53,7 @@ func TestNode_SingleNode_BootstrapsAndApplies(t *testing.T) {
 		t.Fatalf("members = %+v, want one", s.Members)
 	}
 	m := s.Members[0]
-	if m.ID != n.ID() || m.Status != MemberAlive || !m.Voter || m.QueueAddr != "127.0.0.1:8081" ||
+	if m.ID != n.ID() || m.Status != api.MemberAlive || !m.Voter || m.QueueAddr != "127.0.0.1:8081" ||
 		m.PubsubAddr != "127.0.0.1:8080" || !strings.HasPrefix(m.RaftAddr, "127.0.0.1:") || strings.HasSuffix(m.RaftAddr, ":0") {
 		t.Fatalf("member = %+v", m)
 	}
@@ -275,7 +276,7 @@ func TestNode_GeneratedID_Persisted(t *testing.T) {
 	}
 }
 
-// Propose and ConsistentRead after Shutdown fail with ErrShuttingDown, and
+// Propose and ConsistentRead after Shutdown fail with api.ErrShuttingDown, and
 // Shutdown is idempotent.
 func TestNode_ProposeAfterShutdown_ReturnsErrShuttingDown(t *testing.T) {
 	n := mustOpen(t, testOptions(t, t.TempDir()), fsm.New())
@@ -287,11 +288,11 @@ func TestNode_ProposeAfterShutdown_ReturnsErrShuttingDown(t *testing.T) {
 	if err := n.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
-	if _, err := n.Propose(context.Background(), putCmd("q", "y")); !errors.Is(err, ErrShuttingDown) {
-		t.Fatalf("Propose after Shutdown: %v, want ErrShuttingDown", err)
+	if _, err := n.Propose(context.Background(), putCmd("q", "y")); !errors.Is(err, api.ErrShuttingDown) {
+		t.Fatalf("Propose after Shutdown: %v, want api.ErrShuttingDown", err)
 	}
-	if err := n.ConsistentRead(context.Background()); !errors.Is(err, ErrShuttingDown) {
-		t.Fatalf("ConsistentRead after Shutdown: %v, want ErrShuttingDown", err)
+	if err := n.ConsistentRead(context.Background()); !errors.Is(err, api.ErrShuttingDown) {
+		t.Fatalf("ConsistentRead after Shutdown: %v, want api.ErrShuttingDown", err)
 	}
 	if n.Ready() {
 		t.Fatal("Ready after Shutdown")
@@ -324,11 +325,11 @@ func TestNode_ShutdownDrainsInFlight(t *testing.T) {
 				kind := "ok"
 				switch {
 				case err == nil:
-				case errors.Is(err, ErrShuttingDown):
+				case errors.Is(err, api.ErrShuttingDown):
 					kind = "shutting_down"
-				case errors.Is(err, ErrOutcomeUnknown):
+				case errors.Is(err, api.ErrOutcomeUnknown):
 					kind = "unknown"
-				case errors.Is(err, ErrNotLeader):
+				case errors.Is(err, api.ErrNotLeader):
 					kind = "not_leader"
 				default:
 					t.Errorf("unexpected error: %v", err)
@@ -417,18 +418,18 @@ func TestNode_ConsistentRead_SingleNode(t *testing.T) {
 }
 
 // Before its first election the node is a follower: Propose and
-// ConsistentRead fail at once with ErrNotLeader and nothing is enqueued.
+// ConsistentRead fail at once with api.ErrNotLeader and nothing is enqueued.
 func TestNode_NotLeader_RejectsImmediately(t *testing.T) {
 	opts := testOptions(t, t.TempDir())
 	opts.HeartbeatTimeout = 5 * time.Second // no election during this test
 	opts.ElectionTimeout = 5 * time.Second
 	n := mustOpen(t, opts, fsm.New())
 	start := time.Now()
-	if _, err := n.Propose(context.Background(), putCmd("q", "x")); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("Propose on follower: %v, want ErrNotLeader", err)
+	if _, err := n.Propose(context.Background(), putCmd("q", "x")); !errors.Is(err, api.ErrNotLeader) {
+		t.Fatalf("Propose on follower: %v, want api.ErrNotLeader", err)
 	}
-	if err := n.ConsistentRead(context.Background()); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("ConsistentRead on follower: %v, want ErrNotLeader", err)
+	if err := n.ConsistentRead(context.Background()); !errors.Is(err, api.ErrNotLeader) {
+		t.Fatalf("ConsistentRead on follower: %v, want api.ErrNotLeader", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("rejection took %v", d)
@@ -438,8 +439,8 @@ func TestNode_NotLeader_RejectsImmediately(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := n.WaitForLeader(ctx); !errors.Is(err, ErrNoLeader) {
-		t.Fatalf("WaitForLeader: %v, want ErrNoLeader", err)
+	if _, err := n.WaitForLeader(ctx); !errors.Is(err, api.ErrNoLeader) {
+		t.Fatalf("WaitForLeader: %v, want api.ErrNoLeader", err)
 	}
 }
 
@@ -451,8 +452,8 @@ func TestNode_Propose_CancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := n.Propose(ctx, putCmd("q", "x"))
-	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("err = %v, want context.Canceled without ErrOutcomeUnknown", err)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, api.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want context.Canceled without api.ErrOutcomeUnknown", err)
 	}
 	if f.Stats("q").Exists {
 		t.Fatal("cancelled put was applied")
@@ -549,7 +550,7 @@ func TestNode_Collectors(t *testing.T) {
 	}
 	for _, m := range got["quorumq_cluster_members"].GetMetric() {
 		want := 0.0
-		if m.GetLabel()[0].GetValue() == MemberAlive {
+		if m.GetLabel()[0].GetValue() == api.MemberAlive {
 			want = 1
 		}
 		if m.GetGauge().GetValue() != want {

@@ -111,7 +111,7 @@ type Options struct {
 	// QueueAddr and PubsubAddr are this node's advertised HTTP addresses,
 	// gossiped to the other nodes (in NodeMeta) and reported in Status. The
 	// leader reads a non-voter's progress from GET
-	// http://QueueAddr/cluster/status before it promotes it, so QueueAddr
+	// http://QueueAddr/internal/status before it promotes it, so QueueAddr
 	// must serve that endpoint for the node to become a voter.
 	QueueAddr, PubsubAddr string
 	// BootstrapExpect is the number of servers to wait for before the first

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -73,11 +74,11 @@ const scratchKeep = 4096
 // quorum and applied to the local FSM.
 //
 // Errors, compared with errors.Is:
-//   - ErrNotLeader: this node does not lead, or raft refused the entry before
+//   - api.ErrNotLeader: this node does not lead, or raft refused the entry before
 //     writing it (it stepped down, a leadership transfer is running, the
 //     enqueue timed out). Nothing was written; retrying elsewhere is safe.
-//   - ErrShuttingDown: Shutdown has begun and the command was not handed to raft.
-//   - ErrOutcomeUnknown: the entry was handed to raft, then leadership was
+//   - api.ErrShuttingDown: Shutdown has begun and the command was not handed to raft.
+//   - api.ErrOutcomeUnknown: the entry was handed to raft, then leadership was
 //     lost, raft shut down, or ctx ended: it may still commit. When ctx ended
 //     the error also wraps ctx.Err().
 //   - ctx.Err() alone: ctx ended before the coalescer took the command, so
@@ -86,11 +87,11 @@ const scratchKeep = 4096
 // Business outcomes (queue full, not in flight, ...) are in Result.Err.
 func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	if !n.intake.enter() {
-		return fsm.Result{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
 	defer n.intake.leave()
 	if n.raft.State() != raft.Leader {
-		return fsm.Result{}, fmt.Errorf("propose: %w", ErrNotLeader)
+		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrNotLeader)
 	}
 	if err := ctx.Err(); err != nil {
 		return fsm.Result{}, fmt.Errorf("propose: %w", err)
@@ -104,7 +105,7 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 		return fsm.Result{}, fmt.Errorf("propose: %w", ctx.Err())
 	case <-n.coalescerDone:
 		p.recycle()
-		return fsm.Result{}, fmt.Errorf("propose: %w", ErrShuttingDown)
+		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
 	o, received, err := n.await(ctx, p)
 	if received {
@@ -120,7 +121,7 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 // await waits for p's outcome. When ctx ends or the node stops first, an
 // outcome that has already arrived still wins; otherwise a proposal the
 // coalescer never took is withdrawn (known: not proposed), and one it took
-// is reported as ErrOutcomeUnknown. received reports that the outcome was
+// is reported as api.ErrOutcomeUnknown. received reports that the outcome was
 // taken from p.done: the coalescer is then done with p.
 func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool, err error) {
 	ready := func() (outcome, bool) {
@@ -144,7 +145,7 @@ func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool
 		// The coalescer answers every proposal it took; one it never saw
 		// after its final drain would wait forever.
 		if p.cancel() {
-			return outcome{}, false, fmt.Errorf("propose: %w", ErrShuttingDown)
+			return outcome{}, false, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 		}
 		select {
 		case o := <-p.done:
@@ -159,7 +160,7 @@ func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool
 	if o, ok := ready(); ok {
 		return o, true, nil
 	}
-	return outcome{}, false, fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, stopped)
+	return outcome{}, false, fmt.Errorf("propose: %w (%w)", api.ErrOutcomeUnknown, stopped)
 }
 
 // runCoalescer turns queued proposals into log entries: it takes the first
@@ -190,7 +191,7 @@ func (n *Node) runCoalescer() {
 		select {
 		case slots <- struct{}{}:
 		case <-n.stopCoalescer:
-			first.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+			first.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
 			n.failQueued()
 			return
 		}
@@ -241,7 +242,7 @@ func (n *Node) dispatch(batch []*proposal, size int, slots chan struct{}, scratc
 
 	if !n.raftUsers.enter() { // cannot happen: the coalescer stops first
 		for _, p := range batch {
-			p.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+			p.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
 		}
 		<-slots
 		return cmds
@@ -278,13 +279,13 @@ func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
 			return
 		}
 		// Committed, but the answers cannot be matched to the callers.
-		fail = fmt.Errorf("propose: %w: %d results for %d commands", ErrOutcomeUnknown, len(r), len(batch))
+		fail = fmt.Errorf("propose: %w: %d results for %d commands", api.ErrOutcomeUnknown, len(r), len(batch))
 	case error:
 		// The FSM could not decode the entry; every replica rejects it the
 		// same way, so nothing changed.
 		fail = fmt.Errorf("propose: entry rejected by the state machine: %w", r)
 	default:
-		fail = fmt.Errorf("propose: %w: unexpected FSM response %T", ErrOutcomeUnknown, r)
+		fail = fmt.Errorf("propose: %w: unexpected FSM response %T", api.ErrOutcomeUnknown, r)
 	}
 	n.log.Error("propose: bad FSM response", "index", fut.Index(), "err", fail)
 	for _, p := range batch {
@@ -299,11 +300,11 @@ func mapApplyError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader),
 		errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("propose: %w (%w)", ErrNotLeader, err)
+		return fmt.Errorf("propose: %w (%w)", api.ErrNotLeader, err)
 	default:
 		// ErrLeadershipLost, ErrRaftShutdown: the entry may be in the log
 		// of a majority and commit under the next leader.
-		return fmt.Errorf("propose: %w (%w)", ErrOutcomeUnknown, err)
+		return fmt.Errorf("propose: %w (%w)", api.ErrOutcomeUnknown, err)
 	}
 }
 
@@ -314,7 +315,7 @@ func (n *Node) failQueued() {
 		select {
 		case p := <-n.proposeCh:
 			if p.take() {
-				p.finish(outcome{err: fmt.Errorf("propose: %w", ErrShuttingDown)})
+				p.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
 			}
 		default:
 			return

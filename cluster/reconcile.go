@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 const (
@@ -19,12 +21,12 @@ const (
 	// may be behind the leader's last index and still count as caught up
 	// (autopilot's MaxTrailingLogs).
 	maxTrailingLogs = 250
-	// statusTimeout bounds one GET /cluster/status to a peer.
+	// statusTimeout bounds one GET /internal/status to a peer.
 	statusTimeout = 2 * time.Second
 	// configChangeTimeout bounds the enqueue of one configuration change;
 	// the commit is bounded by the leader term's context.
 	configChangeTimeout = 10 * time.Second
-	// maxStatusBody bounds a /cluster/status answer we read.
+	// maxStatusBody bounds an /internal/status answer we read.
 	maxStatusBody = 1 << 20
 )
 
@@ -112,7 +114,7 @@ func (n *Node) reconcile(ctx context.Context) {
 
 	// 1. Alive members must be in the configuration at their address.
 	for _, m := range snapshot {
-		if raft.ServerID(m.ID) == self || m.Status != MemberAlive || !m.MetaOK || m.Meta.Leaving || m.Meta.RaftAddr == "" {
+		if raft.ServerID(m.ID) == self || m.Status != api.MemberAlive || !m.MetaOK || m.Meta.Leaving || m.Meta.RaftAddr == "" {
 			continue
 		}
 		id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Meta.RaftAddr)
@@ -127,7 +129,7 @@ func (n *Node) reconcile(ctx context.Context) {
 			if s.ID == id || s.ID == self || s.Address != addr {
 				continue
 			}
-			if o, ok := members[string(s.ID)]; ok && o.Status == MemberAlive && o.MetaOK && raft.ServerAddress(o.Meta.RaftAddr) == addr {
+			if o, ok := members[string(s.ID)]; ok && o.Status == api.MemberAlive && o.MetaOK && raft.ServerAddress(o.Meta.RaftAddr) == addr {
 				n.log.Warn("reconcile: two alive members claim one raft address; leaving both alone",
 					"addr", addr, "member", id, "other", s.ID)
 				continue
@@ -163,7 +165,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	// 2. Members that left (or announced it) go.
 	for _, s := range cfg.Servers {
 		m, ok := members[string(s.ID)]
-		if s.ID == self || !ok || !m.MetaOK || !(m.Status == MemberLeft || (m.Status == MemberAlive && m.Meta.Leaving)) {
+		if s.ID == self || !ok || !m.MetaOK || !(m.Status == api.MemberLeft || (m.Status == api.MemberAlive && m.Meta.Leaving)) {
 			continue
 		}
 		if !n.changeConfig(ctx, actionRemoveLeft, s.ID, func() raft.IndexFuture {
@@ -188,12 +190,12 @@ func (n *Node) reconcile(ctx context.Context) {
 // promote makes voters of non-voters that have been healthy for
 // PromoteAfter: alive in gossip, on the leader's term, applied index
 // non-zero and within maxTrailingLogs of the leader's last index. Progress
-// comes from each non-voter's GET /cluster/status.
+// comes from each non-voter's GET /internal/status.
 func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[string]member, now time.Time) bool {
 	type check struct {
 		server raft.Server
 		m      member
-		st     Status
+		st     api.Status
 		err    error
 	}
 	var checks []*check
@@ -202,7 +204,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 			continue
 		}
 		m, ok := members[string(s.ID)]
-		if !ok || m.Status != MemberAlive || !m.MetaOK || m.Meta.Leaving {
+		if !ok || m.Status != api.MemberAlive || !m.MetaOK || m.Meta.Leaving {
 			n.forgetHealthy(s.ID)
 			continue
 		}
@@ -295,7 +297,7 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 			continue
 		}
 		m, known := members[string(s.ID)]
-		if known && m.Status != MemberDead {
+		if known && m.Status != api.MemberDead {
 			delete(n.recon.missingSince, s.ID)
 			continue
 		}
@@ -362,7 +364,7 @@ func findServer(cfg raft.Configuration, id raft.ServerID) (raft.Server, bool) {
 	return raft.Server{}, false
 }
 
-// newStatusClient returns the pooled client used for peers' /cluster/status.
+// newStatusClient returns the pooled client used for peers' /internal/status.
 // It never uses an environment proxy: this is traffic inside the cluster.
 func newStatusClient() *http.Client {
 	return &http.Client{
@@ -376,15 +378,15 @@ func newStatusClient() *http.Client {
 	}
 }
 
-// fetchStatus asks the node serving queueAddr for its /cluster/status.
-func (n *Node) fetchStatus(ctx context.Context, queueAddr string) (Status, error) {
-	var st Status
+// fetchStatus asks the node serving queueAddr for its /internal/status.
+func (n *Node) fetchStatus(ctx context.Context, queueAddr string) (api.Status, error) {
+	var st api.Status
 	if queueAddr == "" {
 		return st, errors.New("member advertises no queue address")
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+queueAddr+"/cluster/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+queueAddr+api.PathStatus, nil)
 	if err != nil {
 		return st, err
 	}
@@ -398,10 +400,10 @@ func (n *Node) fetchStatus(ctx context.Context, queueAddr string) (Status, error
 		return st, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET %s/cluster/status: %s", queueAddr, resp.Status)
+		return st, fmt.Errorf("GET %s%s: %s", queueAddr, api.PathStatus, resp.Status)
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("GET %s/cluster/status: %w", queueAddr, err)
+		return st, fmt.Errorf("GET %s%s: %w", queueAddr, api.PathStatus, err)
 	}
 	return st, nil
 }

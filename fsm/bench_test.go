@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-
-	"github.com/hashicorp/raft"
 )
 
 // benchEntry is what the coalescer proposes under load: n single-message
@@ -69,10 +67,10 @@ func BenchmarkApply_Puts(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				idx++
-				f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data})
+				f.Apply([]Committed{{Index: idx, Command: true, Data: data}})
 				b.StopTimer()
 				idx++
-				f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: drain})
+				f.Apply([]Committed{{Index: idx, Command: true, Data: drain}})
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(b.N*c.n)/b.Elapsed().Seconds(), "msgs/s")

@@ -91,9 +91,6 @@ type QueueConfig struct {
 	Limits Limits
 }
 
-// NoLease in Command.Lease asks a get to pop even on a queue with a default lease.
-const NoLease time.Duration = -1
-
 // Command is one state change. Which fields matter depends on Op.
 type Command struct {
 	Op    Op
@@ -108,7 +105,7 @@ type Command struct {
 	Limits Limits
 
 	// Get: up to Max messages. Lease > 0 leases them for that long; 0 uses
-	// the queue's DefaultLease, which pops them when none is set; < 0 (NoLease)
+	// the queue's DefaultLease, which pops them when none is set; < 0 (api.NoLease)
 	// always pops. Touch: the new lease, 0 meaning the queue's DefaultLease.
 	Max   int
 	Lease time.Duration
@@ -161,7 +158,11 @@ type Message struct {
 // Byte slices in it share memory with the state (a leased message keeps its
 // body there): treat them as read-only.
 type Result struct {
-	// Err is a business outcome such as ErrQueueFull; the command changed nothing.
+	// Err is a business outcome, one of the api kinds ErrQueueFull,
+	// ErrTooManyQueues (a queue past MaxQueues), ErrNotInFlight (an ack,
+	// nack or touch of an id that is not leased), ErrInvalidQueueName or
+	// ErrInvalidCommand (fields that do not fit together); the command
+	// changed nothing.
 	Err error
 	// IDs are the ids assigned by a put, in order.
 	IDs []uint64
@@ -176,21 +177,6 @@ type Result struct {
 	// Count is how many ids an ack, nack or touch applied to.
 	Count int
 }
-
-// Errors returned in Result.Err. Each leaves the state unchanged.
-var (
-	// ErrQueueFull is returned when a put would exceed the queue's limits under OverflowReject.
-	ErrQueueFull = errors.New("queue is full")
-	// ErrNotInFlight is returned for an ack, nack or touch of an id that is not
-	// leased: unknown, already acked, or its lease ran out.
-	ErrNotInFlight = errors.New("message is not in flight")
-	// ErrInvalidQueueName is returned for a queue name outside [A-Za-z0-9._-]{1,64}.
-	ErrInvalidQueueName = errors.New("invalid queue name")
-	// ErrInvalidCommand is returned for a command whose fields are inconsistent.
-	ErrInvalidCommand = errors.New("invalid command")
-	// ErrTooManyQueues is returned when a command would create a queue past MaxQueues.
-	ErrTooManyQueues = errors.New("too many queues")
-)
 
 // Errors that stop decoding a log entry or a snapshot.
 var (
@@ -208,19 +194,3 @@ const (
 	// DedupMaxKeys bounds the dedup table; the oldest keys are forgotten first.
 	DedupMaxKeys = 200000
 )
-
-// ValidQueueName reports whether name matches [A-Za-z0-9._-]{1,64}.
-func ValidQueueName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}

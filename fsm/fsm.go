@@ -6,13 +6,12 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/hashicorp/raft"
 )
 
-// FSM is the replicated queue state machine. It implements raft.BatchingFSM.
-// Raft calls Apply, ApplyBatch, Snapshot and Restore from one goroutine;
-// everything else may be called concurrently from request handlers.
+// FSM is the replicated queue state machine. The raft host (package
+// cluster) calls Apply, Snapshot and Restore from one goroutine; everything
+// else may be called concurrently from request handlers. It knows nothing
+// of raft itself: entries come in as Committed.
 type FSM struct {
 	mu sync.RWMutex
 	st *state
@@ -49,21 +48,24 @@ type QueueStats struct {
 	Exists bool
 }
 
-var _ raft.BatchingFSM = (*FSM)(nil)
-
-// Apply applies one log entry. It returns []Result for a command entry,
-// an error for an entry that does not decode, and nil otherwise.
-func (f *FSM) Apply(l *raft.Log) interface{} {
-	return f.ApplyBatch([]*raft.Log{l})[0]
+// Committed is one committed log entry. Only command entries carry an
+// Entry (EncodeEntry); the others (configuration changes and the like)
+// only move the applied index.
+type Committed struct {
+	Index   uint64
+	Command bool
+	Data    []byte
 }
 
-// ApplyBatch applies committed entries in order, taking the lock once.
-func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	out := make([]interface{}, len(logs))
+// Apply applies committed entries in order, taking the lock once. For each
+// it returns []Result for a command entry, an error for a command that
+// does not decode, and nil otherwise.
+func (f *FSM) Apply(entries []Committed) []any {
+	out := make([]any, len(entries))
 	var woken []string
 	f.mu.Lock()
-	for i, l := range logs {
-		if l.Type == raft.LogCommand {
+	for i, l := range entries {
+		if l.Command {
 			e, err := DecodeEntry(l.Data)
 			switch {
 			case err == nil:
@@ -90,7 +92,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 // tests and tools that drive the state machine without raft.
 func (f *FSM) ApplyEntry(index uint64, e *Entry) []Result {
 	data := EncodeEntry(nil, e)
-	r := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+	r := f.Apply([]Committed{{Index: index, Command: true, Data: data}})[0]
 	if err, ok := r.(error); ok {
 		panic(err)
 	}
@@ -196,11 +198,11 @@ func (f *FSM) wakeAll() {
 }
 
 // Snapshot captures the state in O(queues + chunks) and leaves the encoding
-// to Persist, which runs concurrently with Apply.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+// to Snapshot.Encode, which may run concurrently with Apply.
+func (f *FSM) Snapshot() *Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &snapshot{frozen: f.st.freeze()}, nil
+	return &Snapshot{frozen: f.st.freeze()}
 }
 
 // Restore replaces the whole state with the one read from rc.
@@ -218,23 +220,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// WriteSnapshot streams the current state to w in the snapshot format. It is
-// what Persist writes; tests use it to compare replicas byte for byte.
-func (f *FSM) WriteSnapshot(w io.Writer) error {
-	f.mu.Lock()
-	fr := f.st.freeze()
-	f.mu.Unlock()
-	return fr.write(w)
-}
+// WriteSnapshot streams the current state to w in the snapshot format;
+// tests use it to compare replicas byte for byte.
+func (f *FSM) WriteSnapshot(w io.Writer) error { return f.Snapshot().Encode(w) }
 
-type snapshot struct{ frozen *frozenState }
+// Snapshot is a frozen state, written out in the snapshot format by Encode.
+type Snapshot struct{ frozen *frozenState }
 
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.frozen.write(sink); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
-
-func (s *snapshot) Release() {}
+// Encode streams the snapshot to w.
+func (s *Snapshot) Encode(w io.Writer) error { return s.frozen.write(w) }

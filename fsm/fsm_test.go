@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"pgregory.net/rapid"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 var testQueues = []string{"default", "a", "b.dlq"}
@@ -37,7 +38,7 @@ func genCommand(t *rapid.T, m *model) Command {
 		}
 		return c
 	case 4, 5, 6:
-		lease := rapid.SampledFrom([]time.Duration{0, NoLease, 10 * time.Millisecond, 50 * time.Millisecond}).Draw(t, "lease")
+		lease := rapid.SampledFrom([]time.Duration{0, api.NoLease, 10 * time.Millisecond, 50 * time.Millisecond}).Draw(t, "lease")
 		return Command{Op: OpGet, Queue: q, Max: rapid.IntRange(1, 4).Draw(t, "max"), Lease: lease}
 	case 7, 8, 9:
 		op := rapid.SampledFrom([]Op{OpAck, OpNack, OpTouch}).Draw(t, "settleOp")
@@ -93,7 +94,7 @@ func TestFSM_MatchesModel_WithSnapshotsAndReplay(t *testing.T) {
 		var log []Entry
 		now := int64(1_000_000_000)
 		steps := rapid.IntRange(1, 60).Draw(t, "steps")
-		var pendingSnap raft.FSMSnapshot
+		var pendingSnap *Snapshot
 		var pendingWant []byte
 		for i := 0; i < steps; i++ {
 			now += int64(rapid.IntRange(-5, 40).Draw(t, "dt")) * int64(time.Millisecond)
@@ -131,11 +132,8 @@ func TestFSM_MatchesModel_WithSnapshotsAndReplay(t *testing.T) {
 				pendingSnap = nil
 			}
 			if pendingSnap == nil && rapid.IntRange(0, 6).Draw(t, "takeSnap") == 0 {
-				var err error
 				pendingWant = mustWriteSnapshot(t, f)
-				if pendingSnap, err = f.Snapshot(); err != nil {
-					t.Fatal(err)
-				}
+				pendingSnap = f.Snapshot()
 			}
 			if rapid.IntRange(0, 8).Draw(t, "restore") == 0 {
 				snap := mustWriteSnapshot(t, f)
@@ -185,29 +183,19 @@ func mustWriteSnapshot(t interface{ Fatalf(string, ...any) }, f *FSM) []byte {
 	return buf.Bytes()
 }
 
-type memSink struct {
-	bytes.Buffer
-	cancelled bool
-}
-
-func (s *memSink) ID() string    { return "mem" }
-func (s *memSink) Cancel() error { s.cancelled = true; return nil }
-func (s *memSink) Close() error  { return nil }
-
-func persist(t interface{ Fatalf(string, ...any) }, s raft.FSMSnapshot) []byte {
-	var sink memSink
-	if err := s.Persist(&sink); err != nil {
+func persist(t interface{ Fatalf(string, ...any) }, s *Snapshot) []byte {
+	var buf bytes.Buffer
+	if err := s.Encode(&buf); err != nil {
 		t.Fatalf("persist: %v", err)
 	}
-	s.Release()
-	return sink.Bytes()
+	return buf.Bytes()
 }
 
 // TestCodec_RoundTrip checks every op survives encode/decode unchanged.
 func TestCodec_RoundTrip(t *testing.T) {
 	e := Entry{Now: -42, Commands: []Command{
 		{Op: OpPut, Queue: "q", Messages: [][]byte{[]byte("a"), {0, 1, 2}}, Delay: time.Second, ReqID: "r", Limits: Limits{MaxDepth: 3, MaxBytes: 9, Policy: OverflowEvictOldest}},
-		{Op: OpGet, Queue: "q", Max: 7, Lease: NoLease},
+		{Op: OpGet, Queue: "q", Max: 7, Lease: api.NoLease},
 		{Op: OpAck, IDs: []uint64{1, 1 << 40}},
 		{Op: OpNack, Queue: "q", IDs: []uint64{3}, Delay: time.Millisecond, HasData: true, Data: []byte{}, Reason: "x"},
 		{Op: OpTouch, IDs: []uint64{4}, Lease: time.Minute},
@@ -334,7 +322,7 @@ func TestState_LeaderClockBackwards_DoesNotExpireEarly(t *testing.T) {
 	if r := f.ApplyEntry(4, &Entry{Now: 1099 * ms, Commands: []Command{{Op: OpTouch, IDs: []uint64{id}, Lease: time.Second}}}); r[0].Err != nil {
 		t.Fatalf("touch within the lease: %v", r[0].Err)
 	}
-	if r := f.ApplyEntry(5, &Entry{Now: 3000 * ms, Commands: []Command{{Op: OpAck, IDs: []uint64{id}}}}); !errors.Is(r[0].Err, ErrNotInFlight) {
+	if r := f.ApplyEntry(5, &Entry{Now: 3000 * ms, Commands: []Command{{Op: OpAck, IDs: []uint64{id}}}}); !errors.Is(r[0].Err, api.ErrNotInFlight) {
 		t.Fatalf("ack after expiry: %v", r[0].Err)
 	}
 	if s := f.Stats("q"); s.Depth != 1 || s.InFlight != 0 {
@@ -364,7 +352,7 @@ func TestState_DeadLetter_AfterMaxAttempts_KeepsReason(t *testing.T) {
 	if s := f.Stats("work"); s.Dead != 1 || s.Depth != 0 || s.Bytes != 0 {
 		t.Fatalf("work stats %+v", s)
 	}
-	r := apply(Command{Op: OpGet, Queue: "work.dead", Max: 1, Lease: NoLease})
+	r := apply(Command{Op: OpGet, Queue: "work.dead", Max: 1, Lease: api.NoLease})
 	if len(r[0].Messages) != 1 {
 		t.Fatalf("dead-letter queue empty")
 	}
@@ -387,9 +375,9 @@ func BenchmarkApply_PutGet(b *testing.B) {
 	idx := uint64(0)
 	for i := 0; i < b.N; i++ {
 		idx++
-		f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: putData})
+		f.Apply([]Committed{{Index: idx, Command: true, Data: putData}})
 		idx++
-		f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: getData})
+		f.Apply([]Committed{{Index: idx, Command: true, Data: getData}})
 	}
 	b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // model is a deliberately naive re-statement of the queue semantics: plain
@@ -59,8 +61,8 @@ func (m *model) queue(name string, create bool) (*mqueue, error) {
 	if q := m.queues[name]; q != nil {
 		return q, nil
 	}
-	if !ValidQueueName(name) {
-		return nil, ErrInvalidQueueName
+	if !api.ValidName(name) {
+		return nil, api.ErrInvalidQueueName
 	}
 	if !create {
 		return nil, nil
@@ -124,8 +126,8 @@ func (m *model) command(c *Command) Result {
 			}
 		}
 		if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 || cfg.Limits.Policy > OverflowEvictOldest ||
-			(cfg.DeadLetter != "" && (!ValidQueueName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
-			return Result{Err: ErrInvalidCommand}
+			(cfg.DeadLetter != "" && (!api.ValidName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
+			return Result{Err: api.ErrInvalidCommand}
 		}
 		q, err := m.queue(c.Queue, true)
 		if err != nil {
@@ -150,7 +152,7 @@ func (m *model) command(c *Command) Result {
 		m.expireDedup()
 		return Result{}
 	}
-	return Result{Err: ErrInvalidCommand}
+	return Result{Err: api.ErrInvalidCommand}
 }
 
 func (m *model) expireDedup() {
@@ -163,7 +165,7 @@ func (m *model) expireDedup() {
 
 func (m *model) put(c *Command) Result {
 	if len(c.Messages) == 0 || c.Delay < 0 || c.Limits.Policy > OverflowEvictOldest {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := m.queue(c.Queue, true)
 	if err != nil {
@@ -188,7 +190,7 @@ func (m *model) put(c *Command) Result {
 			size += int64(len(b))
 		}
 		if (lim.MaxDepth > 0 && q.held()+int64(len(c.Messages)) > lim.MaxDepth) || (lim.MaxBytes > 0 && q.bytes+size > lim.MaxBytes) {
-			return Result{Err: ErrQueueFull}
+			return Result{Err: api.ErrQueueFull}
 		}
 	}
 	res := Result{IDs: []uint64{}}
@@ -242,7 +244,7 @@ func (m *model) put(c *Command) Result {
 
 func (m *model) get(c *Command) Result {
 	if c.Max <= 0 {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := m.queue(c.Queue, false)
 	if err != nil || q == nil {
@@ -280,7 +282,7 @@ func (m *model) findLease(id uint64) (mlease, bool) {
 
 func (m *model) settle(c *Command) Result {
 	if len(c.IDs) == 0 || (c.Op == OpNack && (c.Delay < 0 || (c.HasData && len(c.IDs) != 1))) {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	swept := map[string]bool{}
 	for _, id := range c.IDs {
@@ -293,15 +295,15 @@ func (m *model) settle(c *Command) Result {
 	var ls []mlease
 	for _, id := range c.IDs {
 		if seen[id] {
-			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+			return Result{Err: api.ErrInvalidCommand, IDs: []uint64{id}}
 		}
 		seen[id] = true
 		l, ok := m.findLease(id)
 		if !ok || (c.Queue != "" && l.queue != c.Queue) {
-			return Result{Err: ErrNotInFlight, IDs: []uint64{id}}
+			return Result{Err: api.ErrNotInFlight, IDs: []uint64{id}}
 		}
 		if c.Op == OpTouch && c.Lease <= 0 && m.queues[l.queue].cfg.DefaultLease <= 0 {
-			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+			return Result{Err: api.ErrInvalidCommand, IDs: []uint64{id}}
 		}
 		ls = append(ls, l)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/google/btree"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Snapshot format: a fixed header, then framed records, then a trailer.
@@ -226,7 +228,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 			cur.puts, cur.gets = d.uvarint(), d.uvarint()
 			cur.depthHighWater = d.varint()
 			cur.overflow, cur.dead = d.uvarint(), d.uvarint()
-			if d.err == nil && (!ValidQueueName(cur.name) || s.queues[cur.name] != nil) {
+			if d.err == nil && (!api.ValidName(cur.name) || s.queues[cur.name] != nil) {
 				d.fail("queue name")
 			}
 			s.queues[cur.name] = cur

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/btree"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // state is the whole replicated state. It is plain data with deterministic
@@ -190,7 +192,7 @@ func (s *state) applyCommand(c *Command) Result {
 		s.sweepAll()
 		return Result{}
 	}
-	return Result{Err: ErrInvalidCommand}
+	return Result{Err: api.ErrInvalidCommand}
 }
 
 // queueFor returns the named queue, creating it if create is set.
@@ -198,14 +200,14 @@ func (s *state) queueFor(name string, create bool) (*queue, error) {
 	if q := s.queues[name]; q != nil {
 		return q, nil
 	}
-	if !ValidQueueName(name) {
-		return nil, ErrInvalidQueueName
+	if !api.ValidName(name) {
+		return nil, api.ErrInvalidQueueName
 	}
 	if !create {
 		return nil, nil
 	}
 	if len(s.queues) >= MaxQueues {
-		return nil, ErrTooManyQueues
+		return nil, api.ErrTooManyQueues
 	}
 	q := newQueue(name)
 	s.queues[name] = q
@@ -214,7 +216,7 @@ func (s *state) queueFor(name string, create bool) (*queue, error) {
 
 func (s *state) put(c *Command) Result {
 	if len(c.Messages) == 0 || c.Delay < 0 || c.Limits.Policy > OverflowEvictOldest {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := s.queueFor(c.Queue, true)
 	if err != nil {
@@ -237,7 +239,7 @@ func (s *state) put(c *Command) Result {
 		}
 		if (lim.MaxDepth > 0 && q.held()+int64(len(c.Messages)) > lim.MaxDepth) ||
 			(lim.MaxBytes > 0 && q.bytes+size > lim.MaxBytes) {
-			return Result{Err: ErrQueueFull}
+			return Result{Err: api.ErrQueueFull}
 		}
 	}
 	res := Result{IDs: s.newIDs(len(c.Messages))}
@@ -306,7 +308,7 @@ func (q *queue) raiseHighWater() {
 
 func (s *state) get(c *Command) Result {
 	if c.Max <= 0 {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := s.queueFor(c.Queue, false)
 	if err != nil || q == nil {
@@ -346,7 +348,7 @@ func (s *state) get(c *Command) Result {
 // c.Queue when it is set), otherwise nothing changes.
 func (s *state) settle(c *Command) Result {
 	if len(c.IDs) == 0 || (c.Op == OpNack && (c.Delay < 0 || (c.HasData && len(c.IDs) != 1))) {
-		return Result{Err: ErrInvalidCommand}
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	// Expire first, so that an id whose lease ran out is reported as such.
 	swept := map[string]bool{}
@@ -360,15 +362,15 @@ func (s *state) settle(c *Command) Result {
 	seen := make(map[uint64]bool, len(c.IDs))
 	for _, id := range c.IDs {
 		if seen[id] {
-			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+			return Result{Err: api.ErrInvalidCommand, IDs: []uint64{id}}
 		}
 		seen[id] = true
 		l, ok := s.inflight.Get(lease{id: id})
 		if !ok || (c.Queue != "" && l.queue != c.Queue) {
-			return Result{Err: ErrNotInFlight, IDs: []uint64{id}}
+			return Result{Err: api.ErrNotInFlight, IDs: []uint64{id}}
 		}
 		if c.Op == OpTouch && c.Lease <= 0 && s.queues[l.queue].cfg.DefaultLease <= 0 {
-			return Result{Err: ErrInvalidCommand, IDs: []uint64{id}}
+			return Result{Err: api.ErrInvalidCommand, IDs: []uint64{id}}
 		}
 		leases = append(leases, l)
 	}
@@ -519,8 +521,8 @@ func (s *state) configure(c *Command) Result {
 	}
 	if cfg.DefaultLease < 0 || cfg.Limits.MaxDepth < 0 || cfg.Limits.MaxBytes < 0 ||
 		cfg.Limits.Policy > OverflowEvictOldest ||
-		(cfg.DeadLetter != "" && (!ValidQueueName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
-		return Result{Err: ErrInvalidCommand}
+		(cfg.DeadLetter != "" && (!api.ValidName(cfg.DeadLetter) || cfg.DeadLetter == c.Queue)) {
+		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := s.queueFor(c.Queue, true)
 	if err != nil {

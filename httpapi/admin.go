@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 )
 
 // leaveTimeout bounds POST /cluster/leave.
@@ -20,7 +20,7 @@ func (s *server) healthz(*request) (reply, error) {
 // up to its commit index, else 503.
 func (s *server) readyz(*request) (reply, error) {
 	if s.o.Cluster == nil || !s.o.Cluster.Ready() {
-		return reply{}, newError(errUnavailable, "not ready")
+		return reply{}, api.ErrUnavailable.Errorf("not ready")
 	}
 	return reply{body: []byte("ready\n")}, nil
 }
@@ -28,11 +28,11 @@ func (s *server) readyz(*request) (reply, error) {
 // clusterStatus is GET /cluster/status: this node's view of the cluster.
 func (s *server) clusterStatus(*request) (reply, error) {
 	if s.o.Cluster == nil {
-		return reply{}, newError(errUnavailable, "cluster status is not available on this port")
+		return reply{}, api.ErrUnavailable.Errorf("cluster status is not available on this port")
 	}
 	st := s.o.Cluster.Status()
 	if st.Members == nil {
-		st.Members = []cluster.Member{}
+		st.Members = []api.Member{}
 	}
 	body, err := json.Marshal(st)
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *server) serveMetrics(*request) (reply, error) {
 func (s *server) leave(r *request) (reply, error) {
 	l, ok := s.o.Cluster.(Leaver)
 	if !ok {
-		return reply{}, newError(errNotSupported, "leave is not supported by this node yet")
+		return reply{}, api.ErrNotSupported.Errorf("leave is not supported by this node yet")
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), leaveTimeout)
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -35,9 +35,9 @@ func Test_Admin_HealthAndReady(t *testing.T) {
 // Test_Admin_ClusterStatus checks that /cluster/status is the JSON of
 // Cluster.Status with the contract's field names, members never null.
 func Test_Admin_ClusterStatus(t *testing.T) {
-	st := cluster.Status{NodeID: "n1", State: "leader", LeaderID: "n1", Term: 3, CommitIndex: 10, AppliedIndex: 9,
-		Members: []cluster.Member{{ID: "n1", Status: "alive", Voter: true, QueueAddr: "10.0.0.1:8081", PubsubAddr: "10.0.0.1:8080", RaftAddr: "10.0.0.1:8300"}}}
-	e := newEnv(t, func(o *Options) { o.Cluster = &fakeCluster{status: func() cluster.Status { return st }} })
+	st := api.Status{NodeID: "n1", State: "leader", LeaderID: "n1", Term: 3, CommitIndex: 10, AppliedIndex: 9,
+		Members: []api.Member{{ID: "n1", Status: "alive", Voter: true, QueueAddr: "10.0.0.1:8081", PubsubAddr: "10.0.0.1:8080", RaftAddr: "10.0.0.1:8300"}}}
+	e := newEnv(t, func(o *Options) { o.Cluster = &fakeCluster{status: func() api.Status { return st }} })
 	r := e.mustGet("/cluster/status", `{"node_id":"n1","state":"leader","leader_id":"n1","term":3,"commit_index":10,"applied_index":9,`+
 		`"members":[{"id":"n1","status":"alive","voter":true,"queue_addr":"10.0.0.1:8081","pubsub_addr":"10.0.0.1:8080","raft_addr":"10.0.0.1:8300"}]}`+"\n")
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
@@ -88,7 +88,7 @@ func Test_Admin_Leave(t *testing.T) {
 	fail := atomic.Bool{}
 	lc := &leavingCluster{leave: func(ctx context.Context) error {
 		if fail.Load() {
-			return cluster.ErrNoLeader
+			return api.ErrNoLeader
 		}
 		left.Add(1)
 		return nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -123,7 +124,7 @@ func Test_Compat_EmptyDataDoesNotPropose(t *testing.T) {
 	if n := e.q.proposals.Load(); n != 0 {
 		t.Fatalf("%d proposals, want 0", n)
 	}
-	if st := e.stats(DefaultQueue); st.Puts != 0 || st.Exists {
+	if st := e.stats(api.DefaultQueue); st.Puts != 0 || st.Exists {
 		t.Fatalf("stats %+v, want an untouched queue", st)
 	}
 }
@@ -193,7 +194,7 @@ func Test_Compat_Mput(t *testing.T) {
 	e.mustPut("/mput?data=s1||s2&separator=%7C%7C")
 	e.mustGet("/dump", "m1\nm2\nm3\np1\np2\ns1\ns2\n")
 	e.want(e.get("/mput"), 400, "missing data\n")
-	if st := e.stats(DefaultQueue); st.Puts != 7 {
+	if st := e.stats(api.DefaultQueue); st.Puts != 7 {
 		t.Fatalf("puts %d, want 7", st.Puts)
 	}
 }
@@ -240,7 +241,7 @@ func Test_Compat_Routes(t *testing.T) {
 			t.Fatalf("GET %s: got %d %q %v, want 404 with an empty body", path, r.code, r.body, r.header)
 		}
 	}
-	if st := e.stats(DefaultQueue); st.Depth != 1 {
+	if st := e.stats(api.DefaultQueue); st.Depth != 1 {
 		t.Fatalf("depth %d after 404s, want 1", st.Depth)
 	}
 }
@@ -327,12 +328,12 @@ func Test_Compat_RejectPolicy(t *testing.T) {
 	e.mustPut("/put?data=item1")
 	e.mustPut("/put?data=item2")
 	r := e.get("/put?data=item3")
-	e.want(r, StatusQueueFull, "queue \"default\" is full\n")
-	if r.header.Get("X-Error-Code") != "QUEUE_FULL" {
-		t.Fatalf("X-Error-Code %q", r.header.Get("X-Error-Code"))
+	e.want(r, api.StatusQueueFull, "queue \"default\" is full\n")
+	if r.header.Get(api.HeaderErrorCode) != "QUEUE_FULL" {
+		t.Fatalf("X-Error-Code %q", r.header.Get(api.HeaderErrorCode))
 	}
 	e.want(e.get("/mput?data=x%0Ay&queue=other"), 200, "")
-	e.want(e.get("/mput?data=x%0Ay%0Az&queue=other"), StatusQueueFull, "queue \"other\" is full\n")
+	e.want(e.get("/mput?data=x%0Ay%0Az&queue=other"), api.StatusQueueFull, "queue \"other\" is full\n")
 	e.mustGet("/dump", "item1\nitem2\n")
 	e.mustGet("/dump?queue=other", "x\ny\n")
 	e.mustGet("/stats", "puts:2\ngets:0\ndepth:2\ndepth_high_water:2\nbytes:10\noverflow:0\n")

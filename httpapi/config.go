@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -68,9 +69,9 @@ func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.Confi
 		switch {
 		case v == "":
 		case v == queue:
-			return cfg, 0, badRequest("invalid dead_letter=%s: must name another queue", quote(v))
-		case !fsm.ValidQueueName(v):
-			return cfg, 0, badRequest("invalid dead_letter=%s: want [A-Za-z0-9._-]{1,64}", quote(v))
+			return cfg, 0, api.ErrBadRequest.Errorf("invalid dead_letter=%s: must name another queue", api.Quote(v))
+		case !api.ValidName(v):
+			return cfg, 0, api.ErrBadRequest.Errorf("invalid dead_letter=%s: want [A-Za-z0-9._-]{1,64}", api.Quote(v))
 		}
 		cfg.DeadLetter, fields = v, fields|fsm.ConfigDeadLetter
 	}
@@ -87,7 +88,7 @@ func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.Confi
 	if v, ok := p.get("overflow"); ok {
 		policy, known := parsePolicy(v)
 		if !known {
-			return cfg, 0, badRequest("invalid overflow=%s: want reject or evict-oldest", quote(v))
+			return cfg, 0, api.ErrBadRequest.Errorf("invalid overflow=%s: want reject or evict-oldest", api.Quote(v))
 		}
 		cfg.Limits.Policy, fields = policy, fields|fsm.ConfigPolicy
 	}
@@ -124,7 +125,7 @@ type configJSON struct {
 func configReply(queue string, cfg fsm.QueueConfig) reply {
 	body, _ := json.Marshal(configJSON{
 		Queue:       queue,
-		Lease:       formatDuration(cfg.DefaultLease),
+		Lease:       api.FormatDuration(cfg.DefaultLease),
 		MaxAttempts: cfg.MaxAttempts,
 		DeadLetter:  cfg.DeadLetter,
 		MaxDepth:    cfg.Limits.MaxDepth,

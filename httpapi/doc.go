@@ -100,7 +100,7 @@
 //	     ready) or the outcome of a write is unknown; always with
 //	     Retry-After: 1, and X-Leader-ID when a leader is known
 //	507  the queue is full under the reject policy, or the queue cannot be
-//	     created because the cluster holds too many queues (StatusQueueFull)
+//	     created because the cluster holds too many queues (api.StatusQueueFull)
 //
 // A relayed answer has the leader's status, whatever it is.
 //

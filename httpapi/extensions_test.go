@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -25,20 +25,20 @@ func Test_Get_LeaseHeadersAndRedelivery(t *testing.T) {
 	e := newEnv(t)
 	e.mustPut("/put?data=job")
 	r := e.mustGet("/get?lease=30s", "job")
-	id := r.header.Get("X-Message-Id")
-	if id == "" || r.header.Get("X-Attempts") != "1" {
+	id := r.header.Get(api.HeaderMessageID)
+	if id == "" || r.header.Get(api.HeaderAttempts) != "1" {
 		t.Fatalf("headers %v", r.header)
 	}
 	e.mustGet("/get?lease=30s", "")
-	if st := e.stats(DefaultQueue); st.InFlight != 1 || st.Depth != 0 || st.Bytes != 3 {
+	if st := e.stats(api.DefaultQueue); st.InFlight != 1 || st.Depth != 0 || st.Bytes != 3 {
 		t.Fatalf("stats while leased %+v", st)
 	}
 	e.clock.Advance(31 * time.Second)
 	r = e.mustGet("/get", "job")
-	if r.header.Get("X-Message-Id") != id || r.header.Get("X-Attempts") != "2" {
+	if r.header.Get(api.HeaderMessageID) != id || r.header.Get(api.HeaderAttempts) != "2" {
 		t.Fatalf("redelivery headers %v, want id %s attempts 2", r.header, id)
 	}
-	if st := e.stats(DefaultQueue); st.InFlight != 0 || st.Bytes != 0 || st.Gets != 2 {
+	if st := e.stats(api.DefaultQueue); st.InFlight != 0 || st.Bytes != 0 || st.Gets != 2 {
 		t.Fatalf("stats after pop %+v", st)
 	}
 }
@@ -50,7 +50,7 @@ func Test_Get_PopSendsHeaders(t *testing.T) {
 	e.mustGet("/config?queue=q&lease=1m", `{"queue":"q","lease":"1m","max_attempts":0,"dead_letter":"","max_depth":0,"max_bytes":0,"overflow":"reject"}`+"\n")
 	e.mustPut("/mput?queue=q&data=a%0Ab")
 	r := e.mustGet("/get?queue=q&lease=0", "a")
-	if r.header.Get("X-Message-Id") != "1" || r.header.Get("X-Attempts") != "1" {
+	if r.header.Get(api.HeaderMessageID) != "1" || r.header.Get(api.HeaderAttempts) != "1" {
 		t.Fatalf("pop headers %v", r.header)
 	}
 	e.mustGet("/get?queue=q", "b") // the default lease applies
@@ -65,17 +65,17 @@ func Test_Ack_HappyPathAndConflict(t *testing.T) {
 	e := newEnv(t)
 	e.mustPut("/mput?data=a%0Ab")
 	r := e.mustGet("/mget?items=2&lease=1m", "a\nb")
-	if ids := r.header.Get("X-Message-Ids"); ids != "1,2" {
+	if ids := r.header.Get(api.HeaderMessageIDs); ids != "1,2" {
 		t.Fatalf("X-Message-Ids %q", ids)
 	}
 	e.mustGet("/ack?id=1,2", "")
-	if st := e.stats(DefaultQueue); st.InFlight != 0 || st.Bytes != 0 {
+	if st := e.stats(api.DefaultQueue); st.InFlight != 0 || st.Bytes != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	r = e.get("/ack?id=2")
 	e.want(r, 409, "message 2 is not in flight (unknown, already acked, or its lease expired)\n")
-	if r.header.Get("X-Error-Code") != "NOT_IN_FLIGHT" {
-		t.Fatalf("X-Error-Code %q", r.header.Get("X-Error-Code"))
+	if r.header.Get(api.HeaderErrorCode) != "NOT_IN_FLIGHT" {
+		t.Fatalf("X-Error-Code %q", r.header.Get(api.HeaderErrorCode))
 	}
 	e.want(e.get("/ack?id=99"), 409, "message 99 is not in flight (unknown, already acked, or its lease expired)\n")
 }
@@ -108,13 +108,13 @@ func Test_Nack_DelayAndBodyReplacesData(t *testing.T) {
 	e.mustGet("/get?lease=1m", "v1")
 	e.want(e.post("/nack?id=1&delay=5s&reason=boom", "v2-longer"), 200, "")
 	e.mustGet("/get", "")
-	if st := e.stats(DefaultQueue); st.Deferred != 1 || st.Bytes != 9 {
+	if st := e.stats(api.DefaultQueue); st.Deferred != 1 || st.Bytes != 9 {
 		t.Fatalf("stats %+v, want one deferred message of 9 bytes", st)
 	}
 	e.clock.Advance(5 * time.Second)
 	r := e.mustGet("/get?lease=1m", "v2-longer")
-	if r.header.Get("X-Attempts") != "2" {
-		t.Fatalf("attempts %q, want 2", r.header.Get("X-Attempts"))
+	if r.header.Get(api.HeaderAttempts) != "2" {
+		t.Fatalf("attempts %q, want 2", r.header.Get(api.HeaderAttempts))
 	}
 	e.mustGet("/nack?id=1", "")
 	e.mustGet("/dump", "v2-longer\n")
@@ -134,10 +134,10 @@ func Test_Nack_MaxAttemptsDeadLetters(t *testing.T) {
 	}
 	e.mustGet("/get?queue=jobs", "")
 	r := e.mustGet("/get?queue=jobs.dead&lease=1m", "poison")
-	if got := r.header.Get("X-Last-Error"); got != "bad" {
+	if got := r.header.Get(api.HeaderLastError); got != "bad" {
 		t.Fatalf("X-Last-Error %q, want the nack reason", got)
 	}
-	if got := r.header.Get("X-Attempts"); got != "3" {
+	if got := r.header.Get(api.HeaderAttempts); got != "3" {
 		t.Fatalf("X-Attempts %q, want the two failed attempts plus this one", got)
 	}
 	e.mustGet("/nack?id=1&reason=still%0Abad", "")
@@ -319,7 +319,7 @@ func Test_Put_DelayHiddenUntilDue(t *testing.T) {
 	e.mustPut("/mput?data=m1%0Am2&delay=2m")
 	e.mustGet("/get", "")
 	e.mustGet("/dump", "")
-	if st := e.stats(DefaultQueue); st.Deferred != 3 || st.Puts != 3 {
+	if st := e.stats(api.DefaultQueue); st.Deferred != 3 || st.Puts != 3 {
 		t.Fatalf("stats %+v", st)
 	}
 	e.clock.Advance(time.Minute)
@@ -335,8 +335,8 @@ func Test_Put_IDDeduplicates(t *testing.T) {
 	e := newEnv(t)
 	r1 := e.mustGet("/put?data=once&id=k1", "")
 	r2 := e.mustGet("/put?data=once&id=k1", "")
-	if r1.header.Get("X-Message-Id") != "1" || r2.header.Get("X-Message-Id") != "1" {
-		t.Fatalf("ids %q %q", r1.header.Get("X-Message-Id"), r2.header.Get("X-Message-Id"))
+	if r1.header.Get(api.HeaderMessageID) != "1" || r2.header.Get(api.HeaderMessageID) != "1" {
+		t.Fatalf("ids %q %q", r1.header.Get(api.HeaderMessageID), r2.header.Get(api.HeaderMessageID))
 	}
 	e.mustPut("/put?data=other&id=k1&queue=q2") // keys are per queue
 	e.want(e.post("/mput?id=k2", "a\nb"), 200, "")
@@ -360,11 +360,11 @@ func Test_Mput_LargeSplitsInOrder(t *testing.T) {
 		t.Fatalf("%d proposals, want the ~600 KB body split into at least 3", p)
 	}
 	e.want(e.post("/mput?id=big", b.String()), 200, "")
-	if st := e.stats(DefaultQueue); st.Depth != n {
+	if st := e.stats(api.DefaultQueue); st.Depth != n {
 		t.Fatalf("depth %d, want %d", st.Depth, n)
 	}
 	var dump strings.Builder
-	e.q.Dump(DefaultQueue, func(d []byte) error { dump.Write(d); dump.WriteByte('\n'); return nil })
+	e.q.Dump(api.DefaultQueue, func(d []byte) error { dump.Write(d); dump.WriteByte('\n'); return nil })
 	if dump.String() != b.String() {
 		t.Fatal("dump differs from the input order")
 	}
@@ -451,15 +451,15 @@ func Test_Errors_Mapping(t *testing.T) {
 		body       string
 		token      string
 	}{
-		{"no leader", cluster.ErrNoLeader, nil, "/put?data=x", 503, "no leader is known; retry shortly\n", "NO_LEADER"},
-		{"not leader", fmt.Errorf("wrapped: %w", cluster.ErrNotLeader), nil, "/put?data=x", 503, "this node is not the leader; retry\n", "NOT_LEADER"},
-		{"shutting down", cluster.ErrShuttingDown, nil, "/get", 503, "this node is shutting down; retry\n", "SHUTTING_DOWN"},
-		{"outcome unknown", cluster.ErrOutcomeUnknown, nil, "/put?data=x", 503, outcomeUnknownMsg + "\n", "OUTCOME_UNKNOWN"},
-		{"propose timeout", context.DeadlineExceeded, nil, "/mput?data=x", 503, outcomeUnknownMsg + "\n", "OUTCOME_UNKNOWN"},
+		{"no leader", api.ErrNoLeader, nil, "/put?data=x", 503, "no leader is known; retry shortly\n", "NO_LEADER"},
+		{"not leader", fmt.Errorf("wrapped: %w", api.ErrNotLeader), nil, "/put?data=x", 503, "this node is not the leader; retry\n", "NOT_LEADER"},
+		{"shutting down", api.ErrShuttingDown, nil, "/get", 503, "this node is shutting down; retry\n", "SHUTTING_DOWN"},
+		{"outcome unknown", api.ErrOutcomeUnknown, nil, "/put?data=x", 503, api.ErrOutcomeUnknown.Text + "\n", "OUTCOME_UNKNOWN"},
+		{"propose timeout", context.DeadlineExceeded, nil, "/mput?data=x", 503, api.ErrOutcomeUnknown.Text + "\n", "OUTCOME_UNKNOWN"},
 		{"unexpected", errors.New("disk on fire\nsecond line"), nil, "/ack?id=1", 500, "internal server error\n", "INTERNAL"},
-		{"read no leader", nil, cluster.ErrNoLeader, "/stats", 503, "no leader is known; retry shortly\n", "NO_LEADER"},
+		{"read no leader", nil, api.ErrNoLeader, "/stats", 503, "no leader is known; retry shortly\n", "NO_LEADER"},
 		{"read timeout", nil, context.DeadlineExceeded, "/dump", 503, "timed out waiting for a consistent read; retry, or read this node's state with stale=1\n", "UNAVAILABLE"},
-		{"stale read skips it", nil, cluster.ErrNoLeader, "/stats?stale=1", 200, "puts:1\ngets:0\ndepth:1\ndepth_high_water:1\nbytes:5\noverflow:0\n", ""},
+		{"stale read skips it", nil, api.ErrNoLeader, "/stats?stale=1", 200, "puts:1\ngets:0\ndepth:1\ndepth_high_water:1\nbytes:5\noverflow:0\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,8 +471,8 @@ func Test_Errors_Mapping(t *testing.T) {
 			e.q.failRead(tc.readErr)
 			r := e.get(tc.target)
 			e.want(r, tc.code, tc.body)
-			if r.header.Get("X-Error-Code") != tc.token {
-				t.Fatalf("X-Error-Code %q, want %q", r.header.Get("X-Error-Code"), tc.token)
+			if r.header.Get(api.HeaderErrorCode) != tc.token {
+				t.Fatalf("X-Error-Code %q, want %q", r.header.Get(api.HeaderErrorCode), tc.token)
 			}
 			if want := map[bool]string{true: "1", false: ""}[tc.code == 503]; r.header.Get("Retry-After") != want {
 				t.Fatalf("Retry-After %q, want %q", r.header.Get("Retry-After"), want)
@@ -490,5 +490,5 @@ func Test_Errors_ProposeTimeoutIsOutcomeUnknown(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	e.want(e.get("/put?data=x&id=k"), 503, outcomeUnknownMsg+"\n")
+	e.want(e.get("/put?data=x&id=k"), 503, api.ErrOutcomeUnknown.Text+"\n")
 }

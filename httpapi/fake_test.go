@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -130,11 +130,11 @@ func (q *fsmQueue) Changed(queue string) <-chan struct{} {
 // the leader of a one-node cluster.
 type fakeCluster struct {
 	id     string // default "n1"
-	status func() cluster.Status
+	status func() api.Status
 	ready  func() bool
 	// leader answers Leader (default: this node). IsLeader is "the leader
 	// is this node", so switching it switches both.
-	leader func() (cluster.LeaderInfo, bool)
+	leader func() (api.Leader, bool)
 }
 
 func (c *fakeCluster) ID() string { return cmp.Or(c.id, "n1") }
@@ -144,16 +144,16 @@ func (c *fakeCluster) IsLeader() bool {
 	return ok && info.ID == c.ID()
 }
 
-func (c *fakeCluster) Leader() (cluster.LeaderInfo, bool) {
+func (c *fakeCluster) Leader() (api.Leader, bool) {
 	if c.leader == nil {
-		return cluster.LeaderInfo{ID: c.ID()}, true
+		return api.Leader{ID: c.ID()}, true
 	}
 	return c.leader()
 }
 
-func (c *fakeCluster) Status() cluster.Status {
+func (c *fakeCluster) Status() api.Status {
 	if c.status == nil {
-		return cluster.Status{NodeID: "n1", State: "leader", LeaderID: "n1"}
+		return api.Status{NodeID: "n1", State: "leader", LeaderID: "n1"}
 	}
 	return c.status()
 }

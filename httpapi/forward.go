@@ -15,20 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quorumq/quorumq/cluster"
-)
-
-// Headers of leader forwarding.
-const (
-	// headerForwardedBy is the loop guard. A node that forwards a request
-	// names itself here; a node that receives a request carrying it serves
-	// it only if it leads and never forwards it again (one hop).
-	headerForwardedBy = "X-Quorumq-Forwarded-By"
-	// headerServedBy names the node that executed the request. Every
-	// response carries it; a relayed one carries the leader's.
-	headerServedBy = "X-Served-By"
-	// headerLeaderID names the leader this node knows, on 503s and 307s.
-	headerLeaderID = "X-Leader-ID"
+	"github.com/quorumq/quorumq/api"
 )
 
 const (
@@ -89,10 +76,10 @@ func (s *server) toLeader(w http.ResponseWriter, rt *route, req *request) (code 
 	if s.o.Cluster.IsLeader() {
 		return 0, false
 	}
-	if by := req.Header.Get(headerForwardedBy); by != "" {
+	if by := req.Header.Get(api.HeaderForwardedBy); by != "" {
 		s.m.forwarded(rt.name, "refused")
-		return s.fail(w, rt, newError(cluster.ErrNotLeader,
-			"not the leader: %s forwarded this request to %s, which does not lead; retry", quote(by), s.o.Cluster.ID())), true
+		return s.fail(w, rt, api.ErrNotLeader.Errorf(
+			"not the leader: %s forwarded this request to %s, which does not lead; retry", api.Quote(by), s.o.Cluster.ID())), true
 	}
 
 	deadline := time.Now().Add(s.o.ForwardTimeout)
@@ -136,7 +123,7 @@ func (s *server) toLeader(w http.ResponseWriter, rt *route, req *request) (code 
 // node is known to lead at a known queue address. It gives up at deadline
 // with a "no leader" error, or when ctx ends. last is why the previous
 // attempt failed, for the error message.
-func (s *server) awaitLeader(ctx context.Context, deadline time.Time, pause time.Duration, last error) (leader cluster.LeaderInfo, local bool, err error) {
+func (s *server) awaitLeader(ctx context.Context, deadline time.Time, pause time.Duration, last error) (leader api.Leader, local bool, err error) {
 	self := s.o.Cluster.ID()
 	for wait := pause; ; wait = leaderPoll {
 		if err := sleep(ctx, min(wait, time.Until(deadline))); err != nil {
@@ -178,20 +165,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 // noLeader is the answer when the hold runs out.
 func (s *server) noLeader(last error) error {
 	if last == nil {
-		return newError(cluster.ErrNoLeader, "no leader: none was elected within %s; retry", formatDuration(s.o.ForwardTimeout))
+		return api.ErrNoLeader.Errorf("no leader: none was elected within %s; retry", api.FormatDuration(s.o.ForwardTimeout))
 	}
-	return newError(cluster.ErrNoLeader, "no leader: none could be reached within %s (%v); retry", formatDuration(s.o.ForwardTimeout), last)
+	return api.ErrNoLeader.Errorf("no leader: none could be reached within %s (%v); retry", api.FormatDuration(s.o.ForwardTimeout), last)
 }
 
 // forwardFailed counts and answers a forwarding step that ends in an error.
 func (s *server) forwardFailed(w http.ResponseWriter, rt *route, err error) int {
 	result := "no_leader"
 	switch {
-	case errors.Is(err, cluster.ErrOutcomeUnknown):
+	case errors.Is(err, api.ErrOutcomeUnknown):
 		result = "outcome_unknown"
 	case errors.Is(err, context.Canceled):
 		result = "canceled"
-	case !errors.Is(err, cluster.ErrNoLeader):
+	case !errors.Is(err, api.ErrNoLeader):
 		result = "error"
 	}
 	s.m.forwarded(rt.name, result)
@@ -200,10 +187,10 @@ func (s *server) forwardFailed(w http.ResponseWriter, rt *route, err error) int 
 
 // redirect answers 307 with the request's own URI on the leader. 307 (not
 // 301/302/303) makes clients repeat the method and the body.
-func (s *server) redirect(w http.ResponseWriter, req *request, leader cluster.LeaderInfo) int {
+func (s *server) redirect(w http.ResponseWriter, req *request, leader api.Leader) int {
 	h := w.Header()
 	h.Set("Location", "http://"+leader.QueueAddr+requestURI(req.Request))
-	h.Set(headerLeaderID, leader.ID)
+	h.Set(api.HeaderLeaderID, leader.ID)
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)
 	return http.StatusTemporaryRedirect
@@ -219,7 +206,7 @@ var errCeiling = errors.New("the leader did not answer in time")
 // NO_LEADER or SHUTTING_DOWN), or the exchange failed on a read. A write
 // whose exchange failed after it may have reached the leader is never
 // retried: the error is ErrOutcomeUnknown.
-func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader cluster.LeaderInfo) (int, error) {
+func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader api.Leader) (int, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	defer cancel(nil)
 	// sent records that the request may have reached the leader: once its
@@ -241,7 +228,7 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader cl
 			err = ue.Err // without the URL, which holds the client's data
 		}
 		if context.Cause(ctx) == errCeiling {
-			err = fmt.Errorf("no answer within %s", formatDuration(ceiling))
+			err = fmt.Errorf("no answer within %s", api.FormatDuration(ceiling))
 		}
 		err = fmt.Errorf("leader %s at %s: %w", leader.ID, leader.QueueAddr, err)
 		switch {
@@ -250,7 +237,7 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader cl
 		case !sent.Load() || !rt.writes(req.p):
 			return 0, &retryError{err}
 		}
-		return 0, fmt.Errorf("forwarded %s: %w: %w", rt.name, cluster.ErrOutcomeUnknown, err)
+		return 0, fmt.Errorf("forwarded %s: %w: %w", rt.name, api.ErrOutcomeUnknown, err)
 	}
 	// The answer has started: from here the client alone bounds it (a
 	// /dump may stream for long).
@@ -258,14 +245,14 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader cl
 	defer res.Body.Close()
 
 	if res.StatusCode == http.StatusServiceUnavailable {
-		switch token := res.Header.Get("X-Error-Code"); token {
-		case tokenNotLeader, tokenNoLeader, tokenShuttingDown:
+		switch kind := api.Decode(res.Header.Get(api.HeaderErrorCode), res.StatusCode); kind {
+		case api.ErrNotLeader, api.ErrNoLeader, api.ErrShuttingDown:
 			io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10)) // keep the connection
-			return 0, &retryError{fmt.Errorf("%s answered %s", leader.ID, token)}
+			return 0, &retryError{fmt.Errorf("%s answered %s", leader.ID, kind.Token)}
 		}
 	}
 	h := w.Header()
-	h.Del(headerServedBy) // the leader's own says who executed it
+	h.Del(api.HeaderServedBy) // the leader's own says who executed it
 	copyEndToEnd(h, res.Header)
 	w.WriteHeader(res.StatusCode)
 	if _, err := io.Copy(w, res.Body); err != nil {
@@ -287,7 +274,7 @@ func (s *server) forwardCeiling(req *request) time.Duration {
 
 // forwardRequest builds the request sent to the leader: the same method,
 // URI and body, the end-to-end headers, and the loop guard.
-func (s *server) forwardRequest(ctx context.Context, rt *route, req *request, leader cluster.LeaderInfo) (*http.Request, error) {
+func (s *server) forwardRequest(ctx context.Context, rt *route, req *request, leader api.Leader) (*http.Request, error) {
 	// Read once (bounded by MaxBodySize) and kept, so that a retry resends
 	// it. Only POST bodies are read: handlers ignore others.
 	body, err := s.body(req)
@@ -306,7 +293,7 @@ func (s *server) forwardRequest(ctx context.Context, rt *route, req *request, le
 	// quorumq's idempotency key is id=.
 	out.Header.Del("Idempotency-Key")
 	out.Header.Del("X-Idempotency-Key")
-	out.Header.Set(headerForwardedBy, s.o.Cluster.ID())
+	out.Header.Set(api.HeaderForwardedBy, s.o.Cluster.ID())
 	if rt.writes(req.p) && out.Method == http.MethodGet {
 		// Go's transport resends a GET by itself when a kept-alive
 		// connection fails after the request was written, which for
@@ -361,6 +348,6 @@ func copyEndToEnd(dst, src http.Header) {
 // Propose or ConsistentRead (ErrNotLeader), nothing of the request was
 // committed, and the request was not itself forwarded (one hop).
 func reroutable(req *request, err error) bool {
-	return errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrOutcomeUnknown) &&
-		!req.committed && req.Header.Get(headerForwardedBy) == ""
+	return errors.Is(err, api.ErrNotLeader) && !errors.Is(err, api.ErrOutcomeUnknown) &&
+		!req.committed && req.Header.Get(api.HeaderForwardedBy) == ""
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -57,7 +57,7 @@ func (f *fleet) setLeader(id string) {
 
 // view is the leader as node id sees it; count tells Leader() calls from
 // IsLeader() calls.
-func (f *fleet) view(id string, count bool) (cluster.LeaderInfo, bool) {
+func (f *fleet) view(id string, count bool) (api.Leader, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if count {
@@ -71,9 +71,9 @@ func (f *fleet) view(id string, count bool) (cluster.LeaderInfo, bool) {
 		leader = b
 	}
 	if leader == "" {
-		return cluster.LeaderInfo{}, false
+		return api.Leader{}, false
 	}
-	info := cluster.LeaderInfo{ID: leader}
+	info := api.Leader{ID: leader}
 	if !f.hideAddr {
 		info.QueueAddr = f.addrs[leader]
 		if n := f.nodes[leader]; n != nil && info.QueueAddr == "" {
@@ -89,9 +89,9 @@ type fleetMember struct {
 	id string
 }
 
-func (m fleetMember) Status() cluster.Status { return cluster.Status{NodeID: m.id} }
-func (m fleetMember) Ready() bool            { return true }
-func (m fleetMember) ID() string             { return m.id }
+func (m fleetMember) Status() api.Status { return api.Status{NodeID: m.id} }
+func (m fleetMember) Ready() bool        { return true }
+func (m fleetMember) ID() string         { return m.id }
 
 func (m fleetMember) IsLeader() bool {
 	info, ok := m.f.view(m.id, false)
@@ -100,7 +100,7 @@ func (m fleetMember) IsLeader() bool {
 	return ok && info.ID == m.id && !m.f.electing
 }
 
-func (m fleetMember) Leader() (cluster.LeaderInfo, bool) { return m.f.view(m.id, true) }
+func (m fleetMember) Leader() (api.Leader, bool) { return m.f.view(m.id, true) }
 
 // rawLeader starts a stand-in leader with its own handler, known to the
 // fleet as id.
@@ -161,8 +161,8 @@ func TestForward_WriteViaFollower_LandsOnLeader(t *testing.T) {
 
 	r := n2.post("/put?queue=jobs", "hello") // the body travels too
 	n2.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n1")
-	wantHeader(t, r, "X-Message-Id", "1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
+	wantHeader(t, r, api.HeaderMessageID, "1")
 	n3.want(n3.get("/mput?queue=jobs&data=a%0Ab"), 200, "")
 	if st := n1.stats("jobs"); st.Depth != 3 || st.Puts != 3 {
 		t.Fatalf("leader's stats %+v, want 3 stored", st)
@@ -170,14 +170,14 @@ func TestForward_WriteViaFollower_LandsOnLeader(t *testing.T) {
 
 	// /get is a write too: it pops from the leader's FSM.
 	r = n3.mustGet("/get?queue=jobs", "hello")
-	wantHeader(t, r, headerServedBy, "n1")
-	wantHeader(t, r, "X-Message-Id", "1")
-	wantHeader(t, r, "X-Attempts", "1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
+	wantHeader(t, r, api.HeaderMessageID, "1")
+	wantHeader(t, r, api.HeaderAttempts, "1")
 	r = n2.mustGet("/mget?queue=jobs&items=5&format=json", `{"messages":[{"id":"2","attempts":1,"data":"a"},{"id":"3","attempts":1,"data":"b"}]}`+"\n")
 	wantHeader(t, r, "Content-Type", typeJSON)
 	// An empty poll on a follower is answered by the leader's state too.
 	r = n2.mustGet("/get?queue=jobs", "")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 
 	wantProposals(t, n2, 0)
 	wantProposals(t, n3, 0)
@@ -188,8 +188,8 @@ func TestForward_WriteViaFollower_LandsOnLeader(t *testing.T) {
 		t.Fatalf("proxied puts on n2: %q, want 1", got)
 	}
 	// The leader serves locally and says so; so does a 404 anywhere.
-	wantHeader(t, n1.get("/put?data=x"), headerServedBy, "n1")
-	wantHeader(t, n2.get("/nothing"), headerServedBy, "n2")
+	wantHeader(t, n1.get("/put?data=x"), api.HeaderServedBy, "n1")
+	wantHeader(t, n2.get("/nothing"), api.HeaderServedBy, "n2")
 }
 
 // TestForward_Redirect_Gives307ToLeader checks redirect=1: 307 with the
@@ -216,7 +216,7 @@ func TestForward_Redirect_Gives307ToLeader(t *testing.T) {
 	if loc, want := res.Header.Get("Location"), "http://"+leaderAddr+"/put?queue=q&redirect=1&data=a%20b"; loc != want {
 		t.Fatalf("Location %q, want %q", loc, want)
 	}
-	if res.Header.Get(headerLeaderID) != "n1" || res.Header.Get(headerServedBy) != "n2" {
+	if res.Header.Get(api.HeaderLeaderID) != "n1" || res.Header.Get(api.HeaderServedBy) != "n2" {
 		t.Fatalf("headers %v", res.Header)
 	}
 	wantProposals(t, n1, 0)
@@ -225,7 +225,7 @@ func TestForward_Redirect_Gives307ToLeader(t *testing.T) {
 	// Following it repeats the POST with its body on the leader.
 	r := n2.post("/put?queue=q&redirect=1", "posted body")
 	n2.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	n1.mustGet("/get?queue=q", "posted body")
 
 	// On the leader redirect=1 changes nothing; a malformed one is a 400.
@@ -249,8 +249,8 @@ func TestForward_LoopGuard_OneHopOnly(t *testing.T) {
 		t.Fatalf("got %d %q", r.code, r.body)
 	}
 	wantHeader(t, r, "Retry-After", "1")
-	wantHeader(t, r, "X-Error-Code", "NO_LEADER")
-	wantHeader(t, r, headerLeaderID, "n2")
+	wantHeader(t, r, api.HeaderErrorCode, "NO_LEADER")
+	wantHeader(t, r, api.HeaderLeaderID, "n2")
 	wantProposals(t, n1, 0)
 	wantProposals(t, n2, 0)
 	// n1 handled the client's request only: n2 never forwarded back.
@@ -264,7 +264,7 @@ func TestForward_LoopGuard_OneHopOnly(t *testing.T) {
 
 	// What n2 answers a forwarded request, seen directly.
 	req, _ := http.NewRequest("GET", n2.srv.URL+"/put?data=x", nil)
-	req.Header.Set(headerForwardedBy, "n1")
+	req.Header.Set(api.HeaderForwardedBy, "n1")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestForward_LoopGuard_OneHopOnly(t *testing.T) {
 	if want := "not the leader: \"n1\" forwarded this request to n2, which does not lead; retry\n"; res.StatusCode != 503 || string(body) != want {
 		t.Fatalf("got %d %q, want 503 %q", res.StatusCode, body, want)
 	}
-	for k, want := range map[string]string{"Retry-After": "1", "X-Error-Code": "NOT_LEADER", headerLeaderID: "n1", headerServedBy: "n2"} {
+	for k, want := range map[string]string{"Retry-After": "1", api.HeaderErrorCode: "NOT_LEADER", api.HeaderLeaderID: "n1", api.HeaderServedBy: "n2"} {
 		if got := res.Header.Get(k); got != want {
 			t.Fatalf("%s %q, want %q", k, got, want)
 		}
@@ -298,7 +298,7 @@ func TestForward_NoLeader_WaitsThenServes(t *testing.T) {
 	n1, n2 := f.nodes["n1"], f.nodes["n2"]
 	r := n2.get("/put?data=held")
 	n2.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	n1.mustGet("/get", "held")
 	wantProposals(t, n2, 0)
 }
@@ -312,9 +312,9 @@ func TestForward_NoLeader_503AfterTimeout(t *testing.T) {
 	r := n2.get("/put?data=x")
 	n2.want(r, 503, "no leader: none was elected within 100ms; retry\n")
 	wantHeader(t, r, "Retry-After", "1")
-	wantHeader(t, r, "X-Error-Code", "NO_LEADER")
-	wantHeader(t, r, headerLeaderID, "")
-	wantHeader(t, r, headerServedBy, "n2")
+	wantHeader(t, r, api.HeaderErrorCode, "NO_LEADER")
+	wantHeader(t, r, api.HeaderLeaderID, "")
+	wantHeader(t, r, api.HeaderServedBy, "n2")
 
 	// Known leader, unknown address: the same hold, a precise answer.
 	f.mu.Lock()
@@ -322,7 +322,7 @@ func TestForward_NoLeader_503AfterTimeout(t *testing.T) {
 	f.mu.Unlock()
 	r = n2.get("/stats")
 	n2.want(r, 503, "no leader: none could be reached within 100ms (n1 leads, but its queue address is not known here yet); retry\n")
-	wantHeader(t, r, headerLeaderID, "n1")
+	wantHeader(t, r, api.HeaderLeaderID, "n1")
 	wantProposals(t, f.nodes["n1"], 0)
 	wantProposals(t, n2, 0)
 }
@@ -343,8 +343,8 @@ func TestForward_LeaderDown_DialFailsThenRetriesNewLeader(t *testing.T) {
 
 	r := n2.get("/put?data=once&id=k1")
 	n2.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n3")
-	if st := n3.stats(DefaultQueue); st.Puts != 1 || st.Depth != 1 {
+	wantHeader(t, r, api.HeaderServedBy, "n3")
+	if st := n3.stats(api.DefaultQueue); st.Puts != 1 || st.Depth != 1 {
 		t.Fatalf("new leader's stats %+v, want the message once", st)
 	}
 	wantProposals(t, n1, 0)
@@ -361,15 +361,15 @@ func TestForward_StaleRead_AnsweredLocally(t *testing.T) {
 	f := newFleet(t, []string{"n1", "n2"}, func(o *Options) { o.ForwardTimeout = time.Minute })
 	n1, n2 := f.nodes["n1"], f.nodes["n2"]
 	// The follower's FSM lags: it has one message, the leader two.
-	n2.q.Propose(context.Background(), fsm.Command{Op: fsm.OpPut, Queue: DefaultQueue, Messages: [][]byte{[]byte("old")}})
+	n2.q.Propose(context.Background(), fsm.Command{Op: fsm.OpPut, Queue: api.DefaultQueue, Messages: [][]byte{[]byte("old")}})
 	f.setLeader("n1")
 	n1.mustPut("/mput?data=old%0Anew")
 	f.setLeader("") // no leader at all: stale reads do not care
 
 	r := n2.mustGet("/stats?stale=1", "puts:1\ngets:0\ndepth:1\ndepth_high_water:1\nbytes:3\noverflow:0\n")
-	wantHeader(t, r, headerServedBy, "n2")
+	wantHeader(t, r, api.HeaderServedBy, "n2")
 	r = n2.mustGet("/dump?stale=1", "old\n")
-	wantHeader(t, r, headerServedBy, "n2")
+	wantHeader(t, r, api.HeaderServedBy, "n2")
 	// Admin endpoints are local too.
 	n2.mustGet("/healthz", "ok\n")
 	n2.mustGet("/readyz", "ready\n")
@@ -390,14 +390,14 @@ func TestForward_ConsistentRead_Forwarded(t *testing.T) {
 	n1.mustPut("/mput?data=a%0Abb")
 
 	r := n2.mustGet("/stats", "puts:2\ngets:0\ndepth:2\ndepth_high_water:2\nbytes:3\noverflow:0\n")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	r = n2.mustGet("/dump", "a\nbb\n")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	r = n2.do(http.MethodHead, "/stats?format=json", "")
-	if r.code != 200 || r.body != "" || r.header.Get(headerServedBy) != "n1" || r.header.Get("Content-Length") == "" {
+	if r.code != 200 || r.body != "" || r.header.Get(api.HeaderServedBy) != "n1" || r.header.Get("Content-Length") == "" {
 		t.Fatalf("HEAD: %d %q %v", r.code, r.body, r.header)
 	}
-	if n2.stats(DefaultQueue).Puts != 0 {
+	if n2.stats(api.DefaultQueue).Puts != 0 {
 		t.Fatal("follower state changed")
 	}
 }
@@ -425,8 +425,8 @@ func TestForward_LongPoll_ThroughProxy(t *testing.T) {
 	select {
 	case r := <-done:
 		n2.want(r, 200, "wake")
-		wantHeader(t, r, headerServedBy, "n1")
-		wantHeader(t, r, "X-Message-Id", "1")
+		wantHeader(t, r, api.HeaderServedBy, "n1")
+		wantHeader(t, r, api.HeaderMessageID, "1")
 	case <-time.After(25 * time.Second):
 		t.Fatal("the long-poll did not return after the put")
 	}
@@ -449,7 +449,7 @@ func TestForward_SelfBecomesLeaderDuringWait(t *testing.T) {
 	n1 := f.nodes["n1"]
 	r := n1.get("/put?data=first")
 	n1.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	wantProposals(t, n1, 1)
 	n1.mustGet("/get", "first")
 	if n1.metric(`quorumq_http_forwarded_total{result="proxied",route="put"}`) != "" {
@@ -466,17 +466,17 @@ func TestForward_LocalNotLeader_Rerouted(t *testing.T) {
 	n1, n2 := f.nodes["n1"], f.nodes["n2"]
 	n2.q.failPropose(func(context.Context, fsm.Command) error {
 		f.setLeader("n1") // n2 stepped down after the check
-		return cluster.ErrNotLeader
+		return api.ErrNotLeader
 	})
 	r := n2.post("/mput", "a\nb")
 	n2.want(r, 200, "")
-	wantHeader(t, r, headerServedBy, "n1")
+	wantHeader(t, r, api.HeaderServedBy, "n1")
 	n1.mustGet("/mget?items=3", "a\nb\n")
 	wantProposals(t, n2, 1)
 
 	// Still leading after the refusal: one more local try, then the 503.
 	e := newEnv(t)
-	e.q.failPropose(func(context.Context, fsm.Command) error { return cluster.ErrNotLeader })
+	e.q.failPropose(func(context.Context, fsm.Command) error { return api.ErrNotLeader })
 	e.want(e.get("/put?data=x"), 503, "this node is not the leader; retry\n")
 	wantProposals(t, e, 2)
 }
@@ -490,14 +490,14 @@ func TestForward_PartialMput_OutcomeUnknown(t *testing.T) {
 	var calls atomic.Int64
 	e.q.failPropose(func(context.Context, fsm.Command) error {
 		if calls.Add(1) == 2 {
-			return cluster.ErrNotLeader
+			return api.ErrNotLeader
 		}
 		return nil
 	})
 	big := strings.Repeat(strings.Repeat("x", 1000)+"\n", 600) // ~600 KB: several commands
 	r := e.post("/mput", big)
-	e.want(r, 503, outcomeUnknownMsg+"\n")
-	wantHeader(t, r, "X-Error-Code", "OUTCOME_UNKNOWN")
+	e.want(r, 503, api.ErrOutcomeUnknown.Text+"\n")
+	wantHeader(t, r, api.HeaderErrorCode, "OUTCOME_UNKNOWN")
 	wantProposals(t, e, 2)
 }
 
@@ -521,9 +521,9 @@ func TestForward_WriteLostAfterSend_OutcomeUnknown(t *testing.T) {
 
 	n2.mustGet("/stats", "puts:0\n") // leaves a kept-alive connection to reuse
 	r := n2.get("/put?data=x")
-	n2.want(r, 503, outcomeUnknownMsg+"\n")
-	wantHeader(t, r, "X-Error-Code", "OUTCOME_UNKNOWN")
-	wantHeader(t, r, headerServedBy, "n2")
+	n2.want(r, 503, api.ErrOutcomeUnknown.Text+"\n")
+	wantHeader(t, r, api.HeaderErrorCode, "OUTCOME_UNKNOWN")
+	wantHeader(t, r, api.HeaderServedBy, "n2")
 	if n := puts.Load(); n != 1 {
 		t.Fatalf("the leader received the write %d times, want 1", n)
 	}
@@ -568,11 +568,11 @@ func TestForward_HeadersRelayed(t *testing.T) {
 	f.rawLeader("raw", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got <- seen{r.Method, r.RequestURI, string(b), r.Header.Clone(), r.ContentLength, r.TransferEncoding}
-		w.Header().Set("X-Message-Id", "7")
-		w.Header().Set(headerServedBy, "raw")
+		w.Header().Set(api.HeaderMessageID, "7")
+		w.Header().Set(api.HeaderServedBy, "raw")
 		w.Header().Set("Connection", "X-Leader-Hop")
 		w.Header().Set("X-Leader-Hop", "v")
-		w.WriteHeader(StatusQueueFull)
+		w.WriteHeader(api.StatusQueueFull)
 		w.Write([]byte("queue \"q\" is full\n"))
 	})
 	f.setLeader("raw")
@@ -595,15 +595,15 @@ func TestForward_HeadersRelayed(t *testing.T) {
 	if s.method != "POST" || s.uri != "/put?queue=q&id=k%201" || s.body != "payload" || s.length != 7 {
 		t.Fatalf("leader saw %s %s %q (length %d)", s.method, s.uri, s.body, s.length)
 	}
-	for k, want := range map[string]string{"Content-Type": "text/plain", "X-Trace": "t1", headerForwardedBy: "n2", "X-Client-Hop": "", "Idempotency-Key": "", "Expect": ""} {
+	for k, want := range map[string]string{"Content-Type": "text/plain", "X-Trace": "t1", api.HeaderForwardedBy: "n2", "X-Client-Hop": "", "Idempotency-Key": "", "Expect": ""} {
 		if v := s.header.Get(k); v != want {
 			t.Errorf("leader saw %s %q, want %q", k, v, want)
 		}
 	}
-	if res.StatusCode != StatusQueueFull || string(body) != "queue \"q\" is full\n" {
+	if res.StatusCode != api.StatusQueueFull || string(body) != "queue \"q\" is full\n" {
 		t.Fatalf("relayed %d %q", res.StatusCode, body)
 	}
-	for k, want := range map[string]string{"X-Message-Id": "7", headerServedBy: "raw", "X-Leader-Hop": ""} {
+	for k, want := range map[string]string{api.HeaderMessageID: "7", api.HeaderServedBy: "raw", "X-Leader-Hop": ""} {
 		if v := res.Header.Get(k); v != want {
 			t.Errorf("client saw %s %q, want %q", k, v, want)
 		}
@@ -611,7 +611,7 @@ func TestForward_HeadersRelayed(t *testing.T) {
 
 	// A GET write goes as a GET without a body.
 	r := n2.get("/get?queue=q")
-	if r.code != StatusQueueFull {
+	if r.code != api.StatusQueueFull {
 		t.Fatalf("GET relayed %d", r.code)
 	}
 	s = <-got

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -39,10 +40,10 @@ func (s *server) nack(r *request) (reply, error) {
 	}
 	if len(body) > 0 {
 		if len(cmd.IDs) != 1 {
-			return reply{}, badRequest("a nack with a body replaces one message: give exactly one id")
+			return reply{}, api.ErrBadRequest.Errorf("a nack with a body replaces one message: give exactly one id")
 		}
 		if int64(len(body)) > s.o.MaxMsgSize {
-			return reply{}, tooLarge("message is %d bytes, more than the limit of %d bytes", len(body), s.o.MaxMsgSize)
+			return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(body), s.o.MaxMsgSize)
 		}
 		cmd.HasData, cmd.Data = true, body
 	}
@@ -61,12 +62,12 @@ func (s *server) touch(r *request) (reply, error) {
 		return reply{}, err
 	}
 	if ok && lease == 0 {
-		return reply{}, badRequest("invalid lease=\"0s\": a touch needs a lease > 0")
+		return reply{}, api.ErrBadRequest.Errorf("invalid lease=\"0s\": a touch needs a lease > 0")
 	}
 	cmd.Lease = lease
 	rep, err := s.settle(r, cmd)
-	if !ok && errors.Is(err, fsm.ErrInvalidCommand) {
-		return rep, badRequest("missing lease: give lease=DUR (the message's queue has no default lease)")
+	if !ok && errors.Is(err, api.ErrInvalidCommand) {
+		return rep, api.ErrBadRequest.Errorf("missing lease: give lease=DUR (the message's queue has no default lease)")
 	}
 	return rep, err
 }
@@ -85,8 +86,8 @@ func settleCommand(p params, op fsm.Op) (fsm.Command, error) {
 
 func (s *server) settle(r *request, cmd fsm.Command) (reply, error) {
 	res, err := s.propose(r, cmd)
-	if errors.Is(err, fsm.ErrNotInFlight) && len(res.IDs) > 0 {
-		return reply{}, newError(fsm.ErrNotInFlight, "message %d is not in flight (unknown, already acked, or its lease expired)", res.IDs[0])
+	if errors.Is(err, api.ErrNotInFlight) && len(res.IDs) > 0 {
+		return reply{}, api.ErrNotInFlight.Errorf("message %d is not in flight (unknown, already acked, or its lease expired)", res.IDs[0])
 	}
 	return reply{}, err
 }

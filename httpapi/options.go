@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -17,7 +17,7 @@ import (
 // *fsm.FSM (reads) plus a *cluster.Node (Propose, ConsistentRead).
 type Queue interface {
 	// Propose commits cmd through raft and returns its result once applied.
-	// Errors: cluster.ErrNotLeader, ErrNoLeader, ErrOutcomeUnknown,
+	// Errors: api.ErrNotLeader, ErrNoLeader, ErrOutcomeUnknown,
 	// ErrShuttingDown, or the context's error.
 	Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	// ConsistentRead is a read index: after it returns nil the local FSM
@@ -35,7 +35,7 @@ type Queue interface {
 // Cluster is this node's view of the cluster: for the admin endpoints, and
 // for leader forwarding. In production it is a *cluster.Node.
 type Cluster interface {
-	Status() cluster.Status
+	Status() api.Status
 	// Ready reports whether the node knows a leader and has applied up to
 	// its commit index.
 	Ready() bool
@@ -47,7 +47,7 @@ type Cluster interface {
 	IsLeader() bool
 	// Leader returns the leader this node knows. ok is false while none is
 	// known; QueueAddr is "" until this node has learned it (gossip).
-	Leader() (info cluster.LeaderInfo, ok bool)
+	Leader() (info api.Leader, ok bool)
 }
 
 // Leaver is implemented by a Cluster that can remove this node from the
@@ -58,8 +58,6 @@ type Leaver interface {
 
 // Defaults and bounds.
 const (
-	// DefaultQueue is the queue of a request without queue=.
-	DefaultQueue = "default"
 	// DefaultMaxMsgSize bounds one message.
 	DefaultMaxMsgSize = 256 << 10
 	// DefaultMaxBodySize bounds a request body.
@@ -87,17 +85,6 @@ const (
 	// maxReasonLen bounds reason= on /nack; longer reasons are truncated.
 	maxReasonLen = 1024
 )
-
-// StatusQueueFull answers a put to a full queue (reject policy) and a
-// request that would create a queue past fsm.MaxQueues.
-//
-// It is 507 Insufficient Storage rather than 503: the cluster is healthy
-// and every node would answer the same, so a load balancer or client must
-// not mistake it for an unavailable node (503 is reserved for "retry
-// shortly, maybe elsewhere"), and 507 says exactly what happened: the server
-// cannot store the message. The queue drains as readers consume it, so
-// producers should back off and retry.
-const StatusQueueFull = 507
 
 // Options configures the handlers. The zero value of each field means its
 // documented default.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -119,13 +120,13 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-// queue returns queue=NAME, DefaultQueue when absent.
+// queue returns queue=NAME, api.DefaultQueue when absent.
 func (p params) queue() (string, error) {
 	v, ok := p.get("queue")
 	if !ok {
-		return DefaultQueue, nil
+		return api.DefaultQueue, nil
 	}
-	return v, checkQueueName(v)
+	return v, api.CheckQueueName(v)
 }
 
 // anyQueue returns queue=NAME for ack, nack and touch, where an absent or
@@ -135,14 +136,7 @@ func (p params) anyQueue() (string, error) {
 	if v == "" {
 		return "", nil
 	}
-	return v, checkQueueName(v)
-}
-
-func checkQueueName(name string) error {
-	if !fsm.ValidQueueName(name) {
-		return invalidQueueName(name)
-	}
-	return nil
+	return v, api.CheckQueueName(v)
 }
 
 // duration parses name as a Go duration in [0, max]; ok reports presence.
@@ -151,15 +145,12 @@ func (p params) duration(name string, max time.Duration) (d time.Duration, ok bo
 	if !ok {
 		return 0, false, nil
 	}
-	d, err = time.ParseDuration(v)
+	d, err = api.ParseDuration(v)
 	if err != nil {
-		return 0, true, badRequest("invalid %s=%s: want a duration such as 500ms, 30s or 2m", name, quote(v))
-	}
-	if d < 0 {
-		return 0, true, badRequest("invalid %s=%s: must not be negative", name, quote(v))
+		return 0, true, api.ErrBadRequest.Errorf("invalid %s=%s: %v", name, api.Quote(v), err)
 	}
 	if d > max {
-		return 0, true, badRequest("invalid %s=%s: the maximum is %s", name, quote(v), formatDuration(max))
+		return 0, true, api.ErrBadRequest.Errorf("invalid %s=%s: the maximum is %s", name, api.Quote(v), api.FormatDuration(max))
 	}
 	return d, true, nil
 }
@@ -172,7 +163,7 @@ func (p params) uint(name string, max uint64) (n uint64, ok bool, err error) {
 	}
 	n, err = strconv.ParseUint(v, 10, 64)
 	if err != nil || n > max {
-		return 0, true, badRequest("invalid %s=%s: want an integer from 0 to %d", name, quote(v), max)
+		return 0, true, api.ErrBadRequest.Errorf("invalid %s=%s: want an integer from 0 to %d", name, api.Quote(v), max)
 	}
 	return n, true, nil
 }
@@ -186,7 +177,7 @@ func (p params) flag(name string) (bool, error) {
 	case "1", "true":
 		return true, nil
 	}
-	return false, badRequest("invalid %s=%s: want 1 or 0", name, quote(v))
+	return false, api.ErrBadRequest.Errorf("invalid %s=%s: want 1 or 0", name, api.Quote(v))
 }
 
 // stale reports stale=1: answer a read from this node's state.
@@ -199,7 +190,7 @@ func (p params) reqID() (string, error) {
 		return "", nil
 	}
 	if v == "" || len(v) > maxReqIDLen {
-		return "", badRequest("invalid id=%s: want a key of 1 to %d bytes", quote(v), maxReqIDLen)
+		return "", api.ErrBadRequest.Errorf("invalid id=%s: want a key of 1 to %d bytes", api.Quote(v), maxReqIDLen)
 	}
 	return v, nil
 }
@@ -209,10 +200,10 @@ func (p params) reqID() (string, error) {
 func (p params) ids() ([]uint64, error) {
 	v, ok := p.get("id")
 	if !ok || v == "" {
-		return nil, badRequest("missing id: want id=ID or id=ID,ID,...")
+		return nil, api.ErrBadRequest.Errorf("missing id: want id=ID or id=ID,ID,...")
 	}
 	if strings.Count(v, ",") >= maxIDs {
-		return nil, badRequest("too many ids: at most %d per request", maxIDs)
+		return nil, api.ErrBadRequest.Errorf("too many ids: at most %d per request", maxIDs)
 	}
 	parts := strings.Split(v, ",")
 	ids := make([]uint64, 0, len(parts))
@@ -220,10 +211,10 @@ func (p params) ids() ([]uint64, error) {
 	for _, s := range parts {
 		id, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return nil, badRequest("invalid id=%s: want decimal message ids separated by commas", quote(v))
+			return nil, api.ErrBadRequest.Errorf("invalid id=%s: want decimal message ids separated by commas", api.Quote(v))
 		}
 		if seen[id] {
-			return nil, badRequest("invalid id=%s: id %d is listed twice", quote(v), id)
+			return nil, api.ErrBadRequest.Errorf("invalid id=%s: id %d is listed twice", api.Quote(v), id)
 		}
 		seen[id] = true
 		ids = append(ids, id)
@@ -294,27 +285,4 @@ func joinItems(msgs []fsm.Message, sep string, items int) []byte {
 		}
 	}
 	return buf
-}
-
-// quote renders a client value for an error message: quoted, on one line,
-// cut to a readable length.
-func quote(v string) string {
-	const max = 64
-	if len(v) > max {
-		return strconv.Quote(v[:max]) + "..."
-	}
-	return strconv.Quote(v)
-}
-
-// formatDuration is time.Duration.String without the trailing zero units
-// ("12h", "5m", "30s").
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }

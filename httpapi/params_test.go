@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -144,11 +145,11 @@ func Test_Format_Duration(t *testing.T) {
 		0: "0s", 30 * time.Second: "30s", 5 * time.Minute: "5m", 12 * time.Hour: "12h", 168 * time.Hour: "168h",
 		90 * time.Second: "1m30s", time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s",
 	} {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%s) = %q, want %q", d, got, want)
+		if got := api.FormatDuration(d); got != want {
+			t.Errorf("api.FormatDuration(%s) = %q, want %q", d, got, want)
 		}
-		if back, err := time.ParseDuration(formatDuration(d)); err != nil || back != d {
-			t.Errorf("formatDuration(%s) does not parse back: %v %v", d, back, err)
+		if back, err := time.ParseDuration(api.FormatDuration(d)); err != nil || back != d {
+			t.Errorf("api.FormatDuration(%s) does not parse back: %v %v", d, back, err)
 		}
 	}
 }
@@ -340,7 +341,7 @@ func FuzzParse(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200:
-		case 400, 413, StatusQueueFull:
+		case 400, 413, api.StatusQueueFull:
 			b := rec.Body.String()
 			if !strings.HasSuffix(b, "\n") || strings.Count(b, "\n") != 1 {
 				t.Fatalf("%s?%s: error body %q is not one line", path, query, b)

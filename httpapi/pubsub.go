@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -231,7 +232,7 @@ func (s *pubsubServer) match(r *http.Request) *pubsubRoute {
 
 func (s *pubsubServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.match(r)
-	if rt == nil && s.o.Peer != nil && strings.HasPrefix(r.URL.Path, internalPrefix) {
+	if rt == nil && s.o.Peer != nil && strings.HasPrefix(r.URL.Path, api.PathInternal) {
 		s.serveInternal(w, r)
 		return
 	}
@@ -286,15 +287,14 @@ func (rt *pubsubRoute) checkMethod(method string, p params) error {
 		if !rt.writes(p) {
 			return nil
 		}
-		return newError(errMethod, "HEAD is not allowed here: this request changes state; use GET or POST")
+		return api.ErrMethodNotAllowed.Errorf("HEAD is not allowed here: this request changes state; use GET or POST")
 	}
-	return newError(errMethod, "method not allowed")
+	return api.ErrMethodNotAllowed.Errorf("method not allowed")
 }
 
-// fail writes the response for err and returns its code: pubsubErrors
-// first, then the package's error table.
+// fail writes the response for err and returns its code.
 func (s *pubsubServer) fail(w http.ResponseWriter, rt *pubsubRoute, err error) int {
-	c, body, known := classifyPubsub(err)
+	k, body, known := api.Classify(err)
 	if !known {
 		s.log.Error("request failed", "route", rt.name, "err", err)
 	}
@@ -302,60 +302,31 @@ func (s *pubsubServer) fail(w http.ResponseWriter, rt *pubsubRoute, err error) i
 	h := w.Header()
 	h.Set("Content-Type", typePubsub)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Error-Code", c.token)
-	if c.code == http.StatusServiceUnavailable {
+	h.Set(api.HeaderErrorCode, k.Token)
+	if k.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
-	w.WriteHeader(c.code)
+	w.WriteHeader(k.Status)
 	io.WriteString(w, body)
-	return c.code
-}
-
-// errInvalidTopicName is the kind of a bad topic= value.
-var errInvalidTopicName = errors.New("invalid topic name")
-
-// pubsubErrors are the pubsub port's own rows of the error table.
-var pubsubErrors = []errorClass{
-	{kind: errInvalidTopicName, code: http.StatusBadRequest, token: "INVALID_TOPIC_NAME", msg: "invalid topic name: want [A-Za-z0-9._-]{1,64}"},
-	{kind: pubsub.ErrClosed, code: http.StatusServiceUnavailable, token: "SHUTTING_DOWN", msg: "this node is shutting down; retry", fixed: true},
-	{kind: pubsub.ErrRouteTooLarge, code: http.StatusRequestEntityTooLarge, token: "TOO_LARGE", msg: "message too large for the route's queue; nothing was published"},
-	{kind: pubsub.ErrRoute, code: http.StatusServiceUnavailable, token: "ROUTE_FAILED", msg: "enqueue into the route's queue failed; nothing was published; retry"},
+	return k.Status
 }
 
 // routeError words a Route failure for the publisher.
 func routeError(err error) error {
-	kind := pubsub.ErrRoute
-	if errors.Is(err, pubsub.ErrRouteTooLarge) {
-		kind = pubsub.ErrRouteTooLarge
+	kind := api.ErrRouteFailed
+	if errors.Is(err, api.ErrTooLarge) {
+		kind = api.ErrTooLarge
 	}
-	return newError(kind, "nothing was published: %v", err)
+	return kind.Errorf("nothing was published: %v", err)
 }
 
-func classifyPubsub(err error) (c errorClass, body string, known bool) {
-	for _, row := range pubsubErrors {
-		if !errors.Is(err, row.kind) {
-			continue
-		}
-		body = row.msg
-		var ae *apiError
-		if !row.fixed && errors.As(err, &ae) && ae.msg != "" {
-			body = ae.msg
-		}
-		return row, oneLine(body), true
-	}
-	return classify(err)
-}
-
-// topicParam returns topic=NAME, pubsub.DefaultTopic when absent.
+// topicParam returns topic=NAME, api.DefaultTopic when absent.
 func topicParam(p params) (string, error) {
 	v, ok := p.get("topic")
 	if !ok {
-		return pubsub.DefaultTopic, nil
+		return api.DefaultTopic, nil
 	}
-	if !pubsub.ValidTopicName(v) {
-		return "", newError(errInvalidTopicName, "invalid topic name %s: want [A-Za-z0-9._-]{1,64}", quote(v))
-	}
-	return v, nil
+	return v, api.CheckTopicName(v)
 }
 
 // pub is /pub: publish the POST body, split on "\n", to the topic.
@@ -399,15 +370,15 @@ func (s *pubsubServer) body(w http.ResponseWriter, r *http.Request) ([]byte, err
 	}
 	limit := s.o.MaxBodySize
 	if r.ContentLength > limit {
-		return nil, tooLarge("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
+		return nil, api.ErrTooLarge.Errorf("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge("request body is more than the limit of %d bytes", limit)
+		return nil, api.ErrTooLarge.Errorf("request body is more than the limit of %d bytes", limit)
 	case err != nil:
-		return nil, badRequest("reading the request body: %v", err)
+		return nil, api.ErrBadRequest.Errorf("reading the request body: %v", err)
 	}
 	return body, nil
 }

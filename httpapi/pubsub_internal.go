@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -37,23 +38,20 @@ type PubsubPeer struct {
 	SubscriberSet func() []byte
 }
 
-// internalPrefix starts every node-to-node route.
-const internalPrefix = "/internal/"
-
 // serveInternal answers a request under /internal/.
 func (s *pubsubServer) serveInternal(w http.ResponseWriter, r *http.Request) {
 	name, code := "none", http.StatusNotFound
 	switch r.URL.Path {
-	case pubsub.DeliverPath:
+	case api.PathDeliver:
 		name, code = "internal_deliver", s.internalDeliver(w, r)
-	case "/internal/subs":
+	case api.PathSubs:
 		if s.o.Peer.SubscriberSet != nil {
 			name = "internal_subs"
 			code = s.internalGet(w, r, "application/octet-stream", s.o.Peer.SubscriberSet)
 		} else {
 			writeEmpty(w, code)
 		}
-	case pubsub.ClientsPath:
+	case api.PathClients:
 		name = "internal_clients"
 		code = s.internalGet(w, r, "application/json", func() []byte { return pubsub.EncodeClients(s.o.Hub.Clients()) })
 	default:
@@ -73,7 +71,7 @@ var internalRoute = &pubsubRoute{name: "internal"}
 func (s *pubsubServer) internalGet(w http.ResponseWriter, r *http.Request, ctype string, body func() []byte) int {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return s.fail(w, internalRoute, newError(errMethod, "%s: use GET", r.URL.Path))
+		return s.fail(w, internalRoute, api.ErrMethodNotAllowed.Errorf("%s: use GET", r.URL.Path))
 	}
 	b := body()
 	w.Header().Set("Content-Type", ctype)
@@ -89,10 +87,10 @@ func (s *pubsubServer) internalGet(w http.ResponseWriter, r *http.Request, ctype
 func (s *pubsubServer) internalDeliver(w http.ResponseWriter, r *http.Request) int {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		return s.fail(w, internalRoute, newError(errMethod, "%s: use POST", pubsub.DeliverPath))
+		return s.fail(w, internalRoute, api.ErrMethodNotAllowed.Errorf("%s: use POST", api.PathDeliver))
 	}
-	if r.Header.Get(pubsub.HopHeader) == "" {
-		return s.fail(w, internalRoute, badRequest("%s is for other nodes: missing %s (publish with /pub)", pubsub.DeliverPath, pubsub.HopHeader))
+	if r.Header.Get(api.HeaderHop) == "" {
+		return s.fail(w, internalRoute, api.ErrBadRequest.Errorf("%s is for other nodes: missing %s (publish with /pub)", api.PathDeliver, api.HeaderHop))
 	}
 	topic, err := topicParam(parseQuery(r.URL.RawQuery))
 	if err != nil {
@@ -100,19 +98,19 @@ func (s *pubsubServer) internalDeliver(w http.ResponseWriter, r *http.Request) i
 	}
 	limit := 2*s.o.MaxBodySize + 1<<20
 	if r.ContentLength > limit {
-		return s.fail(w, internalRoute, tooLarge("delivery body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit))
+		return s.fail(w, internalRoute, api.ErrTooLarge.Errorf("delivery body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return s.fail(w, internalRoute, tooLarge("delivery body is more than the limit of %d bytes", limit))
+		return s.fail(w, internalRoute, api.ErrTooLarge.Errorf("delivery body is more than the limit of %d bytes", limit))
 	case err != nil:
-		return s.fail(w, internalRoute, badRequest("reading the delivery body: %v", err))
+		return s.fail(w, internalRoute, api.ErrBadRequest.Errorf("reading the delivery body: %v", err))
 	}
 	records, err := pubsub.DecodeDelivery(body)
 	if err != nil {
-		return s.fail(w, internalRoute, badRequest("%v", err))
+		return s.fail(w, internalRoute, api.ErrBadRequest.Errorf("%v", err))
 	}
 	out := make([]byte, 0, 4*len(records))
 	for _, msgs := range records {

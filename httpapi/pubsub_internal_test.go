@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -31,7 +32,7 @@ func (e *psEnv) postDeliver(target string, body []byte, hop bool) resp {
 		e.t.Fatal(err)
 	}
 	if hop {
-		req.Header.Set(pubsub.HopHeader, "1")
+		req.Header.Set(api.HeaderHop, "1")
 	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -155,7 +156,7 @@ func Test_Pubsub_Route(t *testing.T) {
 	fail = fmt.Errorf("%w: queue q: no leader", pubsub.ErrRoute)
 	mu.Unlock()
 	r := e.do(http.MethodPost, "/pub?topic=t", "c")
-	if r.code != http.StatusServiceUnavailable || r.header.Get("X-Error-Code") != "ROUTE_FAILED" || !strings.Contains(r.body, "nothing was published") || r.header.Get("Retry-After") != "1" {
+	if r.code != http.StatusServiceUnavailable || r.header.Get(api.HeaderErrorCode) != "ROUTE_FAILED" || !strings.Contains(r.body, "nothing was published") || r.header.Get("Retry-After") != "1" {
 		t.Fatalf("route failure: %d %v %q", r.code, r.header, r.body)
 	}
 	mu.Lock()

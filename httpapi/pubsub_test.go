@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -331,8 +332,8 @@ func Test_Pubsub_PubSplitsBody(t *testing.T) {
 			e := newPubsubEnv(t, func(o *PubsubOptions) { o.Hub = hub })
 			e.want(e.do(tc.method, tc.target, tc.body), http.StatusOK, tc.reply)
 			topic, msgs := hub.last()
-			if topic != pubsub.DefaultTopic || !slices.Equal(msgs, tc.msgs) {
-				t.Fatalf("published %q to %q, want %q to %q", msgs, topic, tc.msgs, pubsub.DefaultTopic)
+			if topic != api.DefaultTopic || !slices.Equal(msgs, tc.msgs) {
+				t.Fatalf("published %q to %q, want %q to %q", msgs, topic, tc.msgs, api.DefaultTopic)
 			}
 		})
 	}
@@ -439,7 +440,7 @@ func Test_Pubsub_TopicsAreIsolated(t *testing.T) {
 
 	for _, target := range []string{"/pub?topic=", "/pub?topic=a/b", "/sub?topic=a%20b", "/sub?topic=" + strings.Repeat("x", 65)} {
 		r := e.do(http.MethodGet, target, "")
-		if r.code != http.StatusBadRequest || r.header.Get("X-Error-Code") != "INVALID_TOPIC_NAME" ||
+		if r.code != http.StatusBadRequest || r.header.Get(api.HeaderErrorCode) != "INVALID_TOPIC_NAME" ||
 			!strings.HasPrefix(r.body, "invalid topic name ") || !strings.HasSuffix(r.body, "\n") {
 			t.Fatalf("%s: %d %q %v", target, r.code, r.body, r.header)
 		}
@@ -487,7 +488,7 @@ func Test_Pubsub_RoutesAndMethods(t *testing.T) {
 		t.Fatalf("HEAD /pub: %d Allow %q", r.code, r.header.Get("Allow"))
 	}
 	r = e.do(http.MethodPut, "/sub", "x")
-	if r.code != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, POST, HEAD" || r.header.Get("X-Error-Code") != "METHOD_NOT_ALLOWED" {
+	if r.code != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, POST, HEAD" || r.header.Get(api.HeaderErrorCode) != "METHOD_NOT_ALLOWED" {
 		t.Fatalf("PUT /sub: %d %v", r.code, r.header)
 	}
 	if st := e.hub.Stats(); st.MessagesReceived != 1 || st.TotalConnections != 3 {
@@ -568,12 +569,12 @@ func Test_Pubsub_Errors(t *testing.T) {
 	e := newPubsubEnv(t, func(o *PubsubOptions) { o.MaxBodySize = 10 })
 	e.mustPub("/pub", "0123456789", "Published 1 messages to 0 clients.\n")
 	r := e.do(http.MethodPost, "/pub", "0123456789a")
-	if r.code != http.StatusRequestEntityTooLarge || r.header.Get("X-Error-Code") != "TOO_LARGE" {
+	if r.code != http.StatusRequestEntityTooLarge || r.header.Get(api.HeaderErrorCode) != "TOO_LARGE" {
 		t.Fatalf("oversize body: %d %q", r.code, r.body)
 	}
 	e.hub.Close()
 	r = e.do(http.MethodGet, "/sub", "")
-	if r.code != http.StatusServiceUnavailable || r.header.Get("X-Error-Code") != "SHUTTING_DOWN" ||
+	if r.code != http.StatusServiceUnavailable || r.header.Get(api.HeaderErrorCode) != "SHUTTING_DOWN" ||
 		r.header.Get("Retry-After") != "1" || r.body != "this node is shutting down; retry\n" {
 		t.Fatalf("subscribe to a closed hub: %d %q %v", r.code, r.body, r.header)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -39,7 +40,7 @@ func (s *server) put(r *request) (reply, error) {
 		return reply{}, err
 	}
 	if int64(len(data)) > s.o.MaxMsgSize {
-		return reply{}, tooLarge("message is %d bytes, more than the limit of %d bytes", len(data), s.o.MaxMsgSize)
+		return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(data), s.o.MaxMsgSize)
 	}
 	res, err := s.propose(r, fsm.Command{
 		Op: fsm.OpPut, Queue: queue, Messages: [][]byte{data},
@@ -79,7 +80,7 @@ func (s *server) mput(r *request) (reply, error) {
 	sep := s.o.MPutSep
 	if v, ok := r.p.get("separator"); ok {
 		if v == "" {
-			return reply{}, badRequest("separator must not be empty")
+			return reply{}, api.ErrBadRequest.Errorf("separator must not be empty")
 		}
 		sep = v
 	}
@@ -90,7 +91,7 @@ func (s *server) mput(r *request) (reply, error) {
 	records := splitRecords(data, []byte(sep))
 	for i, rec := range records {
 		if int64(len(rec)) > s.o.MaxMsgSize {
-			return reply{}, tooLarge("record %d is %d bytes, more than the limit of %d bytes", i+1, len(rec), s.o.MaxMsgSize)
+			return reply{}, api.ErrTooLarge.Errorf("record %d is %d bytes, more than the limit of %d bytes", i+1, len(rec), s.o.MaxMsgSize)
 		}
 	}
 	cmds := s.putCommands(queue, reqID, delay, records)
@@ -150,7 +151,7 @@ func (s *server) data(r *request) ([]byte, error) {
 			return body, err
 		}
 	}
-	return nil, badRequest("missing data")
+	return nil, api.ErrBadRequest.Errorf("missing data")
 }
 
 // body returns the POST body, bounded by MaxBodySize. It is read once and
@@ -169,7 +170,7 @@ func (s *server) body(r *request) ([]byte, error) {
 func (s *server) readBody(r *request) ([]byte, error) {
 	limit := s.o.MaxBodySize
 	if r.ContentLength > limit {
-		return nil, tooLarge("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
+		return nil, api.ErrTooLarge.Errorf("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
 	}
 	var src io.Reader = r.Body
 	if r.ContentLength > 0 && r.ContentLength <= exactBodyMax {
@@ -200,16 +201,16 @@ func (s *server) readBody(r *request) ([]byte, error) {
 		case err == nil, err == io.EOF:
 			return body[:n], nil
 		case err != errMoreBody:
-			return nil, badRequest("reading the request body: %v", err)
+			return nil, api.ErrBadRequest.Errorf("reading the request body: %v", err)
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(r.w, bodyReader{src, r.Body}, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge("request body is more than the limit of %d bytes", limit)
+		return nil, api.ErrTooLarge.Errorf("request body is more than the limit of %d bytes", limit)
 	case err != nil:
-		return nil, badRequest("reading the request body: %v", err)
+		return nil, api.ErrBadRequest.Errorf("reading the request body: %v", err)
 	}
 	return body, nil
 }
@@ -230,10 +231,10 @@ type bodyReader struct {
 // putError names the queue in the business errors of a put.
 func putError(queue string, err error) error {
 	switch {
-	case errors.Is(err, fsm.ErrQueueFull):
-		return newError(fsm.ErrQueueFull, "queue %q is full", queue)
-	case errors.Is(err, fsm.ErrTooManyQueues):
-		return newError(fsm.ErrTooManyQueues, "cannot create queue %q: the cluster already holds %d queues", queue, fsm.MaxQueues)
+	case errors.Is(err, api.ErrQueueFull):
+		return api.ErrQueueFull.Errorf("queue %q is full", queue)
+	case errors.Is(err, api.ErrTooManyQueues):
+		return api.ErrTooManyQueues.Errorf("cannot create queue %q: the cluster already holds %d queues", queue, fsm.MaxQueues)
 	}
 	return err
 }
@@ -268,14 +269,7 @@ func (s *server) getParams(p params) (getParams, error) {
 	if err != nil {
 		return g, err
 	}
-	switch {
-	case !ok:
-		g.lease = 0 // the queue's default lease, else pop
-	case lease == 0:
-		g.lease = fsm.NoLease
-	default:
-		g.lease = lease
-	}
+	g.lease = api.LeaseOf(lease, ok)
 	wait, _, err := p.duration("wait", time.Duration(1<<63-1))
 	if err != nil {
 		return g, err
@@ -299,11 +293,11 @@ func (s *server) get(r *request) (reply, error) {
 	m := msgs[0]
 	s.m.deliveredCounter(g.queue).Inc()
 	h := http.Header{
-		"X-Message-Id": {strconv.FormatUint(m.ID, 10)},
-		"X-Attempts":   {strconv.FormatUint(uint64(m.Attempts), 10)},
+		api.HeaderMessageID: {strconv.FormatUint(m.ID, 10)},
+		api.HeaderAttempts:  {strconv.FormatUint(uint64(m.Attempts), 10)},
 	}
 	if m.LastError != "" {
-		h["X-Last-Error"] = []string{headerSafe(m.LastError)}
+		h[api.HeaderLastError] = []string{headerSafe(m.LastError)}
 	}
 	return reply{header: h, body: m.Data}, nil
 }
@@ -329,7 +323,7 @@ func (s *server) mget(r *request) (reply, error) {
 		items = atoi(v)
 	}
 	if items <= 0 {
-		return reply{}, badRequest("number of items must be > 0")
+		return reply{}, api.ErrBadRequest.Errorf("number of items must be > 0")
 	}
 	if s.o.MaxMGet > 0 && items > s.o.MaxMGet {
 		items = s.o.MaxMGet
@@ -359,7 +353,7 @@ func (s *server) mget(r *request) (reply, error) {
 		for i, m := range msgs {
 			ids[i] = strconv.FormatUint(m.ID, 10)
 		}
-		rep.header = http.Header{"X-Message-Ids": {strings.Join(ids, ",")}}
+		rep.header = http.Header{api.HeaderMessageIDs: {strings.Join(ids, ",")}}
 	}
 	return rep, nil
 }
@@ -549,7 +543,7 @@ func statsJSON(st fsm.QueueStats) []byte {
 	b = append(b, `,"dead": `...)
 	b = strconv.AppendUint(b, st.Dead, 10)
 	b = append(b, `,"lease": `...)
-	b = strconv.AppendQuote(b, formatDuration(st.Config.DefaultLease))
+	b = strconv.AppendQuote(b, api.FormatDuration(st.Config.DefaultLease))
 	b = append(b, `,"max_attempts": `...)
 	b = strconv.AppendUint(b, uint64(st.Config.MaxAttempts), 10)
 	b = append(b, `,"dead_letter": `...)

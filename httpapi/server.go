@@ -16,7 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/quorumq/quorumq/cluster"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -227,10 +227,10 @@ func (rt *route) checkMethod(method string, p params) error {
 			return nil
 		}
 		if rt.kind == queueRoute {
-			return newError(errMethod, "HEAD is not allowed here: this request changes the queue; use GET or POST")
+			return api.ErrMethodNotAllowed.Errorf("HEAD is not allowed here: this request changes the queue; use GET or POST")
 		}
 	}
-	return newError(errMethod, "method not allowed")
+	return api.ErrMethodNotAllowed.Errorf("method not allowed")
 }
 
 func (rt *route) textType() string {
@@ -246,6 +246,8 @@ func (s *server) adminRoutes() []route {
 		{name: "readyz", path: "/readyz", kind: adminRead, writes: never, handle: s.readyz},
 		{name: "metrics", path: "/metrics", kind: adminRead, writes: never, handle: s.serveMetrics},
 		{name: "cluster_status", path: "/cluster/status", kind: adminRead, writes: never, handle: s.clusterStatus},
+		// The other nodes read this node's progress here (promotion, leave).
+		{name: "internal_status", path: api.PathStatus, kind: adminRead, writes: never, handle: s.clusterStatus},
 		{name: "cluster_leave", path: "/cluster/leave", kind: adminAction, writes: never, handle: s.leave},
 	}
 }
@@ -283,7 +285,7 @@ func (s *server) match(path string) *route {
 // reply or error.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.o.Cluster != nil {
-		w.Header()[headerServedBy] = s.servedBy()
+		w.Header()[api.HeaderServedBy] = s.servedBy()
 	}
 	rt := s.match(r.URL.EscapedPath())
 	if rt == nil {
@@ -349,7 +351,7 @@ func (s *server) send(w http.ResponseWriter, rt *route, req *request, rep reply)
 		h[k] = v
 	}
 	if rep.hasMsgID {
-		h["X-Message-Id"] = []string{strconv.FormatUint(rep.msgID, 10)}
+		h[api.HeaderMessageID] = []string{strconv.FormatUint(rep.msgID, 10)}
 	}
 	ctype := cmp.Or(rep.contentType, rt.textType())
 	if rep.stream != nil {
@@ -404,31 +406,31 @@ func (sw *spillWriter) Write(p []byte) (int, error) {
 	return sw.w.Write(p)
 }
 
-// fail writes the response for err, as errorTable says, and returns its code.
+// fail writes the response for err, as its api kind says, and returns its code.
 func (s *server) fail(w http.ResponseWriter, rt *route, err error) int {
-	c, body, known := classify(err)
+	k, body, known := api.Classify(err)
 	if !known {
 		s.log.Error("request failed", "route", rt.name, "err", err)
 	}
 	h := w.Header()
-	for _, k := range []string{"X-Message-Id", "X-Message-Ids", "X-Attempts"} {
+	for _, k := range []string{api.HeaderMessageID, api.HeaderMessageIDs, api.HeaderAttempts} {
 		h.Del(k)
 	}
 	body += "\n"
 	h.Set("Content-Type", rt.textType())
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Error-Code", c.token)
-	if c.code == http.StatusServiceUnavailable {
+	h.Set(api.HeaderErrorCode, k.Token)
+	if k.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 		if s.o.Cluster != nil {
 			if leader, ok := s.o.Cluster.Leader(); ok {
-				h.Set(headerLeaderID, leader.ID)
+				h.Set(api.HeaderLeaderID, leader.ID)
 			}
 		}
 	}
-	w.WriteHeader(c.code)
+	w.WriteHeader(k.Status)
 	io.WriteString(w, body)
-	return c.code
+	return k.Status
 }
 
 // propose commits cmd, bounded by ProposeTimeout but not by the client: a
@@ -442,17 +444,17 @@ func (s *server) propose(r *request, cmd fsm.Command) (fsm.Result, error) {
 	case err == nil:
 		r.committed = true
 		return res, res.Err
-	case errors.Is(err, cluster.ErrOutcomeUnknown):
+	case errors.Is(err, api.ErrOutcomeUnknown):
 		r.committed = true
 		return res, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		r.committed = true
-		return res, fmt.Errorf("%w: %s ran past %s: %w", cluster.ErrOutcomeUnknown, cmd.Op, s.o.ProposeTimeout, err)
-	case r.committed && (errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrShuttingDown)):
+		return res, fmt.Errorf("%w: %s ran past %s: %w", api.ErrOutcomeUnknown, cmd.Op, s.o.ProposeTimeout, err)
+	case r.committed && (errors.Is(err, api.ErrNotLeader) || errors.Is(err, api.ErrNoLeader) || errors.Is(err, api.ErrShuttingDown)):
 		// Those say "nothing applied, retry anywhere", which is no longer
 		// true of the request: an earlier command of it (a large /mput)
 		// was committed.
-		return res, fmt.Errorf("%w: %s after an earlier part of the request was committed: %w", cluster.ErrOutcomeUnknown, cmd.Op, err)
+		return res, fmt.Errorf("%w: %s after an earlier part of the request was committed: %w", api.ErrOutcomeUnknown, cmd.Op, err)
 	}
 	return res, err
 }
@@ -468,7 +470,7 @@ func (s *server) consistentRead(r *request) error {
 	defer cancel()
 	err = s.o.Queue.ConsistentRead(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return newError(errUnavailable, "timed out waiting for a consistent read; retry, or read this node's state with stale=1")
+		return api.ErrUnavailable.Errorf("timed out waiting for a consistent read; retry, or read this node's state with stale=1")
 	}
 	return err
 }

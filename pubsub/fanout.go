@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Peer is another node's pubsub port.
@@ -74,7 +76,7 @@ var errExpired = errors.New("not sent within the delivery timeout")
 // FanoutOptions configures a Fanout. The zero value of each field means
 // its documented default.
 type FanoutOptions struct {
-	// Self is this node's id, sent to peers in FromHeader and set as
+	// Self is this node's id, sent to peers in api.HeaderFrom and set as
 	// Client.Node on local subscribers by Clients.
 	Self string
 	// Hub is this node's hub: failed deliveries are counted there
@@ -461,15 +463,15 @@ func (f *Fanout) post(ctx context.Context, peer, addr string, live []*delivery) 
 			body = append(body, d.record...)
 		}
 	}
-	u := "http://" + addr + DeliverPath + "?topic=" + url.QueryEscape(live[0].topic)
+	u := "http://" + addr + api.PathDeliver + "?topic=" + url.QueryEscape(live[0].topic)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(HopHeader, "1")
+	req.Header.Set(api.HeaderHop, "1")
 	req.Header.Set("Content-Type", DeliverContentType)
 	if f.o.Self != "" {
-		req.Header.Set(FromHeader, f.o.Self)
+		req.Header.Set(api.HeaderFrom, f.o.Self)
 	}
 	start := time.Now()
 	resp, err := f.client.Do(req)
@@ -557,11 +559,11 @@ func (f *Fanout) Clients(ctx context.Context) ([]Client, error) {
 }
 
 func (f *Fanout) fetchClients(ctx context.Context, addr string) ([]Client, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+ClientsPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+api.PathClients, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(HopHeader, "1")
+	req.Header.Set(api.HeaderHop, "1")
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -107,7 +108,7 @@ type fakePeer struct {
 func newFakePeer(t *testing.T, id string) *fakePeer {
 	p := &fakePeer{id: id, count: 1}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == ClientsPath {
+		if r.URL.Path == api.PathClients {
 			p.mu.Lock()
 			cs := p.clients
 			p.mu.Unlock()
@@ -126,14 +127,14 @@ func newFakePeer(t *testing.T, id string) *fakePeer {
 		}
 		body, _ := io.ReadAll(r.Body)
 		recs, err := DecodeDelivery(body)
-		if err != nil || r.URL.Path != DeliverPath || r.Method != http.MethodPost {
+		if err != nil || r.URL.Path != api.PathDeliver || r.Method != http.MethodPost {
 			http.Error(w, fmt.Sprint(r.Method, r.URL.Path, err), http.StatusBadRequest)
 			return
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.requests++
-		p.hops = append(p.hops, r.Header.Get(HopHeader)+"/"+r.Header.Get(FromHeader))
+		p.hops = append(p.hops, r.Header.Get(api.HeaderHop)+"/"+r.Header.Get(api.HeaderFrom))
 		for _, rec := range recs {
 			for _, m := range rec {
 				p.got = append(p.got, r.URL.Query().Get("topic")+":"+string(m))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Test_Frame_Modes checks the bytes of one message in every mode against
@@ -140,8 +142,8 @@ func Test_Topic_ValidName(t *testing.T) {
 		"default": true, "a.b_c-D9": true, strings.Repeat("x", 64): true,
 		"": false, strings.Repeat("x", 65): false, "a b": false, "a/b": false, "é": false,
 	} {
-		if got := ValidTopicName(name); got != want {
-			t.Errorf("ValidTopicName(%q) = %v, want %v", name, got, want)
+		if got := api.ValidName(name); got != want {
+			t.Errorf("api.ValidName(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

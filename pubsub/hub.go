@@ -9,12 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Defaults.
 const (
-	// DefaultTopic is the topic of a /pub or /sub without topic=.
-	DefaultTopic = "default"
 	// DefaultMaxPendingBytes is the reference's slow-client limit (50 MiB).
 	DefaultMaxPendingBytes = 50 << 20
 	// DefaultWriteTimeout is libevent 1.4's write timeout: a subscriber
@@ -22,8 +22,9 @@ const (
 	DefaultWriteTimeout = 50 * time.Second
 )
 
-// ErrClosed is returned by Subscribe once the hub is closed.
-var ErrClosed = errors.New("pubsub: hub is closed")
+// ErrClosed is returned by Subscribe once the hub is closed; on the wire it
+// is api.ErrShuttingDown.
+var ErrClosed = fmt.Errorf("pubsub: hub is closed: %w", api.ErrShuttingDown)
 
 // Options configures a Hub. The zero value of each field means its
 // documented default.
@@ -374,20 +375,4 @@ func (h *Hub) remove(s *subscriber) {
 	h.current.Add(-1)
 	h.changed()
 	h.wg.Done()
-}
-
-// ValidTopicName reports whether name is a valid topic= value: like queue
-// names, [A-Za-z0-9._-]{1,64}.
-func ValidTopicName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

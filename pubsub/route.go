@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Route sends every message published on Topic on this node (with /pub,
@@ -32,18 +34,17 @@ type Route struct {
 // String is the command-line form, TOPIC:QUEUE.
 func (r Route) String() string { return r.Topic + ":" + r.Queue }
 
-// ParseRoute parses TOPIC:QUEUE. Both names are [A-Za-z0-9._-]{1,64}.
+// ParseRoute parses TOPIC:QUEUE. Both names follow api.NamePattern.
 func ParseRoute(s string) (Route, error) {
 	topic, queue, ok := strings.Cut(s, ":")
 	if !ok {
 		return Route{}, fmt.Errorf("route %q: want TOPIC:QUEUE", s)
 	}
-	if !ValidTopicName(topic) {
-		return Route{}, fmt.Errorf("route %q: invalid topic name %q: want [A-Za-z0-9._-]{1,64}", s, topic)
+	if err := api.CheckTopicName(topic); err != nil {
+		return Route{}, fmt.Errorf("route %q: %w", s, err)
 	}
-	// Queue names follow the same rule as topic names (fsm.ValidQueueName).
-	if !ValidTopicName(queue) {
-		return Route{}, fmt.Errorf("route %q: invalid queue name %q: want [A-Za-z0-9._-]{1,64}", s, queue)
+	if err := api.CheckQueueName(queue); err != nil {
+		return Route{}, fmt.Errorf("route %q: %w", s, err)
 	}
 	return Route{Topic: topic, Queue: queue}, nil
 }
@@ -71,10 +72,10 @@ var (
 	// ErrRoute: a routed publish could not be enqueued (no leader within
 	// the timeout, queue full, ...). Nothing was published; the publisher
 	// may retry.
-	ErrRoute = errors.New("pubsub: enqueue into the route's queue failed")
+	ErrRoute = fmt.Errorf("pubsub: enqueue into the route's queue failed: %w", api.ErrRouteFailed)
 	// ErrRouteTooLarge: a message is larger than the queue port accepts;
 	// a retry cannot succeed.
-	ErrRouteTooLarge = errors.New("pubsub: message too large for the route's queue")
+	ErrRouteTooLarge = fmt.Errorf("pubsub: message too large for the route's queue: %w", api.ErrTooLarge)
 )
 
 // DefaultRouteTimeout bounds one routed enqueue, retries included.

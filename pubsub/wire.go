@@ -8,28 +8,16 @@ import (
 	"time"
 )
 
-// Node-to-node routes of the pubsub port (served by httpapi, called by
-// Fanout). They are not part of bitly pubsub's API; none of them matches
-// one of its route globs (/pub*, /sub*, /stats*, /clients).
-const (
-	// DeliverPath: POST /internal/deliver?topic=T with HopHeader. The body
-	// is one or more delivery records (AppendDeliveryRecord); each record
-	// is delivered to the receiver's local subscribers, in order, and
-	// never forwarded. The answer is 200 with one line per record: the
-	// number of local subscribers that were sent the record's last
-	// message.
-	DeliverPath = "/internal/deliver"
-	// ClientsPath: GET /internal/clients answers the node's local
-	// subscribers as JSON (EncodeClients).
-	ClientsPath = "/internal/clients"
-	// HopHeader marks a request as one hop of the cluster fan-out. A
-	// receiver delivers locally and never forwards: one hop, no loops.
-	HopHeader = "X-Quorumq-Hop"
-	// FromHeader names the sending node (logs and metrics only).
-	FromHeader = "X-Quorumq-From"
-	// DeliverContentType is the type of a delivery body.
-	DeliverContentType = "application/x-quorumq-deliver"
-)
+// The bodies of the node-to-node routes (served by httpapi, called by
+// Fanout): POST api.PathDeliver?topic=T with api.HeaderHop carries one or
+// more delivery records (AppendDeliveryRecord), each delivered to the
+// receiver's local subscribers, in order, and never forwarded; the answer
+// is 200 with one line per record, the number of local subscribers that
+// were sent the record's last message. GET api.PathClients answers the
+// node's local subscribers as JSON (EncodeClients).
+
+// DeliverContentType is the type of a delivery body.
+const DeliverContentType = "application/x-quorumq-deliver"
 
 var errBadDelivery = errors.New("bad delivery body")
 

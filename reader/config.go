@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // Task processes one message. It returns nil when it is done with the
@@ -176,9 +177,6 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// queueName is the server's rule for queue names.
-var queueName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // preprocessTimer is the back-off timer of Preprocess and Validate, named
 // as in pysimplehttp.
 const preprocessTimer = "__preprocess"
@@ -189,11 +187,13 @@ func (c Config) withDefaults() (Config, error) {
 	if len(c.Addrs) == 0 {
 		errs = append(errs, errors.New("no address (Config.Addrs)"))
 	}
-	if c.Queue != "" && !queueName.MatchString(c.Queue) {
-		errs = append(errs, fmt.Errorf("queue %q: want 1 to 64 of A-Z a-z 0-9 . _ -", c.Queue))
+	if c.Queue != "" {
+		errs = append(errs, api.CheckQueueName(c.Queue))
 	}
-	if c.DeadLetter != "" && !queueName.MatchString(c.DeadLetter) {
-		errs = append(errs, fmt.Errorf("dead-letter queue %q: want 1 to 64 of A-Z a-z 0-9 . _ -", c.DeadLetter))
+	if c.DeadLetter != "" {
+		if err := api.CheckQueueName(c.DeadLetter); err != nil {
+			errs = append(errs, fmt.Errorf("dead-letter queue: %w", err))
+		}
 	}
 	if c.DeadLetter != "" && c.DeadLetter == c.Queue {
 		errs = append(errs, errors.New("the dead-letter queue is the queue itself"))

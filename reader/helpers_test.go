@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
-	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
 )
@@ -43,20 +43,20 @@ func (q *memQueue) ConsistentRead(context.Context) error { return nil }
 // serve the same memQueue).
 type memCluster struct {
 	id     string
-	status func() cluster.Status
+	status func() api.Status
 }
 
 func (c *memCluster) ID() string     { return c.id }
 func (c *memCluster) Ready() bool    { return true }
 func (c *memCluster) IsLeader() bool { return true }
-func (c *memCluster) Leader() (cluster.LeaderInfo, bool) {
-	return cluster.LeaderInfo{ID: c.id}, true
+func (c *memCluster) Leader() (api.Leader, bool) {
+	return api.Leader{ID: c.id}, true
 }
-func (c *memCluster) Status() cluster.Status {
+func (c *memCluster) Status() api.Status {
 	if c.status != nil {
 		return c.status()
 	}
-	return cluster.Status{NodeID: c.id, State: "leader", LeaderID: c.id}
+	return api.Status{NodeID: c.id, State: "leader", LeaderID: c.id}
 }
 
 // testNode is one HTTP server over the shared queue, with fault injection
@@ -130,7 +130,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	for i := range n {
 		id := "n" + string(rune('1'+i))
 		cl := &memCluster{id: id}
-		cl.status = func() cluster.Status { return tc.status(id) }
+		cl.status = func() api.Status { return tc.status(id) }
 		reg := prometheus.NewRegistry()
 		h, err := httpapi.NewQueueHandler(httpapi.Options{Queue: tc.q, Cluster: cl, Registerer: reg, Gatherer: reg,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -150,14 +150,14 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return tc
 }
 
-func (tc *testCluster) status(self string) cluster.Status {
+func (tc *testCluster) status(self string) api.Status {
 	leader := tc.leader.Load().(string)
-	st := cluster.Status{NodeID: self, State: "follower", LeaderID: leader, Term: 1}
+	st := api.Status{NodeID: self, State: "follower", LeaderID: leader, Term: 1}
 	if self == leader {
 		st.State = "leader"
 	}
 	for _, nd := range tc.nodes {
-		st.Members = append(st.Members, cluster.Member{ID: nd.id, Status: "alive", Voter: true,
+		st.Members = append(st.Members, api.Member{ID: nd.id, Status: "alive", Voter: true,
 			QueueAddr: strings.TrimPrefix(nd.srv.URL, "http://")})
 	}
 	return st

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
 )
 
@@ -156,7 +157,7 @@ func (p *pool) observe(ctx context.Context, n *node, info *client.CallInfo, err 
 	refresh := false
 	p.mu.Lock()
 	switch {
-	case err == nil || !errors.Is(err, client.ErrUnavailable) && !errors.Is(err, client.ErrOutcomeUnknown):
+	case err == nil || !errors.Is(err, api.ErrUnavailable) && !errors.Is(err, api.ErrOutcomeUnknown):
 		n.failures, n.downUntil = 0, time.Time{}
 		if err == nil && info != nil && info.ServedBy != "" && info.ServedBy != p.leaderID {
 			p.leaderID = info.ServedBy
@@ -164,7 +165,7 @@ func (p *pool) observe(ctx context.Context, n *node, info *client.CallInfo, err 
 		}
 	default:
 		n.markDown(p.now())
-		if errors.Is(err, client.ErrNoLeader) || n.id != "" && n.id == p.leaderID {
+		if errors.Is(err, api.ErrNoLeader) || errors.Is(err, api.ErrNotLeader) || n.id != "" && n.id == p.leaderID {
 			p.leaderID = ""
 		}
 		refresh = true
@@ -236,7 +237,7 @@ func (p *pool) refresh(ctx context.Context) {
 	p.mu.Unlock()
 	type answer struct {
 		n   *node
-		st  *client.ClusterStatus
+		st  *api.Status
 		err error
 	}
 	answers := make([]answer, len(nodes))
@@ -258,7 +259,7 @@ func (p *pool) refresh(ctx context.Context) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var best *client.ClusterStatus
+	var best *api.Status
 	leader := ""
 	var leaderTerm uint64
 	for _, a := range answers {
@@ -293,7 +294,7 @@ func (p *pool) refresh(ctx context.Context) {
 	if !p.discover {
 		return
 	}
-	members := map[string]client.Member{}
+	members := map[string]api.Member{}
 	for _, m := range best.Members {
 		members[m.ID] = m
 	}

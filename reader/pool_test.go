@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
 )
 
@@ -31,7 +32,7 @@ func TestPool_PickAndMarkDown(t *testing.T) {
 	if n := p.pick(); n.url != "http://b:1" {
 		t.Fatalf("picked %s, want the leader", n.url)
 	}
-	refused := fmt.Errorf("quorumq: POST http://b:1/mget: %w: dial tcp: connection refused", client.ErrUnavailable)
+	refused := fmt.Errorf("quorumq: POST http://b:1/mget: %w: dial tcp: connection refused", api.ErrUnavailable)
 	p.observe(context.Background(), p.nodes[1], nil, refused)
 	if p.leaderID != "" {
 		t.Errorf("the unreachable leader is still the leader")
@@ -75,7 +76,7 @@ func TestPool_PickAndMarkDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	before := p.nodes[0].failures
-	p.observe(ctx, p.nodes[0], nil, errors.Join(client.ErrOutcomeUnknown, context.Canceled))
+	p.observe(ctx, p.nodes[0], nil, errors.Join(api.ErrOutcomeUnknown, context.Canceled))
 	if p.nodes[0].failures != before {
 		t.Errorf("a cancelled call counted as a node failure")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
 )
 
@@ -690,14 +691,14 @@ func (r *Reader) settleCallFrom(ctx context.Context, touch, priorUnknown bool, f
 		switch {
 		case err == nil:
 			return settleResult{}
-		case errors.Is(err, client.ErrNotInFlight):
+		case errors.Is(err, api.ErrNotInFlight):
 			if unknown && !touch {
 				return settleResult{uncertain: true}
 			}
 			return settleResult{leaseLost: true}
-		case errors.Is(err, client.ErrOutcomeUnknown):
+		case errors.Is(err, api.ErrOutcomeUnknown):
 			unknown = true
-		case errors.Is(err, client.ErrUnavailable):
+		case errors.Is(err, api.ErrUnavailable):
 		default:
 			return settleResult{err: err}
 		}

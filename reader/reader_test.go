@@ -864,7 +864,7 @@ func TestNew_Validates(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, s := range []string{"no address", "queue \"bad name\"", "empty name", "MaxTries is negative"} {
+	for _, s := range []string{"no address", "queue name \"bad name\"", "empty name", "MaxTries is negative"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
 )
 
@@ -44,12 +45,12 @@ func classify(err error) (Outcome, string) {
 		}
 	}
 	switch {
-	case errors.Is(err, client.ErrOutcomeUnknown):
+	case errors.Is(err, api.ErrOutcomeUnknown):
 		if code == "" {
 			code = transportCode(err)
 		}
 		return Unknown, code
-	case errors.Is(err, client.ErrUnavailable):
+	case errors.Is(err, api.ErrUnavailable):
 		if code == "" {
 			code = transportCode(err)
 		}

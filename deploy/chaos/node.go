@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
 )
 
@@ -343,8 +344,8 @@ func (n *Node) Resume() error {
 }
 
 // Status asks the node for GET /cluster/status.
-func (n *Node) Status(ctx context.Context) (*client.ClusterStatus, error) {
-	var st client.ClusterStatus
+func (n *Node) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	body, code, err := httpDo(ctx, http.MethodGet, n.QueueURL+"/cluster/status")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.ID, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -206,7 +207,7 @@ func Test_Pubsub_Cluster(t *testing.T) {
 			blockMu.Lock()
 			b := blocked
 			blockMu.Unlock()
-			if b && r.URL.Path == pubsub.DeliverPath {
+			if b && r.URL.Path == api.PathDeliver {
 				<-release
 				return
 			}

@@ -1,6 +1,7 @@
-package cluster
+package api
 
-// Status is the answer of GET /cluster/status (the contract in ARCHITECTURE.md).
+// Status is the answer of GET /cluster/status: a node's view of the
+// cluster.
 type Status struct {
 	NodeID       string   `json:"node_id"`
 	State        string   `json:"state"` // leader, follower, candidate, shutdown
@@ -11,14 +12,22 @@ type Status struct {
 	Members      []Member `json:"members"`
 }
 
-// Member is one server as this node sees it: the union of the raft
+// Status.State values.
+const (
+	StateLeader    = "leader"
+	StateFollower  = "follower"
+	StateCandidate = "candidate"
+	StateShutdown  = "shutdown"
+)
+
+// Member is one server as a node sees it: the union of the raft
 // configuration and the gossip members.
 type Member struct {
 	ID string `json:"id"`
 	// Status is the gossip status: alive, dead, left, or unknown for a
-	// configuration entry gossip has never shown this node. (suspect is
-	// part of the contract but memberlist v0.6.0 does not expose it: a
-	// suspect member reports alive until it is declared dead.)
+	// configuration entry gossip has never shown the node. (suspect is
+	// part of the contract but memberlist does not expose it: a suspect
+	// member reports alive until it is declared dead.)
 	Status string `json:"status"`
 	Voter  bool   `json:"voter"`
 	// Suffrage is voter or nonvoter for servers in the raft
@@ -36,9 +45,9 @@ const (
 	MemberSuspect = "suspect"
 	MemberDead    = "dead"
 	MemberLeft    = "left"
-	// MemberUnknown is reported for a server in the raft configuration
-	// that gossip has never shown this node (it was down since this node
-	// started, or it is in another network).
+	// MemberUnknown is a server in the raft configuration that gossip has
+	// never shown the node (it was down since the node started, or it is
+	// in another network).
 	MemberUnknown = "unknown"
 )
 
@@ -48,3 +57,11 @@ const (
 	SuffrageNonvoter = "nonvoter"
 	SuffrageNone     = "none"
 )
+
+// Leader is the current leader as a node knows it.
+type Leader struct {
+	ID         string
+	QueueAddr  string // host:port of its queue port ("" until gossip has it)
+	PubsubAddr string
+	RaftAddr   string
+}

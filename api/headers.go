@@ -1,0 +1,62 @@
+package api
+
+// Headers of the queue port's answers.
+const (
+	// HeaderMessageID is the id of the message a /get handed out, and of
+	// the message a /put stored.
+	HeaderMessageID = "X-Message-Id"
+	// HeaderMessageIDs lists the ids of a /mget's messages and a /mput's
+	// records, comma-separated, in order.
+	HeaderMessageIDs = "X-Message-Ids"
+	// HeaderAttempts counts the deliveries of a leased message, this one
+	// included.
+	HeaderAttempts = "X-Attempts"
+	// HeaderLastError is the reason of a leased message's last nack, or
+	// "lease expired".
+	HeaderLastError = "X-Last-Error"
+)
+
+// Headers every port sends.
+const (
+	// HeaderErrorCode carries the token of an error response's kind.
+	HeaderErrorCode = "X-Error-Code"
+	// HeaderServedBy names the node that executed the request; a response
+	// relayed from the leader carries the leader's.
+	HeaderServedBy = "X-Served-By"
+	// HeaderLeaderID names the leader the answering node knows, on 503s
+	// and 307s.
+	HeaderLeaderID = "X-Leader-ID"
+)
+
+// Headers between nodes.
+const (
+	// HeaderForwardedBy is the loop guard of leader forwarding: a node
+	// that forwards a request names itself here, and a node that receives
+	// a request carrying it serves it only if it leads, and never forwards
+	// it again (one hop).
+	HeaderForwardedBy = "X-Quorumq-Forwarded-By"
+	// HeaderHop marks a delivery as one hop of the pubsub fan-out: the
+	// receiver hands it to its local subscribers and never forwards it.
+	HeaderHop = "X-Quorumq-Hop"
+	// HeaderFrom names the node that sent a delivery.
+	HeaderFrom = "X-Quorumq-From"
+)
+
+// Paths of the node-to-node routes. They are not part of simplehttp's API
+// and none matches one of its route globs.
+const (
+	// PathInternal starts every node-to-node route.
+	PathInternal = "/internal/"
+	// PathStatus answers the node's Status, as /cluster/status does, for
+	// the other nodes (promotion checks, leave).
+	PathStatus = "/internal/status"
+	// PathDeliver takes messages published on another node for this
+	// node's subscribers (POST, with HeaderHop).
+	PathDeliver = "/internal/deliver"
+	// PathSubs answers this node's subscriber-set entry as the cluster
+	// gossips it.
+	PathSubs = "/internal/subs"
+	// PathClients lists this node's subscribers, for a cluster-wide
+	// /clients on another node.
+	PathClients = "/internal/clients"
+)
