@@ -19,3 +19,11 @@ func (l *AddrList) Set(s string) error {
 	}
 	return nil
 }
+
+// Or returns the addresses, or def when none were given.
+func (l AddrList) Or(def ...string) []string {
+	if len(l) == 0 {
+		return def
+	}
+	return l
+}

@@ -33,6 +33,9 @@ func newNodes(addrs []string, opts *Options) (*nodes, error) {
 	return &nodes{addrs: a, o: opts.withDefaults(len(a))}, nil
 }
 
+// Addrs returns the base URLs of the client, in order.
+func (n *nodes) Addrs() []string { return append([]string(nil), n.addrs...) }
+
 // request is one API call.
 type request struct {
 	method string // GET for reads, POST for everything else

@@ -14,7 +14,7 @@ import (
 // nodes. A message published on any node reaches the subscribers of every
 // node. It is safe for concurrent use.
 type Pubsub struct {
-	n *nodes
+	*nodes
 }
 
 // NewPubsub returns a client for the pubsub ports at addrs, base URLs such
@@ -24,11 +24,8 @@ func NewPubsub(addrs []string, opts *Options) (*Pubsub, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pubsub{n: n}, nil
+	return &Pubsub{n}, nil
 }
-
-// Addrs returns the base URLs of the client, in order.
-func (p *Pubsub) Addrs() []string { return append([]string(nil), p.n.addrs...) }
 
 // Pub publishes msgs, in order, to topic ("" is the default topic) with one
 // /pub request, and returns the number of subscribers, cluster-wide, that
@@ -54,7 +51,7 @@ func (p *Pubsub) Pub(ctx context.Context, topic string, msgs [][]byte) (int, err
 	if body == nil {
 		body = []byte{}
 	}
-	res, err := p.n.do(ctx, request{method: http.MethodPost, path: "/pub", query: v, body: body})
+	res, err := p.do(ctx, request{method: http.MethodPost, path: "/pub", query: v, body: body})
 	if err != nil {
 		return 0, err
 	}
@@ -85,21 +82,21 @@ func (p *Pubsub) SubscribeTopic(ctx context.Context, topic string, opts *Subscri
 		o = *opts
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = p.n.o.HTTPClient
+		o.HTTPClient = p.o.HTTPClient
 	}
-	start := int(p.n.pref.Load()) % len(p.n.addrs)
+	start := int(p.pref.Load()) % len(p.addrs)
 	var err error
-	for attempt := 0; attempt < p.n.o.MaxAttempts; attempt++ {
+	for attempt := 0; attempt < p.o.MaxAttempts; attempt++ {
 		if attempt > 0 {
-			if p.n.o.Backoff.Sleep(ctx, attempt-1) != nil {
+			if p.o.Backoff.Sleep(ctx, attempt-1) != nil {
 				break
 			}
 		}
-		i := (start + attempt) % len(p.n.addrs)
+		i := (start + attempt) % len(p.addrs)
 		var s *Stream
-		s, err = Subscribe(ctx, p.n.addrs[i]+"/sub?"+v.Encode(), &o)
+		s, err = Subscribe(ctx, p.addrs[i]+"/sub?"+v.Encode(), &o)
 		if err == nil {
-			p.n.pref.Store(uint32(i))
+			p.pref.Store(uint32(i))
 			return s, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {

@@ -18,7 +18,7 @@ import (
 // Queue is a client of the queue port (default 8081) of one or more nodes.
 // It is safe for concurrent use.
 type Queue struct {
-	n *nodes
+	*nodes
 }
 
 // NewQueue returns a client for the queue ports at addrs, base URLs such
@@ -29,11 +29,8 @@ func NewQueue(addrs []string, opts *Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Queue{n: n}, nil
+	return &Queue{n}, nil
 }
-
-// Addrs returns the base URLs of the client, in order.
-func (q *Queue) Addrs() []string { return append([]string(nil), q.n.addrs...) }
 
 // Message is one message handed out by Get or MGet.
 type Message struct {
@@ -69,7 +66,7 @@ func (q *Queue) Put(ctx context.Context, queue string, data []byte, opts PutOpti
 	}
 	v := queueValues(queue)
 	setPut(v, opts.ID, opts.Delay)
-	res, err := q.n.do(ctx, request{method: http.MethodPost, path: "/put", query: v, body: data, idempotent: opts.ID != ""})
+	res, err := q.do(ctx, request{method: http.MethodPost, path: "/put", query: v, body: data, idempotent: opts.ID != ""})
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +118,7 @@ func (q *Queue) MPut(ctx context.Context, queue string, msgs [][]byte, opts MPut
 		v.Set("separator", sep)
 	}
 	body := bytes.Join(msgs, []byte(sep))
-	_, err := q.n.do(ctx, request{method: http.MethodPost, path: "/mput", query: v, body: body, idempotent: opts.ID != ""})
+	_, err := q.do(ctx, request{method: http.MethodPost, path: "/mput", query: v, body: body, idempotent: opts.ID != ""})
 	return err
 }
 
@@ -194,7 +191,7 @@ func (o GetOptions) values(queue string) url.Values {
 // retried: a leased message comes back when its lease ends, a popped one
 // may be lost.
 func (q *Queue) Get(ctx context.Context, queue string, opts GetOptions) (*Message, error) {
-	res, err := q.n.do(ctx, request{method: http.MethodPost, path: "/get", query: opts.values(queue), extra: max(opts.Wait, 0)})
+	res, err := q.do(ctx, request{method: http.MethodPost, path: "/get", query: opts.values(queue), extra: max(opts.Wait, 0)})
 	if err != nil || len(res.body) == 0 {
 		return nil, err
 	}
@@ -220,7 +217,7 @@ func (q *Queue) MGet(ctx context.Context, queue string, n int, opts GetOptions) 
 	v := opts.values(queue)
 	v.Set("items", strconv.Itoa(n))
 	v.Set("format", "json")
-	res, err := q.n.do(ctx, request{method: http.MethodPost, path: "/mget", query: v, extra: max(opts.Wait, 0)})
+	res, err := q.do(ctx, request{method: http.MethodPost, path: "/mget", query: v, extra: max(opts.Wait, 0)})
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +270,7 @@ func (q *Queue) Ack(ctx context.Context, ids ...string) error {
 		return nil
 	}
 	v := url.Values{"id": {strings.Join(ids, ",")}}
-	_, err := q.n.do(ctx, request{method: http.MethodPost, path: "/ack", query: v})
+	_, err := q.do(ctx, request{method: http.MethodPost, path: "/ack", query: v})
 	return err
 }
 
@@ -301,7 +298,7 @@ func (q *Queue) Nack(ctx context.Context, id string, opts NackOptions) error {
 	if len(opts.NewData) > 0 {
 		body = opts.NewData
 	}
-	_, err := q.n.do(ctx, request{method: http.MethodPost, path: "/nack", query: v, body: body})
+	_, err := q.do(ctx, request{method: http.MethodPost, path: "/nack", query: v, body: body})
 	return err
 }
 
@@ -312,7 +309,7 @@ func (q *Queue) Touch(ctx context.Context, id string, lease time.Duration) error
 	if lease > 0 {
 		v.Set("lease", api.FormatDuration(lease))
 	}
-	_, err := q.n.do(ctx, request{method: http.MethodPost, path: "/touch", query: v, idempotent: true})
+	_, err := q.do(ctx, request{method: http.MethodPost, path: "/touch", query: v, idempotent: true})
 	return err
 }
 
@@ -341,7 +338,7 @@ type Stats struct {
 func (q *Queue) Stats(ctx context.Context, queue string) (*Stats, error) {
 	v := queueValues(queue)
 	v.Set("format", "json")
-	res, err := q.n.do(ctx, request{method: http.MethodGet, path: "/stats", query: v, idempotent: true})
+	res, err := q.do(ctx, request{method: http.MethodGet, path: "/stats", query: v, idempotent: true})
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +409,7 @@ func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) 
 	if len(v) > len(queueValues(queue)) {
 		method = http.MethodPost
 	}
-	res, err := q.n.do(ctx, request{method: method, path: "/config", query: v, idempotent: true})
+	res, err := q.do(ctx, request{method: method, path: "/config", query: v, idempotent: true})
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +437,7 @@ func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) 
 // Status reads /cluster/status from the preferred node (the next one if it
 // cannot be reached).
 func (q *Queue) Status(ctx context.Context) (*api.Status, error) {
-	res, err := q.n.do(ctx, request{method: http.MethodGet, path: "/cluster/status", idempotent: true})
+	res, err := q.do(ctx, request{method: http.MethodGet, path: "/cluster/status", idempotent: true})
 	if err != nil {
 		return nil, err
 	}

@@ -41,9 +41,6 @@ func main() {
 	every := flag.Int64("every", 100, "print the estimate every this many samples")
 	concurrency := flag.Int("concurrency", 4, "messages processed at once")
 	flag.Parse()
-	if len(queueURLs) == 0 {
-		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
-	}
 
 	var (
 		mu sync.Mutex
@@ -56,7 +53,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := reader.New(reader.Config{
-		Addrs: queueURLs,
+		Addrs: queueURLs.Or("http://127.0.0.1:9001"),
 		Queue: *queue,
 		Tasks: map[string]reader.Task{
 			"moments": func(ctx context.Context, msg *reader.Message) error {

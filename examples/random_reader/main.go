@@ -55,14 +55,11 @@ func main() {
 	requeueDelay := flag.Duration("requeue-delay", 2*time.Second, "retry delay per try")
 	concurrency := flag.Int("concurrency", 1, "messages processed at once")
 	flag.Parse()
-	if len(queueURLs) == 0 {
-		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := reader.New(reader.Config{
-		Addrs: queueURLs,
+		Addrs: queueURLs.Or("http://127.0.0.1:9001"),
 		Queue: *queue,
 		Tasks: map[string]reader.Task{
 			"print": func(ctx context.Context, m *reader.Message) error {

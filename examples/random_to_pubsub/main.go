@@ -42,9 +42,6 @@ func main() {
 	seed := flag.Uint64("seed", 0, "random seed (0: random)")
 	quiet := flag.Bool("quiet", false, "do not print every message")
 	flag.Parse()
-	if len(urls) == 0 {
-		urls = client.AddrList{"http://127.0.0.1:9000"}
-	}
 	if *variance < 0 {
 		fatal(fmt.Errorf("--variance=%v: must be >= 0", *variance))
 	}
@@ -58,7 +55,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var pubs []*client.Pubsub
-	for _, u := range urls {
+	for _, u := range urls.Or("http://127.0.0.1:9000") {
 		ps, err := client.NewPubsub([]string{u}, nil)
 		if err != nil {
 			fatal(err)
@@ -76,9 +73,9 @@ func main() {
 		if !*quiet {
 			fmt.Printf("Sending message: %s\n", msg)
 		}
-		for i, ps := range pubs {
+		for _, ps := range pubs {
 			if _, err := ps.Pub(ctx, *topic, [][]byte{msg}); err != nil && ctx.Err() == nil {
-				fatal(fmt.Errorf("publish to %s: %w", urls[i], err))
+				fatal(fmt.Errorf("publish to %s: %w", ps.Addrs()[0], err))
 			}
 		}
 		if *delay > 0 {

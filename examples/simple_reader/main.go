@@ -50,9 +50,6 @@ func main() {
 	concurrency := flag.Int("concurrency", 1, "messages processed at once")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
-	if len(queueURLs) == 0 {
-		queueURLs = client.AddrList{"http://127.0.0.1:9001"}
-	}
 	log := newLogger(*logLevel)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,7 +75,7 @@ func main() {
 		}
 	}
 	r, err := reader.New(reader.Config{
-		Addrs:        queueURLs,
+		Addrs:        queueURLs.Or("http://127.0.0.1:9001"),
 		Queue:        *queue,
 		Tasks:        tasks,
 		Concurrency:  *concurrency,
