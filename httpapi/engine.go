@@ -142,6 +142,8 @@ const (
 	postOnly
 )
 
+// route is one entry of a port's route table: how it matches, what it
+// takes, how it looks on the wire, and its handler.
 type route struct {
 	name    string // metrics label
 	path    string
@@ -202,7 +204,7 @@ func (rt *route) checkMethod(method string, writes bool) error {
 		if rt.methods == getOnly || rt.methods == getPost && !writes {
 			return nil
 		}
-		if rt.methods == getPost {
+		if rt.methods == getPost && rt.style.refuseHead != nil {
 			return rt.style.refuseHead
 		}
 	}
