@@ -88,8 +88,25 @@ type Fanout interface {
 	Publish(ctx context.Context, topic string, msgs [][]byte) (remoteSubscribers int, err error)
 }
 
-// PubsubPeer is what the pubsub port's node-to-node routes serve (see
-// DESIGN.md, "Node-to-node routes").
+// PubsubPeer is the node-to-node side of the pubsub port: the routes under
+// /internal/ that the other nodes call. They are not bitly pubsub's API and
+// none of them matches one of its route globs.
+//
+//   - POST /internal/deliver?topic=T, with the header X-Quorumq-Hop (a
+//     request without it is a 400: it is not a publish API): the body is
+//     one or more delivery records (pubsub.AppendDeliveryRecord:
+//     length-prefixed, so any bytes survive). Each record goes to this
+//     node's local subscribers of T, in order, through Deliver, and is
+//     never forwarded: one hop. The answer is 200 with one line per
+//     record: how many local subscribers were sent its last message.
+//     400 for a bad topic or body, 413 for a body above twice
+//     MaxBodySize plus 1 MiB (framing may double a body of empty
+//     messages).
+//   - GET /internal/subs: this node's subscriber-set entry as the cluster
+//     gossips it (SubscriberSet), application/octet-stream. Peers fetch it
+//     when they learned a newer version without its topics.
+//   - GET /internal/clients: this node's subscribers as JSON
+//     (pubsub.EncodeClients), for a cluster-wide /clients on another node.
 type PubsubPeer struct {
 	// Deliver hands messages published on another node to the local
 	// subscribers (pubsub.Hub.Deliver). Required.

@@ -9,27 +9,11 @@ import (
 
 // The node-to-node routes, all under api.PathInternal and all defined
 // here. They are not bitly's API and none matches one of its route globs.
-// Each is served on the port where its callers reach a node: the status on
-// the queue port, the pubsub ones on the pubsub port, beside the
+// Each is served on the port where its callers reach a node: the status
+// (GET api.PathStatus, the node's Status as /cluster/status answers it,
+// read by the other nodes for promotion and leave) on the queue port; the
+// pubsub ones, described on PubsubPeer, on the pubsub port, beside the
 // subscribers they concern.
-//
-//   - GET api.PathStatus: the node's Status, as /cluster/status answers
-//     it (the other nodes read a node's progress here: promotion, leave).
-//   - POST api.PathDeliver?topic=T, with the header X-Quorumq-Hop (a
-//     request without it is a 400: it is not a publish API): the body is
-//     one or more delivery records (pubsub.AppendDeliveryRecord:
-//     length-prefixed, so any bytes survive). Each record goes to this
-//     node's local subscribers of T, in order, through Deliver, and is
-//     never forwarded: one hop. The answer is 200 with one line per
-//     record: how many local subscribers were sent its last message.
-//     400 for a bad topic or body, 413 for a body above twice
-//     MaxBodySize plus 1 MiB (framing may double a body of empty
-//     messages).
-//   - GET api.PathSubs: this node's subscriber-set entry as the cluster
-//     gossips it (PubsubPeer.SubscriberSet), application/octet-stream.
-//     Peers fetch it when they learned a newer version without its topics.
-//   - GET api.PathClients: this node's subscribers as JSON
-//     (pubsub.EncodeClients), for a cluster-wide /clients on another node.
 
 // peerRoutes are the queue port's node-to-node routes.
 func (a *adminAPI) peerRoutes() []route {
