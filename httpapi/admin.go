@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quorumq/quorumq/api"
 )
@@ -11,26 +14,50 @@ import (
 // leaveTimeout bounds POST /cluster/leave.
 const leaveTimeout = 30 * time.Second
 
+// adminAPI serves the admin endpoints, on both ports.
+type adminAPI struct {
+	cluster Cluster
+	// metrics answers /metrics: promhttp over the Gatherer.
+	metrics func(w http.ResponseWriter, r *http.Request) error
+}
+
+func newAdminAPI(o *Options) *adminAPI {
+	prom := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
+	return &adminAPI{
+		cluster: o.Cluster,
+		metrics: func(w http.ResponseWriter, r *http.Request) error { prom.ServeHTTP(w, r); return nil },
+	}
+}
+
+// routes lists the admin endpoints: exact paths, reads take GET and HEAD.
+func (a *adminAPI) routes() []route {
+	return []route{
+		{name: "healthz", path: "/healthz", methods: getOnly, style: adminStyle, handle: a.healthz},
+		{name: "readyz", path: "/readyz", methods: getOnly, style: adminStyle, handle: a.readyz},
+		{name: "metrics", path: "/metrics", methods: getOnly, style: adminStyle, handle: a.serveMetrics},
+		{name: "cluster_status", path: "/cluster/status", methods: getOnly, style: adminStyle, handle: a.clusterStatus},
+		{name: "cluster_leave", path: "/cluster/leave", methods: postOnly, style: adminStyle, handle: a.leave},
+	}
+}
+
 // healthz is GET /healthz: 200 while the process serves.
-func (s *server) healthz(*request) (reply, error) {
+func (a *adminAPI) healthz(*request) (reply, error) {
 	return reply{body: []byte("ok\n")}, nil
 }
 
 // readyz is GET /readyz: 200 once the node knows a leader and has applied
 // up to its commit index, else 503.
-func (s *server) readyz(*request) (reply, error) {
-	if s.o.Cluster == nil || !s.o.Cluster.Ready() {
+func (a *adminAPI) readyz(*request) (reply, error) {
+	if !a.cluster.Ready() {
 		return reply{}, api.ErrUnavailable.Errorf("not ready")
 	}
 	return reply{body: []byte("ready\n")}, nil
 }
 
-// clusterStatus is GET /cluster/status: this node's view of the cluster.
-func (s *server) clusterStatus(*request) (reply, error) {
-	if s.o.Cluster == nil {
-		return reply{}, api.ErrUnavailable.Errorf("cluster status is not available on this port")
-	}
-	st := s.o.Cluster.Status()
+// clusterStatus is GET /cluster/status (and the node-to-node
+// api.PathStatus): this node's view of the cluster.
+func (a *adminAPI) clusterStatus(*request) (reply, error) {
+	st := a.cluster.Status()
 	if st.Members == nil {
 		st.Members = []api.Member{}
 	}
@@ -42,14 +69,14 @@ func (s *server) clusterStatus(*request) (reply, error) {
 }
 
 // serveMetrics is GET /metrics: the Gatherer in Prometheus text format.
-func (s *server) serveMetrics(*request) (reply, error) {
-	return reply{delegate: s.promHandler}, nil
+func (a *adminAPI) serveMetrics(*request) (reply, error) {
+	return reply{serve: a.metrics}, nil
 }
 
 // leave is POST /cluster/leave: this node leaves the cluster for good. The
 // process exit that follows is the caller's business.
-func (s *server) leave(r *request) (reply, error) {
-	l, ok := s.o.Cluster.(Leaver)
+func (a *adminAPI) leave(r *request) (reply, error) {
+	l, ok := a.cluster.(Leaver)
 	if !ok {
 		return reply{}, api.ErrNotSupported.Errorf("leave is not supported by this node yet")
 	}

@@ -102,14 +102,21 @@ func Test_Admin_Leave(t *testing.T) {
 	e.want(e.post("/cluster/leave", ""), 503, "no leader is known; retry shortly\n")
 }
 
-// Test_Admin_HandlerServesOnlyAdmin checks that NewAdminHandler serves the
-// admin routes and nothing of the queue, and shares metrics when built
-// twice on one registry.
-func Test_Admin_HandlerServesOnlyAdmin(t *testing.T) {
+// Test_Admin_PubsubPortServesAdmin checks that the pubsub port serves the
+// admin routes and nothing of the queue, shares metrics when built twice
+// on one registry, and without a Cluster is bitly pubsub's alone.
+func Test_Admin_PubsubPortServesAdmin(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	o := Options{Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg}
-	h1 := NewAdminHandler(o)
-	h2 := NewAdminHandler(o)
+	o := DefaultOptions()
+	o.Hub, o.Cluster, o.Registerer, o.Gatherer = &fakeHub{}, &fakeCluster{}, reg, reg
+	h1, err := NewPubsubHandler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := NewPubsubHandler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, h := range []http.Handler{h1, h2} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
@@ -119,7 +126,7 @@ func Test_Admin_HandlerServesOnlyAdmin(t *testing.T) {
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/put?data=x", nil))
 		if rec.Code != 404 {
-			t.Fatalf("/put on the admin handler: %d", rec.Code)
+			t.Fatalf("/put on the pubsub port: %d", rec.Code)
 		}
 	}
 	rec := httptest.NewRecorder()
@@ -127,33 +134,54 @@ func Test_Admin_HandlerServesOnlyAdmin(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `quorumq_http_requests_total{code="200",route="healthz"} 2`) {
 		t.Fatalf("shared counters missing:\n%s", rec.Body)
 	}
-	// Without a Cluster the admin handler still answers.
-	h := NewAdminHandler(Options{Registerer: prometheus.NewRegistry(), Logger: discardLogger()})
+	// Without a Cluster there are no admin routes.
+	o = DefaultOptions()
+	o.Hub, o.Registerer, o.Logger = &fakeHub{}, prometheus.NewRegistry(), discardLogger()
+	h, err := NewPubsubHandler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	if rec.Code != 503 {
+	if rec.Code != 404 {
 		t.Fatalf("/readyz without a Cluster: %d", rec.Code)
 	}
 }
 
-// Test_Options_Validation checks that NewQueueHandler refuses missing
-// dependencies and out-of-range values.
+// Test_Options_Validation checks that the defaults are valid and that
+// NewQueueHandler refuses missing dependencies and out-of-range values,
+// zero ones included: the constructors complete nothing.
 func Test_Options_Validation(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	ok := Options{Queue: newFSMQueue(newFakeClock().Now), Cluster: &fakeCluster{}, Registerer: reg}
+	ok := DefaultOptions()
+	ok.Queue, ok.Cluster, ok.Registerer = newFSMQueue(newFakeClock().Now), &fakeCluster{}, reg
 	if _, err := NewQueueHandler(ok); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
-	for name, o := range map[string]Options{
-		"no queue":       {Cluster: &fakeCluster{}, Registerer: reg},
-		"no cluster":     {Queue: ok.Queue, Registerer: reg},
-		"negative size":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, MaxMsgSize: -1},
-		"negative mget":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, MaxMGet: -1},
-		"negative hold":  {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, ForwardTimeout: -1},
-		"unknown policy": {Queue: ok.Queue, Cluster: ok.Cluster, Registerer: reg, Limits: fsm.Limits{Policy: 7}},
-	} {
+	tests := []struct {
+		name   string
+		change func(*Options)
+	}{
+		{"no queue", func(o *Options) { o.Queue = nil }},
+		{"no cluster", func(o *Options) { o.Cluster = nil }},
+		{"no registerer", func(o *Options) { o.Registerer = nil }},
+		{"no logger", func(o *Options) { o.Logger = nil }},
+		{"negative size", func(o *Options) { o.MaxMsgSize = -1 }},
+		{"zero size", func(o *Options) { o.MaxMsgSize = 0 }},
+		{"zero body size", func(o *Options) { o.MaxBodySize = 0 }},
+		{"negative mget", func(o *Options) { o.MaxMGet = -1 }},
+		{"empty mput separator", func(o *Options) { o.MPutSep = "" }},
+		{"negative hold", func(o *Options) { o.ForwardTimeout = -1 }},
+		{"zero propose timeout", func(o *Options) { o.ProposeTimeout = 0 }},
+		{"unknown policy", func(o *Options) { o.Limits = fsm.Limits{Policy: 7} }},
+		{"peer without deliver", func(o *Options) { o.Peer = &PubsubPeer{} }},
+		{"zero options", func(o *Options) { *o = Options{Queue: o.Queue, Cluster: o.Cluster} }},
+	}
+	for _, tc := range tests {
+		o := ok
+		tc.change(&o)
 		if _, err := NewQueueHandler(o); err == nil {
-			t.Errorf("%s: no error", name)
+			t.Errorf("%s: no error", tc.name)
 		}
 	}
 }
@@ -163,7 +191,7 @@ func Test_Options_Validation(t *testing.T) {
 // endpoints do not.
 func Test_Routes_NeedsLeader(t *testing.T) {
 	e := newEnv(t)
-	s := e.h.(*server)
+	s := e.h.(*engine)
 	tests := []struct {
 		path, query string
 		want        bool
@@ -175,7 +203,7 @@ func Test_Routes_NeedsLeader(t *testing.T) {
 		{"/metrics", "", false}, {"/cluster/status", "", false}, {"/cluster/leave", "", false},
 	}
 	for _, tc := range tests {
-		rt := s.match(tc.path)
+		rt := s.match(tc.path, false)
 		if rt == nil {
 			t.Fatalf("%s: no route", tc.path)
 		}

@@ -18,9 +18,7 @@ import (
 // network) into the fsm-backed fake: parsing, body read, command, apply.
 func BenchmarkPutHandler(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	h, err := NewQueueHandler(Options{
-		Queue: newFSMQueue(time.Now), Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg,
-	})
+	h, err := NewQueueHandler(benchOptions(newFSMQueue(time.Now), reg))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,9 +38,7 @@ func BenchmarkPutHandler(b *testing.B) {
 // BenchmarkGetHandler measures put+get pairs, and the empty-poll fast path.
 func BenchmarkGetHandler(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	h, err := NewQueueHandler(Options{
-		Queue: newFSMQueue(time.Now), Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg,
-	})
+	h, err := NewQueueHandler(benchOptions(newFSMQueue(time.Now), reg))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,6 +61,14 @@ func BenchmarkGetHandler(b *testing.B) {
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/get?queue=empty", nil))
 		}
 	})
+}
+
+// benchOptions are the default options over q, with a one-node cluster
+// and metrics on reg.
+func benchOptions(q Queue, reg *prometheus.Registry) Options {
+	o := DefaultOptions()
+	o.Queue, o.Cluster, o.Registerer, o.Gatherer = q, &fakeCluster{}, reg, reg
+	return o
 }
 
 // nullQueue answers every proposal at once without a state machine, so that
@@ -130,7 +134,7 @@ func BenchmarkQueueHandler(b *testing.B) {
 			if c.fsm {
 				q = newFSMQueue(time.Now)
 			}
-			h, err := NewQueueHandler(Options{Queue: q, Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg})
+			h, err := NewQueueHandler(benchOptions(q, reg))
 			if err != nil {
 				b.Fatal(err)
 			}

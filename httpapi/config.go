@@ -30,7 +30,7 @@ import (
 //     the queue's three values replace the node's.
 //
 // GET and POST behave the same; HEAD is refused.
-func (s *server) config(r *request) (reply, error) {
+func (q *queueAPI) config(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
@@ -40,16 +40,16 @@ func (s *server) config(r *request) (reply, error) {
 		return reply{}, err
 	}
 	if fields == 0 {
-		if err := s.consistentRead(r); err != nil {
+		if err := q.consistentRead(r); err != nil {
 			return reply{}, err
 		}
-		return configReply(queue, s.o.Queue.Stats(queue).Config), nil
+		return configReply(queue, q.o.Queue.Stats(queue).Config), nil
 	}
-	if _, err := s.propose(r, fsm.Command{Op: fsm.OpConfigure, Queue: queue, Config: cfg, ConfigFields: fields}); err != nil {
+	if _, err := q.propose(r, fsm.Command{Op: fsm.OpConfigure, Queue: queue, Config: cfg, ConfigFields: fields}); err != nil {
 		return reply{}, putError(queue, err)
 	}
 	// Propose returns once the change is applied here, so this is current.
-	return configReply(queue, s.o.Queue.Stats(queue).Config), nil
+	return configReply(queue, q.o.Queue.Stats(queue).Config), nil
 }
 
 // configChange reads the setting parameters into a config holding just

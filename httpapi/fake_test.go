@@ -186,7 +186,8 @@ func newEnv(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
 	clock := newFakeClock()
 	reg := prometheus.NewRegistry()
-	o := Options{Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg, Now: clock.Now}
+	o := DefaultOptions()
+	o.Cluster, o.Registerer, o.Gatherer, o.Now = &fakeCluster{}, reg, reg, clock.Now
 	for _, f := range opts {
 		f(&o)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -27,13 +28,45 @@ const (
 	// forwardDialTimeout bounds connecting to the leader.
 	forwardDialTimeout = 2 * time.Second
 	// forwardMargin is added to the longest time the leader may take to
-	// start its answer (see forwardCeiling).
+	// start its answer (see forwarder.ceiling).
 	forwardMargin = 5 * time.Second
 )
 
+// leaders is what forwarding needs to know of the cluster; Cluster has it.
+type leaders interface {
+	// ID is this node's id, for the loop guard.
+	ID() string
+	// IsLeader reports whether this node leads right now.
+	IsLeader() bool
+	// Leader returns the leader this node knows, if any.
+	Leader() (info api.Leader, ok bool)
+}
+
+// forwarder is the forwarding step: it passes a request that needs the
+// leader to it, unless this node leads. The engine calls it at one place
+// (engine.serve); handlers know nothing of it.
+type forwarder struct {
+	nodes  leaders
+	client *http.Client
+	m      *metrics
+	log    *slog.Logger
+	// hold is Options.ForwardTimeout.
+	hold time.Duration
+	// maxWait and proposeTimeout bound how long the leader may take to
+	// start its answer (see ceiling).
+	maxWait, proposeTimeout time.Duration
+}
+
+func newForwarder(nodes leaders, o *Options, m *metrics, log *slog.Logger) *forwarder {
+	return &forwarder{
+		nodes: nodes, client: newForwardClient(), m: m, log: log,
+		hold: o.ForwardTimeout, maxWait: o.MaxWait, proposeTimeout: o.ProposeTimeout,
+	}
+}
+
 // newForwardClient returns the client that relays requests to the leader:
 // HTTP/1.1 with many kept-alive connections, since long-polls hold one each
-// and writes arrive in bursts. One per handler.
+// and writes arrive in bursts. One per forwarder.
 func newForwardClient() *http.Client {
 	dialer := &net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
@@ -61,88 +94,91 @@ type retryError struct{ err error }
 func (e *retryError) Error() string { return e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
-// toLeader is the forwarding step. It runs before the handler of every
-// request that needs the leader (rt.needsLeader), and once more when a
-// local Propose found that leadership had moved (see reroutable).
+// forward is the forwarding step. The engine runs it before the handler
+// of every request that needs the leader (route.needsLeader), and once
+// more when a local Propose found that leadership had moved (see
+// reroutable).
 //
-// done is false when this node leads and must serve the request itself.
-// Otherwise toLeader has answered it (relayed from the leader, redirected
-// to it, or refused with a 503) and code is the status sent.
-func (s *server) toLeader(w http.ResponseWriter, rt *route, req *request) (code int, done bool) {
+// local is true when this node leads and must serve the request itself.
+// Otherwise forward has answered the request (relayed from the leader, or
+// redirected to it) and code is the status sent, or err says why it could
+// not, for the engine to answer.
+func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, local bool, err error) {
 	redirect, err := req.p.flag("redirect")
 	if err != nil {
-		return s.fail(w, rt, err), true
+		return 0, false, err
 	}
-	if s.o.Cluster.IsLeader() {
-		return 0, false
+	if f.nodes.IsLeader() {
+		return 0, true, nil
 	}
+	name := req.rt.name
 	if by := req.Header.Get(api.HeaderForwardedBy); by != "" {
-		s.m.forwarded(rt.name, "refused")
-		return s.fail(w, rt, api.ErrNotLeader.Errorf(
-			"not the leader: %s forwarded this request to %s, which does not lead; retry", api.Quote(by), s.o.Cluster.ID())), true
+		f.m.forwarded(name, "refused")
+		return 0, false, api.ErrNotLeader.Errorf(
+			"not the leader: %s forwarded this request to %s, which does not lead; retry", api.Quote(by), f.nodes.ID())
 	}
 
-	deadline := time.Now().Add(s.o.ForwardTimeout)
+	deadline := time.Now().Add(f.hold)
 	var last error // why the previous attempt failed
 	for attempt := 0; ; attempt++ {
 		var pause time.Duration
 		if attempt > 0 {
 			if !time.Now().Before(deadline) {
-				return s.forwardFailed(w, rt, s.noLeader(last)), true
+				return 0, false, f.failed(name, f.noLeader(last))
 			}
 			pause = min(leaderPoll<<min(attempt, 4), maxRetryPause)
 		}
-		leader, local, err := s.awaitLeader(req.Context(), deadline, pause, last)
+		leader, self, err := f.awaitLeader(req.Context(), deadline, pause, last)
 		switch {
 		case err != nil:
-			return s.forwardFailed(w, rt, err), true
-		case local:
-			return 0, false
+			return 0, false, f.failed(name, err)
+		case self:
+			return 0, true, nil
 		case attempt > 0:
-			s.m.forwardRetries.WithLabelValues(rt.name).Inc()
+			f.m.forwardRetries.WithLabelValues(name).Inc()
 		}
 		if redirect {
-			s.m.forwarded(rt.name, "redirected")
-			return s.redirect(w, req, leader), true
+			f.m.forwarded(name, "redirected")
+			return redirectTo(w, req, leader), false, nil
 		}
-		code, err := s.proxy(w, rt, req, leader)
+		code, err := f.proxy(w, req, leader)
 		var retry *retryError
 		if !errors.As(err, &retry) {
 			if err != nil {
-				return s.forwardFailed(w, rt, err), true
+				return 0, false, f.failed(name, err)
 			}
-			s.m.forwarded(rt.name, "proxied")
-			return code, true
+			f.m.forwarded(name, "proxied")
+			return code, false, nil
 		}
 		last = retry.err
-		s.log.Debug("forwarding to the leader failed; holding the request", "route", rt.name, "leader", leader.ID, "attempt", attempt+1, "err", last)
+		f.log.Debug("forwarding to the leader failed; holding the request", "route", name, "leader", leader.ID, "attempt", attempt+1, "err", last)
 	}
 }
 
-// awaitLeader waits, after pause, until this node leads (local) or another
+// awaitLeader waits, after pause, until this node leads (self) or another
 // node is known to lead at a known queue address. It gives up at deadline
 // with a "no leader" error, or when ctx ends. last is why the previous
 // attempt failed, for the error message.
-func (s *server) awaitLeader(ctx context.Context, deadline time.Time, pause time.Duration, last error) (leader api.Leader, local bool, err error) {
-	self := s.o.Cluster.ID()
+func (f *forwarder) awaitLeader(ctx context.Context, deadline time.Time, pause time.Duration, last error) (leader api.Leader, self bool, err error) {
+	id := f.nodes.ID()
 	for wait := pause; ; wait = leaderPoll {
 		if err := sleep(ctx, min(wait, time.Until(deadline))); err != nil {
 			return leader, false, fmt.Errorf("waiting for a leader: %w", context.Canceled)
 		}
-		if s.o.Cluster.IsLeader() {
+		if f.nodes.IsLeader() {
 			return leader, true, nil
 		}
-		info, ok := s.o.Cluster.Leader()
+		info, ok := f.nodes.Leader()
 		// A leader id that is this node's own while it does not lead is
 		// a moment of an election: keep waiting rather than forward to self.
-		if ok && info.ID != self && info.QueueAddr != "" {
+		if ok && info.ID != id && info.QueueAddr != "" {
 			return info, false, nil
 		}
 		if !time.Now().Before(deadline) {
-			if last == nil && ok && info.ID != self {
+			if last == nil && ok && info.ID != id {
 				last = fmt.Errorf("%s leads, but its queue address is not known here yet", info.ID)
 			}
-			return leader, false, s.noLeader(last)
+			return leader, false, f.noLeader(last)
 		}
 	}
 }
@@ -163,15 +199,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // noLeader is the answer when the hold runs out.
-func (s *server) noLeader(last error) error {
+func (f *forwarder) noLeader(last error) error {
 	if last == nil {
-		return api.ErrNoLeader.Errorf("no leader: none was elected within %s; retry", api.FormatDuration(s.o.ForwardTimeout))
+		return api.ErrNoLeader.Errorf("no leader: none was elected within %s; retry", api.FormatDuration(f.hold))
 	}
-	return api.ErrNoLeader.Errorf("no leader: none could be reached within %s (%v); retry", api.FormatDuration(s.o.ForwardTimeout), last)
+	return api.ErrNoLeader.Errorf("no leader: none could be reached within %s (%v); retry", api.FormatDuration(f.hold), last)
 }
 
-// forwardFailed counts and answers a forwarding step that ends in an error.
-func (s *server) forwardFailed(w http.ResponseWriter, rt *route, err error) int {
+// failed counts a forwarding step that ends in err, and returns err.
+func (f *forwarder) failed(route string, err error) error {
 	result := "no_leader"
 	switch {
 	case errors.Is(err, api.ErrOutcomeUnknown):
@@ -181,13 +217,13 @@ func (s *server) forwardFailed(w http.ResponseWriter, rt *route, err error) int 
 	case !errors.Is(err, api.ErrNoLeader):
 		result = "error"
 	}
-	s.m.forwarded(rt.name, result)
-	return s.fail(w, rt, err)
+	f.m.forwarded(route, result)
+	return err
 }
 
-// redirect answers 307 with the request's own URI on the leader. 307 (not
-// 301/302/303) makes clients repeat the method and the body.
-func (s *server) redirect(w http.ResponseWriter, req *request, leader api.Leader) int {
+// redirectTo answers 307 with the request's own URI on the leader. 307
+// (not 301/302/303) makes clients repeat the method and the body.
+func redirectTo(w http.ResponseWriter, req *request, leader api.Leader) int {
 	h := w.Header()
 	h.Set("Location", "http://"+leader.QueueAddr+requestURI(req.Request))
 	h.Set(api.HeaderLeaderID, leader.ID)
@@ -206,7 +242,7 @@ var errCeiling = errors.New("the leader did not answer in time")
 // NO_LEADER or SHUTTING_DOWN), or the exchange failed on a read. A write
 // whose exchange failed after it may have reached the leader is never
 // retried: the error is ErrOutcomeUnknown.
-func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader api.Leader) (int, error) {
+func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader) (int, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	defer cancel(nil)
 	// sent records that the request may have reached the leader: once its
@@ -214,14 +250,14 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader ap
 	// happened there.
 	var sent atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
-	out, err := s.forwardRequest(ctx, rt, req, leader)
+	out, err := f.outgoing(ctx, req, leader)
 	if err != nil {
 		return 0, err
 	}
-	ceiling := s.forwardCeiling(req)
+	ceiling := f.ceiling(req)
 	timer := time.AfterFunc(ceiling, func() { cancel(errCeiling) })
 	defer timer.Stop()
-	res, err := s.fwd.Do(out)
+	res, err := f.client.Do(out)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -234,10 +270,10 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader ap
 		switch {
 		case req.Context().Err() != nil:
 			return 0, fmt.Errorf("forwarding: the client went away: %w", context.Canceled)
-		case !sent.Load() || !rt.writes(req.p):
+		case !sent.Load() || !req.writes:
 			return 0, &retryError{err}
 		}
-		return 0, fmt.Errorf("forwarded %s: %w: %w", rt.name, api.ErrOutcomeUnknown, err)
+		return 0, fmt.Errorf("forwarded %s: %w: %w", req.rt.name, api.ErrOutcomeUnknown, err)
 	}
 	// The answer has started: from here the client alone bounds it (a
 	// /dump may stream for long).
@@ -257,27 +293,27 @@ func (s *server) proxy(w http.ResponseWriter, rt *route, req *request, leader ap
 	w.WriteHeader(res.StatusCode)
 	if _, err := io.Copy(w, res.Body); err != nil {
 		// The status is sent; the client sees a cut body.
-		s.log.Debug("relaying the leader's answer cut short", "route", rt.name, "leader", leader.ID, "err", err)
+		f.log.Debug("relaying the leader's answer cut short", "route", req.rt.name, "leader", leader.ID, "err", err)
 	}
 	return res.StatusCode, nil
 }
 
-// forwardCeiling bounds a forwarded request until the leader's answer
-// starts: the longest the leader may legitimately take (the long-poll's
-// wait=, a consistent read and each proposal of the request, at
-// ProposeTimeout each), plus a margin. The body must have been read.
-func (s *server) forwardCeiling(req *request) time.Duration {
+// ceiling bounds a forwarded request until the leader's answer starts:
+// the longest the leader may legitimately take (the long-poll's wait=, a
+// consistent read and each proposal of the request, at ProposeTimeout
+// each), plus a margin. The body must have been read.
+func (f *forwarder) ceiling(req *request) time.Duration {
 	wait, _, _ := req.p.duration("wait", 1<<63-1) // a malformed wait= is the leader's 400
-	proposals := 2 + time.Duration(len(req.body)/maxEntryBytes)
-	return min(wait, s.o.MaxWait) + proposals*s.o.ProposeTimeout + forwardMargin
+	proposals := 2 + time.Duration(len(req.bodyBytes)/maxEntryBytes)
+	return min(wait, f.maxWait) + proposals*f.proposeTimeout + forwardMargin
 }
 
-// forwardRequest builds the request sent to the leader: the same method,
-// URI and body, the end-to-end headers, and the loop guard.
-func (s *server) forwardRequest(ctx context.Context, rt *route, req *request, leader api.Leader) (*http.Request, error) {
-	// Read once (bounded by MaxBodySize) and kept, so that a retry resends
-	// it. Only POST bodies are read: handlers ignore others.
-	body, err := s.body(req)
+// outgoing builds the request sent to the leader: the same method, URI
+// and body, the end-to-end headers, and the loop guard.
+func (f *forwarder) outgoing(ctx context.Context, req *request, leader api.Leader) (*http.Request, error) {
+	// Read once (bounded by the route's limit) and kept, so that a retry
+	// resends it. Only POST bodies are read: handlers ignore others.
+	body, err := req.body()
 	if err != nil {
 		return nil, err
 	}
@@ -293,8 +329,8 @@ func (s *server) forwardRequest(ctx context.Context, rt *route, req *request, le
 	// quorumq's idempotency key is id=.
 	out.Header.Del("Idempotency-Key")
 	out.Header.Del("X-Idempotency-Key")
-	out.Header.Set(api.HeaderForwardedBy, s.o.Cluster.ID())
-	if rt.writes(req.p) && out.Method == http.MethodGet {
+	out.Header.Set(api.HeaderForwardedBy, f.nodes.ID())
+	if req.writes && out.Method == http.MethodGet {
 		// Go's transport resends a GET by itself when a kept-alive
 		// connection fails after the request was written, which for
 		// /put?data= or /get would be a second write. It does not for a

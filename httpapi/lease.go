@@ -11,12 +11,12 @@ import (
 // ack is /ack?id=ID[,ID...]: finish leased messages. All ids must be in
 // flight, otherwise nothing changes and the answer is 409 naming the first
 // id that is not. queue= is optional: when given, the ids must belong to it.
-func (s *server) ack(r *request) (reply, error) {
+func (q *queueAPI) ack(r *request) (reply, error) {
 	cmd, err := settleCommand(r.p, fsm.OpAck)
 	if err != nil {
 		return reply{}, err
 	}
-	return s.settle(r, cmd)
+	return q.settle(r, cmd)
 }
 
 // nack is /nack?id=ID[,ID...]&delay=DUR&reason=TEXT: give leased messages
@@ -24,7 +24,7 @@ func (s *server) ack(r *request) (reply, error) {
 // queue's max_attempts. A non-empty POST body replaces the message's data,
 // atomically with the nack; it takes exactly one id. reason= is recorded as
 // the message's last error (cut to 1 KiB).
-func (s *server) nack(r *request) (reply, error) {
+func (q *queueAPI) nack(r *request) (reply, error) {
 	cmd, err := settleCommand(r.p, fsm.OpNack)
 	if err != nil {
 		return reply{}, err
@@ -34,7 +34,7 @@ func (s *server) nack(r *request) (reply, error) {
 	}
 	reason, _ := r.p.get("reason")
 	cmd.Reason = truncateUTF8(reason, maxReasonLen)
-	body, err := s.body(r)
+	body, err := r.body()
 	if err != nil {
 		return reply{}, err
 	}
@@ -42,17 +42,17 @@ func (s *server) nack(r *request) (reply, error) {
 		if len(cmd.IDs) != 1 {
 			return reply{}, api.ErrBadRequest.Errorf("a nack with a body replaces one message: give exactly one id")
 		}
-		if int64(len(body)) > s.o.MaxMsgSize {
-			return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(body), s.o.MaxMsgSize)
+		if int64(len(body)) > q.o.MaxMsgSize {
+			return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(body), q.o.MaxMsgSize)
 		}
 		cmd.HasData, cmd.Data = true, body
 	}
-	return s.settle(r, cmd)
+	return q.settle(r, cmd)
 }
 
 // touch is /touch?id=ID[,ID...]&lease=DUR: extend leases to now+lease
 // (default: the queue's default lease).
-func (s *server) touch(r *request) (reply, error) {
+func (q *queueAPI) touch(r *request) (reply, error) {
 	cmd, err := settleCommand(r.p, fsm.OpTouch)
 	if err != nil {
 		return reply{}, err
@@ -65,7 +65,7 @@ func (s *server) touch(r *request) (reply, error) {
 		return reply{}, api.ErrBadRequest.Errorf("invalid lease=\"0s\": a touch needs a lease > 0")
 	}
 	cmd.Lease = lease
-	rep, err := s.settle(r, cmd)
+	rep, err := q.settle(r, cmd)
 	if !ok && errors.Is(err, api.ErrInvalidCommand) {
 		return rep, api.ErrBadRequest.Errorf("missing lease: give lease=DUR (the message's queue has no default lease)")
 	}
@@ -84,8 +84,8 @@ func settleCommand(p params, op fsm.Op) (fsm.Command, error) {
 	return fsm.Command{Op: op, Queue: queue, IDs: ids}, nil
 }
 
-func (s *server) settle(r *request, cmd fsm.Command) (reply, error) {
-	res, err := s.propose(r, cmd)
+func (q *queueAPI) settle(r *request, cmd fsm.Command) (reply, error) {
+	res, err := q.propose(r, cmd)
 	if errors.Is(err, api.ErrNotInFlight) && len(res.IDs) > 0 {
 		return reply{}, api.ErrNotInFlight.Errorf("message %d is not in flight (unknown, already acked, or its lease expired)", res.IDs[0])
 	}

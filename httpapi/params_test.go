@@ -253,12 +253,12 @@ func FuzzParse(f *testing.F) {
 
 	reg := prometheus.NewRegistry()
 	q := newFSMQueue(time.Now)
-	h, err := NewQueueHandler(Options{
-		Queue: q, Cluster: &fakeCluster{}, Registerer: reg, Gatherer: reg,
-		MaxWait: time.Millisecond, MaxMsgSize: 1 << 10, MaxBodySize: 4 << 10,
-		Limits: fsm.Limits{MaxDepth: 1000, Policy: fsm.OverflowEvictOldest},
-		Logger: discardLogger(),
-	})
+	o := DefaultOptions()
+	o.Queue, o.Cluster, o.Registerer, o.Gatherer = q, &fakeCluster{}, reg, reg
+	o.MaxWait, o.MaxMsgSize, o.MaxBodySize = time.Millisecond, 1<<10, 4<<10
+	o.Limits = fsm.Limits{MaxDepth: 1000, Policy: fsm.OverflowEvictOldest}
+	o.Logger = discardLogger()
+	h, err := NewQueueHandler(o)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 )
 
 // withPeer serves /internal/ with the env's own hub.
-func withPeer(set func() []byte) func(*PubsubOptions) {
-	return func(o *PubsubOptions) {
+func withPeer(set func() []byte) func(*Options) {
+	return func(o *Options) {
 		hub := o.Hub.(*pubsub.Hub)
 		o.Peer = &PubsubPeer{Deliver: hub.Deliver, SubscriberSet: set}
 	}
@@ -85,7 +85,7 @@ func Test_Pubsub_InternalDeliver(t *testing.T) {
 		t.Fatalf("GET deliver: %d %v", r.code, r.header)
 	}
 	// Oversize: above 2 × MaxBodySize + 1 MiB.
-	big := newPubsubEnv(t, withPeer(nil), func(o *PubsubOptions) { o.MaxBodySize = 1 })
+	big := newPubsubEnv(t, withPeer(nil), func(o *Options) { o.MaxBodySize = 1 })
 	huge := pubsub.AppendDeliveryRecord(nil, [][]byte{make([]byte, 1<<20+10)})
 	if r := big.postDeliver("/internal/deliver?topic=t", huge, true); r.code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversize delivery: %d", r.code)
@@ -120,7 +120,7 @@ func Test_Pubsub_InternalSubsAndClients(t *testing.T) {
 // Test_Pubsub_StatsRemoteLines: with a Fanout, /stats adds the remote
 // counters after the reference's five lines and keys.
 func Test_Pubsub_StatsRemoteLines(t *testing.T) {
-	e := newPubsubEnv(t, func(o *PubsubOptions) {
+	e := newPubsubEnv(t, func(o *Options) {
 		o.Fanout = fakeFanout(func(context.Context, string, [][]byte) (int, error) { return 0, nil })
 	})
 	e.hub.RecordRemoteFailure(3)
@@ -140,7 +140,7 @@ func Test_Pubsub_Route(t *testing.T) {
 		fail error
 		seen []string
 	)
-	e := newPubsubEnv(t, func(o *PubsubOptions) {
+	e := newPubsubEnv(t, func(o *Options) {
 		o.Route = func(ctx context.Context, topic string, msgs [][]byte) error {
 			mu.Lock()
 			defer mu.Unlock()

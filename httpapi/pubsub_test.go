@@ -38,14 +38,15 @@ type psEnv struct {
 	addr string
 }
 
-func newPubsubEnv(t *testing.T, opts ...func(*PubsubOptions)) *psEnv {
+func newPubsubEnv(t *testing.T, opts ...func(*Options)) *psEnv {
 	t.Helper()
 	hub, err := pubsub.NewHub(pubsub.Options{Now: func() time.Time { return psNow }, Logger: psDiscard()})
 	if err != nil {
 		t.Fatalf("NewHub: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	o := PubsubOptions{Hub: hub, Registerer: reg, Logger: psDiscard()}
+	o := DefaultOptions()
+	o.Hub, o.Registerer, o.Gatherer, o.Logger = hub, reg, reg, psDiscard()
 	for _, f := range opts {
 		f(&o)
 	}
@@ -329,7 +330,7 @@ func Test_Pubsub_PubSplitsBody(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			hub := &fakeHub{delivered: 2}
-			e := newPubsubEnv(t, func(o *PubsubOptions) { o.Hub = hub })
+			e := newPubsubEnv(t, func(o *Options) { o.Hub = hub })
 			e.want(e.do(tc.method, tc.target, tc.body), http.StatusOK, tc.reply)
 			topic, msgs := hub.last()
 			if topic != api.DefaultTopic || !slices.Equal(msgs, tc.msgs) {
@@ -409,7 +410,7 @@ func Test_Pubsub_Clients(t *testing.T) {
 	}
 
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))
-	hook := newPubsubEnv(t, func(o *PubsubOptions) {
+	hook := newPubsubEnv(t, func(o *Options) {
 		o.Clients = func(context.Context) ([]pubsub.Client, error) {
 			return []pubsub.Client{
 				{RemoteAddr: "10.0.0.1:1234", ConnectedAt: at, PendingBytes: 57, Node: "n1"},
@@ -447,17 +448,10 @@ func Test_Pubsub_TopicsAreIsolated(t *testing.T) {
 	}
 }
 
-// Test_Pubsub_RoutesAndMethods checks the glob routes, the admin
-// pass-through and the method rules.
+// Test_Pubsub_RoutesAndMethods checks the glob routes, the admin routes
+// and the method rules.
 func Test_Pubsub_RoutesAndMethods(t *testing.T) {
-	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	e := newPubsubEnv(t, func(o *PubsubOptions) { o.Admin = admin })
+	e := newPubsubEnv(t, func(o *Options) { o.Cluster = &fakeCluster{} })
 	e.mustGet("/healthz", "ok\n")
 	e.want(e.do(http.MethodGet, "/metricsx", ""), http.StatusNotFound, "")
 	e.mustGet("/statsanything", "Active connections: 0\nTotal connections: 0\nMessages received: 0\nMessages sent: 0\nKicked clients: 0\n")
@@ -495,7 +489,7 @@ func Test_Pubsub_RoutesAndMethods(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 
-	// Without Admin, admin paths are 404.
+	// Without a Cluster, admin paths are 404.
 	bare := newPubsubEnv(t)
 	bare.want(bare.do(http.MethodGet, "/healthz", ""), http.StatusNotFound, "")
 }
@@ -537,7 +531,7 @@ func Test_Pubsub_FanoutCountsRemoteSubscribers(t *testing.T) {
 		defer mu.Unlock()
 		remote, remoteErr = n, err
 	}
-	e := newPubsubEnv(t, func(o *PubsubOptions) {
+	e := newPubsubEnv(t, func(o *Options) {
 		o.Fanout = fakeFanout(func(ctx context.Context, topic string, msgs [][]byte) (int, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -566,7 +560,7 @@ func Test_Pubsub_FanoutCountsRemoteSubscribers(t *testing.T) {
 // Test_Pubsub_Errors: a closed hub answers 503, an oversize body 413, and
 // NewPubsubHandler validates its options.
 func Test_Pubsub_Errors(t *testing.T) {
-	e := newPubsubEnv(t, func(o *PubsubOptions) { o.MaxBodySize = 10 })
+	e := newPubsubEnv(t, func(o *Options) { o.MaxBodySize = 10 })
 	e.mustPub("/pub", "0123456789", "Published 1 messages to 0 clients.\n")
 	r := e.do(http.MethodPost, "/pub", "0123456789a")
 	if r.code != http.StatusRequestEntityTooLarge || r.header.Get(api.HeaderErrorCode) != "TOO_LARGE" {
@@ -579,10 +573,12 @@ func Test_Pubsub_Errors(t *testing.T) {
 		t.Fatalf("subscribe to a closed hub: %d %q %v", r.code, r.body, r.header)
 	}
 
-	if _, err := NewPubsubHandler(PubsubOptions{}); err == nil || !strings.Contains(err.Error(), "Hub is required") {
+	if _, err := NewPubsubHandler(DefaultOptions()); err == nil || !strings.Contains(err.Error(), "Hub is required") {
 		t.Fatalf("missing hub: %v", err)
 	}
-	if _, err := NewPubsubHandler(PubsubOptions{Hub: &fakeHub{}, MaxBodySize: -1, FanoutTimeout: -1}); err == nil ||
+	bad := DefaultOptions()
+	bad.Hub, bad.MaxBodySize, bad.FanoutTimeout = &fakeHub{}, -1, -1
+	if _, err := NewPubsubHandler(bad); err == nil ||
 		!strings.Contains(err.Error(), "MaxBodySize") || !strings.Contains(err.Error(), "FanoutTimeout") {
 		t.Fatalf("negative limits: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,13 +17,44 @@ import (
 	"github.com/quorumq/quorumq/fsm"
 )
 
+// queueAPI serves simplequeue's routes and quorumq's extensions over the
+// replicated queue.
+type queueAPI struct {
+	o         Options
+	m         *metrics
+	log       *slog.Logger
+	deadlines deadlineSlots
+}
+
+// routes lists the queue routes in simplequeue's registration order, then
+// the extensions: prefix globs (/getanything is /get), GET and POST alike,
+// on the replicated queue, so the engine forwards what needs the leader.
+func (q *queueAPI) routes() []route {
+	r := func(name string, writes func(params) bool, h handler) route {
+		return route{name: name, path: "/" + name, match: glob, methods: getPost, style: simplequeueStyle,
+			writes: writes, replicated: true, maxBody: q.o.MaxBodySize, handle: h}
+	}
+	return []route{
+		r("put", always, q.put),
+		r("get", always, q.get),
+		r("mget", always, q.mget),
+		r("mput", always, q.mput),
+		r("dump", nil, q.dump),
+		r("stats", resetRequested, q.stats),
+		r("ack", always, q.ack),
+		r("nack", always, q.nack),
+		r("touch", always, q.touch),
+		r("config", always, q.config),
+	}
+}
+
 // put is /put: store one message.
 //
 // The message is data= from the query string, else the raw POST body.
 // Missing: 400 "missing data". Present but empty: 200 and nothing stored.
 // Stored: 200 with an empty body and X-Message-Id. id=KEY makes a retry
 // store nothing new (still 200); delay=DUR holds the message back.
-func (s *server) put(r *request) (reply, error) {
+func (q *queueAPI) put(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
@@ -35,21 +67,21 @@ func (s *server) put(r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	data, err := s.data(r)
+	data, err := q.data(r)
 	if err != nil || len(data) == 0 {
 		return reply{}, err
 	}
-	if int64(len(data)) > s.o.MaxMsgSize {
-		return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(data), s.o.MaxMsgSize)
+	if int64(len(data)) > q.o.MaxMsgSize {
+		return reply{}, api.ErrTooLarge.Errorf("message is %d bytes, more than the limit of %d bytes", len(data), q.o.MaxMsgSize)
 	}
-	res, err := s.propose(r, fsm.Command{
+	res, err := q.propose(r, fsm.Command{
 		Op: fsm.OpPut, Queue: queue, Messages: [][]byte{data},
-		Delay: delay, ReqID: reqID, Limits: s.o.Limits,
+		Delay: delay, ReqID: reqID, Limits: q.o.Limits,
 	})
 	if err != nil {
 		return reply{}, putError(queue, err)
 	}
-	s.stored(queue, res)
+	q.stored(queue, res)
 	rep := reply{}
 	if len(res.IDs) == 1 {
 		rep.msgID, rep.hasMsgID = res.IDs[0], true
@@ -64,7 +96,7 @@ func (s *server) put(r *request) (reply, error) {
 // several, proposed in order: such a large /mput is not atomic. With id=KEY
 // each of those commands carries its own key derived from KEY, so a retry
 // stores only what is missing.
-func (s *server) mput(r *request) (reply, error) {
+func (q *queueAPI) mput(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
@@ -77,38 +109,38 @@ func (s *server) mput(r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	sep := s.o.MPutSep
+	sep := q.o.MPutSep
 	if v, ok := r.p.get("separator"); ok {
 		if v == "" {
 			return reply{}, api.ErrBadRequest.Errorf("separator must not be empty")
 		}
 		sep = v
 	}
-	data, err := s.data(r)
+	data, err := q.data(r)
 	if err != nil {
 		return reply{}, err
 	}
 	records := splitRecords(data, []byte(sep))
 	for i, rec := range records {
-		if int64(len(rec)) > s.o.MaxMsgSize {
-			return reply{}, api.ErrTooLarge.Errorf("record %d is %d bytes, more than the limit of %d bytes", i+1, len(rec), s.o.MaxMsgSize)
+		if int64(len(rec)) > q.o.MaxMsgSize {
+			return reply{}, api.ErrTooLarge.Errorf("record %d is %d bytes, more than the limit of %d bytes", i+1, len(rec), q.o.MaxMsgSize)
 		}
 	}
-	cmds := s.putCommands(queue, reqID, delay, records)
+	cmds := q.putCommands(queue, reqID, delay, records)
 	for _, cmd := range cmds {
-		res, err := s.propose(r, cmd)
+		res, err := q.propose(r, cmd)
 		if err != nil {
 			return reply{}, putError(queue, err)
 		}
-		s.stored(queue, res)
+		q.stored(queue, res)
 	}
 	return reply{}, nil
 }
 
 // putCommands groups records into put commands of at most maxEntryBytes
 // encoded (a single larger record gets a command of its own).
-func (s *server) putCommands(queue, reqID string, delay time.Duration, records [][]byte) []fsm.Command {
-	base := fsm.Command{Op: fsm.OpPut, Queue: queue, Delay: delay, ReqID: reqID, Limits: s.o.Limits}
+func (q *queueAPI) putCommands(queue, reqID string, delay time.Duration, records [][]byte) []fsm.Command {
+	base := fsm.Command{Op: fsm.OpPut, Queue: queue, Delay: delay, ReqID: reqID, Limits: q.o.Limits}
 	baseSize := fsm.EncodedSize(&base)
 	perRecord := fsm.EncodedSize(&fsm.Command{Messages: [][]byte{nil}}) - fsm.EncodedSize(&fsm.Command{})
 	// Commands take consecutive runs of records, so their Messages can be
@@ -141,91 +173,17 @@ func (s *server) putCommands(queue, reqID string, delay time.Duration, records [
 
 // data returns the input of /put and /mput: data= from the query string
 // if present (even empty), else a non-empty POST body.
-func (s *server) data(r *request) ([]byte, error) {
+func (q *queueAPI) data(r *request) ([]byte, error) {
 	if v, ok := r.p.get("data"); ok {
 		return []byte(v), nil
 	}
 	if r.Method == http.MethodPost {
-		body, err := s.body(r)
+		body, err := r.body()
 		if err != nil || len(body) > 0 {
 			return body, err
 		}
 	}
 	return nil, api.ErrBadRequest.Errorf("missing data")
-}
-
-// body returns the POST body, bounded by MaxBodySize. It is read once and
-// kept: the forwarding step may send it after a handler read it.
-func (s *server) body(r *request) ([]byte, error) {
-	if r.Method != http.MethodPost {
-		return nil, nil
-	}
-	if !r.bodyRead {
-		r.body, r.bodyErr = s.readBody(r)
-		r.bodyRead = true
-	}
-	return r.body, r.bodyErr
-}
-
-func (s *server) readBody(r *request) ([]byte, error) {
-	limit := s.o.MaxBodySize
-	if r.ContentLength > limit {
-		return nil, api.ErrTooLarge.Errorf("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
-	}
-	var src io.Reader = r.Body
-	if r.ContentLength > 0 && r.ContentLength <= exactBodyMax {
-		// The common case: the length is known (net/http enforces it), so
-		// read into a buffer of exactly that size instead of growing one
-		// (io.ReadAll). Errors and short bodies end as io.ReadAll would.
-		// Larger bodies grow as their bytes arrive, so that a client that
-		// announces a large body and sends nothing does not make us
-		// allocate it.
-		body := make([]byte, r.ContentLength)
-		n := 0
-		var err error
-		for n < len(body) && err == nil {
-			var k int
-			k, err = r.Body.Read(body[n:])
-			n += k
-		}
-		var probe [1]byte
-		if err == nil {
-			var k int
-			k, err = r.Body.Read(probe[:])
-			if k > 0 { // more than announced: let the general path judge it
-				src = io.MultiReader(bytes.NewReader(body[:n]), bytes.NewReader(probe[:k]), r.Body)
-				err = errMoreBody
-			}
-		}
-		switch {
-		case err == nil, err == io.EOF:
-			return body[:n], nil
-		case err != errMoreBody:
-			return nil, api.ErrBadRequest.Errorf("reading the request body: %v", err)
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(r.w, bodyReader{src, r.Body}, limit))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return nil, api.ErrTooLarge.Errorf("request body is more than the limit of %d bytes", limit)
-	case err != nil:
-		return nil, api.ErrBadRequest.Errorf("reading the request body: %v", err)
-	}
-	return body, nil
-}
-
-// exactBodyMax is the largest announced body read into a buffer of its
-// exact size up front.
-const exactBodyMax = 256 << 10
-
-// errMoreBody: a body longer than its Content-Length (not from net/http,
-// which enforces it).
-var errMoreBody = errors.New("body longer than its Content-Length")
-
-type bodyReader struct {
-	io.Reader
-	io.Closer
 }
 
 // putError names the queue in the business errors of a put.
@@ -241,13 +199,13 @@ func putError(queue string, err error) error {
 
 // stored accounts for a successful put: metrics, and evicted messages to
 // the overflow log.
-func (s *server) stored(queue string, res fsm.Result) {
+func (q *queueAPI) stored(queue string, res fsm.Result) {
 	if !res.Duplicate && len(res.IDs) > 0 {
-		s.m.putCounter(queue).Add(float64(len(res.IDs)))
+		q.m.putCounter(queue).Add(float64(len(res.IDs)))
 	}
-	if len(res.Evicted) > 0 && s.o.Overflow != nil {
-		if err := s.o.Overflow.Write(res.Evicted); err != nil {
-			s.log.Error("writing evicted messages to the overflow log", "queue", queue, "messages", len(res.Evicted), "err", err)
+	if len(res.Evicted) > 0 && q.o.Overflow != nil {
+		if err := q.o.Overflow.Write(res.Evicted); err != nil {
+			q.log.Error("writing evicted messages to the overflow log", "queue", queue, "messages", len(res.Evicted), "err", err)
 		}
 	}
 }
@@ -259,7 +217,7 @@ type getParams struct {
 	wait  time.Duration
 }
 
-func (s *server) getParams(p params) (getParams, error) {
+func (q *queueAPI) getParams(p params) (getParams, error) {
 	var g getParams
 	var err error
 	if g.queue, err = p.queue(); err != nil {
@@ -274,24 +232,24 @@ func (s *server) getParams(p params) (getParams, error) {
 	if err != nil {
 		return g, err
 	}
-	g.wait = min(wait, s.o.MaxWait)
+	g.wait = min(wait, q.o.MaxWait)
 	return g, nil
 }
 
 // get is /get: pop (or with lease=DUR lease) the oldest ready message.
 // Empty queue: 200 with an empty body, answered without writing the log.
 // A message comes with X-Message-Id and X-Attempts.
-func (s *server) get(r *request) (reply, error) {
-	g, err := s.getParams(r.p)
+func (q *queueAPI) get(r *request) (reply, error) {
+	g, err := q.getParams(r.p)
 	if err != nil {
 		return reply{}, err
 	}
-	msgs, err := s.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: 1, Lease: g.lease}, g.wait)
+	msgs, err := q.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: 1, Lease: g.lease}, g.wait)
 	if err != nil || len(msgs) == 0 {
 		return reply{}, err
 	}
 	m := msgs[0]
-	s.m.deliveredCounter(g.queue).Inc()
+	q.m.deliveredCounter(g.queue).Inc()
 	h := http.Header{
 		api.HeaderMessageID: {strconv.FormatUint(m.ID, 10)},
 		api.HeaderAttempts:  {strconv.FormatUint(uint64(m.Attempts), 10)},
@@ -317,7 +275,7 @@ func headerSafe(v string) string {
 // MaxMGet), joined with separator= (default MGetSep) by simplequeue's
 // "index < items-1" rule, or as JSON with format=json. A text answer with
 // messages carries X-Message-Ids.
-func (s *server) mget(r *request) (reply, error) {
+func (q *queueAPI) mget(r *request) (reply, error) {
 	items := 1
 	if v, ok := r.p.get("items"); ok {
 		items = atoi(v)
@@ -325,24 +283,24 @@ func (s *server) mget(r *request) (reply, error) {
 	if items <= 0 {
 		return reply{}, api.ErrBadRequest.Errorf("number of items must be > 0")
 	}
-	if s.o.MaxMGet > 0 && items > s.o.MaxMGet {
-		items = s.o.MaxMGet
+	if q.o.MaxMGet > 0 && items > q.o.MaxMGet {
+		items = q.o.MaxMGet
 	}
-	sep := s.o.MGetSep
+	sep := q.o.MGetSep
 	if v, ok := r.p.get("separator"); ok {
 		sep = v
 	}
 	format, _ := r.p.get("format")
-	g, err := s.getParams(r.p)
+	g, err := q.getParams(r.p)
 	if err != nil {
 		return reply{}, err
 	}
-	msgs, err := s.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: items, Lease: g.lease}, g.wait)
+	msgs, err := q.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: items, Lease: g.lease}, g.wait)
 	if err != nil {
 		return reply{}, err
 	}
 	if len(msgs) > 0 {
-		s.m.deliveredCounter(g.queue).Add(float64(len(msgs)))
+		q.m.deliveredCounter(g.queue).Add(float64(len(msgs)))
 	}
 	if format == "json" {
 		return reply{contentType: typeJSON, body: messagesJSON(msgs)}, nil
@@ -396,7 +354,7 @@ func messagesJSON(msgs []fsm.Message) []byte {
 // notification, a timer to the earliest lease expiry or delayed message,
 // the end of the wait, or the client going away, then checks again. A get
 // that finds nothing (another reader was faster) waits again.
-func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Message, error) {
+func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Message, error) {
 	var deadline <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -405,10 +363,10 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 	}
 	confirmed := false
 	for {
-		changed := s.o.Queue.Changed(cmd.Queue) // before Pending: no lost wake-up
-		ready, next := s.o.Queue.Pending(cmd.Queue, s.o.Now().UnixNano())
+		changed := q.o.Queue.Changed(cmd.Queue) // before Pending: no lost wake-up
+		ready, next := q.o.Queue.Pending(cmd.Queue, q.o.Now().UnixNano())
 		if ready {
-			res, err := s.propose(r, cmd)
+			res, err := q.propose(r, cmd)
 			if err != nil || len(res.Messages) > 0 {
 				return res.Messages, err
 			}
@@ -418,7 +376,7 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 			// entries only after it wins. A read index (no log write)
 			// brings the local state up to date once per request; after
 			// that, waiting on Changed only ever sees newer state.
-			if err := s.consistentRead(r); err != nil {
+			if err := q.consistentRead(r); err != nil {
 				return nil, err
 			}
 			confirmed = true
@@ -430,7 +388,7 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 		var due <-chan time.Time
 		var dueTimer *time.Timer
 		if next > 0 {
-			d := max(time.Duration(next-s.o.Now().UnixNano()), time.Millisecond)
+			d := max(time.Duration(next-q.o.Now().UnixNano()), time.Millisecond)
 			dueTimer = time.NewTimer(d)
 			due = dueTimer.C
 		}
@@ -450,16 +408,16 @@ func (s *server) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Me
 
 // dump is /dump: every ready message followed by "\n", in queue order,
 // without removing anything. Linearizable unless stale=1. Binary safe.
-func (s *server) dump(r *request) (reply, error) {
+func (q *queueAPI) dump(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
 	}
-	if err := s.consistentRead(r); err != nil {
+	if err := q.consistentRead(r); err != nil {
 		return reply{}, err
 	}
 	return reply{stream: func(w io.Writer) error {
-		return s.o.Queue.Dump(queue, func(data []byte) error {
+		return q.o.Queue.Dump(queue, func(data []byte) error {
 			if _, err := w.Write(data); err != nil {
 				return err
 			}
@@ -484,19 +442,19 @@ func resetRequested(p params) bool {
 // dead, lease, max_attempts and dead_letter. Linearizable unless stale=1.
 // See the package documentation for how the counters differ from
 // simplequeue's.
-func (s *server) stats(r *request) (reply, error) {
+func (q *queueAPI) stats(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
 	}
 	if resetRequested(r.p) {
-		_, err := s.propose(r, fsm.Command{Op: fsm.OpResetStats, Queue: queue})
+		_, err := q.propose(r, fsm.Command{Op: fsm.OpResetStats, Queue: queue})
 		return reply{}, err
 	}
-	if err := s.consistentRead(r); err != nil {
+	if err := q.consistentRead(r); err != nil {
 		return reply{}, err
 	}
-	st := s.o.Queue.Stats(queue)
+	st := q.o.Queue.Stats(queue)
 	if format, _ := r.p.get("format"); format == "json" {
 		return reply{body: statsJSON(st)}, nil
 	}

@@ -132,8 +132,10 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		cl := &memCluster{id: id}
 		cl.status = func() api.Status { return tc.status(id) }
 		reg := prometheus.NewRegistry()
-		h, err := httpapi.NewQueueHandler(httpapi.Options{Queue: tc.q, Cluster: cl, Registerer: reg, Gatherer: reg,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		o := httpapi.DefaultOptions()
+		o.Queue, o.Cluster, o.Registerer, o.Gatherer = tc.q, cl, reg, reg
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		h, err := httpapi.NewQueueHandler(o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,9 +14,11 @@ import (
 // newPubsub builds the pubsub port: the local hub, whose subscriber set
 // the node gossips; the fan-out to the other nodes' subscribers along the
 // gossiped sets; the cluster-wide /clients; the node-to-node /internal/
-// routes; and, with Routes, the router into the queues. queueAddr is this
-// node's advertised queue port, where routed publishes are enqueued.
-func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, admin http.Handler, queueAddr string) (http.Handler, error) {
+// routes; and, with Routes, the router into the queues. opts are the queue
+// port's options (the admin endpoints are served on both ports). queueAddr
+// is this node's advertised queue port, where routed publishes are
+// enqueued.
+func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Options, queueAddr string) (http.Handler, error) {
 	node := s.node
 	var err error
 	s.hub, err = pubsub.NewHub(pubsub.Options{
@@ -43,17 +45,11 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, admin http.Hand
 	if err := registerAll(reg, append(node.SubscriberSetCollectors(), pubsub.NewHubCollector(s.hub))); err != nil {
 		return nil, err
 	}
-	opts := httpapi.PubsubOptions{
-		Hub:           s.hub,
-		Fanout:        s.fanout,
-		FanoutTimeout: cfg.FanoutTimeout,
-		Clients:       s.fanout.Clients,
-		Peer:          &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.LocalSubscriberSet},
-		Admin:         admin,
-		MaxBodySize:   cfg.MaxBodySize,
-		Registerer:    reg,
-		Logger:        cfg.Logger,
-	}
+	opts.Hub = s.hub
+	opts.Fanout = s.fanout
+	opts.FanoutTimeout = cfg.FanoutTimeout
+	opts.Clients = s.fanout.Clients
+	opts.Peer = &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.LocalSubscriberSet}
 	if len(cfg.Routes) > 0 {
 		s.router, err = pubsub.NewRouter(pubsub.RouterOptions{
 			Routes:     cfg.Routes,

@@ -218,28 +218,28 @@ func Start(cfg Config) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(node.Collectors()...)
 
-	opts := httpapi.Options{
-		Queue:          queueBackend{FSM: f, Node: node},
-		Cluster:        leavingNode{Node: node, s: s},
-		Gatherer:       reg,
-		Registerer:     reg,
-		MaxMsgSize:     cfg.MaxMsgSize,
-		MaxBodySize:    cfg.MaxBodySize,
-		MaxMGet:        cfg.MaxMGet,
-		MGetSep:        cfg.MGetSep,
-		MPutSep:        cfg.MPutSep,
-		Limits:         fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy},
-		Overflow:       s.overflow,
-		Logger:         cfg.Logger,
-		ForwardTimeout: cfg.ForwardTimeout,
-	}
+	// One set of options for both ports; the pubsub port adds its own.
+	opts := httpapi.DefaultOptions()
+	opts.Queue = queueBackend{FSM: f, Node: node}
+	opts.Cluster = leavingNode{Node: node, s: s}
+	opts.Gatherer = reg
+	opts.Registerer = reg
+	opts.Logger = cfg.Logger
+	opts.MaxMsgSize = cfg.MaxMsgSize
+	opts.MaxBodySize = cfg.MaxBodySize
+	opts.MaxMGet = cfg.MaxMGet
+	opts.MGetSep = cfg.MGetSep
+	opts.MPutSep = cfg.MPutSep
+	opts.Limits = fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy}
+	opts.Overflow = s.overflow
+	opts.ForwardTimeout = cfg.ForwardTimeout
 	queueHandler, err := httpapi.NewQueueHandler(opts)
 	if err != nil {
 		closeListeners()
 		node.Shutdown(context.Background())
 		return nil, err
 	}
-	pubsubHandler, err := s.newPubsub(cfg, reg, httpapi.NewAdminHandler(opts), withHost(host, s.QueueAddr))
+	pubsubHandler, err := s.newPubsub(cfg, reg, opts, withHost(host, s.QueueAddr))
 	if err != nil {
 		closeListeners()
 		s.closePubsub()
