@@ -39,7 +39,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 				mu.Lock()
 				sent[msg] = true
 				mu.Unlock()
-				code, _, err := httpPost(ctx, n.queue+"/put", []byte(msg))
+				code, _, err := httpPost(ctx, n.QueueURL+"/put", []byte(msg))
 				if err != nil {
 					return // the node is gone
 				}
@@ -63,7 +63,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 	t.Logf("acknowledged %d of %d attempted puts before SIGKILL", len(acked), len(sent))
 
 	n.mustStart()
-	body := mustGet(t, n.queue+"/dump")
+	body := mustGet(t, n.QueueURL+"/dump")
 	items := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 	seen := map[string]int{}
 	lastSeq := map[string]int{}
@@ -100,15 +100,15 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
 	n := mustStartNode(t)
 	for i := 0; i < 5; i++ {
-		if code, _, err := httpPost(context.Background(), n.queue+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
+		if code, _, err := httpPost(context.Background(), n.QueueURL+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
 			t.Fatalf("put: %d %v", code, err)
 		}
 	}
 	// An idle long-poll must not hold up shutdown.
-	go httpGet(n.queue + "/get?queue=idle&wait=60s")
+	go httpGet(n.QueueURL + "/get?queue=idle&wait=60s")
 	n.terminate()
 	n.mustStart()
-	if got := mustGet(t, n.queue+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
+	if got := mustGet(t, n.QueueURL+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
 		t.Fatalf("dump after restart: %q", got)
 	}
 }

@@ -18,11 +18,11 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 	c := mustStartCluster(t, 3, withFastRaft())
 	old := c.waitForLeader()
 	f := c.followers()[0]
-	mustPut(t, f.queue+"/mput?queue=jobs", "A\nB")
+	mustPut(t, f.QueueURL+"/mput?queue=jobs", "A\nB")
 
 	const lease = 6 * time.Second
 	t0 := time.Now() // the leader stamps the lease at or after this instant
-	body := mustGet(t, f.queue+"/mget?queue=jobs&items=2&format=json&lease="+lease.String())
+	body := mustGet(t, f.QueueURL+"/mget?queue=jobs&items=2&format=json&lease="+lease.String())
 	var got struct {
 		Messages []struct {
 			ID       string `json:"id"`
@@ -37,15 +37,15 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 
 	old.kill9()
 	nl := c.waitForNewLeader(old)
-	t.Logf("new leader %s, %v after the lease was taken", nl.name, time.Since(t0).Round(time.Millisecond))
+	t.Logf("new leader %s, %v after the lease was taken", nl.ID, time.Since(t0).Round(time.Millisecond))
 
 	// An ack within the lease, sent to the new leader.
-	if res := mustGetStatus(t, nl.queue+"/ack?id="+idB); res.code != http.StatusOK {
+	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusOK {
 		t.Fatalf("ack of %s on the new leader: %d %q", idB, res.code, res.body)
 	}
 	// A stays leased until t0+lease and then comes back, attempt 2.
 	for {
-		res := mustGetStatus(t, nl.queue+"/get?queue=jobs&lease=1m")
+		res := mustGetStatus(t, nl.QueueURL+"/get?queue=jobs&lease=1m")
 		if res.code != http.StatusOK {
 			t.Fatalf("get: %d %q", res.code, res.body)
 		}
@@ -69,7 +69,7 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// B was acked before the failover's dust settled: it is gone for good.
-	if res := mustGetStatus(t, nl.queue+"/ack?id="+idB); res.code != http.StatusConflict {
+	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusConflict {
 		t.Fatalf("second ack of %s: %d %q, want 409", idB, res.code, res.body)
 	}
 
@@ -93,20 +93,20 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].queue+"/get?queue=lp&wait=20s", nil)
+		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].QueueURL+"/get?queue=lp&wait=20s", nil)
 		done <- result{res, err, time.Now()}
 	}()
 	// Let the poll reach the leader and park; if it has not yet, it finds
 	// the message at once, which the assertion below also accepts.
 	time.Sleep(300 * time.Millisecond)
-	mustPut(t, fs[1].queue+"/put?queue=lp", "wake")
+	mustPut(t, fs[1].QueueURL+"/put?queue=lp", "wake")
 	acked := time.Now()
 	r := <-done
 	if r.err != nil || r.res.code != http.StatusOK || r.res.body != "wake" {
 		t.Fatalf("long-poll: %v %d %q", r.err, r.res.code, r.res.body)
 	}
 	lag := r.done.Sub(acked)
-	t.Logf("long-poll via %s returned %v after the put via %s was acknowledged", fs[0].name, lag.Round(time.Microsecond), fs[1].name)
+	t.Logf("long-poll via %s returned %v after the put via %s was acknowledged", fs[0].ID, lag.Round(time.Microsecond), fs[1].ID)
 	if lag > time.Second {
 		t.Fatalf("long-poll returned %v after the put", lag)
 	}
@@ -114,13 +114,13 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 	before := commitIndex(t, l)
 	start := time.Now()
 	for _, nd := range []*node{l, fs[0], fs[1]} {
-		res := mustGetStatus(t, nd.queue+"/get?queue=idle&wait=700ms")
+		res := mustGetStatus(t, nd.QueueURL+"/get?queue=idle&wait=700ms")
 		if res.code != http.StatusOK || res.body != "" {
-			t.Fatalf("idle long-poll via %s: %d %q", nd.name, res.code, res.body)
+			t.Fatalf("idle long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
-		res = mustGetStatus(t, nd.queue+"/mget?queue=idle&items=10&lease=30s&wait=300ms")
+		res = mustGetStatus(t, nd.QueueURL+"/mget?queue=idle&items=10&lease=30s&wait=300ms")
 		if res.code != http.StatusOK || res.body != "" {
-			t.Fatalf("idle leased long-poll via %s: %d %q", nd.name, res.code, res.body)
+			t.Fatalf("idle leased long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
 	}
 	if after := commitIndex(t, l); after != before {
@@ -154,26 +154,26 @@ func TestDeadLetter_AfterMaxAttempts_ReasonVisible(t *testing.T) {
 	c := mustStartCluster(t, 3)
 	c.waitForLeader()
 	f := c.followers()[0]
-	mustGetStatus(t, f.queue+"/config?queue=work&max_attempts=3&dead_letter=work.dead")
-	mustPut(t, f.queue+"/put?queue=work", "poison")
+	mustGetStatus(t, f.QueueURL+"/config?queue=work&max_attempts=3&dead_letter=work.dead")
+	mustPut(t, f.QueueURL+"/put?queue=work", "poison")
 	for attempt := 1; attempt <= 3; attempt++ {
-		res := mustGetStatus(t, f.queue+"/get?queue=work&lease=30s")
+		res := mustGetStatus(t, f.QueueURL+"/get?queue=work&lease=30s")
 		if res.body != "poison" || res.header.Get("X-Attempts") != strconv.Itoa(attempt) {
 			t.Fatalf("attempt %d: %d %q attempts %q", attempt, res.code, res.body, res.header.Get("X-Attempts"))
 		}
 		id := res.header.Get("X-Message-Id")
-		if res := mustGetStatus(t, f.queue+"/nack?id="+id+"&reason=parse+error+"+strconv.Itoa(attempt)); res.code != http.StatusOK {
+		if res := mustGetStatus(t, f.QueueURL+"/nack?id="+id+"&reason=parse+error+"+strconv.Itoa(attempt)); res.code != http.StatusOK {
 			t.Fatalf("nack: %d %q", res.code, res.body)
 		}
 	}
-	if res := mustGetStatus(t, f.queue+"/get?queue=work"); res.body != "" {
+	if res := mustGetStatus(t, f.QueueURL+"/get?queue=work"); res.body != "" {
 		t.Fatalf("work still holds %q", res.body)
 	}
-	stats := mustGet(t, f.queue+"/stats?queue=work&format=json")
+	stats := mustGet(t, f.QueueURL+"/stats?queue=work&format=json")
 	if !strings.Contains(stats, `"dead": 1`) {
 		t.Fatalf("stats of work: %s", stats)
 	}
-	res := mustGetStatus(t, f.queue+"/get?queue=work.dead&lease=30s")
+	res := mustGetStatus(t, f.QueueURL+"/get?queue=work.dead&lease=30s")
 	if res.body != "poison" || res.header.Get("X-Attempts") != "4" || res.header.Get("X-Last-Error") != "parse error 3" {
 		t.Fatalf("dead letter: %q attempts %q last error %q", res.body, res.header.Get("X-Attempts"), res.header.Get("X-Last-Error"))
 	}

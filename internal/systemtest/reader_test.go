@@ -38,7 +38,7 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 	var procs []*readerProc
 	for i, nd := range c.nodes {
 		procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("r%d", i+1),
-			"--addrs="+nd.queue, "--queue="+queue, "--concurrency=4", "--task-sleep=10ms",
+			"--addrs="+nd.QueueURL, "--queue="+queue, "--concurrency=4", "--task-sleep=10ms",
 			"--lease=8s", fmt.Sprintf("--max-tries=%d", maxTries), "--requeue-delay=300ms"))
 	}
 	start := time.Now()
@@ -47,7 +47,7 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 	testwait.For(t, 120*time.Second, "a quarter of the messages", func() bool { return done() >= n/4 })
 	leader := c.waitForLeader()
 	leader.kill9()
-	t.Logf("killed the leader %s after %d messages, %v", leader.name, done(), time.Since(start).Round(time.Millisecond))
+	t.Logf("killed the leader %s after %d messages, %v", leader.ID, done(), time.Since(start).Round(time.Millisecond))
 	c.waitForNewLeader(leader)
 
 	testwait.For(t, 120*time.Second, "half of the messages", func() bool { return done() >= n/2 })
@@ -264,7 +264,7 @@ func TestReader_FleetThroughput(t *testing.T) {
 		var procs []*readerProc
 		for i, nd := range c.nodes {
 			procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("%s-r%d", balance, i+1),
-				"--addrs="+nd.queue, "--queue="+queue, "--bench", "--concurrency="+conc, "--balance="+balance, "--progress=-1s"))
+				"--addrs="+nd.QueueURL, "--queue="+queue, "--bench", "--concurrency="+conc, "--balance="+balance, "--progress=-1s"))
 		}
 		var first, last time.Time
 		deadline := time.Now().Add(5 * time.Minute)
