@@ -25,7 +25,7 @@ const leaderTimeout = 60 * time.Second
 // ports come from internal/testport; in network namespaces (inNetns) every
 // node has its own IP and the default ports.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	kit   *testkit.Cluster
 	nodes []*node // every node started, in order: node<i> is nodes[i-1]
 }
@@ -60,7 +60,7 @@ func inNetns(nn *netnsNet) clusterOption {
 // own included>, so they find each other and bootstrap one cluster. It
 // returns once every node is ready and all name the same leader. The nodes
 // are killed at cleanup, and their logs printed if the test failed.
-func mustStartCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
+func mustStartCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 	t.Helper()
 	o := testkit.ClusterOptions{Binary: mustBinary(t), Dir: t.TempDir(), Port: reservePort(t)}
 	for _, opt := range opts {

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 // mustBinary returns the quorumq binary, built once for the whole package.
-func mustBinary(t *testing.T) string {
+func mustBinary(t testing.TB) string {
 	t.Helper()
 	bin, err := testkit.BuildOnce()
 	if err != nil {
@@ -61,11 +61,11 @@ const (
 // is printed when the test fails.
 type node struct {
 	*testkit.Node
-	t *testing.T
+	t testing.TB
 }
 
 // reservePort is the port source of the nodes tests start.
-func reservePort(t *testing.T) func() (int, error) {
+func reservePort(t testing.TB) func() (int, error) {
 	return func() (int, error) { return testport.Reserve(t), nil }
 }
 
@@ -92,7 +92,7 @@ func mustStartNode(t *testing.T, extra ...string) *node {
 }
 
 // logTails prints the end of each node's log.
-func logTails(t *testing.T, nodes ...*testkit.Node) {
+func logTails(t testing.TB, nodes ...*testkit.Node) {
 	for _, nd := range nodes {
 		t.Logf("---- %s: last %d KiB of %s ----\n%s", nd.Name(), logTailBytes>>10, nd.LogPath, nd.LogTail(logTailBytes))
 	}
@@ -154,9 +154,48 @@ func (n *node) status() (*api.Status, error) {
 	return n.Status(context.Background())
 }
 
+// parkedPolls counts the requests that wait in nd for a message to
+// arrive (wait= on /get or /mget). A waiting request shows only in the
+// goroutine dump of serve's profiler, as a goroutine blocked in a select
+// of package httpapi (the long-poll wait); an idle node has no such
+// goroutine (tests check that before they park a poll), so a change that
+// adds one makes them fail instead of pass for the wrong reason.
+func parkedPolls(nd *node) (int, error) {
+	if nd.DebugAddr == "" {
+		return 0, fmt.Errorf("%s runs without the profiler (withProfiler)", nd.Name())
+	}
+	body, code, err := testkit.Call(context.Background(), http.MethodGet, "http://"+nd.DebugAddr+"/debug/pprof/goroutine?debug=2")
+	if err != nil || code != http.StatusOK {
+		return 0, fmt.Errorf("%s: goroutine dump: %d %v", nd.Name(), code, err)
+	}
+	n := 0
+	for _, g := range strings.Split(body, "\n\n") {
+		header, rest, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, " [select") && strings.HasPrefix(rest, "github.com/quorumq/quorumq/httpapi.") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// waitParked waits until want requests wait in nd for a message.
+func waitParked(t testing.TB, nd *node, want int) {
+	t.Helper()
+	eventually(t, readyTimeout, fmt.Sprintf("%d long-polls parked in %s", want, nd.Name()), func() error {
+		got, err := parkedPolls(nd)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%d parked", got)
+		}
+		return nil
+	})
+}
+
 // eventually polls check until it returns nil; on timeout the test fails
 // with the last error, which says what was still wrong.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	err := testkit.Poll(context.Background(), timeout, what, func(context.Context) error { return check() })
 	if err != nil {

@@ -3,6 +3,7 @@ package systemtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,29 +45,27 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 		t.Fatalf("ack of %s on the new leader: %d %q", idB, res.code, res.body)
 	}
 	// A stays leased until t0+lease and then comes back, attempt 2.
-	for {
-		res := mustGetStatus(t, nl.QueueURL+"/get?queue=jobs&lease=1m")
+	var res response
+	eventually(t, time.Until(t0.Add(lease+10*time.Second)), "A back after its lease", func() error {
+		res = mustGetStatus(t, nl.QueueURL+"/get?queue=jobs&lease=1m")
 		if res.code != http.StatusOK {
 			t.Fatalf("get: %d %q", res.code, res.body)
 		}
-		if res.body != "" {
-			back := time.Since(t0)
-			if back < lease {
-				t.Fatalf("message came back %v after the lease was taken, before its %v lease ended", back, lease)
-			}
-			if res.body != "A" || res.header.Get("X-Message-Id") != idA || res.header.Get("X-Attempts") != "2" {
-				t.Fatalf("redelivered %q id %s attempts %s, want A id %s attempts 2", res.body, res.header.Get("X-Message-Id"), res.header.Get("X-Attempts"), idA)
-			}
-			t.Logf("A redelivered %v after the lease was taken (lease %v)", back.Round(time.Millisecond), lease)
-			if back > lease+5*time.Second {
-				t.Fatalf("redelivery took %v, far past the %v lease", back, lease)
-			}
-			break
+		if res.body == "" {
+			return fmt.Errorf("nothing ready %v after the lease was taken", time.Since(t0).Round(time.Millisecond))
 		}
-		if time.Since(t0) > lease+10*time.Second {
-			t.Fatalf("A never came back")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	back := time.Since(t0)
+	if back < lease {
+		t.Fatalf("message came back %v after the lease was taken, before its %v lease ended", back, lease)
+	}
+	if res.body != "A" || res.header.Get("X-Message-Id") != idA || res.header.Get("X-Attempts") != "2" {
+		t.Fatalf("redelivered %q id %s attempts %s, want A id %s attempts 2", res.body, res.header.Get("X-Message-Id"), res.header.Get("X-Attempts"), idA)
+	}
+	t.Logf("A redelivered %v after the lease was taken (lease %v)", back.Round(time.Millisecond), lease)
+	if back > lease+5*time.Second {
+		t.Fatalf("redelivery took %v, far past the %v lease", back, lease)
 	}
 	// B was acked before the failover's dust settled: it is gone for good.
 	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusConflict {
@@ -79,12 +78,18 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 }
 
 // TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing: a long-poll parked
-// through one follower returns right after a put made through the other
-// follower, and long-polls that find nothing write nothing to the log.
+// through one follower (it waits on the leader before anything is put)
+// returns right after a put made through the other follower, and
+// long-polls that find nothing write nothing to the log.
 func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	c := mustStartCluster(t, 3, withProfiler())
 	l := c.waitForLeader()
 	fs := c.followers()
+	for _, nd := range c.nodes {
+		if n, err := parkedPolls(nd); err != nil || n != 0 {
+			t.Fatalf("%s: %d requests look parked before any poll was sent (%v)", nd.ID, n, err)
+		}
+	}
 
 	type result struct {
 		res  response
@@ -96,20 +101,31 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].QueueURL+"/get?queue=lp&wait=20s", nil)
 		done <- result{res, err, time.Now()}
 	}()
-	// Let the poll reach the leader and park; if it has not yet, it finds
-	// the message at once, which the assertion below also accepts.
-	time.Sleep(300 * time.Millisecond)
+	// The put goes out only once the poll waits on the leader: a poll
+	// that found the message on arrival would prove nothing.
+	waitParked(t, l, 1)
+	select {
+	case r := <-done:
+		t.Fatalf("the long-poll returned before anything was put: %v %d %q", r.err, r.res.code, r.res.body)
+	default:
+	}
 	mustPut(t, fs[1].QueueURL+"/put?queue=lp", "wake")
 	acked := time.Now()
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long-poll did not return within 30s of the put")
+	}
 	if r.err != nil || r.res.code != http.StatusOK || r.res.body != "wake" {
 		t.Fatalf("long-poll: %v %d %q", r.err, r.res.code, r.res.body)
 	}
 	lag := r.done.Sub(acked)
-	t.Logf("long-poll via %s returned %v after the put via %s was acknowledged", fs[0].ID, lag.Round(time.Microsecond), fs[1].ID)
+	t.Logf("long-poll via %s, parked on %s, returned %v after the put via %s was acknowledged", fs[0].ID, l.ID, lag.Round(time.Microsecond), fs[1].ID)
 	if lag > time.Second {
 		t.Fatalf("long-poll returned %v after the put", lag)
 	}
+	waitParked(t, l, 0)
 
 	before := commitIndex(t, l)
 	start := time.Now()

@@ -18,7 +18,7 @@ import (
 
 // buildReaderProc builds testdata/readerproc into the test's temporary
 // directory.
-func buildReaderProc(t *testing.T) string {
+func buildReaderProc(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "readerproc")
 	if err := testkit.GoBuild(context.Background(), "./testdata/readerproc", bin); err != nil {
@@ -30,7 +30,7 @@ func buildReaderProc(t *testing.T) string {
 // readerProc is one running readerproc.
 type readerProc struct {
 	*testkit.Process
-	t       *testing.T
+	t       testing.TB
 	name    string
 	logPath string // its execution log
 	errPath string // its stdout and stderr
@@ -38,7 +38,7 @@ type readerProc struct {
 
 // startReaderProc starts the readerproc binary bin with args; its
 // execution log and stderr live in the test's temporary directory.
-func startReaderProc(t *testing.T, bin, name string, args ...string) *readerProc {
+func startReaderProc(t testing.TB, bin, name string, args ...string) *readerProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &readerProc{t: t, name: name, logPath: filepath.Join(dir, "exec.log"), errPath: filepath.Join(dir, "stderr.log")}
@@ -174,7 +174,7 @@ func readerQueueStats(nodes []*node, queue string) (*client.Stats, error) {
 // readerPutNumbered puts {"n": i} for i in [0, n), with {"n": poison,
 // "poison": true} inserted at position poison when poison >= 0, through
 // node nd in batches.
-func readerPutNumbered(t *testing.T, nd *node, queue string, n, poison int) {
+func readerPutNumbered(t testing.TB, nd *node, queue string, n, poison int) {
 	t.Helper()
 	q, err := client.NewQueue([]string{nd.QueueURL}, nil)
 	if err != nil {
