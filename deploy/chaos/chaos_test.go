@@ -4,13 +4,14 @@ import (
 	"context"
 	"flag"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 var (
@@ -66,10 +67,8 @@ func TestChaos(t *testing.T) {
 	if *chaosDuration <= 0 {
 		t.Skip("chaos run not requested: pass -chaos.duration=90s (CI) or 10m")
 	}
-	bin := filepath.Join(t.TempDir(), "quorumq")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/node")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	bin, err := testkit.Build(context.Background(), t.TempDir())
+	if err != nil {
 		t.Fatalf("building quorumq: %v", err)
 	}
 	cfg := Short

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // Check names, in report order.
@@ -321,12 +323,12 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // checkNoCrash: no node process ended without the nemesis ending it (a
 // crash, a fatal error, an exit after a failed start).
-func checkNoCrash(nodes []*Node) CheckResult {
+func checkNoCrash(nodes []*testkit.Node) CheckResult {
 	c := CheckResult{Name: CheckNoCrash}
 	for _, nd := range nodes {
 		c.Checked++
 		for _, e := range nd.Crashes() {
-			c.violation("%s (start %d) exited by itself at %s: %s; see %s", e.Node, e.Start, e.At.Format("15:04:05.000"), e.Status, nd.LogPath)
+			c.violation("%s (start %d) exited by itself at %s: %s; see %s", e.Name, e.Start, e.At.Format("15:04:05.000"), e.Status, nd.LogPath)
 		}
 	}
 	return c.done()

@@ -1,10 +1,9 @@
 // Package chaos is quorumq's fault-injection suite: it drives real
 // `quorumq serve` processes under a workload while a seeded nemesis kills,
 // pauses, restarts and partitions them and changes the membership, then
-// heals everything, drains the queues and checks the history. It also
-// holds the importable process harness the suite is built on (Cluster,
-// Node; the network namespaces are internal/netns), which other
-// process-level tests can use.
+// heals everything, drains the queues and checks the history. The nodes
+// are started and driven by the process harness internal/testkit, in the
+// network namespaces of internal/netns.
 //
 // # Running
 //

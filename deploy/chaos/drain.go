@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // Drain empties WorkQueue once the cluster is healed and the producers and
@@ -116,7 +117,7 @@ func (w *Workload) DrainLin(ctx context.Context, queues []string, timeout time.D
 
 // leaderClient returns a client of the current leader (asked of the
 // running members), or of a random running member when none is agreed.
-func (w *Workload) leaderClient(ctx context.Context) (*client.Queue, *Node, error) {
+func (w *Workload) leaderClient(ctx context.Context) (*client.Queue, *testkit.Node, error) {
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if l, err := w.c.Leader(lctx); err == nil {

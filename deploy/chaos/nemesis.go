@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/internal/netns"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // FaultKind names a fault of the nemesis.
@@ -120,7 +121,7 @@ type FaultEvent struct {
 
 // Nemesis carries out a schedule against a cluster.
 type Nemesis struct {
-	C        *Cluster
+	C        *testkit.Cluster
 	Net      *netns.Net // nil: partitions are skipped
 	H        *History
 	Seed     uint64
@@ -178,14 +179,14 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		ev.Skipped = "partitions need network namespaces (root on Linux with iproute2)"
 		return ev
 	}
-	running := n.healthy()
+	running := n.C.Healthy()
 	if len(running) == 0 {
 		ev.Skipped = "no running node"
 		return ev
 	}
 	shuffled := slices.Clone(running)
 	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	leader := func() (*Node, error) {
+	leader := func() (*testkit.Node, error) {
 		l, err := n.C.WaitLeader(ctx, running, nil, 15*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("no leader to target: %w", err)
@@ -194,20 +195,20 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 	}
 	switch p.Kind {
 	case KillLeader, KillRandom, KillMajority:
-		var victims []*Node
+		var victims []*testkit.Node
 		switch p.Kind {
 		case KillLeader:
 			l, err := leader()
 			if err != nil {
 				return fail(err)
 			}
-			victims = []*Node{l}
+			victims = []*testkit.Node{l}
 		case KillRandom:
 			victims = shuffled[:1]
 		case KillMajority:
 			victims = shuffled[:min(len(n.C.Members())/2+1, len(shuffled))]
 		}
-		ev.Targets = IDs(victims)
+		ev.Targets = testkit.IDs(victims)
 		n.log("%s: kill -9 %v for %v", p.Kind, ev.Targets, p.For)
 		for _, v := range victims {
 			v.Kill()
@@ -234,7 +235,7 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		}
 		n.log("%s: SIGCONT %s", p.Kind, v.ID)
 		ev.Healed = n.H.Now()
-		n.waitReady(ctx, []*Node{v}, &ev)
+		n.waitReady(ctx, []*testkit.Node{v}, &ev)
 	case Restart:
 		v := shuffled[0]
 		ev.Targets = []string{v.ID}
@@ -245,7 +246,7 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		} else if code != 0 {
 			ev.Error = fmt.Sprintf("%s exited with status %d after SIGTERM", v.ID, code)
 		}
-		ev.Healed, ev.Detail = n.restart(ctx, []*Node{v})
+		ev.Healed, ev.Detail = n.restart(ctx, []*testkit.Node{v})
 		if ev.Detail != "" {
 			ev.Error = strings.TrimPrefix(ev.Error+"; "+ev.Detail, "; ")
 			ev.Detail = ""
@@ -253,19 +254,19 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		hold(ctx, p.For)
 	case PartitionHalves, PartitionLeader, PartitionBridge:
 		members := n.C.Members()
-		var groups [][]*Node
+		var groups [][]*testkit.Node
 		switch p.Kind {
 		case PartitionHalves:
 			all := slices.Clone(members)
 			r.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 			k := len(all) / 2
-			groups = [][]*Node{all[:k], all[k:]}
+			groups = [][]*testkit.Node{all[:k], all[k:]}
 		case PartitionLeader:
 			l, err := leader()
 			if err != nil {
 				return fail(err)
 			}
-			groups = [][]*Node{{l}, Without(members, l)}
+			groups = [][]*testkit.Node{{l}, testkit.Without(members, l)}
 		case PartitionBridge:
 			if len(members) < 3 {
 				ev.Skipped = "a bridge needs three nodes"
@@ -275,7 +276,7 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 			r.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 			b, rest := all[0], all[1:]
 			k := len(rest) / 2
-			groups = [][]*Node{append([]*Node{b}, rest[:k]...), append([]*Node{b}, rest[k:]...)}
+			groups = [][]*testkit.Node{append([]*testkit.Node{b}, rest[:k]...), append([]*testkit.Node{b}, rest[k:]...)}
 		}
 		slots := make([][]int, len(groups))
 		names := make([]string, len(groups))
@@ -283,9 +284,9 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 			for _, nd := range g {
 				slots[gi] = append(slots[gi], nd.Slot)
 			}
-			names[gi] = strings.Join(IDs(g), ",")
+			names[gi] = strings.Join(testkit.IDs(g), ",")
 		}
-		ev.Targets = IDs(groups[0])
+		ev.Targets = testkit.IDs(groups[0])
 		ev.Detail = strings.Join(names, " | ")
 		n.log("%s: %s for %v", p.Kind, ev.Detail, p.For)
 		if err := n.Net.Partition(slots...); err != nil {
@@ -330,21 +331,10 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 	return ev
 }
 
-// healthy returns the running, unpaused members.
-func (n *Nemesis) healthy() []*Node {
-	var r []*Node
-	for _, nd := range n.C.Running() {
-		if !nd.Paused() {
-			r = append(r, nd)
-		}
-	}
-	return r
-}
-
 // restart starts the nodes (together) and waits until they are ready.
-func (n *Nemesis) restart(ctx context.Context, nodes []*Node) (time.Duration, string) {
-	n.log("restart %v", IDs(nodes))
-	if err := startTogether(nodes); err != nil {
+func (n *Nemesis) restart(ctx context.Context, nodes []*testkit.Node) (time.Duration, string) {
+	n.log("restart %v", testkit.IDs(nodes))
+	if err := testkit.StartTogether(nodes); err != nil {
 		return n.H.Now(), err.Error()
 	}
 	at := n.H.Now()
@@ -355,7 +345,7 @@ func (n *Nemesis) restart(ctx context.Context, nodes []*Node) (time.Duration, st
 
 // waitReady waits until nodes are ready; a timeout is noted in ev (the
 // run goes on: the final heal checks recovery strictly).
-func (n *Nemesis) waitReady(ctx context.Context, nodes []*Node, ev *FaultEvent) {
+func (n *Nemesis) waitReady(ctx context.Context, nodes []*testkit.Node, ev *FaultEvent) {
 	var errs []error
 	for _, nd := range nodes {
 		if err := nd.WaitReady(ctx, n.ReadyTimeout); err != nil {
@@ -382,7 +372,7 @@ func (n *Nemesis) addNode(ctx context.Context, ev *FaultEvent) {
 	n.log("member-add: %s joins", nd.ID)
 	start := time.Now()
 	sawNonvoter := false
-	err = poll(ctx, 2*n.ReadyTimeout, nd.ID+" promoted to voter", func(ctx context.Context) error {
+	err = testkit.Poll(ctx, 2*n.ReadyTimeout, nd.ID+" promoted to voter", func(ctx context.Context) error {
 		l, err := n.C.Leader(ctx)
 		if err != nil {
 			return err
@@ -409,16 +399,15 @@ func (n *Nemesis) addNode(ctx context.Context, ev *FaultEvent) {
 	}
 	ev.Detail = fmt.Sprintf("voter after %v (seen as non-voter first: %v)", time.Since(start).Round(time.Millisecond), sawNonvoter)
 	n.log("member-add: %s %s", nd.ID, ev.Detail)
-	n.waitReady(ctx, []*Node{nd}, ev)
+	n.waitReady(ctx, []*testkit.Node{nd}, ev)
 }
 
 // removeNode asks nd to leave; it must exit by itself.
-func (n *Nemesis) removeNode(ctx context.Context, nd *Node, ev *FaultEvent) {
+func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEvent) {
 	ev.Targets = []string{nd.ID}
 	n.log("member-remove: POST /cluster/leave to %s", nd.ID)
 	lctx, cancel := context.WithTimeout(ctx, 45*time.Second)
-	nd.ExpectExit()
-	err := nd.Leave(lctx)
+	err := nd.Leave(lctx) // marks nd left on a 200
 	cancel()
 	if err != nil {
 		ev.Error = err.Error()
@@ -431,7 +420,6 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *Node, ev *FaultEvent) {
 		}
 		return
 	}
-	nd.MarkLeft()
 	code, err := nd.WaitExit(45 * time.Second)
 	if err != nil {
 		nd.Kill()
@@ -439,14 +427,7 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *Node, ev *FaultEvent) {
 	} else {
 		ev.Detail = fmt.Sprintf("exited with status %d", code)
 	}
-	rest := n.C.Members()
-	var alive []*Node
-	for _, m := range rest {
-		if m.Running() && !m.Paused() {
-			alive = append(alive, m)
-		}
-	}
-	if err := n.C.WaitVoters(ctx, alive, IDs(rest), n.ReadyTimeout); err != nil {
+	if err := n.C.WaitVoters(ctx, n.C.Healthy(), testkit.IDs(n.C.Members()), n.ReadyTimeout); err != nil {
 		ev.Error = strings.TrimPrefix(ev.Error+"; "+err.Error(), "; ")
 	}
 	n.log("member-remove: %s %s", nd.ID, ev.Detail)
@@ -463,7 +444,7 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 			errs = append(errs, err)
 		}
 	}
-	var down []*Node
+	var down []*testkit.Node
 	for _, nd := range n.C.Members() {
 		switch {
 		case nd.Paused():
@@ -474,9 +455,9 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 			down = append(down, nd)
 		}
 	}
-	ev.Targets = IDs(down)
+	ev.Targets = testkit.IDs(down)
 	if len(down) > 0 {
-		if err := startTogether(down); err != nil {
+		if err := testkit.StartTogether(down); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -491,7 +472,7 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 	} else {
 		ev.Detail = "leader " + l.ID
 	}
-	if err := n.C.WaitVoters(ctx, members, IDs(members), timeout); err != nil {
+	if err := n.C.WaitVoters(ctx, members, testkit.IDs(members), timeout); err != nil {
 		errs = append(errs, err)
 	}
 	ev.Healed = n.H.Now()

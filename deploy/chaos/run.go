@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/internal/netns"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // Config is one chaos run.
@@ -56,6 +57,15 @@ type Config struct {
 	KeepData bool
 	// Logf receives progress lines (they also go to OutDir/chaos.log).
 	Logf Logf
+}
+
+// Logf receives progress lines. Nil discards them.
+type Logf func(format string, args ...any)
+
+func (l Logf) printf(format string, args ...any) {
+	if l != nil {
+		l(format, args...)
+	}
 }
 
 // DefaultServeArgs: raft timeouts halved (more elections per minute of
@@ -181,7 +191,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	// Cluster.
 	nodesDir := filepath.Join(cfg.OutDir, "nodes")
-	c := NewCluster(ClusterConfig{Binary: cfg.Binary, Dir: nodesDir, ServeArgs: cfg.ServeArgs, Net: nn, Logf: logf})
+	// Nodes get process groups of their own: a Ctrl-C reaches this
+	// process alone, which kills them before it returns.
+	c, err := testkit.NewCluster(testkit.ClusterOptions{Binary: cfg.Binary, Dir: nodesDir, ServeArgs: cfg.ServeArgs, Net: nn, Lifetime: testkit.OwnGroup, Logf: testkit.Logf(logf)})
+	if err != nil {
+		return nil, err
+	}
 	defer c.Close() // before nn.Close (defers run last-in first-out)
 	logf("starting %d nodes (%s), seed %d, %v of faults", cfg.Nodes, rep.Network, cfg.Seed, cfg.Duration)
 	if err := c.Start(ctx, cfg.Nodes, cfg.ReadyTimeout); err != nil {
@@ -294,7 +309,7 @@ func linQueueNames(ops []LinOp) []string {
 // checkConverge: once drained, every member holds the same data as the
 // leader: for each queue, its local (stale=1) /dump and /stats equal the
 // leader's linearizable ones, within 30 s.
-func checkConverge(ctx context.Context, c *Cluster, queues []string) CheckResult {
+func checkConverge(ctx context.Context, c *testkit.Cluster, queues []string) CheckResult {
 	ch := CheckResult{Name: CheckConverge}
 	l, err := c.Leader(ctx)
 	if err != nil {
@@ -307,7 +322,7 @@ func checkConverge(ctx context.Context, c *Cluster, queues []string) CheckResult
 			if path == "/stats" {
 				v.Set("format", "json")
 			}
-			want, code, err := httpDo(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
+			want, code, err := testkit.Call(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
 			if err != nil || code != http.StatusOK {
 				ch.violation("%s%s?%s on the leader %s: %d %v", path, "", v.Encode(), l.ID, code, err)
 				continue
@@ -316,8 +331,8 @@ func checkConverge(ctx context.Context, c *Cluster, queues []string) CheckResult
 			for _, nd := range c.Members() {
 				ch.Checked++
 				var got string
-				err := poll(ctx, 30*time.Second, nd.ID+" converged", func(ctx context.Context) error {
-					body, code, err := httpDo(ctx, http.MethodGet, nd.QueueURL+path+"?"+v.Encode())
+				err := testkit.Poll(ctx, 30*time.Second, nd.ID+" converged", func(ctx context.Context) error {
+					body, code, err := testkit.Call(ctx, http.MethodGet, nd.QueueURL+path+"?"+v.Encode())
 					if err != nil {
 						return err
 					}
@@ -373,7 +388,7 @@ func checkRecovery(h *History, heal FaultEvent, healedAt time.Duration, drainErr
 }
 
 // nodeInfos lists every node of the run with its log.
-func nodeInfos(c *Cluster) []NodeInfo {
+func nodeInfos(c *testkit.Cluster) []NodeInfo {
 	var r []NodeInfo
 	for _, nd := range c.Nodes() {
 		r = append(r, NodeInfo{ID: nd.ID, Log: nd.LogPath, Starts: nd.Starts(), Left: nd.Left(), QueueURL: nd.QueueURL})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // Queue names of the workload.
@@ -125,7 +126,7 @@ type Workload struct {
 	cfg  WorkloadConfig
 	seed uint64
 	h    *History
-	c    *Cluster
+	c    *testkit.Cluster
 
 	clientsMu sync.Mutex
 	clients   map[string]*client.Queue
@@ -136,7 +137,7 @@ type Workload struct {
 }
 
 // NewWorkload prepares a workload; Start runs it.
-func NewWorkload(cfg WorkloadConfig, seed uint64, c *Cluster, h *History) *Workload {
+func NewWorkload(cfg WorkloadConfig, seed uint64, c *testkit.Cluster, h *History) *Workload {
 	return &Workload{cfg: cfg.withDefaults(), seed: seed, c: c, h: h, clients: map[string]*client.Queue{}}
 }
 
@@ -175,13 +176,13 @@ func (w *Workload) rng(kind, i int) *rand.Rand {
 
 // pick returns a member node at random (running or not: a request to a
 // killed node fails to connect, as it would for a real client).
-func (w *Workload) pick(r *rand.Rand) (*Node, *client.Queue) {
+func (w *Workload) pick(r *rand.Rand) (*testkit.Node, *client.Queue) {
 	ms := w.c.Members()
 	nd := ms[r.IntN(len(ms))]
 	return nd, w.clientFor(nd)
 }
 
-func (w *Workload) clientFor(nd *Node) *client.Queue {
+func (w *Workload) clientFor(nd *testkit.Node) *client.Queue {
 	w.clientsMu.Lock()
 	defer w.clientsMu.Unlock()
 	if q, ok := w.clients[nd.ID]; ok {

@@ -13,18 +13,17 @@ package devcluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 const (
@@ -33,6 +32,8 @@ const (
 	// leaderWait bounds how long Run waits, once every node is ready, for
 	// them to name the same leader before it reports what each one says.
 	leaderWait = 10 * time.Second
+	// requestTimeout bounds each readiness and status request.
+	requestTimeout = 2 * time.Second
 	// waitDelay bounds the wait for a child's output after it exits (a
 	// grandchild could hold the pipe open).
 	waitDelay = 2 * time.Second
@@ -65,10 +66,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	exits := make(chan *child, len(plan))
 	children := make([]*child, 0, len(plan))
 	for _, n := range plan {
-		c, err := startChild(cfg.Binary, serveArgs(plan, n, cfg.ServeArgs), n, out, errOut, exits)
+		c, err := startChild(nodeConfig(cfg.Binary, plan, n, cfg.ServeArgs), n, out, errOut, exits)
 		if err != nil {
 			stopAll(children, cfg.StopTimeout, out)
-			return fmt.Errorf("start %s: %w", n.ID, err)
+			return err // it names the node
 		}
 		children = append(children, c)
 	}
@@ -117,7 +118,7 @@ func printPlan(out *output, cfg Config, plan []Node) {
 // child is one running `quorumq serve`.
 type child struct {
 	node Node
-	cmd  *exec.Cmd
+	proc *testkit.Node
 	done chan struct{} // closed once the process has exited and its output is flushed
 	err  error         // the exit error; read only after done is closed
 }
@@ -131,25 +132,29 @@ func (c *child) exited() bool {
 	}
 }
 
-func startChild(binary string, args []string, n Node, out, errOut *output, exits chan<- *child) (*child, error) {
+// startChild starts node n as cfg says, its output prefixed with
+// "[<id>] ". Each node gets a process group of its own, so a Ctrl-C in the
+// terminal reaches devcluster alone and it stops the nodes itself; on
+// Linux the kernel sends a node SIGTERM should devcluster die without
+// stopping it (kill -9), so no node outlives it holding the ports.
+func startChild(cfg testkit.NodeConfig, n Node, out, errOut *output, exits chan<- *child) (*child, error) {
 	prefix := "[" + n.ID + "] "
 	stdout, stderr := &prefixWriter{out: out, prefix: prefix}, &prefixWriter{out: errOut, prefix: prefix}
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{node: n, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
+	c := &child{node: n, done: make(chan struct{})}
+	cfg.Stdout, cfg.Stderr = stdout, stderr
+	cfg.Lifetime = testkit.OwnGroupTermWithParent
+	cfg.WaitDelay = waitDelay
+	cfg.OnExit = func(err error) {
 		stdout.flush()
 		stderr.flush()
 		c.err = err
 		close(c.done)
 		exits <- c // buffered for every child: never blocks
-	}()
+	}
+	c.proc = testkit.NewNode(cfg)
+	if err := c.proc.Start(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -166,7 +171,7 @@ func stopAll(children []*child, timeout time.Duration, out *output) error {
 	if len(running) > 0 {
 		out.printf("devcluster: stopping %s (SIGTERM; SIGKILL after %v)", count(len(running), "node"), timeout)
 		for _, c := range running {
-			c.cmd.Process.Signal(syscall.SIGTERM)
+			c.proc.Stop() // an error means it has just exited
 		}
 		deadline := time.NewTimer(timeout)
 		defer deadline.Stop()
@@ -177,7 +182,7 @@ func stopAll(children []*child, timeout time.Duration, out *output) error {
 				for _, k := range running {
 					if !k.exited() {
 						out.printf("devcluster: %s did not stop within %v; sending SIGKILL", k.node.ID, timeout)
-						k.cmd.Process.Kill()
+						k.proc.Kill()
 					}
 				}
 				<-c.done
@@ -216,7 +221,6 @@ func exitText(err error) string {
 // reports which node leads. It names the nodes it still waits for every
 // cfg.ReadyNotice and gives up quietly when ctx ends.
 func awaitReady(ctx context.Context, cfg Config, children []*child, out *output) {
-	client := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	nextNotice := start.Add(cfg.ReadyNotice)
 	tick := time.NewTicker(pollInterval)
@@ -228,9 +232,11 @@ func awaitReady(ctx context.Context, cfg Config, children []*child, out *output)
 			if c.exited() {
 				continue
 			}
-			if code, _ := get(ctx, client, c.node.QueueURL()+"/readyz"); code != http.StatusOK {
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			if c.proc.Ready(rctx) != nil {
 				still = append(still, c)
 			}
+			cancel()
 		}
 		pending = still
 		if len(pending) == 0 {
@@ -264,7 +270,7 @@ func awaitReady(ctx context.Context, cfg Config, children []*child, out *output)
 
 	leaderDeadline := time.Now().Add(leaderWait)
 	for {
-		leader, views := agreedLeader(ctx, client, ready)
+		leader, views := agreedLeader(ctx, ready)
 		if leader != "" {
 			queue := leaderURL(leader, children, views)
 			out.printf("devcluster: %s; %s leads (queue %s)", what, leader, queue)
@@ -283,27 +289,17 @@ func awaitReady(ctx context.Context, cfg Config, children []*child, out *output)
 	}
 }
 
-// nodeStatus is the part of GET /cluster/status that Run reads.
-type nodeStatus struct {
-	NodeID   string `json:"node_id"`
-	State    string `json:"state"`
-	LeaderID string `json:"leader_id"`
-	Members  []struct {
-		ID        string `json:"id"`
-		QueueAddr string `json:"queue_addr"`
-	} `json:"members"`
-}
-
 // agreedLeader returns the leader id every node in cs names, or "" with
 // what each said.
-func agreedLeader(ctx context.Context, client *http.Client, cs []*child) (string, map[string]nodeStatus) {
-	views := map[string]nodeStatus{}
+func agreedLeader(ctx context.Context, cs []*child) (string, map[string]*api.Status) {
+	views := map[string]*api.Status{}
 	leader := ""
 	agreed := true
 	for _, c := range cs {
-		var st nodeStatus
-		code, body := get(ctx, client, c.node.QueueURL()+"/cluster/status")
-		if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		st, err := c.proc.Status(rctx)
+		cancel()
+		if err != nil {
 			agreed = false
 			continue
 		}
@@ -323,7 +319,7 @@ func agreedLeader(ctx context.Context, client *http.Client, cs []*child) (string
 
 // leaderURL is the leader's queue URL: from the plan when it is one of
 // ours, else from what the nodes report.
-func leaderURL(id string, children []*child, views map[string]nodeStatus) string {
+func leaderURL(id string, children []*child, views map[string]*api.Status) string {
 	for _, c := range children {
 		if c.node.ID == id {
 			return c.node.QueueURL()
@@ -339,7 +335,7 @@ func leaderURL(id string, children []*child, views map[string]nodeStatus) string
 	return "unknown"
 }
 
-func viewText(views map[string]nodeStatus) []string {
+func viewText(views map[string]*api.Status) []string {
 	var s []string
 	for id, st := range views {
 		l := st.LeaderID
@@ -365,20 +361,6 @@ func names(cs []*child) string {
 		s[i] = c.node.ID
 	}
 	return strings.Join(s, ", ")
-}
-
-func get(ctx context.Context, client *http.Client, url string) (int, []byte) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, nil
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, body
 }
 
 // output writes whole lines to one writer, one at a time.

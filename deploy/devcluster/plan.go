@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // Defaults for Config.
@@ -157,28 +158,22 @@ func (c Config) plan() []Node {
 	return nodes
 }
 
-// serveArgs is the command line (after the binary) of node n of plan.
-// Every node gets the same --bootstrap-expect and the same --join list (all
-// gossip addresses, its own included), so the command lines differ only in
-// the node's own id, directory and ports; the cluster's bootstrap rule makes
-// the same command line work for the first start and for every restart.
-func serveArgs(plan []Node, n Node, extra []string) []string {
+// nodeConfig is how node n of plan runs: binary serve with its id,
+// directory and ports, then extra. Every node gets the same
+// --bootstrap-expect and the same --join list (all gossip addresses, its
+// own included), so the command lines differ only in the node's own id,
+// directory and ports; the cluster's bootstrap rule makes the same command
+// line work for the first start and for every restart.
+func nodeConfig(binary string, plan []Node, n Node, extra []string) testkit.NodeConfig {
 	join := make([]string, len(plan))
 	for i, p := range plan {
 		join[i] = p.GossipAddr
 	}
-	args := []string{
-		"serve",
-		"--node-id=" + n.ID,
-		"--data-dir=" + n.DataDir,
-		"--pubsub-addr=" + n.PubsubAddr,
-		"--queue-addr=" + n.QueueAddr,
-		"--raft-addr=" + n.RaftAddr,
-		"--gossip-addr=" + n.GossipAddr,
-		"--bootstrap-expect=" + strconv.Itoa(len(plan)),
-		"--join=" + strings.Join(join, ","),
+	return testkit.NodeConfig{
+		ID: n.ID, Binary: binary, DataDir: n.DataDir,
+		PubsubAddr: n.PubsubAddr, QueueAddr: n.QueueAddr, RaftAddr: n.RaftAddr, GossipAddr: n.GossipAddr,
+		Expect: len(plan), Join: join, ServeArgs: extra,
 	}
-	return append(args, extra...)
 }
 
 // checkPorts fails when one of the plan's ports is taken, so a second

@@ -84,7 +84,7 @@ func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := serveArgs(plan, plan[1], []string{"--log-level=debug", "--queue-addr=127.0.0.1:1"})
+	got := nodeConfig("q", plan, plan[1], []string{"--log-level=debug", "--queue-addr=127.0.0.1:1"}).Args()
 	want := []string{
 		"serve",
 		"--node-id=node2",
@@ -102,7 +102,7 @@ func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
 		t.Fatalf("args:\n got  %q\n want %q", got, want)
 	}
 	one, _ := Plan(Config{Nodes: 1, BaseDir: "d", BasePort: 7000, Binary: "q"})
-	if got := serveArgs(one, one[0], nil); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
+	if got := nodeConfig("q", one, one[0], nil).Args(); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
 		t.Fatalf("single node args: %q", got)
 	}
 }

@@ -3,7 +3,6 @@ package systemtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,34 +14,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumq/quorumq/internal/testport"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // leaderTimeout bounds the wait for a leader that all nodes agree on.
 const leaderTimeout = 60 * time.Second
 
-// cluster is a set of quorumq serve processes forming one raft cluster:
-// node i (from 1) has --node-id=node<i> and its own data directory and
-// ports. On loopback the ports are fresh free ports; in network namespaces
-// (inNetns) every node has its own IP and the default ports.
+// cluster is a testkit cluster bound to its test: node i (from 1) has
+// --node-id=node<i> and its own data directory and ports. On loopback the
+// ports come from internal/testport; in network namespaces (inNetns) every
+// node has its own IP and the default ports.
 type cluster struct {
-	t      *testing.T
-	nodes  []*node
-	expect int // --bootstrap-expect of every node, added ones included
-	cfg    clusterConfig
-}
-
-type clusterConfig struct {
-	serveArgs []string
-	net       *netnsNet
+	t     testing.TB
+	kit   *testkit.Cluster
+	nodes []*node // every node started, in order: node<i> is nodes[i-1]
 }
 
 // clusterOption configures mustStartCluster.
-type clusterOption func(*clusterConfig)
+type clusterOption func(*testkit.ClusterOptions)
 
 // withServeArgs appends flags to every node's serve command line.
 func withServeArgs(args ...string) clusterOption {
-	return func(c *clusterConfig) { c.serveArgs = append(c.serveArgs, args...) }
+	return func(o *testkit.ClusterOptions) { o.ServeArgs = append(o.ServeArgs, args...) }
 }
 
 // withFastRaft halves raft's default timeouts (1 s heartbeat and election,
@@ -51,141 +44,89 @@ func withFastRaft() clusterOption {
 	return withServeArgs("--raft-heartbeat-timeout=500ms", "--raft-election-timeout=500ms", "--raft-leader-lease-timeout=250ms")
 }
 
-// inNetns runs every node inside its own network namespace of nn.
+// withProfiler gives every node serve's profiler (--debug-addr), for tests
+// that look at where requests wait (parkedPolls).
+func withProfiler() clusterOption {
+	return func(o *testkit.ClusterOptions) { o.Debug = true }
+}
+
+// inNetns runs every node inside a network namespace of its own of nn.
 func inNetns(nn *netnsNet) clusterOption {
-	return func(c *clusterConfig) { c.net = nn }
+	return func(o *testkit.ClusterOptions) { o.Net = nn.net }
 }
 
 // mustStartCluster starts n nodes at the same moment, each with
 // --bootstrap-expect=n and --join=<the gossip addresses of all n nodes, its
 // own included>, so they find each other and bootstrap one cluster. It
-// returns once every node is ready and all name the same leader.
-func mustStartCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
+// returns once every node is ready and all name the same leader. The nodes
+// are killed at cleanup, and their logs printed if the test failed.
+func mustStartCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 	t.Helper()
-	c := &cluster{t: t, expect: n}
-	for _, o := range opts {
-		o(&c.cfg)
+	o := testkit.ClusterOptions{Binary: mustBinary(t), Dir: t.TempDir(), Port: reservePort(t)}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	for i := 1; i <= n; i++ {
-		c.nodes = append(c.nodes, c.newNode(i))
+	kc, err := testkit.NewCluster(o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	join := c.gossipAddrs()
-	for _, nd := range c.nodes {
-		nd.args = c.serveArgs(nd, join)
-	}
+	c := &cluster{t: t, kit: kc}
+	t.Cleanup(func() {
+		kc.Close()
+		if t.Failed() {
+			logTails(t, kc.Nodes()...)
+		}
+	})
 	start := time.Now()
-	c.startTogether(c.nodes...)
-	for _, nd := range c.nodes {
-		nd.mustBeReady(readyTimeout)
+	if err := kc.Start(context.Background(), n, readyTimeout); err != nil {
+		t.Fatalf("%v; the nodes' logs follow the test output", err)
+	}
+	for _, kn := range kc.Nodes() {
+		c.nodes = append(c.nodes, &node{Node: kn, t: t})
 	}
 	l := c.waitForLeader()
-	t.Logf("%d nodes ready, %s leads, %v after the start", n, l.name, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d nodes ready, %s leads, %v after the start", n, l.ID, time.Since(start).Round(time.Millisecond))
 	return c
 }
 
-// newNode prepares node i with its addresses; it does not start it.
-func (c *cluster) newNode(i int) *node {
-	nd := newNode(c.t, fmt.Sprintf("node%d", i), c.t.TempDir())
-	if nn := c.cfg.net; nn != nil {
-		if i > nn.slots {
-			c.t.Fatalf("node%d: the network has namespaces for %d nodes only", i, nn.slots)
-		}
-		ip := nn.ip(i)
-		nd.setAddrs(ip+":8081", ip+":8080", ip+":8300", ip+":7946")
-		nd.prefix = nn.exec(i)
-		return nd
-	}
-	nd.setAddrs(loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(freePort(c.t)), loopbackAddr(testport.Reserve(c.t)))
-	return nd
-}
-
-func (c *cluster) serveArgs(nd *node, join []string) []string {
-	return append([]string{"serve",
-		"--node-id=" + nd.name,
-		"--data-dir=" + nd.dataDir,
-		"--queue-addr=" + nd.queueAddr,
-		"--pubsub-addr=" + nd.pubsubAddr,
-		"--raft-addr=" + nd.raftAddr,
-		"--gossip-addr=" + nd.gossipAddr,
-		fmt.Sprintf("--bootstrap-expect=%d", c.expect),
-		"--join=" + strings.Join(join, ","),
-	}, c.cfg.serveArgs...)
-}
-
-func (c *cluster) gossipAddrs() []string {
-	addrs := make([]string, len(c.nodes))
-	for i, nd := range c.nodes {
-		addrs[i] = nd.gossipAddr
-	}
-	return addrs
-}
-
-// startTogether launches the nodes' processes at the same moment: each
-// from its own goroutine, all released at once.
-func (c *cluster) startTogether(nodes ...*node) {
-	c.t.Helper()
-	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	errs := make([]error, len(nodes))
-	for i, nd := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			errs[i] = nd.start()
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
 // addNode starts one more node that joins the running cluster and returns
-// at once (call mustBeReady to wait). It gets the cluster's own
-// --bootstrap-expect, not 1: a fresh node with --bootstrap-expect=1
-// bootstraps a cluster of its own before it hears of anyone, whereas with
-// the cluster's value it sees members that already have raft state, never
-// bootstraps (raft-patterns §8.3), and waits for the leader to add it. Its
-// --join lists every node, itself included, like the others'.
+// at once (call mustBeReady to wait); see testkit.Cluster.AddNode.
 func (c *cluster) addNode() *node {
 	c.t.Helper()
-	nd := c.newNode(len(c.nodes) + 1)
-	c.nodes = append(c.nodes, nd)
-	nd.args = c.serveArgs(nd, c.gossipAddrs())
-	if err := nd.start(); err != nil {
+	kn, err := c.kit.AddNode()
+	if err != nil {
 		c.t.Fatal(err)
 	}
+	nd := &node{Node: kn, t: c.t}
+	c.nodes = append(c.nodes, nd)
 	return nd
 }
 
-// index returns nd's number i (it is node<i>).
-func (c *cluster) index(nd *node) int {
-	for i, n := range c.nodes {
-		if n == nd {
-			return i + 1
-		}
-	}
-	c.t.Fatalf("%s is not in the cluster", nd.name)
-	return 0
-}
-
-// node returns the node with the given id, or nil.
-func (c *cluster) node(id string) *node {
+// of returns the test's node for a testkit node of the cluster.
+func (c *cluster) of(kn *testkit.Node) *node {
 	for _, nd := range c.nodes {
-		if nd.name == id {
+		if nd.Node == kn {
 			return nd
 		}
 	}
+	c.t.Fatalf("%s is not in the cluster", kn.Name())
 	return nil
+}
+
+// kit returns the testkit nodes of nodes.
+func kit(nodes []*node) []*testkit.Node {
+	r := make([]*testkit.Node, len(nodes))
+	for i, nd := range nodes {
+		r[i] = nd.Node
+	}
+	return r
 }
 
 // running returns the nodes whose processes are alive.
 func (c *cluster) running() []*node {
 	var r []*node
 	for _, nd := range c.nodes {
-		if nd.running() {
+		if nd.Running() {
 			r = append(r, nd)
 		}
 	}
@@ -193,14 +134,7 @@ func (c *cluster) running() []*node {
 }
 
 // ids returns the nodes' ids, sorted.
-func ids(nodes []*node) []string {
-	s := make([]string, len(nodes))
-	for i, nd := range nodes {
-		s[i] = nd.name
-	}
-	slices.Sort(s)
-	return s
-}
+func ids(nodes []*node) []string { return testkit.IDs(kit(nodes)) }
 
 func without(nodes []*node, drop ...*node) []*node {
 	var r []*node
@@ -212,45 +146,14 @@ func without(nodes []*node, drop ...*node) []*node {
 	return r
 }
 
-// leaderOf asks each of nodes for /cluster/status and returns the node they
-// all name as leader. It is an error if one cannot answer or knows no
-// leader, if they disagree, or if the named node is not among them or does
-// not say it leads.
-func (c *cluster) leaderOf(nodes []*node) (*node, error) {
-	if len(nodes) == 0 {
-		return nil, errors.New("no nodes to ask")
-	}
-	id := ""
-	for _, nd := range nodes {
-		st, err := nd.status()
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case st.LeaderID == "":
-			return nil, fmt.Errorf("%s knows no leader (state %s, term %d)", nd.name, st.State, st.Term)
-		case id == "":
-			id = st.LeaderID
-		case st.LeaderID != id:
-			return nil, fmt.Errorf("%s names leader %s, %s names %s", nodes[0].name, id, nd.name, st.LeaderID)
-		}
-	}
-	l := c.node(id)
-	if l == nil || !slices.Contains(nodes, l) {
-		return nil, fmt.Errorf("leader %s is not among %v", id, ids(nodes))
-	}
-	st, err := l.status()
+// leader is the leader every running node names (testkit.Cluster.LeaderOf).
+func (c *cluster) leader() (*node, error) {
+	l, err := c.kit.LeaderOf(context.Background(), kit(c.running()))
 	if err != nil {
 		return nil, err
 	}
-	if st.State != "leader" {
-		return nil, fmt.Errorf("%s is named leader but reports state %s", l.name, st.State)
-	}
-	return l, nil
+	return c.of(l), nil
 }
-
-// leader is leaderOf every running node.
-func (c *cluster) leader() (*node, error) { return c.leaderOf(c.running()) }
 
 // waitForLeader waits until every running node names the same leader.
 func (c *cluster) waitForLeader() *node {
@@ -270,23 +173,20 @@ func (c *cluster) waitForNewLeader(old *node) *node {
 func (c *cluster) waitForLeaderOf(nodes []*node, not *node) *node {
 	c.t.Helper()
 	start := time.Now()
-	var l *node
-	polls := 0
-	eventually(c.t, leaderTimeout, fmt.Sprintf("a leader of %v", ids(nodes)), func() error {
-		polls++
-		var err error
-		if l, err = c.leaderOf(nodes); err != nil {
-			return err
-		}
-		if l == not {
-			return fmt.Errorf("%s still leads", l.name)
-		}
-		return nil
-	})
-	if polls > 1 {
-		c.t.Logf("%s leads %v after a wait of %v", l.name, ids(nodes), time.Since(start).Round(time.Millisecond))
+	var notKit *testkit.Node
+	if not != nil {
+		notKit = not.Node
 	}
-	return l
+	ctx := context.Background()
+	if l, err := c.kit.LeaderOf(ctx, kit(nodes)); err == nil && l != notKit {
+		return c.of(l)
+	}
+	l, err := c.kit.WaitLeader(ctx, kit(nodes), notKit, leaderTimeout)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("%s leads %v after a wait of %v", l.ID, ids(nodes), time.Since(start).Round(time.Millisecond))
+	return c.of(l)
 }
 
 // followers returns the running nodes other than the leader.
@@ -303,21 +203,9 @@ func (c *cluster) followers() []*node {
 // whose voters are exactly want.
 func (c *cluster) waitForVoters(nodes []*node, want ...string) {
 	c.t.Helper()
-	slices.Sort(want)
-	eventually(c.t, leaderTimeout, fmt.Sprintf("voters %v on %v", want, ids(nodes)), func() error {
-		for _, nd := range nodes {
-			st, err := nd.status()
-			if err != nil {
-				return err
-			}
-			got := st.voters()
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("%s reports voters %v", nd.name, got)
-			}
-		}
-		return nil
-	})
+	if err := c.kit.WaitVoters(context.Background(), kit(nodes), want, leaderTimeout); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // waitSameData waits until nd's local state (stale=1) of the queue
@@ -325,18 +213,18 @@ func (c *cluster) waitForVoters(nodes []*node, want ...string) {
 func waitSameData(t *testing.T, nd, ref *node, queue string) {
 	t.Helper()
 	q := url.Values{"stale": {"1"}, "queue": {queue}}.Encode()
-	eventually(t, readyTimeout, fmt.Sprintf("%s to hold the same data as %s", nd.name, ref.name), func() error {
+	eventually(t, readyTimeout, fmt.Sprintf("%s to hold the same data as %s", nd.ID, ref.ID), func() error {
 		for _, path := range []string{"/dump?", "/stats?format=json&"} {
-			want, err := getOK(ref.queue + path + q)
+			want, err := getOK(ref.QueueURL + path + q)
 			if err != nil {
 				return err
 			}
-			got, err := getOK(nd.queue + path + q)
+			got, err := getOK(nd.QueueURL + path + q)
 			if err != nil {
 				return err
 			}
 			if got != want {
-				return fmt.Errorf("%s%s: %s has %s, %s has %s", path, q, nd.name, abbrev(got), ref.name, abbrev(want))
+				return fmt.Errorf("%s%s: %s has %s, %s has %s", path, q, nd.ID, abbrev(got), ref.ID, abbrev(want))
 			}
 		}
 		return nil
@@ -428,10 +316,10 @@ func (l *writeLoad) write(ctx context.Context, w int) {
 		for attempt := 0; ; attempt++ {
 			nd := l.targets[(w+seq+attempt)%len(l.targets)]
 			sentAt := time.Now()
-			res, err := do(ctx, httpClient, http.MethodPost, nd.queue+"/put?id="+msg, []byte(msg))
+			res, err := do(ctx, httpClient, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
 			if err == nil && res.code == http.StatusOK {
 				l.mu.Lock()
-				l.acks = append(l.acks, ack{msg: msg, via: nd.name, sentAt: sentAt, ackedAt: time.Now(), servedBy: res.header.Get("X-Served-By")})
+				l.acks = append(l.acks, ack{msg: msg, via: nd.ID, sentAt: sentAt, ackedAt: time.Now(), servedBy: res.header.Get("X-Served-By")})
 				l.mu.Unlock()
 				break
 			}
@@ -460,7 +348,7 @@ func (l *writeLoad) acksVia(nd *node, from, to time.Time) []ack {
 	defer l.mu.Unlock()
 	var r []ack
 	for _, a := range l.acks {
-		if a.via == nd.name && !a.sentAt.Before(from) && a.ackedAt.Before(to) {
+		if a.via == nd.ID && !a.sentAt.Before(from) && a.ackedAt.Before(to) {
 			r = append(r, a)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // TestCluster_StartTogether_FormsOneCluster_20Runs: three nodes started at
@@ -38,11 +40,11 @@ func TestCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T) {
 						return err
 					}
 					if st.State == "leader" {
-						leaders = append(leaders, nd.name)
+						leaders = append(leaders, nd.ID)
 					}
 				}
-				if len(leaders) != 1 || leaders[0] != l.name {
-					return fmt.Errorf("nodes in state leader: %v; all name %s", leaders, l.name)
+				if len(leaders) != 1 || leaders[0] != l.ID {
+					return fmt.Errorf("nodes in state leader: %v; all name %s", leaders, l.ID)
 				}
 				return nil
 			})
@@ -52,7 +54,7 @@ func TestCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T) {
 			t.Logf("formed in %v", d.Round(time.Millisecond))
 			// SIGKILL: this test is about forming; stopping is tested elsewhere.
 			for _, nd := range c.nodes {
-				nd.kill()
+				nd.Kill()
 			}
 		})
 		if !ok {
@@ -74,29 +76,29 @@ func TestCluster_WritesViaFollowers_Land(t *testing.T) {
 	var want []string
 	for i := range 10 {
 		for _, f := range fs {
-			msg := fmt.Sprintf("%s-%02d", f.name, i)
-			res := mustPut(t, f.queue+"/put", msg)
+			msg := fmt.Sprintf("%s-%02d", f.ID, i)
+			res := mustPut(t, f.QueueURL+"/put", msg)
 			if by := res.header.Get("X-Served-By"); i == 0 && !servedBy(by, l) {
-				t.Errorf("put via %s: X-Served-By %q, want the leader %s", f.name, by, l.name)
+				t.Errorf("put via %s: X-Served-By %q, want the leader %s", f.ID, by, l.ID)
 			}
 			want = append(want, msg)
 		}
 	}
-	mustPut(t, l.queue+"/put", "via-leader")
+	mustPut(t, l.QueueURL+"/put", "via-leader")
 	want = append(want, "via-leader")
 	wantDump := strings.Join(want, "\n") + "\n"
 	for _, nd := range c.nodes {
-		if got := mustGet(t, nd.queue+"/dump"); got != wantDump {
-			t.Fatalf("/dump via %s:\n got  %s\n want %s", nd.name, abbrev(got), abbrev(wantDump))
+		if got := mustGet(t, nd.QueueURL+"/dump"); got != wantDump {
+			t.Fatalf("/dump via %s:\n got  %s\n want %s", nd.ID, abbrev(got), abbrev(wantDump))
 		}
 	}
 	for _, f := range fs {
 		waitSameData(t, f, l, "default")
 	}
-	if got := mustGet(t, fs[1].queue+"/get"); got != want[0] {
-		t.Fatalf("/get via %s: %q, want %q", fs[1].name, got, want[0])
+	if got := mustGet(t, fs[1].QueueURL+"/get"); got != want[0] {
+		t.Fatalf("/get via %s: %q, want %q", fs[1].ID, got, want[0])
 	}
-	if got := mustGet(t, l.queue+"/dump"); got != strings.Join(want[1:], "\n")+"\n" {
+	if got := mustGet(t, l.QueueURL+"/dump"); got != strings.Join(want[1:], "\n")+"\n" {
 		t.Fatalf("/dump after the get: %s", abbrev(got))
 	}
 }
@@ -104,7 +106,7 @@ func TestCluster_WritesViaFollowers_Land(t *testing.T) {
 // servedBy reports whether an X-Served-By value names nd (by id or by one
 // of its addresses).
 func servedBy(v string, nd *node) bool {
-	return v != "" && (v == nd.name || strings.Contains(v, nd.queueAddr) || strings.Contains(v, nd.raftAddr))
+	return v != "" && (v == nd.ID || strings.Contains(v, nd.QueueAddr) || strings.Contains(v, nd.RaftAddr))
 }
 
 // TestCluster_Redirect_307ToLeaderQueueURL: with redirect=1 a follower
@@ -117,39 +119,39 @@ func TestCluster_Redirect_307ToLeaderQueueURL(t *testing.T) {
 	f := c.followers()[0]
 	ctx := context.Background()
 
-	reqURL := f.queue + "/put?queue=redir&redirect=1"
+	reqURL := f.QueueURL + "/put?queue=redir&redirect=1"
 	res, err := do(ctx, noRedirectClient, http.MethodPost, reqURL, []byte("m1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.code != http.StatusTemporaryRedirect {
-		t.Fatalf("put?redirect=1 via %s: %d %q, want 307", f.name, res.code, res.body)
+		t.Fatalf("put?redirect=1 via %s: %d %q, want 307", f.ID, res.code, res.body)
 	}
 	loc := mustLocation(t, reqURL, res)
-	if loc.Host != l.queueAddr || loc.Path != "/put" || loc.Query().Get("queue") != "redir" {
-		t.Fatalf("Location %s: want http://%s/put with queue=redir", loc, l.queueAddr)
+	if loc.Host != l.QueueAddr || loc.Path != "/put" || loc.Query().Get("queue") != "redir" {
+		t.Fatalf("Location %s: want http://%s/put with queue=redir", loc, l.QueueAddr)
 	}
-	if got := mustGet(t, l.queue+"/dump?queue=redir"); got != "" {
+	if got := mustGet(t, l.QueueURL+"/dump?queue=redir"); got != "" {
 		t.Fatalf("the 307 stored something: %q", got)
 	}
 	mustPut(t, loc.String(), "m1")
-	if got := mustGet(t, l.queue+"/dump?queue=redir"); got != "m1\n" {
+	if got := mustGet(t, l.QueueURL+"/dump?queue=redir"); got != "m1\n" {
 		t.Fatalf("after following the redirect: %q", got)
 	}
 
 	// A read redirects too; on the leader, redirect=1 is served there.
-	getURL := f.queue + "/get?queue=redir&redirect=1"
+	getURL := f.QueueURL + "/get?queue=redir&redirect=1"
 	res, err = do(ctx, noRedirectClient, http.MethodGet, getURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.code != http.StatusTemporaryRedirect {
-		t.Fatalf("get?redirect=1 via %s: %d %q, want 307", f.name, res.code, res.body)
+		t.Fatalf("get?redirect=1 via %s: %d %q, want 307", f.ID, res.code, res.body)
 	}
-	if loc := mustLocation(t, getURL, res); loc.Host != l.queueAddr || loc.Path != "/get" {
+	if loc := mustLocation(t, getURL, res); loc.Host != l.QueueAddr || loc.Path != "/get" {
 		t.Fatalf("get Location %s", loc)
 	}
-	res, err = do(ctx, noRedirectClient, http.MethodGet, l.queue+"/get?queue=redir&redirect=1", nil)
+	res, err = do(ctx, noRedirectClient, http.MethodGet, l.QueueURL+"/get?queue=redir&redirect=1", nil)
 	if err != nil || res.code != http.StatusOK || res.body != "m1" {
 		t.Fatalf("get?redirect=1 on the leader: %d %q %v, want 200 m1", res.code, res.body, err)
 	}
@@ -180,7 +182,7 @@ func TestCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T) {
 	old.kill9()
 	goneAt := time.Now() // no request sent from now on can reach the old leader
 	nl := c.waitForNewLeader(old)
-	t.Logf("new leader %s named by all survivors %v after the kill", nl.name, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("new leader %s named by all survivors %v after the kill", nl.ID, time.Since(killedAt).Round(time.Millisecond))
 
 	first := waitFirstAckAfter(t, w, goneAt)
 	failover := first.ackedAt.Sub(killedAt)
@@ -192,7 +194,7 @@ func TestCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T) {
 	w.halt()
 
 	l := c.waitForLeader()
-	w.verify(mustGet(t, l.queue+"/dump"))
+	w.verify(mustGet(t, l.QueueURL+"/dump"))
 
 	old.restart()
 	l = c.waitForLeader() // old among the nodes that agree
@@ -211,9 +213,9 @@ func TestCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T) {
 	for i := range 500 {
 		lines = append(lines, fmt.Sprintf("bulk-%04d", i))
 	}
-	mustPut(t, l.queue+"/mput", strings.Join(lines, "\n"))
+	mustPut(t, l.QueueURL+"/mput", strings.Join(lines, "\n"))
 	for i := range 100 {
-		mustPut(t, c.nodes[i%3].queue+"/put", fmt.Sprintf("single-%03d", i))
+		mustPut(t, c.nodes[i%3].QueueURL+"/put", fmt.Sprintf("single-%03d", i))
 	}
 
 	n4 := c.addNode()
@@ -224,22 +226,22 @@ func TestCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		m, ok := st.member(n4.name)
+		m, ok := testkit.Member(st, n4.ID)
 		switch {
 		case !ok:
-			return fmt.Errorf("%s is not in the leader's configuration", n4.name)
+			return fmt.Errorf("%s is not in the leader's configuration", n4.ID)
 		case !m.Voter:
 			if nonvoterSince.IsZero() {
 				nonvoterSince = time.Now()
-				t.Logf("%s is a non-voter %v after its start", n4.name, time.Since(start).Round(time.Millisecond))
+				t.Logf("%s is a non-voter %v after its start", n4.ID, time.Since(start).Round(time.Millisecond))
 			}
-			return fmt.Errorf("%s is a non-voter", n4.name)
+			return fmt.Errorf("%s is a non-voter", n4.ID)
 		case nonvoterSince.IsZero():
-			t.Fatalf("%s appeared in the leader's configuration as a voter without being a non-voter first", n4.name)
+			t.Fatalf("%s appeared in the leader's configuration as a voter without being a non-voter first", n4.ID)
 		}
 		return nil
 	})
-	t.Logf("%s promoted %v after it was seen as a non-voter", n4.name, time.Since(nonvoterSince).Round(time.Millisecond))
+	t.Logf("%s promoted %v after it was seen as a non-voter", n4.ID, time.Since(nonvoterSince).Round(time.Millisecond))
 	n4.mustBeReady(readyTimeout)
 	c.waitForVoters(c.nodes, "node1", "node2", "node3", "node4")
 	waitSameData(t, n4, l, "default")
@@ -254,10 +256,10 @@ func TestCluster_LateJoiner_InstalledSnapshot(t *testing.T) {
 	c := mustStartCluster(t, 3, withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8", "--raft-snapshot-interval=200ms"))
 	l := c.waitForLeader()
 	for i := range 150 { // one log entry each
-		mustPut(t, l.queue+"/put", fmt.Sprintf("m%03d", i))
+		mustPut(t, l.QueueURL+"/put", fmt.Sprintf("m%03d", i))
 	}
 	for range 10 {
-		mustGet(t, l.queue+"/get")
+		mustGet(t, l.QueueURL+"/get")
 	}
 	var compacted uint64
 	eventually(t, readyTimeout, "a snapshot on the leader covering the writes", func() error {
@@ -267,21 +269,21 @@ func TestCluster_LateJoiner_InstalledSnapshot(t *testing.T) {
 		}
 		// 160 commands: a snapshot past 100 leaves the first 90 entries
 		// in no log, so a new node cannot replay from the start.
-		if compacted = snapshotIndex(l.dataDir); compacted < 100 {
+		if compacted = snapshotIndex(l.DataDir); compacted < 100 {
 			return fmt.Errorf("leader snapshot at index %d, commit index %d", compacted, st.CommitIndex)
 		}
 		return nil
 	})
-	t.Logf("leader %s has a snapshot at index %d (log kept from about %d on)", l.name, compacted, compacted-8)
+	t.Logf("leader %s has a snapshot at index %d (log kept from about %d on)", l.ID, compacted, compacted-8)
 
 	n4 := c.addNode()
 	n4.mustBeReady(readyTimeout)
 	c.waitForVoters(c.nodes, "node1", "node2", "node3", "node4")
 	waitSameData(t, n4, l, "default")
-	if got := snapshotIndex(n4.dataDir); got < compacted {
-		t.Fatalf("%s has no snapshot at or past the leader's compaction point %d (highest: %d): it did not install one", n4.name, compacted, got)
+	if got := snapshotIndex(n4.DataDir); got < compacted {
+		t.Fatalf("%s has no snapshot at or past the leader's compaction point %d (highest: %d): it did not install one", n4.ID, compacted, got)
 	} else {
-		t.Logf("%s holds a snapshot at index %d", n4.name, got)
+		t.Logf("%s holds a snapshot at index %d", n4.ID, got)
 	}
 	// The data directory is the evidence, not the log: no quorumq line
 	// reports an install, and raft's own "Installed remote snapshot" is
@@ -296,32 +298,32 @@ func TestCluster_Leave_ShrinksConfiguration(t *testing.T) {
 	c := mustStartCluster(t, 3)
 	l := c.waitForLeader()
 	f := c.followers()[0]
-	res, err := do(context.Background(), httpClient, http.MethodPost, f.queue+"/cluster/leave", nil)
+	res, err := do(context.Background(), httpClient, http.MethodPost, f.QueueURL+"/cluster/leave", nil)
 	if err != nil || res.code != http.StatusOK {
-		t.Fatalf("POST /cluster/leave on %s: %d %q %v", f.name, res.code, res.body, err)
+		t.Fatalf("POST /cluster/leave on %s: %d %q %v", f.ID, res.code, res.body, err)
 	}
 	rest := without(c.nodes, f)
 	c.waitForVoters(rest, ids(rest)...)
-	eventually(t, leaderTimeout, f.name+" gone from the members", func() error {
+	eventually(t, leaderTimeout, f.ID+" gone from the members", func() error {
 		for _, nd := range rest {
 			st, err := nd.status()
 			if err != nil {
 				return err
 			}
-			if m, ok := st.member(f.name); ok && (m.Voter || m.Status != "left") {
-				return fmt.Errorf("%s lists %s as %+v", nd.name, f.name, m)
+			if m, ok := testkit.Member(st, f.ID); ok && (m.Voter || m.Status != "left") {
+				return fmt.Errorf("%s lists %s as %+v", nd.ID, f.ID, m)
 			}
 		}
 		return nil
 	})
 	for _, nd := range rest {
-		mustPut(t, nd.queue+"/put", "after-leave-via-"+nd.name)
+		mustPut(t, nd.QueueURL+"/put", "after-leave-via-"+nd.ID)
 	}
-	if got := mustGet(t, l.queue+"/dump"); got != "after-leave-via-"+rest[0].name+"\nafter-leave-via-"+rest[1].name+"\n" {
+	if got := mustGet(t, l.QueueURL+"/dump"); got != "after-leave-via-"+rest[0].ID+"\nafter-leave-via-"+rest[1].ID+"\n" {
 		t.Fatalf("dump after the leave: %q", got)
 	}
 	if code := f.waitExit(stopTimeout); code != 0 {
-		t.Fatalf("%s exited with status %d after leaving", f.name, code)
+		t.Fatalf("%s exited with status %d after leaving", f.ID, code)
 	}
 }
 
@@ -332,21 +334,21 @@ func TestCluster_Leave_ShrinksConfiguration(t *testing.T) {
 func TestCluster_SIGTERM_NodeComesBackAsMember(t *testing.T) {
 	c := mustStartCluster(t, 3)
 	old := c.waitForLeader()
-	mustPut(t, old.queue+"/put", "before")
+	mustPut(t, old.QueueURL+"/put", "before")
 	stoppedAt := time.Now()
 	old.terminate()
 	c.waitForNewLeader(old)
 	t.Logf("SIGTERM to a new leader named by the others: %v", time.Since(stoppedAt).Round(time.Millisecond))
 	c.waitForVoters(c.running(), "node1", "node2", "node3")
 	for _, nd := range c.running() {
-		mustPut(t, nd.queue+"/put", "while-down-via-"+nd.name)
+		mustPut(t, nd.QueueURL+"/put", "while-down-via-"+nd.ID)
 	}
 
 	old.restart()
 	l := c.waitForLeader() // old among the nodes that agree
 	c.waitForVoters(c.nodes, "node1", "node2", "node3")
 	waitSameData(t, old, l, "default")
-	if got := len(dumpItems(mustGet(t, l.queue+"/dump"))); got != 3 {
+	if got := len(dumpItems(mustGet(t, l.QueueURL+"/dump"))); got != 3 {
 		t.Fatalf("%d messages stored, want 3", got)
 	}
 }

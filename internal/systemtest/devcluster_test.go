@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/quorumq/quorumq/internal/testkit"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -73,34 +71,27 @@ func TestDevcluster_OneNode_ServesAndStopsCleanly(t *testing.T) {
 // devclusterRun is one `quorumq devcluster` process; stdout and stderr go
 // to one buffer.
 type devclusterRun struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	out    *lockedBuffer
-	exited chan struct{}
+	*testkit.Process
+	t   *testing.T
+	out *lockedBuffer
 }
 
 func startDevcluster(t *testing.T, args ...string) *devclusterRun {
 	t.Helper()
-	d := &devclusterRun{t: t, out: &lockedBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(binary, append([]string{"devcluster"}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
+	d := &devclusterRun{t: t, out: &lockedBuffer{}}
+	d.Process = testkit.NewProcess(testkit.ProcessConfig{
+		Name:   "devcluster",
+		Argv:   append([]string{mustBinary(t), "devcluster"}, args...),
+		Stdout: d.out, Stderr: d.out,
+	})
+	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			// SIGTERM first: devcluster stops its nodes. SIGKILL only if
-			// that hangs; the nodes then get SIGTERM from the kernel.
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(stopTimeout):
-				d.cmd.Process.Kill()
-				<-d.exited
-			}
+		// SIGTERM first: devcluster stops its nodes. SIGKILL only if that
+		// hangs; the nodes then get SIGTERM from the kernel.
+		if d.Running() {
+			d.Terminate(stopTimeout)
 		}
 		if t.Failed() {
 			t.Logf("---- devcluster %s output ----\n%s", strings.Join(args, " "), tail(d.out.String(), 4*logTailBytes))
@@ -113,10 +104,8 @@ func startDevcluster(t *testing.T, args ...string) *devclusterRun {
 func (d *devclusterRun) waitOutput(want string) {
 	d.t.Helper()
 	testwait.For(d.t, 2*readyTimeout, fmt.Sprintf("%q from devcluster", want), func() bool {
-		select {
-		case <-d.exited:
-			d.t.Fatalf("devcluster exited (%s) before printing %q", d.cmd.ProcessState, want)
-		default:
+		if !d.Running() {
+			d.t.Fatalf("devcluster exited (%+v) before printing %q", d.Crashes(), want)
 		}
 		return strings.Contains(d.out.String(), want)
 	})
@@ -126,14 +115,8 @@ func (d *devclusterRun) waitOutput(want string) {
 // stop sends SIGTERM, requires exit status 0 and returns the output.
 func (d *devclusterRun) stop() string {
 	d.t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(stopTimeout):
-		d.t.Fatalf("devcluster did not stop within %v of SIGTERM", stopTimeout)
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		d.t.Fatalf("devcluster exited with status %d", code)
+	if code, err := d.Terminate(stopTimeout); err != nil || code != 0 {
+		d.t.Fatalf("devcluster: exit status %d after SIGTERM (%v)", code, err)
 	}
 	return d.out.String()
 }
@@ -155,14 +138,14 @@ func freePortBlock(t *testing.T, n int) int {
 func portBlockFree(base, n int) bool {
 	for i := range n {
 		for off := range 4 {
-			addr := loopbackAddr(base + 10*i + off)
+			addr := testkit.Loopback(base + 10*i + off)
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return false
 			}
 			ln.Close()
 		}
-		pc, err := net.ListenPacket("udp", loopbackAddr(base+10*i+3))
+		pc, err := net.ListenPacket("udp", testkit.Loopback(base+10*i+3))
 		if err != nil {
 			return false
 		}

@@ -39,7 +39,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 				mu.Lock()
 				sent[msg] = true
 				mu.Unlock()
-				code, _, err := httpPost(ctx, n.queue+"/put", []byte(msg))
+				code, _, err := httpPost(ctx, n.QueueURL+"/put", []byte(msg))
 				if err != nil {
 					return // the node is gone
 				}
@@ -63,7 +63,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 	t.Logf("acknowledged %d of %d attempted puts before SIGKILL", len(acked), len(sent))
 
 	n.mustStart()
-	body := mustGet(t, n.queue+"/dump")
+	body := mustGet(t, n.QueueURL+"/dump")
 	items := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 	seen := map[string]int{}
 	lastSeq := map[string]int{}
@@ -96,19 +96,37 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 }
 
 // TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData: a graceful stop exits 0,
-// and a restart serves the same queue.
+// soon even with a long-poll parked, and a restart serves the same queue.
 func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
 	n := mustStartNode(t)
 	for i := 0; i < 5; i++ {
-		if code, _, err := httpPost(context.Background(), n.queue+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
+		if code, _, err := httpPost(context.Background(), n.QueueURL+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
 			t.Fatalf("put: %d %v", code, err)
 		}
 	}
-	// An idle long-poll must not hold up shutdown.
-	go httpGet(n.queue + "/get?queue=idle&wait=60s")
+	// An idle long-poll must not hold up shutdown: it is parked before the
+	// SIGTERM, and the node must be gone well before serve's 30 s
+	// shutdown timeout would have cut the poll off.
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		do(context.Background(), httpClient, http.MethodGet, n.QueueURL+"/get?queue=idle&wait=60s", nil)
+	}()
+	waitParked(t, n, 1)
+	stopping := time.Now()
 	n.terminate()
+	if took := time.Since(stopping); took > 15*time.Second {
+		t.Fatalf("SIGTERM to exit took %v with a long-poll parked", took.Round(time.Millisecond))
+	} else {
+		t.Logf("SIGTERM to exit with a long-poll parked: %v", took.Round(time.Millisecond))
+	}
+	select {
+	case <-polled:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the parked long-poll got no answer when the node stopped")
+	}
 	n.mustStart()
-	if got := mustGet(t, n.queue+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
+	if got := mustGet(t, n.QueueURL+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
 		t.Fatalf("dump after restart: %q", got)
 	}
 }

@@ -17,8 +17,8 @@ import (
 func TestHarness_OneNodeCluster_KillRestartWritesSnapshot(t *testing.T) {
 	c := mustStartCluster(t, 1, withFastRaft(), withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8", "--raft-snapshot-interval=200ms"))
 	l := c.waitForLeader()
-	if l.name != "node1" || len(c.followers()) != 0 {
-		t.Fatalf("leader %s, followers %v", l.name, ids(c.followers()))
+	if l.ID != "node1" || len(c.followers()) != 0 {
+		t.Fatalf("leader %s, followers %v", l.ID, ids(c.followers()))
 	}
 	c.waitForVoters(c.nodes, "node1")
 
@@ -31,10 +31,10 @@ func TestHarness_OneNodeCluster_KillRestartWritesSnapshot(t *testing.T) {
 	t.Logf("kill -9 to the first acknowledged write after the restart: %v", first.ackedAt.Sub(killedAt).Round(time.Millisecond))
 	w.waitAcked(w.acked()+50, 60*time.Second)
 	w.halt()
-	w.verify(mustGet(t, l.queue+"/dump"))
+	w.verify(mustGet(t, l.QueueURL+"/dump"))
 	waitSameData(t, l, l, "default")
 	eventually(t, readyTimeout, "a snapshot", func() error {
-		if i := snapshotIndex(l.dataDir); i < 32 {
+		if i := snapshotIndex(l.DataDir); i < 32 {
 			return fmt.Errorf("highest snapshot index %d", i)
 		}
 		return nil
@@ -47,30 +47,33 @@ func TestHarness_OneNodeCluster_KillRestartWritesSnapshot(t *testing.T) {
 
 // TestHarness_Netns_PartitionCutsNodesNotTheTest: the namespace network:
 // a node started inside its namespace is reached by the test process and
-// from another node's namespace; a partition cuts the other namespace off
-// while the test process still reaches the node, and healing restores the
-// path. Needs root.
+// from another namespace; a partition cuts the other namespace off while
+// the test process still reaches the node, and healing restores the path.
+// Needs root.
 func TestHarness_Netns_PartitionCutsNodesNotTheTest(t *testing.T) {
-	nn := mustNetns(t, 2)
+	nn := mustNetns(t)
 	c := mustStartCluster(t, 1, inNetns(nn))
 	l := c.waitForLeader()
-	mustPut(t, l.queue+"/put", "before")
-	if err := nn.dial(2, l.queueAddr); err != nil {
-		t.Fatalf("node2's namespace cannot reach node1: %v", err)
+	probe := nn.addSlot()
+	mustPut(t, l.QueueURL+"/put", "before")
+	if err := nn.dial(probe, l.QueueAddr); err != nil {
+		t.Fatalf("the probe's namespace cannot reach node1: %v", err)
 	}
-	nn.isolate(1, 2)
-	if err := nn.dial(2, l.queueAddr); err == nil {
-		t.Fatal("node2's namespace still reaches node1 through the partition")
+	if err := nn.net.Partition([]int{l.Slot}, []int{probe}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nn.dial(probe, l.QueueAddr); err == nil {
+		t.Fatal("the probe's namespace still reaches node1 through the partition")
 	} else {
 		t.Logf("through the partition: %v", err)
 	}
-	mustPut(t, l.queue+"/put", "during")
+	mustPut(t, l.QueueURL+"/put", "during")
 	nn.heal()
-	if err := nn.dial(2, l.queueAddr); err != nil {
-		t.Fatalf("node2's namespace cannot reach node1 after healing: %v", err)
+	if err := nn.dial(probe, l.QueueAddr); err != nil {
+		t.Fatalf("the probe's namespace cannot reach node1 after healing: %v", err)
 	}
-	mustPut(t, l.queue+"/put", "after")
-	if got := mustGet(t, l.queue+"/dump"); got != "before\nduring\nafter\n" {
+	mustPut(t, l.QueueURL+"/put", "after")
+	if got := mustGet(t, l.QueueURL+"/dump"); got != "before\nduring\nafter\n" {
 		t.Fatalf("dump: %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package systemtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,11 +19,11 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 	c := mustStartCluster(t, 3, withFastRaft())
 	old := c.waitForLeader()
 	f := c.followers()[0]
-	mustPut(t, f.queue+"/mput?queue=jobs", "A\nB")
+	mustPut(t, f.QueueURL+"/mput?queue=jobs", "A\nB")
 
 	const lease = 6 * time.Second
 	t0 := time.Now() // the leader stamps the lease at or after this instant
-	body := mustGet(t, f.queue+"/mget?queue=jobs&items=2&format=json&lease="+lease.String())
+	body := mustGet(t, f.QueueURL+"/mget?queue=jobs&items=2&format=json&lease="+lease.String())
 	var got struct {
 		Messages []struct {
 			ID       string `json:"id"`
@@ -37,39 +38,37 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 
 	old.kill9()
 	nl := c.waitForNewLeader(old)
-	t.Logf("new leader %s, %v after the lease was taken", nl.name, time.Since(t0).Round(time.Millisecond))
+	t.Logf("new leader %s, %v after the lease was taken", nl.ID, time.Since(t0).Round(time.Millisecond))
 
 	// An ack within the lease, sent to the new leader.
-	if res := mustGetStatus(t, nl.queue+"/ack?id="+idB); res.code != http.StatusOK {
+	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusOK {
 		t.Fatalf("ack of %s on the new leader: %d %q", idB, res.code, res.body)
 	}
 	// A stays leased until t0+lease and then comes back, attempt 2.
-	for {
-		res := mustGetStatus(t, nl.queue+"/get?queue=jobs&lease=1m")
+	var res response
+	eventually(t, time.Until(t0.Add(lease+10*time.Second)), "A back after its lease", func() error {
+		res = mustGetStatus(t, nl.QueueURL+"/get?queue=jobs&lease=1m")
 		if res.code != http.StatusOK {
 			t.Fatalf("get: %d %q", res.code, res.body)
 		}
-		if res.body != "" {
-			back := time.Since(t0)
-			if back < lease {
-				t.Fatalf("message came back %v after the lease was taken, before its %v lease ended", back, lease)
-			}
-			if res.body != "A" || res.header.Get("X-Message-Id") != idA || res.header.Get("X-Attempts") != "2" {
-				t.Fatalf("redelivered %q id %s attempts %s, want A id %s attempts 2", res.body, res.header.Get("X-Message-Id"), res.header.Get("X-Attempts"), idA)
-			}
-			t.Logf("A redelivered %v after the lease was taken (lease %v)", back.Round(time.Millisecond), lease)
-			if back > lease+5*time.Second {
-				t.Fatalf("redelivery took %v, far past the %v lease", back, lease)
-			}
-			break
+		if res.body == "" {
+			return fmt.Errorf("nothing ready %v after the lease was taken", time.Since(t0).Round(time.Millisecond))
 		}
-		if time.Since(t0) > lease+10*time.Second {
-			t.Fatalf("A never came back")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	back := time.Since(t0)
+	if back < lease {
+		t.Fatalf("message came back %v after the lease was taken, before its %v lease ended", back, lease)
+	}
+	if res.body != "A" || res.header.Get("X-Message-Id") != idA || res.header.Get("X-Attempts") != "2" {
+		t.Fatalf("redelivered %q id %s attempts %s, want A id %s attempts 2", res.body, res.header.Get("X-Message-Id"), res.header.Get("X-Attempts"), idA)
+	}
+	t.Logf("A redelivered %v after the lease was taken (lease %v)", back.Round(time.Millisecond), lease)
+	if back > lease+5*time.Second {
+		t.Fatalf("redelivery took %v, far past the %v lease", back, lease)
 	}
 	// B was acked before the failover's dust settled: it is gone for good.
-	if res := mustGetStatus(t, nl.queue+"/ack?id="+idB); res.code != http.StatusConflict {
+	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusConflict {
 		t.Fatalf("second ack of %s: %d %q, want 409", idB, res.code, res.body)
 	}
 
@@ -79,12 +78,18 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 }
 
 // TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing: a long-poll parked
-// through one follower returns right after a put made through the other
-// follower, and long-polls that find nothing write nothing to the log.
+// through one follower (it waits on the leader before anything is put)
+// returns right after a put made through the other follower, and
+// long-polls that find nothing write nothing to the log.
 func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	c := mustStartCluster(t, 3, withProfiler())
 	l := c.waitForLeader()
 	fs := c.followers()
+	for _, nd := range c.nodes {
+		if n, err := parkedPolls(nd); err != nil || n != 0 {
+			t.Fatalf("%s: %d requests look parked before any poll was sent (%v)", nd.ID, n, err)
+		}
+	}
 
 	type result struct {
 		res  response
@@ -93,34 +98,45 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].queue+"/get?queue=lp&wait=20s", nil)
+		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].QueueURL+"/get?queue=lp&wait=20s", nil)
 		done <- result{res, err, time.Now()}
 	}()
-	// Let the poll reach the leader and park; if it has not yet, it finds
-	// the message at once, which the assertion below also accepts.
-	time.Sleep(300 * time.Millisecond)
-	mustPut(t, fs[1].queue+"/put?queue=lp", "wake")
+	// The put goes out only once the poll waits on the leader: a poll
+	// that found the message on arrival would prove nothing.
+	waitParked(t, l, 1)
+	select {
+	case r := <-done:
+		t.Fatalf("the long-poll returned before anything was put: %v %d %q", r.err, r.res.code, r.res.body)
+	default:
+	}
+	mustPut(t, fs[1].QueueURL+"/put?queue=lp", "wake")
 	acked := time.Now()
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long-poll did not return within 30s of the put")
+	}
 	if r.err != nil || r.res.code != http.StatusOK || r.res.body != "wake" {
 		t.Fatalf("long-poll: %v %d %q", r.err, r.res.code, r.res.body)
 	}
 	lag := r.done.Sub(acked)
-	t.Logf("long-poll via %s returned %v after the put via %s was acknowledged", fs[0].name, lag.Round(time.Microsecond), fs[1].name)
+	t.Logf("long-poll via %s, parked on %s, returned %v after the put via %s was acknowledged", fs[0].ID, l.ID, lag.Round(time.Microsecond), fs[1].ID)
 	if lag > time.Second {
 		t.Fatalf("long-poll returned %v after the put", lag)
 	}
+	waitParked(t, l, 0)
 
 	before := commitIndex(t, l)
 	start := time.Now()
 	for _, nd := range []*node{l, fs[0], fs[1]} {
-		res := mustGetStatus(t, nd.queue+"/get?queue=idle&wait=700ms")
+		res := mustGetStatus(t, nd.QueueURL+"/get?queue=idle&wait=700ms")
 		if res.code != http.StatusOK || res.body != "" {
-			t.Fatalf("idle long-poll via %s: %d %q", nd.name, res.code, res.body)
+			t.Fatalf("idle long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
-		res = mustGetStatus(t, nd.queue+"/mget?queue=idle&items=10&lease=30s&wait=300ms")
+		res = mustGetStatus(t, nd.QueueURL+"/mget?queue=idle&items=10&lease=30s&wait=300ms")
 		if res.code != http.StatusOK || res.body != "" {
-			t.Fatalf("idle leased long-poll via %s: %d %q", nd.name, res.code, res.body)
+			t.Fatalf("idle leased long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
 	}
 	if after := commitIndex(t, l); after != before {
@@ -154,26 +170,26 @@ func TestDeadLetter_AfterMaxAttempts_ReasonVisible(t *testing.T) {
 	c := mustStartCluster(t, 3)
 	c.waitForLeader()
 	f := c.followers()[0]
-	mustGetStatus(t, f.queue+"/config?queue=work&max_attempts=3&dead_letter=work.dead")
-	mustPut(t, f.queue+"/put?queue=work", "poison")
+	mustGetStatus(t, f.QueueURL+"/config?queue=work&max_attempts=3&dead_letter=work.dead")
+	mustPut(t, f.QueueURL+"/put?queue=work", "poison")
 	for attempt := 1; attempt <= 3; attempt++ {
-		res := mustGetStatus(t, f.queue+"/get?queue=work&lease=30s")
+		res := mustGetStatus(t, f.QueueURL+"/get?queue=work&lease=30s")
 		if res.body != "poison" || res.header.Get("X-Attempts") != strconv.Itoa(attempt) {
 			t.Fatalf("attempt %d: %d %q attempts %q", attempt, res.code, res.body, res.header.Get("X-Attempts"))
 		}
 		id := res.header.Get("X-Message-Id")
-		if res := mustGetStatus(t, f.queue+"/nack?id="+id+"&reason=parse+error+"+strconv.Itoa(attempt)); res.code != http.StatusOK {
+		if res := mustGetStatus(t, f.QueueURL+"/nack?id="+id+"&reason=parse+error+"+strconv.Itoa(attempt)); res.code != http.StatusOK {
 			t.Fatalf("nack: %d %q", res.code, res.body)
 		}
 	}
-	if res := mustGetStatus(t, f.queue+"/get?queue=work"); res.body != "" {
+	if res := mustGetStatus(t, f.QueueURL+"/get?queue=work"); res.body != "" {
 		t.Fatalf("work still holds %q", res.body)
 	}
-	stats := mustGet(t, f.queue+"/stats?queue=work&format=json")
+	stats := mustGet(t, f.QueueURL+"/stats?queue=work&format=json")
 	if !strings.Contains(stats, `"dead": 1`) {
 		t.Fatalf("stats of work: %s", stats)
 	}
-	res := mustGetStatus(t, f.queue+"/get?queue=work.dead&lease=30s")
+	res := mustGetStatus(t, f.QueueURL+"/get?queue=work.dead&lease=30s")
 	if res.body != "poison" || res.header.Get("X-Attempts") != "4" || res.header.Get("X-Last-Error") != "parse error 3" {
 		t.Fatalf("dead letter: %q attempts %q last error %q", res.body, res.header.Get("X-Attempts"), res.header.Get("X-Last-Error"))
 	}

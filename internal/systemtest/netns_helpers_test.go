@@ -11,20 +11,20 @@ import (
 	"github.com/quorumq/quorumq/internal/netns"
 )
 
-// netnsNet is a test's view of an internal/netns network: node i runs in
-// slot i, on the default ports of its own address, and the test process
-// reaches every node while partitions cut the nodes off from each other.
+// netnsNet is a test's view of an internal/netns network: a cluster
+// started inNetns gives each node a namespace (slot) of its own, on the
+// default ports of its own address, and the test process reaches every
+// node while partitions cut the nodes off from each other.
 type netnsNet struct {
-	t     *testing.T
-	net   *netns.Net
-	slots int
+	t   *testing.T
+	net *netns.Net
 }
 
-// mustNetns sets up namespaces for n nodes and tears them down at cleanup,
-// after the nodes (whose cleanups are registered later) have stopped. It
-// skips the test unless it runs as root on Linux with iproute2's ip and
-// namespaces work.
-func mustNetns(t *testing.T, n int) *netnsNet {
+// mustNetns sets up the network and tears it down at cleanup, after the
+// nodes (whose cleanups are registered later) have stopped. It skips the
+// test unless it runs as root on Linux with iproute2's ip and namespaces
+// work.
+func mustNetns(t *testing.T) *netnsNet {
 	t.Helper()
 	nn, err := netns.New(t.Logf)
 	if errors.Is(err, netns.ErrUnavailable) {
@@ -38,45 +38,48 @@ func mustNetns(t *testing.T, n int) *netnsNet {
 			t.Logf("cleanup: %v", err)
 		}
 	})
-	for range n {
-		if _, err := nn.AddSlot(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &netnsNet{t: t, net: nn, slots: n}
+	return &netnsNet{t: t, net: nn}
 }
 
-// ip returns node i's address.
-func (nn *netnsNet) ip(i int) string { return nn.net.IP(i) }
+// addSlot adds a namespace that runs no node, to probe from (dial).
+func (nn *netnsNet) addSlot() int {
+	nn.t.Helper()
+	slot, err := nn.net.AddSlot()
+	if err != nil {
+		nn.t.Fatal(err)
+	}
+	return slot
+}
 
-// exec is the command prefix that runs a program in node i's namespace.
-func (nn *netnsNet) exec(i int) []string { return nn.net.Exec(i) }
-
-// dial connects from inside node i's namespace to addr (host:port), the
+// dial connects from inside a slot's namespace to addr (host:port), the
 // way the nodes reach each other, by running this test binary there as a
 // probe.
-func (nn *netnsNet) dial(i int, addr string) error {
+func (nn *netnsNet) dial(slot int, addr string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	argv := append(nn.exec(i), self)
+	argv := append(nn.net.Exec(slot), self)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), dialEnv+"="+addr)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("from node%d's namespace to %s: %v: %s", i, addr, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("from slot %d's namespace to %s: %v: %s", slot, addr, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
 // isolate cuts node a off from each of others, both ways. The test process
 // still reaches every node.
-func (nn *netnsNet) isolate(a int, others ...int) {
+func (nn *netnsNet) isolate(a *node, others ...*node) {
 	nn.t.Helper()
-	if err := nn.net.Partition([]int{a}, others); err != nil {
+	var slots []int
+	for _, o := range others {
+		slots = append(slots, o.Slot)
+	}
+	if err := nn.net.Partition([]int{a.Slot}, slots); err != nil {
 		nn.t.Fatal(err)
 	}
-	nn.t.Logf("partition: node%d cut off from %v", a, others)
+	nn.t.Logf("partition: %s cut off from %v", a.ID, ids(others))
 }
 
 // heal removes every cut.

@@ -17,7 +17,7 @@ import (
 // write is stored exactly once and the old leader catches up. Needs root
 // (it skips otherwise).
 func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
-	nn := mustNetns(t, 3)
+	nn := mustNetns(t)
 	const forwardTimeout = 2 * time.Second
 	c := mustStartCluster(t, 3, inNetns(nn), withFastRaft(), withServeArgs("--forward-timeout="+forwardTimeout.String()))
 	old := c.waitForLeader()
@@ -25,7 +25,7 @@ func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
 	w := startWrites(t, 6, c.nodes...)
 	w.waitAcked(100, 60*time.Second)
 
-	nn.isolate(c.index(old), c.index(majority[0]), c.index(majority[1]))
+	nn.isolate(old, majority...)
 	cutAt := time.Now()
 
 	// The isolated old leader acknowledges nothing: at first it cannot
@@ -54,9 +54,9 @@ func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
 	w.waitAcked(before+100, 60*time.Second)
 	healAt := time.Now()
 	if bad := w.acksVia(old, cutAt, healAt); len(bad) > 0 {
-		t.Fatalf("%d writes sent to the isolated %s were acknowledged, e.g. %q at %s", len(bad), old.name, bad[0].msg, bad[0].ackedAt.Format("15:04:05.000"))
+		t.Fatalf("%d writes sent to the isolated %s were acknowledged, e.g. %q at %s", len(bad), old.ID, bad[0].msg, bad[0].ackedAt.Format("15:04:05.000"))
 	}
-	t.Logf("%d writes acknowledged during the partition; leader %s", w.acked()-before, nl.name)
+	t.Logf("%d writes acknowledged during the partition; leader %s", w.acked()-before, nl.ID)
 
 	nn.heal()
 	c.waitForLeader() // all three agree again
@@ -64,7 +64,7 @@ func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
 	w.halt()
 
 	l := c.waitForLeader()
-	w.verify(mustGet(t, l.queue+"/dump"))
+	w.verify(mustGet(t, l.QueueURL+"/dump"))
 	for _, nd := range without(c.nodes, l) { // the old leader among them
 		waitSameData(t, nd, l, "default")
 	}
@@ -80,16 +80,16 @@ func putsNotAcknowledged(nd *node, n int, answerWithin time.Duration, w *writeLo
 		w.mayStore(msg)
 		ctx, cancel := context.WithTimeout(context.Background(), answerWithin)
 		sent := time.Now()
-		res, err := do(ctx, httpClient, http.MethodPost, nd.queue+"/put?id="+msg, []byte(msg))
+		res, err := do(ctx, httpClient, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
 		cancel()
 		took := time.Since(sent).Round(time.Millisecond)
 		switch {
 		case err != nil:
-			return answers, fmt.Errorf("put %s to the isolated %s: no answer within %v: %v", msg, nd.name, answerWithin, err)
+			return answers, fmt.Errorf("put %s to the isolated %s: no answer within %v: %v", msg, nd.ID, answerWithin, err)
 		case res.code == http.StatusOK:
-			return answers, fmt.Errorf("put %s to the isolated %s was acknowledged (after %v)", msg, nd.name, took)
+			return answers, fmt.Errorf("put %s to the isolated %s was acknowledged (after %v)", msg, nd.ID, took)
 		}
-		answers = append(answers, fmt.Sprintf("put %s to the isolated %s: %d %q after %v", msg, nd.name, res.code, strings.TrimSpace(res.body), took))
+		answers = append(answers, fmt.Sprintf("put %s to the isolated %s: %d %q after %v", msg, nd.ID, res.code, strings.TrimSpace(res.body), took))
 	}
 	return answers, nil
 }

@@ -4,25 +4,23 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // subscribe opens a newline-mode subscription on nd's pubsub port.
 func subscribe(t *testing.T, nd *node) *client.Stream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := client.Subscribe(ctx, "http://"+nd.pubsubAddr+"/sub?multipart=0", nil)
+	st, err := client.Subscribe(ctx, "http://"+nd.PubsubAddr+"/sub?multipart=0", nil)
 	if err != nil {
 		cancel()
-		t.Fatalf("subscribe on %s: %v", nd.name, err)
+		t.Fatalf("subscribe on %s: %v", nd.ID, err)
 	}
 	t.Cleanup(func() { cancel(); st.Close() })
 	return st
@@ -31,9 +29,9 @@ func subscribe(t *testing.T, nd *node) *client.Stream {
 // publish posts body to nd's /pub and returns the reply.
 func publish(t *testing.T, nd *node, body string) string {
 	t.Helper()
-	res, err := do(context.Background(), httpClient, http.MethodPost, "http://"+nd.pubsubAddr+"/pub", []byte(body))
+	res, err := do(context.Background(), httpClient, http.MethodPost, "http://"+nd.PubsubAddr+"/pub", []byte(body))
 	if err != nil || res.code != http.StatusOK {
-		t.Fatalf("publish on %s: %v %d %q", nd.name, err, res.code, res.body)
+		t.Fatalf("publish on %s: %v %d %q", nd.ID, err, res.code, res.body)
 	}
 	return res.body
 }
@@ -41,7 +39,7 @@ func publish(t *testing.T, nd *node, body string) string {
 // clientLines returns the non-empty lines of nd's /clients, or nil when
 // there are no subscribers.
 func clientLines(nd *node) []string {
-	code, body := httpGet("http://" + nd.pubsubAddr + "/clients")
+	code, body := httpGet("http://" + nd.PubsubAddr + "/clients")
 	if code != http.StatusOK || strings.HasPrefix(body, "no /sub connections") {
 		return nil
 	}
@@ -55,7 +53,7 @@ func clientLines(nd *node) []string {
 func waitFanout(t *testing.T, nd *node, want int) {
 	t.Helper()
 	reply := fmt.Sprintf("Published 1 messages to %d clients.\n", want)
-	eventually(t, 15*time.Second, fmt.Sprintf("%s fans out to %d subscribers", nd.name, want), func() error {
+	eventually(t, 15*time.Second, fmt.Sprintf("%s fans out to %d subscribers", nd.ID, want), func() error {
 		if got := publish(t, nd, "p"); got != reply {
 			return fmt.Errorf("reply %q", got)
 		}
@@ -124,11 +122,13 @@ func TestPubsub_ThreeNodes_FanOutSurvivesPausesAndKills(t *testing.T) {
 		r1.Sub(sent).Round(time.Microsecond), r2.Sub(sent).Round(time.Microsecond))
 
 	// node2 paused: publishing goes on, bounded by the fan-out timeout.
-	n2.cmd.Process.Signal(syscall.SIGSTOP)
+	if err := n2.Pause(); err != nil {
+		t.Fatal(err)
+	}
 	paused := true
 	defer func() {
 		if paused {
-			n2.cmd.Process.Signal(syscall.SIGCONT)
+			n2.Resume()
 		}
 	}()
 	var worst time.Duration
@@ -142,9 +142,11 @@ func TestPubsub_ThreeNodes_FanOutSurvivesPausesAndKills(t *testing.T) {
 	if worst > 3*time.Second {
 		t.Fatalf("a publish took %v while a peer was paused", worst)
 	}
-	n2.cmd.Process.Signal(syscall.SIGCONT)
+	if err := n2.Resume(); err != nil {
+		t.Fatal(err)
+	}
 	paused = false
-	code, stats := httpGet("http://" + n3.pubsubAddr + "/stats")
+	code, stats := httpGet("http://" + n3.PubsubAddr + "/stats")
 	if code != http.StatusOK || strings.Contains(stats, "Remote failures: 0\n") {
 		t.Fatalf("node3 /stats does not count the failed deliveries: %q", stats)
 	}
@@ -179,7 +181,7 @@ func TestPubsub_ThreeNodes_FanOutSurvivesPausesAndKills(t *testing.T) {
 // remoteFailures reads "Remote failures: N" from nd's pubsub /stats.
 func remoteFailures(t *testing.T, nd *node) int {
 	t.Helper()
-	_, body := httpGet("http://" + nd.pubsubAddr + "/stats")
+	_, body := httpGet("http://" + nd.PubsubAddr + "/stats")
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, "Remote failures: "); ok {
 			var n int
@@ -191,32 +193,21 @@ func remoteFailures(t *testing.T, nd *node) int {
 	return 0
 }
 
-// psToHTTP runs `quorumq ps_to_http` until the test ends.
-type psToHTTP struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-}
-
-func startPsToHTTP(t *testing.T, args ...string) *psToHTTP {
+// startPsToHTTP runs `quorumq ps_to_http` until the test ends.
+func startPsToHTTP(t *testing.T, args ...string) *testkit.Process {
 	t.Helper()
-	p := &psToHTTP{logPath: filepath.Join(t.TempDir(), "ps_to_http.log"), done: make(chan struct{})}
-	logf, err := os.Create(p.logPath)
-	if err != nil {
+	p := testkit.NewProcess(testkit.ProcessConfig{
+		Name:    "ps_to_http",
+		Argv:    append([]string{mustBinary(t), "ps_to_http"}, args...),
+		LogPath: filepath.Join(t.TempDir(), "ps_to_http.log"),
+	})
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, append([]string{"ps_to_http"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
+		p.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(p.logPath)
-			t.Logf("---- ps_to_http log ----\n%s", b)
+			t.Logf("---- ps_to_http log ----\n%s", p.LogTail(1<<20))
 		}
 	})
 	return p
@@ -225,7 +216,7 @@ func startPsToHTTP(t *testing.T, args ...string) *psToHTTP {
 // subscribedAt reports whether nd's own pubsub port has a subscriber.
 func subscribedAt(nd *node) bool {
 	for _, line := range clientLines(nd) {
-		if strings.HasSuffix(line, " node:"+nd.name) {
+		if strings.HasSuffix(line, " node:"+nd.ID) {
 			return true
 		}
 	}
@@ -243,9 +234,9 @@ func TestPsToHTTP_EveryMessageReachesTheQueue_AcrossRestarts(t *testing.T) {
 	c := mustStartCluster(t, 3)
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	startPsToHTTP(t,
-		"--pubsub-url=http://"+n2.pubsubAddr+"/sub?multipart=0",
-		"--pubsub-url=http://"+n1.pubsubAddr+"/sub?multipart=0",
-		"--destination-get-url="+n3.queue+"/put?queue=chain&data=%s",
+		"--pubsub-url=http://"+n2.PubsubAddr+"/sub?multipart=0",
+		"--pubsub-url=http://"+n1.PubsubAddr+"/sub?multipart=0",
+		"--destination-get-url="+n3.QueueURL+"/put?queue=chain&data=%s",
 		"--idempotent-put", "--stats-interval=1s")
 	eventually(t, 15*time.Second, "ps_to_http subscribed", func() error {
 		if len(clientLines(n1)) == 0 {
@@ -264,7 +255,7 @@ func TestPsToHTTP_EveryMessageReachesTheQueue_AcrossRestarts(t *testing.T) {
 	}
 	publisher := other // alive in every phase below
 	waitFanout(t, publisher, 1)
-	t.Logf("ps_to_http reads from %s (%s), fails over to %s (%s); destination %s", source.name, source.pubsubAddr, other.name, other.pubsubAddr, n3.name)
+	t.Logf("ps_to_http reads from %s (%s), fails over to %s (%s); destination %s", source.ID, source.PubsubAddr, other.ID, other.PubsubAddr, n3.ID)
 	var want []string
 	pub := func(phase string, n int) {
 		var batch []string
@@ -284,9 +275,9 @@ func TestPsToHTTP_EveryMessageReachesTheQueue_AcrossRestarts(t *testing.T) {
 
 	// The source node restarts; the bridge fails over to the other source.
 	source.kill9()
-	eventually(t, 30*time.Second, "ps_to_http subscribed to "+other.name, func() error {
+	eventually(t, 30*time.Second, "ps_to_http subscribed to "+other.ID, func() error {
 		if !subscribedAt(other) {
-			return fmt.Errorf("/clients on %s: %q", other.name, clientLines(other))
+			return fmt.Errorf("/clients on %s: %q", other.ID, clientLines(other))
 		}
 		return nil
 	})
@@ -298,7 +289,7 @@ func TestPsToHTTP_EveryMessageReachesTheQueue_AcrossRestarts(t *testing.T) {
 	l := c.waitForLeader()
 	var got []string
 	eventually(t, 60*time.Second, "every message in the queue", func() error {
-		body := mustGet(t, l.queue+"/dump?queue=chain")
+		body := mustGet(t, l.QueueURL+"/dump?queue=chain")
 		got = dumpItems(body)
 		if len(got) < len(want) {
 			return fmt.Errorf("%d of %d messages", len(got), len(want))

@@ -5,87 +5,69 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/testkit"
 )
 
 // buildReaderProc builds testdata/readerproc into the test's temporary
 // directory.
-func buildReaderProc(t *testing.T) string {
+func buildReaderProc(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "readerproc")
-	out, err := exec.Command("go", "build", "-o", bin, "./testdata/readerproc").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building readerproc: %v\n%s", err, out)
+	if err := testkit.GoBuild(context.Background(), "./testdata/readerproc", bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
 
 // readerProc is one running readerproc.
 type readerProc struct {
-	t       *testing.T
+	*testkit.Process
+	t       testing.TB
 	name    string
 	logPath string // its execution log
-	errPath string // its stderr
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	errPath string // its stdout and stderr
 }
 
 // startReaderProc starts the readerproc binary bin with args; its
 // execution log and stderr live in the test's temporary directory.
-func startReaderProc(t *testing.T, bin, name string, args ...string) *readerProc {
+func startReaderProc(t testing.TB, bin, name string, args ...string) *readerProc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &readerProc{t: t, name: name, logPath: filepath.Join(dir, "exec.log"), errPath: filepath.Join(dir, "stderr.log"), exited: make(chan struct{})}
-	errf, err := os.Create(p.errPath)
-	if err != nil {
+	p := &readerProc{t: t, name: name, logPath: filepath.Join(dir, "exec.log"), errPath: filepath.Join(dir, "stderr.log")}
+	p.Process = testkit.NewProcess(testkit.ProcessConfig{
+		Name:    "reader " + name,
+		Argv:    append([]string{bin, "--log=" + p.logPath}, args...),
+		LogPath: p.errPath,
+	})
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, append([]string{"--log=" + p.logPath}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = errf, errf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); errf.Close(); close(p.exited) }()
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
+		p.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(p.errPath)
-			if len(b) > 8<<10 {
-				b = b[len(b)-8<<10:]
-			}
-			t.Logf("---- reader %s stderr (tail) ----\n%s", p.name, b)
+			t.Logf("---- reader %s stderr (tail) ----\n%s", p.name, p.LogTail(8<<10))
 		}
 	})
 	return p
 }
 
-func (p *readerProc) kill9() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
+// kill9 kills the reader without any chance to clean up.
+func (p *readerProc) kill9() { p.Kill() }
 
 // terminate sends SIGTERM and requires a clean exit within timeout; it
 // returns the stats line the reader printed.
 func (p *readerProc) terminate(timeout time.Duration) string {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.t.Fatalf("reader %s did not exit within %v of SIGTERM", p.name, timeout)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		p.t.Fatalf("reader %s: exit status %d after SIGTERM", p.name, code)
+	if code, err := p.Terminate(timeout); err != nil || code != 0 {
+		p.t.Fatalf("reader %s: exit status %d after SIGTERM (%v)", p.name, code, err)
 	}
 	b, _ := os.ReadFile(p.errPath)
 	for _, line := range strings.Split(string(b), "\n") {
@@ -178,7 +160,7 @@ func readerCountEvents(t *testing.T, kind string, procs ...*readerProc) int {
 func readerQueueStats(nodes []*node, queue string) (*client.Stats, error) {
 	var addrs []string
 	for _, nd := range nodes {
-		addrs = append(addrs, nd.queue)
+		addrs = append(addrs, nd.QueueURL)
 	}
 	q, err := client.NewQueue(addrs, nil)
 	if err != nil {
@@ -192,9 +174,9 @@ func readerQueueStats(nodes []*node, queue string) (*client.Stats, error) {
 // readerPutNumbered puts {"n": i} for i in [0, n), with {"n": poison,
 // "poison": true} inserted at position poison when poison >= 0, through
 // node nd in batches.
-func readerPutNumbered(t *testing.T, nd *node, queue string, n, poison int) {
+func readerPutNumbered(t testing.TB, nd *node, queue string, n, poison int) {
 	t.Helper()
-	q, err := client.NewQueue([]string{nd.queue}, nil)
+	q, err := client.NewQueue([]string{nd.QueueURL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 	var procs []*readerProc
 	for i, nd := range c.nodes {
 		procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("r%d", i+1),
-			"--addrs="+nd.queue, "--queue="+queue, "--concurrency=4", "--task-sleep=10ms",
+			"--addrs="+nd.QueueURL, "--queue="+queue, "--concurrency=4", "--task-sleep=10ms",
 			"--lease=8s", fmt.Sprintf("--max-tries=%d", maxTries), "--requeue-delay=300ms"))
 	}
 	start := time.Now()
@@ -47,7 +46,7 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 	testwait.For(t, 120*time.Second, "a quarter of the messages", func() bool { return done() >= n/4 })
 	leader := c.waitForLeader()
 	leader.kill9()
-	t.Logf("killed the leader %s after %d messages, %v", leader.name, done(), time.Since(start).Round(time.Millisecond))
+	t.Logf("killed the leader %s after %d messages, %v", leader.ID, done(), time.Since(start).Round(time.Millisecond))
 	c.waitForNewLeader(leader)
 
 	testwait.For(t, 120*time.Second, "half of the messages", func() bool { return done() >= n/2 })
@@ -234,75 +233,127 @@ func readerAbbrevList(s []string, max int) string {
 	return strings.Join(s, ", ")
 }
 
-// TestReader_FleetThroughput measures messages per second through a fleet
-// of three reader processes (a trivial task, 16 workers each), each given
-// one node of a 3-node cluster, once with every request sent to the
-// leader (BalanceLeader) and once spread over all nodes (BalanceSpread),
-// twice each, alternating. The queue is filled first; the clock runs from
-// the first message handed out to the queue being empty (nothing ready,
-// leased or deferred). It asserts nothing about speed; it logs the figures
-// (see the reader package documentation). READER_BENCH_ORDER (e.g.
-// "spread,leader"), READER_BENCH_CONCURRENCY and READER_BENCH_MESSAGES
-// change the experiment.
-func TestReader_FleetThroughput(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
+// TestReader_FleetSpread_EveryMessageOnce: with requests spread over every
+// node (--balance=spread) instead of sent to the leader, three reader
+// processes, each given one node of a 3-node cluster, process 300 messages
+// and a poison with the two tasks of TestReader_FleetSurvivesNodeAndReaderKill
+// and no faults: every message reaches both tasks, no task that succeeded
+// runs again unless a delivery was not settled cleanly, the poison is given
+// up once after MaxTries, the queue ends empty with nothing dead, and the
+// readers stop cleanly on SIGTERM.
+func TestReader_FleetSpread_EveryMessageOnce(t *testing.T) {
+	const (
+		queue    = "spread"
+		n        = 300
+		poison   = n
+		maxTries = 3
+	)
+	bin := buildReaderProc(t)
+	c := mustStartCluster(t, 3, withFastRaft())
+	readerPutNumbered(t, c.nodes[0], queue, n, n/2)
+	var procs []*readerProc
+	for i, nd := range c.nodes {
+		procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("r%d", i+1),
+			"--addrs="+nd.QueueURL, "--queue="+queue, "--concurrency=4", "--balance=spread",
+			"--lease=8s", fmt.Sprintf("--max-tries=%d", maxTries), "--requeue-delay=300ms"))
 	}
-	n, conc := 20000, "16"
+	eventually(t, 120*time.Second, "every message processed and the queue empty", func() error {
+		if missing := fleetUnfinished(readReaderLogs(t, procs...), n, poison); len(missing) > 0 {
+			return fmt.Errorf("%d messages not finished, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		}
+		st, err := readerQueueStats(c.nodes, queue)
+		if err != nil {
+			return err
+		}
+		if st.Depth != 0 || st.InFlight != 0 || st.Deferred != 0 {
+			return fmt.Errorf("queue: depth %d in_flight %d deferred %d", st.Depth, st.InFlight, st.Deferred)
+		}
+		return nil
+	})
+	for _, p := range procs {
+		t.Logf("reader %s stopped, stats %s", p.name, p.terminate(60*time.Second))
+	}
+	st, err := readerQueueStats(c.nodes, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Depth != 0 || st.InFlight != 0 || st.Deferred != 0 || st.Dead != 0 {
+		t.Fatalf("queue at the end: %+v, want empty with nothing dead", st)
+	}
+	checkFleetLog(t, readReaderLogs(t, procs...), n, poison, maxTries)
+}
+
+// BenchmarkReader_FleetThroughput measures messages per second (msgs/s)
+// through a fleet of three reader processes (a trivial task, 16 workers
+// each; READER_BENCH_CONCURRENCY changes that), each given one node of a
+// 3-node cluster, with every request sent to the leader (balance=leader)
+// and spread over all nodes (balance=spread). Each run fills a fresh queue
+// with b.N messages first; the clock runs from the first message handed
+// out to the queue being empty (nothing ready, leased or deferred). The
+// figures in the reader package documentation come from
+//
+//	go test ./internal/systemtest -run '^$' -bench FleetThroughput -benchtime 20000x -count 4
+func BenchmarkReader_FleetThroughput(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts a cluster and a reader fleet")
+	}
+	conc := "16"
 	if v := os.Getenv("READER_BENCH_CONCURRENCY"); v != "" {
 		conc = v
 	}
-	if v, err := strconv.Atoi(os.Getenv("READER_BENCH_MESSAGES")); err == nil && v > 0 {
-		n = v
-	}
-	bin := buildReaderProc(t)
-	c := mustStartCluster(t, 3, withFastRaft())
-	rates := map[string][]float64{}
-	for round, balance := range readerBenchOrder() {
-		queue := fmt.Sprintf("bench%d", round)
-		readerPutNumbered(t, c.nodes[0], queue, n, -1)
-		var procs []*readerProc
-		for i, nd := range c.nodes {
-			procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("%s-r%d", balance, i+1),
-				"--addrs="+nd.queue, "--queue="+queue, "--bench", "--concurrency="+conc, "--balance="+balance, "--progress=-1s"))
-		}
-		var first, last time.Time
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			st, err := readerQueueStats(c.nodes, queue)
-			now := time.Now()
-			if err == nil {
-				if first.IsZero() && st.Gets > 0 {
-					first = now
-				}
-				if st.Depth+st.InFlight+st.Deferred == 0 {
-					last = now
-					break
-				}
+	bin := buildReaderProc(b)
+	c := mustStartCluster(b, 3, withFastRaft())
+	runs := 0
+	for _, balance := range []string{"leader", "spread"} {
+		b.Run("balance="+balance, func(b *testing.B) {
+			b.StopTimer()
+			runs++
+			queue := fmt.Sprintf("bench%d", runs)
+			readerPutNumbered(b, c.nodes[0], queue, b.N, -1)
+			b.StartTimer()
+			started := time.Now()
+			var procs []*readerProc
+			for i, nd := range c.nodes {
+				procs = append(procs, startReaderProc(b, bin, fmt.Sprintf("%s-r%d", balance, i+1),
+					"--addrs="+nd.QueueURL, "--queue="+queue, "--bench", "--concurrency="+conc, "--balance="+balance, "--progress=-1s"))
 			}
-			if now.After(deadline) {
-				t.Fatalf("the queue did not drain: %+v %v", st, err)
+			first, last := fleetDrained(b, c.nodes, queue)
+			b.StopTimer()
+			if !last.After(first) { // too few messages to see the first get
+				first = started
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		d := last.Sub(first)
-		rate := float64(n) / d.Seconds()
-		rates[balance] = append(rates[balance], rate)
-		var delivered []string
-		for _, p := range procs {
-			delivered = append(delivered, p.terminate(60*time.Second))
-		}
-		t.Logf("round %d, balance=%s, concurrency=%s: %d messages in %v = %.0f messages/s", round+1, balance, conc, n, d.Round(time.Millisecond), rate)
-		for _, s := range delivered {
-			t.Logf("  reader stats %s", s)
-		}
+			d := last.Sub(first)
+			b.ReportMetric(float64(b.N)/d.Seconds(), "msgs/s")
+			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/op")
+			for _, p := range procs {
+				p.terminate(60 * time.Second)
+			}
+		})
 	}
-	t.Logf("messages/s through 3 readers on 3 nodes: leader %.0f, spread %.0f", rates["leader"], rates["spread"])
 }
 
-func readerBenchOrder() []string {
-	if s := os.Getenv("READER_BENCH_ORDER"); s != "" {
-		return strings.Split(s, ",")
+// fleetDrained samples a queue's stats every 10 ms until it is empty, and
+// returns when the first message was seen handed out and when the queue
+// was seen empty.
+func fleetDrained(tb testing.TB, nodes []*node, queue string) (first, last time.Time) {
+	tb.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st, err := readerQueueStats(nodes, queue)
+		now := time.Now()
+		if err == nil {
+			if first.IsZero() && st.Gets > 0 {
+				first = now
+			}
+			if st.Depth+st.InFlight+st.Deferred == 0 {
+				return first, now
+			}
+		}
+		if now.After(deadline) {
+			tb.Fatalf("the queue did not drain: %+v %v", st, err)
+		}
+		<-tick.C
 	}
-	return []string{"leader", "spread", "leader", "spread"}
 }

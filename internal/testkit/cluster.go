@@ -1,42 +1,61 @@
-package chaos
+package testkit
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/netns"
 )
 
-// ClusterConfig configures a Cluster.
-type ClusterConfig struct {
-	// Binary is the quorumq binary the nodes run.
+// Ports a node listens on inside its network namespace: the defaults of
+// serve, since every namespace has an address of its own.
+const (
+	nsPubsubPort = 8080
+	nsQueuePort  = 8081
+	nsRaftPort   = 8300
+	nsGossipPort = 7946
+	nsDebugPort  = 6060
+)
+
+// ClusterOptions configures a Cluster.
+type ClusterOptions struct {
+	// Binary is the quorumq binary the nodes run (required).
 	Binary string
-	// Dir holds one directory per node (data/ and node.log).
+	// Dir holds one directory per node, Dir/<id>, with data/ and node.log
+	// (required).
 	Dir string
 	// ServeArgs are appended to every node's serve command line.
 	ServeArgs []string
-	// Net, if set, runs each node in its own network namespace (one slot
-	// per node, never reused) with the default ports on its own address;
-	// otherwise nodes run on loopback with fresh free ports.
+	// Net, when set, runs each node in a network namespace of its own (a
+	// fresh slot per node, never reused) on the default ports of its own
+	// address. Otherwise the nodes run on loopback on ports from Port.
 	Net *netns.Net
-	// Logf receives progress lines.
+	// Port hands out loopback ports free for TCP and UDP. Default
+	// FreePort.
+	Port func() (int, error)
+	// Debug gives every node a --debug-addr too (Node.DebugAddr), where
+	// Go's profiler answers.
+	Debug bool
+	// Lifetime of the node processes. Default SameGroup.
+	Lifetime Lifetime
+	// Logf receives progress lines and unexpected exits.
 	Logf Logf
 }
 
 // Cluster is a set of quorumq serve processes forming one raft cluster.
 // Nodes are named node1, node2, ... in the order they are created; a node
-// that is added after another left gets a fresh name, directory and slot,
-// so a left data directory never comes back (raft-patterns §9.3).
+// added after another left gets a fresh name, directory and slot, so a
+// left data directory never comes back (raft-patterns §9.3).
 //
 // All methods are safe for concurrent use.
 type Cluster struct {
-	cfg ClusterConfig
+	o ClusterOptions
 
 	mu      sync.Mutex
 	nodes   []*Node
@@ -45,13 +64,21 @@ type Cluster struct {
 }
 
 // NewCluster returns an empty cluster; Start creates its first nodes.
-func NewCluster(cfg ClusterConfig) *Cluster {
-	return &Cluster{cfg: cfg}
+func NewCluster(o ClusterOptions) (*Cluster, error) {
+	if o.Binary == "" || o.Dir == "" {
+		return nil, errors.New("testkit: ClusterOptions.Binary and Dir are required")
+	}
+	if o.Port == nil {
+		o.Port = FreePort
+	}
+	return &Cluster{o: o}, nil
 }
 
 // Start creates n nodes and starts them at the same moment, each with
-// --bootstrap-expect=n and --join=<the gossip addresses of all n>, then
-// waits until every node is ready and all name the same leader.
+// --bootstrap-expect=n and --join=<the gossip addresses of all n, its own
+// included>, so they find each other and bootstrap one cluster. It returns
+// once every node is ready and all name the same leader, or timeout has
+// passed.
 func (c *Cluster) Start(ctx context.Context, n int, timeout time.Duration) error {
 	c.mu.Lock()
 	c.expect = n
@@ -66,12 +93,12 @@ func (c *Cluster) Start(ctx context.Context, n int, timeout time.Duration) error
 	}
 	join := gossipAddrs(nodes)
 	for _, nd := range nodes {
-		c.configure(nd, join)
+		nd.SetJoin(join, n)
 	}
 	c.mu.Lock()
 	c.nodes = append(c.nodes, nodes...)
 	c.mu.Unlock()
-	if err := startTogether(nodes); err != nil {
+	if err := StartTogether(nodes); err != nil {
 		return err
 	}
 	for _, nd := range nodes {
@@ -84,10 +111,13 @@ func (c *Cluster) Start(ctx context.Context, n int, timeout time.Duration) error
 }
 
 // AddNode creates one more node (fresh name, directory and slot) that
-// joins the running cluster, starts it and returns at once: the leader
-// adds it as a non-voter and promotes it once caught up. It gets the
-// cluster's --bootstrap-expect, so it never bootstraps a cluster of its
-// own, and --join lists every member, itself included.
+// joins the running cluster, starts it and returns at once (see
+// WaitReady): the leader adds it as a non-voter and promotes it once it
+// has caught up. It gets the cluster's --bootstrap-expect, not 1: with 1
+// a fresh node bootstraps a cluster of its own before it hears of anyone,
+// whereas with the cluster's value it sees members that already have
+// raft state and never bootstraps (raft-patterns §8.3). Its --join lists
+// every member, itself included.
 func (c *Cluster) AddNode() (*Node, error) {
 	nd, err := c.newNode()
 	if err != nil {
@@ -95,45 +125,56 @@ func (c *Cluster) AddNode() (*Node, error) {
 	}
 	c.mu.Lock()
 	c.nodes = append(c.nodes, nd)
-	join := gossipAddrs(c.membersLocked())
+	join, expect := gossipAddrs(c.membersLocked()), c.expect
 	c.mu.Unlock()
-	c.configure(nd, join)
+	nd.SetJoin(join, expect)
 	return nd, nd.Start()
 }
 
-// newNode prepares node<k> with its addresses.
+// newNode prepares node<k> with its addresses; Start or AddNode set its
+// --join.
 func (c *Cluster) newNode() (*Node, error) {
 	c.mu.Lock()
 	c.created++
 	k := c.created
 	c.mu.Unlock()
 	id := fmt.Sprintf("node%d", k)
-	spec := NodeSpec{ID: id, Dir: filepath.Join(c.cfg.Dir, id), Binary: c.cfg.Binary, Extra: c.cfg.ServeArgs, Logf: c.cfg.Logf}
-	if nn := c.cfg.Net; nn != nil {
+	dir := filepath.Join(c.o.Dir, id)
+	cfg := NodeConfig{
+		ID: id, Binary: c.o.Binary, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "node.log"),
+		ServeArgs: c.o.ServeArgs, Lifetime: c.o.Lifetime, Logf: c.o.Logf,
+	}
+	if nn := c.o.Net; nn != nil {
 		slot, err := nn.AddSlot()
 		if err != nil {
 			return nil, err
 		}
 		ip := nn.IP(slot)
-		spec.Slot, spec.Prefix = slot, nn.Exec(slot)
-		spec.Queue, spec.Pubsub, spec.Raft, spec.Gossip = ip+":8081", ip+":8080", ip+":8300", ip+":7946"
-	} else {
-		ports, err := freePorts(4)
+		addr := func(port int) string { return fmt.Sprintf("%s:%d", ip, port) }
+		cfg.Slot, cfg.Prefix = slot, nn.Exec(slot)
+		cfg.PubsubAddr, cfg.QueueAddr, cfg.RaftAddr, cfg.GossipAddr = addr(nsPubsubPort), addr(nsQueuePort), addr(nsRaftPort), addr(nsGossipPort)
+		if c.o.Debug {
+			cfg.DebugAddr = addr(nsDebugPort)
+		}
+		return NewNode(cfg), nil
+	}
+	n := 4
+	if c.o.Debug {
+		n = 5
+	}
+	ports := make([]string, n)
+	for i := range ports {
+		p, err := c.o.Port()
 		if err != nil {
 			return nil, err
 		}
-		spec.Queue, spec.Pubsub, spec.Raft, spec.Gossip = loopback(ports[0]), loopback(ports[1]), loopback(ports[2]), loopback(ports[3])
+		ports[i] = Loopback(p)
 	}
-	// Join and Expect are filled in by configure.
-	return NewNode(spec), nil
-}
-
-// configure sets the serve command line of nd, which is not started yet.
-func (c *Cluster) configure(nd *Node, join []string) {
-	c.mu.Lock()
-	expect := c.expect
-	c.mu.Unlock()
-	nd.SetJoin(join, expect)
+	cfg.PubsubAddr, cfg.QueueAddr, cfg.RaftAddr, cfg.GossipAddr = ports[0], ports[1], ports[2], ports[3]
+	if c.o.Debug {
+		cfg.DebugAddr = ports[4]
+	}
+	return NewNode(cfg), nil
 }
 
 // Nodes returns every node ever created, left ones included, in creation
@@ -161,12 +202,24 @@ func (c *Cluster) membersLocked() []*Node {
 	return r
 }
 
-// Running returns the members whose processes are alive (paused ones
-// included).
+// Running returns the members whose processes are alive, paused ones
+// included.
 func (c *Cluster) Running() []*Node {
 	var r []*Node
 	for _, nd := range c.Members() {
 		if nd.Running() {
+			r = append(r, nd)
+		}
+	}
+	return r
+}
+
+// Healthy returns the running members that are not paused: the ones that
+// can answer.
+func (c *Cluster) Healthy() []*Node {
+	var r []*Node
+	for _, nd := range c.Running() {
+		if !nd.Paused() {
 			r = append(r, nd)
 		}
 	}
@@ -186,8 +239,8 @@ func (c *Cluster) Node(id string) *Node {
 }
 
 // LeaderOf asks each of nodes for /cluster/status and returns the node
-// they all name as leader. It is an error if one cannot answer or knows no
-// leader, if they disagree, or if the named node is not among them or
+// they all name as leader. It is an error if one cannot answer or knows
+// no leader, if they disagree, or if the named node is not among them or
 // does not say it leads.
 func (c *Cluster) LeaderOf(ctx context.Context, nodes []*Node) (*Node, error) {
 	if len(nodes) == 0 {
@@ -216,28 +269,32 @@ func (c *Cluster) LeaderOf(ctx context.Context, nodes []*Node) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.State != "leader" {
+	if st.State != api.StateLeader {
 		return nil, fmt.Errorf("%s is named leader but reports state %s", l.ID, st.State)
 	}
 	return l, nil
 }
 
-// Leader is LeaderOf the running, unpaused members.
+// Leader is LeaderOf the healthy members.
 func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
-	var nodes []*Node
-	for _, nd := range c.Running() {
-		if !nd.Paused() {
-			nodes = append(nodes, nd)
-		}
-	}
-	return c.LeaderOf(ctx, nodes)
+	return c.LeaderOf(ctx, c.Healthy())
 }
 
-// WaitLeader waits until nodes agree on a leader among them other than
-// not (which may be nil).
+// Followers returns the healthy members other than the leader they agree
+// on.
+func (c *Cluster) Followers(ctx context.Context) ([]*Node, error) {
+	l, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Without(c.Healthy(), l), nil
+}
+
+// WaitLeader waits up to timeout until nodes agree on a leader among them
+// other than not (which may be nil), and returns it.
 func (c *Cluster) WaitLeader(ctx context.Context, nodes []*Node, not *Node, timeout time.Duration) (*Node, error) {
 	var l *Node
-	err := poll(ctx, timeout, fmt.Sprintf("a leader of %v", IDs(nodes)), func(ctx context.Context) error {
+	err := Poll(ctx, timeout, fmt.Sprintf("a leader of %v", IDs(nodes)), func(ctx context.Context) error {
 		var err error
 		if l, err = c.LeaderOf(ctx, nodes); err != nil {
 			return err
@@ -250,22 +307,17 @@ func (c *Cluster) WaitLeader(ctx context.Context, nodes []*Node, not *Node, time
 	return l, err
 }
 
-// WaitVoters waits until every one of nodes reports a configuration whose
-// voters are exactly want.
+// WaitVoters waits up to timeout until every one of nodes reports a
+// configuration whose voters are exactly want.
 func (c *Cluster) WaitVoters(ctx context.Context, nodes []*Node, want []string, timeout time.Duration) error {
 	want = slices.Sorted(slices.Values(want))
-	return poll(ctx, timeout, fmt.Sprintf("voters %v on %v", want, IDs(nodes)), func(ctx context.Context) error {
+	return Poll(ctx, timeout, fmt.Sprintf("voters %v on %v", want, IDs(nodes)), func(ctx context.Context) error {
 		for _, nd := range nodes {
 			st, err := nd.Status(ctx)
 			if err != nil {
 				return err
 			}
-			var got []string
-			for _, m := range st.Members {
-				if m.Voter {
-					got = append(got, m.ID)
-				}
-			}
+			got := Voters(st)
 			slices.Sort(got)
 			if !slices.Equal(got, want) {
 				return fmt.Errorf("%s reports voters %v", nd.ID, got)
@@ -275,12 +327,11 @@ func (c *Cluster) WaitVoters(ctx context.Context, nodes []*Node, want []string, 
 	})
 }
 
-// Close kills every node that still runs.
+// Close kills every node that still runs and waits for them.
 func (c *Cluster) Close() {
 	var wg sync.WaitGroup
 	for _, nd := range c.Nodes() {
-		wg.Add(1)
-		go func() { defer wg.Done(); nd.Kill() }()
+		wg.Go(nd.Kill)
 	}
 	wg.Wait()
 }
@@ -295,7 +346,7 @@ func IDs(nodes []*Node) []string {
 	return s
 }
 
-// Without returns nodes without drop.
+// Without returns nodes without drop, in order.
 func Without(nodes []*Node, drop ...*Node) []*Node {
 	var r []*Node
 	for _, nd := range nodes {
@@ -314,58 +365,20 @@ func gossipAddrs(nodes []*Node) []string {
 	return addrs
 }
 
-// startTogether launches the nodes' processes at the same moment.
-func startTogether(nodes []*Node) error {
+// StartTogether launches the nodes' processes at the same moment, each
+// from its own goroutine, all released at once: nodes that bootstrap
+// together must not see one of them come up seconds before the others.
+func StartTogether(nodes []*Node) error {
 	var wg sync.WaitGroup
 	gate := make(chan struct{})
 	errs := make([]error, len(nodes))
 	for i, nd := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-gate
 			errs[i] = nd.Start()
-		}()
+		})
 	}
 	close(gate)
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// freePorts returns n loopback ports that were free for TCP and UDP (as
-// memberlist needs) a moment ago, never one handed out before in this
-// process.
-func freePorts(n int) ([]int, error) {
-	var r []int
-	for tries := 0; len(r) < n; tries++ {
-		if tries > 100*n {
-			return nil, errors.New("no free ports")
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", loopback(port))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		portsMu.Lock()
-		fresh := !portsGiven[port]
-		portsGiven[port] = true
-		portsMu.Unlock()
-		if fresh {
-			r = append(r, port)
-		}
-	}
-	return r, nil
-}
-
-func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }

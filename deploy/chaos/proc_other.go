@@ -1,7 +1,0 @@
-//go:build !linux
-
-package chaos
-
-import "syscall"
-
-func childAttr() *syscall.SysProcAttr { return nil }
