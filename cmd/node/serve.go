@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,51 +105,15 @@ func serve(args []string, stderr io.Writer) int {
 	cfg.Logger = logger
 
 	// Signals first, so a SIGTERM during start-up is not lost.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-
-	srv, err := node.Start(cfg)
-	if err != nil {
-		logger.Error("start failed", "err", err)
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGHUP)
+	defer signal.Stop(reopen)
+	if err := node.Run(cfg, node.Signals{Stop: stop, Reopen: reopen}, shutdownTimeout); err != nil {
+		logger.Error("quorumq serve", "err", err)
 		return 1
 	}
-	for {
-		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				if err := srv.ReopenLogs(); err != nil {
-					logger.Error("reopen overflow log", "err", err)
-					return 1
-				}
-				logger.Info("reopened overflow log", "path", cfg.OverflowLog)
-				continue
-			}
-			logger.Info("shutting down", "signal", sig.String())
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil {
-				logger.Error("shutdown", "err", err)
-				return 1
-			}
-			return 0
-		case <-srv.Left():
-			logger.Info("left the cluster; stopping")
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil {
-				logger.Error("shutdown", "err", err)
-				return 1
-			}
-			return 0
-		case err := <-srv.Err():
-			logger.Error("fatal", "err", err)
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			srv.Shutdown(ctx)
-			cancel()
-			return 1
-		}
-	}
+	return 0
 }
