@@ -40,7 +40,10 @@ type psEnv struct {
 
 func newPubsubEnv(t *testing.T, opts ...func(*Options)) *psEnv {
 	t.Helper()
-	hub, err := pubsub.NewHub(pubsub.Options{Now: func() time.Time { return psNow }, Logger: psDiscard()})
+	hubOpts := pubsub.DefaultOptions()
+	hubOpts.Now = func() time.Time { return psNow }
+	hubOpts.Logger = psDiscard()
+	hub, err := pubsub.NewHub(hubOpts)
 	if err != nil {
 		t.Fatalf("NewHub: %v", err)
 	}

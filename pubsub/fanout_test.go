@@ -181,7 +181,7 @@ func (d *fakeDir) Peers() []Peer {
 
 func newTestFanout(t *testing.T, dir Directory, timeout time.Duration, queueLen int) (*Fanout, *Hub, *prometheus.Registry) {
 	t.Helper()
-	hub, err := NewHub(Options{Logger: slog.New(slog.DiscardHandler)})
+	hub, err := NewHub(quietOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +444,7 @@ func Test_Fanout_Close(t *testing.T) {
 // and OnChange follow subscribes and disconnects.
 func Test_Hub_DeliverTopicCountsOnChange(t *testing.T) {
 	var changes atomic.Int32
-	e := newHubEnv(t, Options{OnChange: func() { changes.Add(1) }})
+	e := newHubEnv(t, func(o *Options) { o.OnChange = func() { changes.Add(1) } })
 	c1 := e.dial("GET /sub HTTP/1.0\r\n\r\n", 0)
 	c2 := e.dial("GET /sub HTTP/1.0\r\n\r\n", 0)
 	testwait.For(t, 10*time.Second, "two subscribers", func() bool {
@@ -477,7 +477,7 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 	release := make(chan struct{})
 	p.block = release
 	t.Cleanup(func() { close(release) })
-	hub, _ := NewHub(Options{Logger: slog.New(slog.DiscardHandler)})
+	hub, _ := NewHub(quietOptions())
 	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,8 @@ const (
 // is api.ErrShuttingDown.
 var ErrClosed = fmt.Errorf("pubsub: hub is closed: %w", api.ErrShuttingDown)
 
-// Options configures a Hub. The zero value of each field means its
-// documented default.
+// Options configures a Hub. Start from DefaultOptions; NewHub only
+// validates.
 type Options struct {
 	// MaxPendingBytes bounds the output queued for one subscriber; a
 	// message that would take it past the limit kicks the subscriber
@@ -53,28 +53,31 @@ type Options struct {
 	OnChange func()
 }
 
-func (o Options) withDefaults() (Options, error) {
-	if o.MaxPendingBytes == 0 {
-		o.MaxPendingBytes = DefaultMaxPendingBytes
+// DefaultOptions returns the options with every default set.
+func DefaultOptions() Options {
+	return Options{
+		MaxPendingBytes: DefaultMaxPendingBytes,
+		WriteTimeout:    DefaultWriteTimeout,
+		Now:             time.Now,
+		Logger:          slog.Default(),
 	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = DefaultWriteTimeout
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.MaxPendingBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MaxPendingBytes %d is not positive", o.MaxPendingBytes))
+	}
+	if o.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WriteTimeout %s is not positive", o.WriteTimeout))
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		errs = append(errs, errors.New("Now is required"))
 	}
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		errs = append(errs, errors.New("Logger is required"))
 	}
-	o.Logger = o.Logger.With("component", "pubsub")
-	var errs []error
-	if o.MaxPendingBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxPendingBytes %d is negative", o.MaxPendingBytes))
-	}
-	if o.WriteTimeout < 0 {
-		errs = append(errs, fmt.Errorf("WriteTimeout %s is negative", o.WriteTimeout))
-	}
-	return o, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // Hub is this node's subscribers by topic. Its methods are safe for
@@ -111,13 +114,12 @@ type topic struct {
 
 // NewHub returns an empty hub.
 func NewHub(opts Options) (*Hub, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	return &Hub{
-		o:       o,
-		log:     o.Logger,
+		o:       opts,
+		log:     opts.Logger.With("component", "pubsub"),
 		topics:  make(map[string]*topic),
 		subs:    make(map[uint64]*subscriber),
 		closing: make(chan struct{}),

@@ -30,10 +30,19 @@ type hubEnv struct {
 	addr string
 }
 
-func newHubEnv(t *testing.T, opts Options) *hubEnv {
+// quietOptions are the defaults with a silent logger.
+func quietOptions() Options {
+	o := DefaultOptions()
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
+}
+
+// newHubEnv serves a hub built from quietOptions changed by set (nil: none).
+func newHubEnv(t *testing.T, set func(*Options)) *hubEnv {
 	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	opts := quietOptions()
+	if set != nil {
+		set(&opts)
 	}
 	hub, err := NewHub(opts)
 	if err != nil {
@@ -107,7 +116,7 @@ func TestHub_SlowSubscriber_KickedAndPublisherMemoryBounded(t *testing.T) {
 		msgSize = 1 << 20
 		count   = 80
 	)
-	e := newHubEnv(t, Options{MaxPendingBytes: limit})
+	e := newHubEnv(t, func(o *Options) { o.MaxPendingBytes = limit })
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
 	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 
@@ -172,7 +181,7 @@ func TestHub_SlowSubscriber_KickedAndPublisherMemoryBounded(t *testing.T) {
 // Test_Hub_DisconnectRemovesSubscriber: a subscriber that closes leaves
 // current_connections and /clients promptly, with no publish needed.
 func Test_Hub_DisconnectRemovesSubscriber(t *testing.T) {
-	e := newHubEnv(t, Options{})
+	e := newHubEnv(t, nil)
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 0)
 	readHead(t, conn, bufio.NewReader(conn))
 	if st := e.hub.Stats(); st.CurrentConnections != 1 || st.TotalConnections != 1 {
@@ -191,7 +200,7 @@ func Test_Hub_DisconnectRemovesSubscriber(t *testing.T) {
 // Test_Hub_PublishOrderAndDelivered: messages arrive in order, <C> counts
 // the subscribers sent the last message, and messages_sent counts pairs.
 func Test_Hub_PublishOrderAndDelivered(t *testing.T) {
-	e := newHubEnv(t, Options{})
+	e := newHubEnv(t, nil)
 	var conns []net.Conn
 	var readers []*bufio.Reader
 	for range 2 {
@@ -228,7 +237,7 @@ func Test_Hub_PublishOrderAndDelivered(t *testing.T) {
 // Test_Hub_HeadGetsHeadOnly: HEAD /sub gets the stream's head, no body, and
 // the connection closes without a subscription.
 func Test_Hub_HeadGetsHeadOnly(t *testing.T) {
-	e := newHubEnv(t, Options{Now: func() time.Time { return time.Date(2026, 11, 26, 15, 35, 27, 0, time.UTC) }})
+	e := newHubEnv(t, func(o *Options) { o.Now = func() time.Time { return time.Date(2026, 11, 26, 15, 35, 27, 0, time.UTC) } })
 	conn := e.dial("HEAD /sub HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 0)
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	got, err := io.ReadAll(conn)
@@ -248,7 +257,7 @@ func Test_Hub_HeadGetsHeadOnly(t *testing.T) {
 // Test_Hub_WebSocketReceivesMessages: a WebSocket subscriber gets each
 // message as one frame, text or binary by content, and is listed.
 func Test_Hub_WebSocketReceivesMessages(t *testing.T) {
-	e := newHubEnv(t, Options{})
+	e := newHubEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+e.addr+"/sub", nil)
@@ -294,7 +303,7 @@ func Test_Hub_WebSocketCrossOriginRefused(t *testing.T) {
 		ok      bool
 	}{{"refused", nil, false}, {"allowed", []string{"example.com"}, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newHubEnv(t, Options{WebSocketOrigins: tc.origins})
+			e := newHubEnv(t, func(o *Options) { o.WebSocketOrigins = tc.origins })
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			c, res, err := websocket.Dial(ctx, "ws://"+e.addr+"/sub", &websocket.DialOptions{
@@ -316,7 +325,7 @@ func Test_Hub_WebSocketCrossOriginRefused(t *testing.T) {
 // is kicked too, and gets the notice as a text message then close 1008.
 func Test_Hub_WebSocketSlowKicked(t *testing.T) {
 	const limit = 1 << 20
-	e := newHubEnv(t, Options{MaxPendingBytes: limit})
+	e := newHubEnv(t, func(o *Options) { o.MaxPendingBytes = limit })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+e.addr+"/sub", nil)
@@ -358,7 +367,7 @@ func Test_Hub_WebSocketSlowKicked(t *testing.T) {
 // Test_Hub_CloseDisconnectsEveryone: Close ends every stream, even one
 // whose client does not read, and refuses new subscribers.
 func Test_Hub_CloseDisconnectsEveryone(t *testing.T) {
-	e := newHubEnv(t, Options{})
+	e := newHubEnv(t, nil)
 	reading := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 0)
 	stuck := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
 	testwait.For(t, 10*time.Second, "two subscribers", func() bool { return e.hub.Stats().CurrentConnections == 2 })
@@ -398,15 +407,15 @@ func isReset(err error) bool {
 
 // Test_Hub_Options checks defaults and validation.
 func Test_Hub_Options(t *testing.T) {
-	h, err := NewHub(Options{})
-	if err != nil {
+	if _, err := NewHub(DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
-	if h.o.MaxPendingBytes != 50<<20 || h.o.WriteTimeout != 50*time.Second {
-		t.Fatalf("defaults %+v", h.o)
+	if o := DefaultOptions(); o.MaxPendingBytes != 50<<20 || o.WriteTimeout != 50*time.Second {
+		t.Fatalf("defaults %+v", o)
 	}
-	if _, err := NewHub(Options{MaxPendingBytes: -1, WriteTimeout: -1}); err == nil ||
-		!strings.Contains(err.Error(), "MaxPendingBytes") || !strings.Contains(err.Error(), "WriteTimeout") {
+	if _, err := NewHub(Options{MaxPendingBytes: -1}); err == nil ||
+		!strings.Contains(err.Error(), "MaxPendingBytes") || !strings.Contains(err.Error(), "WriteTimeout") ||
+		!strings.Contains(err.Error(), "Logger") {
 		t.Fatalf("validation: %v", err)
 	}
 }
@@ -415,7 +424,7 @@ func Test_Hub_Options(t *testing.T) {
 // that is not reading cost about their bytes, not a queue entry each, and
 // arrive intact.
 func Test_Hub_TinyMessagesAreCoalesced(t *testing.T) {
-	e := newHubEnv(t, Options{})
+	e := newHubEnv(t, nil)
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
 	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
 	const count = 200000
@@ -450,7 +459,7 @@ func Test_Hub_TinyMessagesAreCoalesced(t *testing.T) {
 // limit still reaches a subscriber with nothing pending; the next one,
 // while it is still pending, kicks.
 func Test_Hub_OversizeMessageToIdleSubscriber(t *testing.T) {
-	e := newHubEnv(t, Options{MaxPendingBytes: 1 << 10})
+	e := newHubEnv(t, func(o *Options) { o.MaxPendingBytes = 1 << 10 })
 	conn := e.dial("GET /sub HTTP/1.0\r\n\r\n", 0)
 	br := bufio.NewReader(conn)
 	readHead(t, conn, br)

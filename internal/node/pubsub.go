@@ -21,11 +21,11 @@ import (
 func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Options, queueAddr string) (http.Handler, error) {
 	node := s.node
 	var err error
-	s.hub, err = pubsub.NewHub(pubsub.Options{
-		MaxPendingBytes: cfg.MaxPendingBytes,
-		Logger:          cfg.Logger,
-		OnChange:        node.SubscribersChanged,
-	})
+	hubOpts := pubsub.DefaultOptions()
+	hubOpts.MaxPendingBytes = cfg.MaxPendingBytes
+	hubOpts.Logger = cfg.Logger
+	hubOpts.OnChange = node.SubscribersChanged
+	s.hub, err = pubsub.NewHub(hubOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -112,6 +112,9 @@ func (c *Config) Defaults() {
 	if c.MaxBodySize == 0 {
 		c.MaxBodySize = 5 << 20
 	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = pubsub.DefaultMaxPendingBytes
+	}
 	if c.FanoutTimeout == 0 {
 		c.FanoutTimeout = pubsub.DefaultDeliverTimeout
 	}
