@@ -39,19 +39,19 @@ type tnode struct {
 // cluster: production raft timings (failover is measured with them), fast
 // reconcile and reconnect loops, loopback ports reserved in advance.
 func clusterOptions(t testing.TB, expect int) Options {
-	return Options{
-		DataDir:           t.TempDir(),
-		RaftBind:          fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		GossipBind:        fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		QueueAddr:         fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		PubsubAddr:        "127.0.0.1:1", // not served in these tests
-		BootstrapExpect:   expect,
-		ReconcileInterval: 200 * time.Millisecond,
-		PromoteAfter:      time.Second,
-		Logger:            testlog.New(t),
-		reconnectInterval: time.Second,
-		bootstrapSettle:   300 * time.Millisecond,
-	}
+	o := DefaultOptions()
+	o.DataDir = t.TempDir()
+	o.RaftBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.GossipBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.QueueAddr = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.PubsubAddr = "127.0.0.1:1" // not served in these tests
+	o.BootstrapExpect = expect
+	o.ReconcileInterval = 200 * time.Millisecond
+	o.PromoteAfter = time.Second
+	o.Logger = testlog.New(t)
+	o.reconnectInterval = time.Second
+	o.bootstrapSettle = 300 * time.Millisecond
+	return o
 }
 
 // withSeeds sets every node's Join list to all nodes' gossip addresses,
@@ -85,7 +85,7 @@ func tryStartNode(opts Options) (*tnode, error) {
 		return nil, fmt.Errorf("queue listener: %w", err)
 	}
 	f := fsm.New()
-	node, err := Open(opts, f)
+	node, err := openWith(opts, f)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -197,7 +197,7 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 			t.Fatalf("second Leave: %v, want api.ErrShuttingDown", err)
 		}
 		// Its data directory never comes back as a member.
-		if _, err := Open(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
+		if _, err := openWith(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
 			t.Fatalf("reopening the data directory of %s after Leave: %v, want ErrLeft", gone.ID(), err)
 		}
 		proposeOn(t, remaining, putCmd("q", "after "+gone.ID()))
@@ -363,7 +363,7 @@ func TestCluster_NodeMetaFitsLimit(t *testing.T) {
 
 	o := clusterOptions(t, 1)
 	o.PubsubAddr = strings.Repeat("p", maxMetaAddr) + ":1"
-	if _, err := Open(o, fsm.New()); !errors.Is(err, ErrInvalidOptions) {
+	if _, err := openWith(o, fsm.New()); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Open with a %d-byte address: %v, want ErrInvalidOptions", len(o.PubsubAddr), err)
 	}
 }

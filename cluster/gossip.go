@@ -217,8 +217,13 @@ func (s *metaState) set(edit func(*nodeMeta)) bool {
 
 // gossipEndpoints works out where memberlist binds and what it advertises.
 // advPort 0 means "the bound port".
-func gossipEndpoints(o Options) (bindHost string, bindPort int, advHost string, advPort int, err error) {
-	host, port, err := net.SplitHostPort(o.GossipBind)
+func gossipEndpoints(ctx context.Context, o Options) (bindHost string, bindPort int, advHost string, advPort int, err error) {
+	bind := o.GossipBind
+	if bind == "" {
+		host, _, _ := net.SplitHostPort(o.RaftBind)
+		bind = net.JoinHostPort(host, "0")
+	}
+	host, port, err := net.SplitHostPort(bind)
 	if err != nil {
 		return "", 0, "", 0, err
 	}
@@ -237,11 +242,11 @@ func gossipEndpoints(o Options) (bindHost string, bindPort int, advHost string, 
 	case o.RaftAdvertise != "":
 		advHost, _, _ = net.SplitHostPort(o.RaftAdvertise)
 	default:
-		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q is not an address peers can dial; set GossipAdvertise", ErrInvalidOptions, o.GossipBind)
+		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q is not an address peers can dial; set GossipAdvertise", ErrInvalidOptions, bind)
 	}
 	if net.ParseIP(advHost) == nil {
 		// memberlist advertises an IP; resolve a name (a compose service) once.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ips, err := net.DefaultResolver.LookupIP(ctx, "ip", advHost)
 		if err != nil || len(ips) == 0 {
@@ -266,8 +271,8 @@ func preferIPv4(ips []net.IP) net.IP {
 
 // newMemberlist creates (starts) memberlist for n. Events arrive from the
 // moment it returns, including this node's own join.
-func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
-	bindHost, bindPort, advHost, advPort, err := gossipEndpoints(n.opts)
+func (n *Node) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error) {
+	bindHost, bindPort, advHost, advPort, err := gossipEndpoints(ctx, n.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +297,7 @@ func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
 	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
-		return nil, fmt.Errorf("gossip on %s: %w", n.opts.GossipBind, err)
+		return nil, fmt.Errorf("gossip on %s: %w", net.JoinHostPort(bindHost, strconv.Itoa(bindPort)), err)
 	}
 	return ml, nil
 }

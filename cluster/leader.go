@@ -124,7 +124,7 @@ func (n *Node) runTicker(t *leaderTerm) {
 	case <-t.ctx.Done():
 		return
 	}
-	tk := time.NewTicker(n.tickInterval)
+	tk := time.NewTicker(n.opts.tickInterval)
 	defer tk.Stop()
 	for {
 		select {

@@ -70,9 +70,8 @@ type Node struct {
 	// newest snapshot during Open.
 	appliedAtOpen uint64
 
-	metrics      *nodeMetrics
-	tickInterval time.Duration
-	tickChecks   atomic.Uint64 // due checks made by the tick loop; tests watch it
+	metrics    *nodeMetrics
+	tickChecks atomic.Uint64 // due checks made by the tick loop; tests watch it
 
 	// Gossip. ml is set once in Open; gossipMu orders UpdateNode and Leave
 	// against Shutdown (memberlist panics on Leave after Shutdown).
@@ -129,19 +128,16 @@ type Node struct {
 	shutdownErr  error
 }
 
-// Open starts a raft node over opts.DataDir hosting f. When the directory
-// holds no raft state and BootstrapExpect is 1, it bootstraps a single-server
-// cluster. f must be empty (fsm.New()): raft rebuilds it from the newest
-// snapshot and the log. Open does not wait for an election; use
-// WaitForLeader.
-func Open(opts Options, f *fsm.FSM) (*Node, error) {
-	if f == nil {
-		return nil, fmt.Errorf("%w: nil FSM", ErrInvalidOptions)
-	}
-	o, err := opts.withDefaults()
-	if err != nil {
+// Open starts a raft node over o.DataDir hosting o.FSM. When the directory
+// holds no raft state and BootstrapExpect is 1, it bootstraps a
+// single-server cluster. Open does not wait for an election or for other
+// nodes; ctx bounds only its own start-up (resolving the gossip advertise
+// name).
+func Open(ctx context.Context, o Options) (*Node, error) {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	f := o.FSM
 	if o.RaftAdvertise == "" {
 		if host, _, _ := net.SplitHostPort(o.RaftBind); !concreteIP(host) {
 			return nil, fmt.Errorf("%w: RaftBind %q is not an address peers can dial; set RaftAdvertise", ErrInvalidOptions, o.RaftBind)
@@ -260,15 +256,11 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 		logs:          logs,
 		appliedAtOpen: f.AppliedIndex(),
 		metrics:       newNodeMetrics(),
-		tickInterval:  o.tickInterval,
 		proposeCh:     make(chan *proposal, proposeQueue),
 		stopCoalescer: make(chan struct{}),
 		coalescerDone: make(chan struct{}),
 		raftDown:      make(chan struct{}),
 		termChanged:   make(chan struct{}),
-	}
-	if n.tickInterval <= 0 {
-		n.tickInterval = defaultTickInterval
 	}
 	n.bootstrapped.Store(bootstrapped)
 	n.bootstrapReason.Store("")
@@ -302,7 +294,7 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, n.cancel)
-	ml, err := n.newMemberlist()
+	ml, err := n.newMemberlist(ctx)
 	if err != nil {
 		return fail(err)
 	}

@@ -70,7 +70,7 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 	opts.TrailingLogs = 1
 
 	f1 := fsm.New()
-	n1, err := Open(opts, f1)
+	n1, err := openWith(opts, f1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	opts.NodeID = "alpha"
-	n, err := Open(opts, fsm.New())
+	n, err := openWith(opts, fsm.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 	}
 
 	opts.NodeID = "beta"
-	if _, err := Open(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
+	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
 		t.Fatalf("Open with another id: err = %v, want ErrNodeIDMismatch", err)
 	}
 	// The same id again is fine.
@@ -254,7 +254,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.NodeID = ""
-	if _, err := Open(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
+	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
 		t.Fatalf("Open without node-id but with raft.db: err = %v, want ErrNodeIDMismatch", err)
 	}
 }
@@ -366,7 +366,7 @@ func TestNode_ShutdownDrainsInFlight(t *testing.T) {
 // Shutdown must let such futures resolve before it stops raft.
 func TestNode_ShutdownRightAfterElection(t *testing.T) {
 	for i := range 15 {
-		n, err := Open(testOptions(t, t.TempDir()), fsm.New())
+		n, err := openWith(testOptions(t, t.TempDir()), fsm.New())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -565,7 +565,7 @@ func TestNode_DataDirLocked(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, testOptions(t, dir), fsm.New())
 	start := time.Now()
-	_, err := Open(testOptions(t, dir), fsm.New())
+	_, err := openWith(testOptions(t, dir), fsm.New())
 	if err == nil {
 		t.Fatal("second Open on the same DataDir succeeded")
 	}
