@@ -49,6 +49,7 @@ func clusterOptions(t testing.TB, expect int) Options {
 	o.ReconcileInterval = 200 * time.Millisecond
 	o.PromoteAfter = time.Second
 	o.Logger = testlog.New(t)
+	o.Peer = testPeer(t)
 	o.reconnectInterval = time.Second
 	o.bootstrapSettle = 300 * time.Millisecond
 	return o

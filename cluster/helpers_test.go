@@ -7,6 +7,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -24,7 +25,20 @@ func testOptions(t testing.TB, dir string) Options {
 	o.LeaderLeaseTimeout = 50 * time.Millisecond
 	o.CommitTimeout = 5 * time.Millisecond
 	o.Logger = testlog.New(t)
+	o.Peer = testPeer(t)
 	return o
+}
+
+// testPeer returns a node-to-node client whose pool is closed when the
+// test ends.
+func testPeer(t testing.TB) *peer.Client {
+	t.Helper()
+	c, err := peer.New(peer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // openWith opens a node over opts hosting f.

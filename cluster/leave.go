@@ -141,7 +141,7 @@ func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
 		}
 	}
 	for _, a := range addrs {
-		st, err := n.fetchStatus(ctx, a)
+		st, err := n.opts.Peer.Status(ctx, a)
 		if err != nil {
 			continue
 		}
@@ -150,7 +150,7 @@ func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
 			if st.LeaderID == "" || st.LeaderID == n.id || !known || !lm.MetaOK {
 				continue
 			}
-			if st, err = n.fetchStatus(ctx, lm.Meta.QueueAddr); err != nil || st.State != "leader" {
+			if st, err = n.opts.Peer.Status(ctx, lm.Meta.QueueAddr); err != nil || st.State != "leader" {
 				continue
 			}
 		}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,9 +87,7 @@ type Node struct {
 	// this node.
 	joined     chan struct{}
 	joinedOnce sync.Once
-	// httpc asks peers for their /internal/status (promotion, leave).
-	httpc *http.Client
-	recon reconcileMemory
+	recon      reconcileMemory
 
 	leaving         atomic.Bool   // Leave has begun
 	noTransfer      atomic.Bool   // tests: Shutdown skips the leadership transfer, like a crash
@@ -266,14 +263,13 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.bootstrapReason.Store("")
 	n.members = newMemberTable(logger)
 	n.joined = make(chan struct{})
-	n.httpc = newStatusClient()
 	n.recon.healthySince = map[raft.ServerID]time.Time{}
 	n.recon.missingSince = map[raft.ServerID]time.Time{}
 	n.subs = newSubsChannel(subsConfig{
 		self:      id,
 		epoch:     subsEpoch,
 		log:       logger.With("subsystem", "subs"),
-		fetch:     subsFetcher(n.httpc),
+		fetch:     o.Peer.SubscriberSet,
 		announce:  n.announceSubs,
 		nextEpoch: func() (uint32, error) { return nextSubsEpoch(o.DataDir) },
 	})
@@ -554,7 +550,6 @@ func (n *Node) shutdown(ctx context.Context) error {
 	}
 	n.gossipMu.Unlock()
 	n.subs.stop()
-	n.httpc.CloseIdleConnections()
 
 	// 5. The coalescer fails what it has not handed to raft.
 	close(n.stopCoalescer)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer"
 )
 
 // Defaults for Options. DESIGN.md ("Decisions and trade-offs") gives the cost
@@ -99,6 +100,9 @@ type Options struct {
 	// FSM is the state machine the node hosts. It must be empty (fsm.New()):
 	// raft rebuilds it from the newest snapshot and the log. Required.
 	FSM *fsm.FSM
+	// Peer asks other nodes for their status (promotion, leave) and their
+	// subscriber sets. Required.
+	Peer *peer.Client
 	// NodeID is the raft server id. Empty: the id persisted in
 	// DataDir/node-id, or on first start "<hostname>-<6 random hex>". The id
 	// is persisted on first start; if a different id is already persisted,
@@ -287,6 +291,9 @@ func (o Options) validate() error {
 	}
 	if o.FSM == nil {
 		return bad("FSM is required")
+	}
+	if o.Peer == nil {
+		return bad("Peer is required")
 	}
 	if o.DataDir == "" {
 		return bad("DataDir is required")

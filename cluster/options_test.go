@@ -86,7 +86,7 @@ func TestOptions_Validation(t *testing.T) {
 // DefaultOptions is valid once the required fields are set.
 func TestOptions_DefaultsAreValid(t *testing.T) {
 	o := DefaultOptions()
-	o.DataDir, o.RaftBind, o.FSM = "d", "127.0.0.1:0", fsm.New()
+	o.DataDir, o.RaftBind, o.FSM, o.Peer = "d", "127.0.0.1:0", fsm.New(), testPeer(t)
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}

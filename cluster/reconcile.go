@@ -2,12 +2,8 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -21,13 +17,9 @@ const (
 	// may be behind the leader's last index and still count as caught up
 	// (autopilot's MaxTrailingLogs).
 	maxTrailingLogs = 250
-	// statusTimeout bounds one GET /internal/status to a peer.
-	statusTimeout = 2 * time.Second
 	// configChangeTimeout bounds the enqueue of one configuration change;
 	// the commit is bounded by the leader term's context.
 	configChangeTimeout = 10 * time.Second
-	// maxStatusBody bounds an /internal/status answer we read.
-	maxStatusBody = 1 << 20
 )
 
 // Reconcile actions, the action label of quorumq_cluster_reconcile_actions_total.
@@ -215,7 +207,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.st, c.err = n.fetchStatus(ctx, c.m.Meta.QueueAddr)
+			c.st, c.err = n.opts.Peer.Status(ctx, c.m.Meta.QueueAddr)
 		}()
 	}
 	wg.Wait()
@@ -362,48 +354,4 @@ func findServer(cfg raft.Configuration, id raft.ServerID) (raft.Server, bool) {
 		}
 	}
 	return raft.Server{}, false
-}
-
-// newStatusClient returns the pooled client used for peers' /internal/status.
-// It never uses an environment proxy: this is traffic inside the cluster.
-func newStatusClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: statusTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   2,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: statusTimeout,
-		},
-	}
-}
-
-// fetchStatus asks the node serving queueAddr for its /internal/status.
-func (n *Node) fetchStatus(ctx context.Context, queueAddr string) (api.Status, error) {
-	var st api.Status
-	if queueAddr == "" {
-		return st, errors.New("member advertises no queue address")
-	}
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+queueAddr+api.PathStatus, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := n.httpc.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody))
-	if err != nil {
-		return st, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET %s%s: %s", queueAddr, api.PathStatus, resp.Status)
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("GET %s%s: %w", queueAddr, api.PathStatus, err)
-	}
-	return st, nil
 }

@@ -51,13 +51,7 @@ const (
 	subsFetchTimeout  = 2 * time.Second
 	subsFetchAttempts = 3
 	subsFetchBackoff  = 250 * time.Millisecond
-	// subsMaxFetchBytes bounds a fetched entry.
-	subsMaxFetchBytes = 16 << 20
 )
-
-// SubsPath is where a node serves its own subscriber-set entry, in the
-// channel's wire format, on its pubsub port (GET, application/octet-stream).
-const SubsPath = "/internal/subs"
 
 // subsConfig is what a subsChannel needs from its node.
 type subsConfig struct {

@@ -1,12 +1,6 @@
 package cluster
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,7 +39,7 @@ func (n *Node) SubscriberPeers(topic string) []SubscriberPeer {
 func (n *Node) PubsubPeers() []SubscriberPeer { return n.subs.peersWith("") }
 
 // LocalSubscriberSet returns this node's own subscriber-set entry in the
-// gossip channel's wire format, which the pubsub port serves at SubsPath
+// gossip channel's wire format, which the pubsub port serves at api.PathSubs
 // for peers that learned a version without its topics.
 func (n *Node) LocalSubscriberSet() []byte { return n.subs.localBytes() }
 
@@ -61,31 +55,4 @@ func (n *Node) announceSubs(version uint64, digest [8]byte) {
 	n.updateMetaWithin(func(m *nodeMeta) {
 		m.SubsVersion, m.SubsDigest = version, digest
 	}, subsMetaTimeout)
-}
-
-// subsFetcher returns the fetch function of the subscriber-set channel:
-// GET http://addr/internal/subs with c.
-func subsFetcher(c *http.Client) func(ctx context.Context, addr string) ([]byte, error) {
-	return func(ctx context.Context, addr string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+SubsPath, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, subsMaxFetchBytes+1))
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s: %s", req.URL, resp.Status, strings.TrimSpace(string(b[:min(len(b), 200)])))
-		}
-		if len(b) > subsMaxFetchBytes {
-			return nil, fmt.Errorf("GET %s: answer larger than %d bytes", req.URL, subsMaxFetchBytes)
-		}
-		return b, nil
-	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -361,7 +362,7 @@ func startMLNode(t *testing.T, name string, epoch uint32, fetch bool, join ...st
 	t.Helper()
 	n := &mlNode{name: name, meta: &metaState{}}
 	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != SubsPath {
+		if r.URL.Path != api.PathSubs {
 			http.NotFound(w, r)
 			return
 		}
@@ -373,7 +374,7 @@ func startMLNode(t *testing.T, name string, epoch uint32, fetch bool, join ...st
 			n.ml.UpdateNode(time.Second)
 		}}
 	if fetch {
-		cfg.fetch = subsFetcher(n.srv.Client())
+		cfg.fetch = testPeer(t).SubscriberSet
 	}
 	n.ch = newSubsChannel(cfg)
 	n.ch.setSource(func() map[string]int { n.mu.Lock(); defer n.mu.Unlock(); return maps.Clone(n.topics) })

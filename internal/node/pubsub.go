@@ -34,6 +34,7 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Op
 		Self:       node.ID(),
 		Hub:        s.hub,
 		Directory:  peerDirectory{node},
+		Peer:       s.peer,
 		Timeout:    cfg.FanoutTimeout,
 		QueueLen:   cfg.FanoutQueue,
 		Registerer: reg,

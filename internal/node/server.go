@@ -20,6 +20,7 @@ import (
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
+	"github.com/quorumq/quorumq/internal/peer"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -131,6 +132,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	node     *cluster.Node
+	peer     *peer.Client
 	hub      *pubsub.Hub
 	fanout   *pubsub.Fanout
 	router   *pubsub.Router // nil without Routes
@@ -177,8 +179,16 @@ func Start(cfg Config) (*Server, error) {
 		closeListeners()
 		return nil, err
 	}
+	// One pool for every node-to-node request: status, subscriber sets,
+	// deliveries, client listings.
+	if s.peer, err = peer.New(peer.DefaultOptions()); err != nil {
+		closeListeners()
+		return nil, err
+	}
 	f := fsm.New()
-	node, err := cluster.Open(context.Background(), clusterOptions(cfg, f, host, s.QueueAddr, s.PubsubAddr))
+	copts := clusterOptions(cfg, f, host, s.QueueAddr, s.PubsubAddr)
+	copts.Peer = s.peer
+	node, err := cluster.Open(context.Background(), copts)
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -357,6 +367,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	s.peer.CloseIdleConnections()
 	if s.overflow != nil {
 		if err := s.overflow.Close(); err != nil {
 			errs = append(errs, err)
