@@ -21,18 +21,35 @@ const (
 	defaultBootstrapSettle = time.Second
 )
 
-// Reasons a bootstrap evaluation waits; the last one is kept for tests and
-// logged when it changes.
+// Outcomes of a bootstrap evaluation; a change of the reason to wait is
+// logged.
 const (
-	waitJoin      = "waiting to reach a gossip seed"
-	waitExisting  = "a member has raft state: waiting to be added by its leader"
-	waitMismatch  = "members advertise a different bootstrap-expect"
-	waitCount     = "waiting for enough members"
-	waitSmallest  = "waiting for the member with the smallest id to bootstrap"
-	waitSettle    = "waiting for the candidate set to settle"
-	waitDisabled  = "bootstrap disabled: waiting to be added"
-	bootstrapDone = "bootstrapped"
+	waitJoin        = "waiting to reach a gossip seed"
+	waitExisting    = "a member has raft state: waiting to be added by its leader"
+	waitMismatch    = "members advertise a different bootstrap-expect"
+	waitCount       = "waiting for enough members"
+	waitSmallest    = "waiting for the member with the smallest id to bootstrap"
+	waitSettle      = "waiting for the candidate set to settle"
+	waitDisabled    = "bootstrap disabled: waiting to be added"
+	bootstrapFailed = "bootstrap failed"
+	bootstrapDone   = "bootstrapped"
+	hasState        = "raft state present"
 )
+
+// bootstrapOutcomes are the outcome labels of
+// quorumq_cluster_bootstrap_evaluations_total.
+var bootstrapOutcomes = map[string]string{
+	waitJoin:        "wait_join",
+	waitExisting:    "wait_existing",
+	waitMismatch:    "wait_mismatch",
+	waitCount:       "wait_count",
+	waitSmallest:    "wait_smallest",
+	waitSettle:      "wait_settle",
+	waitDisabled:    "disabled",
+	bootstrapFailed: "failed",
+	bootstrapDone:   "bootstrapped",
+	hasState:        "has_state",
+}
 
 // bootstrapState is the memory of one node's bootstrap loop.
 type bootstrapState struct {
@@ -68,13 +85,21 @@ func (n *Node) runBootstrap() {
 	}
 }
 
-// evaluateBootstrap makes one bootstrap decision and reports whether the
-// node now has raft state.
+// evaluateBootstrap makes one bootstrap decision, counts its outcome and
+// reports whether the node now has raft state.
 func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
-	n.bootstrapChecks.Add(1)
+	done := n.decideBootstrap(st)
+	n.metrics.bootstrapEvaluations.WithLabelValues(bootstrapOutcomes[st.reason]).Inc()
+	return done
+}
+
+// decideBootstrap makes one bootstrap decision and records its outcome in
+// st.reason.
+func (n *Node) decideBootstrap(st *bootstrapState) bool {
 	if n.raft.LastIndex() > 0 {
 		if st.reason != bootstrapDone {
 			n.log.Info("raft state present: joined a cluster", "last_index", n.raft.LastIndex())
+			st.reason = hasState
 		}
 		return true
 	}
@@ -83,7 +108,6 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 			n.log.Info("bootstrap: "+reason, args...)
 		}
 		st.reason = reason
-		n.bootstrapReason.Store(reason)
 		return false
 	}
 	if n.opts.noBootstrap {
@@ -120,7 +144,6 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 				"bootstrap_expect", expect, "members", desc)
 		}
 		st.reason = waitMismatch
-		n.bootstrapReason.Store(waitMismatch)
 		return false
 	}
 	st.mismatch = ""
@@ -152,16 +175,15 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 	err := n.raft.BootstrapCluster(cfg).Error()
 	switch {
 	case err == nil:
-		n.bootstrapped.Store(true)
 		n.log.Info("bootstrapped cluster", "voters", joinIDs(ids))
 	case errors.Is(err, raft.ErrCantBootstrap):
 		n.log.Info("bootstrap skipped: raft state appeared meanwhile")
 	default:
 		n.log.Warn("bootstrap failed; retrying", "err", err)
+		st.reason = bootstrapFailed
 		return false
 	}
 	st.reason = bootstrapDone
-	n.bootstrapReason.Store(bootstrapDone)
 	return true
 }
 

@@ -143,8 +143,28 @@ func (n *tnode) stop(t testing.TB) {
 // no leadership transfer, no gossip leave. Its files stay consistent, so it
 // can be restarted.
 func (n *tnode) crash(t testing.TB) {
-	n.noTransfer.Store(true)
-	n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.shutdownLikeCrash(ctx); err != nil {
+		t.Errorf("Shutdown %s: %v", n.ID(), err)
+	}
+	n.srv.Close()
+}
+
+// bootstrapped reports whether n called BootstrapCluster from its
+// bootstrap loop.
+func (n *tnode) bootstrapped(t testing.TB) bool {
+	return metricValue(t, n.Node, "quorumq_cluster_bootstrap_evaluations_total", map[string]string{"outcome": "bootstrapped"}) > 0
+}
+
+// bootstrapChecks returns how many bootstrap decisions n has made,
+// outcome among them if not "".
+func (n *tnode) bootstrapChecks(t testing.TB, outcome string) float64 {
+	want := map[string]string{}
+	if outcome != "" {
+		want["outcome"] = outcome
+	}
+	return metricValue(t, n.Node, "quorumq_cluster_bootstrap_evaluations_total", want)
 }
 
 // stopAll shuts nodes down concurrently.

@@ -63,7 +63,7 @@ func TestCluster_BootstrapExpect3_StartedTogether_FormsOneCluster(t *testing.T) 
 		slices.Sort(ids)
 		var bootstrappers []string
 		for _, n := range nodes {
-			if n.bootstrapped.Load() {
+			if n.bootstrapped(t) {
 				bootstrappers = append(bootstrappers, n.ID())
 			}
 		}
@@ -132,7 +132,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 		t.Fatal("the fourth node never showed up as a non-voter")
 	}
 	t.Logf("non-voter for %v before promotion", time.Since(nonvoterAt).Round(time.Millisecond))
-	if fourth.bootstrapped.Load() {
+	if fourth.bootstrapped(t) {
 		t.Fatal("the fourth node bootstrapped")
 	}
 	if got := dump(t, fourth.f, "q"); len(got) != 20 {
@@ -144,7 +144,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 	for _, action := range []string{actionAddNonvoter, actionPromote} {
 		var sum float64
 		for _, n := range all {
-			sum += counterValue(t, n.metrics.reconcileActions.WithLabelValues(action, "ok"))
+			sum += metricValue(t, n.Node, "quorumq_cluster_reconcile_actions_total", map[string]string{"action": action, "result": "ok"})
 		}
 		if sum < 1 {
 			t.Errorf("no %s action counted", action)
@@ -386,7 +386,7 @@ func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 	nodes := startNodes(t, opts)
 	waitFormed(t, nodes, formTimeout)
 	for _, n := range nodes {
-		if n.bootstrapped.Load() {
+		if n.bootstrapped(t) {
 			t.Fatalf("%s bootstrapped", n.ID())
 		}
 		testwait.For(t, 10*time.Second, n.ID()+" has the old data", func() bool {
@@ -395,11 +395,11 @@ func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 
 	}
 	for _, n := range nodes[1:] {
-		if n.bootstrapChecks.Load() == 0 {
+		if n.bootstrapChecks(t, "") == 0 {
 			t.Fatalf("%s never evaluated bootstrap", n.ID())
 		}
 	}
-	if nodes[0].bootstrapChecks.Load() != 0 {
+	if nodes[0].bootstrapChecks(t, "") != 0 {
 		t.Fatal("the node with raft state evaluated bootstrap")
 	}
 }
@@ -430,14 +430,14 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	})
 
 	// Let every node evaluate many times with the full view (including
-	// several bootstrap settle periods).
-	before := make([]uint64, len(nodes))
+	// several bootstrap settle periods), each time waiting for the mismatch.
+	before := make([]float64, len(nodes))
 	for i, n := range nodes {
-		before[i] = n.bootstrapChecks.Load()
+		before[i] = n.bootstrapChecks(t, "wait_mismatch")
 	}
 	testwait.For(t, formTimeout, "repeated bootstrap evaluations", func() bool {
 		for i, n := range nodes {
-			if n.bootstrapChecks.Load() < before[i]+8 {
+			if n.bootstrapChecks(t, "wait_mismatch") < before[i]+8 {
 				return false
 			}
 		}
@@ -445,11 +445,8 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	})
 
 	for _, n := range nodes {
-		if n.bootstrapped.Load() || n.raft.LastIndex() != 0 || n.LeaderID() != "" {
-			t.Fatalf("%s: bootstrapped=%v last index %d leader %q", n.ID(), n.bootstrapped.Load(), n.raft.LastIndex(), n.LeaderID())
-		}
-		if r := n.bootstrapReason.Load(); r != waitMismatch {
-			t.Fatalf("%s waits because %q, want %q", n.ID(), r, waitMismatch)
+		if n.bootstrapped(t) || n.raft.LastIndex() != 0 || n.LeaderID() != "" {
+			t.Fatalf("%s: bootstrapped=%v last index %d leader %q", n.ID(), n.bootstrapped(t), n.raft.LastIndex(), n.LeaderID())
 		}
 	}
 	if !slices.ContainsFunc(warnings(), func(s string) bool { return strings.Contains(s, "different bootstrap-expect") }) {
@@ -490,9 +487,9 @@ func TestCluster_DeadVoter_ReapedOnlyAboveMinVoters(t *testing.T) {
 
 	t.Logf("second dead voter declared dead %v after the crash", time.Since(start).Round(time.Millisecond))
 	deadline := time.Now().Add(2 * time.Second) // the reap timeout
-	rounds := l.reconcileRounds.Load()
+	rounds := metricValue(t, l.Node, "quorumq_cluster_reconcile_rounds_total", nil)
 	testwait.For(t, formTimeout, "reconcile rounds past the reap timeout", func() bool {
-		return time.Now().After(deadline) && l.reconcileRounds.Load() >= rounds+10
+		return time.Now().After(deadline) && metricValue(t, l.Node, "quorumq_cluster_reconcile_rounds_total", nil) >= rounds+10
 	})
 
 	if cfg := configOf(l); len(cfg) != 3 || !slices.Contains(cfg, dead[1].ID()+":voter") {

@@ -325,7 +325,3 @@ func (n *Node) updateMetaWithin(edit func(*nodeMeta), timeout time.Duration) {
 		n.log.Debug("node meta update not yet broadcast", "err", err)
 	}
 }
-
-// GossipAddr returns the host:port other members use to reach this node's
-// gossip port (the real port when GossipBind has port 0).
-func (n *Node) GossipAddr() string { return n.gossipAddr }

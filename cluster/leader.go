@@ -132,7 +132,7 @@ func (n *Node) runTicker(t *leaderTerm) {
 		case <-t.ctx.Done():
 			return
 		}
-		n.tickChecks.Add(1)
+		n.metrics.tickChecks.Inc()
 		due := n.fsm.NextDue()
 		// The FSM clock is max(entry times), so compare with that as well as
 		// ours: after a failover to a node whose clock is behind, items may

@@ -16,6 +16,11 @@ type nodeMetrics struct {
 	commandsPerEntry prometheus.Histogram
 	entryBytes       prometheus.Histogram
 	reconcileActions *prometheus.CounterVec
+	reconcileRounds  prometheus.Counter
+	tickChecks       prometheus.Counter
+	// bootstrapEvaluations counts the bootstrap loop's decisions by
+	// outcome (bootstrapOutcomes).
+	bootstrapEvaluations *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -54,6 +59,24 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "reconcile_actions_total",
 			Help:      "Raft configuration changes made by this node's reconcile loop while leading, by action and result.",
 		}, []string{"action", "result"}),
+		reconcileRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Subsystem: "cluster",
+			Name:      "reconcile_rounds_total",
+			Help:      "Passes of this node's reconcile loop while leading.",
+		}),
+		tickChecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Subsystem: "raft",
+			Name:      "tick_checks_total",
+			Help:      "Checks by the leader's tick loop for due leases and delays (a tick is proposed only when one is due).",
+		}),
+		bootstrapEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Subsystem: "cluster",
+			Name:      "bootstrap_evaluations_total",
+			Help:      "Bootstrap decisions of a node that started without raft state, by outcome (wait_*, disabled, failed, bootstrapped, has_state).",
+		}, []string{"outcome"}),
 	}
 }
 
@@ -67,7 +90,10 @@ func newNodeMetrics() *nodeMetrics {
 //   - per-queue metrics labelled queue=NAME, read from the FSM at scrape time;
 //   - membership: quorumq_cluster_members{status} (gossip members as this
 //     node sees them), quorumq_cluster_{voters,nonvoters} (raft
-//     configuration) and quorumq_cluster_reconcile_actions_total{action,result}.
+//     configuration), quorumq_cluster_reconcile_actions_total{action,result},
+//     quorumq_cluster_reconcile_rounds_total and
+//     quorumq_cluster_bootstrap_evaluations_total{outcome};
+//   - quorumq_raft_tick_checks_total.
 func (n *Node) Collectors() []prometheus.Collector {
 	gauge := func(name, help string, v func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -96,6 +122,9 @@ func (n *Node) Collectors() []prometheus.Collector {
 		n.metrics.entryBytes,
 		&queueCollector{f: n.fsm},
 		n.metrics.reconcileActions,
+		n.metrics.reconcileRounds,
+		n.metrics.tickChecks,
+		n.metrics.bootstrapEvaluations,
 		&membershipCollector{n: n},
 	}
 }

@@ -69,32 +69,28 @@ type Node struct {
 	// newest snapshot during Open.
 	appliedAtOpen uint64
 
-	metrics    *nodeMetrics
-	tickChecks atomic.Uint64 // due checks made by the tick loop; tests watch it
+	metrics *nodeMetrics
 
 	// Gossip. ml is set once in Open; gossipMu orders UpdateNode and Leave
 	// against Shutdown (memberlist panics on Leave after Shutdown).
-	ml         *memberlist.Memberlist
-	gossip     *gossipDelegate
-	members    *memberTable
-	subs       *subsChannel // pubsub subscriber sets (subs.go)
-	meta       metaState
-	gossipAddr string
-	gossipMu   sync.Mutex
-	gossipDown bool // memberlist shut down
-	gossipLeft bool // memberlist's Leave was called
+	ml      *memberlist.Memberlist
+	gossip  *gossipDelegate
+	members *memberTable
+	subs    *subsChannel // pubsub subscriber sets (subs.go)
+	// subscribers is the exported face of subs.
+	subscribers *Subscribers
+	meta        metaState
+	gossipAddr  string
+	gossipMu    sync.Mutex
+	gossipDown  bool // memberlist shut down
+	gossipLeft  bool // memberlist's Leave was called
 	// joined is closed once a Join seed answered or another member reached
 	// this node.
 	joined     chan struct{}
 	joinedOnce sync.Once
 	recon      reconcileMemory
 
-	leaving         atomic.Bool   // Leave has begun
-	noTransfer      atomic.Bool   // tests: Shutdown skips the leadership transfer, like a crash
-	bootstrapped    atomic.Bool   // this node called BootstrapCluster; tests watch it
-	bootstrapChecks atomic.Uint64 // bootstrap evaluations; tests watch it
-	bootstrapReason atomic.Value  // string: why the last evaluation waited
-	reconcileRounds atomic.Uint64 // reconcile passes; tests watch it
+	leaving atomic.Bool // Leave has begun
 
 	// intake admits Propose and ConsistentRead calls until Shutdown, which
 	// then waits for those inside.
@@ -259,8 +255,6 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		raftDown:      make(chan struct{}),
 		termChanged:   make(chan struct{}),
 	}
-	n.bootstrapped.Store(bootstrapped)
-	n.bootstrapReason.Store("")
 	n.members = newMemberTable(logger)
 	n.joined = make(chan struct{})
 	n.recon.healthySince = map[raft.ServerID]time.Time{}
@@ -273,6 +267,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		announce:  n.announceSubs,
 		nextEpoch: func() (uint32, error) { return nextSubsEpoch(o.DataDir) },
 	})
+	n.subscribers = &Subscribers{ch: n.subs}
 	subsVersion, subsDigest := n.subs.localVersion()
 	n.meta.set(func(m *nodeMeta) {
 		*m = nodeMeta{
@@ -336,31 +331,10 @@ func (n *Node) ID() string { return n.id }
 // stale by the time the caller acts; Propose and ConsistentRead re-check.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// LeaderID returns the id of the leader this node knows, or "".
-func (n *Node) LeaderID() string {
+// leaderID returns the id of the leader this node knows, or "".
+func (n *Node) leaderID() string {
 	_, id := n.raft.LeaderWithID()
 	return string(id)
-}
-
-// WaitForLeader blocks until a leader is known and returns its id. It fails
-// with api.ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
-// api.ErrShuttingDown once Shutdown has begun.
-func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
-	const poll = 10 * time.Millisecond
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		if id := n.LeaderID(); id != "" {
-			return id, nil
-		}
-		select {
-		case <-t.C:
-		case <-n.ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w", api.ErrShuttingDown)
-		case <-ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w (%w)", api.ErrNoLeader, ctx.Err())
-		}
-	}
 }
 
 // Ready reports whether the node can serve: not shutting down, a leader is
@@ -372,7 +346,7 @@ func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
 // least as high as what the snapshot restored at Open. A restarted node is
 // therefore not ready until it has replayed its log tail.
 func (n *Node) Ready() bool {
-	if n.intake.isClosed() || n.LeaderID() == "" {
+	if n.intake.isClosed() || n.leaderID() == "" {
 		return false
 	}
 	commit := n.raft.CommitIndex()
@@ -432,7 +406,7 @@ func (n *Node) Status() api.Status {
 	st := api.Status{
 		NodeID:       n.id,
 		State:        strings.ToLower(n.raft.State().String()),
-		LeaderID:     n.LeaderID(),
+		LeaderID:     n.leaderID(),
 		Term:         n.raft.CurrentTerm(),
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
@@ -513,11 +487,13 @@ func (n *Node) configServers() []raft.Server {
 // callers are answered regardless. Later calls wait for the first and
 // return its result.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx) })
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx, true) })
 	return n.shutdownErr
 }
 
-func (n *Node) shutdown(ctx context.Context) error {
+// shutdown is Shutdown; transfer false skips the leadership transfer, so
+// that peers see what a crash shows them (tests).
+func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	n.log.Info("shutting down")
 	var errs []error
 
@@ -529,7 +505,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	n.cancel()
 
 	// 3. Hand leadership over while raft still runs.
-	if n.raft.State() == raft.Leader && n.hasOtherVoters() && !n.noTransfer.Load() {
+	if transfer && n.raft.State() == raft.Leader && n.hasOtherVoters() {
 		// Best effort: when it fails the others elect a leader after an
 		// election timeout, which is all a transfer saves.
 		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {

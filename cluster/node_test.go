@@ -150,7 +150,7 @@ func TestNode_ConcurrentProposals_Coalesce(t *testing.T) {
 
 	const N = 200
 	lastBefore := n.raft.LastIndex()
-	entriesBefore := histogramCount(t, n.metrics.commandsPerEntry)
+	entriesBefore := uint64(metricValue(t, n, "quorumq_raft_commands_per_entry", nil))
 
 	var (
 		wg    sync.WaitGroup
@@ -213,7 +213,7 @@ func TestNode_ConcurrentProposals_Coalesce(t *testing.T) {
 		t.Fatalf("puts = %d, want %d", st.Puts, N)
 	}
 
-	entries := histogramCount(t, n.metrics.commandsPerEntry) - entriesBefore - 1 // minus the get
+	entries := uint64(metricValue(t, n, "quorumq_raft_commands_per_entry", nil)) - entriesBefore - 1 // minus the get
 	logEntries := n.raft.LastIndex() - lastBefore - 1
 	t.Logf("%d puts travelled in %d coalesced entries (%d raft log entries), %.1f commands/entry",
 		N, entries, logEntries, float64(N)/float64(entries))
@@ -485,8 +485,10 @@ func TestNode_Tick_ReleasesDeferred(t *testing.T) {
 		t.Fatalf("after put: %+v", st)
 	}
 	// Nothing is due yet: several tick checks pass without writing.
-	checks := n.tickChecks.Load()
-	testwait.For(t, 5*time.Second, "tick checks", func() bool { return n.tickChecks.Load() >= checks+3 })
+	checks := metricValue(t, n, "quorumq_raft_tick_checks_total", nil)
+	testwait.For(t, 5*time.Second, "tick checks", func() bool {
+		return metricValue(t, n, "quorumq_raft_tick_checks_total", nil) >= checks+3
+	})
 	if got := f.AppliedIndex(); got != idx {
 		t.Fatalf("applied index moved from %d to %d with nothing due", idx, got)
 	}
@@ -572,13 +574,4 @@ func TestNode_DataDirLocked(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("second Open took %v", d)
 	}
-}
-
-func histogramCount(t testing.TB, h prometheus.Histogram) uint64 {
-	t.Helper()
-	var m dto.Metric
-	if err := h.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetHistogram().GetSampleCount()
 }

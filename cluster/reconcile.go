@@ -72,7 +72,7 @@ func (n *Node) runReconcile(t *leaderTerm) {
 // reap at most one long-dead server. It stops at the first sign that this
 // node no longer leads.
 func (n *Node) reconcile(ctx context.Context) {
-	n.reconcileRounds.Add(1)
+	n.metrics.reconcileRounds.Inc()
 	if n.raft.State() != raft.Leader {
 		return
 	}

@@ -213,7 +213,8 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 	testwait.For(t, 5*time.Second, "the fetch started", func() bool { return calls.Load() == 1 })
 	close(release)
 	testwait.For(t, 5*time.Second, "version 9 known", func() bool { return c.known("b") == 9 })
-	time.Sleep(3 * subsMetaFetchDelay)
+	// Once the fetch loop has stopped, nothing heard so far can fetch again.
+	testwait.For(t, 5*time.Second, "the fetch loop stopped", func() bool { return !fetchRunning(c, "b") })
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("%d fetches, want 1", n)
 	}
@@ -225,8 +226,9 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 	serve.Store(func() ([]byte, error) { return nil, errors.New("connection refused") })
 	calls.Store(0)
 	c.notifyMsg((&subsEntry{Node: "b", Version: 10}).encode(nil))
-	testwait.For(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
-	time.Sleep(2 * time.Second)
+	testwait.For(t, 5*time.Second, "the fetch loop gave up", func() bool {
+		return calls.Load() == subsFetchAttempts && !fetchRunning(c, "b")
+	})
 	if n := calls.Load(); n != subsFetchAttempts {
 		t.Fatalf("%d fetch attempts, want %d", n, subsFetchAttempts)
 	}
@@ -513,4 +515,13 @@ func TestSubsChannel_Memberlists(t *testing.T) {
 	if v := a.ch.known("b"); v>>32 != 2 {
 		t.Fatalf("a knows b at version %x, want epoch 2", v)
 	}
+}
+
+// fetchRunning reports whether a fetch loop runs for member id. Once none
+// runs, only news of a newer version starts another.
+func fetchRunning(c *subsChannel, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.peers[id]
+	return p != nil && p.fetching
 }
