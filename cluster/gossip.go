@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
 )
 
 // memberlist tuning: DefaultLANConfig with shorter probes, so that a dead
@@ -290,7 +292,7 @@ func (n *Node) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.Delegate = n.gossip
 	c.Events = subsEvents{next: eventDelegate{n.members}, subs: n.subs}
-	hcl := newHCLogAdapter(n.log, "memberlist", n.opts.GossipLogLevel)
+	hcl := hclogadapter.New(n.log, "memberlist", n.opts.GossipLogLevel)
 	c.Logger = log.New(hcl.StandardWriter(nil), "", 0)
 	if n.opts.gossipConfig != nil {
 		n.opts.gossipConfig(c)

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 )
 
 // defaultLeaveWait bounds how long Leave waits to see itself removed from the
@@ -92,7 +93,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	// 5. Stop, and make sure this data directory never rejoins: its log is
 	// history the cluster no longer counts on (a restart by a supervisor
 	// would otherwise be added back by the leader's reconcile loop).
-	if err := markLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
+	if err := datadir.MarkLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
 		n.log.Error("leave: could not mark the data directory as left", "err", err)
 	}
 	return n.Shutdown(ctx)

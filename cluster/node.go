@@ -27,6 +27,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -142,15 +144,15 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open: data dir: %w", err)
 	}
-	if err := checkNotLeft(o.DataDir); err != nil {
+	if err := datadir.CheckNotLeft(o.DataDir); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	id, err := resolveNodeID(o.DataDir, o.NodeID)
+	id, err := datadir.ResolveNodeID(o.DataDir, o.NodeID)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	logger := o.Logger.With("component", "cluster", "node_id", id)
-	hcl := newHCLogAdapter(logger, "raft", o.RaftLogLevel)
+	hcl := hclogadapter.New(logger, "raft", o.RaftLogLevel)
 
 	var undo []func()
 	fail := func(err error) (*Node, error) {
@@ -161,7 +163,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 
 	store, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(o.DataDir, raftDBFile),
+		Path: filepath.Join(o.DataDir, datadir.RaftDBFile),
 		BoltOptions: &bbolt.Options{
 			Timeout: boltOpenTimeout,
 			// The freelist is rebuilt by a scan on open instead of being
@@ -178,7 +180,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	undo = append(undo, func() { store.Close() })
 	// After bolt's lock: one process per data directory bumps the epoch.
-	subsEpoch, err := nextSubsEpoch(o.DataDir)
+	subsEpoch, err := datadir.NextSubsEpoch(o.DataDir)
 	if err != nil {
 		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
 	}
@@ -265,7 +267,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		log:       logger.With("subsystem", "subs"),
 		fetch:     o.Peer.SubscriberSet,
 		announce:  n.announceSubs,
-		nextEpoch: func() (uint32, error) { return nextSubsEpoch(o.DataDir) },
+		nextEpoch: func() (uint32, error) { return datadir.NextSubsEpoch(o.DataDir) },
 	})
 	n.subscribers = &Subscribers{ch: n.subs}
 	subsVersion, subsDigest := n.subs.localVersion()

@@ -101,7 +101,7 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 
-	b, err := os.ReadFile(filepath.Join(dir, nodeIDFile))
+	b, err := os.ReadFile(filepath.Join(dir, "node-id"))
 	if err != nil || strings.TrimSpace(string(b)) != id {
 		t.Fatalf("node-id file = %q, %v; want %q", b, err, id)
 	}
@@ -250,29 +250,12 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := os.Remove(filepath.Join(dir, nodeIDFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, "node-id")); err != nil {
 		t.Fatal(err)
 	}
 	opts.NodeID = ""
 	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
 		t.Fatalf("Open without node-id but with raft.db: err = %v, want ErrNodeIDMismatch", err)
-	}
-}
-
-// A generated id has the "<hostname>-<6 hex>" form and is persisted.
-func TestNode_GeneratedID_Persisted(t *testing.T) {
-	dir := t.TempDir()
-	id, err := resolveNodeID(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.LastIndexByte(id, '-')
-	if i <= 0 || len(id)-i-1 != 6 || !validNodeID(id) {
-		t.Fatalf("generated id %q", id)
-	}
-	again, err := resolveNodeID(dir, "")
-	if err != nil || again != id {
-		t.Fatalf("second resolve = %q, %v; want %q", again, err, id)
 	}
 }
 

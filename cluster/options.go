@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/peer"
 )
@@ -298,7 +299,7 @@ func (o Options) validate() error {
 	if o.DataDir == "" {
 		return bad("DataDir is required")
 	}
-	if o.NodeID != "" && !validNodeID(o.NodeID) {
+	if o.NodeID != "" && !datadir.ValidNodeID(o.NodeID) {
 		return bad("NodeID %q: use 1-128 characters from [A-Za-z0-9._-]", o.NodeID)
 	}
 	if err := checkHostPort(o.RaftBind); err != nil {
@@ -415,21 +416,4 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
-}
-
-// validNodeID reports whether id is 1-128 characters of [A-Za-z0-9._-]: safe
-// in file names, URLs, metric labels and memberlist node names.
-func validNodeID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // subsEntry is one node's subscriber set as gossiped: topic → number of
@@ -238,36 +235,4 @@ func subsDigest(topics map[string]int) [8]byte {
 	var d [8]byte
 	binary.BigEndian.PutUint64(d[:], h.Sum64())
 	return d
-}
-
-// subsEpochFile in DataDir holds the epoch of the subscriber-set versions
-// (DESIGN.md, "Subscriber sets").
-const subsEpochFile = "subs-epoch"
-
-// nextSubsEpoch reads the last epoch from dataDir, stores the next one
-// (fsynced) and returns it. Versions are epoch<<32 | sequence, so every
-// version of a run is above every version of the runs before, whatever
-// the clock does.
-func nextSubsEpoch(dataDir string) (uint32, error) {
-	path := filepath.Join(dataDir, subsEpochFile)
-	var last uint64
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		last, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		return 0, err
-	}
-	if last >= 1<<32-1 {
-		return 0, fmt.Errorf("%s: epoch %d exhausted", path, last)
-	}
-	next := uint32(last + 1)
-	if err := writeFileSync(path, []byte(strconv.FormatUint(uint64(next), 10)+"\n")); err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	return next, nil
 }

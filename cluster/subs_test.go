@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -246,13 +247,13 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 // restarts (the epoch is persisted), also when a run uses up its sequence.
 func TestSubsChannel_VersionsOrdered(t *testing.T) {
 	dir := t.TempDir()
-	e1, err := nextSubsEpoch(dir)
+	e1, err := datadir.NextSubsEpoch(dir)
 	if err != nil || e1 != 1 {
 		t.Fatalf("first epoch %d, %v", e1, err)
 	}
 	topics := map[string]int{}
 	var mu sync.Mutex
-	c := newSubsChannel(subsConfig{self: "self", epoch: e1, log: testlog.New(t), nextEpoch: func() (uint32, error) { return nextSubsEpoch(dir) }})
+	c := newSubsChannel(subsConfig{self: "self", epoch: e1, log: testlog.New(t), nextEpoch: func() (uint32, error) { return datadir.NextSubsEpoch(dir) }})
 	c.setSource(func() map[string]int { mu.Lock(); defer mu.Unlock(); return maps.Clone(topics) })
 	last, _ := c.localVersion()
 	for i := range 5 {
@@ -281,7 +282,7 @@ func TestSubsChannel_VersionsOrdered(t *testing.T) {
 		t.Fatalf("version after the sequence ran out: %d (last %d)", wrapped, last)
 	}
 	// A restart starts above everything the previous runs announced.
-	e3, err := nextSubsEpoch(dir)
+	e3, err := datadir.NextSubsEpoch(dir)
 	if err != nil || e3 != 3 {
 		t.Fatalf("epoch after restart %d, %v", e3, err)
 	}
