@@ -62,19 +62,19 @@ const (
 // which the delegate adds and strips; push/pull state is framed per channel.
 // Methods may be called concurrently and must not block.
 type gossipChannel interface {
-	// notifyMsg handles one message of the channel (type byte removed).
+	// NotifyMsg handles one message of the channel (type byte removed).
 	// msg is only valid during the call.
-	notifyMsg(msg []byte)
-	// broadcasts returns messages to piggyback on gossip, each at most
+	NotifyMsg(msg []byte)
+	// Broadcasts returns messages to piggyback on gossip, each at most
 	// limit bytes after overhead, together at most limit bytes where each
 	// costs len+overhead. The type byte is added by the delegate and is
 	// already counted in overhead.
-	broadcasts(overhead, limit int) [][]byte
-	// localState returns the channel's part of a push/pull exchange.
-	localState(join bool) []byte
-	// mergeRemoteState merges a peer's localState. buf is only valid
+	Broadcasts(overhead, limit int) [][]byte
+	// LocalState returns the channel's part of a push/pull exchange.
+	LocalState(join bool) []byte
+	// MergeRemoteState merges a peer's LocalState. buf is only valid
 	// during the call.
-	mergeRemoteState(buf []byte, join bool)
+	MergeRemoteState(buf []byte, join bool)
 }
 
 // stateFormat is the first byte of our push/pull state. After it come
@@ -114,7 +114,7 @@ func (d *gossipDelegate) NotifyMsg(b []byte) {
 		d.log.Debug("dropping gossip message of unknown channel", "channel", b[0], "bytes", len(b))
 		return
 	}
-	ch.notifyMsg(b[1:])
+	ch.NotifyMsg(b[1:])
 }
 
 // GetBroadcasts implements memberlist.Delegate.
@@ -122,7 +122,7 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 	var out [][]byte
 	for _, t := range d.channelTypes() {
 		// The type byte we prepend counts as overhead for the channel.
-		msgs := d.channels[t].broadcasts(overhead+1, limit)
+		msgs := d.channels[t].Broadcasts(overhead+1, limit)
 		for _, m := range msgs {
 			cost := overhead + 1 + len(m)
 			if cost > limit {
@@ -139,7 +139,7 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 func (d *gossipDelegate) LocalState(join bool) []byte {
 	b := []byte{stateFormat}
 	for _, t := range d.channelTypes() {
-		s := d.channels[t].localState(join)
+		s := d.channels[t].LocalState(join)
 		if len(s) == 0 {
 			continue
 		}
@@ -170,7 +170,7 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {
 		payload := rest[1+k : 1+k+int(n)]
 		rest = rest[1+k+int(n):]
 		if ch, ok := d.channels[t]; ok {
-			ch.mergeRemoteState(payload, join)
+			ch.MergeRemoteState(payload, join)
 		}
 	}
 }

@@ -22,13 +22,13 @@ type fakeChannel struct {
 	queued [][]byte
 }
 
-func (c *fakeChannel) notifyMsg(m []byte) {
+func (c *fakeChannel) NotifyMsg(m []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = append(c.msgs, bytes.Clone(m))
 }
 
-func (c *fakeChannel) broadcasts(overhead, limit int) [][]byte {
+func (c *fakeChannel) Broadcasts(overhead, limit int) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out [][]byte
@@ -40,9 +40,9 @@ func (c *fakeChannel) broadcasts(overhead, limit int) [][]byte {
 	return out
 }
 
-func (c *fakeChannel) localState(bool) []byte { return c.state }
+func (c *fakeChannel) LocalState(bool) []byte { return c.state }
 
-func (c *fakeChannel) mergeRemoteState(b []byte, _ bool) {
+func (c *fakeChannel) MergeRemoteState(b []byte, _ bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.merged = append(c.merged, bytes.Clone(b))

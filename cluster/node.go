@@ -29,6 +29,7 @@ import (
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
+	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 	"github.com/quorumq/quorumq/fsm"
 )
 
@@ -78,7 +79,7 @@ type Node struct {
 	ml      *memberlist.Memberlist
 	gossip  *gossipDelegate
 	members *memberTable
-	subs    *subsChannel // pubsub subscriber sets (subs.go)
+	subs    *subscriberset.Channel // pubsub subscriber sets
 	// subscribers is the exported face of subs.
 	subscribers *Subscribers
 	meta        metaState
@@ -261,16 +262,16 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.joined = make(chan struct{})
 	n.recon.healthySince = map[raft.ServerID]time.Time{}
 	n.recon.missingSince = map[raft.ServerID]time.Time{}
-	n.subs = newSubsChannel(subsConfig{
-		self:      id,
-		epoch:     subsEpoch,
-		log:       logger.With("subsystem", "subs"),
-		fetch:     o.Peer.SubscriberSet,
-		announce:  n.announceSubs,
-		nextEpoch: func() (uint32, error) { return datadir.NextSubsEpoch(o.DataDir) },
+	n.subs = subscriberset.New(subscriberset.Config{
+		Self:      id,
+		Epoch:     subsEpoch,
+		Log:       logger.With("subsystem", "subs"),
+		Fetch:     o.Peer.SubscriberSet,
+		Announce:  n.announceSubs,
+		NextEpoch: func() (uint32, error) { return datadir.NextSubsEpoch(o.DataDir) },
 	})
 	n.subscribers = &Subscribers{ch: n.subs}
-	subsVersion, subsDigest := n.subs.localVersion()
+	subsVersion, subsDigest := n.subs.LocalVersion()
 	n.meta.set(func(m *nodeMeta) {
 		*m = nodeMeta{
 			HasState:    existing || bootstrapped,
@@ -283,7 +284,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		}
 	})
 	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{
-		subsChannelType: n.subs,
+		subscriberset.ChannelType: n.subs,
 	}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, n.cancel)
@@ -293,7 +294,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.ml = ml
 	n.gossipAddr = ml.LocalNode().Address()
-	n.subs.start()
+	n.subs.Start()
 
 	n.bg.Add(3)
 	go n.runCoalescer()
@@ -527,7 +528,7 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 		}
 	}
 	n.gossipMu.Unlock()
-	n.subs.stop()
+	n.subs.Stop()
 
 	// 5. The coalescer fails what it has not handed to raft.
 	close(n.stopCoalescer)

@@ -1,4 +1,4 @@
-package cluster
+package subscriberset
 
 import (
 	"encoding/binary"
@@ -10,7 +10,7 @@ import (
 	"strconv"
 )
 
-// subsEntry is one node's subscriber set as gossiped: topic → number of
+// entry is one node's subscriber set as gossiped: topic → number of
 // subscribers connected to that node, and the version that orders the
 // node's successive sets. Only the node itself writes its entry, so the
 // highest version is the newest set and there is nothing to reconcile.
@@ -30,7 +30,7 @@ import (
 //
 // A decoder accepts a newer format byte and ignores bytes after the fields
 // it knows: new fields are appended, never inserted.
-type subsEntry struct {
+type entry struct {
 	Node    string
 	Version uint64
 	Full    bool
@@ -49,7 +49,7 @@ const (
 var errBadSubs = errors.New("bad subscriber-set entry")
 
 // encode appends the wire form of e to b.
-func (e *subsEntry) encode(b []byte) []byte {
+func (e *entry) encode(b []byte) []byte {
 	var flags byte
 	if e.Full {
 		flags |= subsFull
@@ -71,13 +71,13 @@ func (e *subsEntry) encode(b []byte) []byte {
 }
 
 // thin returns e without its topics.
-func (e subsEntry) thin() subsEntry {
-	return subsEntry{Node: e.Node, Version: e.Version}
+func (e entry) thin() entry {
+	return entry{Node: e.Node, Version: e.Version}
 }
 
-// decodeSubsEntry parses one entry. Bytes after the fields it knows are
+// decodeEntry parses one entry. Bytes after the fields it knows are
 // ignored (a newer format may append some).
-func decodeSubsEntry(b []byte) (e subsEntry, err error) {
+func decodeEntry(b []byte) (e entry, err error) {
 	d := subsDecoder{b: b}
 	format := d.byte()
 	flags := d.byte()
@@ -114,7 +114,7 @@ func decodeSubsEntry(b []byte) (e subsEntry, err error) {
 		}
 	}
 	if d.err != nil {
-		return subsEntry{}, d.err
+		return entry{}, d.err
 	}
 	return e, nil
 }
@@ -179,9 +179,9 @@ func (d *subsDecoder) name() string {
 	return s
 }
 
-// encodeSubsState is the channel's push/pull state: uvarint entry count,
+// encodeState is the channel's push/pull state: uvarint entry count,
 // then each entry as uvarint length + entry.
-func encodeSubsState(entries []subsEntry) []byte {
+func encodeState(entries []entry) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(entries)))
 	var scratch []byte
 	for i := range entries {
@@ -192,16 +192,16 @@ func encodeSubsState(entries []subsEntry) []byte {
 	return b
 }
 
-// decodeSubsState parses encodeSubsState's output. Entries that do not
+// decodeState parses encodeState's output. Entries that do not
 // decode are skipped (a newer peer may send what we cannot read); a
 // broken frame ends the list with an error, keeping what came before.
-func decodeSubsState(b []byte) ([]subsEntry, error) {
+func decodeState(b []byte) ([]entry, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 {
 		return nil, fmt.Errorf("%w: truncated state", errBadSubs)
 	}
 	b = b[k:]
-	var out []subsEntry
+	var out []entry
 	var errs []error
 	for range n {
 		size, k := binary.Uvarint(b)
@@ -209,7 +209,7 @@ func decodeSubsState(b []byte) ([]subsEntry, error) {
 			errs = append(errs, fmt.Errorf("%w: truncated state frame", errBadSubs))
 			break
 		}
-		e, err := decodeSubsEntry(b[k : k+int(size)])
+		e, err := decodeEntry(b[k : k+int(size)])
 		b = b[k+int(size):]
 		if err != nil {
 			errs = append(errs, err)
@@ -222,7 +222,7 @@ func decodeSubsState(b []byte) ([]subsEntry, error) {
 
 // subsDigest is a short hash of a topic set (topics and counts), carried
 // in NodeMeta next to the version.
-func subsDigest(topics map[string]int) [8]byte {
+func digest(topics map[string]int) [8]byte {
 	h := fnv.New64a()
 	var buf []byte
 	for _, t := range slices.Sorted(maps.Keys(topics)) {
