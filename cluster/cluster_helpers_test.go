@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -49,7 +48,7 @@ func clusterOptions(t testing.TB, expect int) Options {
 	o.ReconcileInterval = 200 * time.Millisecond
 	o.PromoteAfter = time.Second
 	o.Logger = testlog.New(t)
-	o.Peer = testPeer(t)
+	o.Peer = peertest.Client(t)
 	o.reconnectInterval = time.Second
 	o.bootstrapSettle = 300 * time.Millisecond
 	return o
@@ -266,15 +265,6 @@ func proposeOn(t testing.TB, nodes []*tnode, cmd fsm.Command) fsm.Result {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // memberStatus returns the status n reports for id, or "" if absent.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
-	"github.com/quorumq/quorumq/internal/peer"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -25,20 +25,8 @@ func testOptions(t testing.TB, dir string) Options {
 	o.LeaderLeaseTimeout = 50 * time.Millisecond
 	o.CommitTimeout = 5 * time.Millisecond
 	o.Logger = testlog.New(t)
-	o.Peer = testPeer(t)
+	o.Peer = peertest.Client(t)
 	return o
-}
-
-// testPeer returns a node-to-node client whose pool is closed when the
-// test ends.
-func testPeer(t testing.TB) *peer.Client {
-	t.Helper()
-	c, err := peer.New(peer.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	return c
 }
 
 // openWith opens a node over opts hosting f.

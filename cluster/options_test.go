@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 )
 
 // Every bad option is an error wrapping ErrInvalidOptions, found before any
@@ -86,7 +87,7 @@ func TestOptions_Validation(t *testing.T) {
 // DefaultOptions is valid once the required fields are set.
 func TestOptions_DefaultsAreValid(t *testing.T) {
 	o := DefaultOptions()
-	o.DataDir, o.RaftBind, o.FSM, o.Peer = "d", "127.0.0.1:0", fsm.New(), testPeer(t)
+	o.DataDir, o.RaftBind, o.FSM, o.Peer = "d", "127.0.0.1:0", fsm.New(), peertest.Client(t)
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
-	"github.com/quorumq/quorumq/internal/peer"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -187,24 +187,12 @@ func newTestFanout(t *testing.T, dir Directory, timeout time.Duration, queueLen 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	f, err := NewFanout(FanoutOptions{Self: "me", Hub: hub, Directory: dir, Peer: testPeerClient(t), Timeout: timeout, QueueLen: queueLen, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+	f, err := NewFanout(FanoutOptions{Self: "me", Hub: hub, Directory: dir, Peer: peertest.Client(t), Timeout: timeout, QueueLen: queueLen, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
 	return f, hub, reg
-}
-
-// testPeerClient returns a node-to-node client whose pool is closed when
-// the test ends.
-func testPeerClient(t *testing.T) *peer.Client {
-	t.Helper()
-	c, err := peer.New(peer.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	return c
 }
 
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
@@ -492,7 +480,7 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 	p.block = release
 	t.Cleanup(func() { close(release) })
 	hub, _ := NewHub(Options{Logger: slog.New(slog.DiscardHandler)})
-	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Peer: testPeerClient(t), Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
+	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Peer: peertest.Client(t), Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

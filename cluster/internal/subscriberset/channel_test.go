@@ -24,7 +24,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
-	"github.com/quorumq/quorumq/internal/peer"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -374,7 +374,7 @@ func startMLNode(t *testing.T, name string, epoch uint32, fetch bool, join ...st
 			n.ml.UpdateNode(time.Second)
 		}}
 	if fetch {
-		cfg.Fetch = testPeer(t).SubscriberSet
+		cfg.Fetch = peertest.Client(t).SubscriberSet
 	}
 	n.ch = New(cfg)
 	n.meta = &testDelegate{ch: n.ch}
@@ -573,16 +573,4 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
-}
-
-// testPeer returns a node-to-node client whose pool is closed when the
-// test ends.
-func testPeer(t testing.TB) *peer.Client {
-	t.Helper()
-	c, err := peer.New(peer.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	return c
 }
