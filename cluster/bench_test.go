@@ -92,7 +92,7 @@ func openBenchCluster(b *testing.B, size, pending int, extraFsync time.Duration)
 	mustLead(b, leader)
 	for range size - 1 {
 		f := open(false)
-		addr := raft.ServerAddress(f.trans.LocalAddr())
+		addr := f.host.LocalAddr()
 		if err := leader.raft.AddVoter(raft.ServerID(f.ID()), addr, 0, 10*time.Second).Error(); err != nil {
 			b.Fatalf("add voter: %v", err)
 		}

@@ -167,7 +167,7 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 	for _, m := range candidates {
 		addr := raft.ServerAddress(m.Meta.RaftAddr)
 		if m.ID == n.id {
-			addr = n.trans.LocalAddr()
+			addr = n.host.LocalAddr()
 		}
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: addr})
 	}

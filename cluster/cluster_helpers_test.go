@@ -179,7 +179,7 @@ func stopAll(t testing.TB, nodes []*tnode) {
 // configOf returns n's latest raft configuration as "id:voter" / "id:nonvoter", sorted.
 func configOf(n *tnode) []string {
 	var out []string
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		kind := "voter"
 		if s.Suffrage != raft.Voter {
 			kind = "nonvoter"

@@ -530,7 +530,7 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 	}
 	testwait.For(t, formTimeout, "leader has the new raft address", func() bool {
 		l := leaderOf(t, nodes, 10*time.Second)
-		for _, s := range l.configServers() {
+		for _, s := range l.host.ConfigServers() {
 			if string(s.ID) == moved.ID() {
 				return string(s.Address) == o.RaftBind && s.Suffrage == raft.Voter
 			}
@@ -553,7 +553,7 @@ func TestCluster_HostNameAdvertise_ConfigurationHoldsNames(t *testing.T) {
 		_, port, _ := net.SplitHostPort(o.RaftBind)
 		o.RaftAdvertise = net.JoinHostPort("localhost", port)
 	})
-	for _, s := range leader.configServers() {
+	for _, s := range leader.host.ConfigServers() {
 		if !strings.HasPrefix(string(s.Address), "localhost:") {
 			t.Fatalf("configuration entry %s at %q does not hold the advertised name", s.ID, s.Address)
 		}

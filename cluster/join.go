@@ -180,7 +180,7 @@ func (n *Node) reconnect() {
 	now := time.Now()
 	members := n.members.snapshot()
 	inConfig := map[string]bool{}
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		inConfig[string(s.ID)] = true
 	}
 	var dead []member

@@ -35,10 +35,10 @@ const defaultLeaveWait = 15 * time.Second
 // voter: the cluster would have no one left. It fails with api.ErrShuttingDown
 // once Leave or Shutdown has begun.
 func (n *Node) Leave(ctx context.Context) error {
-	if n.intake.isClosed() || !n.leaving.CompareAndSwap(false, true) {
+	if n.host.IntakeClosed() || !n.leaving.CompareAndSwap(false, true) {
 		return fmt.Errorf("leave: %w", api.ErrShuttingDown)
 	}
-	servers := n.configServers()
+	servers := n.host.ConfigServers()
 	voters, selfVoter := 0, false
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
@@ -53,13 +53,13 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.log.Info("leaving the cluster", "voters", voters, "voter", selfVoter)
 
 	// 1. No new requests.
-	n.intake.close()
+	n.host.CloseIntake()
 
 	// 2. Hand leadership over while this node can still vote.
-	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
-		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
+	if n.raft.State() == raft.Leader && n.host.HasOtherVoters() {
+		if err := n.host.Await(ctx, n.raft.LeadershipTransfer); err != nil {
 			n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
-			if err := n.awaitRaft(ctx, func() raft.Future {
+			if err := n.host.Await(ctx, func() raft.Future {
 				return n.raft.RemoveServer(raft.ServerID(n.id), 0, configChangeTimeout)
 			}); err != nil {
 				n.log.Warn("leave: self-removal failed", "err", err)
@@ -103,7 +103,7 @@ func (n *Node) Leave(ctx context.Context) error {
 // according to its own log or to the leader.
 func (n *Node) waitRemoved(ctx context.Context) error {
 	for {
-		if !n.inConfig(n.configServers()) {
+		if !n.inConfig(n.host.ConfigServers()) {
 			return nil
 		}
 		if removed, ok := n.removedPerLeader(ctx); ok && removed {

@@ -11,13 +11,8 @@ const metricsNamespace = "quorumq"
 
 // nodeMetrics are the instruments the node updates itself.
 type nodeMetrics struct {
-	applyLatency     prometheus.Histogram
-	entriesProposed  prometheus.Counter
-	commandsPerEntry prometheus.Histogram
-	entryBytes       prometheus.Histogram
 	reconcileActions *prometheus.CounterVec
 	reconcileRounds  prometheus.Counter
-	tickChecks       prometheus.Counter
 	// bootstrapEvaluations counts the bootstrap loop's decisions by
 	// outcome (bootstrapOutcomes).
 	bootstrapEvaluations *prometheus.CounterVec
@@ -25,34 +20,6 @@ type nodeMetrics struct {
 
 func newNodeMetrics() *nodeMetrics {
 	return &nodeMetrics{
-		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "propose",
-			Name:      "latency_seconds",
-			Help:      "Time from Propose to its result (committed and applied, or failed), for proposals that reached the coalescer.",
-			// 0.25 ms .. ~8 s: fsync on tmpfs up to an election.
-			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
-		}),
-		entriesProposed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "raft",
-			Name:      "entries_proposed_total",
-			Help:      "Coalesced log entries handed to raft.Apply by this node.",
-		}),
-		commandsPerEntry: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "raft",
-			Name:      "commands_per_entry",
-			Help:      "Commands coalesced into one log entry (group commit at the application level).",
-			Buckets:   prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024
-		}),
-		entryBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "raft",
-			Name:      "entry_bytes",
-			Help:      "Encoded size of the log entries this node proposed.",
-			Buckets:   prometheus.ExponentialBuckets(64, 4, 8), // 64 B .. 1 MiB
-		}),
 		reconcileActions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace,
 			Subsystem: "cluster",
@@ -64,12 +31,6 @@ func newNodeMetrics() *nodeMetrics {
 			Subsystem: "cluster",
 			Name:      "reconcile_rounds_total",
 			Help:      "Passes of this node's reconcile loop while leading.",
-		}),
-		tickChecks: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "raft",
-			Name:      "tick_checks_total",
-			Help:      "Checks by the leader's tick loop for due leases and delays (a tick is proposed only when one is due).",
 		}),
 		bootstrapEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace,
@@ -86,47 +47,24 @@ func newNodeMetrics() *nodeMetrics {
 //   - raft gauges: quorumq_raft_{commit_index,applied_index,last_log_index,term,is_leader}
 //     (applied_index is the FSM's own, see DESIGN.md);
 //   - quorumq_propose_latency_seconds, quorumq_raft_entries_proposed_total,
-//     quorumq_raft_commands_per_entry, quorumq_raft_entry_bytes;
+//     quorumq_raft_commands_per_entry, quorumq_raft_entry_bytes,
+//     quorumq_raft_tick_checks_total;
 //   - per-queue metrics labelled queue=NAME, read from the FSM at scrape time;
 //   - membership: quorumq_cluster_members{status} (gossip members as this
 //     node sees them), quorumq_cluster_{voters,nonvoters} (raft
 //     configuration), quorumq_cluster_reconcile_actions_total{action,result},
 //     quorumq_cluster_reconcile_rounds_total and
-//     quorumq_cluster_bootstrap_evaluations_total{outcome};
-//   - quorumq_raft_tick_checks_total.
+//     quorumq_cluster_bootstrap_evaluations_total{outcome}.
+//
+// The subscriber-set gossip's are Subscribers().Collectors().
 func (n *Node) Collectors() []prometheus.Collector {
-	gauge := func(name, help string, v func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Subsystem: "raft", Name: name, Help: help,
-		}, v)
-	}
-	return []prometheus.Collector{
-		gauge("commit_index", "Raft commit index known to this node.",
-			func() float64 { return float64(n.raft.CommitIndex()) }),
-		gauge("applied_index", "Index of the last log entry the FSM applied.",
-			func() float64 { return float64(n.fsm.AppliedIndex()) }),
-		gauge("last_log_index", "Index of the last entry in this node's raft log.",
-			func() float64 { return float64(n.raft.LastIndex()) }),
-		gauge("term", "Current raft term.",
-			func() float64 { return float64(n.raft.CurrentTerm()) }),
-		gauge("is_leader", "1 if this node is the raft leader, else 0.",
-			func() float64 {
-				if n.raft.State() == raft.Leader {
-					return 1
-				}
-				return 0
-			}),
-		n.metrics.applyLatency,
-		n.metrics.entriesProposed,
-		n.metrics.commandsPerEntry,
-		n.metrics.entryBytes,
+	return append(n.host.Collectors(),
 		&queueCollector{f: n.fsm},
 		n.metrics.reconcileActions,
 		n.metrics.reconcileRounds,
-		n.metrics.tickChecks,
 		n.metrics.bootstrapEvaluations,
 		&membershipCollector{n: n},
-	}
+	)
 }
 
 var (
@@ -151,7 +89,7 @@ func (c *membershipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(k), status)
 	}
 	voters, nonvoters := 0, 0
-	for _, s := range c.n.configServers() {
+	for _, s := range c.n.host.ConfigServers() {
 		switch s.Suffrage {
 		case raft.Voter:
 			voters++

@@ -23,54 +23,26 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
-	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
+	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 	"github.com/quorumq/quorumq/fsm"
 )
 
-const (
-	// logCacheSize is the number of recent entries kept in memory so that
-	// replication and read-index checks rarely touch bolt (Consul, Nomad,
-	// Vault and rqlite all use 512).
-	logCacheSize = 512
-	// snapshotsRetained: one to serve, one to fall back on if the newest is
-	// damaged.
-	snapshotsRetained = 2
-	// transportPool and transportTimeout are hraftd's and Consul's values:
-	// a few pooled connections per peer, 10 s I/O deadline per RPC.
-	transportPool    = 3
-	transportTimeout = 10 * time.Second
-	// boltOpenTimeout makes a second process on the same DataDir fail fast
-	// instead of waiting on bolt's file lock forever.
-	boltOpenTimeout = time.Second
-	// proposeQueue is the buffer between Propose and the coalescer. Commands
-	// wait here while every apply slot is busy; when it is full, Propose
-	// blocks (back-pressure) until its context ends.
-	proposeQueue = 1024
-	// defaultTickInterval is how often the leader checks whether a tick is due.
-	defaultTickInterval = time.Second
-)
+// defaultTickInterval is how often the leader checks whether a tick is due.
+const defaultTickInterval = time.Second
 
 // Node is one raft server hosting an *fsm.FSM.
 type Node struct {
-	opts  Options
-	id    string
-	log   *slog.Logger
-	fsm   *fsm.FSM
-	raft  *raft.Raft
-	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
-	// logs is the cached log store raft writes through; caughtUp reads it.
-	logs raft.LogStore
-
-	// appliedAtOpen is the FSM's applied index once raft restored the
-	// newest snapshot during Open.
-	appliedAtOpen uint64
+	opts Options
+	id   string
+	log  *slog.Logger
+	fsm  *fsm.FSM
+	// host runs raft; raft is host.Raft(), for reading its state.
+	host *rafthost.Host
+	raft *raft.Raft
 
 	metrics *nodeMetrics
 
@@ -95,30 +67,11 @@ type Node struct {
 
 	leaving atomic.Bool // Leave has begun
 
-	// intake admits Propose and ConsistentRead calls until Shutdown, which
-	// then waits for those inside.
-	intake gate
-	// raftUsers counts goroutines blocked on raft futures (apply waiters,
-	// barriers, VerifyLeader, leadership transfer). Shutdown lets them
-	// finish before it stops raft; see awaitRaft.
-	raftUsers gate
-
-	proposeCh     chan *proposal
-	stopCoalescer chan struct{} // closed by Shutdown once intake is drained
-	coalescerDone chan struct{} // closed when the coalescer has exited
-	raftDown      chan struct{} // closed once raft has shut down
-
-	// ctx is cancelled when Shutdown begins; it parents every leader term.
+	// ctx is cancelled when Shutdown begins; it stops the gossip loops.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// bg counts the goroutines Shutdown waits for: the coalescer, the
-	// leadership watcher, barrier and tick loops. None of them blocks on a
-	// raft future directly.
+	// bg counts the gossip goroutines (join and reconnect, bootstrap).
 	bg sync.WaitGroup
-
-	termMu      sync.Mutex
-	term        *leaderTerm   // nil unless this node leads
-	termChanged chan struct{} // closed and replaced whenever term changes
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -153,7 +106,6 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	logger := o.Logger.With("component", "cluster", "node_id", id)
-	hcl := hclogadapter.New(logger, "raft", o.RaftLogLevel)
 
 	var undo []func()
 	fail := func(err error) (*Node, error) {
@@ -163,100 +115,53 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(o.DataDir, datadir.RaftDBFile),
-		BoltOptions: &bbolt.Options{
-			Timeout: boltOpenTimeout,
-			// The freelist is rebuilt by a scan on open instead of being
-			// written on every commit (raft-patterns §4.3).
-			NoFreelistSync: true,
-		},
-		NoSync: false, // a 200 means fsynced on a quorum: never turn this off
+	host, err := rafthost.Open(rafthost.Options{
+		ID:                 id,
+		DataDir:            o.DataDir,
+		DBPath:             filepath.Join(o.DataDir, datadir.RaftDBFile),
+		FSM:                f,
+		RaftBind:           o.RaftBind,
+		RaftAdvertise:      o.RaftAdvertise,
+		HeartbeatTimeout:   o.HeartbeatTimeout,
+		ElectionTimeout:    o.ElectionTimeout,
+		LeaderLeaseTimeout: o.LeaderLeaseTimeout,
+		CommitTimeout:      o.CommitTimeout,
+		MaxAppendEntries:   o.MaxAppendEntries,
+		SnapshotThreshold:  o.SnapshotThreshold,
+		SnapshotInterval:   o.SnapshotInterval,
+		TrailingLogs:       o.TrailingLogs,
+		MaxBatchBytes:      o.MaxBatchBytes,
+		MaxPendingApplies:  o.MaxPendingApplies,
+		ApplyTimeout:       o.ApplyTimeout,
+		TickInterval:       o.tickInterval,
+		Now:                o.Now,
+		BootstrapSingle:    o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap,
+		WrapLogStore:       o.wrapLogStore,
+		Logger:             logger,
+		RaftLogLevel:       o.RaftLogLevel,
 	})
-	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
-			err = fmt.Errorf("%w (is another process using %s?)", err, o.DataDir)
-		}
-		return fail(fmt.Errorf("raft store: %w", err))
+	if errors.Is(err, rafthost.ErrInvalidConfig) {
+		return nil, fmt.Errorf("open: %w: %w", ErrInvalidOptions, err)
 	}
-	undo = append(undo, func() { store.Close() })
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, host.Abort)
 	// After bolt's lock: one process per data directory bumps the epoch.
 	subsEpoch, err := datadir.NextSubsEpoch(o.DataDir)
 	if err != nil {
 		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
 	}
-	var logStore raft.LogStore = store
-	if o.wrapLogStore != nil {
-		logStore = o.wrapLogStore(store)
-	}
-	logs, err := raft.NewLogCache(logCacheSize, logStore)
-	if err != nil {
-		return fail(err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.DataDir, snapshotsRetained, hcl.Named("snapshot"))
-	if err != nil {
-		return fail(fmt.Errorf("snapshot store: %w", err))
-	}
-	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, hcl.Named("transport"))
-	if err != nil {
-		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
-	}
-	undo = append(undo, func() { trans.Close() })
-
-	conf := raft.DefaultConfig()
-	conf.LocalID = raft.ServerID(id)
-	conf.HeartbeatTimeout = o.HeartbeatTimeout
-	conf.ElectionTimeout = o.ElectionTimeout
-	conf.LeaderLeaseTimeout = o.LeaderLeaseTimeout
-	conf.CommitTimeout = o.CommitTimeout
-	conf.MaxAppendEntries = o.MaxAppendEntries
-	conf.BatchApplyCh = true      // callers never wait for the leader loop; fuller fsync groups
-	conf.ShutdownOnRemove = false // a removed node stays up and can be re-added
-	conf.SnapshotThreshold = o.SnapshotThreshold
-	conf.SnapshotInterval = o.SnapshotInterval
-	conf.TrailingLogs = o.TrailingLogs
-	conf.Logger = hcl
-	if err := raft.ValidateConfig(conf); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrInvalidOptions, err))
-	}
-
-	existing, err := raft.HasExistingState(logs, store, snaps)
-	if err != nil {
-		return fail(fmt.Errorf("inspect raft state: %w", err))
-	}
-	r, err := raft.NewRaft(conf, &raftFSM{f: f}, logs, store, snaps, trans)
-	if err != nil {
-		return fail(fmt.Errorf("start raft: %w", err))
-	}
-	undo = append(undo, func() { r.Shutdown().Error() })
-	bootstrapped := false
-	if !existing && o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap {
-		cfg := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
-			return fail(fmt.Errorf("bootstrap: %w", err))
-		}
-		bootstrapped = true
-		logger.Info("bootstrapped single-node cluster", "raft_addr", trans.LocalAddr())
-	}
+	existing, bootstrapped := host.Existing(), host.Bootstrapped()
 
 	n := &Node{
-		opts:          o,
-		id:            id,
-		log:           logger,
-		fsm:           f,
-		raft:          r,
-		trans:         trans,
-		store:         store,
-		logs:          logs,
-		appliedAtOpen: f.AppliedIndex(),
-		metrics:       newNodeMetrics(),
-		proposeCh:     make(chan *proposal, proposeQueue),
-		stopCoalescer: make(chan struct{}),
-		coalescerDone: make(chan struct{}),
-		raftDown:      make(chan struct{}),
-		termChanged:   make(chan struct{}),
+		opts:    o,
+		id:      id,
+		log:     logger,
+		fsm:     f,
+		host:    host,
+		raft:    host.Raft(),
+		metrics: newNodeMetrics(),
 	}
 	n.members = newMemberTable(logger)
 	n.joined = make(chan struct{})
@@ -278,7 +183,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			Expect:      o.BootstrapExpect,
 			SubsVersion: subsVersion,
 			SubsDigest:  subsDigest,
-			RaftAddr:    string(trans.LocalAddr()),
+			RaftAddr:    string(host.LocalAddr()),
 			QueueAddr:   o.QueueAddr,
 			PubsubAddr:  o.PubsubAddr,
 		}
@@ -296,15 +201,14 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.gossipAddr = ml.LocalNode().Address()
 	n.subs.Start()
 
-	n.bg.Add(3)
-	go n.runCoalescer()
-	go n.watchLeadership()
+	host.Start(n.runReconcile)
+	n.bg.Add(1)
 	go n.runGossip()
 	if !existing && !bootstrapped {
 		n.bg.Add(1)
 		go n.runBootstrap()
 	}
-	logger.Info("raft node started", "raft_addr", trans.LocalAddr(), "gossip_addr", n.gossipAddr,
+	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.gossipAddr,
 		"existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
@@ -332,72 +236,44 @@ func (n *Node) ID() string { return n.id }
 
 // IsLeader reports whether this node is the raft leader right now. It can be
 // stale by the time the caller acts; Propose and ConsistentRead re-check.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+func (n *Node) IsLeader() bool { return n.host.IsLeader() }
 
 // leaderID returns the id of the leader this node knows, or "".
-func (n *Node) leaderID() string {
-	_, id := n.raft.LeaderWithID()
-	return string(id)
-}
+func (n *Node) leaderID() string { return n.host.LeaderID() }
 
 // Ready reports whether the node can serve: not shutting down, a leader is
-// known, and the FSM has applied everything up to the commit index this node
-// has seen (rqlite's readiness rule). raft starts every process with a
-// commit index of 0 and learns the real one only when it commits as leader
-// or hears from one, so "the commit index seen" must first be learned: a
-// leader needs this term's barrier applied, a follower a commit index at
-// least as high as what the snapshot restored at Open. A restarted node is
-// therefore not ready until it has replayed its log tail.
-func (n *Node) Ready() bool {
-	if n.intake.isClosed() || n.leaderID() == "" {
-		return false
-	}
-	commit := n.raft.CommitIndex()
-	if n.raft.State() == raft.Leader {
-		t, _ := n.currentTerm()
-		if t == nil || !t.barrierApplied() || t.raftTerm != n.raft.CurrentTerm() {
-			return false
-		}
-	} else if commit == 0 || commit < n.appliedAtOpen {
-		return false
-	}
-	return n.caughtUp(commit)
+// known, and the FSM has applied everything up to the commit index this
+// node has seen (rqlite's readiness rule; a restarted node is not ready
+// until it has replayed its log tail).
+func (n *Node) Ready() bool { return n.host.Ready() }
+
+// Propose replicates cmd and returns its result once it is committed on a
+// quorum and applied to the local FSM. Commands of concurrent calls are
+// coalesced into one log entry.
+//
+// Errors, compared with errors.Is:
+//   - api.ErrNotLeader: this node does not lead, or raft refused the entry before
+//     writing it (it stepped down, a leadership transfer is running, the
+//     enqueue timed out). Nothing was written; retrying elsewhere is safe.
+//   - api.ErrShuttingDown: Shutdown has begun and the command was not handed to raft.
+//   - api.ErrOutcomeUnknown: the entry was handed to raft, then leadership was
+//     lost, raft shut down, or ctx ended: it may still commit. When ctx ended
+//     the error also wraps ctx.Err().
+//   - ctx.Err() alone: ctx ended before the coalescer took the command, so
+//     it was never proposed.
+//
+// Business outcomes (queue full, not in flight, ...) are in Result.Err.
+func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	return n.host.Propose(ctx, cmd)
 }
 
-// maxGapScan bounds how many log entries caughtUp inspects; a larger gap
-// means the FSM really is behind.
-const maxGapScan = 64
-
-// caughtUp reports whether the FSM state reflects every entry up to target.
-// The FSM's applied index alone cannot say so: raft never hands no-op and
-// barrier entries to the FSM, so after an election or a Barrier the commit
-// index sits above the last index the FSM saw, for good. Entries between the
-// two that the FSM never receives do not change its state, so they count as
-// applied.
-func (n *Node) caughtUp(target uint64) bool {
-	applied := n.fsm.AppliedIndex()
-	if applied >= target {
-		return true
-	}
-	if target-applied > maxGapScan {
-		return false
-	}
-	var l raft.Log
-	for i := applied + 1; i <= target; i++ {
-		if err := n.logs.GetLog(i, &l); err != nil {
-			if errors.Is(err, raft.ErrLogNotFound) {
-				// Compacted: a snapshot covered it, and raft restores a
-				// snapshot into the FSM before it deletes the entries.
-				continue
-			}
-			return false
-		}
-		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return false
-		}
-	}
-	return true
-}
+// ConsistentRead makes the local FSM safe for a linearizable read: once it
+// returns nil, the FSM reflects every write acknowledged before the call
+// began (a read index; it writes nothing to the log).
+//
+// Errors: api.ErrNotLeader (read elsewhere; safe to retry), api.ErrShuttingDown, or
+// ctx.Err() wrapped.
+func (n *Node) ConsistentRead(ctx context.Context) error { return n.host.ConsistentRead(ctx) }
 
 // Status returns the /cluster/status view of this node. Members are the
 // union of the raft configuration and the gossip members: suffrage and raft
@@ -432,7 +308,7 @@ func (n *Node) Status() api.Status {
 			}
 		}
 	}
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		m := api.Member{
 			ID:       string(s.ID),
 			Status:   api.MemberUnknown,
@@ -458,17 +334,6 @@ func (n *Node) Status() api.Status {
 	}
 	slices.SortFunc(st.Members, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
 	return st
-}
-
-// configServers returns the latest raft configuration (possibly not yet
-// committed), or nil if it cannot be read.
-func (n *Node) configServers() []raft.Server {
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		n.log.Warn("read raft configuration", "err", err)
-		return nil
-	}
-	return cf.Configuration().Servers
 }
 
 // Shutdown stops the node: it refuses new Propose and ConsistentRead calls
@@ -501,21 +366,16 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	var errs []error
 
 	// 1. No new requests; wait for those in flight.
-	if err := n.intake.wait(ctx); err != nil {
+	if err := n.host.DrainIntake(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain in-flight requests: %w", err))
 	}
-	// 2. Leader watcher, barrier and tick loops stop.
+	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
+	n.host.StopTerms()
 	n.cancel()
 
 	// 3. Hand leadership over while raft still runs.
-	if transfer && n.raft.State() == raft.Leader && n.hasOtherVoters() {
-		// Best effort: when it fails the others elect a leader after an
-		// election timeout, which is all a transfer saves.
-		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
-			n.log.Warn("leadership transfer failed; the cluster will hold an election", "err", err)
-		} else {
-			n.log.Info("leadership transferred")
-		}
+	if transfer {
+		n.host.TransferLeadership(ctx)
 	}
 
 	// 4. Gossip stops without a leave message: peers see a failure and keep
@@ -530,46 +390,16 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	n.gossipMu.Unlock()
 	n.subs.Stop()
 
-	// 5. The coalescer fails what it has not handed to raft.
-	close(n.stopCoalescer)
-	<-n.coalescerDone
+	// 5-7. The coalescer, the raft futures being waited on, raft itself.
+	errs = append(errs, n.host.StopRaft(ctx)...)
 
-	// 6. Let every raft future we wait on resolve while raft still answers.
-	if err := n.raftUsers.wait(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("wait for raft operations: %w", err))
-	}
-
-	// 7. Stop raft. Callers still waiting on an entry get api.ErrOutcomeUnknown.
-	if err := n.raft.Shutdown().Error(); err != nil {
-		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
-	}
-	close(n.raftDown)
-
-	// 8. Our goroutines, the transport, bolt.
+	// 8. Our goroutines, the host's, the transport, bolt.
 	n.bg.Wait()
-	if err := n.trans.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close transport: %w", err))
-	}
-	if err := n.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close raft store: %w", err))
-	}
+	errs = append(errs, n.host.Close()...)
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	n.log.Info("shut down")
 	return nil
-}
-
-func (n *Node) hasOtherVoters() bool {
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return false
-	}
-	for _, s := range cf.Configuration().Servers {
-		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -90,15 +93,15 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 	want := dump(t, f1, "q")
 	wantStats := f1.Stats("q")
 	addr := n1.Status().Members[0].RaftAddr
-	// The entries before the snapshot are gone from the log: only the
-	// snapshot can bring them back.
-	if first, err := n1.store.FirstIndex(); err != nil || first <= snapApplied-5 {
-		t.Fatalf("log first index = %d, %v; want compaction past %d", first, err, snapApplied-5)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n1.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+	// The entries before the snapshot are gone from the log: only the
+	// snapshot can bring them back.
+	if first := firstLogIndex(t, dir); first <= snapApplied-5 {
+		t.Fatalf("log first index = %d; want compaction past %d", first, snapApplied-5)
 	}
 
 	b, err := os.ReadFile(filepath.Join(dir, "node-id"))
@@ -343,36 +346,6 @@ func TestNode_ShutdownDrainsInFlight(t *testing.T) {
 	t.Logf("outcomes: %v", counts)
 }
 
-// Shutting down right after an election, while the leader's barrier may
-// still sit in raft's apply buffer, neither hangs nor fails: raft never
-// answers a future it still buffers at shutdown (hashicorp/raft#498), so
-// Shutdown must let such futures resolve before it stops raft.
-func TestNode_ShutdownRightAfterElection(t *testing.T) {
-	for i := range 15 {
-		n, err := openWith(testOptions(t, t.TempDir()), fsm.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustLead(t, n)
-		if i%2 == 1 {
-			go n.Propose(context.Background(), putCmd("q", "x")) // an apply in flight as well
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = n.Shutdown(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("round %d: Shutdown: %v", i, err)
-		}
-		// No goroutine was left waiting on a future raft will never answer.
-		n.raftUsers.mu.Lock()
-		left := n.raftUsers.n
-		n.raftUsers.mu.Unlock()
-		if left != 0 {
-			t.Fatalf("round %d: %d raft operations still waiting after Shutdown", i, left)
-		}
-	}
-}
-
 // On a single node a consistent read returns nil, also before any write
 // (when the commit index points at the election no-op and the barrier,
 // which the FSM never sees), and the FSM then reflects prior writes.
@@ -557,4 +530,20 @@ func TestNode_DataDirLocked(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("second Open took %v", d)
 	}
+}
+
+// firstLogIndex returns the first index of the raft log in a stopped
+// node's data directory.
+func firstLogIndex(t *testing.T, dir string) uint64 {
+	t.Helper()
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, datadir.RaftDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first, err := store.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 )
 
 const (
@@ -46,20 +47,20 @@ type reconcileMemory struct {
 // barrier is applied (so the configuration it reads is the committed one)
 // and runs on every membership event and every ReconcileInterval until the
 // term ends. It is the only place that changes the raft configuration.
-func (n *Node) runReconcile(t *leaderTerm) {
-	defer n.bg.Done()
+func (n *Node) runReconcile(t *rafthost.Term) {
+	ctx := t.Context()
 	select {
-	case <-t.barrierDone:
-	case <-t.ctx.Done():
+	case <-t.BarrierDone():
+	case <-ctx.Done():
 		return
 	}
 	tk := time.NewTicker(n.opts.ReconcileInterval)
 	defer tk.Stop()
 	for {
 		changed := n.members.changedCh()
-		n.reconcile(t.ctx)
+		n.reconcile(ctx)
 		select {
-		case <-t.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-tk.C:
@@ -92,8 +93,8 @@ func (n *Node) reconcile(ctx context.Context) {
 
 	// 0. This node may lead from a new address (restarted elsewhere): fix
 	// its own entry, or the next leader could not replicate to it.
-	if cur, in := findServer(cfg, self); in && cur.Address != n.trans.LocalAddr() {
-		addr := n.trans.LocalAddr()
+	if cur, in := findServer(cfg, self); in && cur.Address != n.host.LocalAddr() {
+		addr := n.host.LocalAddr()
 		if !n.changeConfig(ctx, actionUpdateAddress, self, func() raft.IndexFuture {
 			if cur.Suffrage == raft.Voter {
 				return n.raft.AddVoter(self, addr, 0, configChangeTimeout)
@@ -328,7 +329,7 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 // changeConfig runs one configuration change and waits for it. It returns
 // false when the round should stop (leadership lost, shutting down).
 func (n *Node) changeConfig(ctx context.Context, action string, id raft.ServerID, call func() raft.IndexFuture, args ...any) bool {
-	err := n.awaitRaft(ctx, func() raft.Future { return call() })
+	err := n.host.Await(ctx, func() raft.Future { return call() })
 	result := "ok"
 	if err != nil {
 		result = "error"
