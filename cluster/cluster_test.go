@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -141,7 +142,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 	all := append(slices.Clone(nodes), fourth)
 	waitFormed(t, all, formTimeout)
 
-	for _, action := range []string{actionAddNonvoter, actionPromote} {
+	for _, action := range []string{"add_nonvoter", "promote"} {
 		var sum float64
 		for _, n := range all {
 			sum += metricValue(t, n.Node, "quorumq_cluster_reconcile_actions_total", map[string]string{"action": action, "result": "ok"})
@@ -327,42 +328,17 @@ func TestCluster_LeaderShutdown_NewLeaderElected(t *testing.T) {
 		(total / rounds).Round(time.Millisecond), DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout)
 }
 
-// NodeMeta never exceeds memberlist's 512-byte limit (memberlist panics
-// above it): the largest encoding Open accepts fits, it round-trips, and
-// Open refuses an address that would not fit.
-func TestCluster_NodeMetaFitsLimit(t *testing.T) {
-	long := strings.Repeat("h", maxMetaAddr-6) + ":65535"
-	m := nodeMeta{
-		HasState: true, Leaving: true, Expect: maxBootstrapExpect,
-		SubsVersion: 1<<64 - 1, SubsDigest: [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
-		RaftAddr: long, QueueAddr: long, PubsubAddr: long,
-	}
-	b := m.encode(nil)
-	if len(b) != maxMetaSize || len(b) > memberlist.MetaMaxSize {
-		t.Fatalf("largest meta is %d bytes (maxMetaSize %d, limit %d)", len(b), maxMetaSize, memberlist.MetaMaxSize)
-	}
-	got, err := decodeMeta(b)
-	if err != nil || got != m {
-		t.Fatalf("round trip: %+v, %v; want %+v", got, err, m)
-	}
-	for i := range len(b) {
-		if _, err := decodeMeta(b[:i]); err == nil {
-			t.Fatalf("decoding %d of %d bytes succeeded", i, len(b))
-		}
-	}
-
+// A node announces its addresses, bootstrap-expect and state in its
+// NodeMeta, and Open refuses an address too long for it.
+func TestCluster_NodeMetaAnnouncesTheNode(t *testing.T) {
 	n := startNode(t, clusterOptions(t, 1))
-	meta := n.gossip.NodeMeta(memberlist.MetaMaxSize)
-	if len(meta) == 0 || len(meta) > memberlist.MetaMaxSize {
-		t.Fatalf("node meta is %d bytes", len(meta))
-	}
-	own, err := decodeMeta(meta)
-	if err != nil || own.QueueAddr != n.opts.QueueAddr || own.RaftAddr != n.opts.RaftBind || own.Expect != 1 || !own.HasState {
-		t.Fatalf("node meta = %+v, %v", own, err)
+	own := n.members.LocalMeta()
+	if own.QueueAddr != n.opts.QueueAddr || own.RaftAddr != n.opts.RaftBind || own.Expect != 1 || !own.HasState {
+		t.Fatalf("node meta = %+v", own)
 	}
 
 	o := clusterOptions(t, 1)
-	o.PubsubAddr = strings.Repeat("p", maxMetaAddr) + ":1"
+	o.PubsubAddr = strings.Repeat("p", membership.MaxAddrLen) + ":1"
 	if _, err := openWith(o, fsm.New()); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Open with a %d-byte address: %v, want ErrInvalidOptions", len(o.PubsubAddr), err)
 	}
@@ -417,7 +393,7 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	testwait.For(t, formTimeout, "all members see each other", func() bool {
 		for _, n := range nodes {
 			alive := 0
-			for _, m := range n.members.snapshot() {
+			for _, m := range n.members.Members() {
 				if m.Status == api.MemberAlive && m.MetaOK {
 					alive++
 				}

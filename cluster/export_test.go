@@ -18,7 +18,7 @@ func (n *Node) LeaderID() string { return n.leaderID() }
 
 // GossipAddr returns the host:port other members use to reach this node's
 // gossip port (the real port when GossipBind has port 0).
-func (n *Node) GossipAddr() string { return n.gossipAddr }
+func (n *Node) GossipAddr() string { return n.members.GossipAddr() }
 
 // WaitForLeader blocks until a leader is known and returns its id. It fails
 // with api.ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
@@ -31,10 +31,11 @@ func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
 		if id := n.leaderID(); id != "" {
 			return id, nil
 		}
+		if n.host.IntakeClosed() {
+			return "", fmt.Errorf("wait for leader: %w", api.ErrShuttingDown)
+		}
 		select {
 		case <-t.C:
-		case <-n.ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w", api.ErrShuttingDown)
 		case <-ctx.Done():
 			return "", fmt.Errorf("wait for leader: %w (%w)", api.ErrNoLeader, ctx.Err())
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 )
 
 // defaultLeaveWait bounds how long Leave waits to see itself removed from the
@@ -60,7 +61,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		if err := n.host.Await(ctx, n.raft.LeadershipTransfer); err != nil {
 			n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
 			if err := n.host.Await(ctx, func() raft.Future {
-				return n.raft.RemoveServer(raft.ServerID(n.id), 0, configChangeTimeout)
+				return n.raft.RemoveServer(raft.ServerID(n.id), 0, membership.ConfigChangeTimeout)
 			}); err != nil {
 				n.log.Warn("leave: self-removal failed", "err", err)
 			}
@@ -70,19 +71,11 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 
 	// 3. Tell the others.
-	n.updateMeta(func(m *nodeMeta) { m.Leaving = true })
-	n.gossipMu.Lock()
-	if !n.gossipDown {
-		n.gossipLeft = true
-		if err := n.ml.Leave(gossipUpdateTimeout); err != nil {
-			n.log.Warn("leave: leave message not confirmed by any member", "err", err)
-		}
-	}
-	n.gossipMu.Unlock()
+	n.members.Leave()
 
 	// 4. Wait until we are out of the configuration.
 	wctx, cancel := context.WithTimeout(ctx, n.opts.leaveWait)
-	err := n.waitRemoved(wctx)
+	err := n.members.WaitRemoved(wctx)
 	cancel()
 	if err != nil {
 		n.log.Warn("leave: not confirmed removed from the configuration; shutting down anyway (the leader removes left members when it reconciles)", "err", err)
@@ -97,70 +90,4 @@ func (n *Node) Leave(ctx context.Context) error {
 		n.log.Error("leave: could not mark the data directory as left", "err", err)
 	}
 	return n.Shutdown(ctx)
-}
-
-// waitRemoved polls until this node is no longer in the configuration,
-// according to its own log or to the leader.
-func (n *Node) waitRemoved(ctx context.Context) error {
-	for {
-		if !n.inConfig(n.host.ConfigServers()) {
-			return nil
-		}
-		if removed, ok := n.removedPerLeader(ctx); ok && removed {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.ctx.Done(): // a concurrent Shutdown began
-			return api.ErrShuttingDown
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (n *Node) inConfig(servers []raft.Server) bool {
-	for _, s := range servers {
-		if string(s.ID) == n.id {
-			return true
-		}
-	}
-	return false
-}
-
-// removedPerLeader asks the leader whether its configuration still lists
-// this node. ok is false when no leader could be asked. The leader is the
-// one this node knows, else the one an alive member names.
-func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
-	var addrs []string
-	if l, known := n.Leader(); known && l.ID != n.id && l.QueueAddr != "" {
-		addrs = append(addrs, l.QueueAddr)
-	}
-	for _, m := range n.members.snapshot() {
-		if m.ID != n.id && m.Status == api.MemberAlive && m.MetaOK && m.Meta.QueueAddr != "" {
-			addrs = append(addrs, m.Meta.QueueAddr)
-		}
-	}
-	for _, a := range addrs {
-		st, err := n.opts.Peer.Status(ctx, a)
-		if err != nil {
-			continue
-		}
-		if st.State != "leader" {
-			lm, known := n.members.get(st.LeaderID)
-			if st.LeaderID == "" || st.LeaderID == n.id || !known || !lm.MetaOK {
-				continue
-			}
-			if st, err = n.opts.Peer.Status(ctx, lm.Meta.QueueAddr); err != nil || st.State != "leader" {
-				continue
-			}
-		}
-		for _, m := range st.Members {
-			if m.ID == n.id && m.Suffrage != api.SuffrageNone {
-				return false, true
-			}
-		}
-		return true, true
-	}
-	return false, false
 }

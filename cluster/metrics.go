@@ -1,45 +1,10 @@
 package cluster
 
 import (
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumq/quorumq/fsm"
 )
-
-const metricsNamespace = "quorumq"
-
-// nodeMetrics are the instruments the node updates itself.
-type nodeMetrics struct {
-	reconcileActions *prometheus.CounterVec
-	reconcileRounds  prometheus.Counter
-	// bootstrapEvaluations counts the bootstrap loop's decisions by
-	// outcome (bootstrapOutcomes).
-	bootstrapEvaluations *prometheus.CounterVec
-}
-
-func newNodeMetrics() *nodeMetrics {
-	return &nodeMetrics{
-		reconcileActions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "cluster",
-			Name:      "reconcile_actions_total",
-			Help:      "Raft configuration changes made by this node's reconcile loop while leading, by action and result.",
-		}, []string{"action", "result"}),
-		reconcileRounds: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "cluster",
-			Name:      "reconcile_rounds_total",
-			Help:      "Passes of this node's reconcile loop while leading.",
-		}),
-		bootstrapEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace,
-			Subsystem: "cluster",
-			Name:      "bootstrap_evaluations_total",
-			Help:      "Bootstrap decisions of a node that started without raft state, by outcome (wait_*, disabled, failed, bootstrapped, has_state).",
-		}, []string{"outcome"}),
-	}
-}
 
 // Collectors returns the node's Prometheus collectors, for the caller to
 // register in its registry:
@@ -58,47 +23,8 @@ func newNodeMetrics() *nodeMetrics {
 //
 // The subscriber-set gossip's are Subscribers().Collectors().
 func (n *Node) Collectors() []prometheus.Collector {
-	return append(n.host.Collectors(),
-		&queueCollector{f: n.fsm},
-		n.metrics.reconcileActions,
-		n.metrics.reconcileRounds,
-		n.metrics.bootstrapEvaluations,
-		&membershipCollector{n: n},
-	)
-}
-
-var (
-	descMembers   = prometheus.NewDesc("quorumq_cluster_members", "Gossip members as this node sees them, by status.", []string{"status"}, nil)
-	descVoters    = prometheus.NewDesc("quorumq_cluster_voters", "Voters in the raft configuration.", nil, nil)
-	descNonvoters = prometheus.NewDesc("quorumq_cluster_nonvoters", "Non-voters in the raft configuration.", nil, nil)
-)
-
-// membershipCollector reports membership at scrape time.
-type membershipCollector struct{ n *Node }
-
-// Describe implements prometheus.Collector.
-func (c *membershipCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descMembers
-	ch <- descVoters
-	ch <- descNonvoters
-}
-
-// Collect implements prometheus.Collector.
-func (c *membershipCollector) Collect(ch chan<- prometheus.Metric) {
-	for status, k := range memberStatusCounts(c.n.members.snapshot()) {
-		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(k), status)
-	}
-	voters, nonvoters := 0, 0
-	for _, s := range c.n.host.ConfigServers() {
-		switch s.Suffrage {
-		case raft.Voter:
-			voters++
-		case raft.Nonvoter:
-			nonvoters++
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(descVoters, prometheus.GaugeValue, float64(voters))
-	ch <- prometheus.MustNewConstMetric(descNonvoters, prometheus.GaugeValue, float64(nonvoters))
+	cs := append(n.host.Collectors(), &queueCollector{f: n.fsm})
+	return append(cs, n.members.Collectors()...)
 }
 
 // queueCollector reports per-queue state from the local FSM at scrape time.

@@ -21,11 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 	"github.com/quorumq/quorumq/fsm"
@@ -44,34 +44,12 @@ type Node struct {
 	host *rafthost.Host
 	raft *raft.Raft
 
-	metrics *nodeMetrics
-
-	// Gossip. ml is set once in Open; gossipMu orders UpdateNode and Leave
-	// against Shutdown (memberlist panics on Leave after Shutdown).
-	ml      *memberlist.Memberlist
-	gossip  *gossipDelegate
-	members *memberTable
+	members *membership.Membership
 	subs    *subscriberset.Channel // pubsub subscriber sets
 	// subscribers is the exported face of subs.
 	subscribers *Subscribers
-	meta        metaState
-	gossipAddr  string
-	gossipMu    sync.Mutex
-	gossipDown  bool // memberlist shut down
-	gossipLeft  bool // memberlist's Leave was called
-	// joined is closed once a Join seed answered or another member reached
-	// this node.
-	joined     chan struct{}
-	joinedOnce sync.Once
-	recon      reconcileMemory
 
 	leaving atomic.Bool // Leave has begun
-
-	// ctx is cancelled when Shutdown begins; it stops the gossip loops.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// bg counts the gossip goroutines (join and reconnect, bootstrap).
-	bg sync.WaitGroup
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -88,7 +66,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	f := o.FSM
 	if o.RaftAdvertise == "" {
-		if host, _, _ := net.SplitHostPort(o.RaftBind); !concreteIP(host) {
+		if host, _, _ := net.SplitHostPort(o.RaftBind); !membership.ConcreteIP(host) {
 			return nil, fmt.Errorf("%w: RaftBind %q is not an address peers can dial; set RaftAdvertise", ErrInvalidOptions, o.RaftBind)
 		}
 	}
@@ -155,18 +133,13 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	existing, bootstrapped := host.Existing(), host.Bootstrapped()
 
 	n := &Node{
-		opts:    o,
-		id:      id,
-		log:     logger,
-		fsm:     f,
-		host:    host,
-		raft:    host.Raft(),
-		metrics: newNodeMetrics(),
+		opts: o,
+		id:   id,
+		log:  logger,
+		fsm:  f,
+		host: host,
+		raft: host.Raft(),
 	}
-	n.members = newMemberTable(logger)
-	n.joined = make(chan struct{})
-	n.recon.healthySince = map[raft.ServerID]time.Time{}
-	n.recon.missingSince = map[raft.ServerID]time.Time{}
 	n.subs = subscriberset.New(subscriberset.Config{
 		Self:      id,
 		Epoch:     subsEpoch,
@@ -177,8 +150,12 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	})
 	n.subscribers = &Subscribers{ch: n.subs}
 	subsVersion, subsDigest := n.subs.LocalVersion()
-	n.meta.set(func(m *nodeMeta) {
-		*m = nodeMeta{
+	n.members, err = membership.New(ctx, membership.Options{
+		ID:     id,
+		Host:   host,
+		Peer:   o.Peer,
+		Logger: logger,
+		Meta: membership.NodeMeta{
 			HasState:    existing || bootstrapped,
 			Expect:      o.BootstrapExpect,
 			SubsVersion: subsVersion,
@@ -186,29 +163,36 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			RaftAddr:    string(host.LocalAddr()),
 			QueueAddr:   o.QueueAddr,
 			PubsubAddr:  o.PubsubAddr,
-		}
+		},
+		Channels:          map[byte]membership.Channel{subscriberset.ChannelType: n.subs},
+		Events:            subsEvents{n.subs},
+		RaftBind:          o.RaftBind,
+		RaftAdvertise:     o.RaftAdvertise,
+		GossipBind:        o.GossipBind,
+		GossipAdvertise:   o.GossipAdvertise,
+		Join:              o.Join,
+		BootstrapExpect:   o.BootstrapExpect,
+		NoBootstrap:       o.noBootstrap,
+		ReconcileInterval: o.ReconcileInterval,
+		PromoteAfter:      o.PromoteAfter,
+		ReapTimeout:       o.ReapTimeout,
+		ReconnectTimeout:  o.ReconnectTimeout,
+		MinVoters:         o.MinVoters,
+		ReconnectInterval: o.reconnectInterval,
+		BootstrapSettle:   o.bootstrapSettle,
+		GossipLogLevel:    o.GossipLogLevel,
+		GossipConfig:      o.gossipConfig,
 	})
-	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{
-		subscriberset.ChannelType: n.subs,
-	}}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	undo = append(undo, n.cancel)
-	ml, err := n.newMemberlist(ctx)
+	if errors.Is(err, membership.ErrNotDialable) {
+		err = fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	n.ml = ml
-	n.gossipAddr = ml.LocalNode().Address()
 	n.subs.Start()
-
-	host.Start(n.runReconcile)
-	n.bg.Add(1)
-	go n.runGossip()
-	if !existing && !bootstrapped {
-		n.bg.Add(1)
-		go n.runBootstrap()
-	}
-	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.gossipAddr,
+	host.Start(n.members.RunReconcile)
+	n.members.Start()
+	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.members.GossipAddr(),
 		"existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
@@ -216,19 +200,13 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 
 // checkAdvertised reports addresses that cannot go into NodeMeta.
 func checkAdvertised(o Options) error {
-	if err := checkMetaAddrs(map[string]string{
+	if err := membership.CheckAddrs(map[string]string{
 		"RaftAdvertise": o.RaftAdvertise, "RaftBind": o.RaftBind,
 		"QueueAddr": o.QueueAddr, "PubsubAddr": o.PubsubAddr,
 	}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
 	return nil
-}
-
-// concreteIP reports whether host is an IP address other than 0.0.0.0 or ::.
-func concreteIP(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && !ip.IsUnspecified()
 }
 
 // ID returns the node's raft server id.
@@ -290,11 +268,11 @@ func (n *Node) Status() api.Status {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
 	}
-	gossiped := map[string]member{}
-	for _, m := range n.members.snapshot() {
+	gossiped := map[string]membership.Member{}
+	for _, m := range n.members.Members() {
 		gossiped[m.ID] = m
 	}
-	fill := func(m *api.Member, g member, known bool) {
+	fill := func(m *api.Member, g membership.Member, known bool) {
 		if known {
 			m.Status = g.Status
 			if g.MetaOK {
@@ -371,7 +349,7 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	}
 	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
 	n.host.StopTerms()
-	n.cancel()
+	n.members.Cancel()
 
 	// 3. Hand leadership over while raft still runs.
 	if transfer {
@@ -380,21 +358,16 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 
 	// 4. Gossip stops without a leave message: peers see a failure and keep
 	// this node in the configuration, so a restart rejoins as it was.
-	n.gossipMu.Lock()
-	if !n.gossipDown {
-		n.gossipDown = true
-		if err := n.ml.Shutdown(); err != nil {
-			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
-		}
+	if err := n.members.ShutdownGossip(); err != nil {
+		errs = append(errs, err)
 	}
-	n.gossipMu.Unlock()
 	n.subs.Stop()
 
 	// 5-7. The coalescer, the raft futures being waited on, raft itself.
 	errs = append(errs, n.host.StopRaft(ctx)...)
 
 	// 8. Our goroutines, the host's, the transport, bolt.
-	n.bg.Wait()
+	n.members.Wait()
 	errs = append(errs, n.host.Close()...)
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/peer"
 )
@@ -83,7 +84,7 @@ const (
 
 // NeverReap, as Options.ReapTimeout, keeps dead servers in the
 // configuration until an operator removes them.
-const NeverReap time.Duration = -1
+const NeverReap = membership.NeverReap
 
 // maxBootstrapExpect bounds BootstrapExpect: raft clusters of more than a
 // handful of voters only slow commits down, and a typo (30 for 3) should fail
@@ -209,7 +210,8 @@ type Options struct {
 	GossipLogLevel slog.Leveler
 
 	// Test hooks, set by DefaultOptions to defaultTickInterval,
-	// defaultReconnectInterval, defaultBootstrapSettle and defaultLeaveWait.
+	// membership.DefaultReconnectInterval, membership.DefaultBootstrapSettle
+	// and defaultLeaveWait.
 	// noBootstrap starts a server that waits to be added to an existing
 	// cluster; wrapLogStore wraps the bolt log store (benchmarks model slow
 	// disks); gossipConfig edits the memberlist configuration last.
@@ -269,8 +271,8 @@ func DefaultOptions() Options {
 		RaftLogLevel:       slog.LevelWarn,
 		GossipLogLevel:     slog.LevelWarn,
 		tickInterval:       defaultTickInterval,
-		reconnectInterval:  defaultReconnectInterval,
-		bootstrapSettle:    defaultBootstrapSettle,
+		reconnectInterval:  membership.DefaultReconnectInterval,
+		bootstrapSettle:    membership.DefaultBootstrapSettle,
 		leaveWait:          defaultLeaveWait,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 )
 
@@ -77,38 +78,34 @@ func (s *Subscribers) Collectors() []prometheus.Collector { return s.ch.Collecto
 // announceSubs puts this node's subscriber-set version and digest into its
 // NodeMeta and gossips it.
 func (n *Node) announceSubs(version uint64, digest [8]byte) {
-	n.updateMetaWithin(func(m *nodeMeta) {
+	n.members.UpdateMetaWithin(func(m *membership.NodeMeta) {
 		m.SubsVersion, m.SubsDigest = version, digest
 	}, subsMetaTimeout)
 }
 
-// subsEvents passes memberlist's events to the member table, then to the
+// subsEvents passes memberlist's events, after the member table, to the
 // subscriber-set channel. memberlist never calls it concurrently.
 type subsEvents struct {
-	next memberlist.EventDelegate
 	subs *subscriberset.Channel
 }
 
 var _ memberlist.EventDelegate = subsEvents{}
 
 func (d subsEvents) NotifyJoin(n *memberlist.Node) {
-	d.next.NotifyJoin(n)
 	d.alive(n)
 }
 
 func (d subsEvents) NotifyUpdate(n *memberlist.Node) {
-	d.next.NotifyUpdate(n)
 	d.alive(n)
 }
 
 func (d subsEvents) NotifyLeave(n *memberlist.Node) {
-	d.next.NotifyLeave(n)
 	d.subs.MemberGone(n.Name)
 }
 
 // alive tells the channel of a member and what its NodeMeta says of its
 // pubsub port and subscriber set.
 func (d subsEvents) alive(n *memberlist.Node) {
-	meta, err := decodeMeta(n.Meta)
+	meta, err := membership.DecodeMeta(n.Meta)
 	d.subs.MemberAlive(n.Name, meta.PubsubAddr, meta.SubsVersion, err == nil)
 }

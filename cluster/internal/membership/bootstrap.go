@@ -1,6 +1,7 @@
-package cluster
+package membership
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -15,20 +16,20 @@ const (
 	// bootstrapCheckInterval is how often a node without raft state
 	// re-evaluates bootstrap when no membership event wakes it.
 	bootstrapCheckInterval = 250 * time.Millisecond
-	// defaultBootstrapSettle is how long the set of bootstrap candidates
+	// DefaultBootstrapSettle is how long the set of bootstrap candidates
 	// must stay the same before the smallest of them bootstraps: enough
 	// for gossip to spread a member that joined at the same moment.
-	defaultBootstrapSettle = time.Second
+	DefaultBootstrapSettle = time.Second
 )
 
 // Outcomes of a bootstrap evaluation; a change of the reason to wait is
 // logged.
 const (
 	waitJoin        = "waiting to reach a gossip seed"
-	waitExisting    = "a member has raft state: waiting to be added by its leader"
+	waitExisting    = "a Member has raft state: waiting to be added by its leader"
 	waitMismatch    = "members advertise a different bootstrap-expect"
 	waitCount       = "waiting for enough members"
-	waitSmallest    = "waiting for the member with the smallest id to bootstrap"
+	waitSmallest    = "waiting for the Member with the smallest id to bootstrap"
 	waitSettle      = "waiting for the candidate set to settle"
 	waitDisabled    = "bootstrap disabled: waiting to be added"
 	bootstrapFailed = "bootstrap failed"
@@ -65,7 +66,7 @@ type bootstrapState struct {
 // cluster if the rules allow this node to (DESIGN.md, "Bootstrap"). Then it
 // sets the has-state flag in NodeMeta, so that newcomers know a cluster
 // exists, and returns.
-func (n *Node) runBootstrap() {
+func (n *Membership) runBootstrap() {
 	defer n.bg.Done()
 	tk := time.NewTicker(bootstrapCheckInterval)
 	defer tk.Stop()
@@ -73,7 +74,7 @@ func (n *Node) runBootstrap() {
 	for {
 		changed := n.members.changedCh()
 		if n.evaluateBootstrap(&st) {
-			n.updateMeta(func(m *nodeMeta) { m.HasState = true })
+			n.UpdateMeta(func(m *NodeMeta) { m.HasState = true })
 			return
 		}
 		select {
@@ -87,7 +88,7 @@ func (n *Node) runBootstrap() {
 
 // evaluateBootstrap makes one bootstrap decision, counts its outcome and
 // reports whether the node now has raft state.
-func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
+func (n *Membership) evaluateBootstrap(st *bootstrapState) bool {
 	done := n.decideBootstrap(st)
 	n.metrics.bootstrapEvaluations.WithLabelValues(bootstrapOutcomes[st.reason]).Inc()
 	return done
@@ -95,7 +96,7 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 
 // decideBootstrap makes one bootstrap decision and records its outcome in
 // st.reason.
-func (n *Node) decideBootstrap(st *bootstrapState) bool {
+func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 	if n.raft.LastIndex() > 0 {
 		if st.reason != bootstrapDone {
 			n.log.Info("raft state present: joined a cluster", "last_index", n.raft.LastIndex())
@@ -110,7 +111,7 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 		st.reason = reason
 		return false
 	}
-	if n.opts.noBootstrap {
+	if n.opts.NoBootstrap {
 		return wait(waitDisabled)
 	}
 	if len(n.opts.Join) > 0 && !n.hasJoined() {
@@ -119,13 +120,13 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 		return wait(waitJoin, "seeds", n.opts.Join)
 	}
 	expect := n.opts.BootstrapExpect
-	var candidates, mismatched []member
+	var candidates, mismatched []Member
 	for _, m := range n.members.snapshot() {
 		if m.Status != api.MemberAlive || !m.MetaOK {
 			continue
 		}
 		if m.Meta.HasState && m.ID != n.id {
-			return wait(waitExisting, "member", m.ID)
+			return wait(waitExisting, "Member", m.ID)
 		}
 		if m.Meta.Expect != expect {
 			mismatched = append(mismatched, m)
@@ -159,7 +160,7 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 		st.candidates, st.since = ids, now
 		return wait(waitSettle, "candidates", joinIDs(ids))
 	}
-	if now.Sub(st.since) < n.opts.bootstrapSettle {
+	if now.Sub(st.since) < n.opts.BootstrapSettle {
 		return wait(waitSettle, "candidates", joinIDs(ids))
 	}
 
@@ -171,7 +172,7 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 		}
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: addr})
 	}
-	slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return compareIDs(a.ID, b.ID) })
+	slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	err := n.raft.BootstrapCluster(cfg).Error()
 	switch {
 	case err == nil:
@@ -185,14 +186,4 @@ func (n *Node) decideBootstrap(st *bootstrapState) bool {
 	}
 	st.reason = bootstrapDone
 	return true
-}
-
-func compareIDs(a, b raft.ServerID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

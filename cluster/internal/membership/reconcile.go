@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -18,9 +18,9 @@ const (
 	// may be behind the leader's last index and still count as caught up
 	// (autopilot's MaxTrailingLogs).
 	maxTrailingLogs = 250
-	// configChangeTimeout bounds the enqueue of one configuration change;
+	// ConfigChangeTimeout bounds the enqueue of one configuration change;
 	// the commit is bounded by the leader term's context.
-	configChangeTimeout = 10 * time.Second
+	ConfigChangeTimeout = 10 * time.Second
 )
 
 // Reconcile actions, the action label of quorumq_cluster_reconcile_actions_total.
@@ -43,11 +43,11 @@ type reconcileMemory struct {
 	missingSince map[raft.ServerID]time.Time
 }
 
-// runReconcile is the leader's membership loop. It starts once the term's
+// RunReconcile is the leader's membership loop. It starts once the term's
 // barrier is applied (so the configuration it reads is the committed one)
 // and runs on every membership event and every ReconcileInterval until the
 // term ends. It is the only place that changes the raft configuration.
-func (n *Node) runReconcile(t *rafthost.Term) {
+func (n *Membership) RunReconcile(t *rafthost.Term) {
 	ctx := t.Context()
 	select {
 	case <-t.BarrierDone():
@@ -72,7 +72,7 @@ func (n *Node) runReconcile(t *rafthost.Term) {
 // addresses first), remove members that left, promote caught-up non-voters,
 // reap at most one long-dead server. It stops at the first sign that this
 // node no longer leads.
-func (n *Node) reconcile(ctx context.Context) {
+func (n *Membership) reconcile(ctx context.Context) {
 	n.metrics.reconcileRounds.Inc()
 	if n.raft.State() != raft.Leader {
 		return
@@ -84,7 +84,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	}
 	cfg := cf.Configuration()
 	snapshot := n.members.snapshot() // sorted by id
-	members := map[string]member{}
+	members := map[string]Member{}
 	for _, m := range snapshot {
 		members[m.ID] = m
 	}
@@ -97,9 +97,9 @@ func (n *Node) reconcile(ctx context.Context) {
 		addr := n.host.LocalAddr()
 		if !n.changeConfig(ctx, actionUpdateAddress, self, func() raft.IndexFuture {
 			if cur.Suffrage == raft.Voter {
-				return n.raft.AddVoter(self, addr, 0, configChangeTimeout)
+				return n.raft.AddVoter(self, addr, 0, ConfigChangeTimeout)
 			}
-			return n.raft.AddNonvoter(self, addr, 0, configChangeTimeout)
+			return n.raft.AddNonvoter(self, addr, 0, ConfigChangeTimeout)
 		}, "old_addr", cur.Address, "addr", addr) {
 			return
 		}
@@ -124,11 +124,11 @@ func (n *Node) reconcile(ctx context.Context) {
 			}
 			if o, ok := members[string(s.ID)]; ok && o.Status == api.MemberAlive && o.MetaOK && raft.ServerAddress(o.Meta.RaftAddr) == addr {
 				n.log.Warn("reconcile: two alive members claim one raft address; leaving both alone",
-					"addr", addr, "member", id, "other", s.ID)
+					"addr", addr, "Member", id, "other", s.ID)
 				continue
 			}
 			if !n.changeConfig(ctx, actionRemoveStale, s.ID, func() raft.IndexFuture {
-				return n.raft.RemoveServer(s.ID, 0, configChangeTimeout)
+				return n.raft.RemoveServer(s.ID, 0, ConfigChangeTimeout)
 			}, "addr", addr, "replaced_by", id) {
 				return
 			}
@@ -137,17 +137,17 @@ func (n *Node) reconcile(ctx context.Context) {
 		switch {
 		case !in:
 			ok = n.changeConfig(ctx, actionAddNonvoter, id, func() raft.IndexFuture {
-				return n.raft.AddNonvoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddNonvoter(id, addr, 0, ConfigChangeTimeout)
 			}, "addr", addr)
 		case cur.Suffrage == raft.Voter:
 			// Same server, new address: update in place. Removing it first
 			// would shrink the quorum and demote it for no reason.
 			ok = n.changeConfig(ctx, actionUpdateAddress, id, func() raft.IndexFuture {
-				return n.raft.AddVoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddVoter(id, addr, 0, ConfigChangeTimeout)
 			}, "old_addr", cur.Address, "addr", addr)
 		default:
 			ok = n.changeConfig(ctx, actionUpdateAddress, id, func() raft.IndexFuture {
-				return n.raft.AddNonvoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddNonvoter(id, addr, 0, ConfigChangeTimeout)
 			}, "old_addr", cur.Address, "addr", addr)
 		}
 		if !ok {
@@ -162,7 +162,7 @@ func (n *Node) reconcile(ctx context.Context) {
 			continue
 		}
 		if !n.changeConfig(ctx, actionRemoveLeft, s.ID, func() raft.IndexFuture {
-			return n.raft.RemoveServer(s.ID, 0, configChangeTimeout)
+			return n.raft.RemoveServer(s.ID, 0, ConfigChangeTimeout)
 		}, "status", m.Status) {
 			return
 		}
@@ -184,10 +184,10 @@ func (n *Node) reconcile(ctx context.Context) {
 // PromoteAfter: alive in gossip, on the leader's term, applied index
 // non-zero and within maxTrailingLogs of the leader's last index. Progress
 // comes from each non-voter's GET /internal/status.
-func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[string]member, now time.Time) bool {
+func (n *Membership) promote(ctx context.Context, cfg raft.Configuration, members map[string]Member, now time.Time) bool {
 	type check struct {
 		server raft.Server
-		m      member
+		m      Member
 		st     api.Status
 		err    error
 	}
@@ -245,14 +245,14 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 		}
 		n.recon.mu.Unlock()
 		if why != "" {
-			n.log.Debug("reconcile: non-voter not ready for promotion", "member", id, "why", why)
+			n.log.Debug("reconcile: non-voter not ready for promotion", "Member", id, "why", why)
 			continue
 		}
 		if !seen || now.Sub(since) < n.opts.PromoteAfter {
 			continue
 		}
 		if !n.changeConfig(ctx, actionPromote, id, func() raft.IndexFuture {
-			return n.raft.AddVoter(id, c.server.Address, 0, configChangeTimeout)
+			return n.raft.AddVoter(id, c.server.Address, 0, ConfigChangeTimeout)
 		}, "applied_index", c.st.AppliedIndex, "leader_last_index", last, "healthy_for", now.Sub(since).Round(time.Millisecond)) {
 			return false
 		}
@@ -261,7 +261,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 	return true
 }
 
-func (n *Node) forgetHealthy(id raft.ServerID) {
+func (n *Membership) forgetHealthy(id raft.ServerID) {
 	n.recon.mu.Lock()
 	defer n.recon.mu.Unlock()
 	delete(n.recon.healthySince, id)
@@ -270,7 +270,7 @@ func (n *Node) forgetHealthy(id raft.ServerID) {
 // reap removes at most one server that has been dead (or never seen in
 // gossip) for ReapTimeout. A voter is removed only if MinVoters voters
 // remain; this node is never removed.
-func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[string]member, now time.Time) {
+func (n *Membership) reap(ctx context.Context, cfg raft.Configuration, members map[string]Member, now time.Time) {
 	voters := 0
 	for _, s := range cfg.Servers {
 		if s.Suffrage == raft.Voter {
@@ -307,7 +307,7 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 		}
 		if s.Suffrage == raft.Voter && voters-1 < n.opts.MinVoters {
 			n.log.Debug("reconcile: not reaping dead voter: too few voters would remain",
-				"member", s.ID, "voters", voters, "min_voters", n.opts.MinVoters)
+				"Member", s.ID, "voters", voters, "min_voters", n.opts.MinVoters)
 			continue
 		}
 		victim, deadFor = &s, now.Sub(since)
@@ -318,7 +318,7 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 	}
 	id := victim.ID
 	if n.changeConfig(ctx, actionReap, id, func() raft.IndexFuture {
-		return n.raft.RemoveServer(id, 0, configChangeTimeout)
+		return n.raft.RemoveServer(id, 0, ConfigChangeTimeout)
 	}, "dead_for", deadFor.Round(time.Second), "voter", victim.Suffrage == raft.Voter) {
 		n.recon.mu.Lock()
 		delete(n.recon.missingSince, id)
@@ -328,14 +328,14 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 
 // changeConfig runs one configuration change and waits for it. It returns
 // false when the round should stop (leadership lost, shutting down).
-func (n *Node) changeConfig(ctx context.Context, action string, id raft.ServerID, call func() raft.IndexFuture, args ...any) bool {
+func (n *Membership) changeConfig(ctx context.Context, action string, id raft.ServerID, call func() raft.IndexFuture, args ...any) bool {
 	err := n.host.Await(ctx, func() raft.Future { return call() })
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
 	n.metrics.reconcileActions.WithLabelValues(action, result).Inc()
-	args = append([]any{"action", action, "member", id}, args...)
+	args = append([]any{"action", action, "Member", id}, args...)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 			n.log.Info("reconcile: stopped, no longer leading", append(args, "err", err)...)

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -53,7 +53,7 @@ const (
 	gossipUpdateTimeout = 3 * time.Second
 )
 
-// gossipChannel is one kind of application data carried by memberlist.
+// Channel is one kind of application data carried by memberlist.
 // Membership needs none (everything it needs is in NodeMeta); the pubsub
 // subscriber sets (subsChannel, type byte 1) are the first. See DESIGN.md,
 // "Gossip channels".
@@ -61,7 +61,7 @@ const (
 // Every user message and broadcast starts with the channel's type byte,
 // which the delegate adds and strips; push/pull state is framed per channel.
 // Methods may be called concurrently and must not block.
-type gossipChannel interface {
+type Channel interface {
 	// NotifyMsg handles one message of the channel (type byte removed).
 	// msg is only valid during the call.
 	NotifyMsg(msg []byte)
@@ -82,18 +82,18 @@ type gossipChannel interface {
 // channels are skipped, so a newer node can add channels.
 const stateFormat = 1
 
-// gossipDelegate implements memberlist.Delegate: NodeMeta from the node,
+// delegate implements memberlist.Delegate: NodeMeta from the node,
 // everything else dispatched to the registered channels by type byte.
-type gossipDelegate struct {
+type delegate struct {
 	log      *slog.Logger
 	meta     *metaState
-	channels map[byte]gossipChannel // fixed before memberlist starts
+	channels map[byte]Channel // fixed before memberlist starts
 }
 
-var _ memberlist.Delegate = (*gossipDelegate)(nil)
+var _ memberlist.Delegate = (*delegate)(nil)
 
 // NodeMeta implements memberlist.Delegate.
-func (d *gossipDelegate) NodeMeta(limit int) []byte {
+func (d *delegate) NodeMeta(limit int) []byte {
 	b := d.meta.bytes()
 	if len(b) > limit {
 		// Open checks the size, so this cannot happen; memberlist would
@@ -105,7 +105,7 @@ func (d *gossipDelegate) NodeMeta(limit int) []byte {
 }
 
 // NotifyMsg implements memberlist.Delegate.
-func (d *gossipDelegate) NotifyMsg(b []byte) {
+func (d *delegate) NotifyMsg(b []byte) {
 	if len(b) == 0 {
 		return
 	}
@@ -118,7 +118,7 @@ func (d *gossipDelegate) NotifyMsg(b []byte) {
 }
 
 // GetBroadcasts implements memberlist.Delegate.
-func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	var out [][]byte
 	for _, t := range d.channelTypes() {
 		// The type byte we prepend counts as overhead for the channel.
@@ -136,7 +136,7 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate.
-func (d *gossipDelegate) LocalState(join bool) []byte {
+func (d *delegate) LocalState(join bool) []byte {
 	b := []byte{stateFormat}
 	for _, t := range d.channelTypes() {
 		s := d.channels[t].LocalState(join)
@@ -151,7 +151,7 @@ func (d *gossipDelegate) LocalState(join bool) []byte {
 }
 
 // MergeRemoteState implements memberlist.Delegate.
-func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 {
 		return
 	}
@@ -175,7 +175,7 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {
 	}
 }
 
-func (d *gossipDelegate) channelTypes() []byte {
+func (d *delegate) channelTypes() []byte {
 	ts := make([]byte, 0, len(d.channels))
 	for t := range d.channels {
 		ts = append(ts, t)
@@ -187,7 +187,7 @@ func (d *gossipDelegate) channelTypes() []byte {
 // metaState holds this node's NodeMeta and its encoding.
 type metaState struct {
 	mu  sync.Mutex
-	m   nodeMeta
+	m   NodeMeta
 	enc []byte
 }
 
@@ -197,14 +197,14 @@ func (s *metaState) bytes() []byte {
 	return s.enc
 }
 
-func (s *metaState) get() nodeMeta {
+func (s *metaState) get() NodeMeta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m
 }
 
 // set applies edit and reports whether the meta changed.
-func (s *metaState) set(edit func(*nodeMeta)) bool {
+func (s *metaState) set(edit func(*NodeMeta)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.m
@@ -213,7 +213,7 @@ func (s *metaState) set(edit func(*nodeMeta)) bool {
 		return false
 	}
 	s.m = m
-	s.enc = m.encode(nil)
+	s.enc = m.Encode(nil)
 	return true
 }
 
@@ -239,12 +239,12 @@ func gossipEndpoints(ctx context.Context, o Options) (bindHost string, bindPort 
 		h, p, _ := net.SplitHostPort(o.GossipAdvertise)
 		advHost = h
 		advPort, _ = strconv.Atoi(p)
-	case concreteIP(bindHost):
+	case ConcreteIP(bindHost):
 		advHost = bindHost
 	case o.RaftAdvertise != "":
 		advHost, _, _ = net.SplitHostPort(o.RaftAdvertise)
 	default:
-		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q is not an address peers can dial; set GossipAdvertise", ErrInvalidOptions, bind)
+		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q; set GossipAdvertise", ErrNotDialable, bind)
 	}
 	if net.ParseIP(advHost) == nil {
 		// memberlist advertises an IP; resolve a name (a compose service) once.
@@ -273,7 +273,7 @@ func preferIPv4(ips []net.IP) net.IP {
 
 // newMemberlist creates (starts) memberlist for n. Events arrive from the
 // moment it returns, including this node's own join.
-func (n *Node) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error) {
+func (n *Membership) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error) {
 	bindHost, bindPort, advHost, advPort, err := gossipEndpoints(ctx, n.opts)
 	if err != nil {
 		return nil, err
@@ -291,11 +291,11 @@ func (n *Node) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error
 	c.TCPTimeout = gossipTCPTimeout
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.Delegate = n.gossip
-	c.Events = subsEvents{next: eventDelegate{n.members}, subs: n.subs}
+	c.Events = eventDelegate{t: n.members, next: n.opts.Events}
 	hcl := hclogadapter.New(n.log, "memberlist", n.opts.GossipLogLevel)
 	c.Logger = log.New(hcl.StandardWriter(nil), "", 0)
-	if n.opts.gossipConfig != nil {
-		n.opts.gossipConfig(c)
+	if n.opts.GossipConfig != nil {
+		n.opts.GossipConfig(c)
 	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
@@ -304,14 +304,14 @@ func (n *Node) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error
 	return ml, nil
 }
 
-// updateMeta edits this node's NodeMeta and, if it changed, announces it
+// UpdateMeta edits this node's NodeMeta and, if it changed, announces it
 // (waiting at most gossipUpdateTimeout for one member to hear it).
-func (n *Node) updateMeta(edit func(*nodeMeta)) {
-	n.updateMetaWithin(edit, gossipUpdateTimeout)
+func (n *Membership) UpdateMeta(edit func(*NodeMeta)) {
+	n.UpdateMetaWithin(edit, gossipUpdateTimeout)
 }
 
-// updateMetaWithin is updateMeta waiting at most timeout.
-func (n *Node) updateMetaWithin(edit func(*nodeMeta), timeout time.Duration) {
+// UpdateMetaWithin is UpdateMeta waiting at most timeout.
+func (n *Membership) UpdateMetaWithin(edit func(*NodeMeta), timeout time.Duration) {
 	if !n.meta.set(edit) {
 		return
 	}
