@@ -1,10 +1,3 @@
-// Package cluster hosts the queue state machine (package fsm) in a
-// hashicorp/raft node: raft-boltdb storage, the TCP transport, memberlist
-// discovery, bootstrap-expect, the leader's membership reconcile loop, a
-// group-commit coalescer for writes, read-index consistent reads, the
-// leader's tick proposer, leave and an ordered shutdown. It is the only
-// package that touches *raft.Raft and *memberlist.Memberlist. DESIGN.md
-// explains the flows and the trade-offs.
 package cluster
 
 import (

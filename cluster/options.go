@@ -16,8 +16,9 @@ import (
 	"github.com/quorumq/quorumq/internal/peer"
 )
 
-// Defaults for Options. DESIGN.md ("Decisions and trade-offs") gives the cost
-// of each; the short reason is next to it.
+// Defaults for Options; DefaultOptions applies them. DESIGN.md
+// ("Trade-offs and their costs") gives the cost of each; the short reason
+// is next to it.
 const (
 	// DefaultHeartbeatTimeout, DefaultElectionTimeout and
 	// DefaultLeaderLeaseTimeout are half of raft's own (1 s / 1 s / 500 ms):
@@ -134,7 +135,7 @@ type Options struct {
 	// with raft state (otherwise the node waits to be added). N > 1 waits
 	// until gossip shows N alive members that advertise the same value and
 	// none has raft state; then only the one with the smallest id
-	// bootstraps, with all of them as voters (DESIGN.md, "Bootstrap").
+	// bootstraps, with all of them as voters (DESIGN.md, "Flows": Membership).
 	BootstrapExpect int
 
 	// GossipBind is the host:port memberlist listens on, TCP and UDP. Port

@@ -26,10 +26,10 @@ const (
 // logged.
 const (
 	waitJoin        = "waiting to reach a gossip seed"
-	waitExisting    = "a Member has raft state: waiting to be added by its leader"
+	waitExisting    = "a member has raft state: waiting to be added by its leader"
 	waitMismatch    = "members advertise a different bootstrap-expect"
 	waitCount       = "waiting for enough members"
-	waitSmallest    = "waiting for the Member with the smallest id to bootstrap"
+	waitSmallest    = "waiting for the member with the smallest id to bootstrap"
 	waitSettle      = "waiting for the candidate set to settle"
 	waitDisabled    = "bootstrap disabled: waiting to be added"
 	bootstrapFailed = "bootstrap failed"
@@ -63,7 +63,7 @@ type bootstrapState struct {
 // runBootstrap runs on a node that had no raft state at Open. It
 // re-evaluates on every membership event and every
 // bootstrapCheckInterval until the node has raft state, bootstrapping the
-// cluster if the rules allow this node to (DESIGN.md, "Bootstrap"). Then it
+// cluster if the rules allow this node to (DESIGN.md, "Flows": Membership). Then it
 // sets the has-state flag in NodeMeta, so that newcomers know a cluster
 // exists, and returns.
 func (n *Membership) runBootstrap() {
@@ -126,7 +126,7 @@ func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 			continue
 		}
 		if m.Meta.HasState && m.ID != n.id {
-			return wait(waitExisting, "Member", m.ID)
+			return wait(waitExisting, "member", m.ID)
 		}
 		if m.Meta.Expect != expect {
 			mismatched = append(mismatched, m)

@@ -18,8 +18,8 @@ import (
 )
 
 // memberlist tuning: DefaultLANConfig with shorter probes, so that a dead
-// node is declared dead within about 3 s on a LAN or loopback (DESIGN.md,
-// "Gossip"). The cluster has a handful of nodes, so the extra packets cost
+// node is declared dead within about 3 s on a LAN or loopback (cluster's
+// DESIGN.md, trade-offs). The cluster has a handful of nodes, so the extra packets cost
 // nothing worth counting.
 const (
 	// gossipProbeInterval and gossipProbeTimeout: one probe every 500 ms,
@@ -55,8 +55,7 @@ const (
 
 // Channel is one kind of application data carried by memberlist.
 // Membership needs none (everything it needs is in NodeMeta); the pubsub
-// subscriber sets (subsChannel, type byte 1) are the first. See DESIGN.md,
-// "Gossip channels".
+// subscriber sets (package subscriberset, type byte 1) are the first.
 //
 // Every user message and broadcast starts with the channel's type byte,
 // which the delegate adds and strips; push/pull state is framed per channel.

@@ -72,7 +72,7 @@ func (n *Membership) joinSeeds() bool {
 	backoff := joinBackoffMin
 	for attempt := 1; ; attempt++ {
 		if n.ml.NumMembers() > 1 {
-			n.log.Info("joined gossip: another Member reached this node first", "members", n.ml.NumMembers())
+			n.log.Info("joined gossip: another member reached this node first", "members", n.ml.NumMembers())
 			return true
 		}
 		seeds := n.otherSeeds()
@@ -200,9 +200,9 @@ func (n *Membership) reconnect() {
 	if len(dead) > 0 {
 		m := dead[rand.IntN(len(dead))]
 		if _, err := n.joinEach([]string{m.Addr}); err == nil {
-			n.log.Info("reconnected to failed Member", "Member", m.ID, "addr", m.Addr)
+			n.log.Info("reconnected to failed member", "member", m.ID, "addr", m.Addr)
 		} else {
-			n.log.Debug("failed Member still unreachable", "Member", m.ID, "addr", m.Addr, "err", err)
+			n.log.Debug("failed member still unreachable", "member", m.ID, "addr", m.Addr, "err", err)
 		}
 	}
 	expected := max(n.opts.BootstrapExpect, len(inConfig))

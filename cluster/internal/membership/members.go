@@ -90,7 +90,7 @@ func (t *memberTable) forget(drop func(Member) bool) {
 	for id, m := range t.byID {
 		if drop(*m) {
 			delete(t.byID, id)
-			t.log.Info("forgot gossip Member", "Member", id, "status", m.Status, "since", m.Since)
+			t.log.Info("forgot gossip member", "member", id, "status", m.Status, "since", m.Since)
 		}
 	}
 }
@@ -154,7 +154,7 @@ func (t *memberTable) setMetaLocked(m *Member, n *memberlist.Node) {
 	meta, err := DecodeMeta(n.Meta)
 	if err != nil {
 		if m.MetaOK || m.Since.IsZero() {
-			t.log.Warn("ignoring gossip Member with unreadable meta", "Member", n.Name, "addr", m.Addr, "err", err)
+			t.log.Warn("ignoring gossip member with unreadable meta", "member", n.Name, "addr", m.Addr, "err", err)
 		}
 		m.MetaOK = false
 		return

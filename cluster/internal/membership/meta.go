@@ -36,7 +36,7 @@ type NodeMeta struct {
 	// Expect is the node's BootstrapExpect.
 	Expect int
 	// SubsVersion and SubsDigest describe the node's pubsub subscriber set
-	// (subs.go): a peer that sees a version above the one it knows fetches
+	// (package subscriberset): a peer that sees a version above the one it knows fetches
 	// the set. Zero from nodes that do not gossip subscriber sets.
 	SubsVersion uint64
 	SubsDigest  [8]byte

@@ -124,7 +124,7 @@ func (n *Membership) reconcile(ctx context.Context) {
 			}
 			if o, ok := members[string(s.ID)]; ok && o.Status == api.MemberAlive && o.MetaOK && raft.ServerAddress(o.Meta.RaftAddr) == addr {
 				n.log.Warn("reconcile: two alive members claim one raft address; leaving both alone",
-					"addr", addr, "Member", id, "other", s.ID)
+					"addr", addr, "member", id, "other", s.ID)
 				continue
 			}
 			if !n.changeConfig(ctx, actionRemoveStale, s.ID, func() raft.IndexFuture {
@@ -245,7 +245,7 @@ func (n *Membership) promote(ctx context.Context, cfg raft.Configuration, member
 		}
 		n.recon.mu.Unlock()
 		if why != "" {
-			n.log.Debug("reconcile: non-voter not ready for promotion", "Member", id, "why", why)
+			n.log.Debug("reconcile: non-voter not ready for promotion", "member", id, "why", why)
 			continue
 		}
 		if !seen || now.Sub(since) < n.opts.PromoteAfter {
@@ -307,7 +307,7 @@ func (n *Membership) reap(ctx context.Context, cfg raft.Configuration, members m
 		}
 		if s.Suffrage == raft.Voter && voters-1 < n.opts.MinVoters {
 			n.log.Debug("reconcile: not reaping dead voter: too few voters would remain",
-				"Member", s.ID, "voters", voters, "min_voters", n.opts.MinVoters)
+				"member", s.ID, "voters", voters, "min_voters", n.opts.MinVoters)
 			continue
 		}
 		victim, deadFor = &s, now.Sub(since)
@@ -335,7 +335,7 @@ func (n *Membership) changeConfig(ctx context.Context, action string, id raft.Se
 		result = "error"
 	}
 	n.metrics.reconcileActions.WithLabelValues(action, result).Inc()
-	args = append([]any{"action", action, "Member", id}, args...)
+	args = append([]any{"action", action, "member", id}, args...)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 			n.log.Info("reconcile: stopped, no longer leading", append(args, "err", err)...)

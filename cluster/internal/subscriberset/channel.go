@@ -1,7 +1,7 @@
 // Package subscriberset is the gossip channel of the pubsub subscriber
 // sets: it tells every node which topics have subscribers on which node,
 // so that a publish is sent only to the nodes that need it (cluster's
-// DESIGN.md, "Subscriber sets"; raft-patterns §11.4). It holds this node's
+// DESIGN.md, "Flows"; raft-patterns §11.4). It holds this node's
 // versioned set and the latest set of every other alive member; the
 // versions, the digest, the wire codec and the broadcast queue are here,
 // memberlist and NodeMeta are the caller's.
