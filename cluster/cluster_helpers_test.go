@@ -248,23 +248,22 @@ func leaderOf(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 // election, and returns the result.
 func proposeOn(t testing.TB, nodes []*tnode, cmd fsm.Command) fsm.Result {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var res fsm.Result
+	testwait.For(t, 20*time.Second, fmt.Sprintf("propose %v", cmd.Op), func() bool {
 		leader := leaderOf(t, nodes, 20*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := leader.Propose(ctx, cmd)
-		cancel()
-		if err == nil && res.Err == nil {
-			return res
-		}
-		if time.Now().After(deadline) || (err == nil && res.Err != nil) {
-			t.Fatalf("propose %v: %v %v", cmd.Op, err, res.Err)
-		}
-		if !errors.Is(err, api.ErrNotLeader) {
+		defer cancel()
+		var err error
+		res, err = leader.Propose(ctx, cmd)
+		switch {
+		case err == nil && res.Err != nil:
+			t.Fatalf("propose %v: %v", cmd.Op, res.Err)
+		case err != nil && !errors.Is(err, api.ErrNotLeader):
 			t.Logf("propose %v: %v; retrying", cmd.Op, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return res
 }
 
 // memberStatus returns the status n reports for id, or "" if absent.
