@@ -97,8 +97,8 @@ const maxBootstrapExpect = 15
 const maxEntryBytes = raft.SuggestedMaxDataSize
 
 // Options configure a Node. Start from DefaultOptions, which fills in
-// every default, and set DataDir, RaftBind, FSM and what else differs; Open
-// only validates.
+// every default, and set DataDir, RaftBind, FSM, Peer and what else
+// differs; Open only validates.
 type Options struct {
 	// FSM is the state machine the node hosts. It must be empty (fsm.New()):
 	// raft rebuilds it from the newest snapshot and the log. Required.
@@ -226,7 +226,7 @@ type Options struct {
 }
 
 // DefaultOptions returns Options with every default filled in. DataDir,
-// RaftBind and FSM have none and must be set.
+// RaftBind, FSM and Peer have none and must be set.
 //
 //   - BootstrapExpect 1: a node without raft state and without Join
 //     bootstraps a single-server cluster.

@@ -30,31 +30,31 @@ const (
 	// ChannelType is the channel's type byte in gossip messages and
 	// push/pull frames.
 	ChannelType byte = 1
-	// subsDebounce coalesces bursts of subscribes and disconnects into one
+	// debounce coalesces bursts of subscribes and disconnects into one
 	// new version: the set is read and announced this long after the first
 	// change of a burst.
-	subsDebounce = 50 * time.Millisecond
-	// subsMaxBroadcast is the largest entry broadcast with its topics: it
+	debounce = 50 * time.Millisecond
+	// maxBroadcast is the largest entry broadcast with its topics: it
 	// leaves room in a ~1400-byte packet for memberlist's own messages. A
 	// larger set is broadcast thin and fetched over HTTP.
-	subsMaxBroadcast = 512
-	// subsMaxStateEntry is the largest entry carried whole in push/pull
+	maxBroadcast = 512
+	// maxStateEntry is the largest entry carried whole in push/pull
 	// state; larger ones travel thin, so that push/pull stays far below
 	// memberlist's 20 MiB limit whatever the sets hold.
-	subsMaxStateEntry = 64 << 10
-	// subsRetransmitMult is memberlist's default RetransmitMult: each
+	maxStateEntry = 64 << 10
+	// retransmitMult is memberlist's default RetransmitMult: each
 	// broadcast goes out 4 × log10(N+1) times, rounded up.
-	subsRetransmitMult = 4
-	// subsMetaFetchDelay: a version learned from NodeMeta is fetched after
+	retransmitMult = 4
+	// metaFetchDelay: a version learned from NodeMeta is fetched after
 	// this pause, because the full broadcast usually arrives in the same
 	// or the next gossip packet and makes the fetch unnecessary.
-	subsMetaFetchDelay = 250 * time.Millisecond
-	// subsFetchTimeout bounds one GET /internal/subs; subsFetchAttempts
+	metaFetchDelay = 250 * time.Millisecond
+	// fetchTimeout bounds one GET /internal/subs; fetchAttempts
 	// failed attempts in a row (250 ms, 500 ms apart) give up until the
 	// next version is heard of; push/pull repairs the rest.
-	subsFetchTimeout  = 2 * time.Second
-	subsFetchAttempts = 3
-	subsFetchBackoff  = 250 * time.Millisecond
+	fetchTimeout  = 2 * time.Second
+	fetchAttempts = 3
+	fetchBackoff  = 250 * time.Millisecond
 )
 
 // Config is what a Channel needs from its node.
@@ -76,7 +76,7 @@ type Config struct {
 // Channel is the subscriber-set gossip channel: this node's own
 // versioned set, and the latest set of every other alive member.
 //
-// Peers come and go with memberlist's events (subsEvents): a member is
+// Peers come and go with memberlist's events (MemberAlive, MemberGone): a member is
 // added when it joins, and dropped, with its set, when memberlist declares
 // it dead or gone; entries of nodes not currently alive are ignored. A
 // version learned without its topics (NodeMeta, a thin broadcast, a thin
@@ -157,7 +157,7 @@ func New(cfg Config) *Channel {
 	c.numNodes.Store(1)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },
-		RetransmitMult: subsRetransmitMult,
+		RetransmitMult: retransmitMult,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -209,7 +209,7 @@ func (c *Channel) runFlush() {
 			return
 		case <-c.dirty:
 		}
-		t := time.NewTimer(subsDebounce)
+		t := time.NewTimer(debounce)
 		select {
 		case <-c.ctx.Done():
 			t.Stop()
@@ -288,7 +288,7 @@ func (c *Channel) flushLocal() bool {
 // packet, else thin.
 func (c *Channel) queueBroadcast(e entry, enc []byte) {
 	msg := enc
-	if !e.Full || len(enc) > subsMaxBroadcast {
+	if !e.Full || len(enc) > maxBroadcast {
 		t := e.thin()
 		msg = t.encode(nil)
 	}
@@ -345,7 +345,7 @@ func (c *Channel) Broadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState carries every known entry, this node's included: whole up to
-// subsMaxStateEntry, thin above.
+// maxStateEntry, thin above.
 func (c *Channel) LocalState(bool) []byte {
 	c.mu.Lock()
 	entries := []entry{sizedForState(c.local, c.enc)}
@@ -359,7 +359,7 @@ func (c *Channel) LocalState(bool) []byte {
 }
 
 func sizedForState(e entry, enc []byte) entry {
-	if len(enc) > subsMaxStateEntry {
+	if len(enc) > maxStateEntry {
 		return e.thin()
 	}
 	return e
@@ -427,7 +427,7 @@ func (c *Channel) MemberAlive(name, pubsubAddr string, version uint64, metaOK bo
 	p.addr = pubsubAddr
 	if version > p.entry.Version && version > p.want {
 		p.want = version
-		c.fetchLocked(name, p, subsMetaFetchDelay)
+		c.fetchLocked(name, p, metaFetchDelay)
 	}
 }
 
@@ -454,7 +454,7 @@ func (c *Channel) fetchLocked(id string, p *peerState, delay time.Duration) {
 }
 
 // runFetch fetches p's entry until the version wanted is known, p is gone
-// or subsFetchAttempts attempts in a row failed.
+// or fetchAttempts attempts in a row failed.
 func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 	defer c.wg.Done()
 	if delay > 0 && !sleepCtx(c.ctx, delay) {
@@ -467,7 +467,7 @@ func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 			c.mu.Unlock()
 			return // gone (and maybe back as another *peerState with its own fetch)
 		}
-		if c.ctx.Err() != nil || p.want <= p.entry.Version || p.addr == "" || failures >= subsFetchAttempts {
+		if c.ctx.Err() != nil || p.want <= p.entry.Version || p.addr == "" || failures >= fetchAttempts {
 			p.fetching = false
 			c.mu.Unlock()
 			return
@@ -478,7 +478,7 @@ func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 			failures++
 			c.metrics.fetches.WithLabelValues("error").Inc()
 			c.log.Debug("fetch subscriber set", "member", id, "addr", addr, "attempt", failures, "err", err)
-			if failures < subsFetchAttempts && !sleepCtx(c.ctx, subsFetchBackoff<<(failures-1)) {
+			if failures < fetchAttempts && !sleepCtx(c.ctx, fetchBackoff<<(failures-1)) {
 				return
 			}
 			continue
@@ -491,7 +491,7 @@ func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 // fetchOnce asks the node at addr for its entry and merges it. The answer
 // must be that node's, whole, and at least the version wanted.
 func (c *Channel) fetchOnce(id, addr string, want uint64) error {
-	ctx, cancel := context.WithTimeout(c.ctx, subsFetchTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, fetchTimeout)
 	defer cancel()
 	b, err := c.cfg.Fetch(ctx, addr)
 	if err != nil {

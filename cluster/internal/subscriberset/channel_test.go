@@ -54,7 +54,7 @@ func TestSubsEntry_EncodeDecode(t *testing.T) {
 		}
 		// A newer format with a field appended: still readable.
 		newer := append(bytes.Clone(enc), 0xAA, 0xBB)
-		newer[0] = subsEntryFormat + 1
+		newer[0] = entryFormat + 1
 		if got, err := decodeEntry(newer); err != nil || got.Version != e.Version {
 			t.Fatalf("newer format: %+v, %v", got, err)
 		}
@@ -70,15 +70,15 @@ func TestSubsEntry_EncodeDecode(t *testing.T) {
 	}
 
 	bad := map[string][]byte{
-		"old format":  {0, subsFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"old format":  {0, flagFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 0},
 		"empty node":  {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
-		"zero count":  {1, subsFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 't', 0},
-		"empty topic": {1, subsFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1},
-		"duplicate":   {1, subsFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 't', 1, 1, 't', 2},
-		"huge count":  {1, subsFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 't', 1},
+		"zero count":  {1, flagFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 't', 0},
+		"empty topic": {1, flagFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1},
+		"duplicate":   {1, flagFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 't', 1, 1, 't', 2},
+		"huge count":  {1, flagFull, 1, 'n', 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 't', 1},
 	}
 	for name, b := range bad {
-		if e, err := decodeEntry(b); !errors.Is(err, errBadSubs) {
+		if e, err := decodeEntry(b); !errors.Is(err, errBadEntry) {
 			t.Errorf("%s: decoded %+v, %v", name, e, err)
 		}
 	}
@@ -220,21 +220,21 @@ func TestSubsChannel_FetchOnce(t *testing.T) {
 		t.Fatalf("PeersWith(t) = %+v", c.PeersWith("t"))
 	}
 
-	// A failing node: subsFetchAttempts attempts, then it waits for news.
+	// A failing node: fetchAttempts attempts, then it waits for news.
 	serve.Store(func() ([]byte, error) { return nil, errors.New("connection refused") })
 	calls.Store(0)
 	c.NotifyMsg((&entry{Node: "b", Version: 10}).encode(nil))
 	testwait.For(t, 5*time.Second, "the fetch loop gave up", func() bool {
-		return calls.Load() == subsFetchAttempts && !fetchRunning(c, "b")
+		return calls.Load() == fetchAttempts && !fetchRunning(c, "b")
 	})
-	if n := calls.Load(); n != subsFetchAttempts {
-		t.Fatalf("%d fetch attempts, want %d", n, subsFetchAttempts)
+	if n := calls.Load(); n != fetchAttempts {
+		t.Fatalf("%d fetch attempts, want %d", n, fetchAttempts)
 	}
 	// An answer from another node or an older version does not count.
 	serve.Store(func() ([]byte, error) { e := full("c", 11, nil); return e.encode(nil), nil })
 	calls.Store(0)
 	c.NotifyMsg((&entry{Node: "b", Version: 11}).encode(nil))
-	testwait.For(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == subsFetchAttempts })
+	testwait.For(t, 5*time.Second, "attempts made", func() bool { return calls.Load() == fetchAttempts })
 	if c.known("b") != 9 {
 		t.Fatalf("known %d, want 9", c.known("b"))
 	}
@@ -290,7 +290,7 @@ func TestSubsChannel_VersionsOrdered(t *testing.T) {
 }
 
 // A set that fits comfortably in a packet is broadcast whole, a larger one
-// thin; push/pull carries entries whole up to subsMaxStateEntry; the
+// thin; push/pull carries entries whole up to maxStateEntry; the
 // broadcasts never exceed the packet budget.
 func TestSubsChannel_PayloadLimits(t *testing.T) {
 	topics := func(n int) map[string]int {
@@ -308,7 +308,7 @@ func TestSubsChannel_PayloadLimits(t *testing.T) {
 	}{
 		{"small", map[string]int{"a": 1, "b": 2}, true, true},
 		{"just over a packet share", topics(8), false, true},
-		{"over the state limit", topics(subsMaxStateEntry/66 + 1), false, false},
+		{"over the state limit", topics(maxStateEntry/66 + 1), false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,8 +21,8 @@ import (
 //
 // Wire format, version 1:
 //
-//	byte     format (subsEntryFormat)
-//	byte     flags: subsFull
+//	byte     format (entryFormat)
+//	byte     flags: flagFull
 //	uvarint  length of the node id, then the id
 //	8 bytes  version (big endian)
 //	if full: uvarint topic count, then per topic in byte order:
@@ -38,23 +38,23 @@ type entry struct {
 }
 
 const (
-	subsEntryFormat = 1
-	subsFull        = 1 << 0
+	entryFormat = 1
+	flagFull        = 1 << 0
 
-	// subsMaxName bounds a node id or topic name in an entry (ids are at
+	// maxName bounds a node id or topic name in an entry (ids are at
 	// most 128 bytes, topic names 64; anything longer is not ours).
-	subsMaxName = 255
+	maxName = 255
 )
 
-var errBadSubs = errors.New("bad subscriber-set entry")
+var errBadEntry = errors.New("bad subscriber-set entry")
 
 // encode appends the wire form of e to b.
 func (e *entry) encode(b []byte) []byte {
 	var flags byte
 	if e.Full {
-		flags |= subsFull
+		flags |= flagFull
 	}
-	b = append(b, subsEntryFormat, flags)
+	b = append(b, entryFormat, flags)
 	b = binary.AppendUvarint(b, uint64(len(e.Node)))
 	b = append(b, e.Node...)
 	b = binary.BigEndian.AppendUint64(b, e.Version)
@@ -78,24 +78,24 @@ func (e entry) thin() entry {
 // decodeEntry parses one entry. Bytes after the fields it knows are
 // ignored (a newer format may append some).
 func decodeEntry(b []byte) (e entry, err error) {
-	d := subsDecoder{b: b}
+	d := entryDecoder{b: b}
 	format := d.byte()
 	flags := d.byte()
-	if d.err == nil && format < subsEntryFormat {
-		return e, fmt.Errorf("%w: format %d", errBadSubs, format)
+	if d.err == nil && format < entryFormat {
+		return e, fmt.Errorf("%w: format %d", errBadEntry, format)
 	}
 	e.Node = d.name()
 	e.Version = d.uint64()
-	e.Full = flags&subsFull != 0
+	e.Full = flags&flagFull != 0
 	if d.err == nil && e.Node == "" {
-		return e, fmt.Errorf("%w: empty node id", errBadSubs)
+		return e, fmt.Errorf("%w: empty node id", errBadEntry)
 	}
 	if e.Full && d.err == nil {
 		n := d.uvarint()
 		// Each topic takes at least three bytes: a bound on what a
 		// malformed count can make us allocate.
 		if d.err == nil && n > uint64(len(d.b))/3 {
-			return e, fmt.Errorf("%w: %d topics in %d bytes", errBadSubs, n, len(d.b))
+			return e, fmt.Errorf("%w: %d topics in %d bytes", errBadEntry, n, len(d.b))
 		}
 		e.Topics = make(map[string]int, n)
 		for range n {
@@ -105,10 +105,10 @@ func decodeEntry(b []byte) (e entry, err error) {
 				break
 			}
 			if t == "" || c == 0 || c > 1<<31 {
-				return e, fmt.Errorf("%w: topic %q with %d subscribers", errBadSubs, t, c)
+				return e, fmt.Errorf("%w: topic %q with %d subscribers", errBadEntry, t, c)
 			}
 			if _, dup := e.Topics[t]; dup {
-				return e, fmt.Errorf("%w: topic %q twice", errBadSubs, t)
+				return e, fmt.Errorf("%w: topic %q twice", errBadEntry, t)
 			}
 			e.Topics[t] = int(c)
 		}
@@ -119,20 +119,20 @@ func decodeEntry(b []byte) (e entry, err error) {
 	return e, nil
 }
 
-// subsDecoder reads the fields of an entry; the first error sticks.
-type subsDecoder struct {
+// entryDecoder reads the fields of an entry; the first error sticks.
+type entryDecoder struct {
 	b   []byte
 	err error
 }
 
-func (d *subsDecoder) fail(what string) {
+func (d *entryDecoder) fail(what string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated %s", errBadSubs, what)
+		d.err = fmt.Errorf("%w: truncated %s", errBadEntry, what)
 	}
 	d.b = nil
 }
 
-func (d *subsDecoder) byte() byte {
+func (d *entryDecoder) byte() byte {
 	if d.err != nil || len(d.b) < 1 {
 		d.fail("header")
 		return 0
@@ -142,7 +142,7 @@ func (d *subsDecoder) byte() byte {
 	return c
 }
 
-func (d *subsDecoder) uvarint() uint64 {
+func (d *entryDecoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -155,7 +155,7 @@ func (d *subsDecoder) uvarint() uint64 {
 	return v
 }
 
-func (d *subsDecoder) uint64() uint64 {
+func (d *entryDecoder) uint64() uint64 {
 	if d.err != nil || len(d.b) < 8 {
 		d.fail("version")
 		return 0
@@ -165,12 +165,12 @@ func (d *subsDecoder) uint64() uint64 {
 	return v
 }
 
-func (d *subsDecoder) name() string {
+func (d *entryDecoder) name() string {
 	n := d.uvarint()
 	if d.err != nil {
 		return ""
 	}
-	if n > subsMaxName || n > uint64(len(d.b)) {
+	if n > maxName || n > uint64(len(d.b)) {
 		d.fail("name")
 		return ""
 	}
@@ -198,7 +198,7 @@ func encodeState(entries []entry) []byte {
 func decodeState(b []byte) ([]entry, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 {
-		return nil, fmt.Errorf("%w: truncated state", errBadSubs)
+		return nil, fmt.Errorf("%w: truncated state", errBadEntry)
 	}
 	b = b[k:]
 	var out []entry
@@ -206,7 +206,7 @@ func decodeState(b []byte) ([]entry, error) {
 	for range n {
 		size, k := binary.Uvarint(b)
 		if k <= 0 || size > uint64(len(b)-k) {
-			errs = append(errs, fmt.Errorf("%w: truncated state frame", errBadSubs))
+			errs = append(errs, fmt.Errorf("%w: truncated state frame", errBadEntry))
 			break
 		}
 		e, err := decodeEntry(b[k : k+int(size)])
@@ -220,7 +220,7 @@ func decodeState(b []byte) ([]entry, error) {
 	return out, errors.Join(errs...)
 }
 
-// subsDigest is a short hash of a topic set (topics and counts), carried
+// digest is a short hash of a topic set (topics and counts), carried
 // in NodeMeta next to the version.
 func digest(topics map[string]int) [8]byte {
 	h := fnv.New64a()
