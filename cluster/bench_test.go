@@ -46,7 +46,7 @@ func BenchmarkPropose_PendingApplies(b *testing.B) {
 
 func benchPropose(b *testing.B, n *Node) {
 	body := make([]byte, 100)
-	entriesBefore := histogramCount(b, n.metrics.commandsPerEntry)
+	entriesBefore := uint64(metricValue(b, n, "quorumq_raft_commands_per_entry", nil))
 	b.SetParallelism(benchParallelism)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -63,7 +63,7 @@ func benchPropose(b *testing.B, n *Node) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	entries := histogramCount(b, n.metrics.commandsPerEntry) - entriesBefore
+	entries := uint64(metricValue(b, n, "quorumq_raft_commands_per_entry", nil)) - entriesBefore
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(entries)/float64(b.N), "entries/op")
 }
@@ -92,7 +92,7 @@ func openBenchCluster(b *testing.B, size, pending int, extraFsync time.Duration)
 	mustLead(b, leader)
 	for range size - 1 {
 		f := open(false)
-		addr := raft.ServerAddress(f.trans.LocalAddr())
+		addr := f.host.LocalAddr()
 		if err := leader.raft.AddVoter(raft.ServerID(f.ID()), addr, 0, 10*time.Second).Error(); err != nil {
 			b.Fatalf("add voter: %v", err)
 		}

@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -39,19 +38,20 @@ type tnode struct {
 // cluster: production raft timings (failover is measured with them), fast
 // reconcile and reconnect loops, loopback ports reserved in advance.
 func clusterOptions(t testing.TB, expect int) Options {
-	return Options{
-		DataDir:           t.TempDir(),
-		RaftBind:          fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		GossipBind:        fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		QueueAddr:         fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		PubsubAddr:        "127.0.0.1:1", // not served in these tests
-		BootstrapExpect:   expect,
-		ReconcileInterval: 200 * time.Millisecond,
-		PromoteAfter:      time.Second,
-		Logger:            testlog.New(t),
-		reconnectInterval: time.Second,
-		bootstrapSettle:   300 * time.Millisecond,
-	}
+	o := DefaultOptions()
+	o.DataDir = t.TempDir()
+	o.RaftBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.GossipBind = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.QueueAddr = fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
+	o.PubsubAddr = "127.0.0.1:1" // not served in these tests
+	o.BootstrapExpect = expect
+	o.ReconcileInterval = 200 * time.Millisecond
+	o.PromoteAfter = time.Second
+	o.Logger = testlog.New(t)
+	o.Peer = peertest.Client(t)
+	o.reconnectInterval = time.Second
+	o.bootstrapSettle = 300 * time.Millisecond
+	return o
 }
 
 // withSeeds sets every node's Join list to all nodes' gossip addresses,
@@ -85,7 +85,7 @@ func tryStartNode(opts Options) (*tnode, error) {
 		return nil, fmt.Errorf("queue listener: %w", err)
 	}
 	f := fsm.New()
-	node, err := Open(opts, f)
+	node, err := openWith(opts, f)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -142,8 +142,28 @@ func (n *tnode) stop(t testing.TB) {
 // no leadership transfer, no gossip leave. Its files stay consistent, so it
 // can be restarted.
 func (n *tnode) crash(t testing.TB) {
-	n.noTransfer.Store(true)
-	n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.shutdownLikeCrash(ctx); err != nil {
+		t.Errorf("Shutdown %s: %v", n.ID(), err)
+	}
+	n.srv.Close()
+}
+
+// bootstrapped reports whether n called BootstrapCluster from its
+// bootstrap loop.
+func (n *tnode) bootstrapped(t testing.TB) bool {
+	return metricValue(t, n.Node, "quorumq_cluster_bootstrap_evaluations_total", map[string]string{"outcome": "bootstrapped"}) > 0
+}
+
+// bootstrapChecks returns how many bootstrap decisions n has made,
+// outcome among them if not "".
+func (n *tnode) bootstrapChecks(t testing.TB, outcome string) float64 {
+	want := map[string]string{}
+	if outcome != "" {
+		want["outcome"] = outcome
+	}
+	return metricValue(t, n.Node, "quorumq_cluster_bootstrap_evaluations_total", want)
 }
 
 // stopAll shuts nodes down concurrently.
@@ -159,7 +179,7 @@ func stopAll(t testing.TB, nodes []*tnode) {
 // configOf returns n's latest raft configuration as "id:voter" / "id:nonvoter", sorted.
 func configOf(n *tnode) []string {
 	var out []string
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		kind := "voter"
 		if s.Suffrage != raft.Voter {
 			kind = "nonvoter"
@@ -228,32 +248,22 @@ func leaderOf(t testing.TB, nodes []*tnode, timeout time.Duration) *tnode {
 // election, and returns the result.
 func proposeOn(t testing.TB, nodes []*tnode, cmd fsm.Command) fsm.Result {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var res fsm.Result
+	testwait.For(t, 20*time.Second, fmt.Sprintf("propose %v", cmd.Op), func() bool {
 		leader := leaderOf(t, nodes, 20*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := leader.Propose(ctx, cmd)
-		cancel()
-		if err == nil && res.Err == nil {
-			return res
-		}
-		if time.Now().After(deadline) || (err == nil && res.Err != nil) {
-			t.Fatalf("propose %v: %v %v", cmd.Op, err, res.Err)
-		}
-		if !errors.Is(err, api.ErrNotLeader) {
+		defer cancel()
+		var err error
+		res, err = leader.Propose(ctx, cmd)
+		switch {
+		case err == nil && res.Err != nil:
+			t.Fatalf("propose %v: %v", cmd.Op, res.Err)
+		case err != nil && !errors.Is(err, api.ErrNotLeader):
 			t.Logf("propose %v: %v; retrying", cmd.Op, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+		return err == nil
+	})
+	return res
 }
 
 // memberStatus returns the status n reports for id, or "" if absent.

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -63,7 +64,7 @@ func TestCluster_BootstrapExpect3_StartedTogether_FormsOneCluster(t *testing.T) 
 		slices.Sort(ids)
 		var bootstrappers []string
 		for _, n := range nodes {
-			if n.bootstrapped.Load() {
+			if n.bootstrapped(t) {
 				bootstrappers = append(bootstrappers, n.ID())
 			}
 		}
@@ -132,7 +133,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 		t.Fatal("the fourth node never showed up as a non-voter")
 	}
 	t.Logf("non-voter for %v before promotion", time.Since(nonvoterAt).Round(time.Millisecond))
-	if fourth.bootstrapped.Load() {
+	if fourth.bootstrapped(t) {
 		t.Fatal("the fourth node bootstrapped")
 	}
 	if got := dump(t, fourth.f, "q"); len(got) != 20 {
@@ -141,10 +142,10 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 	all := append(slices.Clone(nodes), fourth)
 	waitFormed(t, all, formTimeout)
 
-	for _, action := range []string{actionAddNonvoter, actionPromote} {
+	for _, action := range []string{"add_nonvoter", "promote"} {
 		var sum float64
 		for _, n := range all {
-			sum += counterValue(t, n.metrics.reconcileActions.WithLabelValues(action, "ok"))
+			sum += metricValue(t, n.Node, "quorumq_cluster_reconcile_actions_total", map[string]string{"action": action, "result": "ok"})
 		}
 		if sum < 1 {
 			t.Errorf("no %s action counted", action)
@@ -197,7 +198,7 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 			t.Fatalf("second Leave: %v, want api.ErrShuttingDown", err)
 		}
 		// Its data directory never comes back as a member.
-		if _, err := Open(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
+		if _, err := openWith(gone.opts, fsm.New()); !errors.Is(err, ErrLeft) {
 			t.Fatalf("reopening the data directory of %s after Leave: %v, want ErrLeft", gone.ID(), err)
 		}
 		proposeOn(t, remaining, putCmd("q", "after "+gone.ID()))
@@ -327,43 +328,18 @@ func TestCluster_LeaderShutdown_NewLeaderElected(t *testing.T) {
 		(total / rounds).Round(time.Millisecond), DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout)
 }
 
-// NodeMeta never exceeds memberlist's 512-byte limit (memberlist panics
-// above it): the largest encoding Open accepts fits, it round-trips, and
-// Open refuses an address that would not fit.
-func TestCluster_NodeMetaFitsLimit(t *testing.T) {
-	long := strings.Repeat("h", maxMetaAddr-6) + ":65535"
-	m := nodeMeta{
-		HasState: true, Leaving: true, Expect: maxBootstrapExpect,
-		SubsVersion: 1<<64 - 1, SubsDigest: [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
-		RaftAddr: long, QueueAddr: long, PubsubAddr: long,
-	}
-	b := m.encode(nil)
-	if len(b) != maxMetaSize || len(b) > memberlist.MetaMaxSize {
-		t.Fatalf("largest meta is %d bytes (maxMetaSize %d, limit %d)", len(b), maxMetaSize, memberlist.MetaMaxSize)
-	}
-	got, err := decodeMeta(b)
-	if err != nil || got != m {
-		t.Fatalf("round trip: %+v, %v; want %+v", got, err, m)
-	}
-	for i := range len(b) {
-		if _, err := decodeMeta(b[:i]); err == nil {
-			t.Fatalf("decoding %d of %d bytes succeeded", i, len(b))
-		}
-	}
-
+// A node announces its addresses, bootstrap-expect and state in its
+// NodeMeta, and Open refuses an address too long for it.
+func TestCluster_NodeMetaAnnouncesTheNode(t *testing.T) {
 	n := startNode(t, clusterOptions(t, 1))
-	meta := n.gossip.NodeMeta(memberlist.MetaMaxSize)
-	if len(meta) == 0 || len(meta) > memberlist.MetaMaxSize {
-		t.Fatalf("node meta is %d bytes", len(meta))
-	}
-	own, err := decodeMeta(meta)
-	if err != nil || own.QueueAddr != n.opts.QueueAddr || own.RaftAddr != n.opts.RaftBind || own.Expect != 1 || !own.HasState {
-		t.Fatalf("node meta = %+v, %v", own, err)
+	own := n.members.LocalMeta()
+	if own.QueueAddr != n.opts.QueueAddr || own.RaftAddr != n.opts.RaftBind || own.Expect != 1 || !own.HasState {
+		t.Fatalf("node meta = %+v", own)
 	}
 
 	o := clusterOptions(t, 1)
-	o.PubsubAddr = strings.Repeat("p", maxMetaAddr) + ":1"
-	if _, err := Open(o, fsm.New()); !errors.Is(err, ErrInvalidOptions) {
+	o.PubsubAddr = strings.Repeat("p", membership.MaxAddrLen) + ":1"
+	if _, err := openWith(o, fsm.New()); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("Open with a %d-byte address: %v, want ErrInvalidOptions", len(o.PubsubAddr), err)
 	}
 }
@@ -386,7 +362,7 @@ func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 	nodes := startNodes(t, opts)
 	waitFormed(t, nodes, formTimeout)
 	for _, n := range nodes {
-		if n.bootstrapped.Load() {
+		if n.bootstrapped(t) {
 			t.Fatalf("%s bootstrapped", n.ID())
 		}
 		testwait.For(t, 10*time.Second, n.ID()+" has the old data", func() bool {
@@ -395,11 +371,11 @@ func TestCluster_NodeWithState_NeverBootstraps(t *testing.T) {
 
 	}
 	for _, n := range nodes[1:] {
-		if n.bootstrapChecks.Load() == 0 {
+		if n.bootstrapChecks(t, "") == 0 {
 			t.Fatalf("%s never evaluated bootstrap", n.ID())
 		}
 	}
-	if nodes[0].bootstrapChecks.Load() != 0 {
+	if nodes[0].bootstrapChecks(t, "") != 0 {
 		t.Fatal("the node with raft state evaluated bootstrap")
 	}
 }
@@ -417,7 +393,7 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	testwait.For(t, formTimeout, "all members see each other", func() bool {
 		for _, n := range nodes {
 			alive := 0
-			for _, m := range n.members.snapshot() {
+			for _, m := range n.members.Members() {
 				if m.Status == api.MemberAlive && m.MetaOK {
 					alive++
 				}
@@ -430,14 +406,14 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	})
 
 	// Let every node evaluate many times with the full view (including
-	// several bootstrap settle periods).
-	before := make([]uint64, len(nodes))
+	// several bootstrap settle periods), each time waiting for the mismatch.
+	before := make([]float64, len(nodes))
 	for i, n := range nodes {
-		before[i] = n.bootstrapChecks.Load()
+		before[i] = n.bootstrapChecks(t, "wait_mismatch")
 	}
 	testwait.For(t, formTimeout, "repeated bootstrap evaluations", func() bool {
 		for i, n := range nodes {
-			if n.bootstrapChecks.Load() < before[i]+8 {
+			if n.bootstrapChecks(t, "wait_mismatch") < before[i]+8 {
 				return false
 			}
 		}
@@ -445,11 +421,8 @@ func TestCluster_MismatchedExpect_DoesNotBootstrap(t *testing.T) {
 	})
 
 	for _, n := range nodes {
-		if n.bootstrapped.Load() || n.raft.LastIndex() != 0 || n.LeaderID() != "" {
-			t.Fatalf("%s: bootstrapped=%v last index %d leader %q", n.ID(), n.bootstrapped.Load(), n.raft.LastIndex(), n.LeaderID())
-		}
-		if r := n.bootstrapReason.Load(); r != waitMismatch {
-			t.Fatalf("%s waits because %q, want %q", n.ID(), r, waitMismatch)
+		if n.bootstrapped(t) || n.raft.LastIndex() != 0 || n.LeaderID() != "" {
+			t.Fatalf("%s: bootstrapped=%v last index %d leader %q", n.ID(), n.bootstrapped(t), n.raft.LastIndex(), n.LeaderID())
 		}
 	}
 	if !slices.ContainsFunc(warnings(), func(s string) bool { return strings.Contains(s, "different bootstrap-expect") }) {
@@ -490,9 +463,9 @@ func TestCluster_DeadVoter_ReapedOnlyAboveMinVoters(t *testing.T) {
 
 	t.Logf("second dead voter declared dead %v after the crash", time.Since(start).Round(time.Millisecond))
 	deadline := time.Now().Add(2 * time.Second) // the reap timeout
-	rounds := l.reconcileRounds.Load()
+	rounds := metricValue(t, l.Node, "quorumq_cluster_reconcile_rounds_total", nil)
 	testwait.For(t, formTimeout, "reconcile rounds past the reap timeout", func() bool {
-		return time.Now().After(deadline) && l.reconcileRounds.Load() >= rounds+10
+		return time.Now().After(deadline) && metricValue(t, l.Node, "quorumq_cluster_reconcile_rounds_total", nil) >= rounds+10
 	})
 
 	if cfg := configOf(l); len(cfg) != 3 || !slices.Contains(cfg, dead[1].ID()+":voter") {
@@ -533,7 +506,7 @@ func TestCluster_RestartOnNewAddress_UpdatedInPlace(t *testing.T) {
 	}
 	testwait.For(t, formTimeout, "leader has the new raft address", func() bool {
 		l := leaderOf(t, nodes, 10*time.Second)
-		for _, s := range l.configServers() {
+		for _, s := range l.host.ConfigServers() {
 			if string(s.ID) == moved.ID() {
 				return string(s.Address) == o.RaftBind && s.Suffrage == raft.Voter
 			}
@@ -556,7 +529,7 @@ func TestCluster_HostNameAdvertise_ConfigurationHoldsNames(t *testing.T) {
 		_, port, _ := net.SplitHostPort(o.RaftBind)
 		o.RaftAdvertise = net.JoinHostPort("localhost", port)
 	})
-	for _, s := range leader.configServers() {
+	for _, s := range leader.host.ConfigServers() {
 		if !strings.HasPrefix(string(s.Address), "localhost:") {
 			t.Fatalf("configuration entry %s at %q does not hold the advertised name", s.ID, s.Address)
 		}

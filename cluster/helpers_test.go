@@ -7,6 +7,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -14,23 +15,30 @@ import (
 // testOptions returns options for a fast single-node cluster in dir:
 // loopback, short raft timeouts so an election takes ~100 ms.
 func testOptions(t testing.TB, dir string) Options {
-	return Options{
-		DataDir:            dir,
-		RaftBind:           "127.0.0.1:0",
-		QueueAddr:          "127.0.0.1:8081",
-		PubsubAddr:         "127.0.0.1:8080",
-		HeartbeatTimeout:   50 * time.Millisecond,
-		ElectionTimeout:    50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		Logger:             testlog.New(t),
-	}
+	o := DefaultOptions()
+	o.DataDir = dir
+	o.RaftBind = "127.0.0.1:0"
+	o.QueueAddr = "127.0.0.1:8081"
+	o.PubsubAddr = "127.0.0.1:8080"
+	o.HeartbeatTimeout = 50 * time.Millisecond
+	o.ElectionTimeout = 50 * time.Millisecond
+	o.LeaderLeaseTimeout = 50 * time.Millisecond
+	o.CommitTimeout = 5 * time.Millisecond
+	o.Logger = testlog.New(t)
+	o.Peer = peertest.Client(t)
+	return o
+}
+
+// openWith opens a node over opts hosting f.
+func openWith(opts Options, f *fsm.FSM) (*Node, error) {
+	opts.FSM = f
+	return Open(context.Background(), opts)
 }
 
 // mustOpen opens a node and shuts it down when the test ends.
 func mustOpen(t testing.TB, opts Options, f *fsm.FSM) *Node {
 	t.Helper()
-	n, err := Open(opts, f)
+	n, err := openWith(opts, f)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

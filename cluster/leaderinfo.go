@@ -15,7 +15,7 @@ func (n *Node) Leader() (info api.Leader, ok bool) {
 		info.QueueAddr, info.PubsubAddr = n.opts.QueueAddr, n.opts.PubsubAddr
 		return info, true
 	}
-	if m, known := n.members.get(string(id)); known && m.MetaOK {
+	if m, known := n.members.Member(string(id)); known && m.MetaOK {
 		info.QueueAddr, info.PubsubAddr = m.Meta.QueueAddr, m.Meta.PubsubAddr
 	}
 	return info, true

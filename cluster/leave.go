@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
 )
 
 // defaultLeaveWait bounds how long Leave waits to see itself removed from the
@@ -34,10 +36,10 @@ const defaultLeaveWait = 15 * time.Second
 // voter: the cluster would have no one left. It fails with api.ErrShuttingDown
 // once Leave or Shutdown has begun.
 func (n *Node) Leave(ctx context.Context) error {
-	if n.intake.isClosed() || !n.leaving.CompareAndSwap(false, true) {
+	if n.host.IntakeClosed() || !n.leaving.CompareAndSwap(false, true) {
 		return fmt.Errorf("leave: %w", api.ErrShuttingDown)
 	}
-	servers := n.configServers()
+	servers := n.host.ConfigServers()
 	voters, selfVoter := 0, false
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
@@ -52,14 +54,14 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.log.Info("leaving the cluster", "voters", voters, "voter", selfVoter)
 
 	// 1. No new requests.
-	n.intake.close()
+	n.host.CloseIntake()
 
 	// 2. Hand leadership over while this node can still vote.
-	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
-		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
+	if n.raft.State() == raft.Leader && n.host.HasOtherVoters() {
+		if err := n.host.Await(ctx, n.raft.LeadershipTransfer); err != nil {
 			n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
-			if err := n.awaitRaft(ctx, func() raft.Future {
-				return n.raft.RemoveServer(raft.ServerID(n.id), 0, configChangeTimeout)
+			if err := n.host.Await(ctx, func() raft.Future {
+				return n.raft.RemoveServer(raft.ServerID(n.id), 0, membership.ConfigChangeTimeout)
 			}); err != nil {
 				n.log.Warn("leave: self-removal failed", "err", err)
 			}
@@ -69,19 +71,11 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 
 	// 3. Tell the others.
-	n.updateMeta(func(m *nodeMeta) { m.Leaving = true })
-	n.gossipMu.Lock()
-	if !n.gossipDown {
-		n.gossipLeft = true
-		if err := n.ml.Leave(gossipUpdateTimeout); err != nil {
-			n.log.Warn("leave: leave message not confirmed by any member", "err", err)
-		}
-	}
-	n.gossipMu.Unlock()
+	n.members.Leave()
 
 	// 4. Wait until we are out of the configuration.
 	wctx, cancel := context.WithTimeout(ctx, n.opts.leaveWait)
-	err := n.waitRemoved(wctx)
+	err := n.members.WaitRemoved(wctx)
 	cancel()
 	if err != nil {
 		n.log.Warn("leave: not confirmed removed from the configuration; shutting down anyway (the leader removes left members when it reconciles)", "err", err)
@@ -92,74 +86,8 @@ func (n *Node) Leave(ctx context.Context) error {
 	// 5. Stop, and make sure this data directory never rejoins: its log is
 	// history the cluster no longer counts on (a restart by a supervisor
 	// would otherwise be added back by the leader's reconcile loop).
-	if err := markLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
+	if err := datadir.MarkLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
 		n.log.Error("leave: could not mark the data directory as left", "err", err)
 	}
 	return n.Shutdown(ctx)
-}
-
-// waitRemoved polls until this node is no longer in the configuration,
-// according to its own log or to the leader.
-func (n *Node) waitRemoved(ctx context.Context) error {
-	for {
-		if !n.inConfig(n.configServers()) {
-			return nil
-		}
-		if removed, ok := n.removedPerLeader(ctx); ok && removed {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.ctx.Done(): // a concurrent Shutdown began
-			return api.ErrShuttingDown
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (n *Node) inConfig(servers []raft.Server) bool {
-	for _, s := range servers {
-		if string(s.ID) == n.id {
-			return true
-		}
-	}
-	return false
-}
-
-// removedPerLeader asks the leader whether its configuration still lists
-// this node. ok is false when no leader could be asked. The leader is the
-// one this node knows, else the one an alive member names.
-func (n *Node) removedPerLeader(ctx context.Context) (removed, ok bool) {
-	var addrs []string
-	if l, known := n.Leader(); known && l.ID != n.id && l.QueueAddr != "" {
-		addrs = append(addrs, l.QueueAddr)
-	}
-	for _, m := range n.members.snapshot() {
-		if m.ID != n.id && m.Status == api.MemberAlive && m.MetaOK && m.Meta.QueueAddr != "" {
-			addrs = append(addrs, m.Meta.QueueAddr)
-		}
-	}
-	for _, a := range addrs {
-		st, err := n.fetchStatus(ctx, a)
-		if err != nil {
-			continue
-		}
-		if st.State != "leader" {
-			lm, known := n.members.get(st.LeaderID)
-			if st.LeaderID == "" || st.LeaderID == n.id || !known || !lm.MetaOK {
-				continue
-			}
-			if st, err = n.fetchStatus(ctx, lm.Meta.QueueAddr); err != nil || st.State != "leader" {
-				continue
-			}
-		}
-		for _, m := range st.Members {
-			if m.ID == n.id && m.Suffrage != api.SuffrageNone {
-				return false, true
-			}
-		}
-		return true, true
-	}
-	return false, false
 }

@@ -1,10 +1,3 @@
-// Package cluster hosts the queue state machine (package fsm) in a
-// hashicorp/raft node: raft-boltdb storage, the TCP transport, memberlist
-// discovery, bootstrap-expect, the leader's membership reconcile loop, a
-// group-commit coalescer for writes, read-index consistent reads, the
-// leader's tick proposer, leave and an ordered shutdown. It is the only
-// package that touches *raft.Raft and *memberlist.Memberlist. DESIGN.md
-// explains the flows and the trade-offs.
 package cluster
 
 import (
@@ -13,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,128 +14,52 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
+	"github.com/quorumq/quorumq/cluster/internal/rafthost"
+	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 	"github.com/quorumq/quorumq/fsm"
 )
 
-const (
-	// logCacheSize is the number of recent entries kept in memory so that
-	// replication and read-index checks rarely touch bolt (Consul, Nomad,
-	// Vault and rqlite all use 512).
-	logCacheSize = 512
-	// snapshotsRetained: one to serve, one to fall back on if the newest is
-	// damaged.
-	snapshotsRetained = 2
-	// transportPool and transportTimeout are hraftd's and Consul's values:
-	// a few pooled connections per peer, 10 s I/O deadline per RPC.
-	transportPool    = 3
-	transportTimeout = 10 * time.Second
-	// boltOpenTimeout makes a second process on the same DataDir fail fast
-	// instead of waiting on bolt's file lock forever.
-	boltOpenTimeout = time.Second
-	// proposeQueue is the buffer between Propose and the coalescer. Commands
-	// wait here while every apply slot is busy; when it is full, Propose
-	// blocks (back-pressure) until its context ends.
-	proposeQueue = 1024
-	// defaultTickInterval is how often the leader checks whether a tick is due.
-	defaultTickInterval = time.Second
-)
+// defaultTickInterval is how often the leader checks whether a tick is due.
+const defaultTickInterval = time.Second
 
 // Node is one raft server hosting an *fsm.FSM.
 type Node struct {
-	opts  Options
-	id    string
-	log   *slog.Logger
-	fsm   *fsm.FSM
-	raft  *raft.Raft
-	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
-	// logs is the cached log store raft writes through; caughtUp reads it.
-	logs raft.LogStore
+	opts Options
+	id   string
+	log  *slog.Logger
+	fsm  *fsm.FSM
+	// host runs raft; raft is host.Raft(), for reading its state.
+	host *rafthost.Host
+	raft *raft.Raft
 
-	// appliedAtOpen is the FSM's applied index once raft restored the
-	// newest snapshot during Open.
-	appliedAtOpen uint64
+	members *membership.Membership
+	subs    *subscriberset.Channel // pubsub subscriber sets
+	// subscribers is the exported face of subs.
+	subscribers *Subscribers
 
-	metrics      *nodeMetrics
-	tickInterval time.Duration
-	tickChecks   atomic.Uint64 // due checks made by the tick loop; tests watch it
-
-	// Gossip. ml is set once in Open; gossipMu orders UpdateNode and Leave
-	// against Shutdown (memberlist panics on Leave after Shutdown).
-	ml         *memberlist.Memberlist
-	gossip     *gossipDelegate
-	members    *memberTable
-	subs       *subsChannel // pubsub subscriber sets (subs.go)
-	meta       metaState
-	gossipAddr string
-	gossipMu   sync.Mutex
-	gossipDown bool // memberlist shut down
-	gossipLeft bool // memberlist's Leave was called
-	// joined is closed once a Join seed answered or another member reached
-	// this node.
-	joined     chan struct{}
-	joinedOnce sync.Once
-	// httpc asks peers for their /internal/status (promotion, leave).
-	httpc *http.Client
-	recon reconcileMemory
-
-	leaving         atomic.Bool   // Leave has begun
-	noTransfer      atomic.Bool   // tests: Shutdown skips the leadership transfer, like a crash
-	bootstrapped    atomic.Bool   // this node called BootstrapCluster; tests watch it
-	bootstrapChecks atomic.Uint64 // bootstrap evaluations; tests watch it
-	bootstrapReason atomic.Value  // string: why the last evaluation waited
-	reconcileRounds atomic.Uint64 // reconcile passes; tests watch it
-
-	// intake admits Propose and ConsistentRead calls until Shutdown, which
-	// then waits for those inside.
-	intake gate
-	// raftUsers counts goroutines blocked on raft futures (apply waiters,
-	// barriers, VerifyLeader, leadership transfer). Shutdown lets them
-	// finish before it stops raft; see awaitRaft.
-	raftUsers gate
-
-	proposeCh     chan *proposal
-	stopCoalescer chan struct{} // closed by Shutdown once intake is drained
-	coalescerDone chan struct{} // closed when the coalescer has exited
-	raftDown      chan struct{} // closed once raft has shut down
-
-	// ctx is cancelled when Shutdown begins; it parents every leader term.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// bg counts the goroutines Shutdown waits for: the coalescer, the
-	// leadership watcher, barrier and tick loops. None of them blocks on a
-	// raft future directly.
-	bg sync.WaitGroup
-
-	termMu      sync.Mutex
-	term        *leaderTerm   // nil unless this node leads
-	termChanged chan struct{} // closed and replaced whenever term changes
+	leaving atomic.Bool // Leave has begun
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
 
-// Open starts a raft node over opts.DataDir hosting f. When the directory
-// holds no raft state and BootstrapExpect is 1, it bootstraps a single-server
-// cluster. f must be empty (fsm.New()): raft rebuilds it from the newest
-// snapshot and the log. Open does not wait for an election; use
-// WaitForLeader.
-func Open(opts Options, f *fsm.FSM) (*Node, error) {
-	if f == nil {
-		return nil, fmt.Errorf("%w: nil FSM", ErrInvalidOptions)
-	}
-	o, err := opts.withDefaults()
-	if err != nil {
+// Open starts a raft node over o.DataDir hosting o.FSM. When the directory
+// holds no raft state and BootstrapExpect is 1, it bootstraps a
+// single-server cluster. Open does not wait for an election or for other
+// nodes; ctx bounds only its own start-up (resolving the gossip advertise
+// name).
+func Open(ctx context.Context, o Options) (*Node, error) {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	f := o.FSM
 	if o.RaftAdvertise == "" {
-		if host, _, _ := net.SplitHostPort(o.RaftBind); !concreteIP(host) {
+		if host, _, _ := net.SplitHostPort(o.RaftBind); !membership.ConcreteIP(host) {
 			return nil, fmt.Errorf("%w: RaftBind %q is not an address peers can dial; set RaftAdvertise", ErrInvalidOptions, o.RaftBind)
 		}
 	}
@@ -153,15 +69,14 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open: data dir: %w", err)
 	}
-	if err := checkNotLeft(o.DataDir); err != nil {
+	if err := datadir.CheckNotLeft(o.DataDir); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	id, err := resolveNodeID(o.DataDir, o.NodeID)
+	id, err := datadir.ResolveNodeID(o.DataDir, o.NodeID)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	logger := o.Logger.With("component", "cluster", "node_id", id)
-	hcl := newHCLogAdapter(logger, "raft", o.RaftLogLevel)
 
 	var undo []func()
 	fail := func(err error) (*Node, error) {
@@ -171,154 +86,106 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(o.DataDir, raftDBFile),
-		BoltOptions: &bbolt.Options{
-			Timeout: boltOpenTimeout,
-			// The freelist is rebuilt by a scan on open instead of being
-			// written on every commit (raft-patterns §4.3).
-			NoFreelistSync: true,
-		},
-		NoSync: false, // a 200 means fsynced on a quorum: never turn this off
+	host, err := rafthost.Open(rafthost.Options{
+		ID:                 id,
+		DataDir:            o.DataDir,
+		DBPath:             filepath.Join(o.DataDir, datadir.RaftDBFile),
+		FSM:                f,
+		RaftBind:           o.RaftBind,
+		RaftAdvertise:      o.RaftAdvertise,
+		HeartbeatTimeout:   o.HeartbeatTimeout,
+		ElectionTimeout:    o.ElectionTimeout,
+		LeaderLeaseTimeout: o.LeaderLeaseTimeout,
+		CommitTimeout:      o.CommitTimeout,
+		MaxAppendEntries:   o.MaxAppendEntries,
+		SnapshotThreshold:  o.SnapshotThreshold,
+		SnapshotInterval:   o.SnapshotInterval,
+		TrailingLogs:       o.TrailingLogs,
+		MaxBatchBytes:      o.MaxBatchBytes,
+		MaxPendingApplies:  o.MaxPendingApplies,
+		ApplyTimeout:       o.ApplyTimeout,
+		TickInterval:       o.tickInterval,
+		Now:                o.Now,
+		BootstrapSingle:    o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap,
+		WrapLogStore:       o.wrapLogStore,
+		Logger:             logger,
+		RaftLogLevel:       o.RaftLogLevel,
 	})
-	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
-			err = fmt.Errorf("%w (is another process using %s?)", err, o.DataDir)
-		}
-		return fail(fmt.Errorf("raft store: %w", err))
+	if errors.Is(err, rafthost.ErrInvalidConfig) {
+		return nil, fmt.Errorf("open: %w: %w", ErrInvalidOptions, err)
 	}
-	undo = append(undo, func() { store.Close() })
-	// After bolt's lock: one process per data directory bumps the epoch.
-	subsEpoch, err := nextSubsEpoch(o.DataDir)
-	if err != nil {
-		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
-	}
-	var logStore raft.LogStore = store
-	if o.wrapLogStore != nil {
-		logStore = o.wrapLogStore(store)
-	}
-	logs, err := raft.NewLogCache(logCacheSize, logStore)
 	if err != nil {
 		return fail(err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.DataDir, snapshotsRetained, hcl.Named("snapshot"))
+	undo = append(undo, host.Abort)
+	// After bolt's lock: one process per data directory bumps the epoch.
+	subsEpoch, err := datadir.NextSubsEpoch(o.DataDir)
 	if err != nil {
-		return fail(fmt.Errorf("snapshot store: %w", err))
+		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
 	}
-	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, hcl.Named("transport"))
-	if err != nil {
-		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
-	}
-	undo = append(undo, func() { trans.Close() })
-
-	conf := raft.DefaultConfig()
-	conf.LocalID = raft.ServerID(id)
-	conf.HeartbeatTimeout = o.HeartbeatTimeout
-	conf.ElectionTimeout = o.ElectionTimeout
-	conf.LeaderLeaseTimeout = o.LeaderLeaseTimeout
-	conf.CommitTimeout = o.CommitTimeout
-	conf.MaxAppendEntries = o.MaxAppendEntries
-	conf.BatchApplyCh = true      // callers never wait for the leader loop; fuller fsync groups
-	conf.ShutdownOnRemove = false // a removed node stays up and can be re-added
-	conf.SnapshotThreshold = o.SnapshotThreshold
-	conf.SnapshotInterval = o.SnapshotInterval
-	conf.TrailingLogs = o.TrailingLogs
-	conf.Logger = hcl
-	if err := raft.ValidateConfig(conf); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrInvalidOptions, err))
-	}
-
-	existing, err := raft.HasExistingState(logs, store, snaps)
-	if err != nil {
-		return fail(fmt.Errorf("inspect raft state: %w", err))
-	}
-	r, err := raft.NewRaft(conf, &raftFSM{f: f}, logs, store, snaps, trans)
-	if err != nil {
-		return fail(fmt.Errorf("start raft: %w", err))
-	}
-	undo = append(undo, func() { r.Shutdown().Error() })
-	bootstrapped := false
-	if !existing && o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap {
-		cfg := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
-			return fail(fmt.Errorf("bootstrap: %w", err))
-		}
-		bootstrapped = true
-		logger.Info("bootstrapped single-node cluster", "raft_addr", trans.LocalAddr())
-	}
+	existing, bootstrapped := host.Existing(), host.Bootstrapped()
 
 	n := &Node{
-		opts:          o,
-		id:            id,
-		log:           logger,
-		fsm:           f,
-		raft:          r,
-		trans:         trans,
-		store:         store,
-		logs:          logs,
-		appliedAtOpen: f.AppliedIndex(),
-		metrics:       newNodeMetrics(),
-		tickInterval:  o.tickInterval,
-		proposeCh:     make(chan *proposal, proposeQueue),
-		stopCoalescer: make(chan struct{}),
-		coalescerDone: make(chan struct{}),
-		raftDown:      make(chan struct{}),
-		termChanged:   make(chan struct{}),
+		opts: o,
+		id:   id,
+		log:  logger,
+		fsm:  f,
+		host: host,
+		raft: host.Raft(),
 	}
-	if n.tickInterval <= 0 {
-		n.tickInterval = defaultTickInterval
-	}
-	n.bootstrapped.Store(bootstrapped)
-	n.bootstrapReason.Store("")
-	n.members = newMemberTable(logger)
-	n.joined = make(chan struct{})
-	n.httpc = newStatusClient()
-	n.recon.healthySince = map[raft.ServerID]time.Time{}
-	n.recon.missingSince = map[raft.ServerID]time.Time{}
-	n.subs = newSubsChannel(subsConfig{
-		self:      id,
-		epoch:     subsEpoch,
-		log:       logger.With("subsystem", "subs"),
-		fetch:     subsFetcher(n.httpc),
-		announce:  n.announceSubs,
-		nextEpoch: func() (uint32, error) { return nextSubsEpoch(o.DataDir) },
+	n.subs = subscriberset.New(subscriberset.Config{
+		Self:      id,
+		Epoch:     subsEpoch,
+		Log:       logger.With("subsystem", "subs"),
+		Fetch:     o.Peer.SubscriberSet,
+		Announce:  n.announceSubs,
+		NextEpoch: func() (uint32, error) { return datadir.NextSubsEpoch(o.DataDir) },
 	})
-	subsVersion, subsDigest := n.subs.localVersion()
-	n.meta.set(func(m *nodeMeta) {
-		*m = nodeMeta{
+	n.subscribers = &Subscribers{ch: n.subs}
+	subsVersion, subsDigest := n.subs.LocalVersion()
+	n.members, err = membership.New(ctx, membership.Options{
+		ID:     id,
+		Host:   host,
+		Peer:   o.Peer,
+		Logger: logger,
+		Meta: membership.NodeMeta{
 			HasState:    existing || bootstrapped,
 			Expect:      o.BootstrapExpect,
 			SubsVersion: subsVersion,
 			SubsDigest:  subsDigest,
-			RaftAddr:    string(trans.LocalAddr()),
+			RaftAddr:    string(host.LocalAddr()),
 			QueueAddr:   o.QueueAddr,
 			PubsubAddr:  o.PubsubAddr,
-		}
+		},
+		Channels:          map[byte]membership.Channel{subscriberset.ChannelType: n.subs},
+		Events:            subsEvents{n.subs},
+		RaftBind:          o.RaftBind,
+		RaftAdvertise:     o.RaftAdvertise,
+		GossipBind:        o.GossipBind,
+		GossipAdvertise:   o.GossipAdvertise,
+		Join:              o.Join,
+		BootstrapExpect:   o.BootstrapExpect,
+		NoBootstrap:       o.noBootstrap,
+		ReconcileInterval: o.ReconcileInterval,
+		PromoteAfter:      o.PromoteAfter,
+		ReapTimeout:       o.ReapTimeout,
+		ReconnectTimeout:  o.ReconnectTimeout,
+		MinVoters:         o.MinVoters,
+		ReconnectInterval: o.reconnectInterval,
+		BootstrapSettle:   o.bootstrapSettle,
+		GossipLogLevel:    o.GossipLogLevel,
+		GossipConfig:      o.gossipConfig,
 	})
-	n.gossip = &gossipDelegate{log: logger.With("subsystem", "gossip"), meta: &n.meta, channels: map[byte]gossipChannel{
-		subsChannelType: n.subs,
-	}}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	undo = append(undo, n.cancel)
-	ml, err := n.newMemberlist()
+	if errors.Is(err, membership.ErrNotDialable) {
+		err = fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	n.ml = ml
-	n.gossipAddr = ml.LocalNode().Address()
-	n.subs.start()
-
-	n.bg.Add(3)
-	go n.runCoalescer()
-	go n.watchLeadership()
-	go n.runGossip()
-	if !existing && !bootstrapped {
-		n.bg.Add(1)
-		go n.runBootstrap()
-	}
-	logger.Info("raft node started", "raft_addr", trans.LocalAddr(), "gossip_addr", n.gossipAddr,
+	n.subs.Start()
+	host.Start(n.members.RunReconcile)
+	n.members.Start()
+	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.members.GossipAddr(),
 		"existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
@@ -326,7 +193,7 @@ func Open(opts Options, f *fsm.FSM) (*Node, error) {
 
 // checkAdvertised reports addresses that cannot go into NodeMeta.
 func checkAdvertised(o Options) error {
-	if err := checkMetaAddrs(map[string]string{
+	if err := membership.CheckAddrs(map[string]string{
 		"RaftAdvertise": o.RaftAdvertise, "RaftBind": o.RaftBind,
 		"QueueAddr": o.QueueAddr, "PubsubAddr": o.PubsubAddr,
 	}); err != nil {
@@ -335,104 +202,49 @@ func checkAdvertised(o Options) error {
 	return nil
 }
 
-// concreteIP reports whether host is an IP address other than 0.0.0.0 or ::.
-func concreteIP(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && !ip.IsUnspecified()
-}
-
 // ID returns the node's raft server id.
 func (n *Node) ID() string { return n.id }
 
 // IsLeader reports whether this node is the raft leader right now. It can be
 // stale by the time the caller acts; Propose and ConsistentRead re-check.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+func (n *Node) IsLeader() bool { return n.host.IsLeader() }
 
-// LeaderID returns the id of the leader this node knows, or "".
-func (n *Node) LeaderID() string {
-	_, id := n.raft.LeaderWithID()
-	return string(id)
-}
-
-// WaitForLeader blocks until a leader is known and returns its id. It fails
-// with api.ErrNoLeader (wrapping ctx.Err()) when ctx ends first, and with
-// api.ErrShuttingDown once Shutdown has begun.
-func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
-	const poll = 10 * time.Millisecond
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		if id := n.LeaderID(); id != "" {
-			return id, nil
-		}
-		select {
-		case <-t.C:
-		case <-n.ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w", api.ErrShuttingDown)
-		case <-ctx.Done():
-			return "", fmt.Errorf("wait for leader: %w (%w)", api.ErrNoLeader, ctx.Err())
-		}
-	}
-}
+// leaderID returns the id of the leader this node knows, or "".
+func (n *Node) leaderID() string { return n.host.LeaderID() }
 
 // Ready reports whether the node can serve: not shutting down, a leader is
-// known, and the FSM has applied everything up to the commit index this node
-// has seen (rqlite's readiness rule). raft starts every process with a
-// commit index of 0 and learns the real one only when it commits as leader
-// or hears from one, so "the commit index seen" must first be learned: a
-// leader needs this term's barrier applied, a follower a commit index at
-// least as high as what the snapshot restored at Open. A restarted node is
-// therefore not ready until it has replayed its log tail.
-func (n *Node) Ready() bool {
-	if n.intake.isClosed() || n.LeaderID() == "" {
-		return false
-	}
-	commit := n.raft.CommitIndex()
-	if n.raft.State() == raft.Leader {
-		t, _ := n.currentTerm()
-		if t == nil || !t.barrierApplied() || t.raftTerm != n.raft.CurrentTerm() {
-			return false
-		}
-	} else if commit == 0 || commit < n.appliedAtOpen {
-		return false
-	}
-	return n.caughtUp(commit)
+// known, and the FSM has applied everything up to the commit index this
+// node has seen (rqlite's readiness rule; a restarted node is not ready
+// until it has replayed its log tail).
+func (n *Node) Ready() bool { return n.host.Ready() }
+
+// Propose replicates cmd and returns its result once it is committed on a
+// quorum and applied to the local FSM. Commands of concurrent calls are
+// coalesced into one log entry.
+//
+// Errors, compared with errors.Is:
+//   - api.ErrNotLeader: this node does not lead, or raft refused the entry before
+//     writing it (it stepped down, a leadership transfer is running, the
+//     enqueue timed out). Nothing was written; retrying elsewhere is safe.
+//   - api.ErrShuttingDown: Shutdown has begun and the command was not handed to raft.
+//   - api.ErrOutcomeUnknown: the entry was handed to raft, then leadership was
+//     lost, raft shut down, or ctx ended: it may still commit. When ctx ended
+//     the error also wraps ctx.Err().
+//   - ctx.Err() alone: ctx ended before the coalescer took the command, so
+//     it was never proposed.
+//
+// Business outcomes (queue full, not in flight, ...) are in Result.Err.
+func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	return n.host.Propose(ctx, cmd)
 }
 
-// maxGapScan bounds how many log entries caughtUp inspects; a larger gap
-// means the FSM really is behind.
-const maxGapScan = 64
-
-// caughtUp reports whether the FSM state reflects every entry up to target.
-// The FSM's applied index alone cannot say so: raft never hands no-op and
-// barrier entries to the FSM, so after an election or a Barrier the commit
-// index sits above the last index the FSM saw, for good. Entries between the
-// two that the FSM never receives do not change its state, so they count as
-// applied.
-func (n *Node) caughtUp(target uint64) bool {
-	applied := n.fsm.AppliedIndex()
-	if applied >= target {
-		return true
-	}
-	if target-applied > maxGapScan {
-		return false
-	}
-	var l raft.Log
-	for i := applied + 1; i <= target; i++ {
-		if err := n.logs.GetLog(i, &l); err != nil {
-			if errors.Is(err, raft.ErrLogNotFound) {
-				// Compacted: a snapshot covered it, and raft restores a
-				// snapshot into the FSM before it deletes the entries.
-				continue
-			}
-			return false
-		}
-		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return false
-		}
-	}
-	return true
-}
+// ConsistentRead makes the local FSM safe for a linearizable read: once it
+// returns nil, the FSM reflects every write acknowledged before the call
+// began (a read index; it writes nothing to the log).
+//
+// Errors: api.ErrNotLeader (read elsewhere; safe to retry), api.ErrShuttingDown, or
+// ctx.Err() wrapped.
+func (n *Node) ConsistentRead(ctx context.Context) error { return n.host.ConsistentRead(ctx) }
 
 // Status returns the /cluster/status view of this node. Members are the
 // union of the raft configuration and the gossip members: suffrage and raft
@@ -444,16 +256,16 @@ func (n *Node) Status() api.Status {
 	st := api.Status{
 		NodeID:       n.id,
 		State:        strings.ToLower(n.raft.State().String()),
-		LeaderID:     n.LeaderID(),
+		LeaderID:     n.leaderID(),
 		Term:         n.raft.CurrentTerm(),
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
 	}
-	gossiped := map[string]member{}
-	for _, m := range n.members.snapshot() {
+	gossiped := map[string]membership.Member{}
+	for _, m := range n.members.Members() {
 		gossiped[m.ID] = m
 	}
-	fill := func(m *api.Member, g member, known bool) {
+	fill := func(m *api.Member, g membership.Member, known bool) {
 		if known {
 			m.Status = g.Status
 			if g.MetaOK {
@@ -467,7 +279,7 @@ func (n *Node) Status() api.Status {
 			}
 		}
 	}
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		m := api.Member{
 			ID:       string(s.ID),
 			Status:   api.MemberUnknown,
@@ -495,17 +307,6 @@ func (n *Node) Status() api.Status {
 	return st
 }
 
-// configServers returns the latest raft configuration (possibly not yet
-// committed), or nil if it cannot be read.
-func (n *Node) configServers() []raft.Server {
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		n.log.Warn("read raft configuration", "err", err)
-		return nil
-	}
-	return cf.Configuration().Servers
-}
-
 // Shutdown stops the node: it refuses new Propose and ConsistentRead calls
 // (api.ErrShuttingDown), waits for in-flight ones until ctx ends, stops the
 // leader loops, transfers leadership if this node leads and other voters
@@ -525,85 +326,46 @@ func (n *Node) configServers() []raft.Server {
 // callers are answered regardless. Later calls wait for the first and
 // return its result.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx) })
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx, true) })
 	return n.shutdownErr
 }
 
-func (n *Node) shutdown(ctx context.Context) error {
+// shutdown is Shutdown; transfer false skips the leadership transfer, so
+// that peers see what a crash shows them (tests).
+func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	n.log.Info("shutting down")
 	var errs []error
 
 	// 1. No new requests; wait for those in flight.
-	if err := n.intake.wait(ctx); err != nil {
+	if err := n.host.DrainIntake(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain in-flight requests: %w", err))
 	}
-	// 2. Leader watcher, barrier and tick loops stop.
-	n.cancel()
+	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
+	n.host.StopTerms()
+	n.members.Cancel()
 
 	// 3. Hand leadership over while raft still runs.
-	if n.raft.State() == raft.Leader && n.hasOtherVoters() && !n.noTransfer.Load() {
-		// Best effort: when it fails the others elect a leader after an
-		// election timeout, which is all a transfer saves.
-		if err := n.awaitRaft(ctx, n.raft.LeadershipTransfer); err != nil {
-			n.log.Warn("leadership transfer failed; the cluster will hold an election", "err", err)
-		} else {
-			n.log.Info("leadership transferred")
-		}
+	if transfer {
+		n.host.TransferLeadership(ctx)
 	}
 
 	// 4. Gossip stops without a leave message: peers see a failure and keep
 	// this node in the configuration, so a restart rejoins as it was.
-	n.gossipMu.Lock()
-	if !n.gossipDown {
-		n.gossipDown = true
-		if err := n.ml.Shutdown(); err != nil {
-			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
-		}
+	if err := n.members.ShutdownGossip(); err != nil {
+		errs = append(errs, err)
 	}
-	n.gossipMu.Unlock()
-	n.subs.stop()
-	n.httpc.CloseIdleConnections()
+	n.subs.Stop()
 
-	// 5. The coalescer fails what it has not handed to raft.
-	close(n.stopCoalescer)
-	<-n.coalescerDone
+	// 5-7. The coalescer, the raft futures being waited on, raft itself.
+	errs = append(errs, n.host.StopRaft(ctx)...)
 
-	// 6. Let every raft future we wait on resolve while raft still answers.
-	if err := n.raftUsers.wait(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("wait for raft operations: %w", err))
-	}
-
-	// 7. Stop raft. Callers still waiting on an entry get api.ErrOutcomeUnknown.
-	if err := n.raft.Shutdown().Error(); err != nil {
-		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
-	}
-	close(n.raftDown)
-
-	// 8. Our goroutines, the transport, bolt.
-	n.bg.Wait()
-	if err := n.trans.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close transport: %w", err))
-	}
-	if err := n.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close raft store: %w", err))
-	}
+	// 8. Our goroutines, the host's, the transport, bolt.
+	n.members.Wait()
+	errs = append(errs, n.host.Close()...)
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	n.log.Info("shut down")
 	return nil
-}
-
-func (n *Node) hasOtherVoters() bool {
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return false
-	}
-	for _, s := range cf.Configuration().Servers {
-		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
-			return true
-		}
-	}
-	return false
 }

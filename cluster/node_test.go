@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -70,7 +73,7 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 	opts.TrailingLogs = 1
 
 	f1 := fsm.New()
-	n1, err := Open(opts, f1)
+	n1, err := openWith(opts, f1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,18 +93,18 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 	want := dump(t, f1, "q")
 	wantStats := f1.Stats("q")
 	addr := n1.Status().Members[0].RaftAddr
-	// The entries before the snapshot are gone from the log: only the
-	// snapshot can bring them back.
-	if first, err := n1.store.FirstIndex(); err != nil || first <= snapApplied-5 {
-		t.Fatalf("log first index = %d, %v; want compaction past %d", first, err, snapApplied-5)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n1.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+	// The entries before the snapshot are gone from the log: only the
+	// snapshot can bring them back.
+	if first := firstLogIndex(t, dir); first <= snapApplied-5 {
+		t.Fatalf("log first index = %d; want compaction past %d", first, snapApplied-5)
+	}
 
-	b, err := os.ReadFile(filepath.Join(dir, nodeIDFile))
+	b, err := os.ReadFile(filepath.Join(dir, "node-id"))
 	if err != nil || strings.TrimSpace(string(b)) != id {
 		t.Fatalf("node-id file = %q, %v; want %q", b, err, id)
 	}
@@ -150,7 +153,7 @@ func TestNode_ConcurrentProposals_Coalesce(t *testing.T) {
 
 	const N = 200
 	lastBefore := n.raft.LastIndex()
-	entriesBefore := histogramCount(t, n.metrics.commandsPerEntry)
+	entriesBefore := uint64(metricValue(t, n, "quorumq_raft_commands_per_entry", nil))
 
 	var (
 		wg    sync.WaitGroup
@@ -213,7 +216,7 @@ func TestNode_ConcurrentProposals_Coalesce(t *testing.T) {
 		t.Fatalf("puts = %d, want %d", st.Puts, N)
 	}
 
-	entries := histogramCount(t, n.metrics.commandsPerEntry) - entriesBefore - 1 // minus the get
+	entries := uint64(metricValue(t, n, "quorumq_raft_commands_per_entry", nil)) - entriesBefore - 1 // minus the get
 	logEntries := n.raft.LastIndex() - lastBefore - 1
 	t.Logf("%d puts travelled in %d coalesced entries (%d raft log entries), %.1f commands/entry",
 		N, entries, logEntries, float64(N)/float64(entries))
@@ -228,7 +231,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	opts.NodeID = "alpha"
-	n, err := Open(opts, fsm.New())
+	n, err := openWith(opts, fsm.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +243,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 	}
 
 	opts.NodeID = "beta"
-	if _, err := Open(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
+	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
 		t.Fatalf("Open with another id: err = %v, want ErrNodeIDMismatch", err)
 	}
 	// The same id again is fine.
@@ -250,29 +253,12 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := os.Remove(filepath.Join(dir, nodeIDFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, "node-id")); err != nil {
 		t.Fatal(err)
 	}
 	opts.NodeID = ""
-	if _, err := Open(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
+	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
 		t.Fatalf("Open without node-id but with raft.db: err = %v, want ErrNodeIDMismatch", err)
-	}
-}
-
-// A generated id has the "<hostname>-<6 hex>" form and is persisted.
-func TestNode_GeneratedID_Persisted(t *testing.T) {
-	dir := t.TempDir()
-	id, err := resolveNodeID(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.LastIndexByte(id, '-')
-	if i <= 0 || len(id)-i-1 != 6 || !validNodeID(id) {
-		t.Fatalf("generated id %q", id)
-	}
-	again, err := resolveNodeID(dir, "")
-	if err != nil || again != id {
-		t.Fatalf("second resolve = %q, %v; want %q", again, err, id)
 	}
 }
 
@@ -358,36 +344,6 @@ func TestNode_ShutdownDrainsInFlight(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("outcomes: %v", counts)
-}
-
-// Shutting down right after an election, while the leader's barrier may
-// still sit in raft's apply buffer, neither hangs nor fails: raft never
-// answers a future it still buffers at shutdown (hashicorp/raft#498), so
-// Shutdown must let such futures resolve before it stops raft.
-func TestNode_ShutdownRightAfterElection(t *testing.T) {
-	for i := range 15 {
-		n, err := Open(testOptions(t, t.TempDir()), fsm.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustLead(t, n)
-		if i%2 == 1 {
-			go n.Propose(context.Background(), putCmd("q", "x")) // an apply in flight as well
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = n.Shutdown(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("round %d: Shutdown: %v", i, err)
-		}
-		// No goroutine was left waiting on a future raft will never answer.
-		n.raftUsers.mu.Lock()
-		left := n.raftUsers.n
-		n.raftUsers.mu.Unlock()
-		if left != 0 {
-			t.Fatalf("round %d: %d raft operations still waiting after Shutdown", i, left)
-		}
-	}
 }
 
 // On a single node a consistent read returns nil, also before any write
@@ -485,8 +441,10 @@ func TestNode_Tick_ReleasesDeferred(t *testing.T) {
 		t.Fatalf("after put: %+v", st)
 	}
 	// Nothing is due yet: several tick checks pass without writing.
-	checks := n.tickChecks.Load()
-	testwait.For(t, 5*time.Second, "tick checks", func() bool { return n.tickChecks.Load() >= checks+3 })
+	checks := metricValue(t, n, "quorumq_raft_tick_checks_total", nil)
+	testwait.For(t, 5*time.Second, "tick checks", func() bool {
+		return metricValue(t, n, "quorumq_raft_tick_checks_total", nil) >= checks+3
+	})
 	if got := f.AppliedIndex(); got != idx {
 		t.Fatalf("applied index moved from %d to %d with nothing due", idx, got)
 	}
@@ -565,7 +523,7 @@ func TestNode_DataDirLocked(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, testOptions(t, dir), fsm.New())
 	start := time.Now()
-	_, err := Open(testOptions(t, dir), fsm.New())
+	_, err := openWith(testOptions(t, dir), fsm.New())
 	if err == nil {
 		t.Fatal("second Open on the same DataDir succeeded")
 	}
@@ -574,11 +532,18 @@ func TestNode_DataDirLocked(t *testing.T) {
 	}
 }
 
-func histogramCount(t testing.TB, h prometheus.Histogram) uint64 {
+// firstLogIndex returns the first index of the raft log in a stopped
+// node's data directory.
+func firstLogIndex(t *testing.T, dir string) uint64 {
 	t.Helper()
-	var m dto.Metric
-	if err := h.Write(&m); err != nil {
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, datadir.RaftDBFile))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return m.GetHistogram().GetSampleCount()
+	defer store.Close()
+	first, err := store.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first
 }

@@ -9,10 +9,16 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
+
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/cluster/internal/membership"
+	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer"
 )
 
-// Defaults for Options. DESIGN.md ("Decisions and trade-offs") gives the cost
-// of each; the short reason is next to it.
+// Defaults for Options; DefaultOptions applies them. DESIGN.md
+// ("Trade-offs and their costs") gives the cost of each; the short reason
+// is next to it.
 const (
 	// DefaultHeartbeatTimeout, DefaultElectionTimeout and
 	// DefaultLeaderLeaseTimeout are half of raft's own (1 s / 1 s / 500 ms):
@@ -79,7 +85,7 @@ const (
 
 // NeverReap, as Options.ReapTimeout, keeps dead servers in the
 // configuration until an operator removes them.
-const NeverReap time.Duration = -1
+const NeverReap = membership.NeverReap
 
 // maxBootstrapExpect bounds BootstrapExpect: raft clusters of more than a
 // handful of voters only slow commits down, and a typo (30 for 3) should fail
@@ -90,9 +96,16 @@ const maxBootstrapExpect = 15
 // maximum entry size.
 const maxEntryBytes = raft.SuggestedMaxDataSize
 
-// Options configure a Node. The zero value of every field except DataDir and
-// RaftBind selects a default.
+// Options configure a Node. Start from DefaultOptions, which fills in
+// every default, and set DataDir, RaftBind, FSM, Peer and what else
+// differs; Open only validates.
 type Options struct {
+	// FSM is the state machine the node hosts. It must be empty (fsm.New()):
+	// raft rebuilds it from the newest snapshot and the log. Required.
+	FSM *fsm.FSM
+	// Peer asks other nodes for their status (promotion, leave) and their
+	// subscriber sets. Required.
+	Peer *peer.Client
 	// NodeID is the raft server id. Empty: the id persisted in
 	// DataDir/node-id, or on first start "<hostname>-<6 random hex>". The id
 	// is persisted on first start; if a different id is already persisted,
@@ -115,23 +128,23 @@ type Options struct {
 	// must serve that endpoint for the node to become a voter.
 	QueueAddr, PubsubAddr string
 	// BootstrapExpect is the number of servers to wait for before the first
-	// election (default 1). It only matters on a node without raft state.
+	// election (1..15). It only matters on a node without raft state.
 	//
 	// 1 without Join bootstraps a single-node cluster at Open. 1 with Join
 	// bootstraps only after a seed was reached and gossip shows no member
 	// with raft state (otherwise the node waits to be added). N > 1 waits
 	// until gossip shows N alive members that advertise the same value and
 	// none has raft state; then only the one with the smallest id
-	// bootstraps, with all of them as voters (DESIGN.md, "Bootstrap").
+	// bootstraps, with all of them as voters (DESIGN.md, "Flows": Membership).
 	BootstrapExpect int
 
 	// GossipBind is the host:port memberlist listens on, TCP and UDP. Port
-	// 0 picks a free port. Default: RaftBind's host with port 0, which suits
+	// 0 picks a free port. Empty: RaftBind's host with port 0, which suits
 	// a node that others do not need to find (it joins them).
 	GossipBind string
 	// GossipAdvertise is the host:port other members use to reach the
 	// gossip port. A host name is resolved once at Open (memberlist
-	// advertises an IP). Default: GossipBind when its host is a concrete IP,
+	// advertises an IP). Empty: GossipBind when its host is a concrete IP,
 	// else RaftAdvertise's host; with port 0 the bound port.
 	GossipAdvertise string
 	// Join lists gossip addresses (host:port) of existing members. Open does
@@ -141,72 +154,68 @@ type Options struct {
 	// own address may be in the list; it is skipped.
 	Join []string
 	// ReconcileInterval is how often the leader reconciles gossip
-	// membership with the raft configuration without a membership event.
-	// Default DefaultReconcileInterval (1 s).
+	// membership with the raft configuration without a membership event
+	// (at least 10 ms).
 	ReconcileInterval time.Duration
 	// PromoteAfter is how long a non-voter must stay alive and caught up
 	// (applied index within 250 entries of the leader's last index, on the
-	// leader's term) before the leader makes it a voter. Default
-	// DefaultPromoteAfter (5 s).
+	// leader's term) before the leader makes it a voter.
 	PromoteAfter time.Duration
 	// ReapTimeout is how long a server must be dead (or never seen in
 	// gossip) before the leader removes it from the configuration, one per
-	// round and only while MinVoters voters remain. Default
-	// DefaultReapTimeout (72 h); NeverReap disables reaping.
+	// round and only while MinVoters voters remain; NeverReap disables
+	// reaping.
 	ReapTimeout time.Duration
 	// ReconnectTimeout is how long dead members keep being re-joined in the
-	// background, so the halves of a healed partition merge again. Default
-	// DefaultReconnectTimeout (24 h).
+	// background, so the halves of a healed partition merge again.
 	ReconnectTimeout time.Duration
-	// MinVoters is the number of voters reaping never goes below. Default
-	// DefaultMinVoters (3).
+	// MinVoters is the number of voters reaping never goes below (at
+	// least 1).
 	MinVoters int
 
-	// Raft timing; defaults are the Default* constants, except that an
-	// unset ElectionTimeout is at least HeartbeatTimeout and an unset
-	// LeaderLeaseTimeout is half of it.
+	// Raft timing: each at least 5 ms (CommitTimeout 1 ms), the lease at
+	// most the heartbeat timeout, the election timeout at least the
+	// heartbeat timeout. SetHeartbeatTimeout moves the other two along.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 	// MaxAppendEntries bounds entries per replication RPC and per leader
-	// fsync group (raft allows at most 1024). Default 512.
+	// fsync group (1..1024, raft's limit).
 	MaxAppendEntries int
 	// SnapshotThreshold, SnapshotInterval and TrailingLogs control log
-	// compaction. Defaults 8192, 20 s and 65536.
+	// compaction (threshold and interval must be positive).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 
-	// MaxBatchBytes caps the encoded size of one coalesced log entry (at
-	// most 512 KiB; default 256 KiB). A single larger command travels alone.
+	// MaxBatchBytes caps the encoded size of one coalesced log entry
+	// (1..512 KiB). A single larger command travels alone.
 	MaxBatchBytes int
 	// MaxPendingApplies is how many coalesced entries may wait in raft at
-	// once (default 1; 2 for disks whose fsync takes milliseconds). While all are busy, new commands accumulate into
-	// the next entry.
+	// once (1..MaxAppendEntries; 2 suits disks whose fsync takes
+	// milliseconds). While all are busy, new commands accumulate into the
+	// next entry.
 	MaxPendingApplies int
-	// ApplyTimeout bounds the enqueue of an entry into raft (default 10 s).
-	// It does not bound the commit; Propose's context does that.
+	// ApplyTimeout bounds the enqueue of an entry into raft. It does not
+	// bound the commit; Propose's context does that.
 	ApplyTimeout time.Duration
 
-	// Now stamps fsm.Entry.Now on the leader, and nothing else. Default time.Now.
+	// Now stamps fsm.Entry.Now on the leader, and nothing else. Required.
 	Now func() time.Time
-	// Logger receives this package's logs and raft's. Default slog.Default().
+	// Logger receives this package's logs and raft's. Required.
 	Logger *slog.Logger
-	// RaftLogLevel is the minimum level of raft's own messages. Default WARN:
-	// raft logs every heartbeat hiccup at INFO.
-	RaftLogLevel slog.Leveler
-	// GossipLogLevel is the minimum level of memberlist's messages. Default
-	// WARN: memberlist logs every join and probe at DEBUG or INFO.
+	// RaftLogLevel and GossipLogLevel are the minimum levels of raft's and
+	// memberlist's own messages. Required.
+	RaftLogLevel   slog.Leveler
 	GossipLogLevel slog.Leveler
 
-	// Test hooks. tickInterval overrides defaultTickInterval; noBootstrap
-	// starts a server that waits to be added to an existing cluster;
-	// wrapLogStore wraps the bolt log store (benchmarks model slow disks);
-	// reconnectInterval, bootstrapSettle and leaveWait override
-	// defaultReconnectInterval, defaultBootstrapSettle and
-	// defaultLeaveWait; gossipConfig edits the memberlist configuration
-	// last.
+	// Test hooks, set by DefaultOptions to defaultTickInterval,
+	// membership.DefaultReconnectInterval, membership.DefaultBootstrapSettle
+	// and defaultLeaveWait.
+	// noBootstrap starts a server that waits to be added to an existing
+	// cluster; wrapLogStore wraps the bolt log store (benchmarks model slow
+	// disks); gossipConfig edits the memberlist configuration last.
 	tickInterval      time.Duration
 	noBootstrap       bool
 	wrapLogStore      func(raft.LogStore) raft.LogStore
@@ -216,16 +225,84 @@ type Options struct {
 	gossipConfig      func(*memberlist.Config)
 }
 
-// withDefaults validates o and returns a copy with every default filled in.
-// Every problem is reported as an error wrapping ErrInvalidOptions.
-func (o Options) withDefaults() (Options, error) {
-	bad := func(format string, args ...any) (Options, error) {
-		return o, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+// DefaultOptions returns Options with every default filled in. DataDir,
+// RaftBind, FSM and Peer have none and must be set.
+//
+//   - BootstrapExpect 1: a node without raft state and without Join
+//     bootstraps a single-server cluster.
+//   - Raft timing: HeartbeatTimeout DefaultHeartbeatTimeout (500 ms),
+//     ElectionTimeout DefaultElectionTimeout (500 ms), LeaderLeaseTimeout
+//     DefaultLeaderLeaseTimeout (250 ms), CommitTimeout
+//     DefaultCommitTimeout (50 ms).
+//   - MaxAppendEntries DefaultMaxAppendEntries (512).
+//   - Compaction: SnapshotThreshold DefaultSnapshotThreshold (8192),
+//     SnapshotInterval DefaultSnapshotInterval (20 s), TrailingLogs
+//     DefaultTrailingLogs (65536).
+//   - Coalescer: MaxBatchBytes DefaultMaxBatchBytes (256 KiB),
+//     MaxPendingApplies DefaultMaxPendingApplies (1), ApplyTimeout
+//     DefaultApplyTimeout (10 s).
+//   - Membership: ReconcileInterval DefaultReconcileInterval (1 s),
+//     PromoteAfter DefaultPromoteAfter (5 s), ReapTimeout
+//     DefaultReapTimeout (72 h), ReconnectTimeout DefaultReconnectTimeout
+//     (24 h), MinVoters DefaultMinVoters (3).
+//   - Now time.Now; Logger slog.Default(); RaftLogLevel and
+//     GossipLogLevel WARN, because raft logs every heartbeat hiccup at
+//     INFO and memberlist every join and probe at DEBUG or INFO.
+func DefaultOptions() Options {
+	return Options{
+		BootstrapExpect:    1,
+		ReconcileInterval:  DefaultReconcileInterval,
+		PromoteAfter:       DefaultPromoteAfter,
+		ReapTimeout:        DefaultReapTimeout,
+		ReconnectTimeout:   DefaultReconnectTimeout,
+		MinVoters:          DefaultMinVoters,
+		HeartbeatTimeout:   DefaultHeartbeatTimeout,
+		ElectionTimeout:    DefaultElectionTimeout,
+		LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
+		CommitTimeout:      DefaultCommitTimeout,
+		MaxAppendEntries:   DefaultMaxAppendEntries,
+		SnapshotThreshold:  DefaultSnapshotThreshold,
+		SnapshotInterval:   DefaultSnapshotInterval,
+		TrailingLogs:       DefaultTrailingLogs,
+		MaxBatchBytes:      DefaultMaxBatchBytes,
+		MaxPendingApplies:  DefaultMaxPendingApplies,
+		ApplyTimeout:       DefaultApplyTimeout,
+		Now:                time.Now,
+		Logger:             slog.Default(),
+		RaftLogLevel:       slog.LevelWarn,
+		GossipLogLevel:     slog.LevelWarn,
+		tickInterval:       defaultTickInterval,
+		reconnectInterval:  membership.DefaultReconnectInterval,
+		bootstrapSettle:    membership.DefaultBootstrapSettle,
+		leaveWait:          defaultLeaveWait,
+	}
+}
+
+// SetHeartbeatTimeout sets HeartbeatTimeout to d and moves the election
+// timeout up to at least d and the leader lease to d/2 (raft's own ratio),
+// so that raising the heartbeat timeout alone (slow disks) stays valid.
+func (o *Options) SetHeartbeatTimeout(d time.Duration) {
+	o.HeartbeatTimeout = d
+	o.ElectionTimeout = max(o.ElectionTimeout, d)
+	o.LeaderLeaseTimeout = d / 2
+}
+
+// validate reports every problem with o as an error wrapping
+// ErrInvalidOptions.
+func (o Options) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	}
+	if o.FSM == nil {
+		return bad("FSM is required")
+	}
+	if o.Peer == nil {
+		return bad("Peer is required")
 	}
 	if o.DataDir == "" {
 		return bad("DataDir is required")
 	}
-	if o.NodeID != "" && !validNodeID(o.NodeID) {
+	if o.NodeID != "" && !datadir.ValidNodeID(o.NodeID) {
 		return bad("NodeID %q: use 1-128 characters from [A-Za-z0-9._-]", o.NodeID)
 	}
 	if err := checkHostPort(o.RaftBind); err != nil {
@@ -236,13 +313,8 @@ func (o Options) withDefaults() (Options, error) {
 			return bad("RaftAdvertise %q: %v", o.RaftAdvertise, err)
 		}
 	}
-	switch {
-	case o.BootstrapExpect == 0:
-		o.BootstrapExpect = 1
-	case o.BootstrapExpect < 0:
-		return bad("BootstrapExpect %d is negative", o.BootstrapExpect)
-	case o.BootstrapExpect > maxBootstrapExpect:
-		return bad("BootstrapExpect %d is above %d", o.BootstrapExpect, maxBootstrapExpect)
+	if o.BootstrapExpect < 1 || o.BootstrapExpect > maxBootstrapExpect {
+		return bad("BootstrapExpect %d is outside 1..%d", o.BootstrapExpect, maxBootstrapExpect)
 	}
 	if o.GossipBind != "" {
 		if err := checkHostPort(o.GossipBind); err != nil {
@@ -262,43 +334,33 @@ func (o Options) withDefaults() (Options, error) {
 			return bad("Join address %q: %v", j, err)
 		}
 	}
-	switch {
-	case o.MinVoters < 0:
-		return bad("MinVoters %d is negative", o.MinVoters)
-	case o.MinVoters == 0:
-		o.MinVoters = DefaultMinVoters
+	if o.MinVoters < 1 {
+		return bad("MinVoters %d is below 1", o.MinVoters)
 	}
-	switch {
-	case o.ReapTimeout == NeverReap:
-	case o.ReapTimeout < 0:
-		return bad("ReapTimeout %v is negative (use NeverReap to disable reaping)", o.ReapTimeout)
-	case o.ReapTimeout == 0:
-		o.ReapTimeout = DefaultReapTimeout
+	if o.ReapTimeout != NeverReap && o.ReapTimeout <= 0 {
+		return bad("ReapTimeout %v is not positive (use NeverReap to disable reaping)", o.ReapTimeout)
 	}
-
 	durations := []struct {
 		name string
-		v    *time.Duration
-		def  time.Duration
+		v    time.Duration
 	}{
-		{"HeartbeatTimeout", &o.HeartbeatTimeout, DefaultHeartbeatTimeout},
-		// Unset election and lease timeouts follow the heartbeat timeout,
-		// so that raising it alone (on slow disks) stays valid.
-		{"ElectionTimeout", &o.ElectionTimeout, max(DefaultElectionTimeout, o.HeartbeatTimeout)},
-		{"LeaderLeaseTimeout", &o.LeaderLeaseTimeout, leaseFor(o.HeartbeatTimeout)},
-		{"CommitTimeout", &o.CommitTimeout, DefaultCommitTimeout},
-		{"SnapshotInterval", &o.SnapshotInterval, DefaultSnapshotInterval},
-		{"ApplyTimeout", &o.ApplyTimeout, DefaultApplyTimeout},
-		{"ReconcileInterval", &o.ReconcileInterval, DefaultReconcileInterval},
-		{"PromoteAfter", &o.PromoteAfter, DefaultPromoteAfter},
-		{"ReconnectTimeout", &o.ReconnectTimeout, DefaultReconnectTimeout},
+		{"HeartbeatTimeout", o.HeartbeatTimeout},
+		{"ElectionTimeout", o.ElectionTimeout},
+		{"LeaderLeaseTimeout", o.LeaderLeaseTimeout},
+		{"CommitTimeout", o.CommitTimeout},
+		{"SnapshotInterval", o.SnapshotInterval},
+		{"ApplyTimeout", o.ApplyTimeout},
+		{"ReconcileInterval", o.ReconcileInterval},
+		{"PromoteAfter", o.PromoteAfter},
+		{"ReconnectTimeout", o.ReconnectTimeout},
+		{"tickInterval", o.tickInterval},
+		{"reconnectInterval", o.reconnectInterval},
+		{"bootstrapSettle", o.bootstrapSettle},
+		{"leaveWait", o.leaveWait},
 	}
 	for _, d := range durations {
-		switch {
-		case *d.v < 0:
-			return bad("%s %v is negative", d.name, *d.v)
-		case *d.v == 0:
-			*d.v = d.def
+		if d.v <= 0 {
+			return bad("%s %v is not positive", d.name, d.v)
 		}
 	}
 	// raft.ValidateConfig would catch these too, but with raft's wording and
@@ -321,67 +383,28 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SnapshotInterval < 5*time.Millisecond {
 		return bad("SnapshotInterval %v is below 5ms", o.SnapshotInterval)
 	}
-
-	switch {
-	case o.MaxAppendEntries < 0 || o.MaxAppendEntries > 1024:
+	if o.MaxAppendEntries < 1 || o.MaxAppendEntries > 1024 {
 		return bad("MaxAppendEntries %d is outside 1..1024", o.MaxAppendEntries)
-	case o.MaxAppendEntries == 0:
-		o.MaxAppendEntries = DefaultMaxAppendEntries
 	}
 	if o.SnapshotThreshold == 0 {
-		o.SnapshotThreshold = DefaultSnapshotThreshold
+		return bad("SnapshotThreshold is 0")
 	}
-	if o.TrailingLogs == 0 {
-		o.TrailingLogs = DefaultTrailingLogs
-	}
-	switch {
-	case o.MaxBatchBytes < 0 || o.MaxBatchBytes > maxEntryBytes:
+	if o.MaxBatchBytes < 1 || o.MaxBatchBytes > maxEntryBytes {
 		return bad("MaxBatchBytes %d is outside 1..%d", o.MaxBatchBytes, maxEntryBytes)
-	case o.MaxBatchBytes == 0:
-		o.MaxBatchBytes = DefaultMaxBatchBytes
 	}
-	switch {
-	case o.MaxPendingApplies < 0 || o.MaxPendingApplies > o.MaxAppendEntries:
+	if o.MaxPendingApplies < 1 || o.MaxPendingApplies > o.MaxAppendEntries {
 		// More in flight than one leader group can take buys nothing.
 		return bad("MaxPendingApplies %d is outside 1..MaxAppendEntries (%d)", o.MaxPendingApplies, o.MaxAppendEntries)
-	case o.MaxPendingApplies == 0:
-		o.MaxPendingApplies = min(DefaultMaxPendingApplies, o.MaxAppendEntries)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	switch {
+	case o.Now == nil:
+		return bad("Now is required")
+	case o.Logger == nil:
+		return bad("Logger is required")
+	case o.RaftLogLevel == nil || o.GossipLogLevel == nil:
+		return bad("RaftLogLevel and GossipLogLevel are required")
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.RaftLogLevel == nil {
-		o.RaftLogLevel = slog.LevelWarn
-	}
-	if o.GossipLogLevel == nil {
-		o.GossipLogLevel = slog.LevelWarn
-	}
-	if o.GossipBind == "" {
-		host, _, _ := net.SplitHostPort(o.RaftBind)
-		o.GossipBind = net.JoinHostPort(host, "0")
-	}
-	if o.reconnectInterval <= 0 {
-		o.reconnectInterval = defaultReconnectInterval
-	}
-	if o.bootstrapSettle <= 0 {
-		o.bootstrapSettle = defaultBootstrapSettle
-	}
-	if o.leaveWait <= 0 {
-		o.leaveWait = defaultLeaveWait
-	}
-	return o, nil
-}
-
-// leaseFor returns the default leader lease for a heartbeat timeout: half of
-// it, raft's own ratio (DefaultLeaderLeaseTimeout for the default).
-func leaseFor(heartbeat time.Duration) time.Duration {
-	if heartbeat <= 0 {
-		heartbeat = DefaultHeartbeatTimeout
-	}
-	return heartbeat / 2
+	return nil
 }
 
 func checkHostPort(s string) error {
@@ -396,21 +419,4 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
-}
-
-// validNodeID reports whether id is 1-128 characters of [A-Za-z0-9._-]: safe
-// in file names, URLs, metric labels and memberlist node names.
-func validNodeID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 )
 
 // Every bad option is an error wrapping ErrInvalidOptions, found before any
 // file or port is touched.
 func TestOptions_Validation(t *testing.T) {
 	base := func() Options {
-		return Options{DataDir: t.TempDir(), RaftBind: "127.0.0.1:0"}
+		o := DefaultOptions()
+		o.DataDir, o.RaftBind = t.TempDir(), "127.0.0.1:0"
+		return o
 	}
 	cases := []struct {
 		name string
@@ -26,6 +29,7 @@ func TestOptions_Validation(t *testing.T) {
 		{"unspecified bind without advertise", func(o *Options) { o.RaftBind = "0.0.0.0:0" }},
 		{"bad advertise", func(o *Options) { o.RaftAdvertise = "nope" }},
 		{"bad node id", func(o *Options) { o.NodeID = "has space" }},
+		{"bootstrap expect zero", func(o *Options) { o.BootstrapExpect = 0 }},
 		{"bootstrap expect negative", func(o *Options) { o.BootstrapExpect = -1 }},
 		{"bootstrap expect too large", func(o *Options) { o.BootstrapExpect = 16 }},
 		{"gossip bind without port", func(o *Options) { o.GossipBind = "127.0.0.1" }},
@@ -37,7 +41,14 @@ func TestOptions_Validation(t *testing.T) {
 		{"negative promote after", func(o *Options) { o.PromoteAfter = -time.Second }},
 		{"negative reap timeout", func(o *Options) { o.ReapTimeout = -time.Hour }},
 		{"negative reconnect timeout", func(o *Options) { o.ReconnectTimeout = -time.Hour }},
-		{"negative min voters", func(o *Options) { o.MinVoters = -1 }},
+		{"zero min voters", func(o *Options) { o.MinVoters = 0 }},
+		{"zero reap timeout", func(o *Options) { o.ReapTimeout = 0 }},
+		{"zero heartbeat", func(o *Options) { o.HeartbeatTimeout = 0 }},
+		{"zero max append entries", func(o *Options) { o.MaxAppendEntries = 0 }},
+		{"zero snapshot threshold", func(o *Options) { o.SnapshotThreshold = 0 }},
+		{"zero pending applies", func(o *Options) { o.MaxPendingApplies = 0 }},
+		{"nil clock", func(o *Options) { o.Now = nil }},
+		{"nil logger", func(o *Options) { o.Logger = nil }},
 		{"queue addr too long for gossip", func(o *Options) { o.QueueAddr = strings.Repeat("a", 200) + ":8081" }},
 		{"negative heartbeat", func(o *Options) { o.HeartbeatTimeout = -time.Second }},
 		{"tiny heartbeat", func(o *Options) { o.HeartbeatTimeout = time.Millisecond }},
@@ -56,7 +67,7 @@ func TestOptions_Validation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base()
 			tc.edit(&o)
-			n, err := Open(o, fsm.New())
+			n, err := openWith(o, fsm.New())
 			if err == nil {
 				n.Shutdown(t.Context())
 				t.Fatal("Open succeeded")
@@ -67,38 +78,34 @@ func TestOptions_Validation(t *testing.T) {
 		})
 	}
 	t.Run("nil fsm", func(t *testing.T) {
-		if _, err := Open(base(), nil); !errors.Is(err, ErrInvalidOptions) {
+		if _, err := openWith(base(), nil); !errors.Is(err, ErrInvalidOptions) {
 			t.Fatalf("err = %v, want ErrInvalidOptions", err)
 		}
 	})
 }
 
-// Zero values select the documented defaults.
-func TestOptions_Defaults(t *testing.T) {
-	o, err := Options{DataDir: "d", RaftBind: "127.0.0.1:0"}.withDefaults()
-	if err != nil {
+// DefaultOptions is valid once the required fields are set.
+func TestOptions_DefaultsAreValid(t *testing.T) {
+	o := DefaultOptions()
+	o.DataDir, o.RaftBind, o.FSM, o.Peer = "d", "127.0.0.1:0", fsm.New(), peertest.Client(t)
+	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if o.BootstrapExpect != 1 || o.HeartbeatTimeout != DefaultHeartbeatTimeout ||
-		o.ElectionTimeout != DefaultElectionTimeout || o.LeaderLeaseTimeout != DefaultLeaderLeaseTimeout ||
-		o.CommitTimeout != DefaultCommitTimeout || o.MaxAppendEntries != DefaultMaxAppendEntries ||
-		o.SnapshotThreshold != DefaultSnapshotThreshold || o.SnapshotInterval != DefaultSnapshotInterval ||
-		o.TrailingLogs != DefaultTrailingLogs || o.MaxBatchBytes != DefaultMaxBatchBytes ||
-		o.MaxPendingApplies != DefaultMaxPendingApplies || o.ApplyTimeout != DefaultApplyTimeout ||
-		o.Now == nil || o.Logger == nil || o.RaftLogLevel == nil || o.GossipLogLevel == nil ||
-		o.GossipBind != "127.0.0.1:0" || o.ReconcileInterval != DefaultReconcileInterval ||
-		o.PromoteAfter != DefaultPromoteAfter || o.ReapTimeout != DefaultReapTimeout ||
-		o.ReconnectTimeout != DefaultReconnectTimeout || o.MinVoters != DefaultMinVoters {
-		t.Fatalf("defaults not filled: %+v", o)
+	if o.FSM = nil; !errors.Is(o.validate(), ErrInvalidOptions) {
+		t.Fatal("no FSM accepted")
 	}
-	// Raising the heartbeat timeout alone keeps the others consistent.
-	o, err = Options{DataDir: "d", RaftBind: "127.0.0.1:0", HeartbeatTimeout: 2 * time.Second}.withDefaults()
-	if err != nil || o.ElectionTimeout != 2*time.Second || o.LeaderLeaseTimeout != time.Second {
-		t.Fatalf("heartbeat 2s: election %v lease %v, %v", o.ElectionTimeout, o.LeaderLeaseTimeout, err)
+	// NeverReap is valid.
+	o.FSM, o.ReapTimeout = fsm.New(), NeverReap
+	if err := o.validate(); err != nil {
+		t.Fatalf("NeverReap: %v", err)
 	}
-	// NeverReap survives defaulting.
-	o, err = Options{DataDir: "d", RaftBind: "127.0.0.1:0", ReapTimeout: NeverReap}.withDefaults()
-	if err != nil || o.ReapTimeout != NeverReap {
-		t.Fatalf("ReapTimeout = %v, %v; want NeverReap", o.ReapTimeout, err)
+}
+
+// Raising the heartbeat timeout alone keeps the other raft timeouts valid.
+func TestOptions_SetHeartbeatTimeoutKeepsTimeoutsConsistent(t *testing.T) {
+	o := DefaultOptions()
+	o.SetHeartbeatTimeout(2 * time.Second)
+	if o.ElectionTimeout != 2*time.Second || o.LeaderLeaseTimeout != time.Second {
+		t.Fatalf("heartbeat 2s: election %v lease %v", o.ElectionTimeout, o.LeaderLeaseTimeout)
 	}
 }

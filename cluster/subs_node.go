@@ -1,91 +1,111 @@
 package cluster
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"strings"
+	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/cluster/internal/membership"
+	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 )
 
-// SetSubscriberSource registers the function that reports this node's
-// pubsub subscribers: topic → number of subscribers connected here. The
-// node reads it subsDebounce after each SubscribersChanged and gossips the
-// set when it changed. Until a source is set, the node has no subscribers.
-func (n *Node) SetSubscriberSource(f func() map[string]int) { n.subs.setSource(f) }
+// Subscribers is the node's side of pubsub: it gossips this node's
+// subscriber set (topic → subscribers connected here) and knows the sets of
+// the other alive nodes, so that a publish goes only to the nodes that need
+// it.
+type Subscribers struct {
+	ch *subscriberset.Channel
+}
 
-// SubscribersChanged tells the node that its local subscribers may have
-// changed (a subscribe or a disconnect). It never blocks; bursts of calls
-// make one new version.
-func (n *Node) SubscribersChanged() { n.subs.changed() }
+// SubscriberPeer is another alive node as the subscriber-set gossip knows
+// it: ID, PubsubAddr, the Version of its set and, from Peers only, its
+// Topics (topic → subscribers connected there).
+type SubscriberPeer = subscriberset.Peer
 
-// FlushSubscribers announces the local subscriber set at once, without
-// the debounce, and waits (at most about half a second) for the NodeMeta
-// update to go out. A node shutting down calls it after disconnecting its
-// subscribers, so that the others stop sending to it right away instead
-// of when gossip declares it dead.
-func (n *Node) FlushSubscribers() { n.subs.flushNow() }
+// subsMetaTimeout bounds the wait for a subscriber-set NodeMeta update to
+// reach one member; the update is queued regardless.
+const subsMetaTimeout = 500 * time.Millisecond
 
-// SubscriberPeers returns the other alive nodes whose gossiped subscriber
-// set has at least one subscriber of topic, sorted by id. The sets lag
-// the real ones by the debounce plus a gossip round (well under a second
-// on a LAN): a subscriber that connected a moment ago may not be counted
-// yet.
-func (n *Node) SubscriberPeers(topic string) []SubscriberPeer {
+// Subscribers returns the node's subscriber-set gossip.
+func (n *Node) Subscribers() *Subscribers { return n.subscribers }
+
+// SetSource registers the function that reports this node's pubsub
+// subscribers: topic → number of subscribers connected here. The node reads
+// it 50 ms after the first Changed of a burst and gossips the set when it changed.
+// Until a source is set, the node has no subscribers.
+func (s *Subscribers) SetSource(f func() map[string]int) { s.ch.SetSource(f) }
+
+// Changed tells the node that its local subscribers may have changed (a
+// subscribe or a disconnect). It never blocks; bursts of calls make one new
+// version.
+func (s *Subscribers) Changed() { s.ch.Changed() }
+
+// Flush announces the local subscriber set at once, without the debounce,
+// and waits (at most about half a second) for the NodeMeta update to go
+// out. A node shutting down calls it after disconnecting its subscribers,
+// so that the others stop sending to it right away instead of when gossip
+// declares it dead.
+func (s *Subscribers) Flush() { s.ch.Flush() }
+
+// WithTopic returns the other alive nodes whose gossiped subscriber set has
+// at least one subscriber of topic, sorted by id, without their topics. The
+// sets lag the real ones by the debounce plus a gossip round (well under a
+// second on a LAN): a subscriber that connected a moment ago may not be
+// counted yet.
+func (s *Subscribers) WithTopic(topic string) []SubscriberPeer {
 	if topic == "" {
 		return nil
 	}
-	return n.subs.peersWith(topic)
+	return s.ch.PeersWith(topic)
 }
 
-// PubsubPeers returns every other alive node that advertises a pubsub
-// address, sorted by id, with the subscriber set known for it (if any).
-func (n *Node) PubsubPeers() []SubscriberPeer { return n.subs.peersWith("") }
+// Peers returns every other alive node that advertises a pubsub address,
+// sorted by id, with the subscriber set known for it (if any).
+func (s *Subscribers) Peers() []SubscriberPeer { return s.ch.PeersWith("") }
 
-// LocalSubscriberSet returns this node's own subscriber-set entry in the
-// gossip channel's wire format, which the pubsub port serves at SubsPath
-// for peers that learned a version without its topics.
-func (n *Node) LocalSubscriberSet() []byte { return n.subs.localBytes() }
+// Local returns this node's own subscriber-set entry in the gossip's wire
+// format, which the pubsub port serves at api.PathSubs for peers that
+// learned a version without its topics.
+func (s *Subscribers) Local() []byte { return s.ch.LocalBytes() }
 
-// SubscriberSetCollectors returns the subscriber-set gossip's metrics, for
-// the caller to register: quorumq_pubsub_subscriber_set_updates_total{source},
+// Collectors returns the subscriber-set gossip's metrics, for the caller to
+// register: quorumq_pubsub_subscriber_set_updates_total{source},
 // quorumq_pubsub_subscriber_set_fetches_total{result},
 // quorumq_pubsub_subscriber_set_version and quorumq_pubsub_subscriber_sets_known.
-func (n *Node) SubscriberSetCollectors() []prometheus.Collector { return n.subs.collectors() }
+func (s *Subscribers) Collectors() []prometheus.Collector { return s.ch.Collectors() }
 
 // announceSubs puts this node's subscriber-set version and digest into its
 // NodeMeta and gossips it.
 func (n *Node) announceSubs(version uint64, digest [8]byte) {
-	n.updateMetaWithin(func(m *nodeMeta) {
+	n.members.UpdateMetaWithin(func(m *membership.NodeMeta) {
 		m.SubsVersion, m.SubsDigest = version, digest
 	}, subsMetaTimeout)
 }
 
-// subsFetcher returns the fetch function of the subscriber-set channel:
-// GET http://addr/internal/subs with c.
-func subsFetcher(c *http.Client) func(ctx context.Context, addr string) ([]byte, error) {
-	return func(ctx context.Context, addr string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+SubsPath, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, subsMaxFetchBytes+1))
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s: %s", req.URL, resp.Status, strings.TrimSpace(string(b[:min(len(b), 200)])))
-		}
-		if len(b) > subsMaxFetchBytes {
-			return nil, fmt.Errorf("GET %s: answer larger than %d bytes", req.URL, subsMaxFetchBytes)
-		}
-		return b, nil
-	}
+// subsEvents passes memberlist's events, after the member table, to the
+// subscriber-set channel. memberlist never calls it concurrently.
+type subsEvents struct {
+	subs *subscriberset.Channel
+}
+
+var _ memberlist.EventDelegate = subsEvents{}
+
+func (d subsEvents) NotifyJoin(n *memberlist.Node) {
+	d.alive(n)
+}
+
+func (d subsEvents) NotifyUpdate(n *memberlist.Node) {
+	d.alive(n)
+}
+
+func (d subsEvents) NotifyLeave(n *memberlist.Node) {
+	d.subs.MemberGone(n.Name)
+}
+
+// alive tells the channel of a member and what its NodeMeta says of its
+// pubsub port and subscriber set.
+func (d subsEvents) alive(n *memberlist.Node) {
+	meta, err := membership.DecodeMeta(n.Meta)
+	d.subs.MemberAlive(n.Name, meta.PubsubAddr, meta.SubsVersion, err == nil)
 }

@@ -112,7 +112,7 @@ type PubsubPeer struct {
 	// subscribers (pubsub.Hub.Deliver). Required.
 	Deliver func(topic string, msgs [][]byte) (delivered int)
 	// SubscriberSet returns this node's encoded subscriber-set entry
-	// (cluster.Node.LocalSubscriberSet). nil: /internal/subs is a 404.
+	// (cluster.Subscribers.Local). nil: /internal/subs is a 404.
 	SubscriberSet func() []byte
 }
 

@@ -1,23 +1,17 @@
 package pubsub
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/peer"
 )
 
 // Peer is another node's pubsub port.
@@ -60,10 +54,6 @@ const (
 	// peerIdle: a peer's sender goroutine exits after this long without
 	// work.
 	peerIdle = time.Minute
-	// maxAnswerBytes bounds a /internal/deliver answer (a number per line).
-	maxAnswerBytes = 64 << 10
-	// maxClientsBytes bounds a /internal/clients answer.
-	maxClientsBytes = 64 << 20
 )
 
 // ErrFanoutClosed is the error of deliveries still queued when the fan-out
@@ -94,9 +84,8 @@ type FanoutOptions struct {
 	// QueueBytes bounds their encoded size. Default
 	// DefaultPeerQueueBytes (64 MiB).
 	QueueBytes int
-	// Transport carries the requests. Default: a keep-alive pool of a few
-	// connections per peer, dialing with Timeout.
-	Transport http.RoundTripper
+	// Peer carries the requests to the other nodes. Required.
+	Peer *peer.Client
 	// Registerer receives the fan-out's metrics. nil: not registered.
 	Registerer prometheus.Registerer
 	// Logger (component=pubsub). Default slog.Default().
@@ -117,10 +106,9 @@ type FanoutOptions struct {
 // queue full is counted (Hub.RecordRemoteFailure, metrics) and never
 // retried: pubsub is at most once.
 type Fanout struct {
-	o      FanoutOptions
-	log    *slog.Logger
-	client *http.Client
-	m      *fanoutMetrics
+	o   FanoutOptions
+	log *slog.Logger
+	m   *fanoutMetrics
 
 	ctx    context.Context // cancelled by Close: aborts requests in flight
 	cancel context.CancelFunc
@@ -168,6 +156,9 @@ func NewFanout(opts FanoutOptions) (*Fanout, error) {
 	if o.Directory == nil {
 		errs = append(errs, errors.New("FanoutOptions.Directory is required"))
 	}
+	if o.Peer == nil {
+		errs = append(errs, errors.New("FanoutOptions.Peer is required"))
+	}
 	switch {
 	case o.Timeout < 0:
 		errs = append(errs, fmt.Errorf("Timeout %s is negative", o.Timeout))
@@ -192,16 +183,12 @@ func NewFanout(opts FanoutOptions) (*Fanout, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Transport == nil {
-		o.Transport = newPeerTransport(o.Timeout)
-	}
 	f := &Fanout{
-		o:      o,
-		log:    o.Logger.With("component", "pubsub"),
-		client: &http.Client{Transport: o.Transport},
-		m:      newFanoutMetrics(),
-		peers:  map[string]*peerQueue{},
-		done:   make(chan struct{}),
+		o:     o,
+		log:   o.Logger.With("component", "pubsub"),
+		m:     newFanoutMetrics(),
+		peers: map[string]*peerQueue{},
+		done:  make(chan struct{}),
 	}
 	if o.Registerer != nil {
 		if err := f.m.register(o.Registerer); err != nil {
@@ -210,20 +197,6 @@ func NewFanout(opts FanoutOptions) (*Fanout, error) {
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	return f, nil
-}
-
-// newPeerTransport is the default transport: keep-alive connections
-// reused between publishes. Its idle timeout stays below the pubsub
-// port's (120 s), so a connection is not reused just as the server closes
-// it: a POST that fails that way is not resent, by design (at most once).
-func newPeerTransport(timeout time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
 }
 
 // Publish sends msgs, in order, to topic's subscribers on the other nodes,
@@ -431,7 +404,7 @@ func (f *Fanout) send(peer, addr string, batch []*delivery) {
 		return
 	}
 	ctx, cancel := context.WithDeadline(f.ctx, deadline)
-	counts, err := f.post(ctx, peer, addr, live)
+	counts, err := f.post(ctx, addr, live)
 	cancel()
 	if err != nil {
 		if f.ctx.Err() == nil {
@@ -451,7 +424,7 @@ func (f *Fanout) send(peer, addr string, batch []*delivery) {
 
 // post is one POST /internal/deliver; it returns the receiver's count for
 // each delivery.
-func (f *Fanout) post(ctx context.Context, peer, addr string, live []*delivery) ([]int, error) {
+func (f *Fanout) post(ctx context.Context, addr string, live []*delivery) ([]int, error) {
 	body := live[0].record
 	if len(live) > 1 {
 		size := 0
@@ -463,41 +436,12 @@ func (f *Fanout) post(ctx context.Context, peer, addr string, live []*delivery) 
 			body = append(body, d.record...)
 		}
 	}
-	u := "http://" + addr + api.PathDeliver + "?topic=" + url.QueryEscape(live[0].topic)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(api.HeaderHop, "1")
-	req.Header.Set("Content-Type", DeliverContentType)
-	if f.o.Self != "" {
-		req.Header.Set(api.HeaderFrom, f.o.Self)
-	}
 	start := time.Now()
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	counts, err := f.o.Peer.Deliver(ctx, addr, peer.Delivery{
+		Topic: live[0].topic, From: f.o.Self, ContentType: DeliverContentType, Body: body, Records: len(live),
+	})
 	f.m.requestSeconds.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, firstLine(b))
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if len(lines) != len(live) {
-		return nil, fmt.Errorf("answered %d counts for %d publishes", len(lines), len(live))
-	}
-	counts := make([]int, len(lines))
-	for i, l := range lines {
-		if counts[i], err = strconv.Atoi(l); err != nil || counts[i] < 0 {
-			return nil, fmt.Errorf("bad count %q in the answer", l)
-		}
-	}
-	return counts, nil
+	return counts, err
 }
 
 // failed counts a delivery that did not reach peer and answers it.
@@ -506,11 +450,6 @@ func (f *Fanout) failed(peer string, d *delivery, result string, err error) {
 	f.m.deliveries.WithLabelValues(peer, result).Inc()
 	f.m.messages.WithLabelValues(peer, result).Add(float64(d.msgs))
 	d.result <- deliveryResult{err: err}
-}
-
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(string(b[:min(len(b), 200)]), "\n")
-	return strings.TrimSpace(s)
 }
 
 // Clients lists every subscriber of the cluster: this node's first, in
@@ -559,22 +498,9 @@ func (f *Fanout) Clients(ctx context.Context) ([]Client, error) {
 }
 
 func (f *Fanout) fetchClients(ctx context.Context, addr string) ([]Client, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+api.PathClients, nil)
+	b, err := f.o.Peer.Clients(ctx, addr)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set(api.HeaderHop, "1")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxClientsBytes))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, firstLine(b))
 	}
 	return DecodeClients(b)
 }
@@ -594,9 +520,6 @@ func (f *Fanout) Close() {
 	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
-	if t, ok := f.o.Transport.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
 }
 
 // fanoutMetrics are the fan-out's instruments.
@@ -642,4 +565,10 @@ func (m *fanoutMetrics) register(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// firstLine is the start of a peer's error answer, for a log line.
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b[:min(len(b), 200)]), "\n")
+	return strings.TrimSpace(s)
 }

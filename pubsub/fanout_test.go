@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/peer/peertest"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -186,7 +187,7 @@ func newTestFanout(t *testing.T, dir Directory, timeout time.Duration, queueLen 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	f, err := NewFanout(FanoutOptions{Self: "me", Hub: hub, Directory: dir, Timeout: timeout, QueueLen: queueLen, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+	f, err := NewFanout(FanoutOptions{Self: "me", Hub: hub, Directory: dir, Peer: peertest.Client(t), Timeout: timeout, QueueLen: queueLen, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,11 +332,12 @@ func Test_Fanout_PeerQueueOrderBatchingOverflow(t *testing.T) {
 		}
 		ds = append(ds, d)
 	}
-	expired, _ := enqueue("t", "expired", time.Now().Add(time.Millisecond))
+	expiry := time.Now().Add(time.Millisecond)
+	expired, _ := enqueue("t", "expired", expiry)
 	if _, err := enqueue("t", "overflow", later); err == nil {
 		t.Fatal("a full queue accepted a delivery")
 	}
-	time.Sleep(50 * time.Millisecond) // "expired" is past its deadline
+	testwait.For(t, 5*time.Second, `"expired" past its deadline`, func() bool { return time.Now().After(expiry) })
 	p.mu.Lock()
 	p.block = nil
 	p.mu.Unlock()
@@ -478,7 +480,7 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 	p.block = release
 	t.Cleanup(func() { close(release) })
 	hub, _ := NewHub(quietOptions())
-	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
+	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Peer: peertest.Client(t), Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,16 +24,17 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Op
 	hubOpts := pubsub.DefaultOptions()
 	hubOpts.MaxPendingBytes = cfg.MaxPendingBytes
 	hubOpts.Logger = cfg.Logger
-	hubOpts.OnChange = node.SubscribersChanged
+	hubOpts.OnChange = node.Subscribers().Changed
 	s.hub, err = pubsub.NewHub(hubOpts)
 	if err != nil {
 		return nil, err
 	}
-	node.SetSubscriberSource(s.hub.TopicCounts)
+	node.Subscribers().SetSource(s.hub.TopicCounts)
 	s.fanout, err = pubsub.NewFanout(pubsub.FanoutOptions{
 		Self:       node.ID(),
 		Hub:        s.hub,
-		Directory:  peerDirectory{node},
+		Directory:  peerDirectory{node.Subscribers()},
+		Peer:       s.peer,
 		Timeout:    cfg.FanoutTimeout,
 		QueueLen:   cfg.FanoutQueue,
 		Registerer: reg,
@@ -42,14 +43,14 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Op
 	if err != nil {
 		return nil, err
 	}
-	if err := registerAll(reg, append(node.SubscriberSetCollectors(), pubsub.NewHubCollector(s.hub))); err != nil {
+	if err := registerAll(reg, append(node.Subscribers().Collectors(), pubsub.NewHubCollector(s.hub))); err != nil {
 		return nil, err
 	}
 	opts.Hub = s.hub
 	opts.Fanout = s.fanout
 	opts.FanoutTimeout = cfg.FanoutTimeout
 	opts.Clients = s.fanout.Clients
-	opts.Peer = &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.LocalSubscriberSet}
+	opts.Peer = &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.Subscribers().Local}
 	if len(cfg.Routes) > 0 {
 		s.router, err = pubsub.NewRouter(pubsub.RouterOptions{
 			Routes:     cfg.Routes,
@@ -81,7 +82,7 @@ func (s *Server) closePubsub() {
 	if s.hub != nil {
 		s.hub.Close()
 		if s.node != nil {
-			s.node.FlushSubscribers()
+			s.node.Subscribers().Flush()
 		}
 	}
 	if s.fanout != nil {
@@ -103,13 +104,13 @@ func registerAll(reg prometheus.Registerer, cs []prometheus.Collector) error {
 
 // peerDirectory is the raft node's gossiped subscriber sets as the
 // fan-out sees them.
-type peerDirectory struct{ n *cluster.Node }
+type peerDirectory struct{ s *cluster.Subscribers }
 
 func (d peerDirectory) SubscriberPeers(topic string) []pubsub.Peer {
-	return toPeers(d.n.SubscriberPeers(topic))
+	return toPeers(d.s.WithTopic(topic))
 }
 
-func (d peerDirectory) Peers() []pubsub.Peer { return toPeers(d.n.PubsubPeers()) }
+func (d peerDirectory) Peers() []pubsub.Peer { return toPeers(d.s.Peers()) }
 
 func toPeers(ps []cluster.SubscriberPeer) []pubsub.Peer {
 	out := make([]pubsub.Peer, len(ps))

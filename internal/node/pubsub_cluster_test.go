@@ -169,7 +169,7 @@ func (s *lineSub) expectNothing(t *testing.T, d time.Duration) {
 // subscriberIDs returns the nodes s's gossip says have subscribers of topic.
 func subscriberIDs(s *Server, topic string) []string {
 	var ids []string
-	for _, p := range s.Node().SubscriberPeers(topic) {
+	for _, p := range s.Node().Subscribers().WithTopic(topic) {
 		ids = append(ids, p.ID)
 	}
 	return ids
@@ -223,7 +223,7 @@ func Test_Pubsub_Cluster(t *testing.T) {
 	nodes := []*Server{n1, n2, n3}
 	testwait.For(t, 20*time.Second, "every node sees the two others", func() bool {
 		for _, n := range nodes {
-			if len(n.Node().PubsubPeers()) != 2 {
+			if len(n.Node().Subscribers().Peers()) != 2 {
 				return false
 			}
 		}

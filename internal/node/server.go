@@ -20,6 +20,7 @@ import (
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
+	"github.com/quorumq/quorumq/internal/peer"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -134,6 +135,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	node     *cluster.Node
+	peer     *peer.Client
 	hub      *pubsub.Hub
 	fanout   *pubsub.Fanout
 	router   *pubsub.Router // nil without Routes
@@ -180,29 +182,16 @@ func Start(cfg Config) (*Server, error) {
 		closeListeners()
 		return nil, err
 	}
+	// One pool for every node-to-node request: status, subscriber sets,
+	// deliveries, client listings.
+	if s.peer, err = peer.New(peer.DefaultOptions()); err != nil {
+		closeListeners()
+		return nil, err
+	}
 	f := fsm.New()
-	node, err := cluster.Open(cluster.Options{
-		NodeID:             cfg.NodeID,
-		DataDir:            cfg.DataDir,
-		RaftBind:           cfg.RaftAddr,
-		RaftAdvertise:      withHost(host, cfg.RaftAddr),
-		GossipBind:         cfg.GossipAddr,
-		GossipAdvertise:    withHost(host, cfg.GossipAddr),
-		Join:               cfg.Join,
-		QueueAddr:          withHost(host, s.QueueAddr),
-		PubsubAddr:         withHost(host, s.PubsubAddr),
-		BootstrapExpect:    cfg.BootstrapExpect,
-		HeartbeatTimeout:   cfg.HeartbeatTimeout,
-		ElectionTimeout:    cfg.ElectionTimeout,
-		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout,
-		CommitTimeout:      cfg.CommitTimeout,
-		SnapshotThreshold:  cfg.SnapshotThreshold,
-		SnapshotInterval:   cfg.SnapshotInterval,
-		TrailingLogs:       cfg.TrailingLogs,
-		MaxAppendEntries:   cfg.MaxAppendEntries,
-		MaxPendingApplies:  cfg.PendingEntries,
-		Logger:             cfg.Logger,
-	}, f)
+	copts := clusterOptions(cfg, f, host, s.QueueAddr, s.PubsubAddr)
+	copts.Peer = s.peer
+	node, err := cluster.Open(context.Background(), copts)
 	if err != nil {
 		closeListeners()
 		return nil, err
@@ -264,6 +253,44 @@ func Start(cfg Config) (*Server, error) {
 	s.serve(pubsubLn, pubsubHandler)
 	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.RaftAddr, "data_dir", cfg.DataDir)
 	return s, nil
+}
+
+// clusterOptions are the raft node's options: cluster.DefaultOptions with
+// what cfg sets (zero raft tuning keeps the default).
+func clusterOptions(cfg Config, f *fsm.FSM, host, queueAddr, pubsubAddr string) cluster.Options {
+	o := cluster.DefaultOptions()
+	o.FSM = f
+	o.NodeID = cfg.NodeID
+	o.DataDir = cfg.DataDir
+	o.RaftBind = cfg.RaftAddr
+	o.RaftAdvertise = withHost(host, cfg.RaftAddr)
+	o.GossipBind = cfg.GossipAddr
+	o.GossipAdvertise = withHost(host, cfg.GossipAddr)
+	o.Join = cfg.Join
+	o.QueueAddr = withHost(host, queueAddr)
+	o.PubsubAddr = withHost(host, pubsubAddr)
+	o.BootstrapExpect = cfg.BootstrapExpect
+	o.Logger = cfg.Logger
+	if cfg.HeartbeatTimeout > 0 {
+		o.SetHeartbeatTimeout(cfg.HeartbeatTimeout)
+	}
+	setIf(&o.ElectionTimeout, cfg.ElectionTimeout)
+	setIf(&o.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	setIf(&o.CommitTimeout, cfg.CommitTimeout)
+	setIf(&o.SnapshotThreshold, cfg.SnapshotThreshold)
+	setIf(&o.SnapshotInterval, cfg.SnapshotInterval)
+	setIf(&o.TrailingLogs, cfg.TrailingLogs)
+	setIf(&o.MaxAppendEntries, cfg.MaxAppendEntries)
+	setIf(&o.MaxPendingApplies, cfg.PendingEntries)
+	return o
+}
+
+// setIf sets *dst to v unless v is zero (unset).
+func setIf[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // queueBackend is what the queue handlers need: reads from the local state
@@ -343,6 +370,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	s.peer.CloseIdleConnections()
 	if s.overflow != nil {
 		if err := s.overflow.Close(); err != nil {
 			errs = append(errs, err)

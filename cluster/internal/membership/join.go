@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -17,10 +17,10 @@ const (
 	// or two of each other, so the first retries are quick.
 	joinBackoffMin = 200 * time.Millisecond
 	joinBackoffMax = 30 * time.Second
-	// defaultReconnectInterval is how often the reconnect loop runs (serf
+	// DefaultReconnectInterval is how often the reconnect loop runs (serf
 	// uses 30 s; a queue cluster is small, and a healed partition should
 	// merge soon).
-	defaultReconnectInterval = 15 * time.Second
+	DefaultReconnectInterval = 15 * time.Second
 )
 
 // jitter returns d scaled by a random factor in [0.5, 1.0), so that nodes
@@ -31,7 +31,7 @@ func jitter(d time.Duration) time.Duration {
 
 // runGossip joins the seeds in the background, then runs the reconnect
 // loop until the node stops.
-func (n *Node) runGossip() {
+func (n *Membership) runGossip() {
 	defer n.bg.Done()
 	if n.joinSeeds() {
 		n.markJoined()
@@ -40,19 +40,19 @@ func (n *Node) runGossip() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(jitter(n.opts.reconnectInterval)):
+		case <-time.After(jitter(n.opts.ReconnectInterval)):
 		}
 		n.reconnect()
 	}
 }
 
 // markJoined records that this node is in touch with the cluster.
-func (n *Node) markJoined() {
+func (n *Membership) markJoined() {
 	n.joinedOnce.Do(func() { close(n.joined) })
 }
 
 // hasJoined reports whether a seed answered or another member reached us.
-func (n *Node) hasJoined() bool {
+func (n *Membership) hasJoined() bool {
 	select {
 	case <-n.joined:
 		return true
@@ -65,7 +65,7 @@ func (n *Node) hasJoined() bool {
 // jitter. It returns false only when the node stops first. It also stops
 // trying once another member has joined us: we are then in a cluster, and
 // the reconnect loop keeps the seeds in mind.
-func (n *Node) joinSeeds() bool {
+func (n *Membership) joinSeeds() bool {
 	if len(n.opts.Join) == 0 {
 		return true
 	}
@@ -104,7 +104,7 @@ func (n *Node) joinSeeds() bool {
 // joinEach asks memberlist to join addrs one at a time, stopping early when
 // the node stops: a join to a silent address blocks for gossipTCPTimeout,
 // and Shutdown waits for this goroutine. It returns how many answered.
-func (n *Node) joinEach(addrs []string) (int, error) {
+func (n *Membership) joinEach(addrs []string) (int, error) {
 	k := 0
 	var errs []error
 	for _, a := range addrs {
@@ -127,7 +127,7 @@ func (n *Node) joinEach(addrs []string) (int, error) {
 }
 
 // otherSeeds returns the Join addresses that are not this node's own.
-func (n *Node) otherSeeds() []string {
+func (n *Membership) otherSeeds() []string {
 	var out []string
 	for _, s := range n.opts.Join {
 		if !n.isOwnGossipAddr(s) {
@@ -139,7 +139,7 @@ func (n *Node) otherSeeds() []string {
 
 // isOwnGossipAddr reports whether hostport names this node's gossip port:
 // same port, and a host that is our advertised IP, or resolves to it.
-func (n *Node) isOwnGossipAddr(hostport string) bool {
+func (n *Membership) isOwnGossipAddr(hostport string) bool {
 	if hostport == n.gossipAddr {
 		return true
 	}
@@ -176,14 +176,14 @@ func (n *Node) isOwnGossipAddr(hostport string) bool {
 // have (BootstrapExpect, or the raft configuration's size). It also
 // forgets members gone for longer than ReconnectTimeout that are not in
 // the raft configuration.
-func (n *Node) reconnect() {
+func (n *Membership) reconnect() {
 	now := time.Now()
 	members := n.members.snapshot()
 	inConfig := map[string]bool{}
-	for _, s := range n.configServers() {
+	for _, s := range n.host.ConfigServers() {
 		inConfig[string(s.ID)] = true
 	}
-	var dead []member
+	var dead []Member
 	alive := 0
 	for _, m := range members {
 		switch {
@@ -193,7 +193,7 @@ func (n *Node) reconnect() {
 			dead = append(dead, m)
 		}
 	}
-	n.members.forget(func(m member) bool {
+	n.members.forget(func(m Member) bool {
 		return m.Status != api.MemberAlive && !inConfig[m.ID] && now.Sub(m.Since) >= n.opts.ReconnectTimeout
 	})
 

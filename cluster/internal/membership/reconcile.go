@@ -1,19 +1,16 @@
-package cluster
+package membership
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 )
 
 const (
@@ -21,13 +18,9 @@ const (
 	// may be behind the leader's last index and still count as caught up
 	// (autopilot's MaxTrailingLogs).
 	maxTrailingLogs = 250
-	// statusTimeout bounds one GET /internal/status to a peer.
-	statusTimeout = 2 * time.Second
-	// configChangeTimeout bounds the enqueue of one configuration change;
+	// ConfigChangeTimeout bounds the enqueue of one configuration change;
 	// the commit is bounded by the leader term's context.
-	configChangeTimeout = 10 * time.Second
-	// maxStatusBody bounds an /internal/status answer we read.
-	maxStatusBody = 1 << 20
+	ConfigChangeTimeout = 10 * time.Second
 )
 
 // Reconcile actions, the action label of quorumq_cluster_reconcile_actions_total.
@@ -50,24 +43,24 @@ type reconcileMemory struct {
 	missingSince map[raft.ServerID]time.Time
 }
 
-// runReconcile is the leader's membership loop. It starts once the term's
+// RunReconcile is the leader's membership loop. It starts once the term's
 // barrier is applied (so the configuration it reads is the committed one)
 // and runs on every membership event and every ReconcileInterval until the
 // term ends. It is the only place that changes the raft configuration.
-func (n *Node) runReconcile(t *leaderTerm) {
-	defer n.bg.Done()
+func (n *Membership) RunReconcile(t *rafthost.Term) {
+	ctx := t.Context()
 	select {
-	case <-t.barrierDone:
-	case <-t.ctx.Done():
+	case <-t.BarrierDone():
+	case <-ctx.Done():
 		return
 	}
 	tk := time.NewTicker(n.opts.ReconcileInterval)
 	defer tk.Stop()
 	for {
 		changed := n.members.changedCh()
-		n.reconcile(t.ctx)
+		n.reconcile(ctx)
 		select {
-		case <-t.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-tk.C:
@@ -79,8 +72,8 @@ func (n *Node) runReconcile(t *leaderTerm) {
 // addresses first), remove members that left, promote caught-up non-voters,
 // reap at most one long-dead server. It stops at the first sign that this
 // node no longer leads.
-func (n *Node) reconcile(ctx context.Context) {
-	n.reconcileRounds.Add(1)
+func (n *Membership) reconcile(ctx context.Context) {
+	n.metrics.reconcileRounds.Inc()
 	if n.raft.State() != raft.Leader {
 		return
 	}
@@ -91,7 +84,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	}
 	cfg := cf.Configuration()
 	snapshot := n.members.snapshot() // sorted by id
-	members := map[string]member{}
+	members := map[string]Member{}
 	for _, m := range snapshot {
 		members[m.ID] = m
 	}
@@ -100,13 +93,13 @@ func (n *Node) reconcile(ctx context.Context) {
 
 	// 0. This node may lead from a new address (restarted elsewhere): fix
 	// its own entry, or the next leader could not replicate to it.
-	if cur, in := findServer(cfg, self); in && cur.Address != n.trans.LocalAddr() {
-		addr := n.trans.LocalAddr()
+	if cur, in := findServer(cfg, self); in && cur.Address != n.host.LocalAddr() {
+		addr := n.host.LocalAddr()
 		if !n.changeConfig(ctx, actionUpdateAddress, self, func() raft.IndexFuture {
 			if cur.Suffrage == raft.Voter {
-				return n.raft.AddVoter(self, addr, 0, configChangeTimeout)
+				return n.raft.AddVoter(self, addr, 0, ConfigChangeTimeout)
 			}
-			return n.raft.AddNonvoter(self, addr, 0, configChangeTimeout)
+			return n.raft.AddNonvoter(self, addr, 0, ConfigChangeTimeout)
 		}, "old_addr", cur.Address, "addr", addr) {
 			return
 		}
@@ -135,7 +128,7 @@ func (n *Node) reconcile(ctx context.Context) {
 				continue
 			}
 			if !n.changeConfig(ctx, actionRemoveStale, s.ID, func() raft.IndexFuture {
-				return n.raft.RemoveServer(s.ID, 0, configChangeTimeout)
+				return n.raft.RemoveServer(s.ID, 0, ConfigChangeTimeout)
 			}, "addr", addr, "replaced_by", id) {
 				return
 			}
@@ -144,17 +137,17 @@ func (n *Node) reconcile(ctx context.Context) {
 		switch {
 		case !in:
 			ok = n.changeConfig(ctx, actionAddNonvoter, id, func() raft.IndexFuture {
-				return n.raft.AddNonvoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddNonvoter(id, addr, 0, ConfigChangeTimeout)
 			}, "addr", addr)
 		case cur.Suffrage == raft.Voter:
 			// Same server, new address: update in place. Removing it first
 			// would shrink the quorum and demote it for no reason.
 			ok = n.changeConfig(ctx, actionUpdateAddress, id, func() raft.IndexFuture {
-				return n.raft.AddVoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddVoter(id, addr, 0, ConfigChangeTimeout)
 			}, "old_addr", cur.Address, "addr", addr)
 		default:
 			ok = n.changeConfig(ctx, actionUpdateAddress, id, func() raft.IndexFuture {
-				return n.raft.AddNonvoter(id, addr, 0, configChangeTimeout)
+				return n.raft.AddNonvoter(id, addr, 0, ConfigChangeTimeout)
 			}, "old_addr", cur.Address, "addr", addr)
 		}
 		if !ok {
@@ -169,7 +162,7 @@ func (n *Node) reconcile(ctx context.Context) {
 			continue
 		}
 		if !n.changeConfig(ctx, actionRemoveLeft, s.ID, func() raft.IndexFuture {
-			return n.raft.RemoveServer(s.ID, 0, configChangeTimeout)
+			return n.raft.RemoveServer(s.ID, 0, ConfigChangeTimeout)
 		}, "status", m.Status) {
 			return
 		}
@@ -191,10 +184,10 @@ func (n *Node) reconcile(ctx context.Context) {
 // PromoteAfter: alive in gossip, on the leader's term, applied index
 // non-zero and within maxTrailingLogs of the leader's last index. Progress
 // comes from each non-voter's GET /internal/status.
-func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[string]member, now time.Time) bool {
+func (n *Membership) promote(ctx context.Context, cfg raft.Configuration, members map[string]Member, now time.Time) bool {
 	type check struct {
 		server raft.Server
-		m      member
+		m      Member
 		st     api.Status
 		err    error
 	}
@@ -215,7 +208,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.st, c.err = n.fetchStatus(ctx, c.m.Meta.QueueAddr)
+			c.st, c.err = n.opts.Peer.Status(ctx, c.m.Meta.QueueAddr)
 		}()
 	}
 	wg.Wait()
@@ -259,7 +252,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 			continue
 		}
 		if !n.changeConfig(ctx, actionPromote, id, func() raft.IndexFuture {
-			return n.raft.AddVoter(id, c.server.Address, 0, configChangeTimeout)
+			return n.raft.AddVoter(id, c.server.Address, 0, ConfigChangeTimeout)
 		}, "applied_index", c.st.AppliedIndex, "leader_last_index", last, "healthy_for", now.Sub(since).Round(time.Millisecond)) {
 			return false
 		}
@@ -268,7 +261,7 @@ func (n *Node) promote(ctx context.Context, cfg raft.Configuration, members map[
 	return true
 }
 
-func (n *Node) forgetHealthy(id raft.ServerID) {
+func (n *Membership) forgetHealthy(id raft.ServerID) {
 	n.recon.mu.Lock()
 	defer n.recon.mu.Unlock()
 	delete(n.recon.healthySince, id)
@@ -277,7 +270,7 @@ func (n *Node) forgetHealthy(id raft.ServerID) {
 // reap removes at most one server that has been dead (or never seen in
 // gossip) for ReapTimeout. A voter is removed only if MinVoters voters
 // remain; this node is never removed.
-func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[string]member, now time.Time) {
+func (n *Membership) reap(ctx context.Context, cfg raft.Configuration, members map[string]Member, now time.Time) {
 	voters := 0
 	for _, s := range cfg.Servers {
 		if s.Suffrage == raft.Voter {
@@ -325,7 +318,7 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 	}
 	id := victim.ID
 	if n.changeConfig(ctx, actionReap, id, func() raft.IndexFuture {
-		return n.raft.RemoveServer(id, 0, configChangeTimeout)
+		return n.raft.RemoveServer(id, 0, ConfigChangeTimeout)
 	}, "dead_for", deadFor.Round(time.Second), "voter", victim.Suffrage == raft.Voter) {
 		n.recon.mu.Lock()
 		delete(n.recon.missingSince, id)
@@ -335,8 +328,8 @@ func (n *Node) reap(ctx context.Context, cfg raft.Configuration, members map[str
 
 // changeConfig runs one configuration change and waits for it. It returns
 // false when the round should stop (leadership lost, shutting down).
-func (n *Node) changeConfig(ctx context.Context, action string, id raft.ServerID, call func() raft.IndexFuture, args ...any) bool {
-	err := n.awaitRaft(ctx, func() raft.Future { return call() })
+func (n *Membership) changeConfig(ctx context.Context, action string, id raft.ServerID, call func() raft.IndexFuture, args ...any) bool {
+	err := n.host.Await(ctx, func() raft.Future { return call() })
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -362,48 +355,4 @@ func findServer(cfg raft.Configuration, id raft.ServerID) (raft.Server, bool) {
 		}
 	}
 	return raft.Server{}, false
-}
-
-// newStatusClient returns the pooled client used for peers' /internal/status.
-// It never uses an environment proxy: this is traffic inside the cluster.
-func newStatusClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: statusTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   2,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: statusTimeout,
-		},
-	}
-}
-
-// fetchStatus asks the node serving queueAddr for its /internal/status.
-func (n *Node) fetchStatus(ctx context.Context, queueAddr string) (api.Status, error) {
-	var st api.Status
-	if queueAddr == "" {
-		return st, errors.New("member advertises no queue address")
-	}
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+queueAddr+api.PathStatus, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := n.httpc.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody))
-	if err != nil {
-		return st, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET %s%s: %s", queueAddr, api.PathStatus, resp.Status)
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("GET %s%s: %w", queueAddr, api.PathStatus, err)
-	}
-	return st, nil
 }

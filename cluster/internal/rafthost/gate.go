@@ -1,4 +1,4 @@
-package cluster
+package rafthost
 
 import (
 	"context"
@@ -72,21 +72,21 @@ func (g *gate) wait(ctx context.Context) error {
 	}
 }
 
-// awaitRaft calls into raft and waits for the future it returns, honouring
-// ctx. The goroutine that waits on the future is counted in n.raftUsers, so
-// Shutdown can let it finish while raft still runs: a future still buffered
+// Await calls into raft and waits for the future it returns, honouring
+// ctx. The goroutine that waits on the future is counted in h.raftUsers, so
+// StopRaft can let it finish while raft still runs: a future still buffered
 // inside raft when raft shuts down is never answered (hashicorp/raft#498;
 // Apply, Barrier, VerifyLeader and LeadershipTransfer all use buffered
-// channels). Once raftUsers is closed, awaitRaft makes no call and returns
+// channels). Once raftUsers is closed, Await makes no call and returns
 // raft.ErrRaftShutdown.
-func (n *Node) awaitRaft(ctx context.Context, call func() raft.Future) error {
-	if !n.raftUsers.enter() {
+func (h *Host) Await(ctx context.Context, call func() raft.Future) error {
+	if !h.raftUsers.enter() {
 		return raft.ErrRaftShutdown
 	}
 	f := call()
 	ch := make(chan error, 1)
 	go func() {
-		defer n.raftUsers.leave()
+		defer h.raftUsers.leave()
 		ch <- f.Error()
 	}()
 	select {

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/quorumq/quorumq/internal/testlog"
 )
 
-// fakeChannel is a gossipChannel that records what it is given.
+// fakeChannel is a Channel that records what it is given.
 type fakeChannel struct {
 	mu     sync.Mutex
 	msgs   [][]byte
@@ -22,13 +22,13 @@ type fakeChannel struct {
 	queued [][]byte
 }
 
-func (c *fakeChannel) notifyMsg(m []byte) {
+func (c *fakeChannel) NotifyMsg(m []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = append(c.msgs, bytes.Clone(m))
 }
 
-func (c *fakeChannel) broadcasts(overhead, limit int) [][]byte {
+func (c *fakeChannel) Broadcasts(overhead, limit int) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out [][]byte
@@ -40,9 +40,9 @@ func (c *fakeChannel) broadcasts(overhead, limit int) [][]byte {
 	return out
 }
 
-func (c *fakeChannel) localState(bool) []byte { return c.state }
+func (c *fakeChannel) LocalState(bool) []byte { return c.state }
 
-func (c *fakeChannel) mergeRemoteState(b []byte, _ bool) {
+func (c *fakeChannel) MergeRemoteState(b []byte, _ bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.merged = append(c.merged, bytes.Clone(b))
@@ -54,11 +54,11 @@ func (c *fakeChannel) mergeRemoteState(b []byte, _ bool) {
 // budget.
 func TestGossipDelegate_ChannelFraming(t *testing.T) {
 	a, b := &fakeChannel{state: []byte("state-a")}, &fakeChannel{state: []byte("state-b")}
-	send := &gossipDelegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]gossipChannel{1: a, 7: b}}
+	send := &delegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]Channel{1: a, 7: b}}
 
 	// The receiver only knows channel 7.
 	rb := &fakeChannel{}
-	recv := &gossipDelegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]gossipChannel{7: rb}}
+	recv := &delegate{log: testlog.New(t), meta: &metaState{}, channels: map[byte]Channel{7: rb}}
 	recv.MergeRemoteState(send.LocalState(true), true)
 	if len(rb.merged) != 1 || string(rb.merged[0]) != "state-b" {
 		t.Fatalf("channel 7 merged %q, want [state-b]", rb.merged)
@@ -94,10 +94,10 @@ func TestGossipDelegate_ChannelFraming(t *testing.T) {
 func TestMemberTable_LeftVersusDead(t *testing.T) {
 	tbl := newMemberTable(testlog.New(t))
 	meta := func(leaving bool) []byte {
-		m := nodeMeta{Expect: 3, RaftAddr: "10.0.0.1:8300", QueueAddr: "10.0.0.1:8081", Leaving: leaving}
-		return m.encode(nil)
+		m := NodeMeta{Expect: 3, RaftAddr: "10.0.0.1:8300", QueueAddr: "10.0.0.1:8081", Leaving: leaving}
+		return m.Encode(nil)
 	}
-	ev := eventDelegate{tbl}
+	ev := eventDelegate{t: tbl}
 	ev.NotifyJoin(&memberlist.Node{Name: "a", Meta: meta(false)})
 	ev.NotifyJoin(&memberlist.Node{Name: "b", Meta: meta(false)})
 	ev.NotifyJoin(&memberlist.Node{Name: "junk", Meta: []byte{1, 2}})
@@ -111,7 +111,7 @@ func TestMemberTable_LeftVersusDead(t *testing.T) {
 	ev.NotifyLeave(&memberlist.Node{Name: "a", Meta: meta(false)})
 	ev.NotifyLeave(&memberlist.Node{Name: "b", Meta: meta(true)})
 
-	got := map[string]member{}
+	got := map[string]Member{}
 	for _, m := range tbl.snapshot() {
 		got[m.ID] = m
 	}

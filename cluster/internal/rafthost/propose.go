@@ -1,4 +1,4 @@
-package cluster
+package rafthost
 
 import (
 	"context"
@@ -85,12 +85,12 @@ const scratchKeep = 4096
 //     it was never proposed.
 //
 // Business outcomes (queue full, not in flight, ...) are in Result.Err.
-func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
-	if !n.intake.enter() {
+func (h *Host) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	if !h.intake.enter() {
 		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
-	defer n.intake.leave()
-	if n.raft.State() != raft.Leader {
+	defer h.intake.leave()
+	if h.raft.State() != raft.Leader {
 		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrNotLeader)
 	}
 	if err := ctx.Err(); err != nil {
@@ -99,22 +99,22 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	start := time.Now()
 	p := newProposal(cmd)
 	select {
-	case n.proposeCh <- p:
+	case h.proposeCh <- p:
 	case <-ctx.Done():
 		p.recycle()
 		return fsm.Result{}, fmt.Errorf("propose: %w", ctx.Err())
-	case <-n.coalescerDone:
+	case <-h.coalescerDone:
 		p.recycle()
 		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
-	o, received, err := n.await(ctx, p)
+	o, received, err := h.await(ctx, p)
 	if received {
 		p.recycle()
 	}
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	n.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	h.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	return o.res, o.err
 }
 
@@ -123,7 +123,7 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 // coalescer never took is withdrawn (known: not proposed), and one it took
 // is reported as api.ErrOutcomeUnknown. received reports that the outcome was
 // taken from p.done: the coalescer is then done with p.
-func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool, err error) {
+func (h *Host) await(ctx context.Context, p *proposal) (o outcome, received bool, err error) {
 	ready := func() (outcome, bool) {
 		select {
 		case o := <-p.done:
@@ -141,7 +141,7 @@ func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool
 			return outcome{}, false, fmt.Errorf("propose: %w", ctx.Err())
 		}
 		stopped = ctx.Err()
-	case <-n.coalescerDone:
+	case <-h.coalescerDone:
 		// The coalescer answers every proposal it took; one it never saw
 		// after its final drain would wait forever.
 		if p.cancel() {
@@ -152,7 +152,7 @@ func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool
 			return o, true, nil
 		case <-ctx.Done():
 			stopped = ctx.Err()
-		case <-n.raftDown:
+		case <-h.raftDown:
 			// raft may never answer an entry it still held (raft#498).
 			stopped = raft.ErrRaftShutdown
 		}
@@ -168,10 +168,10 @@ func (n *Node) await(ctx context.Context, p *proposal) (o outcome, received bool
 // drains whatever else is already waiting (no timer) up to MaxBatchBytes
 // into one entry. While every slot is busy, commands pile up in proposeCh,
 // so entries grow with load and shrink to one command when idle.
-func (n *Node) runCoalescer() {
-	defer n.bg.Done()
-	defer close(n.coalescerDone)
-	slots := make(chan struct{}, n.opts.MaxPendingApplies)
+func (h *Host) runCoalescer() {
+	defer h.bg.Done()
+	defer close(h.coalescerDone)
+	slots := make(chan struct{}, h.opts.MaxPendingApplies)
 	var scratch []fsm.Command
 	var carry *proposal // taken, but did not fit the previous entry
 	for {
@@ -179,32 +179,32 @@ func (n *Node) runCoalescer() {
 		carry = nil
 		if first == nil {
 			select {
-			case first = <-n.proposeCh:
+			case first = <-h.proposeCh:
 				if !first.take() {
 					continue // its caller gave up before we got to it
 				}
-			case <-n.stopCoalescer:
-				n.failQueued()
+			case <-h.stopCoalescer:
+				h.failQueued()
 				return
 			}
 		}
 		select {
 		case slots <- struct{}{}:
-		case <-n.stopCoalescer:
+		case <-h.stopCoalescer:
 			first.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
-			n.failQueued()
+			h.failQueued()
 			return
 		}
 		batch := []*proposal{first}
 		size := entryOverhead + first.size
 	drain:
-		for size < n.opts.MaxBatchBytes {
+		for size < h.opts.MaxBatchBytes {
 			select {
-			case p := <-n.proposeCh:
+			case p := <-h.proposeCh:
 				if !p.take() {
 					continue
 				}
-				if size+p.size > n.opts.MaxBatchBytes {
+				if size+p.size > h.opts.MaxBatchBytes {
 					carry = p
 					break drain
 				}
@@ -214,20 +214,20 @@ func (n *Node) runCoalescer() {
 				break drain
 			}
 		}
-		scratch = n.dispatch(batch, size, slots, scratch)
+		scratch = h.dispatch(batch, size, slots, scratch)
 	}
 }
 
 // dispatch encodes batch as one entry stamped with leader time, hands it to
 // raft and starts a waiter that releases the slot when the entry resolves.
 // It returns the scratch slice for reuse.
-func (n *Node) dispatch(batch []*proposal, size int, slots chan struct{}, scratch []fsm.Command) []fsm.Command {
+func (h *Host) dispatch(batch []*proposal, size int, slots chan struct{}, scratch []fsm.Command) []fsm.Command {
 	cmds := scratch[:0]
 	for _, p := range batch {
 		cmds = append(cmds, p.cmd)
 	}
 	// Leader time is stamped here, on the leader, after any forwarding.
-	e := fsm.Entry{Now: n.opts.Now().UnixNano(), Commands: cmds}
+	e := fsm.Entry{Now: h.opts.Now().UnixNano(), Commands: cmds}
 	// raft keeps Log.Data (log cache, replication), so every entry gets a
 	// fresh buffer; only the command scratch is reused.
 	data := fsm.EncodeEntry(make([]byte, 0, size+size/8+64), &e)
@@ -236,32 +236,32 @@ func (n *Node) dispatch(batch []*proposal, size int, slots chan struct{}, scratc
 		cmds = nil
 	}
 
-	n.metrics.entriesProposed.Inc()
-	n.metrics.commandsPerEntry.Observe(float64(len(batch)))
-	n.metrics.entryBytes.Observe(float64(len(data)))
+	h.metrics.entriesProposed.Inc()
+	h.metrics.commandsPerEntry.Observe(float64(len(batch)))
+	h.metrics.entryBytes.Observe(float64(len(data)))
 
-	if !n.raftUsers.enter() { // cannot happen: the coalescer stops first
+	if !h.raftUsers.enter() { // cannot happen: the coalescer stops first
 		for _, p := range batch {
 			p.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
 		}
 		<-slots
 		return cmds
 	}
-	fut := n.raft.Apply(data, n.opts.ApplyTimeout)
+	fut := h.raft.Apply(data, h.opts.ApplyTimeout)
 	go func() {
-		defer n.raftUsers.leave()
+		defer h.raftUsers.leave()
 		err := fut.Error()
 		// The entry is resolved: let the next one go to raft while this
 		// batch's callers are woken, which takes a while for a big batch.
 		<-slots
-		n.deliver(batch, fut, err)
+		h.deliver(batch, fut, err)
 	}()
 	return cmds
 }
 
 // deliver gives every proposal in batch its own outcome of the resolved
 // fut, whose Error() was err.
-func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
+func (h *Host) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
 	if err != nil {
 		err = mapApplyError(err)
 		for _, p := range batch {
@@ -287,7 +287,7 @@ func (n *Node) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
 	default:
 		fail = fmt.Errorf("propose: %w: unexpected FSM response %T", api.ErrOutcomeUnknown, r)
 	}
-	n.log.Error("propose: bad FSM response", "index", fut.Index(), "err", fail)
+	h.log.Error("propose: bad FSM response", "index", fut.Index(), "err", fail)
 	for _, p := range batch {
 		p.finish(outcome{err: fail})
 	}
@@ -310,10 +310,10 @@ func mapApplyError(err error) error {
 
 // failQueued answers every proposal still waiting in proposeCh: none of them
 // reached raft.
-func (n *Node) failQueued() {
+func (h *Host) failQueued() {
 	for {
 		select {
-		case p := <-n.proposeCh:
+		case p := <-h.proposeCh:
 			if p.take() {
 				p.finish(outcome{err: fmt.Errorf("propose: %w", api.ErrShuttingDown)})
 			}

@@ -1,4 +1,4 @@
-package cluster
+package subscriberset
 
 import (
 	"encoding/binary"
@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 )
 
-// subsEntry is one node's subscriber set as gossiped: topic → number of
+// entry is one node's subscriber set as gossiped: topic → number of
 // subscribers connected to that node, and the version that orders the
 // node's successive sets. Only the node itself writes its entry, so the
 // highest version is the newest set and there is nothing to reconcile.
@@ -24,8 +21,8 @@ import (
 //
 // Wire format, version 1:
 //
-//	byte     format (subsEntryFormat)
-//	byte     flags: subsFull
+//	byte     format (entryFormat)
+//	byte     flags: flagFull
 //	uvarint  length of the node id, then the id
 //	8 bytes  version (big endian)
 //	if full: uvarint topic count, then per topic in byte order:
@@ -33,7 +30,7 @@ import (
 //
 // A decoder accepts a newer format byte and ignores bytes after the fields
 // it knows: new fields are appended, never inserted.
-type subsEntry struct {
+type entry struct {
 	Node    string
 	Version uint64
 	Full    bool
@@ -41,23 +38,23 @@ type subsEntry struct {
 }
 
 const (
-	subsEntryFormat = 1
-	subsFull        = 1 << 0
+	entryFormat = 1
+	flagFull        = 1 << 0
 
-	// subsMaxName bounds a node id or topic name in an entry (ids are at
+	// maxName bounds a node id or topic name in an entry (ids are at
 	// most 128 bytes, topic names 64; anything longer is not ours).
-	subsMaxName = 255
+	maxName = 255
 )
 
-var errBadSubs = errors.New("bad subscriber-set entry")
+var errBadEntry = errors.New("bad subscriber-set entry")
 
 // encode appends the wire form of e to b.
-func (e *subsEntry) encode(b []byte) []byte {
+func (e *entry) encode(b []byte) []byte {
 	var flags byte
 	if e.Full {
-		flags |= subsFull
+		flags |= flagFull
 	}
-	b = append(b, subsEntryFormat, flags)
+	b = append(b, entryFormat, flags)
 	b = binary.AppendUvarint(b, uint64(len(e.Node)))
 	b = append(b, e.Node...)
 	b = binary.BigEndian.AppendUint64(b, e.Version)
@@ -74,31 +71,31 @@ func (e *subsEntry) encode(b []byte) []byte {
 }
 
 // thin returns e without its topics.
-func (e subsEntry) thin() subsEntry {
-	return subsEntry{Node: e.Node, Version: e.Version}
+func (e entry) thin() entry {
+	return entry{Node: e.Node, Version: e.Version}
 }
 
-// decodeSubsEntry parses one entry. Bytes after the fields it knows are
+// decodeEntry parses one entry. Bytes after the fields it knows are
 // ignored (a newer format may append some).
-func decodeSubsEntry(b []byte) (e subsEntry, err error) {
-	d := subsDecoder{b: b}
+func decodeEntry(b []byte) (e entry, err error) {
+	d := entryDecoder{b: b}
 	format := d.byte()
 	flags := d.byte()
-	if d.err == nil && format < subsEntryFormat {
-		return e, fmt.Errorf("%w: format %d", errBadSubs, format)
+	if d.err == nil && format < entryFormat {
+		return e, fmt.Errorf("%w: format %d", errBadEntry, format)
 	}
 	e.Node = d.name()
 	e.Version = d.uint64()
-	e.Full = flags&subsFull != 0
+	e.Full = flags&flagFull != 0
 	if d.err == nil && e.Node == "" {
-		return e, fmt.Errorf("%w: empty node id", errBadSubs)
+		return e, fmt.Errorf("%w: empty node id", errBadEntry)
 	}
 	if e.Full && d.err == nil {
 		n := d.uvarint()
 		// Each topic takes at least three bytes: a bound on what a
 		// malformed count can make us allocate.
 		if d.err == nil && n > uint64(len(d.b))/3 {
-			return e, fmt.Errorf("%w: %d topics in %d bytes", errBadSubs, n, len(d.b))
+			return e, fmt.Errorf("%w: %d topics in %d bytes", errBadEntry, n, len(d.b))
 		}
 		e.Topics = make(map[string]int, n)
 		for range n {
@@ -108,34 +105,34 @@ func decodeSubsEntry(b []byte) (e subsEntry, err error) {
 				break
 			}
 			if t == "" || c == 0 || c > 1<<31 {
-				return e, fmt.Errorf("%w: topic %q with %d subscribers", errBadSubs, t, c)
+				return e, fmt.Errorf("%w: topic %q with %d subscribers", errBadEntry, t, c)
 			}
 			if _, dup := e.Topics[t]; dup {
-				return e, fmt.Errorf("%w: topic %q twice", errBadSubs, t)
+				return e, fmt.Errorf("%w: topic %q twice", errBadEntry, t)
 			}
 			e.Topics[t] = int(c)
 		}
 	}
 	if d.err != nil {
-		return subsEntry{}, d.err
+		return entry{}, d.err
 	}
 	return e, nil
 }
 
-// subsDecoder reads the fields of an entry; the first error sticks.
-type subsDecoder struct {
+// entryDecoder reads the fields of an entry; the first error sticks.
+type entryDecoder struct {
 	b   []byte
 	err error
 }
 
-func (d *subsDecoder) fail(what string) {
+func (d *entryDecoder) fail(what string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated %s", errBadSubs, what)
+		d.err = fmt.Errorf("%w: truncated %s", errBadEntry, what)
 	}
 	d.b = nil
 }
 
-func (d *subsDecoder) byte() byte {
+func (d *entryDecoder) byte() byte {
 	if d.err != nil || len(d.b) < 1 {
 		d.fail("header")
 		return 0
@@ -145,7 +142,7 @@ func (d *subsDecoder) byte() byte {
 	return c
 }
 
-func (d *subsDecoder) uvarint() uint64 {
+func (d *entryDecoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -158,7 +155,7 @@ func (d *subsDecoder) uvarint() uint64 {
 	return v
 }
 
-func (d *subsDecoder) uint64() uint64 {
+func (d *entryDecoder) uint64() uint64 {
 	if d.err != nil || len(d.b) < 8 {
 		d.fail("version")
 		return 0
@@ -168,12 +165,12 @@ func (d *subsDecoder) uint64() uint64 {
 	return v
 }
 
-func (d *subsDecoder) name() string {
+func (d *entryDecoder) name() string {
 	n := d.uvarint()
 	if d.err != nil {
 		return ""
 	}
-	if n > subsMaxName || n > uint64(len(d.b)) {
+	if n > maxName || n > uint64(len(d.b)) {
 		d.fail("name")
 		return ""
 	}
@@ -182,9 +179,9 @@ func (d *subsDecoder) name() string {
 	return s
 }
 
-// encodeSubsState is the channel's push/pull state: uvarint entry count,
+// encodeState is the channel's push/pull state: uvarint entry count,
 // then each entry as uvarint length + entry.
-func encodeSubsState(entries []subsEntry) []byte {
+func encodeState(entries []entry) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(entries)))
 	var scratch []byte
 	for i := range entries {
@@ -195,24 +192,24 @@ func encodeSubsState(entries []subsEntry) []byte {
 	return b
 }
 
-// decodeSubsState parses encodeSubsState's output. Entries that do not
+// decodeState parses encodeState's output. Entries that do not
 // decode are skipped (a newer peer may send what we cannot read); a
 // broken frame ends the list with an error, keeping what came before.
-func decodeSubsState(b []byte) ([]subsEntry, error) {
+func decodeState(b []byte) ([]entry, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 {
-		return nil, fmt.Errorf("%w: truncated state", errBadSubs)
+		return nil, fmt.Errorf("%w: truncated state", errBadEntry)
 	}
 	b = b[k:]
-	var out []subsEntry
+	var out []entry
 	var errs []error
 	for range n {
 		size, k := binary.Uvarint(b)
 		if k <= 0 || size > uint64(len(b)-k) {
-			errs = append(errs, fmt.Errorf("%w: truncated state frame", errBadSubs))
+			errs = append(errs, fmt.Errorf("%w: truncated state frame", errBadEntry))
 			break
 		}
-		e, err := decodeSubsEntry(b[k : k+int(size)])
+		e, err := decodeEntry(b[k : k+int(size)])
 		b = b[k+int(size):]
 		if err != nil {
 			errs = append(errs, err)
@@ -223,9 +220,9 @@ func decodeSubsState(b []byte) ([]subsEntry, error) {
 	return out, errors.Join(errs...)
 }
 
-// subsDigest is a short hash of a topic set (topics and counts), carried
+// digest is a short hash of a topic set (topics and counts), carried
 // in NodeMeta next to the version.
-func subsDigest(topics map[string]int) [8]byte {
+func digest(topics map[string]int) [8]byte {
 	h := fnv.New64a()
 	var buf []byte
 	for _, t := range slices.Sorted(maps.Keys(topics)) {
@@ -238,36 +235,4 @@ func subsDigest(topics map[string]int) [8]byte {
 	var d [8]byte
 	binary.BigEndian.PutUint64(d[:], h.Sum64())
 	return d
-}
-
-// subsEpochFile in DataDir holds the epoch of the subscriber-set versions
-// (DESIGN.md, "Subscriber sets").
-const subsEpochFile = "subs-epoch"
-
-// nextSubsEpoch reads the last epoch from dataDir, stores the next one
-// (fsynced) and returns it. Versions are epoch<<32 | sequence, so every
-// version of a run is above every version of the runs before, whatever
-// the clock does.
-func nextSubsEpoch(dataDir string) (uint32, error) {
-	path := filepath.Join(dataDir, subsEpochFile)
-	var last uint64
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		last, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		return 0, err
-	}
-	if last >= 1<<32-1 {
-		return 0, fmt.Errorf("%s: epoch %d exhausted", path, last)
-	}
-	next := uint32(last + 1)
-	if err := writeFileSync(path, []byte(strconv.FormatUint(uint64(next), 10)+"\n")); err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	return next, nil
 }

@@ -1,4 +1,11 @@
-package cluster
+// Package subscriberset is the gossip channel of the pubsub subscriber
+// sets: it tells every node which topics have subscribers on which node,
+// so that a publish is sent only to the nodes that need it (cluster's
+// DESIGN.md, "Flows"; raft-patterns §11.4). It holds this node's
+// versioned set and the latest set of every other alive member; the
+// versions, the digest, the wire codec and the broadcast queue are here,
+// memberlist and NodeMeta are the caller's.
+package subscriberset
 
 import (
 	"context"
@@ -16,75 +23,66 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Subscriber sets: the gossip channel that tells every node which topics
-// have subscribers on which node, so that a publish is sent only to the
-// nodes that need it (DESIGN.md, "Subscriber sets"; raft-patterns §11.4).
+// namespace is the Prometheus namespace of the channel's metrics.
+const namespace = "quorumq"
+
 const (
-	// subsChannelType is the channel's type byte in gossip messages and
+	// ChannelType is the channel's type byte in gossip messages and
 	// push/pull frames.
-	subsChannelType byte = 1
-	// subsDebounce coalesces bursts of subscribes and disconnects into one
+	ChannelType byte = 1
+	// debounce coalesces bursts of subscribes and disconnects into one
 	// new version: the set is read and announced this long after the first
 	// change of a burst.
-	subsDebounce = 50 * time.Millisecond
-	// subsMaxBroadcast is the largest entry broadcast with its topics: it
+	debounce = 50 * time.Millisecond
+	// maxBroadcast is the largest entry broadcast with its topics: it
 	// leaves room in a ~1400-byte packet for memberlist's own messages. A
 	// larger set is broadcast thin and fetched over HTTP.
-	subsMaxBroadcast = 512
-	// subsMaxStateEntry is the largest entry carried whole in push/pull
+	maxBroadcast = 512
+	// maxStateEntry is the largest entry carried whole in push/pull
 	// state; larger ones travel thin, so that push/pull stays far below
 	// memberlist's 20 MiB limit whatever the sets hold.
-	subsMaxStateEntry = 64 << 10
-	// subsRetransmitMult is memberlist's default RetransmitMult: each
+	maxStateEntry = 64 << 10
+	// retransmitMult is memberlist's default RetransmitMult: each
 	// broadcast goes out 4 × log10(N+1) times, rounded up.
-	subsRetransmitMult = 4
-	// subsMetaTimeout bounds the wait for the NodeMeta update to reach one
-	// member; the update is queued regardless.
-	subsMetaTimeout = 500 * time.Millisecond
-	// subsMetaFetchDelay: a version learned from NodeMeta is fetched after
+	retransmitMult = 4
+	// metaFetchDelay: a version learned from NodeMeta is fetched after
 	// this pause, because the full broadcast usually arrives in the same
 	// or the next gossip packet and makes the fetch unnecessary.
-	subsMetaFetchDelay = 250 * time.Millisecond
-	// subsFetchTimeout bounds one GET /internal/subs; subsFetchAttempts
+	metaFetchDelay = 250 * time.Millisecond
+	// fetchTimeout bounds one GET /internal/subs; fetchAttempts
 	// failed attempts in a row (250 ms, 500 ms apart) give up until the
 	// next version is heard of; push/pull repairs the rest.
-	subsFetchTimeout  = 2 * time.Second
-	subsFetchAttempts = 3
-	subsFetchBackoff  = 250 * time.Millisecond
-	// subsMaxFetchBytes bounds a fetched entry.
-	subsMaxFetchBytes = 16 << 20
+	fetchTimeout  = 2 * time.Second
+	fetchAttempts = 3
+	fetchBackoff  = 250 * time.Millisecond
 )
 
-// SubsPath is where a node serves its own subscriber-set entry, in the
-// channel's wire format, on its pubsub port (GET, application/octet-stream).
-const SubsPath = "/internal/subs"
-
-// subsConfig is what a subsChannel needs from its node.
-type subsConfig struct {
-	self  string
-	epoch uint32
-	log   *slog.Logger
-	// fetch returns the entry served at http://addr/internal/subs.
-	fetch func(ctx context.Context, addr string) ([]byte, error)
-	// announce puts this node's version and digest into NodeMeta and
+// Config is what a Channel needs from its node.
+type Config struct {
+	Self  string
+	Epoch uint32
+	Log   *slog.Logger
+	// Fetch returns the entry served at http://addr/internal/subs.
+	Fetch func(ctx context.Context, addr string) ([]byte, error)
+	// Announce puts this node's version and digest into NodeMeta and
 	// gossips it (UpdateNode). It may block; the channel calls it from
 	// its own goroutine.
-	announce func(version uint64, digest [8]byte)
-	// nextEpoch persists and returns a new epoch, for when a run has used
+	Announce func(version uint64, digest [8]byte)
+	// NextEpoch persists and returns a new epoch, for when a run has used
 	// up 2^32 versions.
-	nextEpoch func() (uint32, error)
+	NextEpoch func() (uint32, error)
 }
 
-// subsChannel is the subscriber-set gossip channel: this node's own
+// Channel is the subscriber-set gossip channel: this node's own
 // versioned set, and the latest set of every other alive member.
 //
-// Peers come and go with memberlist's events (subsEvents): a member is
+// Peers come and go with memberlist's events (MemberAlive, MemberGone): a member is
 // added when it joins, and dropped, with its set, when memberlist declares
 // it dead or gone; entries of nodes not currently alive are ignored. A
 // version learned without its topics (NodeMeta, a thin broadcast, a thin
 // push/pull entry) starts one fetch over HTTP from that node.
-type subsChannel struct {
-	cfg   subsConfig
+type Channel struct {
+	cfg   Config
 	log   *slog.Logger
 	queue *memberlist.TransmitLimitedQueue
 	// numNodes is the alive members, this node included, for the
@@ -101,25 +99,25 @@ type subsChannel struct {
 	srcMu  sync.Mutex
 	source func() map[string]int
 
-	flushMu sync.Mutex // one flush at a time: the loop's or flushNow's
+	flushMu sync.Mutex // one flush at a time: the loop's or Flush's
 
 	mu      sync.Mutex
 	stopped bool
 	epoch   uint32 // written under flushMu and mu
 	seq     uint32 // written under flushMu and mu
-	local   subsEntry
+	local   entry
 	enc     []byte // local, encoded
-	peers   map[string]*subsPeer
+	peers   map[string]*peerState
 
-	metrics subsMetrics
+	metrics channelMetrics
 }
 
-// subsPeer is an alive member as the channel sees it.
-type subsPeer struct {
+// peerState is an alive member as the channel sees it.
+type peerState struct {
 	addr string // pubsub address from its NodeMeta; "" when unknown
 	// entry is its latest full entry (Version 0: none yet); enc its
 	// encoding. Entries are replaced, never modified.
-	entry subsEntry
+	entry entry
 	enc   []byte
 	// want is the highest version heard of; above entry.Version a fetch
 	// is due.
@@ -127,26 +125,26 @@ type subsPeer struct {
 	fetching bool
 }
 
-type subsMetrics struct {
+type channelMetrics struct {
 	updates *prometheus.CounterVec // newer entries learned, by source
 	fetches *prometheus.CounterVec // GET /internal/subs, by result
 }
 
-func newSubsChannel(cfg subsConfig) *subsChannel {
-	c := &subsChannel{
+func New(cfg Config) *Channel {
+	c := &Channel{
 		cfg:      cfg,
-		log:      cfg.log,
+		log:      cfg.Log,
 		dirty:    make(chan struct{}, 1),
 		announce: make(chan struct{}, 1),
-		epoch:    cfg.epoch,
-		peers:    map[string]*subsPeer{},
-		metrics: subsMetrics{
+		epoch:    cfg.Epoch,
+		peers:    map[string]*peerState{},
+		metrics: channelMetrics{
 			updates: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_updates_total",
+				Namespace: namespace, Subsystem: "pubsub", Name: "subscriber_set_updates_total",
 				Help: "Newer subscriber sets of other nodes learned, by source (broadcast, push_pull, fetch).",
 			}, []string{"source"}),
 			fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_fetches_total",
+				Namespace: namespace, Subsystem: "pubsub", Name: "subscriber_set_fetches_total",
 				Help: "GET /internal/subs requests to other nodes, by result (ok, error).",
 			}, []string{"result"}),
 		},
@@ -154,19 +152,19 @@ func newSubsChannel(cfg subsConfig) *subsChannel {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.local = subsEntry{Node: cfg.self, Version: uint64(cfg.epoch) << 32, Full: true, Topics: map[string]int{}}
+	c.local = entry{Node: cfg.Self, Version: uint64(cfg.Epoch) << 32, Full: true, Topics: map[string]int{}}
 	c.enc = c.local.encode(nil)
 	c.numNodes.Store(1)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },
-		RetransmitMult: subsRetransmitMult,
+		RetransmitMult: retransmitMult,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
 // start runs the flush and announce loops until stop.
-func (c *subsChannel) start() {
+func (c *Channel) Start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
@@ -178,7 +176,7 @@ func (c *subsChannel) start() {
 }
 
 // stop ends the loops and the fetches and waits for them.
-func (c *subsChannel) stop() {
+func (c *Channel) Stop() {
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
@@ -186,24 +184,24 @@ func (c *subsChannel) stop() {
 	c.wg.Wait()
 }
 
-// setSource sets the function that reports this node's subscribers by
+// SetSource sets the function that reports this node's subscribers by
 // topic (counts of zero are ignored).
-func (c *subsChannel) setSource(f func() map[string]int) {
+func (c *Channel) SetSource(f func() map[string]int) {
 	c.srcMu.Lock()
 	c.source = f
 	c.srcMu.Unlock()
-	c.changed()
+	c.Changed()
 }
 
 // changed notes that the local set may have changed. It never blocks.
-func (c *subsChannel) changed() {
+func (c *Channel) Changed() {
 	select {
 	case c.dirty <- struct{}{}:
 	default:
 	}
 }
 
-func (c *subsChannel) runFlush() {
+func (c *Channel) runFlush() {
 	defer c.wg.Done()
 	for {
 		select {
@@ -211,7 +209,7 @@ func (c *subsChannel) runFlush() {
 			return
 		case <-c.dirty:
 		}
-		t := time.NewTimer(subsDebounce)
+		t := time.NewTimer(debounce)
 		select {
 		case <-c.ctx.Done():
 			t.Stop()
@@ -224,7 +222,7 @@ func (c *subsChannel) runFlush() {
 
 // flush reads the local set and, if it changed, gives it the next version
 // and queues its broadcast; the NodeMeta update follows in runAnnounce.
-func (c *subsChannel) flush() {
+func (c *Channel) flush() {
 	if c.flushLocal() {
 		select {
 		case c.announce <- struct{}{}:
@@ -233,18 +231,18 @@ func (c *subsChannel) flush() {
 	}
 }
 
-// flushNow is flush without the debounce, announcing in the caller's
+// Flush is flush without the debounce, announcing in the caller's
 // goroutine (shutdown).
-func (c *subsChannel) flushNow() {
-	if c.flushLocal() && c.cfg.announce != nil {
-		v, d := c.localVersion()
-		c.cfg.announce(v, d)
+func (c *Channel) Flush() {
+	if c.flushLocal() && c.cfg.Announce != nil {
+		v, d := c.LocalVersion()
+		c.cfg.Announce(v, d)
 	}
 }
 
 // flushLocal makes the new local entry and queues its broadcast; it
 // reports whether the set changed.
-func (c *subsChannel) flushLocal() bool {
+func (c *Channel) flushLocal() bool {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	c.srcMu.Lock()
@@ -267,7 +265,7 @@ func (c *subsChannel) flushLocal() bool {
 	// epoch and seq are written only here, under flushMu.
 	epoch, seq := c.epoch, c.seq
 	if seq == math.MaxUint32 {
-		e, err := c.cfg.nextEpoch()
+		e, err := c.cfg.NextEpoch()
 		if err != nil {
 			c.log.Error("subscriber set not announced: no new version epoch", "err", err)
 			return false
@@ -276,7 +274,7 @@ func (c *subsChannel) flushLocal() bool {
 	} else {
 		seq++
 	}
-	e := subsEntry{Node: c.cfg.self, Version: uint64(epoch)<<32 | uint64(seq), Full: true, Topics: topics}
+	e := entry{Node: c.cfg.Self, Version: uint64(epoch)<<32 | uint64(seq), Full: true, Topics: topics}
 	enc := e.encode(nil)
 	c.mu.Lock()
 	c.epoch, c.seq, c.local, c.enc = epoch, seq, e, enc
@@ -288,16 +286,16 @@ func (c *subsChannel) flushLocal() bool {
 // queueBroadcast queues e under the name subs/<node>, replacing an older
 // broadcast of the same node: whole when it fits comfortably in a
 // packet, else thin.
-func (c *subsChannel) queueBroadcast(e subsEntry, enc []byte) {
+func (c *Channel) queueBroadcast(e entry, enc []byte) {
 	msg := enc
-	if !e.Full || len(enc) > subsMaxBroadcast {
+	if !e.Full || len(enc) > maxBroadcast {
 		t := e.thin()
 		msg = t.encode(nil)
 	}
-	c.queue.QueueBroadcast(&subsBroadcast{name: "subs/" + e.Node, msg: msg})
+	c.queue.QueueBroadcast(&broadcast{name: "subs/" + e.Node, msg: msg})
 }
 
-func (c *subsChannel) runAnnounce() {
+func (c *Channel) runAnnounce() {
 	defer c.wg.Done()
 	for {
 		select {
@@ -305,32 +303,32 @@ func (c *subsChannel) runAnnounce() {
 			return
 		case <-c.announce:
 		}
-		if c.cfg.announce == nil {
+		if c.cfg.Announce == nil {
 			continue
 		}
-		v, d := c.localVersion()
-		c.cfg.announce(v, d)
+		v, d := c.LocalVersion()
+		c.cfg.Announce(v, d)
 	}
 }
 
-// localVersion returns the version and digest of this node's set.
-func (c *subsChannel) localVersion() (uint64, [8]byte) {
+// LocalVersion returns the version and digest of this node's set.
+func (c *Channel) LocalVersion() (uint64, [8]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.local.Version, subsDigest(c.local.Topics)
+	return c.local.Version, digest(c.local.Topics)
 }
 
-// localBytes returns this node's entry, encoded (GET /internal/subs).
-func (c *subsChannel) localBytes() []byte {
+// LocalBytes returns this node's entry, encoded (GET /internal/subs).
+func (c *Channel) LocalBytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.enc
 }
 
-// gossipChannel.
+// The gossip channel (memberlist delegate calls, framed by the caller).
 
-func (c *subsChannel) notifyMsg(msg []byte) {
-	e, err := decodeSubsEntry(msg)
+func (c *Channel) NotifyMsg(msg []byte) {
+	e, err := decodeEntry(msg)
 	if err != nil {
 		c.log.Debug("ignoring subscriber-set broadcast", "err", err)
 		return
@@ -338,37 +336,37 @@ func (c *subsChannel) notifyMsg(msg []byte) {
 	if c.merge(e, "broadcast") {
 		// Pass on what taught us something, as serf does: the owner's
 		// own retransmissions may not reach everyone in a larger cluster.
-		c.queue.QueueBroadcast(&subsBroadcast{name: "subs/" + e.Node, msg: append([]byte(nil), msg...)})
+		c.queue.QueueBroadcast(&broadcast{name: "subs/" + e.Node, msg: append([]byte(nil), msg...)})
 	}
 }
 
-func (c *subsChannel) broadcasts(overhead, limit int) [][]byte {
+func (c *Channel) Broadcasts(overhead, limit int) [][]byte {
 	return c.queue.GetBroadcasts(overhead, limit)
 }
 
-// localState carries every known entry, this node's included: whole up to
-// subsMaxStateEntry, thin above.
-func (c *subsChannel) localState(bool) []byte {
+// LocalState carries every known entry, this node's included: whole up to
+// maxStateEntry, thin above.
+func (c *Channel) LocalState(bool) []byte {
 	c.mu.Lock()
-	entries := []subsEntry{sizedForState(c.local, c.enc)}
+	entries := []entry{sizedForState(c.local, c.enc)}
 	for _, id := range slices.Sorted(maps.Keys(c.peers)) {
 		if p := c.peers[id]; p.entry.Version > 0 {
 			entries = append(entries, sizedForState(p.entry, p.enc))
 		}
 	}
 	c.mu.Unlock()
-	return encodeSubsState(entries)
+	return encodeState(entries)
 }
 
-func sizedForState(e subsEntry, enc []byte) subsEntry {
-	if len(enc) > subsMaxStateEntry {
+func sizedForState(e entry, enc []byte) entry {
+	if len(enc) > maxStateEntry {
 		return e.thin()
 	}
 	return e
 }
 
-func (c *subsChannel) mergeRemoteState(buf []byte, _ bool) {
-	entries, err := decodeSubsState(buf)
+func (c *Channel) MergeRemoteState(buf []byte, _ bool) {
+	entries, err := decodeState(buf)
 	if err != nil {
 		c.log.Debug("subscriber-set state partly unreadable", "err", err)
 	}
@@ -381,10 +379,10 @@ func (c *subsChannel) mergeRemoteState(buf []byte, _ bool) {
 // version wins. An entry of this node, or of a node that is not an alive
 // member, is ignored. A thin entry above the known version starts a fetch.
 // It reports whether the entry taught us something.
-func (c *subsChannel) merge(e subsEntry, source string) bool {
+func (c *Channel) merge(e entry, source string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Node == c.cfg.self {
+	if e.Node == c.cfg.Self {
 		return false
 	}
 	p := c.peers[e.Node]
@@ -407,46 +405,47 @@ func (c *subsChannel) merge(e subsEntry, source string) bool {
 
 // Membership (memberlist's events, serialized by memberlist).
 
-// memberAlive records a joined or updated member and fetches its set if
-// its NodeMeta names a newer version than the one known.
-func (c *subsChannel) memberAlive(n *memberlist.Node) {
-	if n.Name == c.cfg.self {
+// MemberAlive records a joined or updated member and fetches its set if
+// its NodeMeta names a newer version than the one known. metaOK is false
+// when the member's NodeMeta did not decode: it is then a member without
+// a pubsub address.
+func (c *Channel) MemberAlive(name, pubsubAddr string, version uint64, metaOK bool) {
+	if name == c.cfg.Self {
 		return
 	}
-	meta, err := decodeMeta(n.Meta)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.peers[n.Name]
+	p := c.peers[name]
 	if p == nil {
-		p = &subsPeer{}
-		c.peers[n.Name] = p
+		p = &peerState{}
+		c.peers[name] = p
 		c.numNodes.Store(int32(len(c.peers) + 1))
 	}
-	if err != nil {
+	if !metaOK {
 		return
 	}
-	p.addr = meta.PubsubAddr
-	if meta.SubsVersion > p.entry.Version && meta.SubsVersion > p.want {
-		p.want = meta.SubsVersion
-		c.fetchLocked(n.Name, p, subsMetaFetchDelay)
+	p.addr = pubsubAddr
+	if version > p.entry.Version && version > p.want {
+		p.want = version
+		c.fetchLocked(name, p, metaFetchDelay)
 	}
 }
 
-// memberGone drops a member declared dead or gone, with its set: nothing
+// MemberGone drops a member declared dead or gone, with its set: nothing
 // can be delivered to it. If it comes back, its NodeMeta, broadcasts and
 // push/pull bring its set back.
-func (c *subsChannel) memberGone(n *memberlist.Node) {
+func (c *Channel) MemberGone(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.peers[n.Name]; ok {
-		delete(c.peers, n.Name)
+	if _, ok := c.peers[name]; ok {
+		delete(c.peers, name)
 		c.numNodes.Store(int32(len(c.peers) + 1))
 	}
 }
 
 // fetchLocked starts the fetch loop for p unless one runs.
-func (c *subsChannel) fetchLocked(id string, p *subsPeer, delay time.Duration) {
-	if p.fetching || c.stopped || c.cfg.fetch == nil {
+func (c *Channel) fetchLocked(id string, p *peerState, delay time.Duration) {
+	if p.fetching || c.stopped || c.cfg.Fetch == nil {
 		return
 	}
 	p.fetching = true
@@ -455,8 +454,8 @@ func (c *subsChannel) fetchLocked(id string, p *subsPeer, delay time.Duration) {
 }
 
 // runFetch fetches p's entry until the version wanted is known, p is gone
-// or subsFetchAttempts attempts in a row failed.
-func (c *subsChannel) runFetch(id string, p *subsPeer, delay time.Duration) {
+// or fetchAttempts attempts in a row failed.
+func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 	defer c.wg.Done()
 	if delay > 0 && !sleepCtx(c.ctx, delay) {
 		return
@@ -466,9 +465,9 @@ func (c *subsChannel) runFetch(id string, p *subsPeer, delay time.Duration) {
 		c.mu.Lock()
 		if c.peers[id] != p {
 			c.mu.Unlock()
-			return // gone (and maybe back as another *subsPeer with its own fetch)
+			return // gone (and maybe back as another *peerState with its own fetch)
 		}
-		if c.ctx.Err() != nil || p.want <= p.entry.Version || p.addr == "" || failures >= subsFetchAttempts {
+		if c.ctx.Err() != nil || p.want <= p.entry.Version || p.addr == "" || failures >= fetchAttempts {
 			p.fetching = false
 			c.mu.Unlock()
 			return
@@ -479,7 +478,7 @@ func (c *subsChannel) runFetch(id string, p *subsPeer, delay time.Duration) {
 			failures++
 			c.metrics.fetches.WithLabelValues("error").Inc()
 			c.log.Debug("fetch subscriber set", "member", id, "addr", addr, "attempt", failures, "err", err)
-			if failures < subsFetchAttempts && !sleepCtx(c.ctx, subsFetchBackoff<<(failures-1)) {
+			if failures < fetchAttempts && !sleepCtx(c.ctx, fetchBackoff<<(failures-1)) {
 				return
 			}
 			continue
@@ -491,14 +490,14 @@ func (c *subsChannel) runFetch(id string, p *subsPeer, delay time.Duration) {
 
 // fetchOnce asks the node at addr for its entry and merges it. The answer
 // must be that node's, whole, and at least the version wanted.
-func (c *subsChannel) fetchOnce(id, addr string, want uint64) error {
-	ctx, cancel := context.WithTimeout(c.ctx, subsFetchTimeout)
+func (c *Channel) fetchOnce(id, addr string, want uint64) error {
+	ctx, cancel := context.WithTimeout(c.ctx, fetchTimeout)
 	defer cancel()
-	b, err := c.cfg.fetch(ctx, addr)
+	b, err := c.cfg.Fetch(ctx, addr)
 	if err != nil {
 		return err
 	}
-	e, err := decodeSubsEntry(b)
+	e, err := decodeEntry(b)
 	switch {
 	case err != nil:
 		return err
@@ -526,9 +525,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // Queries.
 
-// SubscriberPeer is another alive node as the subscriber-set gossip knows
+// Peer is another alive node as the subscriber-set gossip knows
 // it.
-type SubscriberPeer struct {
+type Peer struct {
 	ID         string
 	PubsubAddr string
 	// Version is the version of the set in Topics; 0 while none is known.
@@ -538,30 +537,30 @@ type SubscriberPeer struct {
 	Topics map[string]int
 }
 
-// peersWith returns the alive members whose known set has subscribers of
+// PeersWith returns the alive members whose known set has subscribers of
 // topic, sorted by id, without their topics (the fan-out's hot path); with
 // topic "" every alive member with a pubsub address, with its topics.
-func (c *subsChannel) peersWith(topic string) []SubscriberPeer {
+func (c *Channel) PeersWith(topic string) []Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []SubscriberPeer
+	var out []Peer
 	for id, p := range c.peers {
 		if p.addr == "" || (topic != "" && p.entry.Topics[topic] <= 0) {
 			continue
 		}
-		sp := SubscriberPeer{ID: id, PubsubAddr: p.addr, Version: p.entry.Version}
+		sp := Peer{ID: id, PubsubAddr: p.addr, Version: p.entry.Version}
 		if topic == "" {
 			sp.Topics = maps.Clone(p.entry.Topics)
 		}
 		out = append(out, sp)
 	}
-	slices.SortFunc(out, func(a, b SubscriberPeer) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
 // known returns the version of the set known for id (0: none, or not an
 // alive member).
-func (c *subsChannel) known(id string) uint64 {
+func (c *Channel) known(id string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.peers[id]; p != nil {
@@ -572,16 +571,16 @@ func (c *subsChannel) known(id string) uint64 {
 
 // collectors are the channel's metrics: the counters plus gauges read at
 // scrape time.
-func (c *subsChannel) collectors() []prometheus.Collector {
+func (c *Channel) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		c.metrics.updates,
 		c.metrics.fetches,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_set_version",
+			Namespace: namespace, Subsystem: "pubsub", Name: "subscriber_set_version",
 			Help: "Version of this node's own subscriber set (epoch << 32 | sequence).",
-		}, func() float64 { v, _ := c.localVersion(); return float64(v) }),
+		}, func() float64 { v, _ := c.LocalVersion(); return float64(v) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Subsystem: "pubsub", Name: "subscriber_sets_known",
+			Namespace: namespace, Subsystem: "pubsub", Name: "subscriber_sets_known",
 			Help: "Other alive nodes whose subscriber set this node knows.",
 		}, func() float64 {
 			c.mu.Lock()
@@ -597,43 +596,19 @@ func (c *subsChannel) collectors() []prometheus.Collector {
 	}
 }
 
-// subsBroadcast is a queued subscriber-set broadcast. It is a
+// broadcast is a queued subscriber-set broadcast. It is a
 // NamedBroadcast: a newer one of the same node replaces it in the queue.
-type subsBroadcast struct {
+type broadcast struct {
 	name string
 	msg  []byte
 }
 
-var _ memberlist.NamedBroadcast = (*subsBroadcast)(nil)
+var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
-func (b *subsBroadcast) Name() string    { return b.name }
-func (b *subsBroadcast) Message() []byte { return b.msg }
-func (b *subsBroadcast) Finished()       {}
-func (b *subsBroadcast) Invalidates(other memberlist.Broadcast) bool {
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 	o, ok := other.(memberlist.NamedBroadcast)
 	return ok && o.Name() == b.name
-}
-
-// subsEvents passes memberlist's events to the member table, then to the
-// subscriber-set channel. memberlist never calls it concurrently.
-type subsEvents struct {
-	next memberlist.EventDelegate
-	subs *subsChannel
-}
-
-var _ memberlist.EventDelegate = subsEvents{}
-
-func (d subsEvents) NotifyJoin(n *memberlist.Node) {
-	d.next.NotifyJoin(n)
-	d.subs.memberAlive(n)
-}
-
-func (d subsEvents) NotifyUpdate(n *memberlist.Node) {
-	d.next.NotifyUpdate(n)
-	d.subs.memberAlive(n)
-}
-
-func (d subsEvents) NotifyLeave(n *memberlist.Node) {
-	d.next.NotifyLeave(n)
-	d.subs.memberGone(n)
 }

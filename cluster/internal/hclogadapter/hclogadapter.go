@@ -1,4 +1,6 @@
-package cluster
+// Package hclogadapter lets raft and memberlist, which log through hclog
+// and the standard logger, write to a log/slog logger.
+package hclogadapter
 
 import (
 	"bytes"
@@ -11,24 +13,24 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// hclogAdapter lets raft and memberlist log through slog. raft's
-// key/value arguments are passed straight on: hclog and slog use the same
-// alternating key, value convention.
-type hclogAdapter struct {
+// Logger is an hclog.Logger over slog. raft's key/value arguments are
+// passed straight on: hclog and slog use the same alternating key, value
+// convention.
+type Logger struct {
 	l       *slog.Logger
 	name    string
 	implied []any
 	level   *slog.LevelVar
 }
 
-var _ hclog.Logger = (*hclogAdapter)(nil)
+var _ hclog.Logger = (*Logger)(nil)
 
-// newHCLogAdapter returns an hclog.Logger that writes to l at level and above,
-// tagging records with subsystem=name.
-func newHCLogAdapter(l *slog.Logger, name string, level slog.Leveler) *hclogAdapter {
+// New returns an hclog.Logger that writes to l at level and above, tagging
+// records with subsystem=name.
+func New(l *slog.Logger, name string, level slog.Leveler) *Logger {
 	lv := new(slog.LevelVar)
 	lv.Set(level.Level())
-	return &hclogAdapter{l: l, name: name, level: lv}
+	return &Logger{l: l, name: name, level: lv}
 }
 
 func toSlogLevel(l hclog.Level) slog.Level {
@@ -61,12 +63,12 @@ func toHCLevel(l slog.Level) hclog.Level {
 	}
 }
 
-func (a *hclogAdapter) enabled(l slog.Level) bool {
+func (a *Logger) enabled(l slog.Level) bool {
 	return l >= a.level.Level() && a.l.Enabled(context.Background(), l)
 }
 
 // Log implements hclog.Logger.
-func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+func (a *Logger) Log(level hclog.Level, msg string, args ...any) {
 	lv := toSlogLevel(level)
 	if level == hclog.Off || !a.enabled(lv) {
 		return
@@ -81,50 +83,50 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 }
 
 // Trace implements hclog.Logger.
-func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
+func (a *Logger) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
 
 // Debug implements hclog.Logger.
-func (a *hclogAdapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
+func (a *Logger) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
 
 // Info implements hclog.Logger.
-func (a *hclogAdapter) Info(msg string, args ...any) { a.Log(hclog.Info, msg, args...) }
+func (a *Logger) Info(msg string, args ...any) { a.Log(hclog.Info, msg, args...) }
 
 // Warn implements hclog.Logger.
-func (a *hclogAdapter) Warn(msg string, args ...any) { a.Log(hclog.Warn, msg, args...) }
+func (a *Logger) Warn(msg string, args ...any) { a.Log(hclog.Warn, msg, args...) }
 
 // Error implements hclog.Logger.
-func (a *hclogAdapter) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
+func (a *Logger) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
 
 // IsTrace implements hclog.Logger.
-func (a *hclogAdapter) IsTrace() bool { return a.enabled(toSlogLevel(hclog.Trace)) }
+func (a *Logger) IsTrace() bool { return a.enabled(toSlogLevel(hclog.Trace)) }
 
 // IsDebug implements hclog.Logger.
-func (a *hclogAdapter) IsDebug() bool { return a.enabled(slog.LevelDebug) }
+func (a *Logger) IsDebug() bool { return a.enabled(slog.LevelDebug) }
 
 // IsInfo implements hclog.Logger.
-func (a *hclogAdapter) IsInfo() bool { return a.enabled(slog.LevelInfo) }
+func (a *Logger) IsInfo() bool { return a.enabled(slog.LevelInfo) }
 
 // IsWarn implements hclog.Logger.
-func (a *hclogAdapter) IsWarn() bool { return a.enabled(slog.LevelWarn) }
+func (a *Logger) IsWarn() bool { return a.enabled(slog.LevelWarn) }
 
 // IsError implements hclog.Logger.
-func (a *hclogAdapter) IsError() bool { return a.enabled(slog.LevelError) }
+func (a *Logger) IsError() bool { return a.enabled(slog.LevelError) }
 
 // ImpliedArgs implements hclog.Logger.
-func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
+func (a *Logger) ImpliedArgs() []any { return a.implied }
 
 // With implements hclog.Logger.
-func (a *hclogAdapter) With(args ...any) hclog.Logger {
+func (a *Logger) With(args ...any) hclog.Logger {
 	c := *a
 	c.implied = append(append([]any(nil), a.implied...), args...)
 	return &c
 }
 
 // Name implements hclog.Logger.
-func (a *hclogAdapter) Name() string { return a.name }
+func (a *Logger) Name() string { return a.name }
 
 // Named implements hclog.Logger.
-func (a *hclogAdapter) Named(name string) hclog.Logger {
+func (a *Logger) Named(name string) hclog.Logger {
 	c := *a
 	if c.name != "" {
 		c.name += "." + name
@@ -135,7 +137,7 @@ func (a *hclogAdapter) Named(name string) hclog.Logger {
 }
 
 // ResetNamed implements hclog.Logger.
-func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
+func (a *Logger) ResetNamed(name string) hclog.Logger {
 	c := *a
 	c.name = name
 	return &c
@@ -143,7 +145,7 @@ func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
 
 // SetLevel implements hclog.Logger. The level is shared with loggers derived
 // by With and Named, as in hclog.
-func (a *hclogAdapter) SetLevel(level hclog.Level) {
+func (a *Logger) SetLevel(level hclog.Level) {
 	if level == hclog.NoLevel {
 		return
 	}
@@ -155,21 +157,21 @@ func (a *hclogAdapter) SetLevel(level hclog.Level) {
 }
 
 // GetLevel implements hclog.Logger.
-func (a *hclogAdapter) GetLevel() hclog.Level { return toHCLevel(a.level.Level()) }
+func (a *Logger) GetLevel() hclog.Level { return toHCLevel(a.level.Level()) }
 
 // StandardLogger implements hclog.Logger.
-func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+func (a *Logger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
 	return log.New(a.StandardWriter(opts), "", 0)
 }
 
 // StandardWriter implements hclog.Logger. Lines are logged at the level
 // named by a "[DEBUG]"-style prefix, which is what libraries built on the
 // standard logger (memberlist) write, and at INFO otherwise.
-func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+func (a *Logger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 	return stdWriter{a}
 }
 
-type stdWriter struct{ a *hclogAdapter }
+type stdWriter struct{ a *Logger }
 
 func (w stdWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {

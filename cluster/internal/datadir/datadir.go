@@ -1,4 +1,8 @@
-package cluster
+// Package datadir owns the small files of a node's data directory beside
+// raft's: the node id, the leave marker and the subscriber-set epoch. Each
+// is written through a temporary file and fsynced, so a crash leaves either
+// the old or the new content.
+package datadir
 
 import (
 	"bytes"
@@ -9,28 +13,44 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
 
 const (
 	nodeIDFile = "node-id"
-	raftDBFile = "raft.db"
+	// RaftDBFile is raft-boltdb's file (log and stable store).
+	RaftDBFile = "raft.db"
 	// leftFile marks a data directory whose node left the cluster for good.
 	leftFile = "left"
+	// subsEpochFile holds the epoch of the subscriber-set versions.
+	subsEpochFile = "subs-epoch"
 )
 
-// resolveNodeID returns the node id for dataDir, persisting it on first
+// Errors; package cluster exports them under the same names.
+var (
+	// ErrNodeIDMismatch means the data directory belongs to another node id.
+	// Reusing a data directory under a new id (or an id on a wiped directory)
+	// could let one server vote twice (raft-patterns §9.3).
+	ErrNodeIDMismatch = errors.New("node id does not match the data directory")
+	// ErrLeft means the data directory belongs to a node that left the
+	// cluster for good: its log is history the cluster no longer counts on,
+	// so it must not come back as a member.
+	ErrLeft = errors.New("this node left the cluster")
+)
+
+// ResolveNodeID returns the node id for dataDir, persisting it on first
 // start. The id lives in the data directory so that a wiped directory gets a
 // fresh id: a server that forgot its log and votes must not rejoin under its
 // old name (raft-patterns §9.3).
-func resolveNodeID(dataDir, want string) (string, error) {
+func ResolveNodeID(dataDir, want string) (string, error) {
 	path := filepath.Join(dataDir, nodeIDFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		have := string(bytes.TrimSpace(b))
-		if !validNodeID(have) {
+		if !ValidNodeID(have) {
 			return "", fmt.Errorf("%s holds an invalid node id %q", path, have)
 		}
 		if want != "" && want != have {
@@ -45,7 +65,7 @@ func resolveNodeID(dataDir, want string) (string, error) {
 	// No id yet. Raft state without an id means the file was removed by
 	// hand: inventing a new id would leave this server outside the
 	// configuration stored in its own log.
-	if _, err := os.Stat(filepath.Join(dataDir, raftDBFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dataDir, RaftDBFile)); err == nil {
 		return "", fmt.Errorf("%w: %s has raft state but no %s file; restore the file or start from an empty directory",
 			ErrNodeIDMismatch, dataDir, nodeIDFile)
 	}
@@ -121,8 +141,8 @@ func writeFileSync(path string, data []byte) error {
 	return d.Sync()
 }
 
-// checkNotLeft refuses a data directory whose node left the cluster.
-func checkNotLeft(dataDir string) error {
+// CheckNotLeft refuses a data directory whose node left the cluster.
+func CheckNotLeft(dataDir string) error {
 	b, err := os.ReadFile(filepath.Join(dataDir, leftFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -134,8 +154,53 @@ func checkNotLeft(dataDir string) error {
 		ErrLeft, strings.TrimSpace(string(b)))
 }
 
-// markLeft records in dataDir that this node left the cluster for good.
-func markLeft(dataDir, id string, at time.Time) error {
+// MarkLeft records in dataDir that this node left the cluster for good.
+func MarkLeft(dataDir, id string, at time.Time) error {
 	msg := fmt.Sprintf("node %s left the cluster at %s\n", id, at.UTC().Format(time.RFC3339))
 	return writeFileSync(filepath.Join(dataDir, leftFile), []byte(msg))
+}
+
+// ValidNodeID reports whether id is 1-128 characters of [A-Za-z0-9._-]: safe
+// in file names, URLs, metric labels and memberlist node names.
+func ValidNodeID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NextSubsEpoch reads the last epoch from dataDir, stores the next one
+// (fsynced) and returns it. Versions are epoch<<32 | sequence, so every
+// version of a run is above every version of the runs before, whatever
+// the clock does.
+func NextSubsEpoch(dataDir string) (uint32, error) {
+	path := filepath.Join(dataDir, subsEpochFile)
+	var last uint64
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		last, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return 0, err
+	}
+	if last >= 1<<32-1 {
+		return 0, fmt.Errorf("%s: epoch %d exhausted", path, last)
+	}
+	next := uint32(last + 1)
+	if err := writeFileSync(path, []byte(strconv.FormatUint(uint64(next), 10)+"\n")); err != nil {
+		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	return next, nil
 }

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
 )
 
 // memberlist tuning: DefaultLANConfig with shorter probes, so that a dead
-// node is declared dead within about 3 s on a LAN or loopback (DESIGN.md,
-// "Gossip"). The cluster has a handful of nodes, so the extra packets cost
+// node is declared dead within about 3 s on a LAN or loopback (cluster's
+// DESIGN.md, trade-offs). The cluster has a handful of nodes, so the extra packets cost
 // nothing worth counting.
 const (
 	// gossipProbeInterval and gossipProbeTimeout: one probe every 500 ms,
@@ -51,28 +53,27 @@ const (
 	gossipUpdateTimeout = 3 * time.Second
 )
 
-// gossipChannel is one kind of application data carried by memberlist.
+// Channel is one kind of application data carried by memberlist.
 // Membership needs none (everything it needs is in NodeMeta); the pubsub
-// subscriber sets (subsChannel, type byte 1) are the first. See DESIGN.md,
-// "Gossip channels".
+// subscriber sets (package subscriberset, type byte 1) are the first.
 //
 // Every user message and broadcast starts with the channel's type byte,
 // which the delegate adds and strips; push/pull state is framed per channel.
 // Methods may be called concurrently and must not block.
-type gossipChannel interface {
-	// notifyMsg handles one message of the channel (type byte removed).
+type Channel interface {
+	// NotifyMsg handles one message of the channel (type byte removed).
 	// msg is only valid during the call.
-	notifyMsg(msg []byte)
-	// broadcasts returns messages to piggyback on gossip, each at most
+	NotifyMsg(msg []byte)
+	// Broadcasts returns messages to piggyback on gossip, each at most
 	// limit bytes after overhead, together at most limit bytes where each
 	// costs len+overhead. The type byte is added by the delegate and is
 	// already counted in overhead.
-	broadcasts(overhead, limit int) [][]byte
-	// localState returns the channel's part of a push/pull exchange.
-	localState(join bool) []byte
-	// mergeRemoteState merges a peer's localState. buf is only valid
+	Broadcasts(overhead, limit int) [][]byte
+	// LocalState returns the channel's part of a push/pull exchange.
+	LocalState(join bool) []byte
+	// MergeRemoteState merges a peer's LocalState. buf is only valid
 	// during the call.
-	mergeRemoteState(buf []byte, join bool)
+	MergeRemoteState(buf []byte, join bool)
 }
 
 // stateFormat is the first byte of our push/pull state. After it come
@@ -80,18 +81,18 @@ type gossipChannel interface {
 // channels are skipped, so a newer node can add channels.
 const stateFormat = 1
 
-// gossipDelegate implements memberlist.Delegate: NodeMeta from the node,
+// delegate implements memberlist.Delegate: NodeMeta from the node,
 // everything else dispatched to the registered channels by type byte.
-type gossipDelegate struct {
+type delegate struct {
 	log      *slog.Logger
 	meta     *metaState
-	channels map[byte]gossipChannel // fixed before memberlist starts
+	channels map[byte]Channel // fixed before memberlist starts
 }
 
-var _ memberlist.Delegate = (*gossipDelegate)(nil)
+var _ memberlist.Delegate = (*delegate)(nil)
 
 // NodeMeta implements memberlist.Delegate.
-func (d *gossipDelegate) NodeMeta(limit int) []byte {
+func (d *delegate) NodeMeta(limit int) []byte {
 	b := d.meta.bytes()
 	if len(b) > limit {
 		// Open checks the size, so this cannot happen; memberlist would
@@ -103,7 +104,7 @@ func (d *gossipDelegate) NodeMeta(limit int) []byte {
 }
 
 // NotifyMsg implements memberlist.Delegate.
-func (d *gossipDelegate) NotifyMsg(b []byte) {
+func (d *delegate) NotifyMsg(b []byte) {
 	if len(b) == 0 {
 		return
 	}
@@ -112,15 +113,15 @@ func (d *gossipDelegate) NotifyMsg(b []byte) {
 		d.log.Debug("dropping gossip message of unknown channel", "channel", b[0], "bytes", len(b))
 		return
 	}
-	ch.notifyMsg(b[1:])
+	ch.NotifyMsg(b[1:])
 }
 
 // GetBroadcasts implements memberlist.Delegate.
-func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	var out [][]byte
 	for _, t := range d.channelTypes() {
 		// The type byte we prepend counts as overhead for the channel.
-		msgs := d.channels[t].broadcasts(overhead+1, limit)
+		msgs := d.channels[t].Broadcasts(overhead+1, limit)
 		for _, m := range msgs {
 			cost := overhead + 1 + len(m)
 			if cost > limit {
@@ -134,10 +135,10 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate.
-func (d *gossipDelegate) LocalState(join bool) []byte {
+func (d *delegate) LocalState(join bool) []byte {
 	b := []byte{stateFormat}
 	for _, t := range d.channelTypes() {
-		s := d.channels[t].localState(join)
+		s := d.channels[t].LocalState(join)
 		if len(s) == 0 {
 			continue
 		}
@@ -149,7 +150,7 @@ func (d *gossipDelegate) LocalState(join bool) []byte {
 }
 
 // MergeRemoteState implements memberlist.Delegate.
-func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 {
 		return
 	}
@@ -168,12 +169,12 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {
 		payload := rest[1+k : 1+k+int(n)]
 		rest = rest[1+k+int(n):]
 		if ch, ok := d.channels[t]; ok {
-			ch.mergeRemoteState(payload, join)
+			ch.MergeRemoteState(payload, join)
 		}
 	}
 }
 
-func (d *gossipDelegate) channelTypes() []byte {
+func (d *delegate) channelTypes() []byte {
 	ts := make([]byte, 0, len(d.channels))
 	for t := range d.channels {
 		ts = append(ts, t)
@@ -185,7 +186,7 @@ func (d *gossipDelegate) channelTypes() []byte {
 // metaState holds this node's NodeMeta and its encoding.
 type metaState struct {
 	mu  sync.Mutex
-	m   nodeMeta
+	m   NodeMeta
 	enc []byte
 }
 
@@ -195,14 +196,14 @@ func (s *metaState) bytes() []byte {
 	return s.enc
 }
 
-func (s *metaState) get() nodeMeta {
+func (s *metaState) get() NodeMeta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m
 }
 
 // set applies edit and reports whether the meta changed.
-func (s *metaState) set(edit func(*nodeMeta)) bool {
+func (s *metaState) set(edit func(*NodeMeta)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.m
@@ -211,14 +212,19 @@ func (s *metaState) set(edit func(*nodeMeta)) bool {
 		return false
 	}
 	s.m = m
-	s.enc = m.encode(nil)
+	s.enc = m.Encode(nil)
 	return true
 }
 
 // gossipEndpoints works out where memberlist binds and what it advertises.
 // advPort 0 means "the bound port".
-func gossipEndpoints(o Options) (bindHost string, bindPort int, advHost string, advPort int, err error) {
-	host, port, err := net.SplitHostPort(o.GossipBind)
+func gossipEndpoints(ctx context.Context, o Options) (bindHost string, bindPort int, advHost string, advPort int, err error) {
+	bind := o.GossipBind
+	if bind == "" {
+		host, _, _ := net.SplitHostPort(o.RaftBind)
+		bind = net.JoinHostPort(host, "0")
+	}
+	host, port, err := net.SplitHostPort(bind)
 	if err != nil {
 		return "", 0, "", 0, err
 	}
@@ -232,16 +238,16 @@ func gossipEndpoints(o Options) (bindHost string, bindPort int, advHost string, 
 		h, p, _ := net.SplitHostPort(o.GossipAdvertise)
 		advHost = h
 		advPort, _ = strconv.Atoi(p)
-	case concreteIP(bindHost):
+	case ConcreteIP(bindHost):
 		advHost = bindHost
 	case o.RaftAdvertise != "":
 		advHost, _, _ = net.SplitHostPort(o.RaftAdvertise)
 	default:
-		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q is not an address peers can dial; set GossipAdvertise", ErrInvalidOptions, o.GossipBind)
+		return "", 0, "", 0, fmt.Errorf("%w: GossipBind %q; set GossipAdvertise", ErrNotDialable, bind)
 	}
 	if net.ParseIP(advHost) == nil {
 		// memberlist advertises an IP; resolve a name (a compose service) once.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ips, err := net.DefaultResolver.LookupIP(ctx, "ip", advHost)
 		if err != nil || len(ips) == 0 {
@@ -266,8 +272,8 @@ func preferIPv4(ips []net.IP) net.IP {
 
 // newMemberlist creates (starts) memberlist for n. Events arrive from the
 // moment it returns, including this node's own join.
-func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
-	bindHost, bindPort, advHost, advPort, err := gossipEndpoints(n.opts)
+func (n *Membership) newMemberlist(ctx context.Context) (*memberlist.Memberlist, error) {
+	bindHost, bindPort, advHost, advPort, err := gossipEndpoints(ctx, n.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -284,27 +290,27 @@ func (n *Node) newMemberlist() (*memberlist.Memberlist, error) {
 	c.TCPTimeout = gossipTCPTimeout
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.Delegate = n.gossip
-	c.Events = subsEvents{next: eventDelegate{n.members}, subs: n.subs}
-	hcl := newHCLogAdapter(n.log, "memberlist", n.opts.GossipLogLevel)
+	c.Events = eventDelegate{t: n.members, next: n.opts.Events}
+	hcl := hclogadapter.New(n.log, "memberlist", n.opts.GossipLogLevel)
 	c.Logger = log.New(hcl.StandardWriter(nil), "", 0)
-	if n.opts.gossipConfig != nil {
-		n.opts.gossipConfig(c)
+	if n.opts.GossipConfig != nil {
+		n.opts.GossipConfig(c)
 	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
-		return nil, fmt.Errorf("gossip on %s: %w", n.opts.GossipBind, err)
+		return nil, fmt.Errorf("gossip on %s: %w", net.JoinHostPort(bindHost, strconv.Itoa(bindPort)), err)
 	}
 	return ml, nil
 }
 
-// updateMeta edits this node's NodeMeta and, if it changed, announces it
+// UpdateMeta edits this node's NodeMeta and, if it changed, announces it
 // (waiting at most gossipUpdateTimeout for one member to hear it).
-func (n *Node) updateMeta(edit func(*nodeMeta)) {
-	n.updateMetaWithin(edit, gossipUpdateTimeout)
+func (n *Membership) UpdateMeta(edit func(*NodeMeta)) {
+	n.UpdateMetaWithin(edit, gossipUpdateTimeout)
 }
 
-// updateMetaWithin is updateMeta waiting at most timeout.
-func (n *Node) updateMetaWithin(edit func(*nodeMeta), timeout time.Duration) {
+// UpdateMetaWithin is UpdateMeta waiting at most timeout.
+func (n *Membership) UpdateMetaWithin(edit func(*NodeMeta), timeout time.Duration) {
 	if !n.meta.set(edit) {
 		return
 	}
@@ -320,7 +326,3 @@ func (n *Node) updateMetaWithin(edit func(*nodeMeta), timeout time.Duration) {
 		n.log.Debug("node meta update not yet broadcast", "err", err)
 	}
 }
-
-// GossipAddr returns the host:port other members use to reach this node's
-// gossip port (the real port when GossipBind has port 0).
-func (n *Node) GossipAddr() string { return n.gossipAddr }

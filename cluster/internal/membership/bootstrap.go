@@ -1,6 +1,7 @@
-package cluster
+package membership
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -15,24 +16,41 @@ const (
 	// bootstrapCheckInterval is how often a node without raft state
 	// re-evaluates bootstrap when no membership event wakes it.
 	bootstrapCheckInterval = 250 * time.Millisecond
-	// defaultBootstrapSettle is how long the set of bootstrap candidates
+	// DefaultBootstrapSettle is how long the set of bootstrap candidates
 	// must stay the same before the smallest of them bootstraps: enough
 	// for gossip to spread a member that joined at the same moment.
-	defaultBootstrapSettle = time.Second
+	DefaultBootstrapSettle = time.Second
 )
 
-// Reasons a bootstrap evaluation waits; the last one is kept for tests and
-// logged when it changes.
+// Outcomes of a bootstrap evaluation; a change of the reason to wait is
+// logged.
 const (
-	waitJoin      = "waiting to reach a gossip seed"
-	waitExisting  = "a member has raft state: waiting to be added by its leader"
-	waitMismatch  = "members advertise a different bootstrap-expect"
-	waitCount     = "waiting for enough members"
-	waitSmallest  = "waiting for the member with the smallest id to bootstrap"
-	waitSettle    = "waiting for the candidate set to settle"
-	waitDisabled  = "bootstrap disabled: waiting to be added"
-	bootstrapDone = "bootstrapped"
+	waitJoin        = "waiting to reach a gossip seed"
+	waitExisting    = "a member has raft state: waiting to be added by its leader"
+	waitMismatch    = "members advertise a different bootstrap-expect"
+	waitCount       = "waiting for enough members"
+	waitSmallest    = "waiting for the member with the smallest id to bootstrap"
+	waitSettle      = "waiting for the candidate set to settle"
+	waitDisabled    = "bootstrap disabled: waiting to be added"
+	bootstrapFailed = "bootstrap failed"
+	bootstrapDone   = "bootstrapped"
+	hasState        = "raft state present"
 )
+
+// bootstrapOutcomes are the outcome labels of
+// quorumq_cluster_bootstrap_evaluations_total.
+var bootstrapOutcomes = map[string]string{
+	waitJoin:        "wait_join",
+	waitExisting:    "wait_existing",
+	waitMismatch:    "wait_mismatch",
+	waitCount:       "wait_count",
+	waitSmallest:    "wait_smallest",
+	waitSettle:      "wait_settle",
+	waitDisabled:    "disabled",
+	bootstrapFailed: "failed",
+	bootstrapDone:   "bootstrapped",
+	hasState:        "has_state",
+}
 
 // bootstrapState is the memory of one node's bootstrap loop.
 type bootstrapState struct {
@@ -45,10 +63,10 @@ type bootstrapState struct {
 // runBootstrap runs on a node that had no raft state at Open. It
 // re-evaluates on every membership event and every
 // bootstrapCheckInterval until the node has raft state, bootstrapping the
-// cluster if the rules allow this node to (DESIGN.md, "Bootstrap"). Then it
+// cluster if the rules allow this node to (DESIGN.md, "Flows": Membership). Then it
 // sets the has-state flag in NodeMeta, so that newcomers know a cluster
 // exists, and returns.
-func (n *Node) runBootstrap() {
+func (n *Membership) runBootstrap() {
 	defer n.bg.Done()
 	tk := time.NewTicker(bootstrapCheckInterval)
 	defer tk.Stop()
@@ -56,7 +74,7 @@ func (n *Node) runBootstrap() {
 	for {
 		changed := n.members.changedCh()
 		if n.evaluateBootstrap(&st) {
-			n.updateMeta(func(m *nodeMeta) { m.HasState = true })
+			n.UpdateMeta(func(m *NodeMeta) { m.HasState = true })
 			return
 		}
 		select {
@@ -68,13 +86,21 @@ func (n *Node) runBootstrap() {
 	}
 }
 
-// evaluateBootstrap makes one bootstrap decision and reports whether the
-// node now has raft state.
-func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
-	n.bootstrapChecks.Add(1)
+// evaluateBootstrap makes one bootstrap decision, counts its outcome and
+// reports whether the node now has raft state.
+func (n *Membership) evaluateBootstrap(st *bootstrapState) bool {
+	done := n.decideBootstrap(st)
+	n.metrics.bootstrapEvaluations.WithLabelValues(bootstrapOutcomes[st.reason]).Inc()
+	return done
+}
+
+// decideBootstrap makes one bootstrap decision and records its outcome in
+// st.reason.
+func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 	if n.raft.LastIndex() > 0 {
 		if st.reason != bootstrapDone {
 			n.log.Info("raft state present: joined a cluster", "last_index", n.raft.LastIndex())
+			st.reason = hasState
 		}
 		return true
 	}
@@ -83,10 +109,9 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 			n.log.Info("bootstrap: "+reason, args...)
 		}
 		st.reason = reason
-		n.bootstrapReason.Store(reason)
 		return false
 	}
-	if n.opts.noBootstrap {
+	if n.opts.NoBootstrap {
 		return wait(waitDisabled)
 	}
 	if len(n.opts.Join) > 0 && !n.hasJoined() {
@@ -95,7 +120,7 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 		return wait(waitJoin, "seeds", n.opts.Join)
 	}
 	expect := n.opts.BootstrapExpect
-	var candidates, mismatched []member
+	var candidates, mismatched []Member
 	for _, m := range n.members.snapshot() {
 		if m.Status != api.MemberAlive || !m.MetaOK {
 			continue
@@ -120,7 +145,6 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 				"bootstrap_expect", expect, "members", desc)
 		}
 		st.reason = waitMismatch
-		n.bootstrapReason.Store(waitMismatch)
 		return false
 	}
 	st.mismatch = ""
@@ -136,7 +160,7 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 		st.candidates, st.since = ids, now
 		return wait(waitSettle, "candidates", joinIDs(ids))
 	}
-	if now.Sub(st.since) < n.opts.bootstrapSettle {
+	if now.Sub(st.since) < n.opts.BootstrapSettle {
 		return wait(waitSettle, "candidates", joinIDs(ids))
 	}
 
@@ -144,33 +168,22 @@ func (n *Node) evaluateBootstrap(st *bootstrapState) bool {
 	for _, m := range candidates {
 		addr := raft.ServerAddress(m.Meta.RaftAddr)
 		if m.ID == n.id {
-			addr = n.trans.LocalAddr()
+			addr = n.host.LocalAddr()
 		}
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: addr})
 	}
-	slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return compareIDs(a.ID, b.ID) })
+	slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	err := n.raft.BootstrapCluster(cfg).Error()
 	switch {
 	case err == nil:
-		n.bootstrapped.Store(true)
 		n.log.Info("bootstrapped cluster", "voters", joinIDs(ids))
 	case errors.Is(err, raft.ErrCantBootstrap):
 		n.log.Info("bootstrap skipped: raft state appeared meanwhile")
 	default:
 		n.log.Warn("bootstrap failed; retrying", "err", err)
+		st.reason = bootstrapFailed
 		return false
 	}
 	st.reason = bootstrapDone
-	n.bootstrapReason.Store(bootstrapDone)
 	return true
-}
-
-func compareIDs(a, b raft.ServerID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

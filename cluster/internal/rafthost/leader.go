@@ -1,4 +1,4 @@
-package cluster
+package rafthost
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/quorumq/quorumq/fsm"
 )
 
-// leaderTerm is one continuous period of leadership as seen by the watcher.
-type leaderTerm struct {
+// Term is one continuous period of leadership as seen by the watcher.
+type Term struct {
 	ctx    context.Context // cancelled when leadership is lost or at shutdown
 	cancel context.CancelFunc
 	// barrierDone is closed once a barrier dispatched in raftTerm has been
@@ -23,8 +23,16 @@ type leaderTerm struct {
 	raftTerm    uint64 // written before barrierDone is closed
 }
 
+// Context is cancelled when the term ends: leadership lost, or shutdown.
+func (t *Term) Context() context.Context { return t.ctx }
+
+// BarrierDone is closed once the term's barrier is applied: from then on
+// the configuration and the FSM include everything earlier leaders
+// committed.
+func (t *Term) BarrierDone() <-chan struct{} { return t.barrierDone }
+
 // barrierApplied reports whether the term's barrier has been applied.
-func (t *leaderTerm) barrierApplied() bool {
+func (t *Term) barrierApplied() bool {
 	select {
 	case <-t.barrierDone:
 		return true
@@ -36,74 +44,80 @@ func (t *leaderTerm) barrierApplied() bool {
 // watchLeadership follows raft.LeaderCh. raft overwrites an unread value,
 // so the watcher always sees the latest state, and a true that follows a
 // true means leadership was lost and regained in between: a new term.
-func (n *Node) watchLeadership() {
-	defer n.bg.Done()
+func (h *Host) watchLeadership() {
+	defer h.bg.Done()
 	for {
 		select {
-		case <-n.ctx.Done():
-			n.setTerm(nil)
+		case <-h.ctx.Done():
+			h.setTerm(nil)
 			return
-		case leader := <-n.raft.LeaderCh():
+		case leader := <-h.raft.LeaderCh():
 			if !leader {
-				n.log.Info("lost leadership")
-				n.setTerm(nil)
+				h.log.Info("lost leadership")
+				h.setTerm(nil)
 				continue
 			}
-			n.log.Info("gained leadership", "term", n.raft.CurrentTerm())
-			t := &leaderTerm{barrierDone: make(chan struct{})}
-			t.ctx, t.cancel = context.WithCancel(n.ctx)
-			n.setTerm(t)
-			n.bg.Add(3)
-			go n.runBarrier(t)
-			go n.runTicker(t)
-			go n.runReconcile(t)
+			h.log.Info("gained leadership", "term", h.raft.CurrentTerm())
+			t := &Term{barrierDone: make(chan struct{})}
+			t.ctx, t.cancel = context.WithCancel(h.ctx)
+			h.setTerm(t)
+			h.bg.Add(2)
+			go h.runBarrier(t)
+			go h.runTicker(t)
+			if h.onTerm != nil {
+				h.bg.Add(1)
+				go func() {
+					defer h.bg.Done()
+					h.onTerm(t)
+				}()
+			}
 		}
 	}
 }
 
 // setTerm replaces the current leader term, ending the old one.
-func (n *Node) setTerm(t *leaderTerm) {
-	n.termMu.Lock()
-	defer n.termMu.Unlock()
-	if n.term != nil {
-		n.term.cancel()
+func (h *Host) setTerm(t *Term) {
+	h.termMu.Lock()
+	defer h.termMu.Unlock()
+	if h.term != nil {
+		h.term.cancel()
 	}
-	n.term = t
-	close(n.termChanged)
-	n.termChanged = make(chan struct{})
+	h.term = t
+	close(h.termChanged)
+	h.termChanged = make(chan struct{})
 }
 
-func (n *Node) currentTerm() (*leaderTerm, <-chan struct{}) {
-	n.termMu.Lock()
-	defer n.termMu.Unlock()
-	return n.term, n.termChanged
+func (h *Host) currentTerm() (*Term, <-chan struct{}) {
+	h.termMu.Lock()
+	defer h.termMu.Unlock()
+	return h.term, h.termChanged
 }
 
 // runBarrier applies a barrier at the start of a leader term
 // (raft-patterns §7): until it is applied, this leader's commit index may
 // not yet include entries committed by its predecessor.
-func (n *Node) runBarrier(t *leaderTerm) {
-	defer n.bg.Done()
+func (h *Host) runBarrier(t *Term) {
+	defer h.bg.Done()
 	backoff := 10 * time.Millisecond
 	for t.ctx.Err() == nil {
-		before := n.raft.CurrentTerm()
-		err := n.awaitRaft(t.ctx, func() raft.Future { return n.raft.Barrier(n.opts.ApplyTimeout) })
+		before := h.raft.CurrentTerm()
+		err := h.Await(t.ctx, func() raft.Future { return h.raft.Barrier(h.opts.ApplyTimeout) })
 		if t.ctx.Err() != nil {
 			return
 		}
-		if err == nil && n.raft.CurrentTerm() == before {
+		if err == nil && h.raft.CurrentTerm() == before {
 			// Only the leader dispatches entries, once per term: with the
 			// term unchanged around the barrier, it belongs to this term.
 			t.raftTerm = before
 			close(t.barrierDone)
-			n.log.Debug("leader barrier applied", "term", before)
+			h.log.Debug("leader barrier applied", "term", before)
 			return
 		}
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 			return // the watcher ends this term
 		}
 		if err != nil {
-			n.log.Warn("leader barrier failed; retrying", "err", err)
+			h.log.Warn("leader barrier failed; retrying", "err", err)
 		}
 		select {
 		case <-time.After(backoff):
@@ -114,17 +128,17 @@ func (n *Node) runBarrier(t *leaderTerm) {
 }
 
 // runTicker proposes fsm.OpTick while this term lasts, when a lease deadline
-// or a deferred release is due, at most once per tickInterval. Expiry itself
+// or a deferred release is due, at most once per TickInterval. Expiry itself
 // is lazy in the FSM; the tick only makes /stats and followers converge
 // without client traffic. Nothing due, nothing proposed.
-func (n *Node) runTicker(t *leaderTerm) {
-	defer n.bg.Done()
+func (h *Host) runTicker(t *Term) {
+	defer h.bg.Done()
 	select {
 	case <-t.barrierDone: // NextDue then reflects everything committed so far
 	case <-t.ctx.Done():
 		return
 	}
-	tk := time.NewTicker(n.tickInterval)
+	tk := time.NewTicker(h.opts.TickInterval)
 	defer tk.Stop()
 	for {
 		select {
@@ -132,21 +146,21 @@ func (n *Node) runTicker(t *leaderTerm) {
 		case <-t.ctx.Done():
 			return
 		}
-		n.tickChecks.Add(1)
-		due := n.fsm.NextDue()
+		h.metrics.tickChecks.Inc()
+		due := h.fsm.NextDue()
 		// The FSM clock is max(entry times), so compare with that as well as
 		// ours: after a failover to a node whose clock is behind, items may
 		// already be due in FSM time.
-		now := max(n.opts.Now().UnixNano(), n.fsm.Now())
+		now := max(h.opts.Now().UnixNano(), h.fsm.Now())
 		if due == 0 || due > now {
 			continue
 		}
 		// Waiting for the result keeps ticks from piling up behind a slow commit.
-		ctx, cancel := context.WithTimeout(t.ctx, n.opts.ApplyTimeout)
-		_, err := n.Propose(ctx, fsm.Command{Op: fsm.OpTick})
+		ctx, cancel := context.WithTimeout(t.ctx, h.opts.ApplyTimeout)
+		_, err := h.Propose(ctx, fsm.Command{Op: fsm.OpTick})
 		cancel()
 		if err != nil && t.ctx.Err() == nil && !errors.Is(err, api.ErrNotLeader) && !errors.Is(err, api.ErrShuttingDown) {
-			n.log.Warn("tick failed", "err", err)
+			h.log.Warn("tick failed", "err", err)
 		}
 	}
 }
@@ -160,13 +174,13 @@ func (n *Node) runTicker(t *leaderTerm) {
 //
 // Errors: api.ErrNotLeader (read elsewhere; safe to retry), api.ErrShuttingDown, or
 // ctx.Err() wrapped.
-func (n *Node) ConsistentRead(ctx context.Context) error {
-	if !n.intake.enter() {
+func (h *Host) ConsistentRead(ctx context.Context) error {
+	if !h.intake.enter() {
 		return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
 	}
-	defer n.intake.leave()
+	defer h.intake.leave()
 
-	t, err := n.waitTerm(ctx)
+	t, err := h.waitTerm(ctx)
 	if err != nil {
 		return err
 	}
@@ -178,12 +192,12 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 		return fmt.Errorf("consistent read: waiting for leader barrier: %w", ctx.Err())
 	}
 
-	term := n.raft.CurrentTerm()
-	if term != t.raftTerm || n.raft.State() != raft.Leader {
+	term := h.raft.CurrentTerm()
+	if term != t.raftTerm || h.raft.State() != raft.Leader {
 		return fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 	}
-	index := n.raft.CommitIndex()
-	if err := n.awaitRaft(ctx, n.raft.VerifyLeader); err != nil {
+	index := h.raft.CommitIndex()
+	if err := h.Await(ctx, h.raft.VerifyLeader); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
@@ -195,21 +209,21 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 	}
 	// Same term before and after: we led continuously from the capture of
 	// the index to the quorum check.
-	if n.raft.CurrentTerm() != term {
+	if h.raft.CurrentTerm() != term {
 		return fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 	}
-	return n.waitApplied(ctx, index)
+	return h.waitApplied(ctx, index)
 }
 
 // waitTerm returns the current leader term, waiting briefly when raft
 // already reports leadership but the watcher has not caught up.
-func (n *Node) waitTerm(ctx context.Context) (*leaderTerm, error) {
+func (h *Host) waitTerm(ctx context.Context) (*Term, error) {
 	for {
-		t, changed := n.currentTerm()
+		t, changed := h.currentTerm()
 		if t != nil {
 			return t, nil
 		}
-		if n.raft.State() != raft.Leader {
+		if h.raft.State() != raft.Leader {
 			return nil, fmt.Errorf("consistent read: %w", api.ErrNotLeader)
 		}
 		select {
@@ -223,14 +237,14 @@ func (n *Node) waitTerm(ctx context.Context) (*leaderTerm, error) {
 
 // waitApplied polls until the FSM reflects index. It is usually true at
 // once on the leader, so the poll starts short and backs off.
-func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+func (h *Host) waitApplied(ctx context.Context, index uint64) error {
 	wait := 200 * time.Microsecond
-	for !n.caughtUp(index) {
+	for !h.caughtUp(index) {
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 			wait = min(2*wait, 10*time.Millisecond)
-		case <-n.ctx.Done():
+		case <-h.ctx.Done():
 			timer.Stop()
 			return fmt.Errorf("consistent read: %w", api.ErrShuttingDown)
 		case <-ctx.Done():

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"log/slog"
@@ -13,14 +13,14 @@ import (
 	"github.com/quorumq/quorumq/api"
 )
 
-// member is one gossip member as this node last saw it.
-type member struct {
+// Member is one gossip member as this node last saw it.
+type Member struct {
 	ID   string
 	Addr string // gossip host:port
 	// Meta is the member's decoded NodeMeta; MetaOK is false when it did not
 	// decode (another program on the port, or a future format), and such a
 	// member is left out of bootstrap and reconcile decisions.
-	Meta   nodeMeta
+	Meta   NodeMeta
 	MetaOK bool
 	// Status is api.MemberAlive, api.MemberDead or api.MemberLeft. memberlist v0.6.0
 	// does not tell its users when a node is suspect (Node.State is never
@@ -40,12 +40,12 @@ type memberTable struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	byID    map[string]*member
+	byID    map[string]*Member
 	changed chan struct{} // closed and replaced on every change
 }
 
 func newMemberTable(log *slog.Logger) *memberTable {
-	return &memberTable{log: log, now: time.Now, byID: map[string]*member{}, changed: make(chan struct{})}
+	return &memberTable{log: log, now: time.Now, byID: map[string]*Member{}, changed: make(chan struct{})}
 }
 
 // changedCh returns a channel closed at the next change of the table.
@@ -62,21 +62,21 @@ func (t *memberTable) notifyLocked() {
 }
 
 // get returns a copy of the member with the given id.
-func (t *memberTable) get(id string) (member, bool) {
+func (t *memberTable) get(id string) (Member, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.byID[id]
 	if !ok {
-		return member{}, false
+		return Member{}, false
 	}
 	return *m, true
 }
 
 // snapshot returns a copy of every member, sorted by id.
-func (t *memberTable) snapshot() []member {
+func (t *memberTable) snapshot() []Member {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]member, 0, len(t.byID))
+	out := make([]Member, 0, len(t.byID))
 	for _, id := range slices.Sorted(maps.Keys(t.byID)) {
 		out = append(out, *t.byID[id])
 	}
@@ -84,7 +84,7 @@ func (t *memberTable) snapshot() []member {
 }
 
 // forget drops the members for which drop returns true.
-func (t *memberTable) forget(drop func(member) bool) {
+func (t *memberTable) forget(drop func(Member) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for id, m := range t.byID {
@@ -101,7 +101,7 @@ func (t *memberTable) alive(n *memberlist.Node) {
 	defer t.mu.Unlock()
 	m := t.byID[n.Name]
 	if m == nil {
-		m = &member{ID: n.Name}
+		m = &Member{ID: n.Name}
 		t.byID[n.Name] = m
 	}
 	t.setMetaLocked(m, n)
@@ -118,7 +118,7 @@ func (t *memberTable) update(n *memberlist.Node) {
 	defer t.mu.Unlock()
 	m := t.byID[n.Name]
 	if m == nil {
-		m = &member{ID: n.Name, Status: api.MemberAlive, Since: t.now()}
+		m = &Member{ID: n.Name, Status: api.MemberAlive, Since: t.now()}
 		t.byID[n.Name] = m
 	}
 	t.setMetaLocked(m, n)
@@ -132,7 +132,7 @@ func (t *memberTable) gone(n *memberlist.Node) {
 	defer t.mu.Unlock()
 	m := t.byID[n.Name]
 	if m == nil {
-		m = &member{ID: n.Name}
+		m = &Member{ID: n.Name}
 		t.byID[n.Name] = m
 	}
 	if len(n.Meta) > 0 {
@@ -149,9 +149,9 @@ func (t *memberTable) gone(n *memberlist.Node) {
 	t.notifyLocked()
 }
 
-func (t *memberTable) setMetaLocked(m *member, n *memberlist.Node) {
+func (t *memberTable) setMetaLocked(m *Member, n *memberlist.Node) {
 	m.Addr = n.Address()
-	meta, err := decodeMeta(n.Meta)
+	meta, err := DecodeMeta(n.Meta)
 	if err != nil {
 		if m.MetaOK || m.Since.IsZero() {
 			t.log.Warn("ignoring gossip member with unreadable meta", "member", n.Name, "addr", m.Addr, "err", err)
@@ -162,19 +162,39 @@ func (t *memberTable) setMetaLocked(m *member, n *memberlist.Node) {
 	m.Meta, m.MetaOK = meta, true
 }
 
-// eventDelegate feeds memberlist's events into the member table. memberlist
-// never calls it concurrently.
-type eventDelegate struct{ t *memberTable }
+// eventDelegate feeds memberlist's events into the member table, then
+// passes them to next (if any). memberlist never calls it concurrently.
+type eventDelegate struct {
+	t    *memberTable
+	next memberlist.EventDelegate
+}
 
 var _ memberlist.EventDelegate = eventDelegate{}
 
-func (d eventDelegate) NotifyJoin(n *memberlist.Node)   { d.t.alive(n) }
-func (d eventDelegate) NotifyUpdate(n *memberlist.Node) { d.t.update(n) }
-func (d eventDelegate) NotifyLeave(n *memberlist.Node)  { d.t.gone(n) }
+func (d eventDelegate) NotifyJoin(n *memberlist.Node) {
+	d.t.alive(n)
+	if d.next != nil {
+		d.next.NotifyJoin(n)
+	}
+}
+
+func (d eventDelegate) NotifyUpdate(n *memberlist.Node) {
+	d.t.update(n)
+	if d.next != nil {
+		d.next.NotifyUpdate(n)
+	}
+}
+
+func (d eventDelegate) NotifyLeave(n *memberlist.Node) {
+	d.t.gone(n)
+	if d.next != nil {
+		d.next.NotifyLeave(n)
+	}
+}
 
 // memberStatusCounts returns how many members have each status; every
 // status is present, zero or not.
-func memberStatusCounts(ms []member) map[string]int {
+func memberStatusCounts(ms []Member) map[string]int {
 	counts := map[string]int{api.MemberAlive: 0, api.MemberSuspect: 0, api.MemberDead: 0, api.MemberLeft: 0}
 	for _, m := range ms {
 		counts[m.Status]++
@@ -183,7 +203,7 @@ func memberStatusCounts(ms []member) map[string]int {
 }
 
 // sortedIDs returns the ids of ms, sorted.
-func sortedIDs(ms []member) []string {
+func sortedIDs(ms []Member) []string {
 	ids := make([]string, len(ms))
 	for i, m := range ms {
 		ids[i] = m.ID

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"encoding/binary"
@@ -8,11 +8,11 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// nodeMeta is what a node tells the others about itself through memberlist's
+// NodeMeta is what a node tells the others about itself through memberlist's
 // NodeMeta. It stays far below memberlist.MetaMaxSize (512 bytes), above
-// which memberlist panics: addresses are capped at maxMetaAddr bytes each and
+// which memberlist panics: addresses are capped at MaxAddrLen bytes each and
 // everything else has a fixed size, so the largest encoding is
-// maxMetaSize (checked by TestCluster_NodeMetaFitsLimit).
+// maxMetaSize (checked by TestNodeMeta_FitsMemberlistLimit).
 //
 // Wire format, version 1:
 //
@@ -25,7 +25,7 @@ import (
 //
 // A decoder accepts a newer version as long as the fields it knows come
 // first: new fields are appended, never inserted.
-type nodeMeta struct {
+type NodeMeta struct {
 	// HasState is set once the node has raft state: it bootstrapped, was
 	// added by a leader, or started on a data directory with a log.
 	HasState bool
@@ -36,7 +36,7 @@ type nodeMeta struct {
 	// Expect is the node's BootstrapExpect.
 	Expect int
 	// SubsVersion and SubsDigest describe the node's pubsub subscriber set
-	// (subs.go): a peer that sees a version above the one it knows fetches
+	// (package subscriberset): a peer that sees a version above the one it knows fetches
 	// the set. Zero from nodes that do not gossip subscriber sets.
 	SubsVersion uint64
 	SubsDigest  [8]byte
@@ -51,14 +51,14 @@ const (
 	metaHasState = 1 << 0
 	metaLeaving  = 1 << 1
 
-	// maxMetaAddr bounds each address: a 253-byte DNS name does not fit
+	// MaxAddrLen bounds each address: a 253-byte DNS name does not fit
 	// three times, and nothing real needs more than an IPv6 literal with a
 	// port (47 bytes) or a reasonable host name.
-	maxMetaAddr = 128
+	MaxAddrLen = 128
 	// metaFixed is the size of everything but the addresses.
 	metaFixed = 1 + 1 + 1 + 8 + 8
 	// maxMetaSize is the largest encoding: 19 + 3 × 129 = 406 bytes.
-	maxMetaSize = metaFixed + 3*(1+maxMetaAddr)
+	maxMetaSize = metaFixed + 3*(1+MaxAddrLen)
 )
 
 // The largest encoding must fit memberlist's limit; this fails to compile
@@ -67,19 +67,19 @@ var _ [memberlist.MetaMaxSize - maxMetaSize]struct{}
 
 var errBadMeta = errors.New("bad node meta")
 
-// checkMetaAddrs reports an address too long to be gossiped.
-func checkMetaAddrs(addrs map[string]string) error {
+// CheckAddrs reports an address too long to be gossiped.
+func CheckAddrs(addrs map[string]string) error {
 	for name, a := range addrs {
-		if len(a) > maxMetaAddr {
-			return fmt.Errorf("%s %q is longer than %d bytes", name, a, maxMetaAddr)
+		if len(a) > MaxAddrLen {
+			return fmt.Errorf("%s %q is longer than %d bytes", name, a, MaxAddrLen)
 		}
 	}
 	return nil
 }
 
-// encode appends the wire form of m to b. Addresses must already be within
-// maxMetaAddr (Open checks).
-func (m *nodeMeta) encode(b []byte) []byte {
+// Encode appends the wire form of m to b. Addresses must already be within
+// MaxAddrLen (CheckAddrs).
+func (m *NodeMeta) Encode(b []byte) []byte {
 	var flags byte
 	if m.HasState {
 		flags |= metaHasState
@@ -97,9 +97,9 @@ func (m *nodeMeta) encode(b []byte) []byte {
 	return b
 }
 
-// decodeMeta parses a peer's NodeMeta.
-func decodeMeta(b []byte) (nodeMeta, error) {
-	var m nodeMeta
+// DecodeMeta parses a peer's NodeMeta.
+func DecodeMeta(b []byte) (NodeMeta, error) {
+	var m NodeMeta
 	if len(b) < metaFixed {
 		return m, fmt.Errorf("%w: %d bytes", errBadMeta, len(b))
 	}
