@@ -173,7 +173,7 @@ func runAnalyzeReader(kind string, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "quorumq %s: %s\n", name, fmt.Sprintf(format, a...))
 		return code
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_ANALYZE_"); err != nil {
+	if err := cli.Parse(fs, args, stderr, envAnalyze); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -289,7 +289,7 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "quorumq %s: %s\n", name, fmt.Sprintf(format, a...))
 		return code
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_ANALYZE_"); err != nil {
+	if err := cli.Parse(fs, args, stderr, envAnalyze); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

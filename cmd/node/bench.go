@@ -73,7 +73,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_BENCH_"); err != nil {
+	if err := cli.Parse(fs, args, stderr, envBench); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

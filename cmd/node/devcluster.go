@@ -45,7 +45,7 @@ func runDevcluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), devclusterUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, own, stderr, "QUORUMQ_DEVCLUSTER_"); err != nil {
+	if err := cli.Parse(fs, own, stderr, envDevcluster); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

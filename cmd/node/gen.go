@@ -89,7 +89,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(fs.Output(), genUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_GEN_"); err != nil {
+	if err := cli.Parse(fs, args, stderr, envGen); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -42,7 +42,7 @@ func runPsToHTTP(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(fs.Output(), psToHTTPUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_PS_TO_HTTP_"); err != nil {
+	if err := cli.Parse(fs, args, stderr, envPsToHTTP); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
