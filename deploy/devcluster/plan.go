@@ -95,25 +95,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // ErrInvalid marks a Config that Validate refuses.
 var ErrInvalid = errors.New("invalid devcluster configuration")
 
-// Validate reports what is wrong with c, wrapping ErrInvalid.
+// Validate reports the first problem of c, wrapping ErrInvalid.
 func (c Config) Validate() error {
-	var errs []error
+	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...) }
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
-		errs = append(errs, fmt.Errorf("nodes=%d: want 1 to %d", c.Nodes, MaxNodes))
-	} else if last := c.BasePort + PortStride*(c.Nodes-1) + gossipOffset; c.BasePort < 1 || last > 65535 {
-		errs = append(errs, fmt.Errorf("base-port=%d: %d nodes need ports %d to %d", c.BasePort, c.Nodes, c.BasePort, last))
+		return bad("nodes=%d: want 1 to %d", c.Nodes, MaxNodes)
 	}
-	if c.BaseDir == "" {
-		errs = append(errs, errors.New("base-dir is empty"))
+	if last := c.BasePort + PortStride*(c.Nodes-1) + gossipOffset; c.BasePort < 1 || last > 65535 {
+		return bad("base-port=%d: %d nodes need ports %d to %d", c.BasePort, c.Nodes, c.BasePort, last)
 	}
-	if c.StopTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("stop-timeout=%v: must be positive", c.StopTimeout))
-	}
-	if c.ReadyNotice <= 0 {
-		errs = append(errs, fmt.Errorf("ready notice %v: must be positive", c.ReadyNotice))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	switch {
+	case c.BaseDir == "":
+		return bad("base-dir is empty")
+	case c.StopTimeout <= 0:
+		return bad("stop-timeout=%v: must be positive", c.StopTimeout)
+	case c.ReadyNotice <= 0:
+		return bad("ready notice %v: must be positive", c.ReadyNotice)
 	}
 	return nil
 }
