@@ -358,6 +358,11 @@ func Test_GenCommand_Flags(t *testing.T) {
 		{"random", "--to=-", "--stddev=1", "--variance=1"},
 		{"usagov", "--to=-", "--speed=-1"},
 		{"nope", "--to=-"},
+		{"count", "--to=-", "--batch=0"},
+		{"count", "--to=-", "--rate=-1"},
+		{"count", "--to=-", "--n=-1"},
+		{"count", "--to=-", "--concurrency=-1"},
+		{"count", "--to=-", "--retries=-2"},
 	} {
 		if code, _, _ := run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
