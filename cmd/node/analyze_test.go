@@ -301,6 +301,14 @@ func Test_AnalyzeCommand_ShowAndFlags(t *testing.T) {
 		{"histogram", "--bins=0"},
 		{"moments", "--balance=sideways"},
 		{"show", "graph", "--member=x"},
+		{"show", "graph", "--top=0"},
+		{"moments", "--batch=0"},
+		{"moments", "--concurrency=-1"},
+		{"moments", "--lease=0"},
+		{"moments", "--flush-interval=0"},
+		{"moments", "--max-tries=0"},
+		{"moments", "--dedup-window=-1s"},
+		{"graph", "--queue-addr="},
 	} {
 		if code, _, _ := run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)

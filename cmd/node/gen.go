@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,11 +73,5 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := gen.Generate(ctx, cfg, stderr); err != nil {
-		if errors.Is(err, gen.ErrInvalid) {
-			return fail(stderr, fs.Name(), err, 2)
-		}
-		return fail(stderr, fs.Name(), err, 1)
-	}
-	return 0
+	return exitStatus(stderr, fs.Name(), gen.Generate(ctx, cfg, stderr), gen.ErrInvalid)
 }

@@ -101,3 +101,16 @@ func fail(stderr io.Writer, name string, err error, code int) int {
 	fmt.Fprintf(stderr, "quorumq %s: %v\n", name, err)
 	return code
 }
+
+// exitStatus reports err of command name on stderr and returns the exit
+// status: 0 for no error, 2 for an error that wraps invalid (bad input),
+// else 1.
+func exitStatus(stderr io.Writer, name string, err, invalid error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, invalid):
+		return fail(stderr, name, err, 2)
+	}
+	return fail(stderr, name, err, 1)
+}

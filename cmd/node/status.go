@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 
@@ -18,11 +17,5 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args, stderr, envStatus); !ok {
 		return code
 	}
-	if err := status.Show(context.Background(), cfg, stdout); err != nil {
-		if errors.Is(err, status.ErrInvalid) {
-			return fail(stderr, "status", err, 2)
-		}
-		return fail(stderr, "status", err, 1)
-	}
-	return 0
+	return exitStatus(stderr, fs.Name(), status.Show(context.Background(), cfg, stdout), status.ErrInvalid)
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 // Streams are the streams Generate knows.
@@ -19,18 +21,8 @@ var Streams = []string{"count", "random", "usagov"}
 // on it.
 var ErrInvalid = errors.New("gen: invalid configuration")
 
-// invalidError keeps err's message and matches ErrInvalid.
-type invalidError struct{ error }
-
-func (e invalidError) Unwrap() error        { return e.error }
-func (e invalidError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(err error) error {
-	if err == nil || errors.Is(err, ErrInvalid) {
-		return err
-	}
-	return invalidError{err}
-}
+// invalid marks err as bad input, keeping its message.
+func invalid(err error) error { return cli.Mark(err, ErrInvalid) }
 
 // Config is `quorumq gen`: a stream and where and how fast it goes. Start
 // from DefaultConfig.
