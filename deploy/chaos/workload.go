@@ -188,11 +188,7 @@ func (w *Workload) clientFor(nd *testkit.Node) *client.Queue {
 	if q, ok := w.clients[nd.ID]; ok {
 		return q
 	}
-	q, err := client.NewQueue([]string{nd.QueueURL}, &client.Options{
-		MaxAttempts:    1,
-		Timeout:        w.cfg.AttemptTimeout,
-		AttemptTimeout: w.cfg.AttemptTimeout,
-	})
+	q, err := client.NewQueue([]string{nd.QueueURL}, w.clientOptions())
 	if err != nil {
 		panic(err) // a URL we built
 	}
@@ -410,4 +406,12 @@ func (w *Workload) linOp(r *rand.Rand, client_ int, queue string, n int) LinOp {
 	op.ServedBy = info.ServedBy
 	w.h.addLin(op)
 	return op
+}
+
+// clientOptions are the options of a client of one node: one attempt
+// bounded by the workload's AttemptTimeout.
+func (w *Workload) clientOptions() *client.Options {
+	o := client.DefaultOptions()
+	o.MaxAttempts, o.Timeout, o.AttemptTimeout = 1, w.cfg.AttemptTimeout, w.cfg.AttemptTimeout
+	return &o
 }
