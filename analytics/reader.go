@@ -331,10 +331,6 @@ func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, er
 	if cfg.Redis == nil {
 		return ReaderStats{}, errors.New("analytics: no Redis client")
 	}
-	progress := cfg.ProgressInterval
-	if progress <= 0 {
-		progress = -1 // the reader's "never"
-	}
 	start := time.Now()
 	r := &runner{cfg: cfg, agg: agg, log: cfg.Logger.With("component", "analyze", "analysis", agg.task)}
 	if agg.init != nil {
@@ -348,25 +344,14 @@ func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, er
 	r.b = newBatcher(min(cfg.Batch, cfg.Concurrency), cfg.Flush, r.flush)
 	defer r.b.stop()
 
-	rd, err := reader.New(reader.Config{
-		Addrs:            cfg.Addrs,
-		Queue:            cfg.Queue,
-		Tasks:            map[string]reader.Task{agg.task: r.task},
-		MaxTries:         cfg.MaxTries,
-		RequeueDelay:     cfg.RequeueDelay,
-		MGetItems:        cfg.Concurrency,
-		Lease:            cfg.Lease,
-		Concurrency:      cfg.Concurrency,
-		Preprocess:       r.preprocess,
-		Validate:         r.validate,
-		DeadLetter:       cfg.DeadLetter,
-		Balance:          cfg.Balance,
-		DisableDiscovery: cfg.DisableDiscovery,
-		Logger:           cfg.Logger,
-		ProgressInterval: progress,
-		// A failed merge (Redis down) must not slow fetching for minutes.
-		BackoffStep: -1,
-	})
+	rc := reader.DefaultConfig()
+	rc.Addrs, rc.Queue, rc.Tasks = cfg.Addrs, cfg.Queue, map[string]reader.Task{agg.task: r.task}
+	rc.MaxTries, rc.RequeueDelay, rc.MGetItems, rc.Lease, rc.Concurrency = cfg.MaxTries, cfg.RequeueDelay, cfg.Concurrency, cfg.Lease, cfg.Concurrency
+	rc.Preprocess, rc.Validate, rc.DeadLetter = r.preprocess, r.validate, cfg.DeadLetter
+	rc.Balance, rc.DisableDiscovery, rc.Logger, rc.ProgressInterval = cfg.Balance, cfg.DisableDiscovery, cfg.Logger, cfg.ProgressInterval
+	// A failed merge (Redis down) must not slow fetching for minutes.
+	rc.BackoffStep = -1
+	rd, err := reader.New(rc)
 	if err != nil {
 		return ReaderStats{}, fmt.Errorf("analytics: %w", err)
 	}
