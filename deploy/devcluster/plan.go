@@ -97,7 +97,9 @@ var ErrInvalid = errors.New("invalid devcluster configuration")
 
 // Validate reports the first problem of c, wrapping ErrInvalid.
 func (c Config) Validate() error {
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return bad("nodes=%d: want 1 to %d", c.Nodes, MaxNodes)
 	}
