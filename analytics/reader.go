@@ -30,7 +30,8 @@ const (
 	DefaultMergeAttempts = 3
 )
 
-// ReaderConfig is what every analyze reader needs.
+// ReaderConfig is what every analyze reader needs. Start from
+// DefaultReaderConfig; the readers only validate.
 type ReaderConfig struct {
 	// Addrs are queue-port base URLs of one or more nodes.
 	Addrs []string
@@ -39,81 +40,95 @@ type ReaderConfig struct {
 	// Redis is the client of the Redis that holds the aggregate.
 	Redis redis.Cmdable
 
-	// Batch is the most messages merged at once. Default DefaultBatch. A
-	// batch is merged when it is full, when every worker waits on it, or
-	// Flush after its first message.
+	// Batch is the most messages merged at once. A batch is merged when it
+	// is full, when every worker waits on it, or Flush after its first
+	// message.
 	Batch int
 	// Concurrency is the number of messages in flight (the reader's
-	// workers, each waiting on its batch). Default DefaultConcurrency.
+	// workers, each waiting on its batch).
 	Concurrency int
 	// Flush bounds how long a message waits for its batch to fill.
-	// Default DefaultFlush.
 	Flush time.Duration
-	// Lease is the lease of each message (the reader's default when 0).
+	// Lease is the lease of each message.
 	Lease time.Duration
-	// MaxTries and RequeueDelay: see reader.Config. Defaults
-	// DefaultMaxTries and DefaultRequeueDelay, so a Redis outage of about
-	// a quarter of an hour loses nothing.
+	// MaxTries and RequeueDelay: see reader.Config. The defaults let a
+	// Redis outage of about a quarter of an hour lose nothing.
 	MaxTries     int
 	RequeueDelay time.Duration
 	// DeadLetter, when set, receives messages given up on.
 	DeadLetter string
 	// DedupWindow is how long merged message ids are remembered (see the
-	// package documentation). Zero: no dedup, at-least-once. `quorumq
-	// analyze` uses DefaultDedupWindow unless told otherwise.
+	// package documentation), 0 or at least 1s. 0: no dedup,
+	// at-least-once.
 	DedupWindow time.Duration
 	// Balance and DisableDiscovery: see reader.Config.
 	Balance          reader.Balance
 	DisableDiscovery bool
 
 	// ExitWhenEmpty ends Run once the queue has had no ready, leased or
-	// deferred message, and this reader nothing pending, for EmptyFor
-	// (default DefaultEmptyFor).
+	// deferred message, and this reader nothing pending, for EmptyFor.
 	ExitWhenEmpty bool
 	EmptyFor      time.Duration
 
-	// Logger receives the logs (default slog.Default()).
+	// Logger receives the logs.
 	Logger *slog.Logger
-	// ProgressInterval is the reader's progress log interval (see
-	// reader.Config).
+	// ProgressInterval is the reader's progress log interval; <= 0: never.
 	ProgressInterval time.Duration
 }
 
-func (c ReaderConfig) withDefaults() (ReaderConfig, error) {
-	if c.Redis == nil {
-		return c, errors.New("analytics: no Redis client")
+// DefaultReaderConfig returns the defaults: batches of DefaultBatch,
+// DefaultConcurrency messages in flight, flushed after DefaultFlush,
+// reader.DefaultLease, DefaultMaxTries attempts DefaultRequeueDelay apart,
+// a DefaultDedupWindow, the leader, DefaultEmptyFor, slog.Default(), a
+// progress line every 10s. Addrs and Redis are left to the caller.
+func DefaultReaderConfig() ReaderConfig {
+	return ReaderConfig{
+		Batch:            DefaultBatch,
+		Concurrency:      DefaultConcurrency,
+		Flush:            DefaultFlush,
+		Lease:            reader.DefaultLease,
+		MaxTries:         DefaultMaxTries,
+		RequeueDelay:     DefaultRequeueDelay,
+		DedupWindow:      DefaultDedupWindow,
+		Balance:          reader.BalanceLeader,
+		EmptyFor:         DefaultEmptyFor,
+		Logger:           slog.Default(),
+		ProgressInterval: 10 * time.Second,
 	}
-	if len(c.Addrs) == 0 {
-		return c, errors.New("analytics: no queue address")
+}
+
+// Validate reports the first problem of c, wrapping ErrInvalid. The Redis
+// client is checked when a reader starts.
+func (c ReaderConfig) Validate() error {
+	var err error
+	switch {
+	case len(c.Addrs) == 0:
+		err = errors.New("no queue address")
+	case c.Batch < 1:
+		err = fmt.Errorf("--batch=%d: want at least 1", c.Batch)
+	case c.Concurrency < 1:
+		err = fmt.Errorf("--concurrency=%d: want at least 1", c.Concurrency)
+	case c.Flush <= 0:
+		err = fmt.Errorf("--flush-interval=%v: must be positive", c.Flush)
+	case c.Lease <= 0:
+		err = fmt.Errorf("--lease=%v: must be positive", c.Lease)
+	case c.MaxTries < 1:
+		err = fmt.Errorf("--max-tries=%d: want at least 1", c.MaxTries)
+	case c.RequeueDelay <= 0:
+		err = fmt.Errorf("--requeue-delay=%v: must be positive", c.RequeueDelay)
+	case c.EmptyFor <= 0:
+		err = fmt.Errorf("--empty-for=%v: must be positive", c.EmptyFor)
+	case c.DedupWindow < 0 || (c.DedupWindow > 0 && c.DedupWindow < time.Second):
+		err = fmt.Errorf("--dedup-window=%v: want 0 (off) or at least 1s", c.DedupWindow)
+	case c.Balance != reader.BalanceLeader && c.Balance != reader.BalanceSpread:
+		err = fmt.Errorf("unknown %v", c.Balance)
+	case c.Logger == nil:
+		err = errors.New("no logger")
 	}
-	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
+	if err != nil {
+		return invalid(fmt.Errorf("analytics: %w", err))
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.Flush <= 0 {
-		c.Flush = DefaultFlush
-	}
-	if c.MaxTries <= 0 {
-		c.MaxTries = DefaultMaxTries
-	}
-	if c.RequeueDelay <= 0 {
-		c.RequeueDelay = DefaultRequeueDelay
-	}
-	if c.EmptyFor <= 0 {
-		c.EmptyFor = DefaultEmptyFor
-	}
-	if c.DedupWindow < 0 {
-		c.DedupWindow = 0
-	}
-	if c.DedupWindow > 0 && c.DedupWindow < time.Second {
-		return c, fmt.Errorf("analytics: dedup window %v: want 0 (off) or at least 1s", c.DedupWindow)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c, nil
+	return nil
 }
 
 // ReaderStats counts what a Run did.
@@ -310,9 +325,11 @@ type runner struct {
 }
 
 func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return ReaderStats{}, err
+	}
+	if cfg.Redis == nil {
+		return ReaderStats{}, errors.New("analytics: no Redis client")
 	}
 	start := time.Now()
 	r := &runner{cfg: cfg, agg: agg, log: cfg.Logger.With("component", "analyze", "analysis", agg.task)}
@@ -327,25 +344,14 @@ func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, er
 	r.b = newBatcher(min(cfg.Batch, cfg.Concurrency), cfg.Flush, r.flush)
 	defer r.b.stop()
 
-	rd, err := reader.New(reader.Config{
-		Addrs:            cfg.Addrs,
-		Queue:            cfg.Queue,
-		Tasks:            map[string]reader.Task{agg.task: r.task},
-		MaxTries:         cfg.MaxTries,
-		RequeueDelay:     cfg.RequeueDelay,
-		MGetItems:        cfg.Concurrency,
-		Lease:            cfg.Lease,
-		Concurrency:      cfg.Concurrency,
-		Preprocess:       r.preprocess,
-		Validate:         r.validate,
-		DeadLetter:       cfg.DeadLetter,
-		Balance:          cfg.Balance,
-		DisableDiscovery: cfg.DisableDiscovery,
-		Logger:           cfg.Logger,
-		ProgressInterval: cfg.ProgressInterval,
-		// A failed merge (Redis down) must not slow fetching for minutes.
-		BackoffStep: -1,
-	})
+	rc := reader.DefaultConfig()
+	rc.Addrs, rc.Queue, rc.Tasks = cfg.Addrs, cfg.Queue, map[string]reader.Task{agg.task: r.task}
+	rc.MaxTries, rc.RequeueDelay, rc.MGetItems, rc.Lease, rc.Concurrency = cfg.MaxTries, cfg.RequeueDelay, cfg.Concurrency, cfg.Lease, cfg.Concurrency
+	rc.Preprocess, rc.Validate, rc.DeadLetter = r.preprocess, r.validate, cfg.DeadLetter
+	rc.Balance, rc.DisableDiscovery, rc.Logger, rc.ProgressInterval = cfg.Balance, cfg.DisableDiscovery, cfg.Logger, cfg.ProgressInterval
+	// A failed merge (Redis down) must not slow fetching for minutes.
+	rc.BackoffStep = -1
+	rd, err := reader.New(rc)
 	if err != nil {
 		return ReaderStats{}, fmt.Errorf("analytics: %w", err)
 	}

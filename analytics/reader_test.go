@@ -22,8 +22,10 @@ import (
 )
 
 func baseConfig(t *testing.T, addr, queue string, rdb redis.Cmdable) ReaderConfig {
-	return ReaderConfig{Addrs: []string{addr}, Queue: queue, Redis: rdb, ExitWhenEmpty: true, EmptyFor: time.Second,
-		DedupWindow: DefaultDedupWindow, Logger: testlog.New(t), ProgressInterval: -1}
+	c := DefaultReaderConfig()
+	c.Addrs, c.Queue, c.Redis, c.ExitWhenEmpty, c.EmptyFor = []string{addr}, queue, rdb, true, time.Second
+	c.Logger, c.ProgressInterval = testlog.New(t), 0
+	return c
 }
 
 // twoPass returns the exact mean and M2 of xs (big.Float sums, then one

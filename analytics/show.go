@@ -172,7 +172,8 @@ type GraphReport struct {
 type GraphQuery struct {
 	// Node selects one node; empty: the whole graph's top edges.
 	Node string
-	// Top is the number of links or edges (default 10).
+	// Top is the number of links or edges, at least 1 (DefaultStoreConfig:
+	// 10).
 	Top int
 	// Member, with Node, asks for its rank and weight.
 	Member string
@@ -184,8 +185,8 @@ type GraphQuery struct {
 
 // ReadGraphReport runs q against g.
 func ReadGraphReport(ctx context.Context, g *Graph, q GraphQuery) (GraphReport, error) {
-	if q.Top <= 0 {
-		q.Top = 10
+	if q.Top < 1 {
+		return GraphReport{}, invalid(fmt.Errorf("top %d: want at least 1", q.Top))
 	}
 	r := GraphReport{Prefix: g.Prefix()}
 	if q.Node == "" {

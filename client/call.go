@@ -30,7 +30,11 @@ func newNodes(addrs []string, opts *Options) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nodes{addrs: a, o: opts.withDefaults(len(a))}, nil
+	o, err := opts.resolved(len(a))
+	if err != nil {
+		return nil, err
+	}
+	return &nodes{addrs: a, o: o}, nil
 }
 
 // Addrs returns the base URLs of the client, in order.

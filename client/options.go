@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -30,47 +31,62 @@ const (
 // DefaultBackoff is the pause between the attempts of one call.
 var DefaultBackoff = Backoff{Min: 25 * time.Millisecond, Max: time.Second}
 
-// Options configures a Queue or Pubsub client. The zero value of each
-// field means its documented default; a nil *Options means all defaults.
+// Options configures a Queue or Pubsub client. Start from DefaultOptions;
+// a nil *Options means DefaultOptions.
 type Options struct {
-	// HTTPClient sends the requests. Default: a client of this package
-	// with a pooled keep-alive transport (see NewTransport); its Timeout
-	// must be zero (calls are bounded by contexts).
+	// HTTPClient sends the requests. Its Timeout must be zero (calls are
+	// bounded by contexts).
 	HTTPClient *http.Client
-	// Timeout bounds a call when its context has no deadline. Default
-	// DefaultTimeout. A long-poll's wait= is added to it.
-	Timeout time.Duration
-	// AttemptTimeout bounds one attempt. Default DefaultAttemptTimeout. A
+	// Timeout bounds a call when its context has no deadline; positive. A
 	// long-poll's wait= is added to it.
+	Timeout time.Duration
+	// AttemptTimeout bounds one attempt; positive. A long-poll's wait= is
+	// added to it.
 	AttemptTimeout time.Duration
-	// MaxAttempts bounds the attempts of one call. Default: two rounds
-	// over the addresses, at least 3.
+	// MaxAttempts bounds the attempts of one call; 0: two rounds over the
+	// addresses, at least 3.
 	MaxAttempts int
-	// Backoff is the pause before each retry. Default DefaultBackoff.
+	// Backoff is the pause before each retry.
 	Backoff Backoff
 }
 
-func (o *Options) withDefaults(naddrs int) Options {
-	var r Options
+// DefaultOptions returns the defaults: this package's pooled keep-alive
+// transport (see NewTransport), DefaultTimeout, DefaultAttemptTimeout,
+// two rounds over the addresses, DefaultBackoff.
+func DefaultOptions() Options {
+	return Options{
+		HTTPClient:     defaultHTTPClient,
+		Timeout:        DefaultTimeout,
+		AttemptTimeout: DefaultAttemptTimeout,
+		Backoff:        DefaultBackoff,
+	}
+}
+
+// resolved validates o (nil: DefaultOptions) and sets the attempts of a
+// client of naddrs addresses. Errors wrap api.ErrBadRequest.
+func (o *Options) resolved(naddrs int) (Options, error) {
+	r := DefaultOptions()
 	if o != nil {
 		r = *o
 	}
-	if r.HTTPClient == nil {
-		r.HTTPClient = defaultHTTPClient
+	var err error
+	switch {
+	case r.HTTPClient == nil:
+		err = errors.New("no HTTP client")
+	case r.Timeout <= 0 || r.AttemptTimeout <= 0:
+		err = fmt.Errorf("timeouts %v and %v must be positive", r.Timeout, r.AttemptTimeout)
+	case r.MaxAttempts < 0:
+		err = fmt.Errorf("max attempts %d must not be negative", r.MaxAttempts)
+	case r.Backoff.Min <= 0 || r.Backoff.Max < r.Backoff.Min:
+		err = fmt.Errorf("backoff %v to %v: want 0 < min <= max", r.Backoff.Min, r.Backoff.Max)
 	}
-	if r.Timeout <= 0 {
-		r.Timeout = DefaultTimeout
+	if err != nil {
+		return r, fmt.Errorf("%w: client options: %v", api.ErrBadRequest, err)
 	}
-	if r.AttemptTimeout <= 0 {
-		r.AttemptTimeout = DefaultAttemptTimeout
-	}
-	if r.MaxAttempts <= 0 {
+	if r.MaxAttempts == 0 {
 		r.MaxAttempts = max(3, 2*naddrs)
 	}
-	if r.Backoff == (Backoff{}) {
-		r.Backoff = DefaultBackoff
-	}
-	return r
+	return r, nil
 }
 
 // NewTransport returns the transport this package uses by default:

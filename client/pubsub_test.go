@@ -304,7 +304,7 @@ func Test_Pubsub_SubscribeTopic_Failover(t *testing.T) {
 		io.WriteString(w, "\r\nm1\n")
 	}))
 	defer srv.Close()
-	p, err := NewPubsub([]string{deadAddr(t), srv.URL}, &Options{Backoff: Backoff{Min: time.Millisecond, Max: time.Millisecond}})
+	p, err := NewPubsub([]string{deadAddr(t), srv.URL}, withOptions(func(o *Options) { o.Backoff = Backoff{Min: time.Millisecond, Max: time.Millisecond} }))
 	if err != nil {
 		t.Fatal(err)
 	}

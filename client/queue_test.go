@@ -76,7 +76,7 @@ func fail(w http.ResponseWriter, status int, token, msg string) {
 
 func mustQueue(t *testing.T, addrs ...string) *Queue {
 	t.Helper()
-	q, err := NewQueue(addrs, &Options{Backoff: Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
+	q, err := NewQueue(addrs, withOptions(func(o *Options) { o.Backoff = Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond} }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func Test_Queue_Timeouts(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	q, err := NewQueue([]string{hang.URL}, &Options{AttemptTimeout: 200 * time.Millisecond, Timeout: 5 * time.Second, MaxAttempts: 1})
+	q, err := NewQueue([]string{hang.URL}, withOptions(func(o *Options) { o.AttemptTimeout, o.Timeout, o.MaxAttempts = 200*time.Millisecond, 5*time.Second, 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,5 +491,33 @@ func Test_NewQueue_Addresses(t *testing.T) {
 		if _, err := NewQueue(bad, nil); !errors.Is(err, api.ErrBadRequest) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// withOptions is DefaultOptions changed by change.
+func withOptions(change func(*Options)) *Options {
+	o := DefaultOptions()
+	change(&o)
+	return &o
+}
+
+// TestNewQueue_InvalidOptions_AreBadRequests: zero timeouts and backoffs,
+// which used to mean the defaults, and negative attempts are refused.
+func TestNewQueue_InvalidOptions_AreBadRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Options)
+	}{
+		{"no HTTP client", func(o *Options) { o.HTTPClient = nil }},
+		{"zero timeout", func(o *Options) { o.Timeout = 0 }},
+		{"zero attempt timeout", func(o *Options) { o.AttemptTimeout = 0 }},
+		{"negative attempts", func(o *Options) { o.MaxAttempts = -1 }},
+		{"zero backoff", func(o *Options) { o.Backoff = Backoff{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewQueue([]string{"127.0.0.1:1"}, withOptions(tc.change)); !errors.Is(err, api.ErrBadRequest) {
+				t.Fatalf("got %v, want api.ErrBadRequest", err)
+			}
+		})
 	}
 }

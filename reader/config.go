@@ -79,8 +79,8 @@ const (
 	DefaultSettleTimeout = time.Minute
 )
 
-// Config configures a Reader. The zero value of each field means its
-// documented default; Addrs and Tasks are required.
+// Config configures a Reader. Start from DefaultConfig, which holds every
+// default; Addrs and Tasks are required. New only validates.
 type Config struct {
 	// Addrs are base URLs of the queue port of one or more nodes, such as
 	// "http://127.0.0.1:9001". The reader also discovers the other members
@@ -101,7 +101,7 @@ type Config struct {
 	// attempt it is due again RequeueDelay×n later (retry_on). Default 90s,
 	// pysimplehttp's requeue_delay.
 	RequeueDelay time.Duration
-	// MGetItems bounds how many messages one fetch may lease. Default
+	// MGetItems bounds how many messages one fetch may lease; 0:
 	// Concurrency. A fetch never asks for more messages than there are
 	// idle workers, so the reader holds at most Concurrency leases.
 	MGetItems int
@@ -139,7 +139,7 @@ type Config struct {
 	// interval that grows by BackoffStep on each failure and shrinks by it
 	// on each success (floor 0, cap BackoffMax); after each attempt the
 	// reader fetches no new message for the largest interval. Default 3s;
-	// a negative value turns the back-off off.
+	// zero or negative turns the back-off off.
 	BackoffStep time.Duration
 	// BackoffMax caps the back-off interval. Default 2m.
 	BackoffMax time.Duration
@@ -162,11 +162,11 @@ type Config struct {
 	// over the nodes. Default 1m.
 	SettleTimeout time.Duration
 
-	// Logger receives the reader's logs (component=reader). Default
-	// slog.Default().
+	// Logger receives the reader's logs (component=reader). Required;
+	// DefaultConfig: slog.Default().
 	Logger *slog.Logger
 	// ProgressInterval is how often a progress line (counters and rate) is
-	// logged at info level. Default 30s; negative: never.
+	// logged at info level. Default 30s; <= 0: never.
 	ProgressInterval time.Duration
 	// OnEvent, if set, is called after every outcome of a delivery (see
 	// Event). It runs on the reader's goroutines: it must be quick and safe
@@ -181,8 +181,34 @@ type Config struct {
 // as in pysimplehttp.
 const preprocessTimer = "__preprocess"
 
-// withDefaults validates c and fills in the defaults.
-func (c Config) withDefaults() (Config, error) {
+// DefaultConfig returns the defaults: DefaultMaxTries attempts
+// DefaultRequeueDelay apart, fetches of up to Concurrency messages
+// (MGetItems 0), DefaultLease, DefaultLongPoll, DefaultConcurrency, a
+// back-off of DefaultBackoffStep up to DefaultBackoffMax, the leader,
+// DefaultRefreshInterval, DefaultShutdownGrace, DefaultSettleTimeout,
+// slog.Default() and a progress line every DefaultProgressInterval.
+func DefaultConfig() Config {
+	return Config{
+		MaxTries:         DefaultMaxTries,
+		RequeueDelay:     DefaultRequeueDelay,
+		Lease:            DefaultLease,
+		LongPoll:         DefaultLongPoll,
+		Concurrency:      DefaultConcurrency,
+		BackoffStep:      DefaultBackoffStep,
+		BackoffMax:       DefaultBackoffMax,
+		Balance:          BalanceLeader,
+		RefreshInterval:  DefaultRefreshInterval,
+		ShutdownGrace:    DefaultShutdownGrace,
+		SettleTimeout:    DefaultSettleTimeout,
+		Logger:           slog.Default(),
+		ProgressInterval: DefaultProgressInterval,
+	}
+}
+
+// validated checks c and returns it ready to run: MGetItems 0 becomes
+// Concurrency, BalanceDefault BalanceLeader, and a lease under 3ms 3ms
+// (it is touched every Lease/3).
+func (c Config) validated() (Config, error) {
 	var errs []error
 	if len(c.Addrs) == 0 {
 		errs = append(errs, errors.New("no address (Config.Addrs)"))
@@ -212,14 +238,18 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	for _, v := range []struct {
-		name string
-		d    time.Duration
-	}{{"MaxTries", time.Duration(c.MaxTries)}, {"RequeueDelay", c.RequeueDelay}, {"MGetItems", time.Duration(c.MGetItems)},
-		{"Lease", c.Lease}, {"LongPoll", c.LongPoll}, {"Concurrency", time.Duration(c.Concurrency)},
-		{"BackoffMax", c.BackoffMax}, {"RefreshInterval", c.RefreshInterval}, {"ShutdownGrace", c.ShutdownGrace},
-		{"SettleTimeout", c.SettleTimeout}} {
-		if v.d < 0 {
+		name    string
+		d       time.Duration
+		zeroBad bool
+	}{{"MaxTries", time.Duration(c.MaxTries), true}, {"RequeueDelay", c.RequeueDelay, false}, {"MGetItems", time.Duration(c.MGetItems), false},
+		{"Lease", c.Lease, true}, {"LongPoll", c.LongPoll, true}, {"Concurrency", time.Duration(c.Concurrency), true},
+		{"BackoffMax", c.BackoffMax, true}, {"RefreshInterval", c.RefreshInterval, true}, {"ShutdownGrace", c.ShutdownGrace, false},
+		{"SettleTimeout", c.SettleTimeout, true}} {
+		switch {
+		case v.d < 0:
 			errs = append(errs, fmt.Errorf("%s is negative", v.name))
+		case v.d == 0 && v.zeroBad:
+			errs = append(errs, fmt.Errorf("%s is zero (start from DefaultConfig)", v.name))
 		}
 	}
 	switch c.Balance {
@@ -227,40 +257,18 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("unknown %v", c.Balance))
 	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("no logger (Config.Logger)"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("reader: %w", err)
-	}
-	def := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	if c.MaxTries == 0 {
-		c.MaxTries = DefaultMaxTries
-	}
-	def(&c.RequeueDelay, DefaultRequeueDelay)
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
 	}
 	if c.MGetItems == 0 {
 		c.MGetItems = c.Concurrency
 	}
-	def(&c.Lease, DefaultLease)
-	if c.Lease < 3*time.Millisecond {
-		c.Lease = 3 * time.Millisecond
-	}
-	def(&c.LongPoll, DefaultLongPoll)
-	def(&c.BackoffStep, DefaultBackoffStep)
-	def(&c.BackoffMax, DefaultBackoffMax)
-	def(&c.RefreshInterval, DefaultRefreshInterval)
-	def(&c.ShutdownGrace, DefaultShutdownGrace)
-	def(&c.SettleTimeout, DefaultSettleTimeout)
-	def(&c.ProgressInterval, DefaultProgressInterval)
+	c.Lease = max(c.Lease, 3*time.Millisecond)
 	if c.Balance == BalanceDefault {
 		c.Balance = BalanceLeader
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return c, nil
 }

@@ -6,16 +6,16 @@
 // reader that dies loses nothing: its messages come back when their leases
 // end.
 //
-//	r, err := reader.New(reader.Config{
-//		Addrs: []string{"http://127.0.0.1:9001"},
-//		Queue: "clicks",
-//		Tasks: map[string]reader.Task{
-//			"print": func(ctx context.Context, m *reader.Message) error {
-//				fmt.Printf("%s\n", m.Body)
-//				return nil
-//			},
+//	cfg := reader.DefaultConfig()
+//	cfg.Addrs = []string{"http://127.0.0.1:9001"}
+//	cfg.Queue = "clicks"
+//	cfg.Tasks = map[string]reader.Task{
+//		"print": func(ctx context.Context, m *reader.Message) error {
+//			fmt.Printf("%s\n", m.Body)
+//			return nil
 //		},
-//	})
+//	}
+//	r, err := reader.New(cfg)
 //	...
 //	err = r.Run(ctx) // until ctx ends
 //

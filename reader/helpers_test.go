@@ -255,18 +255,11 @@ func (rr *running) stop(t *testing.T) {
 
 // testConfig is a fast configuration for the test cluster.
 func testConfig(tc *testCluster, tasks map[string]Task) Config {
-	return Config{
-		Addrs:            tc.urls()[:1],
-		Queue:            "q",
-		Tasks:            tasks,
-		RequeueDelay:     20 * time.Millisecond,
-		LongPoll:         200 * time.Millisecond,
-		BackoffStep:      -1,
-		ProgressInterval: -1,
-		ShutdownGrace:    2 * time.Second,
-		SettleTimeout:    10 * time.Second,
-		Logger:           testLogger(),
-	}
+	c := DefaultConfig()
+	c.Addrs, c.Queue, c.Tasks = tc.urls()[:1], "q", tasks
+	c.RequeueDelay, c.LongPoll, c.BackoffStep, c.ProgressInterval = 20*time.Millisecond, 200*time.Millisecond, -1, -1
+	c.ShutdownGrace, c.SettleTimeout, c.Logger = 2*time.Second, 10*time.Second, testLogger()
+	return c
 }
 
 func testLogger() *slog.Logger {

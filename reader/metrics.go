@@ -168,7 +168,7 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 
 // progressLoop logs a progress line every interval until ctx ends.
 func (r *Reader) progressLoop(ctx context.Context) {
-	if r.cfg.ProgressInterval < 0 {
+	if r.cfg.ProgressInterval <= 0 {
 		return
 	}
 	t := time.NewTicker(r.cfg.ProgressInterval)

@@ -99,7 +99,7 @@ func normalizeURL(a string) (string, error) {
 }
 
 func (p *pool) newNode(u string) (*node, error) {
-	q, err := client.NewQueue([]string{u}, &client.Options{HTTPClient: p.hc, MaxAttempts: 1})
+	q, err := client.NewQueue([]string{u}, p.clientOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -348,4 +348,12 @@ func (p *pool) leader() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.leaderID
+}
+
+// clientOptions are the options of a client of one node: the pool's HTTP
+// client and one attempt, since the pool itself moves between nodes.
+func (p *pool) clientOptions() *client.Options {
+	o := client.DefaultOptions()
+	o.HTTPClient, o.MaxAttempts = p.hc, 1
+	return &o
 }

@@ -70,7 +70,7 @@ type Reader struct {
 
 // New checks cfg and returns a reader; nothing is sent before Run.
 func New(cfg Config) (*Reader, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.validated()
 	if err != nil {
 		return nil, err
 	}

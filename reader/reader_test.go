@@ -864,12 +864,14 @@ func TestNew_Validates(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, s := range []string{"no address", "queue name \"bad name\"", "empty name", "MaxTries is negative"} {
+	for _, s := range []string{"no address", "queue name \"bad name\"", "empty name", "MaxTries is negative", "Lease is zero", "no logger"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}
 	}
-	r, err := New(Config{Addrs: []string{"127.0.0.1:1"}, Tasks: map[string]Task{"t": func(context.Context, *Message) error { return nil }}})
+	cfg := DefaultConfig()
+	cfg.Addrs, cfg.Tasks = []string{"127.0.0.1:1"}, map[string]Task{"t": func(context.Context, *Message) error { return nil }}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -301,6 +301,14 @@ func Test_AnalyzeCommand_ShowAndFlags(t *testing.T) {
 		{"histogram", "--bins=0"},
 		{"moments", "--balance=sideways"},
 		{"show", "graph", "--member=x"},
+		{"show", "graph", "--top=0"},
+		{"moments", "--batch=0"},
+		{"moments", "--concurrency=-1"},
+		{"moments", "--lease=0"},
+		{"moments", "--flush-interval=0"},
+		{"moments", "--max-tries=0"},
+		{"moments", "--dedup-window=-1s"},
+		{"graph", "--queue-addr="},
 	} {
 		if code, _, _ := run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
@@ -358,6 +366,11 @@ func Test_GenCommand_Flags(t *testing.T) {
 		{"random", "--to=-", "--stddev=1", "--variance=1"},
 		{"usagov", "--to=-", "--speed=-1"},
 		{"nope", "--to=-"},
+		{"count", "--to=-", "--batch=0"},
+		{"count", "--to=-", "--rate=-1"},
+		{"count", "--to=-", "--n=-1"},
+		{"count", "--to=-", "--concurrency=-1"},
+		{"count", "--to=-", "--retries=-2"},
 	} {
 		if code, _, _ := run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/quorumq/quorumq/deploy/devcluster"
-	"github.com/quorumq/quorumq/internal/cli"
 )
 
 const devclusterUsage = `Usage: quorumq devcluster [--nodes=N] [--base-dir=DIR] [--base-port=P] [-- serve flags...]
@@ -34,25 +32,20 @@ func runDevcluster(args []string, stdout, stderr io.Writer) int {
 	if i := slices.Index(args, "--"); i >= 0 {
 		own, serveArgs = args[:i], args[i+1:]
 	}
-	var cfg devcluster.Config
+	cfg := devcluster.DefaultConfig()
 	fs := flag.NewFlagSet("devcluster", flag.ContinueOnError)
-	fs.IntVar(&cfg.Nodes, "nodes", devcluster.DefaultNodes, fmt.Sprintf("number of nodes (1 to %d)", devcluster.MaxNodes))
-	fs.StringVar(&cfg.BaseDir, "base-dir", devcluster.DefaultBaseDir, "parent of the nodes' data directories (DIR/node<i>)")
-	fs.IntVar(&cfg.BasePort, "base-port", devcluster.DefaultBasePort, "first port; node i uses base-port+10(i-1) to +3")
-	fs.StringVar(&cfg.Binary, "binary", "", "quorumq binary to run the nodes with (default: this one)")
-	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", devcluster.DefaultStopTimeout, "how long to wait for the nodes after SIGTERM before SIGKILL")
+	cfg.RegisterFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), devclusterUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, own, stderr, "QUORUMQ_DEVCLUSTER_"); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "quorumq devcluster: %v\n", err)
-		return 2
+	if code, ok := parse(fs, own, stderr, envDevcluster); !ok {
+		return code
 	}
 	cfg.ServeArgs = serveArgs
+	if err := cfg.Validate(); err != nil {
+		return fail(stderr, "devcluster", err, 2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -60,8 +53,7 @@ func runDevcluster(args []string, stdout, stderr io.Writer) int {
 	// devcluster at once (on Linux the kernel then sends the nodes SIGTERM).
 	go func() { <-ctx.Done(); stop() }()
 	if err := devcluster.Run(ctx, cfg, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "quorumq devcluster: %v\n", err)
-		return 1
+		return fail(stderr, "devcluster", err, 1)
 	}
 	return 0
 }

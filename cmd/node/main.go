@@ -4,9 +4,26 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/quorumq/quorumq/internal/cli"
+)
+
+// Environment prefixes of the subcommands' flags (--batch of gen:
+// QUORUMQ_GEN_BATCH). Each subcommand has its own, so that a variable set
+// for one (QUORUMQ_QUEUE_ADDR, serve's bind address) never reaches
+// another; serve's is envPrefix, in serve.go.
+const (
+	envDevcluster = "QUORUMQ_DEVCLUSTER_"
+	envPsToHTTP   = "QUORUMQ_PS_TO_HTTP_"
+	envGen        = "QUORUMQ_GEN_"
+	envAnalyze    = "QUORUMQ_ANALYZE_"
+	envBench      = "QUORUMQ_BENCH_"
+	envStatus     = "QUORUMQ_STATUS_"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,4 +80,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "quorumq: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+}
+
+// parse parses args into fs, reading unset flags from the environment
+// under prefix. ok false means the command is over with exit status code:
+// 0 after --help, 2 after a bad flag (reported on stderr as "quorumq name:
+// error").
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer, prefix string) (code int, ok bool) {
+	if err := cli.Parse(fs, args, stderr, prefix); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return fail(stderr, fs.Name(), err, 2), false
+	}
+	return 0, true
+}
+
+// fail reports err of command name on one line of stderr and returns code.
+func fail(stderr io.Writer, name string, err error, code int) int {
+	fmt.Fprintf(stderr, "quorumq %s: %v\n", name, err)
+	return code
+}
+
+// exitStatus reports err of command name on stderr and returns the exit
+// status: 0 for no error, 2 for an error that wraps invalid (bad input),
+// else 1.
+func exitStatus(stderr io.Writer, name string, err, invalid error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, invalid):
+		return fail(stderr, name, err, 2)
+	}
+	return fail(stderr, name, err, 1)
 }

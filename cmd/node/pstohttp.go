@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -42,35 +41,23 @@ func runPsToHTTP(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(fs.Output(), psToHTTPUsage)
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args, stderr, "QUORUMQ_PS_TO_HTTP_"); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "quorumq ps_to_http: %v\n", err)
-		return 2
+	if code, ok := parse(fs, args, stderr, envPsToHTTP); !ok {
+		return code
 	}
 	logger, err := logFlags.Logger(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "quorumq ps_to_http: %v\n", err)
-		return 2
+		return fail(stderr, fs.Name(), err, 2)
 	}
 	cfg.Logger = logger.With("component", "ps_to_http")
 	if requestLog {
 		cfg.RequestLog = stdout
 	}
-	b, err := pstohttp.New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "quorumq ps_to_http: %v\n", err)
-		return 2
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	err = b.Run(ctx)
-	var silence *pstohttp.SilenceError
-	if err != nil && !errors.As(err, &silence) {
+	err = pstohttp.Forward(ctx, cfg)
+	if err != nil && !errors.Is(err, pstohttp.ErrInvalid) {
 		logger.Error("ps_to_http failed", "err", err)
 		return 1
 	}
-	return 0
+	return exitStatus(stderr, fs.Name(), err, pstohttp.ErrInvalid)
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/quorumq/quorumq/internal/testkit"
 )
 
-// Config is one chaos run.
+// Config is one chaos run. Start from DefaultConfig (or LongConfig); Run
+// only validates.
 type Config struct {
 	// Binary is the quorumq binary the nodes run.
 	Binary string
@@ -33,7 +34,8 @@ type Config struct {
 	// Duration of the fault schedule (faults start within it); setup,
 	// final heal, recovery, drain and checks come on top.
 	Duration time.Duration
-	// Nodes at the start (3), and the bounds of membership changes.
+	// Nodes at the start, and the bounds of membership changes (MinNodes
+	// 0: Nodes).
 	Nodes, MinNodes, MaxNodes int
 	// Faults enabled (nil: all). Partition faults are skipped, with the
 	// reason in the report, when network namespaces are not available.
@@ -43,7 +45,7 @@ type Config struct {
 	// Network: "auto" (namespaces if possible, else loopback), "netns"
 	// (fail without) or "loopback".
 	Network string
-	// ServeArgs replace DefaultServeArgs on every node (nil: defaults).
+	// ServeArgs are every node's serve flags besides its addresses.
 	ServeArgs []string
 	// Workload sizes the clients.
 	Workload WorkloadConfig
@@ -79,49 +81,60 @@ var DefaultServeArgs = []string{
 	"--log-level=info",
 }
 
+// DefaultConfig returns the short schedule, for CI (about 90 s of faults,
+// 2-3 minutes in all): faults held 3-8 s, 3-6 s apart, on 3 nodes that
+// membership changes keep between 3 and 5, network namespaces when
+// available, DefaultServeArgs, DefaultWorkloadConfig, 10 s of recovery,
+// 60 s for nodes to be ready, 30 s for porcupine per lin queue.
+func DefaultConfig() Config {
+	return Config{
+		Duration: 90 * time.Second,
+		HoldMin:  3 * time.Second, HoldMax: 8 * time.Second, GapMin: 3 * time.Second, GapMax: 6 * time.Second,
+		Nodes: 3, MaxNodes: 5,
+		Network:      "auto",
+		ServeArgs:    DefaultServeArgs,
+		Workload:     DefaultWorkloadConfig(),
+		Recover:      10 * time.Second,
+		ReadyTimeout: 60 * time.Second,
+		LinTimeout:   30 * time.Second,
+	}
+}
+
+// LongConfig is DefaultConfig with the long schedule of `make chaos`: 10
+// minutes of faults, held 3-15 s, 3-10 s apart.
+func LongConfig() Config {
+	c := DefaultConfig()
+	c.Duration, c.HoldMax, c.GapMax = 10*time.Minute, 15*time.Second, 10*time.Second
+	return c
+}
+
 // Short and Long are the two standard schedules.
 var (
-	// Short is for CI: about 90 s of faults, 2-3 minutes in all.
-	Short = Config{Duration: 90 * time.Second, HoldMin: 3 * time.Second, HoldMax: 8 * time.Second, GapMin: 3 * time.Second, GapMax: 6 * time.Second}
-	// Long is for `make chaos`: 10 minutes of faults.
-	Long = Config{Duration: 10 * time.Minute, HoldMin: 3 * time.Second, HoldMax: 15 * time.Second, GapMin: 3 * time.Second, GapMax: 10 * time.Second}
+	Short = DefaultConfig()
+	Long  = LongConfig()
 )
 
-func (c Config) withDefaults() Config {
-	if c.Duration <= 0 {
-		c.Duration = Short.Duration
+// ErrInvalid marks a Config that Validate refuses.
+var ErrInvalid = errors.New("chaos: invalid configuration")
+
+// Validate reports the first problem of c, wrapping ErrInvalid.
+func (c Config) Validate() error {
+	var err error
+	switch {
+	case c.Duration <= 0:
+		err = fmt.Errorf("duration %v must be positive", c.Duration)
+	case c.HoldMin <= 0 || c.HoldMax < c.HoldMin || c.GapMin <= 0 || c.GapMax < c.GapMin:
+		err = fmt.Errorf("holds %v-%v and gaps %v-%v: want 0 < min <= max", c.HoldMin, c.HoldMax, c.GapMin, c.GapMax)
+	case c.Nodes < 1 || c.MinNodes < 0 || c.MinNodes > c.Nodes || c.MaxNodes < c.Nodes:
+		err = fmt.Errorf("nodes %d (min %d, max %d): want 1 <= min <= nodes <= max", c.Nodes, c.MinNodes, c.MaxNodes)
+	case c.Network != "auto" && c.Network != "netns" && c.Network != "loopback":
+		err = fmt.Errorf("network %q: want auto, netns or loopback", c.Network)
+	case c.Recover <= 0 || c.ReadyTimeout <= 0 || c.LinTimeout <= 0:
+		err = fmt.Errorf("recover %v, ready timeout %v and lin timeout %v must be positive", c.Recover, c.ReadyTimeout, c.LinTimeout)
+	default:
+		return c.Workload.Validate()
 	}
-	if c.HoldMax <= 0 {
-		c.HoldMin, c.HoldMax = Short.HoldMin, Short.HoldMax
-	}
-	if c.GapMax <= 0 {
-		c.GapMin, c.GapMax = Short.GapMin, Short.GapMax
-	}
-	if c.Nodes <= 0 {
-		c.Nodes = 3
-	}
-	if c.MinNodes <= 0 {
-		c.MinNodes = c.Nodes
-	}
-	if c.MaxNodes <= 0 {
-		c.MaxNodes = c.Nodes + 2
-	}
-	if c.Network == "" {
-		c.Network = "auto"
-	}
-	if c.ServeArgs == nil {
-		c.ServeArgs = DefaultServeArgs
-	}
-	if c.Recover <= 0 {
-		c.Recover = 10 * time.Second
-	}
-	if c.ReadyTimeout <= 0 {
-		c.ReadyTimeout = 60 * time.Second
-	}
-	if c.LinTimeout <= 0 {
-		c.LinTimeout = 30 * time.Second
-	}
-	return c
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
 }
 
 // Run carries out one chaos run: start the cluster, run the workload
@@ -131,7 +144,12 @@ func (c Config) withDefaults() Config {
 // violations are in the report (Report.OK false). Everything it started
 // (processes, namespaces) is gone when it returns.
 func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
-	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MinNodes == 0 {
+		cfg.MinNodes = cfg.Nodes
+	}
 	if cfg.Binary == "" {
 		return nil, errors.New("chaos: Config.Binary is required")
 	}

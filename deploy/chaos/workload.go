@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -22,8 +23,7 @@ const (
 	linQueuePrefix = "lin-"
 )
 
-// WorkloadConfig sizes the workload. Zero fields take the defaults of
-// DefaultWorkload.
+// WorkloadConfig sizes the workload. Start from DefaultWorkloadConfig.
 type WorkloadConfig struct {
 	Producers  int     // goroutines putting unique keys with id=KEY
 	Consumers  int     // goroutines leasing, then acking, nacking or skipping
@@ -52,69 +52,45 @@ type WorkloadConfig struct {
 	AttemptTimeout time.Duration
 }
 
-// DefaultWorkload is the workload of a chaos run.
-var DefaultWorkload = WorkloadConfig{
-	Producers:       4,
-	Consumers:       3,
-	LinClients:      3,
-	PutRate:         80,
-	DelayedFraction: 0.1,
-	Delays:          []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second},
-	GiveUp:          45 * time.Second,
-	Lease:           3 * time.Second,
-	SkipFraction:    0.08,
-	NackFraction:    0.08,
-	NackDelay:       time.Second,
-	LinWindow:       10 * time.Second,
-	LinPause:        60 * time.Millisecond,
-	AttemptTimeout:  6 * time.Second,
+// DefaultWorkloadConfig returns the workload of a chaos run.
+func DefaultWorkloadConfig() WorkloadConfig {
+	return WorkloadConfig{
+		Producers:       4,
+		Consumers:       3,
+		LinClients:      3,
+		PutRate:         80,
+		DelayedFraction: 0.1,
+		Delays:          []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second},
+		GiveUp:          45 * time.Second,
+		Lease:           3 * time.Second,
+		SkipFraction:    0.08,
+		NackFraction:    0.08,
+		NackDelay:       time.Second,
+		LinWindow:       10 * time.Second,
+		LinPause:        60 * time.Millisecond,
+		AttemptTimeout:  6 * time.Second,
+	}
 }
 
-func (c WorkloadConfig) withDefaults() WorkloadConfig {
-	d := DefaultWorkload
-	if c.Producers > 0 {
-		d.Producers = c.Producers
+// Validate reports the first problem of c, wrapping ErrInvalid.
+func (c WorkloadConfig) Validate() error {
+	frac := func(x float64) bool { return x >= 0 && x <= 1 }
+	var err error
+	switch {
+	case c.Producers < 1 || c.Consumers < 1 || c.LinClients < 1:
+		err = fmt.Errorf("%d producers, %d consumers, %d lin clients: want at least 1 of each", c.Producers, c.Consumers, c.LinClients)
+	case !(c.PutRate > 0):
+		err = fmt.Errorf("put rate %v must be positive", c.PutRate)
+	case !frac(c.DelayedFraction) || !frac(c.SkipFraction) || !frac(c.NackFraction):
+		err = errors.New("the fractions must be between 0 and 1")
+	case c.DelayedFraction > 0 && len(c.Delays) == 0:
+		err = errors.New("delayed puts need Delays")
+	case c.GiveUp <= 0 || c.Lease <= 0 || c.NackDelay <= 0 || c.LinWindow <= 0 || c.LinPause <= 0 || c.AttemptTimeout <= 0:
+		err = errors.New("give-up, lease, nack delay, lin window, lin pause and attempt timeout must be positive")
+	default:
+		return nil
 	}
-	if c.Consumers > 0 {
-		d.Consumers = c.Consumers
-	}
-	if c.LinClients > 0 {
-		d.LinClients = c.LinClients
-	}
-	if c.PutRate > 0 {
-		d.PutRate = c.PutRate
-	}
-	if c.DelayedFraction > 0 {
-		d.DelayedFraction = c.DelayedFraction
-	}
-	if len(c.Delays) > 0 {
-		d.Delays = c.Delays
-	}
-	if c.GiveUp > 0 {
-		d.GiveUp = c.GiveUp
-	}
-	if c.Lease > 0 {
-		d.Lease = c.Lease
-	}
-	if c.SkipFraction > 0 {
-		d.SkipFraction = c.SkipFraction
-	}
-	if c.NackFraction > 0 {
-		d.NackFraction = c.NackFraction
-	}
-	if c.NackDelay > 0 {
-		d.NackDelay = c.NackDelay
-	}
-	if c.LinWindow > 0 {
-		d.LinWindow = c.LinWindow
-	}
-	if c.LinPause > 0 {
-		d.LinPause = c.LinPause
-	}
-	if c.AttemptTimeout > 0 {
-		d.AttemptTimeout = c.AttemptTimeout
-	}
-	return d
+	return fmt.Errorf("%w: workload: %v", ErrInvalid, err)
 }
 
 // Workload drives producers, consumers and lin clients against a cluster,
@@ -138,7 +114,7 @@ type Workload struct {
 
 // NewWorkload prepares a workload; Start runs it.
 func NewWorkload(cfg WorkloadConfig, seed uint64, c *testkit.Cluster, h *History) *Workload {
-	return &Workload{cfg: cfg.withDefaults(), seed: seed, c: c, h: h, clients: map[string]*client.Queue{}}
+	return &Workload{cfg: cfg, seed: seed, c: c, h: h, clients: map[string]*client.Queue{}}
 }
 
 // Start launches every goroutine; ctx aborts them all (in-flight requests
@@ -188,11 +164,7 @@ func (w *Workload) clientFor(nd *testkit.Node) *client.Queue {
 	if q, ok := w.clients[nd.ID]; ok {
 		return q
 	}
-	q, err := client.NewQueue([]string{nd.QueueURL}, &client.Options{
-		MaxAttempts:    1,
-		Timeout:        w.cfg.AttemptTimeout,
-		AttemptTimeout: w.cfg.AttemptTimeout,
-	})
+	q, err := client.NewQueue([]string{nd.QueueURL}, w.clientOptions())
 	if err != nil {
 		panic(err) // a URL we built
 	}
@@ -410,4 +382,12 @@ func (w *Workload) linOp(r *rand.Rand, client_ int, queue string, n int) LinOp {
 	op.ServedBy = info.ServedBy
 	w.h.addLin(op)
 	return op
+}
+
+// clientOptions are the options of a client of one node: one attempt
+// bounded by the workload's AttemptTimeout.
+func (w *Workload) clientOptions() *client.Options {
+	o := client.DefaultOptions()
+	o.MaxAttempts, o.Timeout, o.AttemptTimeout = 1, w.cfg.AttemptTimeout, w.cfg.AttemptTimeout
+	return &o
 }

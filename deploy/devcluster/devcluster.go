@@ -49,7 +49,7 @@ const (
 // taken, the binary missing), when every node has exited on its own, or
 // when a node exited with a failure at any point; nil after a clean stop.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.resolved()
 	if err != nil {
 		return err
 	}

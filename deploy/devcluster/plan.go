@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -43,48 +44,84 @@ const (
 // host is where every node binds and advertises: the cluster is local.
 const host = "127.0.0.1"
 
-// Config describes a development cluster. The zero value of each field
-// selects the default named on it.
+// Config describes a development cluster. Start from DefaultConfig.
 type Config struct {
-	// Nodes is the number of nodes, 1 to MaxNodes. Default 3.
+	// Nodes is the number of nodes, 1 to MaxNodes.
 	Nodes int
-	// BaseDir holds one data directory per node, BaseDir/node<i>. Default
-	// ./devcluster-data. A second run on the same BaseDir reuses the data:
-	// the nodes restart with their raft state and rejoin.
+	// BaseDir holds one data directory per node, BaseDir/node<i>. A second
+	// run on the same BaseDir reuses the data: the nodes restart with their
+	// raft state and rejoin.
 	BaseDir string
-	// BasePort is the first port of the plan (see Node). Default 9000.
+	// BasePort is the first port of the plan (see Node).
 	BasePort int
-	// Binary is the quorumq executable started as `Binary serve ...`.
-	// Default: the running executable (os.Executable).
+	// Binary is the quorumq executable started as `Binary serve ...`; ""
+	// is the running executable (os.Executable).
 	Binary string
 	// ServeArgs are appended to every node's serve command line after the
 	// flags devcluster generates, so they can override them (the last
 	// occurrence of a flag wins).
 	ServeArgs []string
 	// StopTimeout is how long Run waits for the nodes after SIGTERM before
-	// it sends SIGKILL. Default DefaultStopTimeout.
+	// it sends SIGKILL; it must be positive.
 	StopTimeout time.Duration
 	// ReadyNotice is how often Run reports the nodes that are not ready
-	// yet. Default DefaultReadyNotice.
+	// yet; it must be positive.
 	ReadyNotice time.Duration
 }
 
-// withDefaults validates c and returns a copy with the defaults filled in.
-func (c Config) withDefaults() (Config, error) {
-	if c.Nodes == 0 {
-		c.Nodes = DefaultNodes
+// DefaultConfig returns the defaults: DefaultNodes nodes from
+// DefaultBasePort in DefaultBaseDir, run with this executable, stopped
+// within DefaultStopTimeout, naming slow nodes every DefaultReadyNotice.
+func DefaultConfig() Config {
+	return Config{
+		Nodes:       DefaultNodes,
+		BaseDir:     DefaultBaseDir,
+		BasePort:    DefaultBasePort,
+		StopTimeout: DefaultStopTimeout,
+		ReadyNotice: DefaultReadyNotice,
+	}
+}
+
+// RegisterFlags defines the devcluster flags on fs, writing into c, whose
+// values are the flags' defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Nodes, "nodes", c.Nodes, fmt.Sprintf("number of nodes (1 to %d)", MaxNodes))
+	fs.StringVar(&c.BaseDir, "base-dir", c.BaseDir, "parent of the nodes' data directories (DIR/node<i>)")
+	fs.IntVar(&c.BasePort, "base-port", c.BasePort, "first port; node i uses base-port+10(i-1) to +3")
+	fs.StringVar(&c.Binary, "binary", c.Binary, "quorumq binary to run the nodes with (default: this one)")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "how long to wait for the nodes after SIGTERM before SIGKILL")
+}
+
+// ErrInvalid marks a Config that Validate refuses.
+var ErrInvalid = errors.New("invalid devcluster configuration")
+
+// Validate reports the first problem of c, wrapping ErrInvalid.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
-		return c, fmt.Errorf("nodes=%d: want 1 to %d", c.Nodes, MaxNodes)
-	}
-	if c.BaseDir == "" {
-		c.BaseDir = DefaultBaseDir
-	}
-	if c.BasePort == 0 {
-		c.BasePort = DefaultBasePort
+		return bad("nodes=%d: want 1 to %d", c.Nodes, MaxNodes)
 	}
 	if last := c.BasePort + PortStride*(c.Nodes-1) + gossipOffset; c.BasePort < 1 || last > 65535 {
-		return c, fmt.Errorf("base-port=%d: %d nodes need ports %d to %d", c.BasePort, c.Nodes, c.BasePort, last)
+		return bad("base-port=%d: %d nodes need ports %d to %d", c.BasePort, c.Nodes, c.BasePort, last)
+	}
+	switch {
+	case c.BaseDir == "":
+		return bad("base-dir is empty")
+	case c.StopTimeout <= 0:
+		return bad("stop-timeout=%v: must be positive", c.StopTimeout)
+	case c.ReadyNotice <= 0:
+		return bad("ready notice %v: must be positive", c.ReadyNotice)
+	}
+	return nil
+}
+
+// resolved validates c and names the binary when c leaves it to this
+// executable.
+func (c Config) resolved() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
 	}
 	if c.Binary == "" {
 		exe, err := os.Executable()
@@ -92,15 +129,6 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("find the quorumq binary: %w", err)
 		}
 		c.Binary = exe
-	}
-	if c.StopTimeout < 0 || c.ReadyNotice < 0 {
-		return c, errors.New("negative timeout")
-	}
-	if c.StopTimeout == 0 {
-		c.StopTimeout = DefaultStopTimeout
-	}
-	if c.ReadyNotice == 0 {
-		c.ReadyNotice = DefaultReadyNotice
 	}
 	return c, nil
 }
@@ -130,9 +158,9 @@ func (n Node) QueueURL() string { return "http://" + n.QueueAddr }
 // PubsubURL is the base URL of the node's pubsub API.
 func (n Node) PubsubURL() string { return "http://" + n.PubsubAddr }
 
-// Plan returns the nodes cfg describes, after filling in defaults.
+// Plan returns the nodes cfg describes.
 func Plan(cfg Config) ([]Node, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.resolved()
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package devcluster
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,7 +12,7 @@ import (
 // BasePort+10(i-1): pubsub +0, queue +1, raft +2, gossip +3, id node<i>,
 // data BaseDir/node<i>.
 func TestPlan_PortsFollowTheDocumentedScheme(t *testing.T) {
-	plan, err := Plan(Config{Nodes: 3, BaseDir: "/tmp/dc", BasePort: 9000, Binary: "/bin/quorumq"})
+	plan, err := Plan(testConfig(Config{Nodes: 3, BaseDir: "/tmp/dc", BasePort: 9000, Binary: "/bin/quorumq"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +32,10 @@ func TestPlan_PortsFollowTheDocumentedScheme(t *testing.T) {
 	}
 }
 
-// TestPlan_Defaults: the zero Config is 3 nodes from port 9000 in
+// TestPlan_Defaults: DefaultConfig is 3 nodes from port 9000 in
 // ./devcluster-data, run with this executable.
 func TestPlan_Defaults(t *testing.T) {
-	cfg, err := Config{}.withDefaults()
+	cfg, err := DefaultConfig().resolved()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,25 +53,31 @@ func TestPlan_Defaults(t *testing.T) {
 // are refused with a message that names the problem.
 func TestPlan_BadConfig_Errors(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-		want string
+		name   string
+		change func(*Config)
+		want   string
 	}{
-		{"negative nodes", Config{Nodes: -1}, "nodes=-1"},
-		{"too many nodes", Config{Nodes: MaxNodes + 1}, "nodes=100"},
-		{"negative port", Config{BasePort: -5}, "base-port=-5"},
-		{"ports past 65535", Config{Nodes: 3, BasePort: 65515}, "need ports 65515 to 65538"},
-		{"negative stop timeout", Config{StopTimeout: -1}, "negative"},
+		{"zero nodes", func(c *Config) { c.Nodes = 0 }, "nodes=0"},
+		{"negative nodes", func(c *Config) { c.Nodes = -1 }, "nodes=-1"},
+		{"too many nodes", func(c *Config) { c.Nodes = MaxNodes + 1 }, "nodes=100"},
+		{"negative port", func(c *Config) { c.BasePort = -5 }, "base-port=-5"},
+		{"ports past 65535", func(c *Config) { c.BasePort = 65515 }, "need ports 65515 to 65538"},
+		{"zero stop timeout", func(c *Config) { c.StopTimeout = 0 }, "stop-timeout=0s: must be positive"},
+		{"negative stop timeout", func(c *Config) { c.StopTimeout = -1 }, "stop-timeout=-1ns: must be positive"},
+		{"zero ready notice", func(c *Config) { c.ReadyNotice = 0 }, "must be positive"},
+		{"empty base directory", func(c *Config) { c.BaseDir = "" }, "base-dir is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.Binary = "/bin/quorumq"
-			_, err := Plan(tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			cfg := DefaultConfig()
+			cfg.Binary = "/bin/quorumq"
+			tc.change(&cfg)
+			_, err := Plan(cfg)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrInvalid containing %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := Plan(Config{Nodes: 3, BasePort: 65512, Binary: "x"}); err != nil {
+	if _, err := Plan(testConfig(Config{Nodes: 3, BasePort: 65512, Binary: "x"})); err != nil {
 		t.Fatalf("ports up to 65535 exactly: %v", err)
 	}
 }
@@ -80,7 +87,7 @@ func TestPlan_BadConfig_Errors(t *testing.T) {
 // same --join list (all gossip addresses); extra flags come last so they
 // override the generated ones.
 func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
-	plan, err := Plan(Config{Nodes: 3, BaseDir: "d", BasePort: 7000, Binary: "q"})
+	plan, err := Plan(testConfig(Config{Nodes: 3, BaseDir: "d", BasePort: 7000, Binary: "q"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +108,7 @@ func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("args:\n got  %q\n want %q", got, want)
 	}
-	one, _ := Plan(Config{Nodes: 1, BaseDir: "d", BasePort: 7000, Binary: "q"})
+	one, _ := Plan(testConfig(Config{Nodes: 1, BaseDir: "d", BasePort: 7000, Binary: "q"}))
 	if got := nodeConfig("q", one, one[0], nil).Args(); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
 		t.Fatalf("single node args: %q", got)
 	}
@@ -135,4 +142,25 @@ func TestPrefixWriter_WholeLinesWithPrefix(t *testing.T) {
 	if len(lines) != 2 || len(lines[0]) != len("[node1] ")+maxLine || lines[1] != "[node1] xxxxxxxxxx" {
 		t.Fatalf("long line split into %d lines of %d bytes", len(lines), len(lines[0]))
 	}
+}
+
+// testConfig is c with the fields it leaves zero taken from DefaultConfig,
+// so that a test names only what it varies (tests of zero values change a
+// DefaultConfig instead).
+func testConfig(c Config) Config {
+	d := DefaultConfig()
+	if c.Nodes != 0 {
+		d.Nodes = c.Nodes
+	}
+	if c.BaseDir != "" {
+		d.BaseDir = c.BaseDir
+	}
+	if c.BasePort != 0 {
+		d.BasePort = c.BasePort
+	}
+	if c.StopTimeout != 0 {
+		d.StopTimeout = c.StopTimeout
+	}
+	d.Binary, d.ServeArgs = c.Binary, c.ServeArgs
+	return d
 }

@@ -139,12 +139,13 @@ func startRun(t *testing.T, mode string, cfg Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg = testConfig(cfg)
 	cfg.Binary = exe
-	if cfg.BaseDir == "" {
+	if cfg.BaseDir == DefaultBaseDir {
 		cfg.BaseDir = t.TempDir()
 	}
-	if cfg.BasePort == 0 {
-		cfg.BasePort = freeBase(t, max(cfg.Nodes, DefaultNodes))
+	if cfg.BasePort == DefaultBasePort {
+		cfg.BasePort = freeBase(t, cfg.Nodes)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan struct{}), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
@@ -246,7 +247,7 @@ func TestRun_NodeDies_ReportedOthersKeepRunning(t *testing.T) {
 	r.waitOutput(t, "devcluster: node3 exited unexpectedly (exit status 3); 2 of 3 nodes still running")
 	r.waitOutput(t, "2 of 3 nodes ready")
 	r.waitOutput(t, "node1 leads")
-	plan, _ := Plan(Config{Nodes: 3, BasePort: r.basePort(t), Binary: "x"})
+	plan, _ := Plan(testConfig(Config{Nodes: 3, BasePort: r.basePort(t), Binary: "x"}))
 	resp, err := http.Get(plan[1].QueueURL() + "/readyz")
 	if err != nil {
 		t.Fatalf("node2 after node3 died: %v", err)
@@ -282,7 +283,7 @@ func TestRun_PortTaken_FailsBeforeStarting(t *testing.T) {
 	}
 	defer ln.Close()
 	dir := t.TempDir()
-	err = Run(context.Background(), Config{Nodes: 3, BasePort: base, BaseDir: dir, Binary: "/nonexistent"}, &syncBuffer{}, &syncBuffer{})
+	err = Run(context.Background(), testConfig(Config{Nodes: 3, BasePort: base, BaseDir: dir, Binary: "/nonexistent"}), &syncBuffer{}, &syncBuffer{})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("node2 queue port 127.0.0.1:%d is taken", base+11)) {
 		t.Fatalf("Run: %v", err)
 	}

@@ -52,40 +52,40 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := reader.New(reader.Config{
-		Addrs: queueURLs.Or("http://127.0.0.1:9001"),
-		Queue: *queue,
-		Tasks: map[string]reader.Task{
-			"moments": func(ctx context.Context, msg *reader.Message) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if err := m.Add(msg.Data.(float64)); err != nil {
-					return err
-				}
-				if m.Count()%*every == 0 {
-					report(m)
-				}
-				return nil
-			},
-		},
-		Preprocess: func(ctx context.Context, msg *reader.Message) error {
-			var v struct{ Number *float64 }
-			if err := json.Unmarshal(msg.Body, &v); err != nil || v.Number == nil {
-				var x float64
-				if err := json.Unmarshal(msg.Body, &x); err != nil {
-					return fmt.Errorf("not a number: %.40q", msg.Body)
-				}
-				v.Number = &x
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
+	cfg.Queue = *queue
+	cfg.Tasks = map[string]reader.Task{
+		"moments": func(ctx context.Context, msg *reader.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if err := m.Add(msg.Data.(float64)); err != nil {
+				return err
 			}
-			msg.Data = *v.Number
+			if m.Count()%*every == 0 {
+				report(m)
+			}
 			return nil
 		},
-		// A message that is not a number is not worth 5 tries.
-		MaxTries:     1,
-		RequeueDelay: time.Second,
-		Concurrency:  *concurrency,
-		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	cfg.Preprocess = func(ctx context.Context, msg *reader.Message) error {
+		var v struct{ Number *float64 }
+		if err := json.Unmarshal(msg.Body, &v); err != nil || v.Number == nil {
+			var x float64
+			if err := json.Unmarshal(msg.Body, &x); err != nil {
+				return fmt.Errorf("not a number: %.40q", msg.Body)
+			}
+			v.Number = &x
+		}
+		msg.Data = *v.Number
+		return nil
+	}
+	// A message that is not a number is not worth 5 tries.
+	cfg.MaxTries = 1
+	cfg.RequeueDelay = time.Second
+	cfg.Concurrency = *concurrency
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := reader.New(cfg)
 	if err != nil {
 		fatal(err)
 	}

@@ -58,42 +58,42 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := reader.New(reader.Config{
-		Addrs: queueURLs.Or("http://127.0.0.1:9001"),
-		Queue: *queue,
-		Tasks: map[string]reader.Task{
-			"print": func(ctx context.Context, m *reader.Message) error {
-				fmt.Printf("number %+.4f (attempt %d)\n", m.Data.(float64), m.Attempts)
-				return nil
-			},
-			"flaky": func(ctx context.Context, m *reader.Message) error {
-				if rand.Float64() < *failRate {
-					fmt.Printf("flaky fails on %+.4f (attempt %d of %d)\n", m.Data.(float64), m.Attempts, *maxTries)
-					return errors.New("failing on purpose")
-				}
-				return nil
-			},
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
+	cfg.Queue = *queue
+	cfg.Tasks = map[string]reader.Task{
+		"print": func(ctx context.Context, m *reader.Message) error {
+			fmt.Printf("number %+.4f (attempt %d)\n", m.Data.(float64), m.Attempts)
+			return nil
 		},
-		// Preprocess turns the message into the number the tasks use.
-		Preprocess: func(ctx context.Context, m *reader.Message) error {
-			x, err := number(m.Body)
-			m.Data = x
-			return err
+		"flaky": func(ctx context.Context, m *reader.Message) error {
+			if rand.Float64() < *failRate {
+				fmt.Printf("flaky fails on %+.4f (attempt %d of %d)\n", m.Data.(float64), m.Attempts, *maxTries)
+				return errors.New("failing on purpose")
+			}
+			return nil
 		},
-		// Validate chooses which numbers to process.
-		Validate: func(ctx context.Context, m *reader.Message) bool {
-			x := m.Data.(float64)
-			return x > *lo && x < *hi && rand.Float64() < *sample
-		},
-		GiveUp: func(ctx context.Context, m *reader.Message) {
-			fmt.Printf("giving up on %s after %d attempts: %v\n", m.Body, m.Attempts, m.Err)
-		},
-		MaxTries:     *maxTries,
-		RequeueDelay: *requeueDelay,
-		Concurrency:  *concurrency,
-		BackoffStep:  -1, // the failures here are random, not a sick dependency
-		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	// Preprocess turns the message into the number the tasks use.
+	cfg.Preprocess = func(ctx context.Context, m *reader.Message) error {
+		x, err := number(m.Body)
+		m.Data = x
+		return err
+	}
+	// Validate chooses which numbers to process.
+	cfg.Validate = func(ctx context.Context, m *reader.Message) bool {
+		x := m.Data.(float64)
+		return x > *lo && x < *hi && rand.Float64() < *sample
+	}
+	cfg.GiveUp = func(ctx context.Context, m *reader.Message) {
+		fmt.Printf("giving up on %s after %d attempts: %v\n", m.Body, m.Attempts, m.Err)
+	}
+	cfg.MaxTries = *maxTries
+	cfg.RequeueDelay = *requeueDelay
+	cfg.Concurrency = *concurrency
+	cfg.BackoffStep = -1 // the failures here are random, not a sick dependency
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := reader.New(cfg)
 	if err != nil {
 		fatal(err)
 	}

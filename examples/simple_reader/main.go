@@ -74,14 +74,14 @@ func main() {
 			return err
 		}
 	}
-	r, err := reader.New(reader.Config{
-		Addrs:        queueURLs.Or("http://127.0.0.1:9001"),
-		Queue:        *queue,
-		Tasks:        tasks,
-		Concurrency:  *concurrency,
-		RequeueDelay: 5 * time.Second,
-		Logger:       log,
-	})
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
+	cfg.Queue = *queue
+	cfg.Tasks = tasks
+	cfg.Concurrency = *concurrency
+	cfg.RequeueDelay = 5 * time.Second
+	cfg.Logger = log
+	r, err := reader.New(cfg)
 	if err != nil {
 		fatal(err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"testing"
@@ -67,5 +68,18 @@ func TestParse_BadInput_Errors(t *testing.T) {
 				t.Fatal("expected an error")
 			}
 		})
+	}
+}
+
+// TestMark_KeepsTheMessageAndMatchesBothErrors: a marked error reads as
+// the original and matches both it and the mark.
+func TestMark_KeepsTheMessageAndMatchesBothErrors(t *testing.T) {
+	kind, cause := errors.New("invalid"), errors.New("--batch=0: want at least 1")
+	err := Mark(cause, kind)
+	if err.Error() != cause.Error() || !errors.Is(err, kind) || !errors.Is(err, cause) {
+		t.Fatalf("Mark: %q, is kind %v, is cause %v", err, errors.Is(err, kind), errors.Is(err, cause))
+	}
+	if Mark(nil, kind) != nil {
+		t.Fatal("Mark(nil) is not nil")
 	}
 }

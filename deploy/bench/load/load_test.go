@@ -229,10 +229,10 @@ func TestRunQuorumq_Modes(t *testing.T) {
 	f := newFakeNode(t)
 	run := func(mode string, batch int, count int64, prefill int) *Report {
 		t.Helper()
-		rep, err := RunQuorumq(context.Background(), Config{
-			Mode: mode, Targets: []string{f.srv.URL}, Size: 10, Batch: batch, Prefill: prefill,
-			RunConfig: RunConfig{Concurrency: 4, Count: count},
-		})
+		cfg := DefaultConfig()
+		cfg.Mode, cfg.Targets, cfg.Size, cfg.Batch, cfg.Prefill = mode, []string{f.srv.URL}, 10, batch, prefill
+		cfg.Concurrency, cfg.Count, cfg.Duration, cfg.Warmup = 4, count, 0, 0
+		rep, err := RunQuorumq(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
@@ -272,10 +272,10 @@ func TestRunQuorumq_Modes(t *testing.T) {
 func TestRun_RateAndDuration(t *testing.T) {
 	f := newFakeNode(t)
 	start := time.Now()
-	rep, err := RunQuorumq(context.Background(), Config{
-		Mode: ModePut, Targets: []string{f.addr()},
-		RunConfig: RunConfig{Concurrency: 2, Duration: 500 * time.Millisecond, Rate: 200},
-	})
+	cfg := DefaultConfig()
+	cfg.Targets = []string{f.addr()}
+	cfg.RunConfig = RunConfig{Concurrency: 2, Duration: 500 * time.Millisecond, Rate: 200}
+	rep, err := RunQuorumq(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

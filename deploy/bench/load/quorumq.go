@@ -27,8 +27,10 @@ const (
 // Modes lists every mode, for help texts.
 var Modes = []string{ModePut, ModeMPut, ModeGet, ModeMGet, ModeLease, ModePubsub}
 
-// Config is one load-generator run against a quorumq cluster.
+// Config is one load-generator run against a quorumq cluster. Start from
+// DefaultConfig; RunQuorumq only validates.
 type Config struct {
+	// Mode is one of Modes.
 	Mode string
 	// Targets are node queue-port URLs ("http://127.0.0.1:9001" or
 	// "127.0.0.1:9001"). With Spread the workers are spread over them in
@@ -66,7 +68,7 @@ type Report struct {
 	*Result
 }
 
-// DefaultBatch is the batch of a mode when Config.Batch is 0.
+// DefaultBatch is the batch of a mode, used when Config.Batch is 0.
 func DefaultBatch(mode string) int {
 	switch mode {
 	case ModeMPut, ModeMGet:
@@ -75,28 +77,14 @@ func DefaultBatch(mode string) int {
 	return 1
 }
 
-// RunQuorumq runs cfg and returns what it measured.
+// RunQuorumq runs cfg (start from DefaultConfig) and returns what it
+// measured. An invalid cfg is an error wrapping ErrInvalid.
 func RunQuorumq(ctx context.Context, cfg Config) (*Report, error) {
-	if len(cfg.Targets) == 0 {
-		cfg.Targets = []string{"127.0.0.1:8081"}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Queue == "" {
-		cfg.Queue = "bench"
-	}
-	if cfg.Topic == "" {
-		cfg.Topic = "bench"
-	}
-	if cfg.Size <= 0 {
-		cfg.Size = 100
-	}
-	if cfg.Batch <= 0 {
+	if cfg.Batch == 0 {
 		cfg.Batch = DefaultBatch(cfg.Mode)
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = 30 * time.Second
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.Label == "" {
 		cfg.Label = cfg.Mode
@@ -122,12 +110,8 @@ func RunQuorumq(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		addrs = []string{leaderAddr}
 	}
-	switch cfg.Mode {
-	case ModePut, ModeMPut, ModeGet, ModeMGet, ModeLease:
-	case ModePubsub:
+	if cfg.Mode == ModePubsub {
 		return runPubsub(ctx, cfg, rep, st)
-	default:
-		return nil, fmt.Errorf("unknown mode %q (want one of %s)", cfg.Mode, strings.Join(Modes, ", "))
 	}
 	if cfg.Mode == ModeGet || cfg.Mode == ModeMGet || cfg.Mode == ModeLease {
 		if cfg.Prefill > 0 {

@@ -22,11 +22,12 @@ type Worker interface {
 type RunConfig struct {
 	// Label names the run in progress lines and results.
 	Label string
-	// Concurrency is the number of workers, each with its own connection
-	// and one operation outstanding at a time.
+	// Concurrency is the number of workers (at least 1), each with its own
+	// connection and one operation outstanding at a time.
 	Concurrency int
 	// Duration bounds the measured phase; Count, when set, bounds it by the
-	// number of operations instead (whichever comes first when both are set).
+	// number of operations instead (whichever comes first when both are
+	// set). One of them must be positive.
 	Duration time.Duration
 	Count    int64
 	// Warmup runs the workers this long before measuring.
@@ -94,11 +95,8 @@ type slot struct {
 // starts), drives them as cfg says, and returns the merged result. ctx
 // ends the run early.
 func Run(ctx context.Context, cfg RunConfig, newWorker func(i int) (Worker, error)) (*Result, error) {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 1
-	}
-	if cfg.Duration <= 0 && cfg.Count <= 0 {
-		cfg.Duration = 10 * time.Second
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	workers := make([]Worker, cfg.Concurrency)
 	for i := range workers {

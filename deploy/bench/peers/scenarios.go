@@ -90,7 +90,8 @@ func measure(ctx context.Context, sys *system, w workload) (*load.Result, error)
 		if w.kind == "batch" && w.batch == 1 {
 			mode = load.ModePut
 		}
-		cfg := load.Config{Mode: mode, Targets: sys.targets, Queue: w.queue, Size: msgSize, Batch: w.batch, Prefill: w.prefill, RunConfig: rc}
+		cfg := load.DefaultConfig()
+		cfg.Mode, cfg.Targets, cfg.Queue, cfg.Size, cfg.Batch, cfg.Prefill, cfg.RunConfig = mode, sys.targets, w.queue, msgSize, w.batch, w.prefill, rc
 		if len(w.spread) > 0 {
 			cfg.Targets, cfg.Spread = w.spread, true
 		}

@@ -57,11 +57,15 @@ func (w *timedLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func runTimed(t *testing.T, cfg Config, src Source) *timedLines {
+// runTimed writes src to lines at the times a fake clock gives, paced by
+// the rate, count and speed of pace (a zero speed: as fast as possible).
+func runTimed(t *testing.T, pace SendConfig, src Source) *timedLines {
 	t.Helper()
 	clock := newFakeClock()
 	w := &timedLines{clock: clock, start: clock.Now()}
-	cfg.To, cfg.Out, cfg.Clock, cfg.Progress = "-", w, clock, -1
+	cfg := DefaultSendConfig()
+	cfg.Rate, cfg.N, cfg.Speed = pace.Rate, pace.N, pace.Speed
+	cfg.To, cfg.Out, cfg.Clock, cfg.Progress = "-", w, clock, 0
 	if _, err := Run(context.Background(), cfg, src); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +75,7 @@ func runTimed(t *testing.T, cfg Config, src Source) *timedLines {
 func output(t *testing.T, n int64, src Source) string {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := Run(context.Background(), Config{To: "-", Out: &b, N: n, Progress: -1}, src); err != nil {
+	if _, err := Run(context.Background(), sendConfig(SendConfig{To: "-", Out: &b, N: n, Progress: -1}), src); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -187,7 +191,7 @@ func Test_Gen_SecretParameters(t *testing.T) {
 // Test_Gen_RateIsHonoured: with a rate, message i is sent at i/rate
 // (on a fake clock, exactly); on the real clock, loosely.
 func Test_Gen_RateIsHonoured(t *testing.T) {
-	w := runTimed(t, Config{Rate: 10, N: 25}, NewCount(0))
+	w := runTimed(t, SendConfig{Rate: 10, N: 25}, NewCount(0))
 	if len(w.lines) != 25 {
 		t.Fatalf("%d lines", len(w.lines))
 	}
@@ -206,7 +210,7 @@ func Test_Gen_RateIsHonoured(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	st, err := Run(context.Background(), Config{To: srv.URL + "/mput", Rate: 200, N: 100, Progress: -1}, NewCount(0))
+	st, err := Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/mput", Rate: 200, N: 100, Progress: -1}), NewCount(0))
 	if err != nil || st.Sent != 100 || got != 100 {
 		t.Fatalf("%v, %v, server got %d", st, err, got)
 	}
@@ -242,7 +246,7 @@ func Test_Gen_UsagovSpeedUsesRecordTimes(t *testing.T) {
 		{2, true, []string{"a", "b", "c", "nj", "d"}, []time.Duration{0, s, s, s, 5 * s}},
 		{0, false, []string{"a", "hb", "b", "c", "nj", "d"}, []time.Duration{0, 0, 0, 0, 0, 0}},
 	} {
-		w := runTimed(t, Config{Speed: tc.speed}, NewReplay(strings.NewReader(tinyUsagov), tc.skip))
+		w := runTimed(t, SendConfig{Speed: tc.speed}, NewReplay(strings.NewReader(tinyUsagov), tc.skip))
 		var names []string
 		for _, l := range w.lines {
 			switch {
@@ -261,7 +265,7 @@ func Test_Gen_UsagovSpeedUsesRecordTimes(t *testing.T) {
 		}
 	}
 	// Lines are sent byte for byte.
-	w := runTimed(t, Config{}, NewReplay(strings.NewReader("{ \"t\": 5, \"u\": \"x\\/y\" }\r\n"), false))
+	w := runTimed(t, SendConfig{}, NewReplay(strings.NewReader("{ \"t\": 5, \"u\": \"x\\/y\" }\r\n"), false))
 	if len(w.lines) != 1 || w.lines[0] != `{ "t": 5, "u": "x\/y" }` {
 		t.Fatalf("%q", w.lines)
 	}
@@ -352,7 +356,7 @@ func Test_Gen_HTTPModes(t *testing.T) {
 	}
 
 	reset(0, 200)
-	st, err := Run(context.Background(), Config{To: srv.URL + "/pub?topic=nums", N: 250, Batch: 100, Progress: -1}, NewCount(1))
+	st, err := Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/pub?topic=nums", N: 250, Batch: 100, Progress: -1}), NewCount(1))
 	if err != nil || st.Sent != 250 || len(reqs) != 3 {
 		t.Fatalf("pub: %v %v %d requests", st, err, len(reqs))
 	}
@@ -361,7 +365,7 @@ func Test_Gen_HTTPModes(t *testing.T) {
 	}
 
 	reset(2, 200)
-	st, err = Run(context.Background(), Config{To: srv.URL + "/mput?queue=q", N: 10, Batch: 10, Backoff: fast, Progress: -1}, NewCount(1))
+	st, err = Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/mput?queue=q", N: 10, Batch: 10, Backoff: fast, Progress: -1}), NewCount(1))
 	if err != nil || st.Sent != 10 || st.Retries != 2 || len(reqs) != 3 {
 		t.Fatalf("mput: %v %v %+v", st, err, reqs)
 	}
@@ -370,7 +374,7 @@ func Test_Gen_HTTPModes(t *testing.T) {
 	}
 
 	reset(0, 200)
-	st, err = Run(context.Background(), Config{To: srv.URL + "/put?queue=q", N: 50, Progress: -1}, NewCount(1))
+	st, err = Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/put?queue=q", N: 50, Progress: -1}), NewCount(1))
 	if err != nil || st.Sent != 50 || len(reqs) != 50 {
 		t.Fatalf("put: %v %v %d", st, err, len(reqs))
 	}
@@ -390,14 +394,14 @@ func Test_Gen_HTTPModes(t *testing.T) {
 	}
 
 	reset(0, 400)
-	st, err = Run(context.Background(), Config{To: srv.URL + "/put", N: 3, Backoff: fast, Progress: -1}, NewCount(1))
+	st, err = Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/put", N: 3, Backoff: fast, Progress: -1}), NewCount(1))
 	if !errors.Is(err, ErrFailed) || st.Failed != 3 || st.Retries != 0 {
 		t.Fatalf("400: %v %v", st, err)
 	}
 
 	reset(1000, 200)
 	var progress bytes.Buffer
-	st, err = Run(context.Background(), Config{To: srv.URL + "/mput", N: 5, Retries: 3, Backoff: fast, Stderr: &progress}, NewCount(1))
+	st, err = Run(context.Background(), sendConfig(SendConfig{To: srv.URL + "/mput", N: 5, Retries: 3, Backoff: fast, Stderr: &progress}), NewCount(1))
 	if !errors.Is(err, ErrFailed) || st.Failed != 5 || st.Retries != 3 || st.Sent != 0 {
 		t.Fatalf("503s: %v %v", st, err)
 	}
@@ -406,8 +410,32 @@ func Test_Gen_HTTPModes(t *testing.T) {
 	}
 
 	for _, bad := range []string{"http://h:1/get", "ftp://h/pub", "nohost"} {
-		if _, err := Run(context.Background(), Config{To: bad, N: 1}, NewCount(1)); err == nil {
+		if _, err := Run(context.Background(), sendConfig(SendConfig{To: bad, N: 1}), NewCount(1)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
 	}
+}
+
+// sendConfig is DefaultSendConfig with the fields c sets, so that a test
+// names only what it varies; timed sources go as fast as possible unless
+// c sets a speed.
+func sendConfig(c SendConfig) SendConfig {
+	d := DefaultSendConfig()
+	d.To, d.Out, d.N, d.Rate, d.Speed = c.To, c.Out, c.N, c.Rate, c.Speed
+	if c.Batch != 0 {
+		d.Batch = c.Batch
+	}
+	if c.Retries != 0 {
+		d.Retries = c.Retries
+	}
+	if c.Backoff != (client.Backoff{}) {
+		d.Backoff = c.Backoff
+	}
+	if c.Progress != 0 {
+		d.Progress = c.Progress
+	}
+	if c.Stderr != nil {
+		d.Stderr = c.Stderr
+	}
+	return d
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,7 +30,7 @@ const (
 	ModeMPut
 	// ModePut: a queue /put, one message per request.
 	ModePut
-	// ModeWrite: no request; every message is written to Config.Out as a
+	// ModeWrite: no request; every message is written to SendConfig.Out as a
 	// line (target "-").
 	ModeWrite
 )
@@ -56,10 +57,10 @@ func ModeOf(target string) (Mode, error) {
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		return 0, fmt.Errorf("gen: target %q: %v", target, err)
+		return 0, invalid(fmt.Errorf("gen: target %q: %v", target, err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 0, fmt.Errorf("gen: target %q: want http://host:port/pub, /put or /mput", target)
+		return 0, invalid(fmt.Errorf("gen: target %q: want http://host:port/pub, /put or /mput", target))
 	}
 	switch p := u.Path; {
 	case strings.HasPrefix(p, "/pub"):
@@ -69,7 +70,7 @@ func ModeOf(target string) (Mode, error) {
 	case strings.HasPrefix(p, "/put"):
 		return ModePut, nil
 	}
-	return 0, fmt.Errorf("gen: target %q: the path must be /pub, /put or /mput", target)
+	return 0, invalid(fmt.Errorf("gen: target %q: the path must be /pub, /put or /mput", target))
 }
 
 // Clock is the time source of Run (a fake one in tests).
@@ -79,10 +80,14 @@ type Clock interface {
 	Sleep(ctx context.Context, d time.Duration) error
 }
 
-type realClock struct{}
+// RealClock is the clock of the machine.
+type RealClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+// Now is time.Now.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// Sleep waits d or until ctx ends.
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -96,7 +101,7 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Defaults of Config.
+// Defaults of SendConfig (DefaultSendConfig).
 const (
 	DefaultBatch          = 100
 	DefaultPutConcurrency = 8
@@ -105,8 +110,13 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 )
 
-// Config says where and how fast Run sends.
-type Config struct {
+// DefaultBackoff spaces the retries of a request: 50ms doubling to 2s,
+// jittered.
+var DefaultBackoff = client.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
+
+// SendConfig says where and how fast Run sends. Start from
+// DefaultSendConfig; Run only validates.
+type SendConfig struct {
 	// To is the target: http://host:port/pub (with topic= if wanted),
 	// /mput or /put (with queue=), or "-" to write the messages to Out, one
 	// per line, at the times they would be sent.
@@ -119,29 +129,81 @@ type Config struct {
 	// Speed scales a timed source's clock: 1 real time, 10 ten times
 	// faster, 0 as fast as possible.
 	Speed float64
-	// Batch is the most messages in one /pub or /mput request. Default
-	// DefaultBatch. A paced stream sends what is due, up to Batch.
+	// Batch is the most messages in one /pub or /mput request, at least 1.
+	// A paced stream sends what is due, up to Batch.
 	Batch int
-	// Concurrency is the number of requests in flight. Default 1 for /pub
-	// and /mput (the stream stays in order), DefaultPutConcurrency for /put.
+	// Concurrency is the number of requests in flight; 0: 1 for /pub and
+	// /mput (the stream stays in order), DefaultPutConcurrency for /put.
 	Concurrency int
-	// Retries bounds the retries of one request. Default DefaultRetries;
-	// negative: none.
+	// Retries bounds the retries of one request; 0 or -1: none.
 	Retries int
-	// Backoff spaces the retries. Default 50ms doubling to 2s, jittered.
+	// Backoff spaces the retries.
 	Backoff client.Backoff
 	// NoIdempotencyKey leaves id= off /put and /mput requests.
 	NoIdempotencyKey bool
-	// Progress is the interval of the progress line on Stderr (0: the
-	// default, negative: none). The final line is always written.
+	// Progress is the interval of the progress line on Stderr (<= 0:
+	// none). The final line is always written.
 	Progress time.Duration
 	Stderr   io.Writer
-	// HTTPClient sends the requests (default: the client package's pooled
-	// transport with RequestTimeout per request).
+	// HTTPClient sends the requests, each bounded by RequestTimeout.
 	HTTPClient     *http.Client
 	RequestTimeout time.Duration
-	// Clock is the time source (default: the real clock).
+	// Clock is the time source.
 	Clock Clock
+}
+
+// DefaultSendConfig returns the defaults: timed sources at real time
+// (Speed 1), batches of DefaultBatch, the
+// mode's concurrency, DefaultRetries retries spaced by DefaultBackoff, a
+// progress line every DefaultProgress to nowhere, requests bounded by
+// DefaultRequestTimeout over the client package's pooled transport, the
+// real clock. To and Out are left to the caller.
+func DefaultSendConfig() SendConfig {
+	return SendConfig{
+		Speed:          1,
+		Batch:          DefaultBatch,
+		Retries:        DefaultRetries,
+		Backoff:        DefaultBackoff,
+		Progress:       DefaultProgress,
+		Stderr:         io.Discard,
+		HTTPClient:     &http.Client{Transport: client.NewTransport()},
+		RequestTimeout: DefaultRequestTimeout,
+		Clock:          RealClock{},
+	}
+}
+
+// validate returns the mode of c.To, or an error wrapping ErrInvalid.
+func (c SendConfig) validate() (Mode, error) {
+	mode, err := ModeOf(c.To)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c.N < 0:
+		err = fmt.Errorf("gen: --n=%d must not be negative", c.N)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		err = fmt.Errorf("gen: --rate=%v: want a finite rate >= 0", c.Rate)
+	case c.Speed < 0 || math.IsNaN(c.Speed) || math.IsInf(c.Speed, 0):
+		err = fmt.Errorf("gen: --speed=%v: want a finite speed >= 0", c.Speed)
+	case c.Batch < 1:
+		err = fmt.Errorf("gen: --batch=%d: want at least 1", c.Batch)
+	case c.Concurrency < 0:
+		err = fmt.Errorf("gen: --concurrency=%d must not be negative", c.Concurrency)
+	case c.Retries < -1:
+		err = fmt.Errorf("gen: --retries=%d: want -1 (none) or more", c.Retries)
+	case c.Backoff.Min <= 0 || c.Backoff.Max < c.Backoff.Min:
+		err = fmt.Errorf("gen: backoff %v to %v: want 0 < min <= max", c.Backoff.Min, c.Backoff.Max)
+	case c.RequestTimeout <= 0:
+		err = fmt.Errorf("gen: request timeout %v must be positive", c.RequestTimeout)
+	case c.HTTPClient == nil || c.Clock == nil || c.Stderr == nil:
+		err = errors.New("gen: no HTTP client, clock or stderr")
+	case mode == ModeWrite && c.Out == nil:
+		err = errors.New("gen: target \"-\" needs an output")
+	}
+	if err != nil {
+		return 0, invalid(err)
+	}
+	return mode, nil
 }
 
 // Stats counts what Run did.
@@ -175,58 +237,28 @@ var ErrFailed = errors.New("gen: some messages could not be sent")
 
 // Run sends the messages of src to cfg.To until src ends, cfg.N messages
 // were handed out, or ctx ends, and returns the counts. It returns an
-// error wrapping ErrFailed when messages failed, ctx's error is not
-// returned (stopping is normal).
-func Run(ctx context.Context, cfg Config, src Source) (Stats, error) {
-	mode, err := ModeOf(cfg.To)
+// error wrapping ErrInvalid for a bad cfg, or wrapping ErrFailed when
+// messages failed; ctx's error is not returned (stopping is normal).
+func Run(ctx context.Context, cfg SendConfig, src Source) (Stats, error) {
+	mode, err := cfg.validate()
 	if err != nil {
 		return Stats{}, err
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = DefaultBatch
 	}
 	if mode == ModePut {
 		cfg.Batch = 1
 	}
-	if cfg.Concurrency <= 0 {
+	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 1
 		if mode == ModePut {
 			cfg.Concurrency = DefaultPutConcurrency
 		}
-	}
-	if cfg.Retries == 0 {
-		cfg.Retries = DefaultRetries
-	}
-	if cfg.Backoff == (client.Backoff{}) {
-		cfg.Backoff = client.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
-	}
-	if cfg.Progress == 0 {
-		cfg.Progress = DefaultProgress
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: client.NewTransport()}
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
-	}
-	if cfg.Stderr == nil {
-		cfg.Stderr = io.Discard
-	}
-	if cfg.Rate < 0 || cfg.Speed < 0 {
-		return Stats{}, errors.New("gen: rate and speed must not be negative")
-	}
-	if mode == ModeWrite && cfg.Out == nil {
-		return Stats{}, errors.New("gen: target \"-\" needs an output")
 	}
 	s := &sender{cfg: cfg, mode: mode, runID: runID()}
 	return s.run(ctx, Limit(src, cfg.N))
 }
 
 type sender struct {
-	cfg   Config
+	cfg   SendConfig
 	mode  Mode
 	runID string
 	seq   atomic.Int64
@@ -263,7 +295,7 @@ func (s *sender) run(ctx context.Context, src Source) (Stats, error) {
 	stopProgress := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		if s.cfg.Progress < 0 {
+		if s.cfg.Progress <= 0 {
 			return
 		}
 		t := time.NewTicker(s.cfg.Progress)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 const userAgent = "quorumq-ps_to_http"
@@ -112,10 +113,12 @@ type Bridge struct {
 
 // New checks cfg and returns a bridge ready to Run.
 func New(cfg Config) (*Bridge, error) {
-	cfg, err := cfg.validate()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Backoffs keep Min <= Max when only --*-max-backoff was lowered.
+	cfg.ReconnectBackoff.Min = min(cfg.ReconnectBackoff.Min, cfg.ReconnectBackoff.Max)
+	cfg.RetryBackoff.Min = min(cfg.RetryBackoff.Min, cfg.RetryBackoff.Max)
 	b := &Bridge{
 		cfg:   cfg,
 		log:   cfg.Logger,
@@ -598,4 +601,19 @@ func (b *Bridge) logStats(msg string) {
 		attrs = append(attrs, "unlogged_drops", s.Unlogged)
 	}
 	b.log.Info(msg, attrs...)
+}
+
+// Forward is `quorumq ps_to_http`: it runs the bridge cfg describes until
+// ctx ends or MaxSilence passes (both a normal end: nil). An invalid cfg
+// is an error wrapping ErrInvalid.
+func Forward(ctx context.Context, cfg Config) error {
+	b, err := New(cfg)
+	if err != nil {
+		return cli.Mark(err, ErrInvalid)
+	}
+	var silence *SilenceError
+	if err := b.Run(ctx); err != nil && !errors.As(err, &silence) {
+		return err
+	}
+	return nil
 }

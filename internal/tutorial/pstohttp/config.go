@@ -44,8 +44,10 @@ type Destination struct {
 
 func (d Destination) String() string { return d.Method + " " + d.URL }
 
-// Config configures a Bridge. Start from DefaultConfig: in the zero value
-// MinLineLength 0 forwards every line and MaxRetries 0 never retries.
+// Config configures a Bridge. Start from DefaultConfig; New only
+// validates (in the zero value MinLineLength 0 forwards every line,
+// MaxRetries 0 never retries, and the zero buffer, timeouts and backoffs
+// are errors).
 type Config struct {
 	// Sources are pubsub /sub URLs in newline mode. The bridge starts at a
 	// random one (Rand) and moves to the next after every failure.
@@ -63,7 +65,7 @@ type Config struct {
 	MinLineLength int
 	// BufferSize is the number of messages each destination may hold
 	// while its sender is busy or retrying; beyond it new messages for
-	// that destination are dropped, logged and counted. 0: the default.
+	// that destination are dropped, logged and counted. At least 1.
 	BufferSize int
 	// SourceTimeout > 0 treats a source that sent no byte for that long as
 	// dead and reconnects. 0: off (pubsub is silent while nobody
@@ -78,32 +80,34 @@ type Config struct {
 	// MaxRetries bounds the retries of one message to one destination;
 	// -1: until it is delivered or the bridge stops.
 	MaxRetries int
-	// RequestTimeout bounds one request to a destination. 0: the default.
+	// RequestTimeout bounds one request to a destination; positive.
 	RequestTimeout time.Duration
-	// DrainTimeout bounds the delivery of buffered messages at shutdown.
-	// 0: the default.
+	// DrainTimeout bounds the delivery of buffered messages at shutdown;
+	// positive.
 	DrainTimeout time.Duration
 	// ReconnectBackoff paces reconnections to the sources; RetryBackoff
-	// the retries of a destination. Zero: the defaults.
+	// the retries of a destination. A Min above Max is lowered to Max.
 	ReconnectBackoff client.Backoff
 	RetryBackoff     client.Backoff
 
 	// Logger receives progress, counters and every undelivered message.
-	// Default slog.Default().
 	Logger *slog.Logger
 	// RequestLog, when set, receives one line per request to a
 	// destination in simplehttp's request-log format (--enable-logging).
 	RequestLog io.Writer
-	// HTTPClient sends every request. Default: one with
-	// client.NewTransport. Its Timeout must be zero.
+	// HTTPClient sends every request. Its Timeout must be zero.
 	HTTPClient *http.Client
 	// Rand picks the first source among n. Default: uniformly at random.
 	Rand func(n int) int
 }
 
-// DefaultConfig returns the defaults of the command line.
+// DefaultConfig returns the defaults of the command line: the reference's
+// source, no destination, slog.Default() and a client with
+// client.NewTransport.
 func DefaultConfig() Config {
 	return Config{
+		Logger:           slog.Default(),
+		HTTPClient:       &http.Client{Transport: client.NewTransport()},
 		Sources:          []string{DefaultSource},
 		MaxSilence:       -1,
 		MinLineLength:    DefaultMinLineLength,
@@ -117,11 +121,14 @@ func DefaultConfig() Config {
 	}
 }
 
+// ErrInvalid marks a Config that New refuses.
+var ErrInvalid = errors.New("ps_to_http: invalid configuration")
+
 // ErrNoDestination is the reference's start-up error.
 var ErrNoDestination = errors.New("--destination-get-url or --destination-post-url required")
 
-// validate checks c and returns it with defaults filled in.
-func (c Config) validate() (Config, error) {
+// Validate reports every problem of c on one line.
+func (c Config) Validate() error {
 	var errs []error
 	if len(c.Sources) == 0 {
 		errs = append(errs, errors.New("no --pubsub-url"))
@@ -161,39 +168,35 @@ func (c Config) validate() (Config, error) {
 	if c.MaxRetries < -1 {
 		errs = append(errs, fmt.Errorf("--max-retries=%d: want -1 (unlimited) or more", c.MaxRetries))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, err
-	}
 	if c.BufferSize == 0 {
-		c.BufferSize = DefaultBufferSize
+		errs = append(errs, errors.New("--buffer-size=0: want at least 1"))
 	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+	if c.RequestTimeout <= 0 || c.DrainTimeout <= 0 {
+		errs = append(errs, errors.New("--request-timeout and --drain-timeout must be positive"))
 	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = DefaultDrainTimeout
+	if c.ReconnectBackoff.Max <= 0 || c.RetryBackoff.Max <= 0 || c.ReconnectBackoff.Min <= 0 || c.RetryBackoff.Min <= 0 {
+		errs = append(errs, errors.New("--reconnect-max-backoff and --retry-max-backoff must be positive"))
 	}
-	c.ReconnectBackoff = backoffDefaults(c.ReconnectBackoff, DefaultReconnectBackoff)
-	c.RetryBackoff = backoffDefaults(c.RetryBackoff, DefaultRetryBackoff)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	if c.Logger == nil || c.HTTPClient == nil {
+		errs = append(errs, errors.New("no logger or HTTP client"))
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Transport: client.NewTransport()}
+	if len(errs) == 0 {
+		return nil
 	}
-	return c, nil
+	return problems(errs)
 }
 
-// backoffDefaults fills the unset bounds of b from def and keeps Min <= Max.
-func backoffDefaults(b, def client.Backoff) client.Backoff {
-	if b.Min <= 0 {
-		b.Min = def.Min
+// problems is errors.Join on one line: errors.Is still finds each.
+type problems []error
+
+func (p problems) Unwrap() []error { return p }
+
+func (p problems) Error() string {
+	msgs := make([]string, len(p))
+	for i, e := range p {
+		msgs[i] = e.Error()
 	}
-	if b.Max <= 0 {
-		b.Max = def.Max
-	}
-	b.Min = min(b.Min, b.Max)
-	return b
+	return strings.Join(msgs, "; ")
 }
 
 // checkURL accepts absolute http and https URLs with a host.

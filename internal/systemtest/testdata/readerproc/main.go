@@ -99,26 +99,25 @@ func main() {
 		}
 		return 0
 	}
-	cfg := reader.Config{
-		Addrs: strings.Split(*addrs, ","),
-		Queue: *queue,
-		Tasks: map[string]reader.Task{
-			"a": task("a", func(body, *reader.Message) bool { return false }),
-			"b": task("b", func(b body, m *reader.Message) bool { return b.Poison || b.N%10 == 3 && m.Attempts == 1 }),
-		},
-		MaxTries:         *maxTries,
-		RequeueDelay:     *delay,
-		MGetItems:        *mget,
-		Lease:            *lease,
-		Concurrency:      *concurrency,
-		BackoffStep:      -1,
-		Balance:          bal,
-		ProgressInterval: *progress,
-		ShutdownGrace:    10 * time.Second,
-		Logger:           logger,
-		GiveUp: func(ctx context.Context, m *reader.Message) {
-			write("giveup %d %d %d %s", decode(m).N, m.Attempts, m.Deliveries, m.ID)
-		},
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = strings.Split(*addrs, ",")
+	cfg.Queue = *queue
+	cfg.Tasks = map[string]reader.Task{
+		"a": task("a", func(body, *reader.Message) bool { return false }),
+		"b": task("b", func(b body, m *reader.Message) bool { return b.Poison || b.N%10 == 3 && m.Attempts == 1 }),
+	}
+	cfg.MaxTries = *maxTries
+	cfg.RequeueDelay = *delay
+	cfg.MGetItems = *mget
+	cfg.Lease = *lease
+	cfg.Concurrency = *concurrency
+	cfg.BackoffStep = -1
+	cfg.Balance = bal
+	cfg.ProgressInterval = *progress
+	cfg.ShutdownGrace = 10 * time.Second
+	cfg.Logger = logger
+	cfg.GiveUp = func(ctx context.Context, m *reader.Message) {
+		write("giveup %d %d %d %s", decode(m).N, m.Attempts, m.Deliveries, m.ID)
 	}
 	if !*bench {
 		cfg.OnEvent = func(e reader.Event) {
