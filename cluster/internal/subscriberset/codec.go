@@ -39,7 +39,7 @@ type entry struct {
 
 const (
 	entryFormat = 1
-	flagFull        = 1 << 0
+	flagFull    = 1 << 0
 
 	// maxName bounds a node id or topic name in an entry (ids are at
 	// most 128 bytes, topic names 64; anything longer is not ours).
