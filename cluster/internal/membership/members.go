@@ -99,16 +99,9 @@ func (t *memberTable) forget(drop func(Member) bool) {
 func (t *memberTable) alive(n *memberlist.Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.byID[n.Name]
-	if m == nil {
-		m = &Member{ID: n.Name}
-		t.byID[n.Name] = m
-	}
+	m, _ := t.memberLocked(n.Name)
 	t.setMetaLocked(m, n)
-	if m.Status != api.MemberAlive {
-		m.Status = api.MemberAlive
-		m.Since = t.now()
-	}
+	t.setStatusLocked(m, api.MemberAlive)
 	t.notifyLocked()
 }
 
@@ -116,10 +109,9 @@ func (t *memberTable) alive(n *memberlist.Node) {
 func (t *memberTable) update(n *memberlist.Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.byID[n.Name]
-	if m == nil {
-		m = &Member{ID: n.Name, Status: api.MemberAlive, Since: t.now()}
-		t.byID[n.Name] = m
+	m, created := t.memberLocked(n.Name)
+	if created {
+		t.setStatusLocked(m, api.MemberAlive)
 	}
 	t.setMetaLocked(m, n)
 	t.notifyLocked()
@@ -130,11 +122,7 @@ func (t *memberTable) update(n *memberlist.Node) {
 func (t *memberTable) gone(n *memberlist.Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.byID[n.Name]
-	if m == nil {
-		m = &Member{ID: n.Name}
-		t.byID[n.Name] = m
-	}
+	m, _ := t.memberLocked(n.Name)
 	if len(n.Meta) > 0 {
 		t.setMetaLocked(m, n) // the last meta memberlist heard
 	}
@@ -142,11 +130,27 @@ func (t *memberTable) gone(n *memberlist.Node) {
 	if m.MetaOK && m.Meta.Leaving {
 		status = api.MemberLeft
 	}
+	t.setStatusLocked(m, status)
+	t.notifyLocked()
+}
+
+// memberLocked returns the entry for id, creating an empty one (created
+// true) for a member not seen before.
+func (t *memberTable) memberLocked(id string) (m *Member, created bool) {
+	if m = t.byID[id]; m != nil {
+		return m, false
+	}
+	m = &Member{ID: id}
+	t.byID[id] = m
+	return m, true
+}
+
+// setStatusLocked moves m to status, stamping Since only on a change.
+func (t *memberTable) setStatusLocked(m *Member, status string) {
 	if m.Status != status {
 		m.Status = status
 		m.Since = t.now()
 	}
-	t.notifyLocked()
 }
 
 func (t *memberTable) setMetaLocked(m *Member, n *memberlist.Node) {
