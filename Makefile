@@ -22,9 +22,12 @@ test: vet
 	cd deploy/bench/peers && $(GO) vet ./...
 	$(MAKE) chaos-short
 
-# A short fault-injection schedule (about two minutes); fails on any violation.
+# A short fault-injection schedule (about two minutes), on an open cluster
+# and then on a secured one (TLS, mutual TLS, gossip key, tokens); fails on
+# any violation.
 chaos-short:
 	$(GO) test -timeout 15m ./deploy/chaos -run TestChaos -chaos.duration=90s -chaos.out=chaos-out/short -v
+	$(GO) test -timeout 15m ./deploy/chaos -run TestChaos -chaos.duration=60s -chaos.secure -chaos.out=chaos-out/short-secure -v
 
 # The long fault-injection schedule (10 minutes of faults, then checks);
 # as root it also partitions nodes in network namespaces.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
@@ -160,6 +161,7 @@ func (c *AnalyzeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("balance", fmt.Sprintf("leader (send requests to the leader) or spread (round robin over the nodes) (default %q)", c.Balance),
 		func(v string) (err error) { c.Balance, err = reader.ParseBalance(v); return err })
 	fs.BoolVar(&c.DisableDiscovery, "no-discovery", c.DisableDiscovery, "use only --queue-addr, not the members the cluster reports")
+	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "interval of the reader's progress log line (0: never)")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print the final counters as JSON on stdout")
 	switch c.Kind {

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,10 @@ type ReaderConfig struct {
 	// Balance and DisableDiscovery: see reader.Config.
 	Balance          reader.Balance
 	DisableDiscovery bool
+	// Token and TLS are the credentials of a secured cluster: see
+	// reader.Config.
+	Token string
+	TLS   *tls.Config
 
 	// ExitWhenEmpty ends Run once the queue has had no ready, leased or
 	// deferred message, and this reader nothing pending, for EmptyFor.
@@ -349,6 +354,7 @@ func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, er
 	rc.MaxTries, rc.RequeueDelay, rc.MGetItems, rc.Lease, rc.Concurrency = cfg.MaxTries, cfg.RequeueDelay, cfg.Concurrency, cfg.Lease, cfg.Concurrency
 	rc.Preprocess, rc.Validate, rc.DeadLetter = r.preprocess, r.validate, cfg.DeadLetter
 	rc.Balance, rc.DisableDiscovery, rc.Logger, rc.ProgressInterval = cfg.Balance, cfg.DisableDiscovery, cfg.Logger, cfg.ProgressInterval
+	rc.Token, rc.TLS = cfg.Token, cfg.TLS
 	// A failed merge (Redis down) must not slow fetching for minutes.
 	rc.BackoffStep = -1
 	rd, err := reader.New(rc)
@@ -457,7 +463,9 @@ func (r *runner) flush(items []*pending) error {
 // watchEmpty cancels the run once the queue and this reader have been
 // idle for EmptyFor.
 func (r *runner) watchEmpty(ctx context.Context, rd *reader.Reader, cancel context.CancelFunc) error {
-	q, err := client.NewQueue(r.cfg.Addrs, nil)
+	opts := client.DefaultOptions()
+	opts.Token, opts.TLS = r.cfg.Token, r.cfg.TLS
+	q, err := client.NewQueue(r.cfg.Addrs, &opts)
 	if err != nil {
 		return err
 	}

@@ -4,52 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/quorumq/quorumq/client"
-	"github.com/quorumq/quorumq/internal/node"
-	"github.com/quorumq/quorumq/internal/testlog"
-	"github.com/quorumq/quorumq/internal/testport"
-	"github.com/quorumq/quorumq/internal/testwait"
+	"github.com/quorumq/quorumq/internal/node/nodetest"
 )
 
 // startNode starts a single-node cluster in process and returns its
 // queue-port base URL once it is ready.
 func startNode(t *testing.T) string {
 	t.Helper()
-	s, err := node.Start(node.Config{
-		NodeID:     "n1",
-		DataDir:    t.TempDir(),
-		QueueAddr:  "127.0.0.1:0",
-		PubsubAddr: "127.0.0.1:0",
-		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		GossipAddr: fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-		Logger:     testlog.New(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	base := "http://" + s.QueueAddr
-	testwait.For(t, 30*time.Second, "node ready", func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-
-	return base
+	cfg := nodetest.Config(t)
+	cfg.Cluster.NodeID = "n1"
+	s := nodetest.Start(t, cfg)
+	nodetest.WaitReady(t, s)
+	return "http://" + s.QueueAddr
 }
 
 // putAll puts msgs on queue with /mput in chunks.

@@ -79,7 +79,7 @@ func TestDecode_TokenFirstThenStatus(t *testing.T) {
 			t.Errorf("Decode(%s) = %v", k.Token, got)
 		}
 	}
-	for status, want := range map[int]*Error{400: ErrBadRequest, 409: ErrNotInFlight, 413: ErrTooLarge, 503: ErrUnavailable, 507: ErrQueueFull, 500: nil, 404: nil} {
+	for status, want := range map[int]*Error{400: ErrBadRequest, 401: ErrUnauthorized, 403: ErrForbidden, 409: ErrNotInFlight, 413: ErrTooLarge, 503: ErrUnavailable, 507: ErrQueueFull, 500: nil, 404: nil} {
 		if got := Decode("SOMETHING_NEW", status); got != want {
 			t.Errorf("Decode(unknown, %d) = %v, want %v", status, got, want)
 		}
@@ -139,6 +139,27 @@ func TestDuration_ParseAndFormat(t *testing.T) {
 	for _, bad := range []string{"", "5", "-1s", "abc"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+}
+
+// TestBytes_ParseAndFormat: sizes of flags and messages.
+func TestBytes_ParseAndFormat(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "512": 512, "64KiB": 64 << 10, "64 kib": 64 << 10, "1.5GiB": 3 << 29, "2TiB": 2 << 40, " 8MiB ": 8 << 20,
+	} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5", "MiB", "1MB", "x", "-2GiB", "1e30GiB", "NaNGiB"} {
+		if got, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+		}
+	}
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 29: "1.5 GiB", 32 << 20: "32.0 MiB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

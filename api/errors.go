@@ -102,6 +102,14 @@ var (
 	// ErrLastVoter refuses a leave that would leave the cluster without a
 	// voter; nothing changed.
 	ErrLastVoter = kind("LAST_VOTER", http.StatusConflict, "this node is the cluster's last voter and cannot leave", nil)
+	// ErrUnauthorized: the request carries no token, or one the node does
+	// not know. The answer has WWW-Authenticate: Bearer.
+	ErrUnauthorized = kind("UNAUTHORIZED", http.StatusUnauthorized, "missing or unknown token", nil)
+	// ErrForbidden: the request is refused whoever asks again the same way:
+	// the token lacks the role or the queue or topic is outside its
+	// scopes, a browser page of another origin sent an admin request, or a
+	// node-to-node route was called by something that is not a member.
+	ErrForbidden = kind("FORBIDDEN", http.StatusForbidden, "forbidden", nil)
 
 	// ErrUnavailable: the cluster cannot serve the request now and applied
 	// nothing of it; it is safe to retry, on any node. Every kind below
@@ -134,7 +142,7 @@ var (
 var kinds = []*Error{
 	ErrBadRequest, ErrInvalidQueueName, ErrInvalidTopicName, ErrInvalidCommand, ErrTooLarge,
 	ErrNotInFlight, ErrQueueFull, ErrTooManyQueues, ErrMethodNotAllowed, ErrNotSupported,
-	ErrLastVoter, ErrUnavailable, ErrNotLeader, ErrNoLeader, ErrShuttingDown, ErrRouteFailed,
+	ErrLastVoter, ErrUnauthorized, ErrForbidden, ErrUnavailable, ErrNotLeader, ErrNoLeader, ErrShuttingDown, ErrRouteFailed,
 	ErrCanceled, ErrOutcomeUnknown, ErrInternal,
 }
 
@@ -173,6 +181,10 @@ func Decode(token string, status int) *Error {
 	switch status {
 	case http.StatusBadRequest:
 		return ErrBadRequest
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	case http.StatusForbidden:
+		return ErrForbidden
 	case http.StatusConflict:
 		return ErrNotInFlight
 	case http.StatusRequestEntityTooLarge:

@@ -26,6 +26,23 @@ const (
 	// HeaderLeaderID names the leader the answering node knows, on 503s
 	// and 307s.
 	HeaderLeaderID = "X-Leader-ID"
+	// HeaderNoSniff is sent with "nosniff" on every error answer, so that
+	// a browser never renders an error that echoes input as anything but
+	// text.
+	HeaderNoSniff = "X-Content-Type-Options"
+)
+
+// Headers of authentication (RFC 6750).
+const (
+	// HeaderAuthorization carries "Bearer TOKEN" from a client.
+	HeaderAuthorization = "Authorization"
+	// HeaderWWWAuthenticate is sent on every 401 answer.
+	HeaderWWWAuthenticate = "WWW-Authenticate"
+	// ParamToken is the query parameter that carries the token for the
+	// clients that can only send URLs (simplehttp's BaseReader,
+	// ps_to_http): token=TOKEN. Redacted wherever a node logs or echoes a
+	// URI.
+	ParamToken = "token"
 )
 
 // Headers between nodes.
@@ -40,6 +57,11 @@ const (
 	HeaderHop = "X-Quorumq-Hop"
 	// HeaderFrom names the node that sent a delivery.
 	HeaderFrom = "X-Quorumq-From"
+	// HeaderDeliverWithin is how long, in milliseconds from its arrival,
+	// the receiver of a delivery may still hand it to its subscribers: past
+	// that the sender no longer counts an answer, so the receiver does not
+	// deliver either, and both count the delivery as not made.
+	HeaderDeliverWithin = "X-Quorumq-Deliver-Within"
 )
 
 // Paths of the node-to-node routes. They are not part of simplehttp's API

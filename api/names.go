@@ -12,12 +12,22 @@ const (
 
 // ValidName reports whether name is a valid queue or topic name
 // (NamePattern).
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
+func ValidName(name string) bool { return validChars(name, 64) }
+
+// NodeIDPattern is the rule for node ids: safe in file names, URLs,
+// metric labels, memberlist node names and certificate URIs.
+const NodeIDPattern = "[A-Za-z0-9._-]{1,128}"
+
+// ValidNodeID reports whether id is a valid node id (NodeIDPattern).
+func ValidNodeID(id string) bool { return validChars(id, 128) }
+
+// validChars reports whether s is 1 to max characters of [A-Za-z0-9._-].
+func validChars(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:

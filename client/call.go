@@ -26,11 +26,11 @@ type nodes struct {
 }
 
 func newNodes(addrs []string, opts *Options) (*nodes, error) {
-	a, err := normalizeAddrs(addrs)
+	o, err := opts.resolved(len(addrs))
 	if err != nil {
 		return nil, err
 	}
-	o, err := opts.resolved(len(a))
+	a, err := normalizeAddrs(addrs, o.TLS != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +121,7 @@ func (n *nodes) once(ctx context.Context, addr string, r request) (*response, st
 		return nil, "", fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	req.Header.Set("User-Agent", userAgent)
+	SetToken(req, n.o.Token)
 	resp, err := n.o.HTTPClient.Do(req)
 	if err != nil {
 		return nil, "", transportError(r, addr, err)
@@ -148,6 +149,7 @@ const userAgent = "quorumq-client"
 // node received the request: api.ErrOutcomeUnknown.
 func transportError(r request, addr string, err error) error {
 	where := fmt.Sprintf("quorumq: %s %s%s", r.method, addr, r.path)
+	err = RedactError(err)
 	if notSent(err) || r.method == http.MethodGet {
 		return fmt.Errorf("%s: %w: %w", where, api.ErrUnavailable, err)
 	}

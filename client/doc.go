@@ -12,4 +12,9 @@
 // for example api.ErrQueueFull or api.ErrOutcomeUnknown. Subscribe reads
 // pubsub's newline streams; a stream does not reconnect. The failover and
 // error rules in full are in DESIGN.md.
+//
+// A secured cluster serves HTTPS with certificates from its own CA and
+// wants a bearer token: set Options.TLS (TLSConfig of the CA file) and
+// Options.Token. A 401 or 403 answer is not retried; tokens never appear
+// in URLs or errors (RedactURL).
 package client

@@ -17,7 +17,8 @@ type HTTPError struct {
 	Code string
 	// Body is the one-line error text, without its final newline.
 	Body string
-	// URL is the request's address and path (no query string).
+	// URL is the request's address and path; a stream's carries its query
+	// string, any token= value redacted.
 	URL string
 	// ServedBy is the X-Served-By header: the node that answered.
 	ServedBy string

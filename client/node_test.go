@@ -2,15 +2,13 @@ package client
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/node"
+	"github.com/quorumq/quorumq/internal/node/nodetest"
 )
 
 // startNode runs a real single-node cluster in-process on loopback ports.
@@ -19,24 +17,7 @@ func startNode(t *testing.T) *node.Server {
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
-	s, err := node.Start(node.Config{
-		DataDir:    t.TempDir(),
-		QueueAddr:  "127.0.0.1:0",
-		PubsubAddr: "127.0.0.1:0",
-		RaftAddr:   "127.0.0.1:0",
-		GossipAddr: "127.0.0.1:0",
-		MaxMsgSize: 1024,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	return s
+	return nodetest.StartReady(t, func(c *node.Config) { c.HTTP.MaxMsgSize = 1024 })
 }
 
 // Test_Node_QueueContract: every Queue call against a real node: the

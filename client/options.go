@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // Defaults of Options.
@@ -48,6 +50,16 @@ type Options struct {
 	MaxAttempts int
 	// Backoff is the pause before each retry.
 	Backoff Backoff
+	// Token, when not "", is sent as "Authorization: Bearer <token>" with
+	// every request, streams included (never as token= in the URL).
+	Token string
+	// TLS, when not nil, verifies the nodes' HTTPS certificates, usually
+	// TLSConfig of the cluster CA. It makes the client speak HTTPS only:
+	// addresses without a scheme or with http:// are used as https://
+	// (see HTTPS). With the default HTTPClient the client makes its own
+	// from it (NewHTTPClient); a caller's HTTPClient is used as it is and
+	// must trust the nodes itself.
+	TLS *tls.Config
 }
 
 // DefaultOptions returns the defaults: this package's pooled keep-alive
@@ -85,6 +97,9 @@ func (o *Options) resolved(naddrs int) (Options, error) {
 	}
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = max(3, 2*naddrs)
+	}
+	if r.TLS != nil && r.HTTPClient == defaultHTTPClient {
+		r.HTTPClient = NewHTTPClient(r.TLS)
 	}
 	return r, nil
 }
@@ -142,27 +157,21 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // Sleep waits b.Delay(n), or until ctx is done, and returns ctx.Err() in
 // that case.
-func (b Backoff) Sleep(ctx context.Context, n int) error {
-	t := time.NewTimer(b.Delay(n))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (b Backoff) Sleep(ctx context.Context, n int) error { return wait.Sleep(ctx, b.Delay(n)) }
 
 // normalizeAddrs turns base addresses ("http://h:8081", "h:8081") into
-// base URLs without a trailing slash.
-func normalizeAddrs(addrs []string) ([]string, error) {
+// base URLs without a trailing slash; with tls, https ones (see HTTPS).
+func normalizeAddrs(addrs []string, tls bool) ([]string, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: no address given", api.ErrBadRequest)
 	}
 	out := make([]string, 0, len(addrs))
 	for _, a := range addrs {
 		a = strings.TrimSpace(a)
-		if !strings.Contains(a, "://") {
+		switch {
+		case tls:
+			a = HTTPS(a)
+		case !strings.Contains(a, "://"):
 			a = "http://" + a
 		}
 		u, err := url.Parse(a)

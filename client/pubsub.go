@@ -84,6 +84,9 @@ func (p *Pubsub) SubscribeTopic(ctx context.Context, topic string, opts *Subscri
 	if o.HTTPClient == nil {
 		o.HTTPClient = p.o.HTTPClient
 	}
+	if o.Token == "" {
+		o.Token = p.o.Token
+	}
 	start := int(p.pref.Load()) % len(p.addrs)
 	var err error
 	for attempt := 0; attempt < p.o.MaxAttempts; attempt++ {

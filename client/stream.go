@@ -51,6 +51,9 @@ type SubscribeOptions struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds one message. Default DefaultMaxMessageSize.
 	MaxMessageSize int
+	// Token, when not "", is sent as "Authorization: Bearer <token>".
+	// Pubsub.SubscribeTopic sends its Options.Token when this is "".
+	Token string
 }
 
 // Stream is a pubsub subscription in newline mode (/sub?multipart=0). It
@@ -65,7 +68,8 @@ type SubscribeOptions struct {
 // An unterminated last line at the end of the stream is incomplete and is
 // dropped.
 type Stream struct {
-	// URL is the subscription URL.
+	// URL is the subscription URL, with any token= value redacted (see
+	// RedactURL).
 	URL string
 	// ServedBy is the X-Served-By header of the answer, if any.
 	ServedBy string
@@ -99,13 +103,15 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
+	shown := RedactURL(rawURL)
 	sctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, RedactError(err))
 	}
 	req.Header.Set("User-Agent", userAgent)
+	SetToken(req, o.Token)
 	var headerLate atomic.Bool
 	t := time.AfterFunc(o.HeaderTimeout, func() {
 		headerLate.Store(true)
@@ -123,7 +129,7 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 		if headerLate.Load() && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s: %w", o.HeaderTimeout, err)
 		}
-		return nil, fmt.Errorf("quorumq: subscribe %s: %w: %w", rawURL, api.ErrUnavailable, err)
+		return nil, fmt.Errorf("quorumq: subscribe %s: %w: %w", shown, api.ErrUnavailable, RedactError(err))
 	}
 	fail := func(err error) (*Stream, error) {
 		resp.Body.Close()
@@ -132,13 +138,13 @@ func Subscribe(ctx context.Context, rawURL string, opts *SubscribeOptions) (*Str
 	}
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fail(newHTTPError(resp.StatusCode, resp.Header, body, rawURL))
+		return fail(newHTTPError(resp.StatusCode, resp.Header, body, shown))
 	}
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "multipart/") {
-		return fail(fmt.Errorf("quorumq: subscribe %s: %w", rawURL, ErrMultipart))
+		return fail(fmt.Errorf("quorumq: subscribe %s: %w", shown, ErrMultipart))
 	}
 	s := &Stream{
-		URL:      rawURL,
+		URL:      shown,
 		ServedBy: resp.Header.Get(api.HeaderServedBy),
 		body:     resp.Body,
 		ctx:      ctx,

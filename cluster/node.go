@@ -22,6 +22,7 @@ import (
 	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 	"github.com/quorumq/quorumq/cluster/internal/subscriberset"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/certs"
 )
 
 // defaultTickInterval is how often the leader checks whether a tick is due.
@@ -72,6 +73,10 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err := datadir.CheckNotLeft(o.DataDir); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	if o.TLS != nil && o.NodeID == "" {
+		// Peers check every RPC against the certificate's node id.
+		o.NodeID = o.TLS.NodeID()
+	}
 	id, err := datadir.ResolveNodeID(o.DataDir, o.NodeID)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
@@ -87,29 +92,20 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 
 	host, err := rafthost.Open(rafthost.Options{
-		ID:                 id,
-		DataDir:            o.DataDir,
-		DBPath:             filepath.Join(o.DataDir, datadir.RaftDBFile),
-		FSM:                f,
-		RaftBind:           o.RaftBind,
-		RaftAdvertise:      o.RaftAdvertise,
-		HeartbeatTimeout:   o.HeartbeatTimeout,
-		ElectionTimeout:    o.ElectionTimeout,
-		LeaderLeaseTimeout: o.LeaderLeaseTimeout,
-		CommitTimeout:      o.CommitTimeout,
-		MaxAppendEntries:   o.MaxAppendEntries,
-		SnapshotThreshold:  o.SnapshotThreshold,
-		SnapshotInterval:   o.SnapshotInterval,
-		TrailingLogs:       o.TrailingLogs,
-		MaxBatchBytes:      o.MaxBatchBytes,
-		MaxPendingApplies:  o.MaxPendingApplies,
-		ApplyTimeout:       o.ApplyTimeout,
-		TickInterval:       o.tickInterval,
-		Now:                o.Now,
-		BootstrapSingle:    o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap,
-		WrapLogStore:       o.wrapLogStore,
-		Logger:             logger,
-		RaftLogLevel:       o.RaftLogLevel,
+		ID:              id,
+		DataDir:         o.DataDir,
+		DBPath:          filepath.Join(o.DataDir, datadir.RaftDBFile),
+		FSM:             f,
+		RaftBind:        o.RaftBind,
+		RaftAdvertise:   o.RaftAdvertise,
+		Tuning:          o.RaftTuning,
+		TLS:             raftTLS(o.TLS),
+		TickInterval:    o.tickInterval,
+		Now:             o.Now,
+		BootstrapSingle: o.BootstrapExpect == 1 && len(o.Join) == 0 && !o.noBootstrap,
+		WrapLogStore:    o.wrapLogStore,
+		Logger:          logger,
+		RaftLogLevel:    o.RaftLogLevel,
 	})
 	if errors.Is(err, rafthost.ErrInvalidConfig) {
 		return nil, fmt.Errorf("open: %w: %w", ErrInvalidOptions, err)
@@ -173,6 +169,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		MinVoters:         o.MinVoters,
 		ReconnectInterval: o.reconnectInterval,
 		BootstrapSettle:   o.bootstrapSettle,
+		GossipKeys:        o.GossipKeys,
 		GossipLogLevel:    o.GossipLogLevel,
 		GossipConfig:      o.gossipConfig,
 	})
@@ -369,3 +366,15 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	n.log.Info("shut down")
 	return nil
 }
+
+// raftTLS is the raft transport's mutual TLS from m (nil: plain TCP).
+func raftTLS(m *certs.Material) *rafthost.TLS {
+	if m == nil {
+		return nil
+	}
+	return &rafthost.TLS{Server: m.MutualConfig(), Client: m.ClientConfig(), PeerID: certs.PeerNodeID}
+}
+
+// SetGossipKeys replaces the gossip keys (the first the primary) on a
+// node started with keys, for a rotation without a restart.
+func (n *Node) SetGossipKeys(keys [][]byte) error { return n.members.SetGossipKeys(keys) }

@@ -10,9 +10,11 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
-	"github.com/quorumq/quorumq/cluster/internal/datadir"
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster/internal/membership"
+	"github.com/quorumq/quorumq/cluster/internal/rafthost"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/certs"
 	"github.com/quorumq/quorumq/internal/peer"
 )
 
@@ -92,9 +94,11 @@ const NeverReap = membership.NeverReap
 // at start-up rather than wait forever.
 const maxBootstrapExpect = 15
 
-// maxEntryBytes is the hard ceiling for MaxBatchBytes: raft's suggested
-// maximum entry size.
-const maxEntryBytes = raft.SuggestedMaxDataSize
+// RaftTuning is the raft host's knobs, embedded in Options: HeartbeatTimeout,
+// ElectionTimeout, LeaderLeaseTimeout, CommitTimeout, MaxAppendEntries,
+// SnapshotThreshold, SnapshotInterval, TrailingLogs, MaxBatchBytes,
+// MaxPendingApplies and ApplyTimeout, with SetHeartbeatTimeout.
+type RaftTuning = rafthost.Tuning
 
 // Options configure a Node. Start from DefaultOptions, which fills in
 // every default, and set DataDir, RaftBind, FSM, Peer and what else
@@ -138,6 +142,17 @@ type Options struct {
 	// bootstraps, with all of them as voters (DESIGN.md, "Flows": Membership).
 	BootstrapExpect int
 
+	// TLS, when set, makes the raft transport mutual TLS: a peer must
+	// present a certificate of the cluster CA, and each RPC must name the
+	// node of that certificate. nil: plain TCP. Peer is expected to use
+	// the same material for its calls.
+	TLS *certs.Material
+	// GossipKeys, when set, encrypt and authenticate gossip (memberlist's
+	// keyring; the first key is the primary one, certs.LoadGossipKeys):
+	// a process without one of them cannot join. Node.SetGossipKeys
+	// rotates them. Empty: plain gossip.
+	GossipKeys [][]byte
+
 	// GossipBind is the host:port memberlist listens on, TCP and UDP. Port
 	// 0 picks a free port. Empty: RaftBind's host with port 0, which suits
 	// a node that others do not need to find (it joins them).
@@ -173,33 +188,10 @@ type Options struct {
 	// least 1).
 	MinVoters int
 
-	// Raft timing: each at least 5 ms (CommitTimeout 1 ms), the lease at
-	// most the heartbeat timeout, the election timeout at least the
-	// heartbeat timeout. SetHeartbeatTimeout moves the other two along.
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
-	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
-	// MaxAppendEntries bounds entries per replication RPC and per leader
-	// fsync group (1..1024, raft's limit).
-	MaxAppendEntries int
-	// SnapshotThreshold, SnapshotInterval and TrailingLogs control log
-	// compaction (threshold and interval must be positive).
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
-	TrailingLogs      uint64
-
-	// MaxBatchBytes caps the encoded size of one coalesced log entry
-	// (1..512 KiB). A single larger command travels alone.
-	MaxBatchBytes int
-	// MaxPendingApplies is how many coalesced entries may wait in raft at
-	// once (1..MaxAppendEntries; 2 suits disks whose fsync takes
-	// milliseconds). While all are busy, new commands accumulate into the
-	// next entry.
-	MaxPendingApplies int
-	// ApplyTimeout bounds the enqueue of an entry into raft. It does not
-	// bound the commit; Propose's context does that.
-	ApplyTimeout time.Duration
+	// RaftTuning is raft's timing, batching and log compaction and the
+	// coalescer (HeartbeatTimeout, ..., MaxPendingApplies, ApplyTimeout):
+	// see rafthost.Tuning for each field's meaning and bounds.
+	RaftTuning
 
 	// Now stamps fsm.Entry.Now on the leader, and nothing else. Required.
 	Now func() time.Time
@@ -250,41 +242,34 @@ type Options struct {
 //     INFO and memberlist every join and probe at DEBUG or INFO.
 func DefaultOptions() Options {
 	return Options{
-		BootstrapExpect:    1,
-		ReconcileInterval:  DefaultReconcileInterval,
-		PromoteAfter:       DefaultPromoteAfter,
-		ReapTimeout:        DefaultReapTimeout,
-		ReconnectTimeout:   DefaultReconnectTimeout,
-		MinVoters:          DefaultMinVoters,
-		HeartbeatTimeout:   DefaultHeartbeatTimeout,
-		ElectionTimeout:    DefaultElectionTimeout,
-		LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
-		CommitTimeout:      DefaultCommitTimeout,
-		MaxAppendEntries:   DefaultMaxAppendEntries,
-		SnapshotThreshold:  DefaultSnapshotThreshold,
-		SnapshotInterval:   DefaultSnapshotInterval,
-		TrailingLogs:       DefaultTrailingLogs,
-		MaxBatchBytes:      DefaultMaxBatchBytes,
-		MaxPendingApplies:  DefaultMaxPendingApplies,
-		ApplyTimeout:       DefaultApplyTimeout,
-		Now:                time.Now,
-		Logger:             slog.Default(),
-		RaftLogLevel:       slog.LevelWarn,
-		GossipLogLevel:     slog.LevelWarn,
-		tickInterval:       defaultTickInterval,
-		reconnectInterval:  membership.DefaultReconnectInterval,
-		bootstrapSettle:    membership.DefaultBootstrapSettle,
-		leaveWait:          defaultLeaveWait,
+		BootstrapExpect:   1,
+		ReconcileInterval: DefaultReconcileInterval,
+		PromoteAfter:      DefaultPromoteAfter,
+		ReapTimeout:       DefaultReapTimeout,
+		ReconnectTimeout:  DefaultReconnectTimeout,
+		MinVoters:         DefaultMinVoters,
+		RaftTuning: RaftTuning{
+			HeartbeatTimeout:   DefaultHeartbeatTimeout,
+			ElectionTimeout:    DefaultElectionTimeout,
+			LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
+			CommitTimeout:      DefaultCommitTimeout,
+			MaxAppendEntries:   DefaultMaxAppendEntries,
+			SnapshotThreshold:  DefaultSnapshotThreshold,
+			SnapshotInterval:   DefaultSnapshotInterval,
+			TrailingLogs:       DefaultTrailingLogs,
+			MaxBatchBytes:      DefaultMaxBatchBytes,
+			MaxPendingApplies:  DefaultMaxPendingApplies,
+			ApplyTimeout:       DefaultApplyTimeout,
+		},
+		Now:               time.Now,
+		Logger:            slog.Default(),
+		RaftLogLevel:      slog.LevelWarn,
+		GossipLogLevel:    slog.LevelWarn,
+		tickInterval:      defaultTickInterval,
+		reconnectInterval: membership.DefaultReconnectInterval,
+		bootstrapSettle:   membership.DefaultBootstrapSettle,
+		leaveWait:         defaultLeaveWait,
 	}
-}
-
-// SetHeartbeatTimeout sets HeartbeatTimeout to d and moves the election
-// timeout up to at least d and the leader lease to d/2 (raft's own ratio),
-// so that raising the heartbeat timeout alone (slow disks) stays valid.
-func (o *Options) SetHeartbeatTimeout(d time.Duration) {
-	o.HeartbeatTimeout = d
-	o.ElectionTimeout = max(o.ElectionTimeout, d)
-	o.LeaderLeaseTimeout = d / 2
 }
 
 // validate reports every problem with o as an error wrapping
@@ -302,8 +287,11 @@ func (o Options) validate() error {
 	if o.DataDir == "" {
 		return bad("DataDir is required")
 	}
-	if o.NodeID != "" && !datadir.ValidNodeID(o.NodeID) {
+	if o.NodeID != "" && !api.ValidNodeID(o.NodeID) {
 		return bad("NodeID %q: use 1-128 characters from [A-Za-z0-9._-]", o.NodeID)
+	}
+	if o.TLS != nil && o.NodeID != "" && o.NodeID != o.TLS.NodeID() {
+		return bad("NodeID %q: the TLS certificate is node %q's", o.NodeID, o.TLS.NodeID())
 	}
 	if err := checkHostPort(o.RaftBind); err != nil {
 		return bad("RaftBind %q: %v", o.RaftBind, err)
@@ -344,12 +332,6 @@ func (o Options) validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"HeartbeatTimeout", o.HeartbeatTimeout},
-		{"ElectionTimeout", o.ElectionTimeout},
-		{"LeaderLeaseTimeout", o.LeaderLeaseTimeout},
-		{"CommitTimeout", o.CommitTimeout},
-		{"SnapshotInterval", o.SnapshotInterval},
-		{"ApplyTimeout", o.ApplyTimeout},
 		{"ReconcileInterval", o.ReconcileInterval},
 		{"PromoteAfter", o.PromoteAfter},
 		{"ReconnectTimeout", o.ReconnectTimeout},
@@ -363,38 +345,11 @@ func (o Options) validate() error {
 			return bad("%s %v is not positive", d.name, d.v)
 		}
 	}
-	// raft.ValidateConfig would catch these too, but with raft's wording and
-	// only after the stores are open.
-	if o.HeartbeatTimeout < 5*time.Millisecond || o.ElectionTimeout < 5*time.Millisecond || o.LeaderLeaseTimeout < 5*time.Millisecond {
-		return bad("raft timeouts must be at least 5ms")
-	}
-	if o.LeaderLeaseTimeout > o.HeartbeatTimeout {
-		return bad("LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", o.LeaderLeaseTimeout, o.HeartbeatTimeout)
-	}
-	if o.ElectionTimeout < o.HeartbeatTimeout {
-		return bad("ElectionTimeout %v is below HeartbeatTimeout %v", o.ElectionTimeout, o.HeartbeatTimeout)
-	}
-	if o.CommitTimeout < time.Millisecond {
-		return bad("CommitTimeout %v is below 1ms", o.CommitTimeout)
-	}
 	if o.ReconcileInterval < 10*time.Millisecond {
 		return bad("ReconcileInterval %v is below 10ms", o.ReconcileInterval)
 	}
-	if o.SnapshotInterval < 5*time.Millisecond {
-		return bad("SnapshotInterval %v is below 5ms", o.SnapshotInterval)
-	}
-	if o.MaxAppendEntries < 1 || o.MaxAppendEntries > 1024 {
-		return bad("MaxAppendEntries %d is outside 1..1024", o.MaxAppendEntries)
-	}
-	if o.SnapshotThreshold == 0 {
-		return bad("SnapshotThreshold is 0")
-	}
-	if o.MaxBatchBytes < 1 || o.MaxBatchBytes > maxEntryBytes {
-		return bad("MaxBatchBytes %d is outside 1..%d", o.MaxBatchBytes, maxEntryBytes)
-	}
-	if o.MaxPendingApplies < 1 || o.MaxPendingApplies > o.MaxAppendEntries {
-		// More in flight than one leader group can take buys nothing.
-		return bad("MaxPendingApplies %d is outside 1..MaxAppendEntries (%d)", o.MaxPendingApplies, o.MaxAppendEntries)
+	if err := o.RaftTuning.Validate(); err != nil {
+		return bad("%v", err)
 	}
 	switch {
 	case o.Now == nil:

@@ -13,9 +13,15 @@ import (
 // decode; message bodies are copied out so that retained messages never pin a
 // whole log entry in memory.
 
+// opGetCapped is the log's op byte for an OpGet that sets MaxBytes,
+// MaxIDBytes or Handover: OpGet's fields, then those three. A new value
+// rather than new fields after op 2, so that every entry written before
+// them keeps its meaning. Never renumber it.
+const opGetCapped Op = 9
+
 // EncodeEntry appends the encoding of e to buf and returns the result.
 func EncodeEntry(buf []byte, e *Entry) []byte {
-	buf = append(buf, Version)
+	buf = append(buf, entryVersion(e))
 	buf = binary.AppendVarint(buf, e.Now)
 	buf = binary.AppendUvarint(buf, uint64(len(e.Commands)))
 	for i := range e.Commands {
@@ -35,9 +41,35 @@ func EncodedSize(c *Command) int {
 	return n
 }
 
+// entryVersion is the oldest format that can carry e (see Version).
+func entryVersion(e *Entry) byte {
+	for i := range e.Commands {
+		if wireOp(&e.Commands[i]) > OpTick {
+			return Version
+		}
+	}
+	return version1
+}
+
+// wireOp is the op byte written for c.
+func wireOp(c *Command) Op {
+	if c.Op == OpGet && (c.MaxBytes != 0 || c.MaxIDBytes != 0 || c.Handover != 0) {
+		return opGetCapped
+	}
+	return c.Op
+}
+
 func appendCommand(buf []byte, c *Command) []byte {
-	buf = append(buf, byte(c.Op))
+	op := wireOp(c)
+	buf = append(buf, byte(op))
 	buf = appendString(buf, c.Queue)
+	if op == opGetCapped {
+		buf = binary.AppendUvarint(buf, uint64(c.Max))
+		buf = binary.AppendVarint(buf, int64(c.Lease))
+		buf = binary.AppendVarint(buf, c.MaxBytes)
+		buf = binary.AppendVarint(buf, int64(c.MaxIDBytes))
+		return binary.AppendVarint(buf, int64(c.Handover))
+	}
 	switch c.Op {
 	case OpPut:
 		buf = binary.AppendUvarint(buf, uint64(len(c.Messages)))
@@ -50,7 +82,7 @@ func appendCommand(buf []byte, c *Command) []byte {
 	case OpGet:
 		buf = binary.AppendUvarint(buf, uint64(c.Max))
 		buf = binary.AppendVarint(buf, int64(c.Lease))
-	case OpAck:
+	case OpAck, OpHandoverAck, OpHandoverNack:
 		buf = appendIDs(buf, c.IDs)
 	case OpNack:
 		buf = appendIDs(buf, c.IDs)
@@ -295,7 +327,14 @@ func (d *decoder) command(c *Command) {
 	case OpGet:
 		c.Max = int(d.uvarint())
 		c.Lease = time.Duration(d.varint())
-	case OpAck:
+	case opGetCapped:
+		c.Op = OpGet
+		c.Max = int(d.uvarint())
+		c.Lease = time.Duration(d.varint())
+		c.MaxBytes = d.varint()
+		c.MaxIDBytes = int(d.varint())
+		c.Handover = time.Duration(d.varint())
+	case OpAck, OpHandoverAck, OpHandoverNack:
 		c.IDs = d.ids()
 	case OpNack:
 		c.IDs = d.ids()

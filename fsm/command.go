@@ -2,12 +2,21 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
-// Version is the format version written as the first byte of every log entry.
-// A replica that meets a newer version refuses to apply it rather than diverge.
-const Version = 1
+// Version is the newest format version of a log entry, written as its first
+// byte. A replica that meets a newer version refuses to apply it rather than
+// diverge. An entry is written with the oldest version that can carry it:
+// version 1 unless it holds a command added in version 2 (a get with caps
+// or a handover, OpHandoverAck, OpHandoverNack), so that entries an older
+// binary can apply are still written for it during a rolling upgrade.
+const Version = 2
+
+// version1 is the format of the first release: every op up to OpTick, and
+// OpGet with Max and Lease only.
+const version1 = 1
 
 // Op is the type of one command.
 type Op uint8
@@ -34,6 +43,21 @@ const (
 	// every queue are moved to ready. The leader proposes it so that /stats
 	// and followers converge without client traffic.
 	OpTick Op = 8
+
+	// Op 9 is the log's spelling of an OpGet that sets MaxBytes, MaxIDBytes
+	// or Handover (codec.go); it decodes as OpGet and never appears in a
+	// Command.
+
+	// OpHandoverAck confirms handovers: the messages of IDs that are still
+	// under a handover lease (see Command.Handover) are finished; other ids
+	// are skipped, not refused, since a late confirmation may find its
+	// message already given back or expired.
+	OpHandoverAck Op = 10
+	// OpHandoverNack gives handovers back: the messages of IDs still under
+	// a handover lease return to the head of their queue at once, the
+	// delivery not counted as an attempt (their answer was never written).
+	// Other ids are skipped.
+	OpHandoverNack Op = 11
 )
 
 func (o Op) String() string {
@@ -54,6 +78,10 @@ func (o Op) String() string {
 		return "reset_stats"
 	case OpTick:
 		return "tick"
+	case OpHandoverAck:
+		return "handover_ack"
+	case OpHandoverNack:
+		return "handover_nack"
 	}
 	return "unknown"
 }
@@ -68,6 +96,31 @@ const (
 	// head until the queue fits again (simplequeue's behaviour).
 	OverflowEvictOldest OverflowPolicy = 1
 )
+
+// String is the policy's name on the wire and the command line: reject or
+// evict-oldest.
+func (p OverflowPolicy) String() string {
+	if p == OverflowEvictOldest {
+		return "evict-oldest"
+	}
+	return "reject"
+}
+
+// MarshalText writes String.
+func (p OverflowPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads a policy's name; any other text is an error.
+func (p *OverflowPolicy) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "reject":
+		*p = OverflowReject
+	case "evict-oldest":
+		*p = OverflowEvictOldest
+	default:
+		return fmt.Errorf("overflow policy %q: want reject or evict-oldest", b)
+	}
+	return nil
+}
 
 // Limits bound a queue. Zero means unlimited. The leader stamps its
 // configured limits into every put so that all replicas enforce the same ones.
@@ -109,8 +162,24 @@ type Command struct {
 	// always pops. Touch: the new lease, 0 meaning the queue's DefaultLease.
 	Max   int
 	Lease time.Duration
+	// Get: MaxBytes (0: no bound) stops the get before the bodies handed
+	// out would add up to more than MaxBytes; MaxIDBytes (0: no bound)
+	// before their ids, written in decimal and joined with commas (the
+	// X-Message-Ids header), would be longer than MaxIDBytes. The first
+	// message is always handed out, whatever its size. Both are decided
+	// here, at apply time, so that every replica takes the same messages.
+	MaxBytes   int64
+	MaxIDBytes int
+	// Get: Handover > 0 turns a get that would pop (Lease and the queue's
+	// DefaultLease resolve to none) into a handover: the messages are
+	// leased for Handover, marked as a handover, and Result.Handover is
+	// set. The proposer confirms them with OpHandoverAck once the answer
+	// is written, or gives them back with OpHandoverNack; unconfirmed,
+	// they return to the head when the lease ends, never dead-lettered.
+	// Handover leases are not in flight for OpAck, OpNack and OpTouch.
+	Handover time.Duration
 
-	// Ack, Nack, Touch.
+	// Ack, Nack, Touch, HandoverAck, HandoverNack.
 	IDs     []uint64
 	HasData bool   // Nack: Data replaces the body
 	Data    []byte // Nack
@@ -171,12 +240,20 @@ type Result struct {
 	Duplicate bool
 	// Messages are what a get handed out, oldest first.
 	Messages []Message
+	// Handover is set when a get's Messages are under a handover lease
+	// (Command.Handover): the proposer must confirm or give them back.
+	Handover bool
 	// Evicted are bodies dropped by OverflowEvictOldest, oldest first; the
 	// proposer writes them to its overflow log.
 	Evicted [][]byte
-	// Count is how many ids an ack, nack or touch applied to.
+	// Count is how many ids an ack, nack, touch, handover ack or handover
+	// nack applied to.
 	Count int
 }
+
+// HandoverExpired is the LastError of a message whose handover lease ran
+// out unconfirmed: its answer may have been written, so it may come twice.
+const HandoverExpired = "handover expired"
 
 // Errors that stop decoding a log entry or a snapshot.
 var (

@@ -17,6 +17,9 @@ type FSM struct {
 	st *state
 
 	applied atomic.Uint64
+	// usedMessages and usedBytes are the state's Usage as of the last
+	// apply, readable without the lock (publishUsage).
+	usedMessages, usedBytes atomic.Int64
 
 	// Local wake-ups for long-polls: closed when a queue may have gained
 	// ready messages. Not replicated state; firing them twice is harmless.
@@ -83,6 +86,7 @@ func (f *FSM) Apply(entries []Committed) []any {
 		f.applied.Store(l.Index)
 	}
 	woken = f.st.takeWoken(woken)
+	f.publishUsage()
 	f.mu.Unlock()
 	f.wake(woken)
 	return out
@@ -212,9 +216,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	st.recount()
 	f.mu.Lock()
 	f.st = st
 	f.applied.Store(st.index)
+	f.publishUsage()
 	f.mu.Unlock()
 	f.wakeAll()
 	return nil

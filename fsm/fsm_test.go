@@ -39,9 +39,15 @@ func genCommand(t *rapid.T, m *model) Command {
 		return c
 	case 4, 5, 6:
 		lease := rapid.SampledFrom([]time.Duration{0, api.NoLease, 10 * time.Millisecond, 50 * time.Millisecond}).Draw(t, "lease")
-		return Command{Op: OpGet, Queue: q, Max: rapid.IntRange(1, 4).Draw(t, "max"), Lease: lease}
+		c := Command{Op: OpGet, Queue: q, Max: rapid.IntRange(1, 4).Draw(t, "max"), Lease: lease}
+		if rapid.Bool().Draw(t, "capped") {
+			c.MaxBytes = int64(rapid.SampledFrom([]int{0, 3, 8}).Draw(t, "maxBytes"))
+			c.MaxIDBytes = rapid.SampledFrom([]int{0, 1, 3, 5}).Draw(t, "maxIDBytes")
+			c.Handover = time.Duration(rapid.SampledFrom([]int{0, 15, 40}).Draw(t, "handover")) * time.Millisecond
+		}
+		return c
 	case 7, 8, 9:
-		op := rapid.SampledFrom([]Op{OpAck, OpNack, OpTouch}).Draw(t, "settleOp")
+		op := rapid.SampledFrom([]Op{OpAck, OpNack, OpTouch, OpHandoverAck, OpHandoverNack}).Draw(t, "settleOp")
 		ids := m.inflightIDs()
 		var pick []uint64
 		if len(ids) > 0 && rapid.IntRange(0, 5).Draw(t, "hit") > 0 {

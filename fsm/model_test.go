@@ -3,6 +3,8 @@ package fsm
 import (
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quorumq/quorumq/api"
@@ -30,6 +32,7 @@ type mlease struct {
 	queue    string
 	deadline int64
 	msg      mmsg
+	handover bool
 }
 
 type mdeferred struct {
@@ -72,7 +75,18 @@ func (m *model) queue(name string, create bool) (*mqueue, error) {
 	return q, nil
 }
 
-func (q *mqueue) held() int64 { return int64(len(q.ready) + len(q.inflight) + len(q.deferred)) }
+func (q *mqueue) held() int64 { return int64(len(q.ready)) + q.leased() + int64(len(q.deferred)) }
+
+// leased counts the leases that are not handovers (a handover was popped).
+func (q *mqueue) leased() int64 {
+	var n int64
+	for _, l := range q.inflight {
+		if !l.handover {
+			n++
+		}
+	}
+	return n
+}
 
 func (q *mqueue) raise() {
 	if d := int64(len(q.ready)); d > q.hw {
@@ -99,6 +113,8 @@ func (m *model) command(c *Command) Result {
 		return m.get(c)
 	case OpAck, OpNack, OpTouch:
 		return m.settle(c)
+	case OpHandoverAck, OpHandoverNack:
+		return m.settleHandover(c)
 	case OpConfigure:
 		cfg := c.Config
 		if c.ConfigFields != 0 {
@@ -243,7 +259,7 @@ func (m *model) put(c *Command) Result {
 }
 
 func (m *model) get(c *Command) Result {
-	if c.Max <= 0 {
+	if c.Max <= 0 || c.MaxBytes < 0 || c.MaxIDBytes < 0 || c.Handover < 0 {
 		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := m.queue(c.Queue, false)
@@ -255,20 +271,75 @@ func (m *model) get(c *Command) Result {
 	if lease == 0 {
 		lease = q.cfg.DefaultLease
 	}
+	handover := lease <= 0 && c.Handover > 0
+	if handover {
+		lease = c.Handover
+	}
 	res := Result{}
+	var ids []string
+	var size int64
 	for len(res.Messages) < c.Max && len(q.ready) > 0 {
 		msg := q.ready[0]
+		if len(res.Messages) > 0 {
+			joined := strings.Join(append(slices.Clone(ids), strconv.FormatUint(msg.id, 10)), ",")
+			if (c.MaxBytes > 0 && size+int64(len(msg.data)) > c.MaxBytes) || (c.MaxIDBytes > 0 && len(joined) > c.MaxIDBytes) {
+				break
+			}
+		}
+		ids = append(ids, strconv.FormatUint(msg.id, 10))
+		size += int64(len(msg.data))
 		q.ready = q.ready[1:]
 		msg.attempts++
 		q.gets++
 		res.Messages = append(res.Messages, Message{ID: msg.id, Attempts: msg.attempts, Data: msg.data, LastError: msg.lastErr})
 		if lease > 0 {
-			q.inflight[msg.id] = mlease{queue: c.Queue, deadline: m.now + int64(lease), msg: msg}
-		} else {
+			q.inflight[msg.id] = mlease{queue: c.Queue, deadline: m.now + int64(lease), msg: msg, handover: handover}
+		}
+		if lease <= 0 || handover {
 			q.bytes -= int64(len(msg.data))
 		}
 	}
+	if len(res.Messages) > 0 {
+		res.Handover = handover
+	} else {
+		res.Messages = nil
+	}
 	return res
+}
+
+func (m *model) settleHandover(c *Command) Result {
+	if len(c.IDs) == 0 {
+		return Result{Err: api.ErrInvalidCommand}
+	}
+	for _, id := range c.IDs {
+		if l, ok := m.findLease(id); ok {
+			m.sweep(l.queue)
+		}
+	}
+	var ls []mlease
+	for _, id := range c.IDs {
+		l, ok := m.findLease(id)
+		if !ok || !l.handover || (c.Queue != "" && l.queue != c.Queue) {
+			continue
+		}
+		delete(m.queues[l.queue].inflight, id)
+		ls = append(ls, l)
+	}
+	if c.Op == OpHandoverNack {
+		sort.Slice(ls, func(i, j int) bool { return ls[i].msg.id > ls[j].msg.id })
+	}
+	for _, l := range ls {
+		q := m.queues[l.queue]
+		if c.Op == OpHandoverAck {
+			continue
+		}
+		msg := l.msg
+		msg.attempts--
+		q.bytes += int64(len(msg.data))
+		q.ready = append([]mmsg{msg}, q.ready...)
+		q.raise()
+	}
+	return Result{Count: len(ls)}
 }
 
 func (m *model) findLease(id uint64) (mlease, bool) {
@@ -299,7 +370,7 @@ func (m *model) settle(c *Command) Result {
 		}
 		seen[id] = true
 		l, ok := m.findLease(id)
-		if !ok || (c.Queue != "" && l.queue != c.Queue) {
+		if !ok || l.handover || (c.Queue != "" && l.queue != c.Queue) {
 			return Result{Err: api.ErrNotInFlight, IDs: []uint64{id}}
 		}
 		if c.Op == OpTouch && c.Lease <= 0 && m.queues[l.queue].cfg.DefaultLease <= 0 {
@@ -377,6 +448,13 @@ func (m *model) sweep(name string) {
 	sort.Slice(expired, func(i, j int) bool { return expired[i].msg.id > expired[j].msg.id })
 	for _, l := range expired {
 		msg := l.msg
+		if l.handover {
+			msg.lastErr, msg.hasInfo = HandoverExpired, true
+			q.bytes += int64(len(msg.data))
+			q.ready = append([]mmsg{msg}, q.ready...)
+			q.raise()
+			continue
+		}
 		if msg.lastErr == "" {
 			msg.lastErr, msg.hasInfo = "lease expired", true
 		}
@@ -400,7 +478,7 @@ func (m *model) stats(name string) QueueStats {
 	}
 	return QueueStats{
 		Puts: q.puts, Gets: q.gets, Depth: int64(len(q.ready)), DepthHighWater: q.hw,
-		Bytes: q.bytes, Overflow: q.overflow, InFlight: int64(len(q.inflight)),
+		Bytes: q.bytes, Overflow: q.overflow, InFlight: q.leased(),
 		Deferred: int64(len(q.deferred)), Dead: q.dead, Config: q.cfg, Exists: true,
 	}
 }

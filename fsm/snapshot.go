@@ -17,6 +17,9 @@ import (
 //	record  = type(1 byte) length(uvarint) payload
 //	trailer = a record of type recEnd whose payload holds the record counts
 //
+// A lease record of a handover (Command.Handover) ends with one more byte,
+// 1; readers that predate handovers ignore it.
+//
 // Ready and deferred records belong to the queue record before them. The
 // length prefix lets a later reader skip record types it does not know; the
 // trailer catches a truncated stream.
@@ -146,6 +149,11 @@ func (fr *frozenState) write(w io.Writer) error {
 		rec := appendString(sw.rec[:0], l.queue)
 		rec = binary.AppendVarint(rec, l.deadline)
 		sw.rec = appendItem(rec, l.it)
+		if l.handover {
+			// A trailing flag: readers that predate handovers ignore the
+			// rest of a record, and take it for an ordinary lease.
+			sw.rec = append(sw.rec, 1)
+		}
 		sw.record(recLease, sw.rec)
 		sw.counts[2]++
 		return sw.err == nil
@@ -254,6 +262,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 			l := lease{queue: d.string(), deadline: d.varint()}
 			l.it = d.item()
 			l.id = l.it.id
+			if len(d.buf) > 0 {
+				l.handover = d.byte() == 1
+			}
 			q := s.queues[l.queue]
 			if d.err == nil && q == nil {
 				d.fail("lease of an unknown queue")
@@ -261,8 +272,10 @@ func readSnapshot(r io.Reader) (*state, error) {
 			if d.err == nil {
 				s.inflight.ReplaceOrInsert(l)
 				q.byDeadline.ReplaceOrInsert(timedRef{at: l.deadline, id: l.id})
-				q.inflightN++
-				q.bytes += int64(len(l.it.data))
+				if !l.handover {
+					q.inflightN++
+					q.bytes += int64(len(l.it.data))
+				}
 			}
 			counts[2]++
 		case recDedup:

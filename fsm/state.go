@@ -33,6 +33,10 @@ type state struct {
 	dedup      *btree.BTreeG[dedupEntry]
 	dedupOrder deque[dedupRef]
 
+	// used is what all queues hold together (see usage.go): derived from
+	// the queues, not part of the snapshot.
+	used Usage
+
 	// woken collects queues that gained ready messages during an apply, for
 	// the FSM's local notifications. Not part of the replicated state.
 	woken map[string]struct{}
@@ -91,6 +95,11 @@ type lease struct {
 	queue    string
 	deadline int64
 	it       item
+	// handover marks a pop taken under a handover lease (Command.Handover):
+	// only OpHandoverAck and OpHandoverNack settle it, and at its deadline
+	// it goes back to the head without counting against MaxAttempts. It is
+	// not counted in its queue's inflightN or bytes: it was popped.
+	handover bool
 }
 
 type timedRef struct {
@@ -181,6 +190,8 @@ func (s *state) applyCommand(c *Command) Result {
 		return s.get(c)
 	case OpAck, OpNack, OpTouch:
 		return s.settle(c)
+	case OpHandoverAck, OpHandoverNack:
+		return s.settleHandover(c)
 	case OpConfigure:
 		return s.configure(c)
 	case OpResetStats:
@@ -283,6 +294,7 @@ func (s *state) put(c *Command) Result {
 	if q.ready.Len() > 0 {
 		s.wake(q)
 	}
+	s.storedPut(c.Messages, res.Evicted)
 	if key != "" {
 		s.rememberDedup(key, res.IDs)
 	}
@@ -307,7 +319,7 @@ func (q *queue) raiseHighWater() {
 }
 
 func (s *state) get(c *Command) Result {
-	if c.Max <= 0 {
+	if c.Max <= 0 || c.MaxBytes < 0 || c.MaxIDBytes < 0 || c.Handover < 0 {
 		return Result{Err: api.ErrInvalidCommand}
 	}
 	q, err := s.queueFor(c.Queue, false)
@@ -319,29 +331,115 @@ func (s *state) get(c *Command) Result {
 	if leaseFor == 0 {
 		leaseFor = q.cfg.DefaultLease
 	}
+	handover := leaseFor <= 0 && c.Handover > 0
+	if handover {
+		leaseFor = c.Handover
+	}
 	n := min(c.Max, q.ready.Len())
 	if n == 0 {
 		return Result{}
 	}
-	res := Result{Messages: make([]Message, n)}
-	for i := 0; i < n; i++ {
-		it := q.ready.PopFront()
+	res := Result{Messages: make([]Message, 0, min(n, getPrealloc)), Handover: handover}
+	var size int64
+	var idBytes int
+	for len(res.Messages) < n {
+		it := q.ready.Front()
+		if len(res.Messages) > 0 {
+			// The caps never refuse the first message: a get always makes
+			// progress, however large the message at the head is.
+			size += int64(len(it.data))
+			idBytes += 1 + decimalLen(it.id) // a comma, then the id
+			if (c.MaxBytes > 0 && size > c.MaxBytes) || (c.MaxIDBytes > 0 && idBytes > c.MaxIDBytes) {
+				break
+			}
+		} else {
+			size, idBytes = int64(len(it.data)), decimalLen(it.id)
+		}
+		q.ready.PopFront()
 		it.attempts++
 		q.gets++
-		res.Messages[i] = Message{ID: it.id, Attempts: it.attempts, Data: it.data}
+		m := Message{ID: it.id, Attempts: it.attempts, Data: it.data}
 		if it.info != nil {
-			res.Messages[i].LastError = it.info.lastError
+			m.LastError = it.info.lastError
 		}
+		res.Messages = append(res.Messages, m)
 		if leaseFor > 0 {
 			deadline := s.now + int64(leaseFor)
-			s.inflight.ReplaceOrInsert(lease{id: it.id, queue: q.name, deadline: deadline, it: it})
+			s.inflight.ReplaceOrInsert(lease{id: it.id, queue: q.name, deadline: deadline, it: it, handover: handover})
 			q.byDeadline.ReplaceOrInsert(timedRef{at: deadline, id: it.id})
+		}
+		if leaseFor > 0 && !handover {
 			q.inflightN++
 		} else {
+			// Popped: a handover counts as gone (depth, bytes, limits) from
+			// the take, as a pop always did, and is counted back in only
+			// if it returns.
 			q.bytes -= int64(len(it.data))
+			s.dropped(it.data)
 		}
 	}
 	return res
+}
+
+// getPrealloc bounds the slice a get allocates before it knows how many
+// messages the caps let through.
+const getPrealloc = 1024
+
+// decimalLen is the number of decimal digits of v.
+func decimalLen(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+// settleHandover applies OpHandoverAck and OpHandoverNack: each id still
+// under a handover lease (in c.Queue when it is set) is finished, or given
+// back to the head of its queue with the delivery uncounted; other ids are
+// skipped. Count is how many were settled.
+func (s *state) settleHandover(c *Command) Result {
+	if len(c.IDs) == 0 {
+		return Result{Err: api.ErrInvalidCommand}
+	}
+	// Expire first, as settle does: a handover whose lease ran out was
+	// already given back by the sweep and is skipped.
+	swept := map[string]bool{}
+	for _, id := range c.IDs {
+		if l, ok := s.inflight.Get(lease{id: id}); ok && !swept[l.queue] {
+			swept[l.queue] = true
+			s.sweep(s.queues[l.queue])
+		}
+	}
+	leases := make([]lease, 0, len(c.IDs))
+	for _, id := range c.IDs {
+		l, ok := s.inflight.Get(lease{id: id})
+		if !ok || !l.handover || (c.Queue != "" && l.queue != c.Queue) {
+			continue
+		}
+		// Duplicate ids: the first settles it, the rest find it gone.
+		s.dropLease(s.queues[l.queue], l)
+		leases = append(leases, l)
+	}
+	if c.Op == OpHandoverNack {
+		// Back to the head oldest first, as nacks and expiries go.
+		slices.SortFunc(leases, func(a, b lease) int { return cmp.Compare(b.id, a.id) })
+	}
+	for _, l := range leases {
+		if c.Op == OpHandoverAck {
+			continue
+		}
+		q := s.queues[l.queue]
+		it := l.it
+		it.attempts-- // the answer was never written: not a delivery
+		q.bytes += int64(len(it.data))
+		s.kept(it.data)
+		q.ready.PushFront(it)
+		q.raiseHighWater()
+		s.wake(q)
+	}
+	return Result{Count: len(leases)}
 }
 
 // settle applies ack, nack and touch. All ids must be in flight (and in
@@ -366,7 +464,10 @@ func (s *state) settle(c *Command) Result {
 		}
 		seen[id] = true
 		l, ok := s.inflight.Get(lease{id: id})
-		if !ok || (c.Queue != "" && l.queue != c.Queue) {
+		// A handover is a pop on its way to the client, not a lease the
+		// client holds: its ack, nack and touch stay refused as a popped
+		// message's always were.
+		if !ok || l.handover || (c.Queue != "" && l.queue != c.Queue) {
 			return Result{Err: api.ErrNotInFlight, IDs: []uint64{id}}
 		}
 		if c.Op == OpTouch && c.Lease <= 0 && s.queues[l.queue].cfg.DefaultLease <= 0 {
@@ -394,9 +495,11 @@ func (s *state) settle(c *Command) Result {
 		switch c.Op {
 		case OpAck:
 			q.bytes -= int64(len(it.data))
+			s.dropped(it.data)
 		case OpNack:
 			if c.HasData {
 				q.bytes += int64(len(c.Data)) - int64(len(it.data))
+				s.replaced(it.data, c.Data)
 				it.data = c.Data
 			}
 			if c.Reason != "" {
@@ -418,7 +521,9 @@ func infoFrom(i *itemInfo) string {
 func (s *state) dropLease(q *queue, l lease) {
 	s.inflight.Delete(l)
 	q.byDeadline.Delete(timedRef{at: l.deadline, id: l.id})
-	q.inflightN--
+	if !l.handover {
+		q.inflightN--
+	}
 }
 
 // requeue returns a message that was handed out: to the dead-letter path if
@@ -446,6 +551,7 @@ func (s *state) requeue(q *queue, it item, delay time.Duration, head bool) {
 func (s *state) deadLetter(q *queue, it item) {
 	q.dead++
 	q.bytes -= int64(len(it.data))
+	s.dropped(it.data)
 	if q.cfg.DeadLetter == "" || q.cfg.DeadLetter == q.name {
 		return
 	}
@@ -464,6 +570,7 @@ func (s *state) deadLetter(q *queue, it item) {
 	dlq.ready.PushBack(it)
 	dlq.puts++
 	dlq.bytes += int64(len(it.data))
+	s.kept(it.data)
 	dlq.raiseHighWater()
 	s.wake(dlq)
 }
@@ -485,6 +592,18 @@ func (s *state) sweep(q *queue) {
 		slices.SortFunc(expired, func(a, b lease) int { return cmp.Compare(b.id, a.id) })
 		for _, l := range expired {
 			it := l.it
+			if l.handover {
+				// Its answer may or may not have been written (the
+				// confirmation was lost): deliver it again, the attempt
+				// counted, but never dead-letter a pop for it.
+				it.info = &itemInfo{lastError: HandoverExpired, deadFrom: infoFrom(it.info)}
+				q.bytes += int64(len(it.data))
+				s.kept(it.data)
+				q.ready.PushFront(it)
+				q.raiseHighWater()
+				s.wake(q)
+				continue
+			}
 			if it.info == nil || it.info.lastError == "" {
 				it.info = &itemInfo{lastError: "lease expired", deadFrom: infoFrom(it.info)}
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/auth"
 )
 
 // leaveTimeout bounds POST /cluster/leave.
@@ -30,13 +31,18 @@ func newAdminAPI(o *Options) *adminAPI {
 }
 
 // routes lists the admin endpoints: exact paths, reads take GET and HEAD.
+// /healthz and /readyz are open to anyone, for load balancers and
+// orchestrators; the other reads need a token (any role); every change
+// needs the admin role (and a route added here for a membership change
+// must say so: needs: roleAccess(auth.Admin)).
 func (a *adminAPI) routes() []route {
+	monitor, admin := roleAccess(auth.Monitor), roleAccess(auth.Admin)
 	return []route{
 		{name: "healthz", path: "/healthz", methods: getOnly, style: adminStyle, handle: a.healthz},
 		{name: "readyz", path: "/readyz", methods: getOnly, style: adminStyle, handle: a.readyz},
-		{name: "metrics", path: "/metrics", methods: getOnly, style: adminStyle, handle: a.serveMetrics},
-		{name: "cluster_status", path: "/cluster/status", methods: getOnly, style: adminStyle, handle: a.clusterStatus},
-		{name: "cluster_leave", path: "/cluster/leave", methods: postOnly, style: adminStyle, handle: a.leave},
+		{name: "metrics", path: "/metrics", methods: getOnly, style: adminStyle, needs: monitor, handle: a.serveMetrics},
+		{name: "cluster_status", path: "/cluster/status", methods: getOnly, style: adminStyle, needs: monitor, handle: a.clusterStatus},
+		{name: "cluster_leave", path: "/cluster/leave", methods: postOnly, style: adminStyle, needs: admin, handle: a.leave},
 	}
 }
 

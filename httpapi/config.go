@@ -65,7 +65,9 @@ func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.Confi
 	} else if ok {
 		cfg.MaxAttempts, fields = uint32(n), fields|fsm.ConfigMaxAttempts
 	}
-	if v, ok := p.get("dead_letter"); ok {
+	if v, ok, err := p.strict("dead_letter", api.ErrBadRequest); err != nil {
+		return cfg, 0, err
+	} else if ok {
 		switch {
 		case v == "":
 		case v == queue:
@@ -86,30 +88,13 @@ func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.Confi
 		cfg.Limits.MaxBytes, fields = int64(n), fields|fsm.ConfigMaxBytes
 	}
 	if v, ok := p.get("overflow"); ok {
-		policy, known := parsePolicy(v)
-		if !known {
+		var policy fsm.OverflowPolicy
+		if policy.UnmarshalText([]byte(v)) != nil {
 			return cfg, 0, api.ErrBadRequest.Errorf("invalid overflow=%s: want reject or evict-oldest", api.Quote(v))
 		}
 		cfg.Limits.Policy, fields = policy, fields|fsm.ConfigPolicy
 	}
 	return cfg, fields, nil
-}
-
-func parsePolicy(v string) (fsm.OverflowPolicy, bool) {
-	switch v {
-	case "reject":
-		return fsm.OverflowReject, true
-	case "evict-oldest":
-		return fsm.OverflowEvictOldest, true
-	}
-	return 0, false
-}
-
-func policyName(p fsm.OverflowPolicy) string {
-	if p == fsm.OverflowEvictOldest {
-		return "evict-oldest"
-	}
-	return "reject"
 }
 
 type configJSON struct {
@@ -130,7 +115,7 @@ func configReply(queue string, cfg fsm.QueueConfig) reply {
 		DeadLetter:  cfg.DeadLetter,
 		MaxDepth:    cfg.Limits.MaxDepth,
 		MaxBytes:    cfg.Limits.MaxBytes,
-		Overflow:    policyName(cfg.Limits.Policy),
+		Overflow:    cfg.Limits.Policy.String(),
 	})
 	return reply{contentType: typeJSON, body: append(body, '\n')}
 }

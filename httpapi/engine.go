@@ -28,6 +28,13 @@ type engine struct {
 	fwd *forwarder
 	m   *metrics
 	log *slog.Logger
+	// auth is Options.Auth: nil, no tokens (open mode).
+	auth Authenticator
+	// internalAuth is Options.InternalAuth: nil, node-to-node routes are
+	// open.
+	internalAuth func(*http.Request) bool
+	// nodeID is Options.NodeID.
+	nodeID func(*http.Request) (string, bool)
 
 	servedByCache atomic.Pointer[[]string]
 }
@@ -78,6 +85,11 @@ type reply struct {
 	// promhttp, /sub hands the connection to the hub. An error means it
 	// wrote nothing; the engine answers it.
 	serve func(w http.ResponseWriter, r *http.Request) error
+	// handover, when set, holds messages a get took under a handover
+	// lease: send confirms them once the answer is written and flushed to
+	// the client's connection, and gives them back if it cannot be (see
+	// sendHandover).
+	handover *takenMessages
 }
 
 // Content types. simplehttp's bodies keep libevent's default type so that
@@ -86,12 +98,14 @@ const (
 	typeSimplehttp = "text/html; charset=ISO-8859-1"
 	typeText       = "text/plain; charset=utf-8"
 	typeJSON       = "application/json"
+	noSniff        = "nosniff"
 )
 
 // A style is what a family of routes shares on the wire, where the two
 // ports' families differ.
 type style struct {
-	// textType is the Content-Type of text and error bodies.
+	// textType is the Content-Type of text bodies. Error bodies are
+	// always typeText (see fail).
 	textType string
 	// cluster: answers carry X-Served-By, and 503s X-Leader-ID when a
 	// leader is known. The reference's pubsub answers carry neither.
@@ -159,7 +173,14 @@ type route struct {
 	// maxBody bounds a POST body; bodyName words the 413.
 	maxBody  int64
 	bodyName string
-	handle   handler
+	// needs says what a request needs of its token (see guard). nil: the
+	// route is open to anyone, or is a node-to-node route.
+	needs func(params) (access, error)
+	// admit, when set, runs after the guard and before the forwarding
+	// step, on every node the request passes: an error is the answer
+	// (the put routes' budget of queued bytes, queueAPI.admitPut).
+	admit  func(*request) error
+	handle handler
 }
 
 func always(params) bool { return true }
@@ -276,6 +297,15 @@ func (e *engine) serve(w http.ResponseWriter, req *request) int {
 		w.Header().Set("Allow", rt.allowed(req.writes))
 		return e.fail(w, rt, err)
 	}
+	if err := e.guard(req); err != nil {
+		e.log.Debug("request refused", "route", rt.name, "remote", req.RemoteAddr, "uri", redactURI(req.Request), "err", err)
+		return e.fail(w, rt, err)
+	}
+	if rt.admit != nil {
+		if err := rt.admit(req); err != nil {
+			return e.fail(w, rt, err)
+		}
+	}
 	needsLeader := rt.needsLeader(req.p)
 	for pass := 0; ; pass++ {
 		if needsLeader {
@@ -309,12 +339,22 @@ const streamBuffer = 64 << 10
 
 // send writes a successful reply and returns the status code sent.
 func (e *engine) send(w http.ResponseWriter, req *request, rep reply) int {
+	if rep.handover != nil {
+		return e.sendHandover(w, req, rep)
+	}
+	code, _ := e.write(w, req, rep)
+	return code
+}
+
+// write writes a successful reply and returns the status code sent and
+// the error of writing the body, if any (the client sees a cut answer).
+func (e *engine) write(w http.ResponseWriter, req *request, rep reply) (int, error) {
 	rt := req.rt
 	if rep.serve != nil {
 		if err := rep.serve(w, req.Request); err != nil {
-			return e.fail(w, rt, err)
+			return e.fail(w, rt, err), nil
 		}
-		return http.StatusOK
+		return http.StatusOK, nil
 	}
 	h := w.Header()
 	for k, v := range rep.header {
@@ -333,9 +373,9 @@ func (e *engine) send(w http.ResponseWriter, req *request, rep reply) int {
 				// The status is sent; the client sees a cut chunked body.
 				e.log.Debug("streamed response cut short", "route", rt.name, "err", err)
 			}
-			return http.StatusOK
+			return http.StatusOK, err
 		case err != nil:
-			return e.fail(w, rt, err)
+			return e.fail(w, rt, err), nil
 		}
 		rep.body = sw.buf
 	}
@@ -348,8 +388,8 @@ func (e *engine) send(w http.ResponseWriter, req *request, rep reply) int {
 		h["Content-Length"] = headerValue("0")
 	}
 	w.WriteHeader(http.StatusOK)
-	w.Write(rep.body)
-	return http.StatusOK
+	_, err := w.Write(rep.body)
+	return http.StatusOK, err
 }
 
 // spillWriter buffers up to streamBuffer bytes, then starts a chunked 200
@@ -380,7 +420,7 @@ func (sw *spillWriter) Write(p []byte) (int, error) {
 
 // replyHeaders are the headers of a successful queue reply, which an
 // error answer must not carry.
-var replyHeaders = []string{api.HeaderMessageID, api.HeaderMessageIDs, api.HeaderAttempts}
+var replyHeaders = []string{api.HeaderMessageID, api.HeaderMessageIDs, api.HeaderAttempts, headerHandover}
 
 // fail writes the response for err, as its api kind says, and returns its
 // code. It is the one place where errors become responses.
@@ -394,9 +434,16 @@ func (e *engine) fail(w http.ResponseWriter, rt *route, err error) int {
 		h.Del(name)
 	}
 	body += "\n"
-	h.Set("Content-Type", rt.style.textType)
+	// Plain text whatever the route's style, never sniffed: an error may
+	// echo input (a queue name of "<script>..."), which a browser must
+	// not render as HTML.
+	h["Content-Type"] = headerValue(typeText)
+	h[api.HeaderNoSniff] = headerValue(noSniff)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(api.HeaderErrorCode, k.Token)
+	if k == api.ErrUnauthorized {
+		h.Set(api.HeaderWWWAuthenticate, `Bearer realm="quorumq"`)
+	}
 	if k.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 		if rt.style.cluster && e.cluster != nil {
@@ -428,7 +475,7 @@ func (e *engine) servedBy() []string {
 // strings this package sends (content types, "0"), see servedBy.
 var headerValues = func() map[string][]string {
 	m := map[string][]string{}
-	for _, v := range []string{typeSimplehttp, typeText, typeJSON, "0"} {
+	for _, v := range []string{typeSimplehttp, typeText, typeJSON, noSniff, "0"} {
 		m[v] = []string{v}
 	}
 	return m

@@ -52,7 +52,8 @@ type fsmQueue struct {
 	index uint64
 
 	proposals atomic.Int64
-	changed   atomic.Int64 // calls of Changed: a long-poll is running
+	byOp      [16]atomic.Int64 // proposals by fsm.Op
+	changed   atomic.Int64     // calls of Changed: a long-poll is running
 
 	hookMu sync.Mutex
 	// proposeErr, when set, runs first in Propose; a non-nil error is
@@ -82,6 +83,7 @@ func (q *fsmQueue) failRead(err error) {
 
 func (q *fsmQueue) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	q.proposals.Add(1)
+	q.byOp[cmd.Op%16].Add(1)
 	q.hookMu.Lock()
 	hook := q.proposeErr
 	q.hookMu.Unlock()

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 const (
@@ -25,11 +27,21 @@ const (
 	// maxRetryPause caps the pause before another forwarding attempt, so an
 	// unreachable leader is not hammered while the cluster notices.
 	maxRetryPause = 200 * time.Millisecond
-	// forwardDialTimeout bounds connecting to the leader.
+	// minRetryTime is the least of the forward timeout that must be left
+	// for another attempt to start: one the deadline would cut right after
+	// it was sent would turn a clean "no leader" (nothing applied) into
+	// "outcome unknown".
+	minRetryTime = 100 * time.Millisecond
+	// forwardDialTimeout bounds connecting to the leader, and the TLS
+	// handshake. A request gives up sooner when its forwarding deadline
+	// comes first (see forwarder.proxy).
 	forwardDialTimeout = 2 * time.Second
-	// forwardMargin is added to the longest time the leader may take to
-	// start its answer (see forwarder.ceiling).
-	forwardMargin = 5 * time.Second
+	// ForwardIdleTimeout is how long a connection to the leader stays in
+	// the forwarder's pool unused. The leader's queue port must keep an
+	// idle connection open longer (its idle timeout), or a write sent on
+	// a connection the leader is closing would be answered "outcome
+	// unknown".
+	ForwardIdleTimeout = 30 * time.Second
 )
 
 // leaders is what forwarding needs to know of the cluster; Cluster has it.
@@ -48,36 +60,52 @@ type leaders interface {
 type forwarder struct {
 	nodes  leaders
 	client *http.Client
+	// scheme is how the leader's queue port is reached: https:// on a
+	// cluster with TLS.
+	scheme string
 	m      *metrics
 	log    *slog.Logger
-	// hold is Options.ForwardTimeout.
+	// hold is Options.ForwardTimeout: the bound of the forwarding step
+	// until the leader's answer starts (see forward).
 	hold time.Duration
-	// maxWait and proposeTimeout bound how long the leader may take to
-	// start its answer (see ceiling).
-	maxWait, proposeTimeout time.Duration
+	// maxWait caps the long-poll a forwarded request may add to hold.
+	maxWait time.Duration
+	// handovers settles the handovers of relayed gets (handover.go); nil:
+	// the leader confirms them itself.
+	handovers *handovers
 }
 
 func newForwarder(nodes leaders, o *Options, m *metrics, log *slog.Logger) *forwarder {
-	return &forwarder{
-		nodes: nodes, client: newForwardClient(), m: m, log: log,
-		hold: o.ForwardTimeout, maxWait: o.MaxWait, proposeTimeout: o.ProposeTimeout,
+	f := &forwarder{
+		nodes: nodes, client: newForwardClient(o.PeerTLS), scheme: "http://", m: m, log: log,
+		hold: o.ForwardTimeout, maxWait: o.MaxWait,
 	}
+	if o.PeerTLS != nil {
+		f.scheme = "https://"
+	}
+	return f
 }
 
 // newForwardClient returns the client that relays requests to the leader:
 // HTTP/1.1 with many kept-alive connections, since long-polls hold one each
 // and writes arrive in bursts. One per forwarder.
-func newForwardClient() *http.Client {
+//
+// This is the channel on which a client's credentials (Authorization,
+// token=) travel to the leader, which checks them again; with tlsConf
+// (the node's certificate, the cluster CA) it is mutual TLS.
+func newForwardClient(tlsConf *tls.Config) *http.Client {
 	dialer := &net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
+			TLSClientConfig:     tlsConf,
+			TLSHandshakeTimeout: forwardDialTimeout,
 			Proxy:               nil, // node to node: never through HTTP_PROXY
 			DialContext:         dialer.DialContext,
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 256,
-			// Below the queue port's server IdleTimeout, so that the
+			// Below the queue port's server idle timeout, so that the
 			// forwarder closes an idle connection before the leader does.
-			IdleConnTimeout: 90 * time.Second,
+			IdleConnTimeout: ForwardIdleTimeout,
 			// Relay bodies exactly as the leader sent them.
 			DisableCompression: true,
 		},
@@ -103,6 +131,14 @@ func (e *retryError) Unwrap() error { return e.err }
 // Otherwise forward has answered the request (relayed from the leader, or
 // redirected to it) and code is the status sent, or err says why it could
 // not, for the engine to answer.
+//
+// One deadline, ForwardTimeout after the request arrived, bounds the
+// whole step until the leader's answer starts: waiting for a leader,
+// every attempt (dial, TLS handshake, the leader's work), and the pauses
+// between them; a long-poll adds its own wait= (at most MaxWait). So a
+// leader that accepts connections but never answers (frozen, SIGSTOP:
+// the kernel still completes the TCP handshake) costs the client
+// ForwardTimeout and a 503, never longer.
 func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, local bool, err error) {
 	redirect, err := req.p.flag("redirect")
 	if err != nil {
@@ -134,14 +170,16 @@ func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, loca
 			return 0, false, f.failed(name, err)
 		case self:
 			return 0, true, nil
+		case attempt > 0 && time.Until(deadline) < minRetryTime:
+			return 0, false, f.failed(name, f.noLeader(last))
 		case attempt > 0:
 			f.m.forwardRetries.WithLabelValues(name).Inc()
 		}
 		if redirect {
 			f.m.forwarded(name, "redirected")
-			return redirectTo(w, req, leader), false, nil
+			return f.redirectTo(w, req, leader), false, nil
 		}
-		code, err := f.proxy(w, req, leader)
+		code, err := f.proxy(w, req, leader, deadline)
 		var retry *retryError
 		if !errors.As(err, &retry) {
 			if err != nil {
@@ -150,7 +188,10 @@ func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, loca
 			f.m.forwarded(name, "proxied")
 			return code, false, nil
 		}
-		last = retry.err
+		if last == nil || !errors.Is(retry.err, errCeiling) {
+			// A previous attempt's failure says more than the deadline.
+			last = retry.err
+		}
 		f.log.Debug("forwarding to the leader failed; holding the request", "route", name, "leader", leader.ID, "attempt", attempt+1, "err", last)
 	}
 }
@@ -161,8 +202,8 @@ func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, loca
 // attempt failed, for the error message.
 func (f *forwarder) awaitLeader(ctx context.Context, deadline time.Time, pause time.Duration, last error) (leader api.Leader, self bool, err error) {
 	id := f.nodes.ID()
-	for wait := pause; ; wait = leaderPoll {
-		if err := sleep(ctx, min(wait, time.Until(deadline))); err != nil {
+	for d := pause; ; d = leaderPoll {
+		if err := wait.Sleep(ctx, min(d, time.Until(deadline))); err != nil {
 			return leader, false, fmt.Errorf("waiting for a leader: %w", context.Canceled)
 		}
 		if f.nodes.IsLeader() {
@@ -180,21 +221,6 @@ func (f *forwarder) awaitLeader(ctx context.Context, deadline time.Time, pause t
 			}
 			return leader, false, f.noLeader(last)
 		}
-	}
-}
-
-// sleep waits for d (not at all if d <= 0) or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -222,18 +248,32 @@ func (f *forwarder) failed(route string, err error) error {
 }
 
 // redirectTo answers 307 with the request's own URI on the leader. 307
-// (not 301/302/303) makes clients repeat the method and the body.
-func redirectTo(w http.ResponseWriter, req *request, leader api.Leader) int {
+// (not 301/302/303) makes clients repeat the method and the body. A
+// token= is left out of Location, which proxies and browsers log: the
+// client sends its credentials to the leader again itself.
+func (f *forwarder) redirectTo(w http.ResponseWriter, req *request, leader api.Leader) int {
 	h := w.Header()
-	h.Set("Location", "http://"+leader.QueueAddr+requestURI(req.Request))
+	uri := requestURI(req.Request)
+	if path, query, ok := strings.Cut(uri, "?"); ok {
+		if query = stripToken(query); query != "" {
+			uri = path + "?" + query
+		} else {
+			uri = path
+		}
+	}
+	h.Set("Location", f.scheme+leader.QueueAddr+uri)
 	h.Set(api.HeaderLeaderID, leader.ID)
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)
 	return http.StatusTemporaryRedirect
 }
 
-// errCeiling ends a forwarded request whose answer did not start in time.
-var errCeiling = errors.New("the leader did not answer in time")
+// errCeiling ends a forwarded request whose answer did not start in time;
+// errStalled one whose answer stopped coming.
+var (
+	errCeiling = errors.New("no answer")
+	errStalled = errors.New("the leader's answer stalled")
+)
 
 // proxy sends the request to the leader and relays the answer: status,
 // end-to-end headers and the body, streamed. It returns a *retryError when
@@ -242,7 +282,11 @@ var errCeiling = errors.New("the leader did not answer in time")
 // NO_LEADER or SHUTTING_DOWN), or the exchange failed on a read. A write
 // whose exchange failed after it may have reached the leader is never
 // retried: the error is ErrOutcomeUnknown.
-func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader) (int, error) {
+//
+// The answer must start by deadline (plus the request's long-poll, see
+// answerBy); once it has, the client bounds it, but a leader that sends
+// nothing more for ForwardTimeout ends the relay (errStalled).
+func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader, deadline time.Time) (int, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	defer cancel(nil)
 	// sent records that the request may have reached the leader: once its
@@ -254,8 +298,10 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 	if err != nil {
 		return 0, err
 	}
-	ceiling := f.ceiling(req)
-	timer := time.AfterFunc(ceiling, func() { cancel(errCeiling) })
+	by := f.answerBy(req, deadline)
+	// The request's context reaches the dial and the TLS handshake too:
+	// the transport gives up on them when it ends.
+	timer := time.AfterFunc(time.Until(by), func() { cancel(errCeiling) })
 	defer timer.Stop()
 	res, err := f.client.Do(out)
 	if err != nil {
@@ -264,7 +310,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 			err = ue.Err // without the URL, which holds the client's data
 		}
 		if context.Cause(ctx) == errCeiling {
-			err = fmt.Errorf("no answer within %s", api.FormatDuration(ceiling))
+			err = fmt.Errorf("%w within the forward timeout of %s", errCeiling, api.FormatDuration(f.hold))
 		}
 		err = fmt.Errorf("leader %s at %s: %w", leader.ID, leader.QueueAddr, err)
 		switch {
@@ -290,22 +336,75 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 	h := w.Header()
 	h.Del(api.HeaderServedBy) // the leader's own says who executed it
 	copyEndToEnd(h, res.Header)
+	if res.StatusCode == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// Every 503 of a node says when to retry; a proxy in front of
+		// the leader may not.
+		h.Set("Retry-After", "1")
+	}
+	if ids := handoverIDs(h); ids != nil && f.handovers != nil {
+		return f.relayHandover(w, req, res, ids), nil
+	}
 	w.WriteHeader(res.StatusCode)
-	if _, err := io.Copy(w, res.Body); err != nil {
-		// The status is sent; the client sees a cut body.
-		f.log.Debug("relaying the leader's answer cut short", "route", req.rt.name, "leader", leader.ID, "err", err)
+	body := &stallReader{r: res.Body, idle: f.hold, stall: func() { cancel(errStalled) }}
+	_, err = io.Copy(w, body)
+	body.stop()
+	if err != nil {
+		f.log.Debug("relaying the leader's answer cut short", "route", req.rt.name, "leader", leader.ID, "err", err, "cause", context.Cause(ctx))
+		abortResponse(w)
 	}
 	return res.StatusCode, nil
 }
 
-// ceiling bounds a forwarded request until the leader's answer starts:
-// the longest the leader may legitimately take (the long-poll's wait=, a
-// consistent read and each proposal of the request, at ProposeTimeout
-// each), plus a margin. The body must have been read.
-func (f *forwarder) ceiling(req *request) time.Duration {
+// abortResponse ends a response whose status is sent but whose body could
+// not be relayed whole: the connection is closed without the end of the
+// body (the last chunk), so the client sees a cut answer rather than a
+// complete short one (net/http would end the chunked body cleanly when
+// the handler returns).
+func abortResponse(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	rc.Flush() // what was relayed reaches the client before the cut
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		// Not hijackable: net/http closes the connection on this panic,
+		// and logs nothing.
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+// answerBy is when the leader's answer must have started: the forwarding
+// deadline, plus the long-poll's wait= (capped at MaxWait) during which
+// the leader holds the request on purpose.
+func (f *forwarder) answerBy(req *request, deadline time.Time) time.Time {
 	wait, _, _ := req.p.duration("wait", 1<<63-1) // a malformed wait= is the leader's 400
-	proposals := 2 + time.Duration(len(req.bodyBytes)/maxEntryBytes)
-	return min(wait, f.maxWait) + proposals*f.proposeTimeout + forwardMargin
+	return deadline.Add(min(wait, f.maxWait))
+}
+
+// stallReader reads the leader's answer and calls stall when one read
+// waits longer than idle. Time spent writing to the client, between
+// reads, does not count: a slow client is the client's business.
+type stallReader struct {
+	r     io.Reader
+	idle  time.Duration
+	stall func()
+	t     *time.Timer
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.t == nil {
+		s.t = time.AfterFunc(s.idle, s.stall)
+	} else {
+		s.t.Reset(s.idle)
+	}
+	n, err := s.r.Read(p)
+	s.t.Stop()
+	return n, err
+}
+
+func (s *stallReader) stop() {
+	if s.t != nil {
+		s.t.Stop()
+	}
 }
 
 // outgoing builds the request sent to the leader: the same method, URI
@@ -317,8 +416,14 @@ func (f *forwarder) outgoing(ctx context.Context, req *request, leader api.Leade
 	if err != nil {
 		return nil, err
 	}
-	out, err := http.NewRequestWithContext(ctx, req.Method, "http://"+leader.QueueAddr+requestURI(req.Request), bytes.NewReader(body))
+	// The URI keeps token= and the headers Authorization: the leader
+	// checks the client's credentials itself.
+	out, err := http.NewRequestWithContext(ctx, req.Method, f.scheme+leader.QueueAddr+requestURI(req.Request), bytes.NewReader(body))
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which holds the client's data and token
+		}
 		return nil, &retryError{fmt.Errorf("leader %s at %q: %w", leader.ID, leader.QueueAddr, err)}
 	}
 	copyEndToEnd(out.Header, req.Header)
@@ -330,6 +435,11 @@ func (f *forwarder) outgoing(ctx context.Context, req *request, leader api.Leade
 	out.Header.Del("Idempotency-Key")
 	out.Header.Del("X-Idempotency-Key")
 	out.Header.Set(api.HeaderForwardedBy, f.nodes.ID())
+	if f.handovers != nil {
+		out.Header.Set(headerHandover, handoverWill) // see relayHandover
+	} else {
+		out.Header.Del(headerHandover)
+	}
 	if req.writes && out.Method == http.MethodGet {
 		// Go's transport resends a GET by itself when a kept-alive
 		// connection fails after the request was written, which for

@@ -18,6 +18,7 @@ type metrics struct {
 	delivered      *prometheus.CounterVec
 	forwards       *prometheus.CounterVec
 	forwardRetries *prometheus.CounterVec
+	handovers      *prometheus.CounterVec
 
 	requestCounters   counterCache[requestKey]
 	putCounters       counterCache[string]
@@ -47,6 +48,12 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 			Name: "quorumq_http_forward_retries_total",
 			Help: "Forwarding attempts repeated after one that left nothing applied on the leader, by route.",
 		}, []string{"route"})),
+		handovers: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_handover_messages_total",
+			Help: "Popped messages this node settled after writing their answer, by result (confirmed: the answer was " +
+				"written; given_back: it could not be, the messages are ready again; unsettled: neither reached the log, " +
+				"the handover lease gives them back).",
+		}, []string{"result"})),
 	}
 }
 
@@ -128,4 +135,9 @@ func (c *counterCache[K]) get(k K, create func() prometheus.Counter) prometheus.
 
 func (m *metrics) forwarded(route, result string) {
 	m.forwards.WithLabelValues(route, result).Inc()
+}
+
+// handedOver counts n messages of handovers settled with result.
+func (m *metrics) handedOver(result string, n int) {
+	m.handovers.WithLabelValues(result).Add(float64(n))
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/sysmem"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -32,6 +34,9 @@ type Queue interface {
 	Pending(queue string, now int64) (ready bool, next int64)
 	// Changed returns a channel closed when queue may have gained ready messages.
 	Changed(queue string) <-chan struct{}
+	// Usage is what every queue holds together, in this node's state,
+	// without raft: what MaxQueuedBytes is checked against.
+	Usage() fsm.Usage
 }
 
 // Cluster is this node's view of the cluster: for the admin endpoints, and
@@ -131,6 +136,22 @@ const (
 	DefaultForwardTimeout = 5 * time.Second
 	// DefaultFanoutTimeout bounds Fanout.Publish for one /pub.
 	DefaultFanoutTimeout = 5 * time.Second
+	// DefaultMaxMGet bounds /mget?items= (--max-mget).
+	DefaultMaxMGet = 1000
+	// MaxMGetLimit is the largest MaxMGet accepted: one get is applied
+	// under the state machine's lock, and its answer is held in memory.
+	MaxMGetLimit = 100000
+	// DefaultMaxGetBytes bounds the message bytes of one /get or /mget
+	// answer (--max-get-bytes).
+	DefaultMaxGetBytes = 4 << 20
+	// DefaultHandoverLease is how long a popped message is held for its
+	// answer to be written before it comes back (--handover-lease).
+	DefaultHandoverLease = 30 * time.Second
+	// Unlimited as MaxQueuedBytes turns the budget of queued bytes off.
+	Unlimited = -1
+	// FallbackMaxQueuedBytes is the default budget of queued bytes where
+	// the memory this process may use is unknown.
+	FallbackMaxQueuedBytes = 1 << 30
 	// MaxLease caps lease= on /get, /mget, /touch and /config.
 	MaxLease = 12 * time.Hour
 	// MaxDelay caps delay= on /put, /mput and /nack.
@@ -177,6 +198,26 @@ type Options struct {
 	// pubsub.ErrRouteTooLarge) and nothing is published, so the publisher
 	// can retry. Deliveries from other nodes never go through it.
 	Route func(ctx context.Context, topic string, msgs [][]byte) error
+	// Auth, when set, makes every request but /healthz, /readyz and the
+	// node-to-node routes carry a token (Authorization: Bearer TOKEN, or
+	// token=TOKEN in the query) whose roles and scopes allow it: 401
+	// without a known token, 403 when it does not allow the request.
+	// nil: open mode, no tokens. In production an *auth.Store.
+	Auth Authenticator
+	// InternalAuth, when set, decides whether a request to a node-to-node
+	// route (under api.PathInternal, on either port) comes from a member
+	// of the cluster (the cluster's client certificate); false answers
+	// 403. Tokens are never asked for there. nil: those routes are open,
+	// which Auth does not allow (validate refuses Auth without it: pass
+	// a function that returns true to keep them open knowingly).
+	InternalAuth func(*http.Request) bool
+	// NodeID, when set, names the cluster node a request comes from
+	// (verified by its cluster certificate), or false for any other
+	// client. With Auth, a request from a node without a token acts with
+	// every role: nodes use the public routes for their own work (routed
+	// publishes enqueued on the local queue port). nil: no request is a
+	// node's.
+	NodeID func(*http.Request) (string, bool)
 	// Overflow receives the messages evicted by the evict-oldest policy,
 	// one per line. nil: they are dropped (still counted in overflow).
 	Overflow *OverflowLog
@@ -202,8 +243,20 @@ type Options struct {
 	// Default DefaultMaxBodySize (5 MiB).
 	MaxBodySize int64
 	// MaxMGet lowers /mget?items= to at most this many (simplequeue
-	// --max-mget). 0, the default: unlimited.
+	// --max-mget, whose 0 meant unlimited). 1 to MaxMGetLimit; default
+	// DefaultMaxMGet (1000).
 	MaxMGet int
+	// MaxGetBytes bounds the message bytes one /get or /mget hands out:
+	// the get stops before the next message would pass it, but always
+	// hands out at least one. Decided by the state machine at apply time.
+	// Default DefaultMaxGetBytes (4 MiB).
+	MaxGetBytes int64
+	// HandoverLease is how long a popped message stays held while its
+	// answer is written: confirmed once it is, given back at once when it
+	// cannot be, back by itself when the lease ends unconfirmed (a node
+	// failure, a forward that timed out). The write of such an answer is
+	// bounded by half of it. Default DefaultHandoverLease (30s).
+	HandoverLease time.Duration
 	// MGetSep is written between /mget items when the request has no
 	// separator= (simplequeue --mget-item-sep). Default "\n".
 	MGetSep string
@@ -214,6 +267,14 @@ type Options struct {
 	// every put; a queue's own /config limits take precedence. Default:
 	// none, reject.
 	Limits fsm.Limits
+	// MaxQueuedBytes is this node's budget for queued data: the bodies of
+	// every message its queues hold plus fsm.MessageOverhead each
+	// (Queue.Usage().Cost()). A /put or /mput that would take the node
+	// past it answers 507 QUEUE_FULL with the figures, and nothing is
+	// stored; the check runs on the node the client asked, before
+	// forwarding, and again on the leader. Unlimited turns it off; 0 is
+	// refused. Default DefaultMaxQueuedBytes() (--max-queued-bytes).
+	MaxQueuedBytes int64
 
 	// ProposeTimeout bounds each Propose and ConsistentRead. A write that
 	// runs past it answers 503 "outcome unknown". Default 10s.
@@ -221,13 +282,20 @@ type Options struct {
 	// MaxWait caps wait= on /get and /mget (longer waits are lowered to
 	// it). Default 5m.
 	MaxWait time.Duration
-	// ForwardTimeout bounds the hold of a request that needs the leader on
-	// a node that does not lead: waiting for a leader whose address is
-	// known, and retrying after failures that left nothing applied. Past it
-	// the answer is 503 "no leader". It does not bound a forwarded request
-	// once the leader has it (a long-poll may take its whole wait=).
-	// Default 5s (--forward-timeout).
+	// ForwardTimeout bounds what a node that does not lead does for a
+	// request that needs the leader, until the leader's answer starts:
+	// waiting for a leader whose address is known, each attempt (dial,
+	// TLS handshake, the leader's work) and the retries after failures
+	// that left nothing applied; a long-poll adds its own wait=. Past it
+	// the answer is 503: NO_LEADER, or OUTCOME_UNKNOWN for a write that
+	// reached a leader that did not answer (a frozen one). A relayed
+	// answer that then sends nothing for this long is cut. Default 5s
+	// (--forward-timeout).
 	ForwardTimeout time.Duration
+	// PeerTLS, when set, is the client configuration of node-to-node
+	// calls (the node's certificate, the cluster CA): requests are then
+	// forwarded, and redirected, to the leader over https://. nil: http://.
+	PeerTLS *tls.Config
 	// FanoutTimeout bounds each Fanout.Publish. Default
 	// DefaultFanoutTimeout (5s).
 	FanoutTimeout time.Duration
@@ -244,13 +312,33 @@ func DefaultOptions() Options {
 		Now:            time.Now,
 		MaxMsgSize:     DefaultMaxMsgSize,
 		MaxBodySize:    DefaultMaxBodySize,
+		MaxMGet:        DefaultMaxMGet,
+		MaxGetBytes:    DefaultMaxGetBytes,
+		HandoverLease:  DefaultHandoverLease,
 		MGetSep:        "\n",
 		MPutSep:        "\n",
+		MaxQueuedBytes: DefaultMaxQueuedBytes(),
 		ProposeTimeout: DefaultProposeTimeout,
 		MaxWait:        DefaultMaxWait,
 		ForwardTimeout: DefaultForwardTimeout,
 		FanoutTimeout:  DefaultFanoutTimeout,
 	}
+}
+
+// DefaultMaxQueuedBytes returns the default budget of queued bytes: a
+// quarter of the memory this process may use (sysmem.Limit: the
+// machine's, or a lower cgroup limit such as a container's), or
+// FallbackMaxQueuedBytes where that is unknown. A quarter, because the
+// budget counts the live heap of the messages, Go's collector lets the
+// heap grow to about twice the live data before it collects (GOGC=100),
+// and the rest of the node needs room as well: request bodies, raft's
+// log cache, a snapshot being restored next to the state it replaces.
+func DefaultMaxQueuedBytes() int64 {
+	m, err := sysmem.Limit()
+	if err != nil {
+		return FallbackMaxQueuedBytes
+	}
+	return int64(m.Bytes / 4)
 }
 
 // validate checks the values both ports use; each constructor adds its
@@ -275,14 +363,20 @@ func (o *Options) validate(required ...error) error {
 	if o.MaxBodySize <= 0 {
 		errs = append(errs, fmt.Errorf("MaxBodySize %d is not positive", o.MaxBodySize))
 	}
-	if o.MaxMGet < 0 {
-		errs = append(errs, fmt.Errorf("MaxMGet %d is negative", o.MaxMGet))
+	if o.MaxMGet < 1 || o.MaxMGet > MaxMGetLimit {
+		errs = append(errs, fmt.Errorf("MaxMGet %d: want 1 to %d (0 no longer means unlimited)", o.MaxMGet, MaxMGetLimit))
+	}
+	if o.MaxGetBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MaxGetBytes %d is not positive", o.MaxGetBytes))
 	}
 	if o.MPutSep == "" {
 		errs = append(errs, errors.New("MPutSep is empty"))
 	}
 	if o.Limits.MaxDepth < 0 || o.Limits.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits %+v: max depth and max bytes must not be negative", o.Limits))
+	}
+	if o.MaxQueuedBytes <= 0 && o.MaxQueuedBytes != Unlimited {
+		errs = append(errs, fmt.Errorf("MaxQueuedBytes %d is not positive (Unlimited is %d)", o.MaxQueuedBytes, Unlimited))
 	}
 	if o.Limits.Policy > fsm.OverflowEvictOldest {
 		errs = append(errs, fmt.Errorf("unknown overflow policy %d", o.Limits.Policy))
@@ -293,10 +387,14 @@ func (o *Options) validate(required ...error) error {
 	}{
 		{"ProposeTimeout", o.ProposeTimeout}, {"MaxWait", o.MaxWait},
 		{"ForwardTimeout", o.ForwardTimeout}, {"FanoutTimeout", o.FanoutTimeout},
+		{"HandoverLease", o.HandoverLease},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s is not positive", d.name, d.v))
 		}
+	}
+	if o.Auth != nil && o.InternalAuth == nil {
+		errs = append(errs, errors.New("Auth is set without InternalAuth: the node-to-node routes would be open to anonymous clients"))
 	}
 	if o.Peer != nil && o.Peer.Deliver == nil {
 		errs = append(errs, errors.New("Peer.Deliver is required"))

@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
@@ -15,7 +17,12 @@ import (
 // malformed value into a 400 naming the parameter.
 type params []param
 
-type param struct{ key, value string }
+type param struct {
+	key, value string
+	// raw is the value as sent, before decoding: what the strict
+	// accessors judge (see strict) and quote.
+	raw string
+}
 
 // parseQuery parses raw (everything after the first '?') exactly like
 // libevent 1.4's evhttp_parse_query, which simplequeue clients depend on:
@@ -27,6 +34,10 @@ type param struct{ key, value string }
 //     stays literal) and end at a decoded NUL, as C strings do; keys are
 //     not decoded;
 //   - a raw NUL ends the whole query string.
+//
+// Where a name or a message is expected, the strict accessors (strict,
+// noNUL and those built on them) refuse what libevent would cut or keep
+// literally, rather than act on a value the client did not send.
 func parseQuery(raw string) params { return parseQueryInto(nil, raw) }
 
 // parseQueryInto is parseQuery appending to p (which may have room for the
@@ -41,7 +52,7 @@ func parseQueryInto(p params, raw string) params {
 		if !ok {
 			break
 		}
-		p = append(p, param{key: key, value: decodeValue(value)})
+		p = append(p, param{key: key, value: decodeValue(value), raw: value})
 		raw = rest
 	}
 	return p
@@ -88,12 +99,81 @@ func unhex(c byte) byte {
 // get returns the first value whose key equals name ignoring ASCII case
 // (libevent's strcasecmp).
 func (p params) get(name string) (string, bool) {
+	kv, ok := p.lookup(name)
+	return kv.value, ok
+}
+
+func (p params) lookup(name string) (param, bool) {
 	for _, kv := range p {
 		if equalFoldASCII(kv.key, name) {
-			return kv.value, true
+			return kv, true
 		}
 	}
-	return "", false
+	return param{}, false
+}
+
+// strict returns name's value where a name is expected (queue=, topic=,
+// dead_letter=): a value whose raw form holds an escaped NUL (which
+// libevent's decoding would cut the value at, so that queue=a%00b would
+// be queue "a"), a '%' that does not start a valid escape (libevent keeps
+// it literally), or that decodes to invalid UTF-8 is a 400 of kind that
+// names the parameter and what is wrong; never a shorter or guessed name.
+func (p params) strict(name string, kind *api.Error) (string, bool, error) {
+	kv, ok := p.lookup(name)
+	if !ok {
+		return "", false, nil
+	}
+	why := nulIn(kv.raw)
+	if why == "" {
+		why = badEscapeIn(kv.raw)
+	}
+	if why == "" && !utf8.ValidString(kv.value) {
+		why = "it is not valid UTF-8"
+	}
+	if why != "" {
+		return "", true, kind.Errorf("invalid %s=%s: %s; want %s", name, api.Quote(kv.raw), why, api.NamePattern)
+	}
+	return kv.value, true, nil
+}
+
+// noNUL returns name's value, or a 400 naming the parameter when it
+// decodes to a NUL byte, where libevent would cut the value (data=, id=,
+// separator=). why says what to do instead.
+func (p params) noNUL(name, why string) (string, bool, error) {
+	kv, ok := p.lookup(name)
+	if !ok {
+		return "", false, nil
+	}
+	if nul := nulIn(kv.raw); nul != "" {
+		return "", true, api.ErrBadRequest.Errorf("invalid %s=%s: %s%s", name, api.Quote(kv.raw), nul, why)
+	}
+	return kv.value, true, nil
+}
+
+// nulIn says where a raw value decodes to a NUL byte, "" if it does not.
+func nulIn(raw string) string {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '%' && raw[i+1] == '0' && raw[i+2] == '0' {
+			return fmt.Sprintf("%%00 at byte %d is a NUL byte", i)
+		}
+	}
+	return ""
+}
+
+// badEscapeIn says where a raw value has a '%' that does not start an
+// escape of two hex digits, "" if it has none.
+func badEscapeIn(raw string) string {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		if i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) {
+			i += 2
+			continue
+		}
+		return fmt.Sprintf("the %% at byte %d is not followed by two hex digits", i)
+	}
+	return ""
 }
 
 func (p params) has(name string) bool {
@@ -122,8 +202,11 @@ func lowerASCII(c byte) byte {
 
 // queue returns queue=NAME, api.DefaultQueue when absent.
 func (p params) queue() (string, error) {
-	v, ok := p.get("queue")
-	if !ok {
+	v, ok, err := p.strict("queue", api.ErrInvalidQueueName)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
 		return api.DefaultQueue, nil
 	}
 	return v, api.CheckQueueName(v)
@@ -132,11 +215,23 @@ func (p params) queue() (string, error) {
 // anyQueue returns queue=NAME for ack, nack and touch, where an absent or
 // empty queue means "any queue" ("").
 func (p params) anyQueue() (string, error) {
-	v, _ := p.get("queue")
-	if v == "" {
-		return "", nil
+	v, _, err := p.strict("queue", api.ErrInvalidQueueName)
+	if err != nil || v == "" {
+		return "", err
 	}
 	return v, api.CheckQueueName(v)
+}
+
+// topic returns topic=NAME, api.DefaultTopic when absent.
+func (p params) topic() (string, error) {
+	v, ok, err := p.strict("topic", api.ErrInvalidTopicName)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return api.DefaultTopic, nil
+	}
+	return v, api.CheckTopicName(v)
 }
 
 // duration parses name as a Go duration in [0, max]; ok reports presence.
@@ -185,9 +280,11 @@ func (p params) stale() (bool, error) { return p.flag("stale") }
 
 // reqID returns id=KEY of /put and /mput ("" when absent).
 func (p params) reqID() (string, error) {
-	v, ok := p.get("id")
-	if !ok {
-		return "", nil
+	// No NUL: the keys of a large /mput's commands are KEY, a NUL and a
+	// number (putCommands), which a client's key must not be able to spell.
+	v, ok, err := p.noNUL("id", "")
+	if err != nil || !ok {
+		return "", err
 	}
 	if v == "" || len(v) > maxReqIDLen {
 		return "", api.ErrBadRequest.Errorf("invalid id=%s: want a key of 1 to %d bytes", api.Quote(v), maxReqIDLen)

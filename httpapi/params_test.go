@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,33 +22,42 @@ import (
 func Test_Query_Parse(t *testing.T) {
 	tests := []struct {
 		raw  string
-		want params
+		want [][2]string
 	}{
 		{"", nil},
-		{"a=1", params{{"a", "1"}}},
-		{"a=1&b=", params{{"a", "1"}, {"b", ""}}},
-		{"a=1&", params{{"a", "1"}}},
+		{"a=1", [][2]string{{"a", "1"}}},
+		{"a=1&b=", [][2]string{{"a", "1"}, {"b", ""}}},
+		{"a=1&", [][2]string{{"a", "1"}}},
 		{"foo&data=x", nil},
-		{"a=1&foo&data=x", params{{"a", "1"}}},
-		{"a=1&&b=2", params{{"a", "1"}}},
+		{"a=1&foo&data=x", [][2]string{{"a", "1"}}},
+		{"a=1&&b=2", [][2]string{{"a", "1"}}},
 		{"&a=1", nil},
-		{"=x", params{{"", "x"}}},
-		{"a=b=c", params{{"a", "b=c"}}},
-		{"a=x+y%20z%2B", params{{"a", "x y z+"}}},
-		{"a=%zz%4%", params{{"a", "%zz%4%"}}},
-		{"a=%4a%4A", params{{"a", "JJ"}}},
-		{"a=b%00c&d=e", params{{"a", "b"}, {"d", "e"}}},
-		{"a=b\x00c&d=e", params{{"a", "b"}}},
-		{"k%61=v", params{{"k%61", "v"}}},
-		{"a=1;b=2", params{{"a", "1;b=2"}}},
-		{"a=x?y", params{{"a", "x?y"}}},
-		{"a=%E2%82%AC", params{{"a", "€"}}},
+		{"=x", [][2]string{{"", "x"}}},
+		{"a=b=c", [][2]string{{"a", "b=c"}}},
+		{"a=x+y%20z%2B", [][2]string{{"a", "x y z+"}}},
+		{"a=%zz%4%", [][2]string{{"a", "%zz%4%"}}},
+		{"a=%4a%4A", [][2]string{{"a", "JJ"}}},
+		{"a=b%00c&d=e", [][2]string{{"a", "b"}, {"d", "e"}}},
+		{"a=b\x00c&d=e", [][2]string{{"a", "b"}}},
+		{"k%61=v", [][2]string{{"k%61", "v"}}},
+		{"a=1;b=2", [][2]string{{"a", "1;b=2"}}},
+		{"a=x?y", [][2]string{{"a", "x?y"}}},
+		{"a=%E2%82%AC", [][2]string{{"a", "€"}}},
 	}
 	for _, tc := range tests {
-		if got := parseQuery(tc.raw); !reflect.DeepEqual(got, tc.want) {
+		if got := pairs(parseQuery(tc.raw)); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("parseQuery(%q) = %q, want %q", tc.raw, got, tc.want)
 		}
 	}
+}
+
+// pairs is a query's keys and decoded values.
+func pairs(p params) [][2]string {
+	var out [][2]string
+	for _, kv := range p {
+		out = append(out, [2]string{kv.key, kv.value})
+	}
+	return out
 }
 
 // Test_Query_Lookup checks case-insensitive, first-wins lookup (ASCII
@@ -204,7 +214,7 @@ func refParse(query string) params {
 		if k := bytes.IndexByte(dec, 0); k >= 0 { // a C string
 			dec = dec[:k]
 		}
-		out = append(out, param{key, string(dec)})
+		out = append(out, param{key: key, value: string(dec), raw: value})
 	}
 	return out
 }
@@ -289,6 +299,7 @@ func FuzzParse(f *testing.F) {
 		// The typed accessors never panic.
 		p.queue()
 		p.anyQueue()
+		p.topic()
 		p.duration(name, MaxLease)
 		p.uint(name, 1<<32)
 		p.flag(name)
@@ -367,3 +378,65 @@ func httpNoBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
 type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// Test_Query_StrictValues_RefuseWhatLibeventWouldCut checks the strict
+// accessors: a name with an escaped NUL, a malformed escape or invalid
+// UTF-8, and a data=, id= or separator= with an escaped NUL, are 400s
+// naming the parameter and the reason, never a shorter value.
+func Test_Query_StrictValues_RefuseWhatLibeventWouldCut(t *testing.T) {
+	tests := []struct {
+		query string
+		get   func(params) (string, error)
+		kind  *api.Error
+		want  string // the value, or the error text
+	}{
+		{"queue=a%00b", params.queue, api.ErrInvalidQueueName, `invalid queue="a%00b": %00 at byte 1 is a NUL byte; want [A-Za-z0-9._-]{1,64}`},
+		{"queue=%00", params.anyQueue, api.ErrInvalidQueueName, `invalid queue="%00": %00 at byte 0 is a NUL byte; want [A-Za-z0-9._-]{1,64}`},
+		{"queue=a%zz", params.queue, api.ErrInvalidQueueName, `invalid queue="a%zz": the % at byte 1 is not followed by two hex digits; want [A-Za-z0-9._-]{1,64}`},
+		{"queue=a%4", params.queue, api.ErrInvalidQueueName, `invalid queue="a%4": the % at byte 1 is not followed by two hex digits; want [A-Za-z0-9._-]{1,64}`},
+		{"queue=%ff", params.queue, api.ErrInvalidQueueName, `invalid queue="%ff": it is not valid UTF-8; want [A-Za-z0-9._-]{1,64}`},
+		{"QUEUE=a%2Eb", params.queue, nil, "a.b"},
+		{"queue=%2500", params.queue, api.ErrInvalidQueueName, `invalid queue name "%00": want [A-Za-z0-9._-]{1,64}`},
+		{"topic=t%00x", params.topic, api.ErrInvalidTopicName, `invalid topic="t%00x": %00 at byte 1 is a NUL byte; want [A-Za-z0-9._-]{1,64}`},
+		{"topic=%e2%82", params.topic, api.ErrInvalidTopicName, `invalid topic="%e2%82": it is not valid UTF-8; want [A-Za-z0-9._-]{1,64}`},
+		{"", params.topic, nil, "default"},
+		{"id=k%00", params.reqID, api.ErrBadRequest, `invalid id="k%00": %00 at byte 1 is a NUL byte`},
+		{"id=k%zz", params.reqID, nil, "k%zz"},
+	}
+	for _, tc := range tests {
+		got, err := tc.get(parseQuery(tc.query))
+		switch {
+		case tc.kind == nil && (err != nil || got != tc.want):
+			t.Errorf("%s: got %q, %v; want %q", tc.query, got, err, tc.want)
+		case tc.kind != nil && (!errors.Is(err, tc.kind) && err != tc.kind || err.Error() != tc.want):
+			t.Errorf("%s: got %q, %v; want %s %q", tc.query, got, err, tc.kind.Token, tc.want)
+		}
+	}
+}
+
+// Test_Handlers_StrictValues_400AndNothingStored checks the handlers
+// that take names, data and separators: each refusal is a 400 with its
+// reason, and nothing is stored anywhere.
+func Test_Handlers_StrictValues_400AndNothingStored(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ target, body string }{
+		{"/put?data=x&queue=a%00b", `invalid queue="a%00b": %00 at byte 1 is a NUL byte; want [A-Za-z0-9._-]{1,64}`},
+		{"/mput?data=x&queue=a%zz", `invalid queue="a%zz": the % at byte 1 is not followed by two hex digits; want [A-Za-z0-9._-]{1,64}`},
+		{"/put?data=ab%00cd", `invalid data="ab%00cd": %00 at byte 2 is a NUL byte; send binary data as a POST body`},
+		{"/mput?data=a%00b", `invalid data="a%00b": %00 at byte 1 is a NUL byte; send binary data as a POST body`},
+		{"/mput?data=a,b&separator=,%00", `invalid separator=",%00": %00 at byte 1 is a NUL byte`},
+		{"/put?data=x&id=k%00", `invalid id="k%00": %00 at byte 1 is a NUL byte`},
+		{"/config?queue=q&dead_letter=d%00x", `invalid dead_letter="d%00x": %00 at byte 1 is a NUL byte; want [A-Za-z0-9._-]{1,64}`},
+		{"/get?queue=%ff", `invalid queue="%ff": it is not valid UTF-8; want [A-Za-z0-9._-]{1,64}`},
+	} {
+		e.want(e.get(tc.target), 400, tc.body+"\n")
+	}
+	if qs := e.q.Queues(); len(qs) != 0 {
+		t.Fatalf("queues %q exist after refused requests", qs)
+	}
+	// What libevent keeps literally stays a message's data: only names
+	// are strict about escapes, and bytes that are not UTF-8 are data.
+	e.mustPut("/put?data=100%25%zz%4")
+	e.mustPut("/put?data=%ff%fe")
+	e.mustGet("/dump", "100%%zz%4\n\xff\xfe\n")
+}

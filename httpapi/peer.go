@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/pubsub"
@@ -39,14 +40,26 @@ func (p *pubsubAPI) peerRoutes() []route {
 	return rs
 }
 
-// deliver is POST api.PathDeliver.
+// deliver is POST api.PathDeliver. With api.HeaderDeliverWithin, a
+// delivery whose time is up once its body is read is refused (503) and
+// not delivered: its sender has stopped waiting for the answer and counts
+// it as failed, so this node must not count it as received.
 func (p *pubsubAPI) deliver(r *request) (reply, error) {
+	arrived := time.Now()
 	if r.Header.Get(api.HeaderHop) == "" {
 		return reply{}, api.ErrBadRequest.Errorf("%s is for other nodes: missing %s (publish with /pub)", api.PathDeliver, api.HeaderHop)
 	}
 	topic, err := topicParam(r.p)
 	if err != nil {
 		return reply{}, err
+	}
+	var within time.Duration
+	if v := r.Header.Get(api.HeaderDeliverWithin); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			return reply{}, api.ErrBadRequest.Errorf("%s: %q is not a positive number of milliseconds", api.HeaderDeliverWithin, v)
+		}
+		within = time.Duration(ms) * time.Millisecond
 	}
 	body, err := r.body()
 	if err != nil {
@@ -55,6 +68,9 @@ func (p *pubsubAPI) deliver(r *request) (reply, error) {
 	records, err := pubsub.DecodeDelivery(body)
 	if err != nil {
 		return reply{}, api.ErrBadRequest.Errorf("%v", err)
+	}
+	if late := time.Since(arrived); within > 0 && late >= within {
+		return reply{}, api.ErrUnavailable.Errorf("delivery not made: its %v were up after %v (the sender has stopped waiting)", within, late.Round(time.Millisecond))
 	}
 	out := make([]byte, 0, 4*len(records))
 	for _, msgs := range records {

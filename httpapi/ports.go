@@ -27,6 +27,8 @@ func NewQueueHandler(o Options) (http.Handler, error) {
 	a := newAdminAPI(&o)
 	e.routes = slices.Concat(q.routes(), a.routes(), a.peerRoutes())
 	e.fwd = newForwarder(o.Cluster, &o, e.m, e.log)
+	q.handovers = newHandovers(&o, e.fwd, e.m, e.log)
+	e.fwd.handovers = q.handovers
 	return e, nil
 }
 
@@ -62,5 +64,6 @@ func NewPubsubHandler(o Options) (http.Handler, error) {
 
 func newEngine(o *Options) *engine {
 	log := o.Logger.With("component", "httpapi")
-	return &engine{cluster: o.Cluster, m: newMetrics(o.Registerer, log), log: log}
+	return &engine{cluster: o.Cluster, m: newMetrics(o.Registerer, log), log: log,
+		auth: o.Auth, internalAuth: o.InternalAuth, nodeID: o.NodeID}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/auth"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -28,10 +29,13 @@ type pubsubAPI struct {
 // the same code; HEAD is refused on /pub and /stats?reset.
 func (p *pubsubAPI) routes() []route {
 	return []route{
-		{name: "pub", path: "/pub", match: glob, methods: getPost, style: pubsubStyle, writes: always, maxBody: p.o.MaxBodySize, handle: p.pub},
-		{name: "sub", path: "/sub", match: glob, methods: getPost, style: pubsubStyle, handle: p.sub},
-		{name: "pubsub_stats", path: "/stats", match: glob, methods: getPost, style: pubsubStyle, writes: pubsubReset, handle: p.stats},
-		{name: "pubsub_clients", path: "/clients", match: exactURI, methods: getPost, style: pubsubStyle, handle: p.clients},
+		{name: "pub", path: "/pub", match: glob, methods: getPost, style: pubsubStyle, writes: always, maxBody: p.o.MaxBodySize,
+			needs: topicAccess(auth.Produce), handle: p.pub},
+		{name: "sub", path: "/sub", match: glob, methods: getPost, style: pubsubStyle, needs: topicAccess(auth.Consume), handle: p.sub},
+		{name: "pubsub_stats", path: "/stats", match: glob, methods: getPost, style: pubsubStyle, writes: pubsubReset,
+			needs: pubsubStatsAccess, handle: p.stats},
+		{name: "pubsub_clients", path: "/clients", match: exactURI, methods: getPost, style: pubsubStyle,
+			needs: roleAccess(auth.Monitor), handle: p.clients},
 	}
 }
 
@@ -48,13 +52,7 @@ func routeError(err error) error {
 }
 
 // topicParam returns topic=NAME, api.DefaultTopic when absent.
-func topicParam(p params) (string, error) {
-	v, ok := p.get("topic")
-	if !ok {
-		return api.DefaultTopic, nil
-	}
-	return v, api.CheckTopicName(v)
-}
+func topicParam(p params) (string, error) { return p.topic() }
 
 // pub is /pub: publish the POST body, split on "\n" into count+1
 // messages (nothing trimmed; a GET or an empty body is one empty message;
@@ -79,17 +77,28 @@ func (p *pubsubAPI) pub(r *request) (reply, error) {
 			return reply{}, routeError(err)
 		}
 	}
-	n := p.o.Hub.Publish(topic, msgs)
+	// The remote half starts first, on its own goroutine, so that the
+	// deliveries travel while the local subscribers are handed the
+	// messages: once woken, thousands of local writers would compete
+	// with every step of sending them. It goes on if the publisher hangs
+	// up (the local subscribers have the messages), and ends within
+	// FanoutTimeout.
+	var remote chan int
 	if p.o.Fanout != nil {
-		// Local subscribers already have the messages: a publisher that
-		// hangs up now must not cut the remote half short.
+		remote = make(chan int, 1)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.o.FanoutTimeout)
-		remote, err := p.o.Fanout.Publish(ctx, topic, msgs)
-		cancel()
-		if err != nil {
-			p.log.Debug("publish did not reach every node", "topic", topic, "err", err)
-		}
-		n += remote
+		go func() {
+			defer cancel()
+			n, err := p.o.Fanout.Publish(ctx, topic, msgs)
+			if err != nil {
+				p.log.Debug("publish did not reach every node", "topic", topic, "err", err)
+			}
+			remote <- n
+		}()
+	}
+	n := p.o.Hub.Publish(topic, msgs)
+	if remote != nil {
+		n += <-remote
 	}
 	return reply{body: fmt.Appendf(nil, "Published %d messages to %d clients.\n", len(msgs), n)}, nil
 }
@@ -149,6 +158,7 @@ func (p *pubsubAPI) stats(r *request) (reply, error) {
 //	Remote messages received: <messages published elsewhere, delivered here>
 //	Remote failures: <deliveries to other nodes that failed>
 //	Remote messages dropped: <messages in those deliveries>
+//	Remote messages sent: <messages other nodes answered as delivered>
 func pubsubStatsText(st pubsub.Stats, remote bool) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, "Active connections: "...)
@@ -168,6 +178,8 @@ func pubsubStatsText(st pubsub.Stats, remote bool) []byte {
 		b = strconv.AppendUint(b, st.RemoteFailures, 10)
 		b = append(b, "\nRemote messages dropped: "...)
 		b = strconv.AppendUint(b, st.RemoteDropped, 10)
+		b = append(b, "\nRemote messages sent: "...)
+		b = strconv.AppendUint(b, st.RemoteSent, 10)
 	}
 	return append(b, '\n')
 }
@@ -175,8 +187,8 @@ func pubsubStatsText(st pubsub.Stats, remote bool) []byte {
 // pubsubStatsJSON writes the reference's JSON layout (a space after each
 // colon, none after commas, one line ending in "\n") without its trailing
 // comma, so that the result is valid JSON. With remote, the keys
-// remote_messages_received, remote_failures and remote_messages_dropped
-// follow the reference's five.
+// remote_messages_received, remote_failures, remote_messages_dropped and
+// remote_messages_sent follow the reference's five.
 func pubsubStatsJSON(st pubsub.Stats, remote bool) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"current_connections": `...)
@@ -196,6 +208,8 @@ func pubsubStatsJSON(st pubsub.Stats, remote bool) []byte {
 		b = strconv.AppendUint(b, st.RemoteFailures, 10)
 		b = append(b, `,"remote_messages_dropped": `...)
 		b = strconv.AppendUint(b, st.RemoteDropped, 10)
+		b = append(b, `,"remote_messages_sent": `...)
+		b = strconv.AppendUint(b, st.RemoteSent, 10)
 	}
 	return append(b, "}\n"...)
 }

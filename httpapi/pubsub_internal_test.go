@@ -124,11 +124,12 @@ func Test_Pubsub_StatsRemoteLines(t *testing.T) {
 		o.Fanout = fakeFanout(func(context.Context, string, [][]byte) (int, error) { return 0, nil })
 	})
 	e.hub.RecordRemoteFailure(3)
+	e.hub.RecordRemoteSent(5)
 	e.hub.Deliver("t", [][]byte{[]byte("x")})
 	e.mustGet("/stats", "Active connections: 0\nTotal connections: 0\nMessages received: 0\nMessages sent: 0\nKicked clients: 0\n"+
-		"Remote messages received: 1\nRemote failures: 1\nRemote messages dropped: 3\n")
+		"Remote messages received: 1\nRemote failures: 1\nRemote messages dropped: 3\nRemote messages sent: 5\n")
 	e.mustGet("/stats?format=json", `{"current_connections": 0,"total_connections": 0,"messages_received": 0,"messages_sent": 0,"kicked_clients": 0,`+
-		`"remote_messages_received": 1,"remote_failures": 1,"remote_messages_dropped": 3}`+"\n")
+		`"remote_messages_received": 1,"remote_failures": 1,"remote_messages_dropped": 3,"remote_messages_sent": 5}`+"\n")
 }
 
 // Test_Pubsub_Route: the route runs before anything is published, with
@@ -180,5 +181,56 @@ func Test_Pubsub_Route(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 5 || seen[0] != `t:["a" "b"]` {
 		t.Fatalf("route saw %q", seen)
+	}
+}
+
+// Test_Pubsub_InternalDeliverWithin: a delivery whose X-Quorumq-Deliver-
+// Within is up once its body has arrived is refused (503) and delivered to
+// nobody, so that its sender, which has stopped waiting, and this node
+// count it alike; one in time is delivered; a bad value is a 400.
+func Test_Pubsub_InternalDeliverWithin(t *testing.T) {
+	e := newPubsubEnv(t, withPeer(nil))
+	body := pubsub.AppendDeliveryRecord(nil, [][]byte{[]byte("m")})
+	deliver := func(within string, slow time.Duration) resp {
+		t.Helper()
+		// The body arrives after slow: the receiver's clock starts with
+		// the request.
+		pr, pw := io.Pipe()
+		go func() {
+			time.Sleep(slow)
+			pw.Write(body)
+			pw.Close()
+		}()
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/internal/deliver?topic=t", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(api.HeaderHop, "1")
+		req.Header.Set(api.HeaderDeliverWithin, within)
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return resp{code: res.StatusCode, header: res.Header, body: string(b)}
+	}
+	r := deliver("20", 200*time.Millisecond)
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "delivery not made") {
+		t.Fatalf("late delivery: %d %q", r.code, r.body)
+	}
+	if st := e.hub.Stats(); st.RemoteReceived != 0 {
+		t.Fatalf("a late delivery was counted: %+v", st)
+	}
+	if r := deliver("60000", 0); r.code != http.StatusOK || r.body != "0\n" {
+		t.Fatalf("delivery in time: %d %q", r.code, r.body)
+	}
+	if st := e.hub.Stats(); st.RemoteReceived != 1 {
+		t.Fatalf("the delivery in time was not counted: %+v", st)
+	}
+	for _, bad := range []string{"0", "-5", "1s", "x"} {
+		if r := deliver(bad, 0); r.code != http.StatusBadRequest || !strings.Contains(r.body, api.HeaderDeliverWithin) {
+			t.Fatalf("within %q: %d %q", bad, r.code, r.body)
+		}
 	}
 }

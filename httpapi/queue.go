@@ -15,6 +15,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/auth"
 )
 
 // queueAPI serves simplequeue's routes and quorumq's extensions over the
@@ -24,27 +25,35 @@ type queueAPI struct {
 	m         *metrics
 	log       *slog.Logger
 	deadlines deadlineSlots
+	// handovers settles the messages gets pop (handover.go).
+	handovers *handovers
 }
 
 // routes lists the queue routes in simplequeue's registration order, then
 // the extensions: prefix globs (/getanything is /get), GET and POST alike,
 // on the replicated queue, so the engine forwards what needs the leader.
 func (q *queueAPI) routes() []route {
-	r := func(name string, writes func(params) bool, h handler) route {
+	r := func(name string, writes func(params) bool, needs func(params) (access, error), h handler) route {
 		return route{name: name, path: "/" + name, match: glob, methods: getPost, style: simplequeueStyle,
-			writes: writes, replicated: true, maxBody: q.o.MaxBodySize, handle: h}
+			writes: writes, replicated: true, maxBody: q.o.MaxBodySize, needs: needs, handle: h}
 	}
+	produce, consume := queueAccess(auth.Produce), queueAccess(auth.Consume)
+	admitted := func(rt route, admit func(*request) error) route { rt.admit = admit; return rt }
 	return []route{
-		r("put", always, q.put),
-		r("get", always, q.get),
-		r("mget", always, q.mget),
-		r("mput", always, q.mput),
-		r("dump", nil, q.dump),
-		r("stats", resetRequested, q.stats),
-		r("ack", always, q.ack),
-		r("nack", always, q.nack),
-		r("touch", always, q.touch),
-		r("config", always, q.config),
+		// Node to node (see handover.go), before the globs: /internal/ is
+		// not one of their prefixes, so the order changes nothing.
+		{name: "internal_handover", path: pathHandover, match: exact, methods: postOnly, style: adminStyle,
+			writes: always, replicated: true, maxBody: maxHandoverBody, handle: q.handoverRoute},
+		admitted(r("put", always, produce, q.put), q.admitPut),
+		r("get", always, consume, q.get),
+		r("mget", always, consume, q.mget),
+		admitted(r("mput", always, produce, q.mput), q.admitMput),
+		r("dump", nil, consume, q.dump),
+		r("stats", resetRequested, statsAccess, q.stats),
+		r("ack", always, anyQueueAccess, q.ack),
+		r("nack", always, anyQueueAccess, q.nack),
+		r("touch", always, anyQueueAccess, q.touch),
+		r("config", always, configAccess, q.config),
 	}
 }
 
@@ -109,12 +118,9 @@ func (q *queueAPI) mput(r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	sep := q.o.MPutSep
-	if v, ok := r.p.get("separator"); ok {
-		if v == "" {
-			return reply{}, api.ErrBadRequest.Errorf("separator must not be empty")
-		}
-		sep = v
+	sep, err := q.mputSep(r.p)
+	if err != nil {
+		return reply{}, err
 	}
 	data, err := q.data(r)
 	if err != nil {
@@ -171,11 +177,29 @@ func (q *queueAPI) putCommands(queue, reqID string, delay time.Duration, records
 	return cmds
 }
 
+// mputSep returns /mput's separator=, MPutSep when absent. A separator
+// that libevent would cut at a NUL is a 400, like an empty one.
+func (q *queueAPI) mputSep(p params) (string, error) {
+	v, ok, err := p.noNUL("separator", "")
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return q.o.MPutSep, nil
+	case v == "":
+		return "", api.ErrBadRequest.Errorf("separator must not be empty")
+	}
+	return v, nil
+}
+
 // data returns the input of /put and /mput: data= from the query string
-// if present (even empty), else a non-empty POST body.
+// if present (even empty), else a non-empty POST body. A data= that
+// decodes to a NUL byte is a 400: libevent would store the part before
+// it, and query values are C strings here too; binary data goes in a POST
+// body.
 func (q *queueAPI) data(r *request) ([]byte, error) {
-	if v, ok := r.p.get("data"); ok {
-		return []byte(v), nil
+	if v, ok, err := r.p.noNUL("data", "; send binary data as a POST body"); ok || err != nil {
+		return []byte(v), err
 	}
 	if r.Method == http.MethodPost {
 		body, err := r.body()
@@ -184,6 +208,56 @@ func (q *queueAPI) data(r *request) ([]byte, error) {
 		}
 	}
 	return nil, api.ErrBadRequest.Errorf("missing data")
+}
+
+// admitPut and admitMput are the admission (route.admit) of /put and
+// /mput: they refuse
+// a request whose messages would take this node past its budget of
+// queued bytes (Options.MaxQueuedBytes), before anything is forwarded or
+// proposed. It runs on the node the client asked, against that node's
+// own view, and again on the leader when the request is forwarded there.
+// The request's cost is its data's length plus fsm.MessageOverhead per
+// record (for /mput, at most one record more than separators, so that a
+// body of tiny records is counted for the memory it will take). Errors
+// of the data itself (400, 413) come out here as they would from the
+// handler.
+func (q *queueAPI) admitPut(r *request) error {
+	if q.o.MaxQueuedBytes == Unlimited {
+		return nil
+	}
+	data, err := q.data(r)
+	if err != nil || len(data) == 0 {
+		return err
+	}
+	return q.checkBudget(int64(len(data)), 1)
+}
+
+func (q *queueAPI) admitMput(r *request) error {
+	if q.o.MaxQueuedBytes == Unlimited {
+		return nil
+	}
+	sep, err := q.mputSep(r.p)
+	if err != nil {
+		return err
+	}
+	data, err := q.data(r)
+	if err != nil || len(data) == 0 {
+		return err
+	}
+	return q.checkBudget(int64(len(data)), int64(bytes.Count(data, []byte(sep)))+1)
+}
+
+// checkBudget refuses records of size bytes in all when the node's
+// usage plus their cost would pass MaxQueuedBytes.
+func (q *queueAPI) checkBudget(size, records int64) error {
+	used := q.o.Queue.Usage().Cost()
+	need := size + records*fsm.MessageOverhead
+	if used+need <= q.o.MaxQueuedBytes {
+		return nil
+	}
+	return api.ErrQueueFull.Errorf("node is full: its queues hold %s (message bodies plus %d bytes each) and this request needs %s more, "+
+		"over the node's budget of %s of queued bytes (--max-queued-bytes); nothing was stored, retry once readers have drained some",
+		api.FormatBytes(used), fsm.MessageOverhead, api.FormatBytes(need), api.FormatBytes(q.o.MaxQueuedBytes))
 }
 
 // putError names the queue in the business errors of a put.
@@ -238,17 +312,19 @@ func (q *queueAPI) getParams(p params) (getParams, error) {
 
 // get is /get: pop (or with lease=DUR lease) the oldest ready message.
 // Empty queue: 200 with an empty body, answered without writing the log.
-// A message comes with X-Message-Id and X-Attempts.
+// A message comes with X-Message-Id and X-Attempts. A popped message is
+// taken under a handover (handover.go): it is gone once its answer is
+// written, and back at the head if it cannot be.
 func (q *queueAPI) get(r *request) (reply, error) {
 	g, err := q.getParams(r.p)
 	if err != nil {
 		return reply{}, err
 	}
-	msgs, err := q.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: 1, Lease: g.lease}, g.wait)
-	if err != nil || len(msgs) == 0 {
+	res, err := q.take(r, q.getCommand(g, 1), g.wait)
+	if err != nil || len(res.Messages) == 0 {
 		return reply{}, err
 	}
-	m := msgs[0]
+	m := res.Messages[0]
 	q.m.deliveredCounter(g.queue).Inc()
 	h := http.Header{
 		api.HeaderMessageID: {strconv.FormatUint(m.ID, 10)},
@@ -257,7 +333,19 @@ func (q *queueAPI) get(r *request) (reply, error) {
 	if m.LastError != "" {
 		h[api.HeaderLastError] = []string{headerSafe(m.LastError)}
 	}
-	return reply{header: h, body: m.Data}, nil
+	rep := reply{header: h, body: m.Data}
+	if res.Handover {
+		q.taken(r, &rep, res.Messages)
+	}
+	return rep, nil
+}
+
+// getCommand is the get of /get and /mget: at most max messages and
+// MaxGetBytes of them, popped under a handover of HandoverLease unless
+// they are leased.
+func (q *queueAPI) getCommand(g getParams, max int) fsm.Command {
+	return fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: max, Lease: g.lease,
+		MaxBytes: q.o.MaxGetBytes, Handover: q.o.HandoverLease}
 }
 
 // headerSafe replaces bytes a header value cannot carry (control
@@ -274,7 +362,11 @@ func headerSafe(v string) string {
 // mget is /mget: hand out up to items= messages (default 1, lowered to
 // MaxMGet), joined with separator= (default MGetSep) by simplequeue's
 // "index < items-1" rule, or as JSON with format=json. A text answer with
-// messages carries X-Message-Ids.
+// messages carries X-Message-Ids, which stays within maxIDsHeader: the
+// get stops before the ids of its messages would not fit (format=json has
+// the ids in the body and no such cut). The messages also stop before
+// their bytes pass MaxGetBytes; the first one always goes. A shorter
+// answer ends with a separator, as on a short queue.
 func (q *queueAPI) mget(r *request) (reply, error) {
 	items := 1
 	if v, ok := r.p.get("items"); ok {
@@ -283,9 +375,7 @@ func (q *queueAPI) mget(r *request) (reply, error) {
 	if items <= 0 {
 		return reply{}, api.ErrBadRequest.Errorf("number of items must be > 0")
 	}
-	if q.o.MaxMGet > 0 && items > q.o.MaxMGet {
-		items = q.o.MaxMGet
-	}
+	items = min(items, q.o.MaxMGet)
 	sep := q.o.MGetSep
 	if v, ok := r.p.get("separator"); ok {
 		sep = v
@@ -295,23 +385,36 @@ func (q *queueAPI) mget(r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	msgs, err := q.take(r, fsm.Command{Op: fsm.OpGet, Queue: g.queue, Max: items, Lease: g.lease}, g.wait)
+	cmd := q.getCommand(g, items)
+	if format != "json" {
+		cmd.MaxIDBytes = maxIDsHeader
+	}
+	res, err := q.take(r, cmd, g.wait)
 	if err != nil {
 		return reply{}, err
 	}
+	msgs := res.Messages
 	if len(msgs) > 0 {
 		q.m.deliveredCounter(g.queue).Add(float64(len(msgs)))
 	}
+	var rep reply
 	if format == "json" {
-		return reply{contentType: typeJSON, body: messagesJSON(msgs)}, nil
-	}
-	rep := reply{body: joinItems(msgs, sep, items)}
-	if len(msgs) > 0 {
-		ids := make([]string, len(msgs))
-		for i, m := range msgs {
-			ids[i] = strconv.FormatUint(m.ID, 10)
+		rep = reply{contentType: typeJSON, body: messagesJSON(msgs)}
+	} else {
+		rep = reply{body: joinItems(msgs, sep, items)}
+		if len(msgs) > 0 {
+			ids := make([]byte, 0, 8*len(msgs))
+			for i, m := range msgs {
+				if i > 0 {
+					ids = append(ids, ',')
+				}
+				ids = strconv.AppendUint(ids, m.ID, 10)
+			}
+			rep.header = http.Header{api.HeaderMessageIDs: {string(ids)}}
 		}
-		rep.header = http.Header{api.HeaderMessageIDs: {strings.Join(ids, ",")}}
+	}
+	if res.Handover {
+		q.taken(r, &rep, msgs)
 	}
 	return rep, nil
 }
@@ -354,7 +457,7 @@ func messagesJSON(msgs []fsm.Message) []byte {
 // notification, a timer to the earliest lease expiry or delayed message,
 // the end of the wait, or the client going away, then checks again. A get
 // that finds nothing (another reader was faster) waits again.
-func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.Message, error) {
+func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) (fsm.Result, error) {
 	var deadline <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -368,7 +471,7 @@ func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.
 		if ready {
 			res, err := q.propose(r, cmd)
 			if err != nil || len(res.Messages) > 0 {
-				return res.Messages, err
+				return res, err
 			}
 		} else if !confirmed {
 			// An empty answer must not come from state that lags the log:
@@ -377,13 +480,13 @@ func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.
 			// brings the local state up to date once per request; after
 			// that, waiting on Changed only ever sees newer state.
 			if err := q.consistentRead(r); err != nil {
-				return nil, err
+				return fsm.Result{}, err
 			}
 			confirmed = true
 			continue
 		}
 		if deadline == nil {
-			return nil, nil
+			return fsm.Result{}, nil
 		}
 		var due <-chan time.Time
 		var dueTimer *time.Timer
@@ -396,9 +499,9 @@ func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) ([]fsm.
 		case <-changed:
 		case <-due:
 		case <-deadline:
-			return nil, nil
+			return fsm.Result{}, nil
 		case <-r.Context().Done():
-			return nil, nil
+			return fsm.Result{}, nil
 		}
 		if dueTimer != nil {
 			dueTimer.Stop()

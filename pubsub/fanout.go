@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,13 @@ const (
 	// peerIdle: a peer's sender goroutine exits after this long without
 	// work.
 	peerIdle = time.Minute
+	// learnedTTL is how long the topics a peer's /internal/clients answer
+	// listed still route publishes to it, besides its gossiped set: far
+	// longer than the gossip takes to catch up.
+	learnedTTL = 30 * time.Second
+	// maxAnswerMargin bounds the time kept, of a delivery's deadline, for
+	// the receiver's answer to travel back (see answerMargin).
+	maxAnswerMargin = 250 * time.Millisecond
 )
 
 // ErrFanoutClosed is the error of deliveries still queued when the fan-out
@@ -63,8 +71,8 @@ var ErrFanoutClosed = errors.New("pubsub: fan-out closed")
 // errExpired: a delivery waited in its peer's queue past its deadline.
 var errExpired = errors.New("not sent within the delivery timeout")
 
-// FanoutOptions configures a Fanout. The zero value of each field means
-// its documented default.
+// FanoutOptions configures a Fanout. Start from DefaultFanoutOptions and
+// set Hub, Directory, Peer and what else differs; NewFanout only validates.
 type FanoutOptions struct {
 	// Self is this node's id, sent to peers in api.HeaderFrom and set as
 	// Client.Node on local subscribers by Clients.
@@ -75,21 +83,33 @@ type FanoutOptions struct {
 	// Directory finds the peers. Required.
 	Directory Directory
 	// Timeout bounds a publish's wait for the other nodes, each delivery
-	// (queueing included), and each peer's answer to /clients. Default
-	// DefaultDeliverTimeout (1 s).
+	// (queueing included), and each peer's answer to /clients
+	// (--fanout-timeout). Positive.
 	Timeout time.Duration
-	// QueueLen bounds the publishes waiting for one peer. Default
-	// DefaultPeerQueue (1024).
+	// QueueLen bounds the publishes waiting for one peer (--fanout-queue).
+	// Positive.
 	QueueLen int
-	// QueueBytes bounds their encoded size. Default
-	// DefaultPeerQueueBytes (64 MiB).
+	// QueueBytes bounds their encoded size (--fanout-queue-bytes); a
+	// publish larger than that still goes to an empty queue. Positive.
 	QueueBytes int
 	// Peer carries the requests to the other nodes. Required.
 	Peer *peer.Client
 	// Registerer receives the fan-out's metrics. nil: not registered.
 	Registerer prometheus.Registerer
-	// Logger (component=pubsub). Default slog.Default().
+	// Logger (component=pubsub). Required.
 	Logger *slog.Logger
+}
+
+// DefaultFanoutOptions returns the defaults: Timeout DefaultDeliverTimeout
+// (1 s), QueueLen DefaultPeerQueue (1024), QueueBytes
+// DefaultPeerQueueBytes (64 MiB), Logger slog.Default(), no metrics.
+func DefaultFanoutOptions() FanoutOptions {
+	return FanoutOptions{
+		Timeout:    DefaultDeliverTimeout,
+		QueueLen:   DefaultPeerQueue,
+		QueueBytes: DefaultPeerQueueBytes,
+		Logger:     slog.Default(),
+	}
 }
 
 // Fanout is the cluster half of a publish: it sends the messages published
@@ -118,6 +138,19 @@ type Fanout struct {
 	closed bool
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	// learned is, per peer id, what its last /internal/clients answer
+	// listed: a publish also goes to a peer listed with subscribers of
+	// its topic, so that what Clients lists is reached before the gossip
+	// tells (listed means reached).
+	learnMu sync.Mutex
+	learned map[string]learnedTopics
+}
+
+// learnedTopics are the topics of a peer's subscribers, as listed at at.
+type learnedTopics struct {
+	at     time.Time
+	topics map[string]struct{}
 }
 
 // delivery is one publish on its way to one peer.
@@ -127,6 +160,17 @@ type delivery struct {
 	msgs     int
 	deadline time.Time
 	result   chan deliveryResult // capacity 1
+	// res holds the record's bytes in the hub's budget, shared by the
+	// deliveries of one publish; nil in tests that build deliveries.
+	res *reservation
+}
+
+// finish answers d and gives back its share of the budget.
+func (d *delivery) finish(r deliveryResult) {
+	if d.res != nil {
+		d.res.release()
+	}
+	d.result <- r
 }
 
 type deliveryResult struct {
@@ -159,36 +203,28 @@ func NewFanout(opts FanoutOptions) (*Fanout, error) {
 	if o.Peer == nil {
 		errs = append(errs, errors.New("FanoutOptions.Peer is required"))
 	}
-	switch {
-	case o.Timeout < 0:
-		errs = append(errs, fmt.Errorf("Timeout %s is negative", o.Timeout))
-	case o.Timeout == 0:
-		o.Timeout = DefaultDeliverTimeout
+	if o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("Timeout %s is not positive", o.Timeout))
 	}
-	switch {
-	case o.QueueLen < 0:
-		errs = append(errs, fmt.Errorf("QueueLen %d is negative", o.QueueLen))
-	case o.QueueLen == 0:
-		o.QueueLen = DefaultPeerQueue
+	if o.QueueLen <= 0 {
+		errs = append(errs, fmt.Errorf("QueueLen %d is not positive", o.QueueLen))
 	}
-	switch {
-	case o.QueueBytes < 0:
-		errs = append(errs, fmt.Errorf("QueueBytes %d is negative", o.QueueBytes))
-	case o.QueueBytes == 0:
-		o.QueueBytes = DefaultPeerQueueBytes
+	if o.QueueBytes <= 0 {
+		errs = append(errs, fmt.Errorf("QueueBytes %d is not positive", o.QueueBytes))
+	}
+	if o.Logger == nil {
+		errs = append(errs, errors.New("FanoutOptions.Logger is required"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
 	f := &Fanout{
-		o:     o,
-		log:   o.Logger.With("component", "pubsub"),
-		m:     newFanoutMetrics(),
-		peers: map[string]*peerQueue{},
-		done:  make(chan struct{}),
+		o:       o,
+		log:     o.Logger.With("component", "pubsub"),
+		m:       newFanoutMetrics(),
+		peers:   map[string]*peerQueue{},
+		done:    make(chan struct{}),
+		learned: map[string]learnedTopics{},
 	}
 	if o.Registerer != nil {
 		if err := f.m.register(o.Registerer); err != nil {
@@ -206,7 +242,7 @@ func NewFanout(opts FanoutOptions) (*Fanout, error) {
 // counted as failed by the peer's sender, or here on overflow). It does
 // not keep msgs.
 func (f *Fanout) Publish(ctx context.Context, topic string, msgs [][]byte) (int, error) {
-	peers := f.o.Directory.SubscriberPeers(topic)
+	peers := f.withLearned(topic, f.o.Directory.SubscriberPeers(topic))
 	if len(peers) == 0 {
 		return 0, nil
 	}
@@ -215,6 +251,10 @@ func (f *Fanout) Publish(ctx context.Context, topic string, msgs [][]byte) (int,
 		deadline = d
 	}
 	record := AppendDeliveryRecord(nil, msgs)
+	// The record counts in the node's budget until the last peer is done
+	// with it; this publish holds it while it enqueues.
+	res := f.o.Hub.hold(int64(len(record)))
+	defer res.release()
 	type pending struct {
 		peer string
 		d    *delivery
@@ -225,7 +265,8 @@ func (f *Fanout) Publish(ctx context.Context, topic string, msgs [][]byte) (int,
 		if p.ID == f.o.Self || p.Addr == "" {
 			continue
 		}
-		d := &delivery{topic: topic, record: record, msgs: len(msgs), deadline: deadline, result: make(chan deliveryResult, 1)}
+		res.retain()
+		d := &delivery{topic: topic, record: record, msgs: len(msgs), deadline: deadline, result: make(chan deliveryResult, 1), res: res}
 		if err := f.enqueue(p, d); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", p.ID, err))
 			continue
@@ -384,27 +425,41 @@ func (f *Fanout) drain(q *peerQueue) {
 	}
 }
 
+// answerMargin is the part of a delivery's time kept for the receiver's
+// answer to come back: the receiver is told to deliver only within the
+// rest (api.HeaderDeliverWithin), so that what it delivers is answered
+// before the sender stops waiting, and both count the same.
+func (f *Fanout) answerMargin() time.Duration {
+	return min(f.o.Timeout/4, maxAnswerMargin)
+}
+
 // send delivers batch (one topic) to the peer at addr and answers each
-// delivery. Deliveries past their deadline are not sent.
+// delivery. Deliveries too close to their deadline for an answer to come
+// back in time are not sent. The receiver may deliver until the earliest
+// deadline less the margin; the request is given until the latest.
 func (f *Fanout) send(peer, addr string, batch []*delivery) {
 	now := time.Now()
+	margin := f.answerMargin()
 	live := batch[:0]
-	var deadline time.Time
+	var earliest, latest time.Time
 	for _, d := range batch {
-		if !now.Before(d.deadline) {
+		if !now.Add(margin).Before(d.deadline) {
 			f.failed(peer, d, "expired", errExpired)
 			continue
 		}
 		live = append(live, d)
-		if d.deadline.After(deadline) {
-			deadline = d.deadline
+		if d.deadline.After(latest) {
+			latest = d.deadline
+		}
+		if earliest.IsZero() || d.deadline.Before(earliest) {
+			earliest = d.deadline
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(f.ctx, deadline)
-	counts, err := f.post(ctx, addr, live)
+	ctx, cancel := context.WithDeadline(f.ctx, latest)
+	counts, err := f.post(ctx, addr, live, earliest.Sub(now)-margin)
 	cancel()
 	if err != nil {
 		if f.ctx.Err() == nil {
@@ -416,15 +471,16 @@ func (f *Fanout) send(peer, addr string, batch []*delivery) {
 		return
 	}
 	for i, d := range live {
+		f.o.Hub.RecordRemoteSent(d.msgs)
 		f.m.deliveries.WithLabelValues(peer, "ok").Inc()
 		f.m.messages.WithLabelValues(peer, "ok").Add(float64(d.msgs))
-		d.result <- deliveryResult{delivered: counts[i]}
+		d.finish(deliveryResult{delivered: counts[i]})
 	}
 }
 
 // post is one POST /internal/deliver; it returns the receiver's count for
 // each delivery.
-func (f *Fanout) post(ctx context.Context, addr string, live []*delivery) ([]int, error) {
+func (f *Fanout) post(ctx context.Context, addr string, live []*delivery, within time.Duration) ([]int, error) {
 	body := live[0].record
 	if len(live) > 1 {
 		size := 0
@@ -438,7 +494,7 @@ func (f *Fanout) post(ctx context.Context, addr string, live []*delivery) ([]int
 	}
 	start := time.Now()
 	counts, err := f.o.Peer.Deliver(ctx, addr, peer.Delivery{
-		Topic: live[0].topic, From: f.o.Self, ContentType: DeliverContentType, Body: body, Records: len(live),
+		Topic: live[0].topic, From: f.o.Self, ContentType: DeliverContentType, Body: body, Records: len(live), Within: within,
 	})
 	f.m.requestSeconds.Observe(time.Since(start).Seconds())
 	return counts, err
@@ -449,7 +505,7 @@ func (f *Fanout) failed(peer string, d *delivery, result string, err error) {
 	f.o.Hub.RecordRemoteFailure(d.msgs)
 	f.m.deliveries.WithLabelValues(peer, result).Inc()
 	f.m.messages.WithLabelValues(peer, result).Add(float64(d.msgs))
-	d.result <- deliveryResult{err: err}
+	d.finish(deliveryResult{err: err})
 }
 
 // Clients lists every subscriber of the cluster: this node's first, in
@@ -487,6 +543,7 @@ func (f *Fanout) Clients(ctx context.Context) ([]Client, error) {
 			for j := range cs {
 				cs[j].Node = p.ID
 			}
+			f.learn(p.ID, cs)
 			lists[i] = cs
 		}()
 	}
@@ -495,6 +552,52 @@ func (f *Fanout) Clients(ctx context.Context) ([]Client, error) {
 		out = append(out, cs...)
 	}
 	return out, nil
+}
+
+// learn records the topics of a peer's listed subscribers (kicked ones
+// take no more messages), replacing what its previous answer listed.
+func (f *Fanout) learn(peer string, cs []Client) {
+	topics := map[string]struct{}{}
+	for _, c := range cs {
+		if !c.Kicked {
+			topics[c.Topic] = struct{}{}
+		}
+	}
+	f.learnMu.Lock()
+	defer f.learnMu.Unlock()
+	if len(topics) == 0 {
+		delete(f.learned, peer)
+		return
+	}
+	f.learned[peer] = learnedTopics{at: time.Now(), topics: topics}
+}
+
+// withLearned adds to peers (the gossiped answer for topic) the alive
+// peers that a recent /internal/clients answer listed with subscribers of
+// topic. Sending to a peer that has none by now is harmless: it delivers
+// to nobody.
+func (f *Fanout) withLearned(topic string, peers []Peer) []Peer {
+	var extra []string
+	f.learnMu.Lock()
+	for id, l := range f.learned {
+		if time.Since(l.at) > learnedTTL {
+			delete(f.learned, id)
+			continue
+		}
+		if _, ok := l.topics[topic]; ok && !slices.ContainsFunc(peers, func(p Peer) bool { return p.ID == id }) {
+			extra = append(extra, id)
+		}
+	}
+	f.learnMu.Unlock()
+	if len(extra) == 0 {
+		return peers
+	}
+	for _, p := range f.o.Directory.Peers() {
+		if slices.Contains(extra, p.ID) {
+			peers = append(peers, p)
+		}
+	}
+	return peers
 }
 
 func (f *Fanout) fetchClients(ctx context.Context, addr string) ([]Client, error) {

@@ -104,6 +104,7 @@ type fakePeer struct {
 	block    chan struct{} // non-nil: deliveries wait for it to close
 	blocked  int           // deliveries that reached block
 	hops     []string
+	within   []string // api.HeaderDeliverWithin of each delivery
 }
 
 func newFakePeer(t *testing.T, id string) *fakePeer {
@@ -136,6 +137,7 @@ func newFakePeer(t *testing.T, id string) *fakePeer {
 		defer p.mu.Unlock()
 		p.requests++
 		p.hops = append(p.hops, r.Header.Get(api.HeaderHop)+"/"+r.Header.Get(api.HeaderFrom))
+		p.within = append(p.within, r.Header.Get(api.HeaderDeliverWithin))
 		for _, rec := range recs {
 			for _, m := range rec {
 				p.got = append(p.got, r.URL.Query().Get("topic")+":"+string(m))
@@ -187,7 +189,13 @@ func newTestFanout(t *testing.T, dir Directory, timeout time.Duration, queueLen 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	f, err := NewFanout(FanoutOptions{Self: "me", Hub: hub, Directory: dir, Peer: peertest.Client(t), Timeout: timeout, QueueLen: queueLen, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+	o := DefaultFanoutOptions()
+	o.Self, o.Hub, o.Directory, o.Peer, o.Registerer = "me", hub, dir, peertest.Client(t), reg
+	o.Timeout, o.Logger = timeout, slog.New(slog.DiscardHandler)
+	if queueLen > 0 {
+		o.QueueLen = queueLen
+	}
+	f, err := NewFanout(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,8 +328,10 @@ func Test_Fanout_PeerQueueOrderBatchingOverflow(t *testing.T) {
 	later := time.Now().Add(10 * time.Second)
 	// The first delivery is taken by the sender and blocks in its request.
 	first, _ := enqueue("t", "0", time.Now().Add(300*time.Millisecond))
-	testwait.For(t, 5*time.Second, "the sender to block", func() bool {
-		return metricValue(t, reg, "quorumq_pubsub_fanout_queued", map[string]string{"peer": "p"}) == 0
+	testwait.For(t, 5*time.Second, "the sender to block in its request", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.blocked == 1
 	})
 
 	var ds []*delivery
@@ -480,7 +490,10 @@ func Test_Fanout_QueueBytes(t *testing.T) {
 	p.block = release
 	t.Cleanup(func() { close(release) })
 	hub, _ := NewHub(quietOptions())
-	f, err := NewFanout(FanoutOptions{Hub: hub, Directory: &fakeDir{}, Peer: peertest.Client(t), Timeout: 5 * time.Second, QueueBytes: 100, Logger: slog.New(slog.DiscardHandler)})
+	o := DefaultFanoutOptions()
+	o.Hub, o.Directory, o.Peer, o.Logger = hub, &fakeDir{}, peertest.Client(t), slog.New(slog.DiscardHandler)
+	o.Timeout, o.QueueBytes = 5*time.Second, 100
+	f, err := NewFanout(o)
 	if err != nil {
 		t.Fatal(err)
 	}

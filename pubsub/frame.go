@@ -49,23 +49,38 @@ const (
 // frame returns the bytes that carry msg in mode m: a new slice that does
 // not alias msg.
 func frame(msg []byte, m mode) []byte {
+	return appendFrame(make([]byte, 0, frameLen(len(msg), m)), msg, m)
+}
+
+// frameLen is the exact length of the frame of a message of n bytes.
+func frameLen(n int, m mode) int {
 	if m == modeWebSocket {
-		return append(make([]byte, 0, len(msg)), msg...)
+		return n
 	}
-	size := len(msg) + 1
+	body := n + 1
 	if m.multipart() {
-		size = len(partHeader) + 24 + len(msg) + len(partTrailer)
+		body = len(partHeader) + decimalLen(n) + 4 + n + len(partTrailer)
 	}
 	if m.chunked() {
-		size += 16 + 4
+		return hexLen(body) + 2 + body + 2
 	}
-	b := make([]byte, 0, size)
-	start := 0
+	return body
+}
+
+// appendFrame appends the bytes that carry msg in mode m to b: exactly
+// frameLen(len(msg), m) of them. A WebSocket frame is the message itself
+// (the library adds the frame header as it writes).
+func appendFrame(b, msg []byte, m mode) []byte {
+	if m == modeWebSocket {
+		return append(b, msg...)
+	}
 	if m.chunked() {
-		// The chunk size is written once the body is known; reserve room
-		// for the largest size line and shift afterwards.
-		b = b[:16+2]
-		start = len(b)
+		body := len(msg) + 1
+		if m.multipart() {
+			body = len(partHeader) + decimalLen(len(msg)) + 4 + len(msg) + len(partTrailer)
+		}
+		b = strconv.AppendInt(b, int64(body), 16)
+		b = append(b, "\r\n"...)
 	}
 	if m.multipart() {
 		b = append(b, partHeader...)
@@ -77,10 +92,27 @@ func frame(msg []byte, m mode) []byte {
 		b = append(b, msg...)
 		b = append(b, '\n')
 	}
-	if !m.chunked() {
-		return b
+	if m.chunked() {
+		b = append(b, "\r\n"...)
 	}
-	return finishChunk(b, start)
+	return b
+}
+
+// decimalLen and hexLen are the digits of n (n >= 0) in base 10 and 16.
+func decimalLen(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+func hexLen(n int) int {
+	d := 1
+	for ; n >= 16; n >>= 4 {
+		d++
+	}
+	return d
 }
 
 // finishChunk turns b, whose data starts at start after a reserved prefix,

@@ -114,28 +114,6 @@ func Test_Frame_KickNotice(t *testing.T) {
 	}
 }
 
-// Test_Frame_NextSegment checks that a batch is cut into writes of at most
-// the limit, in order and without losing bytes.
-func Test_Frame_NextSegment(t *testing.T) {
-	batch := [][]byte{[]byte("ab"), []byte("cdefghij"), []byte("k"), []byte("lm")}
-	var got []string
-	for len(batch) > 0 {
-		var seg [][]byte
-		seg, batch = nextSegment(batch, 4)
-		var b strings.Builder
-		for _, p := range seg {
-			b.Write(p)
-		}
-		if b.Len() > 4 || b.Len() == 0 {
-			t.Fatalf("segment %q: size %d", b.String(), b.Len())
-		}
-		got = append(got, b.String())
-	}
-	if want := "ab|cdef|ghij|klm"; strings.Join(got, "|") != want {
-		t.Fatalf("segments %q, want %q", strings.Join(got, "|"), want)
-	}
-}
-
 // Test_Topic_ValidName checks the topic name rule.
 func Test_Topic_ValidName(t *testing.T) {
 	for name, want := range map[string]bool{
@@ -144,6 +122,19 @@ func Test_Topic_ValidName(t *testing.T) {
 	} {
 		if got := api.ValidName(name); got != want {
 			t.Errorf("api.ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Test_Frame_LenIsExact: frameLen is the length of the frame in every
+// mode, across the sizes where the decimal and hex lengths change, so that
+// a batch's buffer is allocated once and its budget is exact.
+func Test_Frame_LenIsExact(t *testing.T) {
+	for m := range numModes {
+		for _, n := range []int{0, 1, 9, 10, 11, 14, 15, 16, 17, 99, 100, 200, 254, 255, 256, 257, 4095, 4096, 65535, 65536, 1 << 20} {
+			if got, want := frameLen(n, m), len(frame(make([]byte, n), m)); got != want {
+				t.Errorf("mode %d, %d bytes: frameLen %d, frame %d", m, n, got, want)
+			}
 		}
 	}
 }

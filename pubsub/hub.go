@@ -20,6 +20,14 @@ const (
 	// DefaultWriteTimeout is libevent 1.4's write timeout: a subscriber
 	// whose connection accepts nothing for this long is dropped.
 	DefaultWriteTimeout = 50 * time.Second
+	// DefaultSendBuffer is the kernel send buffer of a subscriber's
+	// connection (128 KiB; Linux doubles it for its bookkeeping).
+	DefaultSendBuffer = 128 << 10
+	// DefaultMaxBufferedBytes bounds what the node holds for all its
+	// subscribers and the fan-out together (256 MiB): with the default
+	// body size (5 MiB), dozens of the largest publishes framed in every
+	// stream mode.
+	DefaultMaxBufferedBytes = 256 << 20
 )
 
 // ErrClosed is returned by Subscribe once the hub is closed; on the wire it
@@ -33,6 +41,22 @@ type Options struct {
 	// message that would take it past the limit kicks the subscriber
 	// (--max-pending-bytes). Default DefaultMaxPendingBytes (50 MiB).
 	MaxPendingBytes int64
+	// MaxBufferedBytes bounds the output the node holds for all its
+	// subscribers together, each publish's frames counted once however
+	// many subscribers share them, plus the fan-out's records for other
+	// nodes (--max-buffered-bytes). A publish that would take it past the
+	// bound first kicks the subscribers furthest behind. Default
+	// DefaultMaxBufferedBytes (256 MiB).
+	MaxBufferedBytes int64
+	// SendBuffer sets the kernel send buffer (SO_SNDBUF) of each /sub
+	// connection (--subscriber-send-buffer); 0 leaves it to the kernel's
+	// autotuning, which lets each stalled subscriber hold up to
+	// net.ipv4.tcp_wmem's maximum (4 MiB by default) of kernel memory: a
+	// few thousand of them exhaust the host's TCP memory. A subscriber's
+	// throughput is at most about SendBuffer per round trip. Not applied
+	// to WebSocket subscribers (the library takes the connection over).
+	// Default DefaultSendBuffer (128 KiB).
+	SendBuffer int
 	// WriteTimeout drops a subscriber whose connection accepts no bytes for
 	// this long. Default DefaultWriteTimeout (50 s).
 	WriteTimeout time.Duration
@@ -56,10 +80,12 @@ type Options struct {
 // DefaultOptions returns the options with every default set.
 func DefaultOptions() Options {
 	return Options{
-		MaxPendingBytes: DefaultMaxPendingBytes,
-		WriteTimeout:    DefaultWriteTimeout,
-		Now:             time.Now,
-		Logger:          slog.Default(),
+		MaxPendingBytes:  DefaultMaxPendingBytes,
+		MaxBufferedBytes: DefaultMaxBufferedBytes,
+		SendBuffer:       DefaultSendBuffer,
+		WriteTimeout:     DefaultWriteTimeout,
+		Now:              time.Now,
+		Logger:           slog.Default(),
 	}
 }
 
@@ -67,6 +93,12 @@ func (o Options) validate() error {
 	var errs []error
 	if o.MaxPendingBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MaxPendingBytes %d is not positive", o.MaxPendingBytes))
+	}
+	if o.MaxBufferedBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MaxBufferedBytes %d is not positive", o.MaxBufferedBytes))
+	}
+	if o.SendBuffer < 0 {
+		errs = append(errs, fmt.Errorf("SendBuffer %d is negative", o.SendBuffer))
 	}
 	if o.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("WriteTimeout %s is not positive", o.WriteTimeout))
@@ -88,8 +120,12 @@ type Hub struct {
 
 	mu     sync.RWMutex
 	topics map[string]*topic
-	subs   map[uint64]*subscriber // every connected subscriber, kicked ones too
 	closed bool
+	// subs is every connected subscriber, kicked ones too. Its own lock is
+	// taken last, never held while taking another: a publish that must
+	// shed subscribers lists them while holding its topic's lock.
+	subsMu sync.Mutex
+	subs   map[uint64]*subscriber
 	// closing is closed by Close: every writer returns.
 	closing chan struct{}
 	wg      sync.WaitGroup // subscriber goroutines
@@ -103,6 +139,11 @@ type Hub struct {
 	remoteFailures atomic.Uint64
 	remoteDropped  atomic.Uint64
 	remoteReceived atomic.Uint64
+	remoteSent     atomic.Uint64
+
+	budget   budget
+	batchSeq atomic.Uint64
+	overruns atomic.Uint64
 }
 
 // topic is one topic's subscribers in connect order. mu also serializes
@@ -123,6 +164,7 @@ func NewHub(opts Options) (*Hub, error) {
 		topics:  make(map[string]*topic),
 		subs:    make(map[uint64]*subscriber),
 		closing: make(chan struct{}),
+		budget:  budget{limit: opts.MaxBufferedBytes},
 	}, nil
 }
 
@@ -148,6 +190,9 @@ func (h *Hub) Deliver(topicName string, msgs [][]byte) (delivered int) {
 }
 
 func (h *Hub) publish(topicName string, msgs [][]byte) (delivered int) {
+	if len(msgs) == 0 {
+		return 0
+	}
 	h.mu.RLock()
 	t := h.topics[topicName]
 	h.mu.RUnlock()
@@ -156,22 +201,64 @@ func (h *Hub) publish(topicName string, msgs [][]byte) (delivered int) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	dropped := false
-	for _, msg := range msgs {
-		var frames [numModes][]byte
-		var framed [numModes]bool
-		delivered = 0
-		for _, s := range t.subs {
-			if !framed[s.mode] {
-				frames[s.mode], framed[s.mode] = frame(msg, s.mode), true
-			}
-			if s.enqueue(frames[s.mode]) {
-				delivered++
-			} else {
-				dropped = true
-			}
+	// Frame the messages once per stream mode in use, into one batch each,
+	// within the node's budget (which may kick subscribers to make room),
+	// and hand every subscriber a piece: O(subscribers) work under the
+	// topic's lock, whatever the number of messages.
+	var used [numModes]int
+	for _, s := range t.subs {
+		used[s.mode]++
+	}
+	var (
+		batches [numModes]*batch
+		counts  [numModes]int
+		lens    [numModes]int
+		bases   [numModes]int64
+		total   int64
+	)
+	for m := range numModes {
+		if used[m] > 0 {
+			counts[m], lens[m], bases[m] = batchSize(msgs, m, h.o.MaxPendingBytes)
+			total += bases[m] + int64(used[m])*pieceCost
 		}
-		h.sent.Add(uint64(delivered))
+	}
+	h.reserve(total)
+	for m := range numModes {
+		if used[m] > 0 {
+			batches[m] = h.newBatch(msgs, m, counts[m], lens[m], bases[m])
+		}
+	}
+	var (
+		sent   uint64
+		pieces [numModes]int64
+	)
+	dropped := false
+	for _, s := range t.subs {
+		queued, all := s.enqueue(batches[s.mode])
+		sent += uint64(queued)
+		if queued > 0 {
+			pieces[s.mode]++
+		}
+		if all {
+			delivered++
+		} else {
+			dropped = true
+		}
+	}
+	h.sent.Add(sent)
+	// Wake the writers only now: once awake, each competes with the
+	// publisher for the CPU.
+	for _, s := range t.subs {
+		s.signal()
+	}
+	// Give back the piece costs reserved for subscribers that took
+	// nothing, and the publisher's own references.
+	for m, b := range batches {
+		if b == nil {
+			continue
+		}
+		h.budget.release(pieceCost * (int64(used[m]) - pieces[m]))
+		b.done()
 	}
 	if dropped {
 		// Kicked and finished subscribers get nothing more: stop framing
@@ -203,6 +290,18 @@ type Stats struct {
 	// RemoteReceived counts messages published on other nodes and
 	// delivered to this node's subscribers (Deliver).
 	RemoteReceived uint64
+	// RemoteSent counts the messages of this node's publishes that other
+	// nodes answered as delivered (RecordRemoteSent). Summed over the
+	// nodes it equals the sum of RemoteReceived, but for the window
+	// described in DESIGN.md ("Counters").
+	RemoteSent uint64
+	// BufferedBytes is what the node holds now for its subscribers and
+	// the fan-out, against Options.MaxBufferedBytes.
+	BufferedBytes int64
+	// BufferOverruns counts publishes that took BufferedBytes past the
+	// bound because kicking every subscriber holding anything did not
+	// make room (a publish larger than the bound itself).
+	BufferOverruns uint64
 }
 
 // Stats returns the counters.
@@ -216,6 +315,9 @@ func (h *Hub) Stats() Stats {
 		RemoteFailures:     h.remoteFailures.Load(),
 		RemoteDropped:      h.remoteDropped.Load(),
 		RemoteReceived:     h.remoteReceived.Load(),
+		RemoteSent:         h.remoteSent.Load(),
+		BufferedBytes:      h.budget.used.Load(),
+		BufferOverruns:     h.overruns.Load(),
 	}
 }
 
@@ -236,6 +338,11 @@ func (h *Hub) RecordRemoteFailure(messages int) {
 	h.remoteDropped.Add(uint64(messages))
 }
 
+// RecordRemoteSent counts messages another node answered as delivered.
+func (h *Hub) RecordRemoteSent(messages int) {
+	h.remoteSent.Add(uint64(messages))
+}
+
 // Client describes one subscriber, for /clients.
 type Client struct {
 	ID          uint64    // the total_connections value at its subscribe
@@ -253,12 +360,7 @@ type Client struct {
 
 // Clients lists the connected subscribers in connect order.
 func (h *Hub) Clients() []Client {
-	h.mu.RLock()
-	subs := make([]*subscriber, 0, len(h.subs))
-	for _, s := range h.subs {
-		subs = append(subs, s)
-	}
-	h.mu.RUnlock()
+	subs := h.snapshot()
 	slices.SortFunc(subs, func(a, b *subscriber) int { return cmp.Compare(a.id, b.id) })
 	out := make([]Client, len(subs))
 	for i, s := range subs {
@@ -295,6 +397,17 @@ func (h *Hub) TopicCounts() map[string]int {
 	return out
 }
 
+// snapshot returns every connected subscriber, in no order.
+func (h *Hub) snapshot() []*subscriber {
+	h.subsMu.Lock()
+	defer h.subsMu.Unlock()
+	out := make([]*subscriber, 0, len(h.subs))
+	for _, s := range h.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
 // changed tells Options.OnChange that the subscribers changed.
 func (h *Hub) changed() {
 	if h.o.OnChange != nil {
@@ -313,12 +426,8 @@ func (h *Hub) Close() {
 	}
 	h.closed = true
 	close(h.closing)
-	subs := make([]*subscriber, 0, len(h.subs))
-	for _, s := range h.subs {
-		subs = append(subs, s)
-	}
 	h.mu.Unlock()
-	for _, s := range subs {
+	for _, s := range h.snapshot() {
 		s.closeNow()
 	}
 	h.wg.Wait()
@@ -354,7 +463,9 @@ func (h *Hub) addLocked(s *subscriber) bool {
 	t.mu.Lock()
 	t.subs = append(t.subs, s)
 	t.mu.Unlock()
+	h.subsMu.Lock()
 	h.subs[s.id] = s
+	h.subsMu.Unlock()
 	h.current.Add(1)
 	h.wg.Add(1)
 	return true
@@ -372,8 +483,10 @@ func (h *Hub) remove(s *subscriber) {
 			delete(h.topics, s.topic)
 		}
 	}
-	delete(h.subs, s.id)
 	h.mu.Unlock()
+	h.subsMu.Lock()
+	delete(h.subs, s.id)
+	h.subsMu.Unlock()
 	h.current.Add(-1)
 	h.changed()
 	h.wg.Done()

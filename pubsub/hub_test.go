@@ -410,20 +410,22 @@ func Test_Hub_Options(t *testing.T) {
 	if _, err := NewHub(DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
-	if o := DefaultOptions(); o.MaxPendingBytes != 50<<20 || o.WriteTimeout != 50*time.Second {
+	if o := DefaultOptions(); o.MaxPendingBytes != 50<<20 || o.WriteTimeout != 50*time.Second ||
+		o.MaxBufferedBytes != 256<<20 || o.SendBuffer != 128<<10 {
 		t.Fatalf("defaults %+v", o)
 	}
-	if _, err := NewHub(Options{MaxPendingBytes: -1}); err == nil ||
+	if _, err := NewHub(Options{MaxPendingBytes: -1, SendBuffer: -1}); err == nil ||
 		!strings.Contains(err.Error(), "MaxPendingBytes") || !strings.Contains(err.Error(), "WriteTimeout") ||
-		!strings.Contains(err.Error(), "Logger") {
+		!strings.Contains(err.Error(), "Logger") || !strings.Contains(err.Error(), "MaxBufferedBytes") ||
+		!strings.Contains(err.Error(), "SendBuffer") {
 		t.Fatalf("validation: %v", err)
 	}
 }
 
-// Test_Hub_TinyMessagesAreCoalesced: many tiny messages to a subscriber
-// that is not reading cost about their bytes, not a queue entry each, and
-// arrive intact.
-func Test_Hub_TinyMessagesAreCoalesced(t *testing.T) {
+// Test_Hub_TinyMessagesCostTheirBytes: many tiny messages to a
+// subscriber that is not reading cost about their framed bytes in the
+// node's accounting, not an entry each, and arrive intact.
+func Test_Hub_TinyMessagesCostTheirBytes(t *testing.T) {
 	e := newHubEnv(t, nil)
 	conn := e.dial("GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
 	testwait.For(t, 10*time.Second, "the subscriber", func() bool { return e.hub.Stats().CurrentConnections == 1 })
@@ -435,17 +437,9 @@ func Test_Hub_TinyMessagesAreCoalesced(t *testing.T) {
 	if n := e.hub.Publish("t", msgs); n != 1 {
 		t.Fatalf("delivered %d", n)
 	}
-	e.hub.mu.RLock()
-	var s *subscriber
-	for _, x := range e.hub.subs {
-		s = x
-	}
-	e.hub.mu.RUnlock()
-	s.mu.Lock()
-	entries, queued := len(s.queue), s.queued
-	s.mu.Unlock()
-	if limit := int(queued/blockSize) + 3; entries > limit {
-		t.Fatalf("%d queue entries for %d queued bytes, want at most %d", entries, queued, limit)
+	// Each message is 6 framed bytes and an 8-byte offset.
+	if got, limit := e.hub.Stats().BufferedBytes, int64(count*(6+8)+4096); got > limit {
+		t.Fatalf("%d bytes buffered for %d tiny messages, want at most %d", got, count, limit)
 	}
 	br := bufio.NewReader(conn)
 	readHead(t, conn, br)

@@ -16,7 +16,13 @@ import "github.com/prometheus/client_golang/prometheus"
 //     other nodes and delivered here;
 //   - quorumq_pubsub_remote_failures_total and
 //     quorumq_pubsub_remote_dropped_messages_total: deliveries to other
-//     nodes that failed, and the messages they carried.
+//     nodes that failed, and the messages they carried;
+//   - quorumq_pubsub_remote_messages_sent_total: messages of this node's
+//     publishes that other nodes answered as delivered;
+//   - quorumq_pubsub_buffered_bytes: what the node holds for its
+//     subscribers and the fan-out now (gauge, against
+//     --max-buffered-bytes), and quorumq_pubsub_buffer_overruns_total:
+//     publishes that went past it because kicking could not make room.
 func NewHubCollector(h *Hub) prometheus.Collector { return hubCollector{h} }
 
 type hubCollector struct{ h *Hub }
@@ -30,7 +36,10 @@ var (
 	descRemoteReceived = prometheus.NewDesc("quorumq_pubsub_remote_messages_received_total", "Messages published on other nodes and delivered to this node's subscribers.", nil, nil)
 	descRemoteFailures = prometheus.NewDesc("quorumq_pubsub_remote_failures_total", "Deliveries of this node's publishes to other nodes that failed.", nil, nil)
 	descRemoteDropped  = prometheus.NewDesc("quorumq_pubsub_remote_dropped_messages_total", "Messages in the failed deliveries: messages that did not reach some node's subscribers.", nil, nil)
-	hubDescs           = []*prometheus.Desc{descConnections, descConnectionsTot, descReceived, descSent, descKicked, descRemoteReceived, descRemoteFailures, descRemoteDropped}
+	descRemoteSent     = prometheus.NewDesc("quorumq_pubsub_remote_messages_sent_total", "Messages of this node's publishes that other nodes answered as delivered.", nil, nil)
+	descBuffered       = prometheus.NewDesc("quorumq_pubsub_buffered_bytes", "Bytes the node holds for its subscribers and the fan-out (bounded by --max-buffered-bytes).", nil, nil)
+	descOverruns       = prometheus.NewDesc("quorumq_pubsub_buffer_overruns_total", "Publishes that took the buffered bytes past --max-buffered-bytes because kicking every subscriber holding anything did not make room.", nil, nil)
+	hubDescs           = []*prometheus.Desc{descConnections, descConnectionsTot, descReceived, descSent, descKicked, descRemoteReceived, descRemoteFailures, descRemoteDropped, descRemoteSent, descBuffered, descOverruns}
 )
 
 // Describe implements prometheus.Collector.
@@ -54,4 +63,7 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRemoteReceived, st.RemoteReceived)
 	counter(descRemoteFailures, st.RemoteFailures)
 	counter(descRemoteDropped, st.RemoteDropped)
+	counter(descRemoteSent, st.RemoteSent)
+	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(st.BufferedBytes))
+	counter(descOverruns, st.BufferOverruns)
 }

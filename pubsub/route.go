@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // Route sends every message published on Topic on this node (with /pub,
@@ -91,17 +93,37 @@ type RouterOptions struct {
 	QueueAddr string
 	// NodeID prefixes the idempotency keys (id=) of the enqueues.
 	NodeID string
-	// Timeout bounds one enqueue, retries included. Default
-	// DefaultRouteTimeout (10 s); keep it above the queue port's
-	// --forward-timeout, which an election can take.
+	// Timeout bounds one enqueue, retries included. Positive; keep it
+	// above the queue port's --forward-timeout, which an election can
+	// take.
 	Timeout time.Duration
-	// Transport carries the requests. Default: keep-alive connections.
+	// Transport carries the requests. Required; Close closes its idle
+	// connections.
 	Transport http.RoundTripper
+	// TLS, when set, makes the router call https:// with this client
+	// configuration (set on Transport when it is an *http.Transport).
+	TLS *tls.Config
 	// Registerer receives quorumq_pubsub_routed_messages_total. nil: not
 	// registered.
 	Registerer prometheus.Registerer
-	// Logger (component=pubsub). Default slog.Default().
+	// Logger (component=pubsub). Required.
 	Logger *slog.Logger
+}
+
+// DefaultRouterOptions returns the defaults: no routes, Timeout
+// DefaultRouteTimeout (10 s), a Transport of its own that keeps
+// connections alive, Logger slog.Default(), no metrics.
+func DefaultRouterOptions() RouterOptions {
+	return RouterOptions{
+		Timeout: DefaultRouteTimeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		Logger: slog.Default(),
+	}
 }
 
 // Router enqueues the messages of routed topics through this node's queue
@@ -115,6 +137,7 @@ type Router struct {
 	o       RouterOptions
 	log     *slog.Logger
 	client  *http.Client
+	scheme  string // "http://" or "https://"
 	byTopic map[string][]string
 	prefix  string
 	seq     atomic.Uint64
@@ -124,28 +147,34 @@ type Router struct {
 // NewRouter returns a router for opts.Routes.
 func NewRouter(opts RouterOptions) (*Router, error) {
 	o := opts
-	if o.Timeout < 0 {
-		return nil, fmt.Errorf("pubsub: route Timeout %s is negative", o.Timeout)
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultRouteTimeout
+	var errs []error
+	if o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("route Timeout %s is not positive", o.Timeout))
 	}
 	if len(o.Routes) > 0 && o.QueueAddr == "" {
-		return nil, errors.New("pubsub: RouterOptions.QueueAddr is required")
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
+		errs = append(errs, errors.New("RouterOptions.QueueAddr is required"))
 	}
 	if o.Transport == nil {
-		o.Transport = &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
+		errs = append(errs, errors.New("RouterOptions.Transport is required"))
+	}
+	if o.Logger == nil {
+		errs = append(errs, errors.New("RouterOptions.Logger is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	scheme := "http://"
+	if o.TLS != nil {
+		scheme = "https://"
+		if t, ok := o.Transport.(*http.Transport); ok {
+			t = t.Clone()
+			t.TLSClientConfig = o.TLS
+			o.Transport = t
 		}
 	}
 	r := &Router{
 		o:       o,
+		scheme:  scheme,
 		log:     o.Logger.With("component", "pubsub"),
 		client:  &http.Client{Transport: o.Transport},
 		byTopic: map[string][]string{},
@@ -233,7 +262,7 @@ func (r *Router) Enqueue(ctx context.Context, topic string, msgs [][]byte) error
 // enqueue posts body to queue, resending on failures that may be
 // temporary until ctx ends.
 func (r *Router) enqueue(ctx context.Context, queue, key string, body []byte) error {
-	u := "http://" + r.o.QueueAddr + "/mput?" + url.Values{
+	u := r.scheme + r.o.QueueAddr + "/mput?" + url.Values{
 		"queue": {queue}, "separator": {"\n"}, "id": {key},
 	}.Encode()
 	backoff := 50 * time.Millisecond
@@ -243,7 +272,7 @@ func (r *Router) enqueue(ctx context.Context, queue, key string, body []byte) er
 		if err == nil || !errors.As(err, &retry) {
 			return err
 		}
-		if !sleepUntil(ctx, backoff) {
+		if wait.Sleep(ctx, backoff) != nil {
 			return fmt.Errorf("%w: queue %s: %v (gave up after %s)", ErrRoute, queue, retry.err, r.o.Timeout)
 		}
 		backoff = min(2*backoff, time.Second)
@@ -276,17 +305,6 @@ func (r *Router) post(ctx context.Context, u string, body []byte) error {
 		return &retryableError{fmt.Errorf("%s: %s", resp.Status, firstLine(b))}
 	default:
 		return fmt.Errorf("%w: %s: %s", ErrRoute, resp.Status, firstLine(b))
-	}
-}
-
-func sleepUntil(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -68,7 +68,10 @@ func (q *fakeQueuePort) requests() []string {
 }
 
 func newTestRouter(t *testing.T, q *fakeQueuePort, timeout time.Duration, routes ...Route) *Router {
-	r, err := NewRouter(RouterOptions{Routes: routes, QueueAddr: q.srv.Listener.Addr().String(), NodeID: "n1", Timeout: timeout, Logger: slog.New(slog.DiscardHandler)})
+	o := DefaultRouterOptions()
+	o.Routes, o.QueueAddr, o.NodeID, o.Timeout = routes, q.srv.Listener.Addr().String(), "n1", timeout
+	o.Logger = slog.New(slog.DiscardHandler)
+	r, err := NewRouter(o)
 	if err != nil {
 		t.Fatal(err)
 	}

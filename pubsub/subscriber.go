@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ func (h *Hub) Subscribe(w http.ResponseWriter, r *http.Request, opts SubscribeOp
 	if err != nil {
 		return fmt.Errorf("pubsub: taking over the connection: %w", err)
 	}
+	if h.o.SendBuffer > 0 {
+		setSendBuffer(conn, h.o.SendBuffer)
+	}
 	head := responseHead(r, m, h.o.Now())
 	if r.Method == http.MethodHead {
 		conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
@@ -55,10 +59,9 @@ func (h *Hub) Subscribe(w http.ResponseWriter, r *http.Request, opts SubscribeOp
 
 	gone := make(chan struct{})
 	s := h.newSubscriber(r, opts.Topic, m, &rawSink{conn: conn, timeout: h.o.WriteTimeout, gone: gone, closing: h.closing})
-	start := streamStart(m)
-	s.queue = [][]byte{head, start}
-	s.queued = int64(len(head) + len(start))
+	s.queueRaw(head, streamStart(m))
 	if !h.add(s) {
+		s.finish()
 		conn.Close()
 		return nil
 	}
@@ -91,8 +94,21 @@ func (h *Hub) newSubscriber(r *http.Request, topic string, m mode, conn sink) *s
 	}
 }
 
-// subscriber is one subscription: a bounded queue of framed messages and
-// the state its writer goroutine shares with publishers.
+// queueRaw queues bytes of the subscriber's own (the response head and
+// the stream's start), before the subscriber is added: a batch of its own
+// with one piece.
+func (s *subscriber) queueRaw(raw ...[]byte) {
+	data := bytes.Join(raw, nil)
+	base := int64(len(data)) + 8 + batchOverhead
+	s.hub.reserve(base + pieceCost)
+	b := &batch{data: data, ends: []int{len(data)}, seq: s.hub.batchSeq.Add(1), base: base, hub: s.hub}
+	b.refs.Store(1) // the piece's; no publisher holds it
+	s.queue = append(s.queue, piece{b: b, hi: 1})
+	s.pending += int64(len(data))
+}
+
+// subscriber is one subscription: a bounded queue of pieces of shared
+// batches and the state its writer goroutine shares with publishers.
 type subscriber struct {
 	hub    *Hub
 	id     uint64
@@ -104,43 +120,37 @@ type subscriber struct {
 
 	wake chan struct{} // capacity 1: the queue has work for the writer
 
-	mu       sync.Mutex
-	queue    [][]byte // framed pieces not yet taken by the writer
-	queued   int64    // bytes in queue (see cost)
-	inflight int64    // bytes taken by the writer and not yet accepted
-	// ownTail: the last piece of queue is a block of small frames copied
-	// together, which later small frames may join.
-	ownTail bool
+	mu sync.Mutex
+	// queue holds what is not yet accepted by the kernel, in order; the
+	// writer writes from its front without taking pieces off until they
+	// are accepted, so a kick finds every reference here.
+	queue   []piece
+	pending int64 // the pieces' cost: the subscriber's pending bytes
 	kicked  bool
 	notice  []byte // the kick notice, until it is written
 	done    bool   // the writer has returned
 }
 
-// Small frames are copied into blocks of up to blockSize bytes rather
-// than queued one by one: a body of many tiny messages then costs about
-// its own size in memory, not a slice per message.
-const (
-	smallFrame = 4 << 10
-	blockSize  = 64 << 10
-)
+// piece is the part of a batch one subscriber has yet to be sent:
+// messages [lo, hi), from byte pos of the batch's data on (pos may be
+// inside message lo once the kernel took part of it; WebSocket pieces are
+// written a message at a time, so there pos is always where lo starts).
+type piece struct {
+	b      *batch
+	lo, hi int
+	pos    int
+}
 
 // wsOverhead is what a queued WebSocket message costs besides its payload
-// (frame header and queue entry); messages are not merged there.
+// (its frame header), as before batches were shared.
 const wsOverhead = 32
-
-// cost is what b adds to the pending bytes.
-func (s *subscriber) cost(b []byte) int64 {
-	if s.mode == modeWebSocket {
-		return int64(len(b)) + wsOverhead
-	}
-	return int64(len(b))
-}
 
 // sink is a subscriber's connection as its writer sees it.
 type sink interface {
-	// write writes batch, giving back inflight bytes as they are
-	// accepted. It returns errKicked as soon as it sees s kicked.
-	write(s *subscriber, batch [][]byte) error
+	// write sends what s has queued until its queue is empty, giving back
+	// pending bytes as they are accepted. It returns errKicked as soon as
+	// it sees s kicked.
+	write(s *subscriber) error
 	// interrupt makes a write in progress return soon; called with s.mu
 	// held.
 	interrupt()
@@ -152,44 +162,65 @@ type sink interface {
 
 var errKicked = errors.New("kicked")
 
-// enqueue queues one framed message (shared with other subscribers: it is
-// never modified) and reports whether it was queued. A message that would
-// take the pending bytes past MaxPendingBytes kicks the subscriber
-// instead, unless nothing is pending: one message larger than the limit
-// still goes to a subscriber that keeps up.
-func (s *subscriber) enqueue(b []byte) bool {
+// enqueue queues the first messages of b that fit within MaxPendingBytes
+// and reports how many it queued and whether that was all of them. The
+// caller wakes the writer (signal) once it has handed out the batch. When
+// one does not fit the subscriber is kicked (spec 3.5): the messages
+// queued before it are discarded with the rest, as when the reference
+// queued them one by one.
+func (s *subscriber) enqueue(b *batch) (queued int, all bool) {
 	s.mu.Lock()
 	if s.kicked || s.done {
 		s.mu.Unlock()
-		return false
+		return 0, false
 	}
-	pending := s.queued + s.inflight
-	if pending > 0 && pending+s.cost(b) > s.hub.o.MaxPendingBytes {
-		s.kicked = true
-		clear(s.queue)
-		s.queue, s.queued, s.ownTail = nil, 0, false
-		s.notice = kickNotice(pending)
-		s.conn.interrupt()
-		s.mu.Unlock()
-		s.hub.kicked.Add(1)
-		s.hub.log.Info("kicked slow subscriber", "id", s.id, "remote", s.remote, "topic", s.topic, "pending_bytes", pending)
-		s.signal()
-		return false
+	n := b.total
+	k := b.fit(s.pending, s.hub.o.MaxPendingBytes)
+	if k > 0 {
+		b.refs.Add(1)
+		s.queue = append(s.queue, piece{b: b, lo: 0, hi: k})
+		s.pending += b.cost(0, k)
 	}
-	switch n := len(s.queue); {
-	case s.mode == modeWebSocket || len(b) > smallFrame:
-		s.queue = append(s.queue, b)
-		s.ownTail = false
-	case s.ownTail && len(s.queue[n-1])+len(b) <= blockSize:
-		s.queue[n-1] = append(s.queue[n-1], b...)
-	default:
-		s.queue = append(s.queue, append([]byte(nil), b...))
-		s.ownTail = true
+	if k < n {
+		s.kickLocked("too slow")
+		return k, false
 	}
-	s.queued += s.cost(b)
 	s.mu.Unlock()
+	return n, true
+}
+
+// kick kicks s (unless it is already kicked or gone).
+func (s *subscriber) kick(why string) {
+	s.mu.Lock()
+	if s.kicked || s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.kickLocked(why)
+}
+
+// kickLocked kicks s, whose lock is held, and unlocks it: its pending
+// output is discarded (its batches released at once, a write in progress
+// interrupted) and replaced by the notice; kicked_clients grows by one.
+func (s *subscriber) kickLocked(why string) {
+	pending := s.pending
+	s.kicked = true
+	s.notice = kickNotice(pending)
+	s.dropQueueLocked()
+	s.conn.interrupt()
+	s.mu.Unlock()
+	s.hub.kicked.Add(1)
+	s.hub.log.Info("kicked slow subscriber", "id", s.id, "remote", s.remote, "topic", s.topic, "pending_bytes", pending, "why", why)
 	s.signal()
-	return true
+}
+
+// dropQueueLocked releases every piece.
+func (s *subscriber) dropQueueLocked() {
+	for i := range s.queue {
+		s.queue[i].b.release(1)
+	}
+	clear(s.queue)
+	s.queue, s.pending = nil, 0
 }
 
 func (s *subscriber) signal() {
@@ -203,7 +234,18 @@ func (s *subscriber) signal() {
 func (s *subscriber) state() (pending int64, kicked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queued + s.inflight + int64(len(s.notice)), s.kicked
+	return s.pending + int64(len(s.notice)), s.kicked
+}
+
+// oldest returns the age of the oldest batch s holds a piece of, and its
+// pending bytes; ok is false when it holds nothing (or is kicked).
+func (s *subscriber) oldest() (seq uint64, pending int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kicked || s.done || len(s.queue) == 0 {
+		return 0, 0, false
+	}
+	return s.queue[0].b.seq, s.pending, true
 }
 
 // ended reports whether s takes no more messages: kicked, or its writer
@@ -214,31 +256,98 @@ func (s *subscriber) ended() bool {
 	return s.kicked || s.done
 }
 
-// next hands the writer its next job: the queued pieces, or the notice
-// once s is kicked.
-func (s *subscriber) next() (batch [][]byte, notice []byte) {
+// ready tells the writer what to do: write (something is queued), or
+// send the notice once s is kicked.
+func (s *subscriber) ready() (work bool, notice []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.kicked {
-		return nil, s.notice
+		return false, s.notice
 	}
-	batch = s.queue
-	s.queue, s.ownTail = nil, false
-	s.inflight += s.queued
-	s.queued = 0
-	return batch, nil
+	return len(s.queue) > 0, nil
 }
 
-// gaveBack records n bytes accepted by the connection. Once s is kicked
-// the rest of the writer's batch is dropped, and it reports true.
-func (s *subscriber) gaveBack(n int64) (kicked bool) {
+// segmentLocked appends to bufs the next bytes to write, up to limit, from the
+// front of the queue (without taking them off: see advance). Called with
+// s.mu held.
+func (s *subscriber) segmentLocked(bufs net.Buffers, limit int) net.Buffers {
+	for i := range s.queue {
+		if limit <= 0 {
+			break
+		}
+		p := &s.queue[i]
+		end := min(p.b.ends[p.hi-1], p.pos+limit)
+		bufs = append(bufs, p.b.data[p.pos:end])
+		limit -= end - p.pos
+	}
+	return bufs
+}
+
+// advance records n bytes accepted by the connection: pieces written
+// whole are released. Once s is kicked it only reports so.
+func (s *subscriber) advance(n int) (kicked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inflight -= n
 	if s.kicked {
-		s.inflight = 0
+		return true
 	}
-	return s.kicked
+	s.pending -= int64(n)
+	done := 0
+	for n > 0 {
+		p := &s.queue[done]
+		left := p.b.ends[p.hi-1] - p.pos
+		if n < left {
+			p.pos += n
+			break
+		}
+		n -= left
+		p.b.release(1)
+		done++
+	}
+	s.popLocked(done)
+	return false
+}
+
+// nextMessage returns the first queued message (WebSocket), nil when the
+// queue is empty or s is kicked.
+func (s *subscriber) nextMessage() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kicked || len(s.queue) == 0 {
+		return nil
+	}
+	p := &s.queue[0]
+	return p.b.data[p.pos:p.b.ends[p.lo]]
+}
+
+// sentMessage records the first queued message written (WebSocket).
+func (s *subscriber) sentMessage() (kicked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kicked {
+		return true
+	}
+	p := &s.queue[0]
+	s.pending -= p.b.cost(p.lo, p.lo+1)
+	p.pos = p.b.ends[p.lo]
+	p.lo++
+	if p.lo == p.hi {
+		p.b.release(1)
+		s.popLocked(1)
+	}
+	return false
+}
+
+// popLocked takes the first n pieces (already released) off the queue.
+func (s *subscriber) popLocked(n int) {
+	if n == 0 {
+		return
+	}
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = nil // let the backing array go
+	}
 }
 
 // finish marks the writer returned: nothing more is queued.
@@ -246,8 +355,8 @@ func (s *subscriber) finish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
-	clear(s.queue)
-	s.queue, s.queued, s.inflight, s.notice = nil, 0, 0, nil
+	s.dropQueueLocked()
+	s.notice = nil
 }
 
 // closeNow ends the subscription from outside (Hub.Close).
@@ -258,13 +367,13 @@ func (s *subscriber) closeNow() { s.conn.closeNow() }
 // and says why it returned.
 func (s *subscriber) run(ctx context.Context, gone <-chan struct{}) string {
 	for {
-		batch, notice := s.next()
+		work, notice := s.ready()
 		if notice != nil {
 			s.conn.kick(s, notice)
 			return "kicked"
 		}
-		if len(batch) > 0 {
-			if err := s.conn.write(s, batch); err != nil && !errors.Is(err, errKicked) {
+		if work {
+			if err := s.conn.write(s); err != nil && !errors.Is(err, errKicked) {
 				return err.Error()
 			}
 			continue
@@ -281,8 +390,25 @@ func (s *subscriber) run(ctx context.Context, gone <-chan struct{}) string {
 	}
 }
 
+// setSendBuffer sets conn's kernel send buffer, through TLS and any
+// other wrapper that tells what it wraps (NetConn); a connection that is
+// not TCP keeps its own.
+func setSendBuffer(conn net.Conn, n int) {
+	for {
+		w, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		conn = w.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(n)
+	}
+}
+
 // rawSink is a hijacked HTTP connection.
 type rawSink struct {
+	seg     net.Buffers // the writer's segment, reused
 	conn    net.Conn
 	timeout time.Duration
 	gone    <-chan struct{} // closed when the client has gone
@@ -296,33 +422,34 @@ const segmentSize = 256 << 10
 // aLongTimeAgo is a deadline in the past: it interrupts a blocked write.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *rawSink) write(s *subscriber, batch [][]byte) error {
-	for len(batch) > 0 {
-		var seg net.Buffers
-		seg, batch = nextSegment(batch, segmentSize)
-		for len(seg) > 0 {
-			// The deadline is armed under s.mu so that a kick's interrupt
-			// is never overwritten.
-			s.mu.Lock()
-			if s.kicked {
-				s.inflight = 0
-				s.mu.Unlock()
-				return errKicked
-			}
-			c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+func (c *rawSink) write(s *subscriber) error {
+	for {
+		// The deadline is armed under s.mu so that a kick's interrupt
+		// is never overwritten.
+		s.mu.Lock()
+		if s.kicked {
 			s.mu.Unlock()
-			n, err := seg.WriteTo(c.conn)
-			if s.gaveBack(n) {
-				return errKicked
-			}
-			// A timeout after some progress only re-arms the deadline: the
-			// limit is on time without progress.
-			if err != nil && !(errors.Is(err, os.ErrDeadlineExceeded) && n > 0) {
-				return fmt.Errorf("write: %w", err)
-			}
+			return errKicked
+		}
+		c.seg = s.segmentLocked(c.seg[:0], segmentSize)
+		if len(c.seg) == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		s.mu.Unlock()
+		seg := c.seg
+		n, err := seg.WriteTo(c.conn)
+		clear(c.seg) // hold no batch between writes
+		if s.advance(int(n)) {
+			return errKicked
+		}
+		// A timeout after some progress only re-arms the deadline: the
+		// limit is on time without progress.
+		if err != nil && !(errors.Is(err, os.ErrDeadlineExceeded) && n > 0) {
+			return fmt.Errorf("write: %w", err)
 		}
 	}
-	return nil
 }
 
 func (c *rawSink) interrupt() { c.conn.SetWriteDeadline(aLongTimeAgo) }
@@ -367,23 +494,4 @@ func lingerClose(conn net.Conn, gone, stop <-chan struct{}) {
 	case <-t.C:
 	case <-stop:
 	}
-}
-
-// nextSegment takes up to limit bytes off the front of bufs (splitting a
-// larger piece) and returns them and the rest.
-func nextSegment(bufs [][]byte, limit int) (seg net.Buffers, rest [][]byte) {
-	if len(bufs[0]) >= limit {
-		if len(bufs[0]) == limit {
-			return net.Buffers{bufs[0]}, bufs[1:]
-		}
-		seg = net.Buffers{bufs[0][:limit]}
-		bufs[0] = bufs[0][limit:]
-		return seg, bufs
-	}
-	n, i := 0, 0
-	for i < len(bufs) && n+len(bufs[i]) <= limit {
-		n += len(bufs[i])
-		i++
-	}
-	return net.Buffers(bufs[:i:i]), bufs[i:]
 }

@@ -57,37 +57,67 @@ type wsSink struct {
 	c       *websocket.Conn
 	ctx     context.Context
 	timeout time.Duration
+
+	// Guarded by the subscriber's mu: the write in progress, and the
+	// timer that cancels it after a kick.
+	cancel context.CancelFunc
+	grace  *time.Timer
 }
 
-// write sends each message as one text frame, or one binary frame when it
-// is not valid UTF-8. A message not written within the write timeout ends
-// the connection (the library closes it).
-func (c *wsSink) write(s *subscriber, batch [][]byte) error {
-	for _, msg := range batch {
-		if s.gaveBack(0) {
-			return errKicked
+// wsKickGrace is how long a kicked WebSocket subscriber's write in
+// progress may go on: cancelling it at once would close the connection
+// (the library does) and lose the notice for a client that is reading,
+// waiting longer would keep the message's batch in memory for a client
+// that is not.
+const wsKickGrace = 2 * time.Second
+
+// write sends each queued message as one text frame, or one binary frame
+// when it is not valid UTF-8. A message not written within the write
+// timeout ends the connection (the library closes it).
+func (c *wsSink) write(s *subscriber) error {
+	for {
+		msg := s.nextMessage()
+		if msg == nil {
+			return nil // empty, or kicked: the writer's loop sees which
 		}
 		typ := websocket.MessageText
 		if !utf8.Valid(msg) {
 			typ = websocket.MessageBinary
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+		s.mu.Lock()
+		if s.kicked {
+			s.mu.Unlock()
+			cancel()
+			return errKicked
+		}
+		c.cancel = cancel
+		s.mu.Unlock()
 		err := c.c.Write(ctx, typ, msg)
+		s.mu.Lock()
+		c.cancel = nil
+		if c.grace != nil {
+			c.grace.Stop()
+			c.grace = nil
+		}
+		s.mu.Unlock()
 		cancel()
-		if s.gaveBack(s.cost(msg)) {
+		if s.sentMessage() {
 			return errKicked
 		}
 		if err != nil {
 			return fmt.Errorf("websocket write: %w", err)
 		}
 	}
-	return nil
 }
 
-// interrupt does nothing: the library closes the connection when a write
-// is cancelled, which would lose the notice. The message being written
-// finishes first (it is counted in the pending bytes).
-func (c *wsSink) interrupt() {}
+// interrupt lets the message being written finish within wsKickGrace,
+// then cancels it (which closes the connection).
+func (c *wsSink) interrupt() {
+	if c.cancel != nil && c.grace == nil {
+		c.grace = time.AfterFunc(wsKickGrace, c.cancel)
+	}
+}
 
 // kick sends the notice as a text message, then closes with 1008.
 func (c *wsSink) kick(s *subscriber, notice []byte) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // failureBackoff is pysimplehttp's per-task BackoffTimer, shared by the
@@ -75,12 +77,8 @@ func (b *failureBackoff) wait(ctx context.Context) {
 		if d <= 0 {
 			return
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, d) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -2,6 +2,7 @@ package reader
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,7 +81,8 @@ const (
 )
 
 // Config configures a Reader. Start from DefaultConfig, which holds every
-// default; Addrs and Tasks are required. New only validates.
+// default; Addrs and Tasks are required. New only validates. A program
+// registers the flags readers share from it with RegisterFlags.
 type Config struct {
 	// Addrs are base URLs of the queue port of one or more nodes, such as
 	// "http://127.0.0.1:9001". The reader also discovers the other members
@@ -173,8 +175,15 @@ type Config struct {
 	// for concurrent use.
 	OnEvent func(Event)
 	// HTTPClient sends the requests. Default: one with the client
-	// package's pooled transport.
+	// package's pooled transport, verifying HTTPS nodes with TLS.
 	HTTPClient *http.Client
+	// Token, when set, goes with every request, discovery's included, as
+	// a bearer token (client.Options.Token).
+	Token string
+	// TLS, when set, verifies the nodes' HTTPS certificates (usually
+	// client.TLSConfig of the cluster CA) and makes every address,
+	// discovered ones included, an https:// one (client.HTTPS).
+	TLS *tls.Config
 }
 
 // preprocessTimer is the back-off timer of Preprocess and Validate, named

@@ -125,6 +125,14 @@ type testCluster struct {
 // /cluster/status lists all of them as alive members; n1 leads.
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterServed(t, n, httptest.NewServer, func() *client.Options { return nil })
+}
+
+// newTestClusterServed is newTestCluster with each node served by serve
+// (an HTTPS server behind a token gate, say) and the test's own client
+// made with the options opts returns once the nodes are served.
+func newTestClusterServed(t *testing.T, n int, serve func(http.Handler) *httptest.Server, opts func() *client.Options) *testCluster {
+	t.Helper()
 	tc := &testCluster{t: t, q: &memQueue{FSM: fsm.New()}}
 	tc.leader.Store("n1")
 	for i := range n {
@@ -140,11 +148,11 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 			t.Fatal(err)
 		}
 		nd := &testNode{t: t, id: id, h: h, requests: map[string]int{}}
-		nd.srv = httptest.NewServer(nd)
+		nd.srv = serve(nd)
 		t.Cleanup(nd.srv.Close)
 		tc.nodes = append(tc.nodes, nd)
 	}
-	c, err := client.NewQueue([]string{tc.nodes[0].srv.URL}, nil)
+	c, err := client.NewQueue([]string{tc.nodes[0].srv.URL}, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +167,8 @@ func (tc *testCluster) status(self string) api.Status {
 		st.State = "leader"
 	}
 	for _, nd := range tc.nodes {
-		st.Members = append(st.Members, api.Member{ID: nd.id, Status: "alive", Voter: true,
-			QueueAddr: strings.TrimPrefix(nd.srv.URL, "http://")})
+		_, hostPort, _ := strings.Cut(nd.srv.URL, "://")
+		st.Members = append(st.Members, api.Member{ID: nd.id, Status: "alive", Voter: true, QueueAddr: hostPort})
 	}
 	return st
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +51,7 @@ type NodeInfo struct {
 type pool struct {
 	balance  Balance
 	discover bool
-	hc       *http.Client
+	opts     client.Options // of the client of each node
 	log      *slog.Logger
 
 	mu       sync.Mutex
@@ -65,10 +63,10 @@ type pool struct {
 	refreshReq chan struct{}
 }
 
-func newPool(addrs []string, balance Balance, discover bool, hc *http.Client, log *slog.Logger) (*pool, error) {
-	p := &pool{balance: balance, discover: discover, hc: hc, log: log, now: time.Now, refreshReq: make(chan struct{}, 1)}
+func newPool(addrs []string, balance Balance, discover bool, opts client.Options, log *slog.Logger) (*pool, error) {
+	p := &pool{balance: balance, discover: discover, opts: opts, log: log, now: time.Now, refreshReq: make(chan struct{}, 1)}
 	for _, a := range addrs {
-		u, err := normalizeURL(a)
+		u, err := p.normalizeURL(a)
 		if err != nil {
 			return nil, err
 		}
@@ -85,13 +83,23 @@ func newPool(addrs []string, balance Balance, discover bool, hc *http.Client, lo
 	return p, nil
 }
 
-func normalizeURL(a string) (string, error) {
-	a = strings.TrimSpace(a)
-	if !strings.Contains(a, "://") {
-		a = "http://" + a
+// nodeOptions are the options of the client of each node: cfg's HTTP
+// client (else one with cfg.TLS), token and TLS, and one attempt, since
+// the pool itself moves between nodes.
+func nodeOptions(cfg Config) client.Options {
+	o := client.DefaultOptions()
+	o.HTTPClient, o.Token, o.TLS, o.MaxAttempts = cfg.HTTPClient, cfg.Token, cfg.TLS, 1
+	if o.HTTPClient == nil {
+		o.HTTPClient = client.NewHTTPClient(cfg.TLS)
 	}
-	// Let the client validate it.
-	q, err := client.NewQueue([]string{a}, nil)
+	return o
+}
+
+// normalizeURL returns the base URL a client of a has: the scheme comes
+// from the options, https:// with TLS, so that a discovered member's
+// host:port is dialled as the configured nodes are.
+func (p *pool) normalizeURL(a string) (string, error) {
+	q, err := client.NewQueue([]string{a}, &p.opts)
 	if err != nil {
 		return "", err
 	}
@@ -99,7 +107,7 @@ func normalizeURL(a string) (string, error) {
 }
 
 func (p *pool) newNode(u string) (*node, error) {
-	q, err := client.NewQueue([]string{u}, p.clientOptions())
+	q, err := client.NewQueue([]string{u}, &p.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +323,7 @@ func (p *pool) refresh(ctx context.Context) {
 		if m.QueueAddr == "" || m.Status == "left" || m.Status == "dead" || p.byID(m.ID) != nil {
 			continue
 		}
-		u, err := normalizeURL(m.QueueAddr)
+		u, err := p.normalizeURL(m.QueueAddr)
 		if err != nil || p.find(u) != nil {
 			continue
 		}
@@ -348,12 +356,4 @@ func (p *pool) leader() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.leaderID
-}
-
-// clientOptions are the options of a client of one node: the pool's HTTP
-// client and one attempt, since the pool itself moves between nodes.
-func (p *pool) clientOptions() *client.Options {
-	o := client.DefaultOptions()
-	o.HTTPClient, o.MaxAttempts = p.hc, 1
-	return &o
 }

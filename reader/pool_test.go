@@ -19,7 +19,7 @@ import (
 // up; a node that cannot be reached is skipped for a jittered while, then
 // picked again; an answer, even an error other than 503, keeps a node up.
 func TestPool_PickAndMarkDown(t *testing.T) {
-	p, err := newPool([]string{"http://a:1", "http://b:1", "c:1"}, BalanceLeader, true, http.DefaultClient, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := newPool([]string{"http://a:1", "http://b:1", "c:1"}, BalanceLeader, true, nodeOptions(Config{HTTPClient: http.DefaultClient}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestPool_Discovery(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	// n1 configured as localhost: the members list it as 127.0.0.1.
 	local := strings.Replace(tc.nodes[0].srv.URL, "127.0.0.1", "localhost", 1)
-	p, err := newPool([]string{local}, BalanceLeader, true, http.DefaultClient, testLogger())
+	p, err := newPool([]string{local}, BalanceLeader, true, nodeOptions(Config{HTTPClient: http.DefaultClient}), testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -74,12 +73,8 @@ func New(cfg Config) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: client.NewTransport()}
-	}
 	log := cfg.Logger.With("component", "reader", "queue", queueLabel(cfg.Queue))
-	p, err := newPool(cfg.Addrs, cfg.Balance, !cfg.DisableDiscovery, hc, log)
+	p, err := newPool(cfg.Addrs, cfg.Balance, !cfg.DisableDiscovery, nodeOptions(cfg), log)
 	if err != nil {
 		return nil, fmt.Errorf("reader: %w", err)
 	}

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"math/big"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,8 +19,7 @@ import (
 	"github.com/quorumq/quorumq/analytics/redistest"
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/node"
-	"github.com/quorumq/quorumq/internal/testlog"
-	"github.com/quorumq/quorumq/internal/testport"
+	"github.com/quorumq/quorumq/internal/node/nodetest"
 	"github.com/quorumq/quorumq/internal/tutorial/gen"
 )
 
@@ -60,49 +57,14 @@ func helperCmd(args ...string) *exec.Cmd {
 // returns their queue-port URLs once every node is ready.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
-	logger := testlog.New(t)
-	var seeds []string
-	cfgs := make([]node.Config, n)
-	port := func() int { return testport.Reserve(t) }
-	for i := range cfgs {
-		gossip := fmt.Sprintf("127.0.0.1:%d", port())
-		seeds = append(seeds, gossip)
-		cfgs[i] = node.Config{
-			NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(),
-			QueueAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0",
-			RaftAddr: fmt.Sprintf("127.0.0.1:%d", port()), GossipAddr: gossip,
-			BootstrapExpect: n, Logger: logger,
-		}
+	var servers []*node.Server
+	for _, cfg := range nodetest.ClusterConfigs(t, n) {
+		servers = append(servers, nodetest.Start(t, cfg))
 	}
 	var urls []string
-	for i := range cfgs {
-		cfgs[i].Join = slices.Clone(seeds)
-		s, err := node.Start(cfgs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			s.Shutdown(ctx)
-		})
+	for _, s := range servers {
+		nodetest.WaitReady(t, s)
 		urls = append(urls, "http://"+s.QueueAddr)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for _, u := range urls {
-		for {
-			resp, err := http.Get(u + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not ready after 60s", u)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
 	}
 	return urls
 }

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/quorumq/quorumq/internal/node"
+	"github.com/quorumq/quorumq/internal/node/nodetest"
 )
 
 // Test_BenchCommand_AgainstANode runs `quorumq bench` in every mode but
@@ -20,26 +17,7 @@ func Test_BenchCommand_AgainstANode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
-	s, err := node.Start(node.Config{
-		DataDir: t.TempDir(), QueueAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0",
-		RaftAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !s.Node().Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("node not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s := nodetest.StartReady(t, nil)
 	target := "--targets=http://" + s.QueueAddr
 	for _, c := range []struct {
 		mode  string

@@ -35,6 +35,9 @@ var subcommandEnv = []struct {
 	{[]string{"analyze", "reset", "graph"}, envAnalyze},
 	{[]string{"bench"}, envBench},
 	{[]string{"status"}, envStatus},
+	{[]string{"certs", "ca"}, envCerts},
+	{[]string{"certs", "node"}, envCerts},
+	{[]string{"certs", "dev"}, envCerts},
 }
 
 // flagLine matches a flag in the usage that flag.PrintDefaults writes.
@@ -77,7 +80,7 @@ func TestEnvironment_NoTwoSubcommandsShareAVariable(t *testing.T) {
 // TestEnvironment_PrefixesDoNotOverlap: no tool's prefix starts another
 // tool's, so flags added to one tool later cannot collide with another's.
 func TestEnvironment_PrefixesDoNotOverlap(t *testing.T) {
-	prefixes := []string{envDevcluster, envPsToHTTP, envGen, envAnalyze, envBench, envStatus}
+	prefixes := []string{envDevcluster, envPsToHTTP, envGen, envAnalyze, envBench, envStatus, envCerts}
 	for i, p := range prefixes {
 		for j, q := range prefixes {
 			if i != j && strings.HasPrefix(p, q) {
@@ -98,6 +101,53 @@ func TestEnvironment_AnalyzeIgnoresServesQueueAddr(t *testing.T) {
 		}
 		if !slices.Contains(names, "QUORUMQ_ANALYZE_QUEUE_ADDR") {
 			t.Errorf("analyze %s does not read QUORUMQ_ANALYZE_QUEUE_ADDR: %v", kind, names)
+		}
+	}
+}
+
+// clientTools are the subcommands that talk to a cluster as clients: each
+// takes --token and --tls-ca, with QUORUMQ_TOKEN and QUORUMQ_TLS_CA as the
+// shared fallbacks (analyze show and reset talk only to Redis).
+var clientTools = [][]string{
+	{"ps_to_http"}, {"gen", "count"}, {"gen", "random"}, {"gen", "usagov"},
+	{"analyze", "moments"}, {"analyze", "histogram"}, {"analyze", "graph"},
+	{"bench"}, {"status"},
+}
+
+// TestEnvironment_SharedClientVariables: every client tool reads --token
+// and --tls-ca; the shared variables are the only ones read outside a
+// tool's prefix. serve reads QUORUMQ_TLS_CA as its own --tls-ca (prefix
+// QUORUMQ_): the cluster CA, the same file a client trusts, so sharing it
+// is intended; serve has no --token, so QUORUMQ_TOKEN is never a server
+// setting.
+func TestEnvironment_SharedClientVariables(t *testing.T) {
+	prefixOf := map[string]string{}
+	for _, sc := range subcommandEnv {
+		prefixOf[strings.Join(sc.args, " ")] = sc.prefix
+	}
+	for _, args := range clientTools {
+		names := envNames(t, args, prefixOf[strings.Join(args, " ")])
+		for _, flagName := range []string{"token", "tls-ca"} {
+			if !slices.Contains(names, cli.EnvName(prefixOf[strings.Join(args, " ")], flagName)) {
+				t.Errorf("%v has no --%s", args, flagName)
+			}
+		}
+	}
+	serveVars := envNames(t, []string{"serve"}, envPrefix)
+	if slices.Contains(serveVars, cli.EnvToken) {
+		t.Errorf("serve reads %s as a flag of its own", cli.EnvToken)
+	}
+	if !slices.Contains(serveVars, cli.EnvTLSCA) || cli.SharedEnv("tls-ca") != cli.EnvName(envPrefix, "tls-ca") {
+		t.Errorf("serve's --tls-ca is not %s: the shared CA variable would mean two things", cli.EnvTLSCA)
+	}
+	for _, sc := range subcommandEnv {
+		if sc.args[0] == "serve" {
+			continue
+		}
+		for _, env := range envNames(t, sc.args, sc.prefix) {
+			if env == cli.EnvToken || env == cli.EnvTLSCA {
+				t.Errorf("%v reads %s under its own prefix", sc.args, env)
+			}
 		}
 	}
 }

@@ -3,15 +3,11 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 
-	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/internal/tutorial/gen"
 )
 
@@ -43,18 +39,9 @@ Flags:
 
 // runGen is `quorumq gen`.
 func runGen(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && cli.IsHelp(args[0]) {
-			fmt.Fprint(stdout, genUsage)
-			return 0
-		}
-		fmt.Fprint(stderr, genUsage)
-		return 2
-	}
-	kind, args := args[0], args[1:]
-	if !slices.Contains(gen.Streams, kind) {
-		fmt.Fprintf(stderr, "quorumq gen: unknown stream %q: want count, random or usagov\n\n%s", kind, genUsage)
-		return 2
+	kind, args, code, ok := pickKind("gen", gen.Streams, genUsage, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	cfg := gen.DefaultConfig()
 	cfg.Stream = kind

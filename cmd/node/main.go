@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/quorumq/quorumq/internal/cli"
 )
@@ -24,6 +26,7 @@ const (
 	envAnalyze    = "QUORUMQ_ANALYZE_"
 	envBench      = "QUORUMQ_BENCH_"
 	envStatus     = "QUORUMQ_STATUS_"
+	envCerts      = "QUORUMQ_CERTS_"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +44,7 @@ Commands:
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
   status      show a node's view of the cluster (members, leader, indexes)
+  certs       make a development CA, node certificates, a gossip key and an admin token
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -70,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(rest, stdout, stderr)
 	case "status":
 		return runStatus(rest, stdout, stderr)
+	case "certs":
+		return runCerts(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0
@@ -113,4 +119,24 @@ func exitStatus(stderr io.Writer, name string, err, invalid error) int {
 		return fail(stderr, name, err, 2)
 	}
 	return fail(stderr, name, err, 1)
+}
+
+// pickKind splits off the kind a command takes first (gen count, certs
+// dev). ok false means the command is over with exit status code: 0
+// after --help (usage on stdout), 2 with no kind or an unknown one (usage
+// on stderr).
+func pickKind(name string, kinds []string, usage string, args []string, stdout, stderr io.Writer) (kind string, rest []string, code int, ok bool) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && cli.IsHelp(args[0]) {
+			fmt.Fprint(stdout, usage)
+			return "", nil, 0, false
+		}
+		fmt.Fprint(stderr, usage)
+		return "", nil, 2, false
+	}
+	if !slices.Contains(kinds, args[0]) {
+		fmt.Fprintf(stderr, "quorumq %s: unknown command %q: want %s\n\n%s", name, args[0], strings.Join(kinds, ", "), usage)
+		return "", nil, 2, false
+	}
+	return args[0], args[1:], 0, true
 }

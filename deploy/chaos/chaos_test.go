@@ -20,6 +20,7 @@ var (
 	chaosOut      = flag.String("chaos.out", "", "output directory of TestChaos (default: a temporary directory, kept on failure)")
 	chaosNetwork  = flag.String("chaos.network", "auto", "auto, netns or loopback")
 	chaosFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds (default all)")
+	chaosSecure   = flag.Bool("chaos.secure", false, "run the cluster secured: TLS, mutual TLS between nodes, gossip key, tokens")
 	chaosRecheck  = flag.String("chaos.recheck", "", "TestRecheck: check the history.jsonl in this run directory again")
 )
 
@@ -42,7 +43,7 @@ func TestRecheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := CheckAll(h, true)
-	lin := CheckLinearizable(h.Lin, time.Minute, t.TempDir())
+	lin := CheckLinearizable(h.Lin, time.Minute, DefaultWorkloadConfig().MGetCap, t.TempDir())
 	checks = append(checks, LinCheck(lin))
 	failed := false
 	for _, c := range checks {
@@ -87,6 +88,7 @@ func TestChaos(t *testing.T) {
 			cfg.Faults = append(cfg.Faults, FaultKind(strings.TrimSpace(f)))
 		}
 	}
+	cfg.Secure = *chaosSecure
 	cfg.OutDir = *chaosOut
 	if cfg.OutDir == "" {
 		dir, err := os.MkdirTemp("", "quorumq-chaos-")

@@ -17,6 +17,9 @@ const (
 	CheckAttempts        = "attempts-grow"
 	CheckDelays          = "delays-honoured"
 	CheckLin             = "linearizable-put-pop"
+	CheckMGetCap         = "mget-within-cap"
+	CheckPubLatency      = "pub-latency-bounded"
+	CheckServed          = "clients-served"
 	CheckConverge        = "replicas-converge"
 	CheckRecovery        = "recovery-and-drain"
 	CheckNoCrash         = "no-unexpected-exits"
@@ -286,30 +289,192 @@ func checkDelays(x *index) CheckResult {
 	return c.done()
 }
 
-// LinCheck turns the per-queue porcupine results into a check.
+// LinCheck turns the porcupine results, one per piece of each lin queue,
+// into a check. A piece porcupine could not decide within its time limit
+// is a violation: what was not shown linearizable does not pass.
 func LinCheck(results []LinResult) CheckResult {
 	c := CheckResult{Name: CheckLin}
-	var timeouts []string
 	ops, unknown := 0, 0
+	queues := map[string]bool{}
 	for _, r := range results {
 		c.Checked++
 		ops += r.Ops
 		unknown += r.Unknown
+		queues[r.Queue] = true
 		switch r.Result {
-		case "illegal":
-			c.violation("queue %s (%d ops, %d of unknown outcome) is not linearizable as a FIFO queue; see %s", r.Queue, r.Ops, r.Unknown, r.Visualization)
+		case LinIllegal:
+			c.violation("queue %s piece %d (%s to %s, %d ops, %d of unknown outcome) is not linearizable as a FIFO queue; see %s",
+				r.Queue, r.Piece, at(r.From), at(r.To), r.Ops, r.Unknown, r.Visualization)
 			for _, w := range r.Witnesses {
 				c.example("queue %s: %s", r.Queue, w)
 			}
-		case "timeout":
-			timeouts = append(timeouts, r.Queue)
+		case LinTimeout:
+			c.violation("queue %s piece %d (%s to %s, %d ops, %d of unknown outcome): porcupine did not decide within %v: timed out, counted as a failure",
+				r.Queue, r.Piece, at(r.From), at(r.To), r.Ops, r.Unknown, r.Took.Round(time.Millisecond))
+		case LinOK:
+		default:
+			c.violation("queue %s piece %d: unknown verdict %q", r.Queue, r.Piece, r.Result)
 		}
 	}
-	if len(timeouts) > 0 {
-		c.Inconclusive = fmt.Sprintf("porcupine timed out on %v", timeouts)
-	}
-	c.note("%d queues, %d operations (%d of unknown outcome, modelled as possibly applied)", len(results), ops, unknown)
+	c.note("%d queues in %d pieces, %d operations (%d of unknown outcome, modelled as possibly applied)", len(queues), len(results), ops, unknown)
 	return c.done()
+}
+
+// quietSettle: a fault's effects (elections, catch-up) are allowed this
+// long after its step ended.
+const quietSettle = 2 * time.Second
+
+// faultWindows are the intervals in which a fault was in effect: from its
+// injection to quietSettle after its step ended (the final heal
+// included). Everything else is quiet: the cluster is whole and every
+// member runs.
+type faultWindows [][2]time.Duration
+
+func newFaultWindows(events []FaultEvent) faultWindows {
+	var w faultWindows
+	for _, ev := range events {
+		if ev.Skipped != "" {
+			continue
+		}
+		w = append(w, [2]time.Duration{ev.Start, max(ev.Ended, ev.Healed, ev.Start) + quietSettle})
+	}
+	return w
+}
+
+// quiet reports whether [start, end] overlaps no fault window.
+func (w faultWindows) quiet(start, end time.Duration) bool {
+	for _, iv := range w {
+		if start <= iv[1] && end >= iv[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkMGetCap: no answer of a large mget holds more messages than the
+// nodes' cap (WorkloadConfig.MGetCap). That every message they returned
+// is accounted for is the other checks' work: on WorkQueue they are
+// deliveries, on the lin queues pops in the model.
+func checkMGetCap(h *History, limit int) CheckResult {
+	c := CheckResult{Name: CheckMGetCap}
+	msgs, largest, atCap := 0, 0, 0
+	for _, m := range h.BigMGets {
+		if m.Outcome != OK {
+			continue
+		}
+		c.Checked++
+		msgs += m.Returned
+		largest = max(largest, m.Returned)
+		if limit > 0 && m.Returned == limit {
+			atCap++
+		}
+		if limit > 0 && m.Returned > limit {
+			c.violation("mget of %s with items=%d via %s at %s returned %d messages (%d bytes), more than the cap of %d",
+				m.Queue, m.Items, m.Node, at(m.Start), m.Returned, m.Bytes, limit)
+		}
+	}
+	if len(h.BigMGets) == 0 {
+		c.note("no large mgets in this run")
+	}
+	c.note("%d answers, %d messages, the largest %d; %d at the cap (%d; 0: none expected)", c.Checked, msgs, largest, atCap, limit)
+	return c.done()
+}
+
+// checkPubLatency: with stalled subscribers on every node, each /pub
+// sent while no fault was in effect came back within bound and was not
+// refused, and after the final heal one /pub to every member (the
+// probes) did too.
+func checkPubLatency(h *History, events []FaultEvent, bound time.Duration) CheckResult {
+	c := CheckResult{Name: CheckPubLatency}
+	fw := newFaultWindows(events)
+	var lats []time.Duration
+	var maxAll time.Duration
+	for _, p := range h.Pubs {
+		lat := p.Latency()
+		maxAll = max(maxAll, lat)
+		switch {
+		case p.Probe:
+			c.Checked++
+			if p.Outcome != OK || lat > bound {
+				c.violation("probe /pub to %s after the final heal at %s: %s %s after %v (bound %v)", p.Node, at(p.Start), p.Outcome, p.Code, lat.Round(time.Millisecond), bound)
+			}
+			continue
+		case !fw.quiet(p.Start, p.End):
+			continue
+		}
+		c.Checked++
+		lats = append(lats, lat)
+		switch {
+		case lat > bound:
+			c.violation("/pub to %s at %s took %v (bound %v; %s %s) with no fault in effect", p.Node, at(p.Start), lat.Round(time.Millisecond), bound, p.Outcome, p.Code)
+		case p.Outcome == Fail:
+			c.violation("/pub to %s at %s failed (%s) with no fault in effect", p.Node, at(p.Start), p.Code)
+		}
+	}
+	if len(h.Pubs) == 0 {
+		c.note("no publishers in this run")
+		return c.done()
+	}
+	c.note("%d /pubs, the slowest %v; %d with no fault in effect: %s", len(h.Pubs), maxAll.Round(time.Millisecond), len(lats), latencySummary(lats))
+	return c.done()
+}
+
+// minServed is the share of requests sent while no fault was in effect
+// that must succeed (elections the machine's load causes by itself may
+// refuse a few).
+const minServed = 0.9
+
+// checkServed: while hostile clients hang on every node, the workload is
+// still served: of the put attempts and lin operations sent while no
+// fault was in effect, none took longer than bound and at least
+// minServed succeeded.
+func checkServed(h *History, events []FaultEvent, bound time.Duration) CheckResult {
+	c := CheckResult{Name: CheckServed}
+	fw := newFaultWindows(events)
+	var lats []time.Duration
+	ok := 0
+	req := func(what, node string, start, end time.Duration, out Outcome, code string) {
+		if !fw.quiet(start, end) {
+			return
+		}
+		c.Checked++
+		lat := end - start
+		if out == OK {
+			ok++
+			lats = append(lats, lat)
+		}
+		if lat > bound {
+			c.violation("%s via %s at %s took %v (bound %v; %s %s) with no fault in effect", what, node, at(start), lat.Round(time.Millisecond), bound, out, code)
+		}
+	}
+	for _, p := range h.Puts {
+		for _, a := range p.Attempts {
+			req("put "+p.Key, a.Node, a.Start, a.End, a.Outcome, a.Code)
+		}
+	}
+	for _, op := range h.Lin {
+		req(op.Op+" "+op.Queue, op.Node, op.Start, op.End, op.Outcome, op.Code)
+	}
+	if c.Checked > 0 && float64(ok) < minServed*float64(c.Checked) {
+		c.violation("only %d of %d requests sent with no fault in effect succeeded (%.1f%%, want at least %.0f%%)",
+			ok, c.Checked, 100*float64(ok)/float64(c.Checked), 100*minServed)
+	}
+	c.note("%d requests with no fault in effect, %d succeeded: %s", c.Checked, ok, latencySummary(lats))
+	return c.done()
+}
+
+// latencySummary describes latencies: median, 99th percentile and
+// maximum.
+func latencySummary(lats []time.Duration) string {
+	if len(lats) == 0 {
+		return "none"
+	}
+	lats = slices.Clone(lats)
+	slices.Sort(lats)
+	q := func(f float64) time.Duration {
+		return lats[min(len(lats)-1, int(f*float64(len(lats))))].Round(100 * time.Microsecond)
+	}
+	return fmt.Sprintf("median %v, p99 %v, max %v", q(0.5), q(0.99), lats[len(lats)-1].Round(100*time.Microsecond))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -20,10 +20,18 @@ func TestRun_InvalidConfig_IsRefusedBeforeStarting(t *testing.T) {
 		{"zero nodes", func(c *Config) { c.Nodes = 0 }},
 		{"max below nodes", func(c *Config) { c.MaxNodes = c.Nodes - 1 }},
 		{"unknown network", func(c *Config) { c.Network = "wifi" }},
+		{"unknown fault", func(c *Config) { c.Faults = []FaultKind{KillLeader, "bogus"} }},
 		{"zero ready timeout", func(c *Config) { c.ReadyTimeout = 0 }},
 		{"zero producers", func(c *Config) { c.Workload.Producers = 0 }},
 		{"fraction above 1", func(c *Config) { c.Workload.NackFraction = 2 }},
 		{"zero attempt timeout", func(c *Config) { c.Workload.AttemptTimeout = 0 }},
+		{"zero lin timeout", func(c *Config) { c.LinTimeout = 0 }},
+		{"negative slow clients", func(c *Config) { c.Workload.SlowClients = -1 }},
+		{"big mgets without items", func(c *Config) { c.Workload.BigMGetItems = nil }},
+		{"big mget of zero items", func(c *Config) { c.Workload.BigMGetItems = []int{5000, 0} }},
+		{"huge published message", func(c *Config) { c.Workload.PubSize = 2 << 20 }},
+		{"zero slow byte interval", func(c *Config) { c.Workload.SlowByteEvery = 0 }},
+		{"zero latency bound", func(c *Config) { c.Workload.LatencyBound = 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -89,7 +89,7 @@ func (w *Workload) DrainLin(ctx context.Context, queues []string, timeout time.D
 				time.Sleep(200 * time.Millisecond)
 				continue
 			}
-			op := LinOp{Client: w.cfg.LinClients, Queue: queue, Op: "get", Node: nd.ID}
+			op := LinOp{Client: w.cfg.LinClients, Queue: queue, Op: linGet, Node: nd.ID}
 			actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 			var info client.CallInfo
 			actx = client.WithCallInfo(actx, &info)

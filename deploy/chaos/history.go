@@ -146,20 +146,91 @@ type Settle struct {
 }
 
 // LinOp is one operation on a linearizability queue: a /put of a unique
-// value or a plain (destructive) /get.
+// value, a plain (destructive) /get, or a destructive /mget of many.
 type LinOp struct {
+	Client int    `json:"client"`
+	Queue  string `json:"queue"`
+	Op     string `json:"op"`    // put, get or mget
+	Value  string `json:"value"` // put: the value; get: what came back ("" empty)
+	// Items is the items= of an mget, Values what it returned, oldest
+	// first.
+	Items  int      `json:"items,omitempty"`
+	Values []string `json:"values,omitempty"`
+	// Redelivered are values a get or mget handed out again (X-Attempts
+	// above 1): popped before, their answer's confirmation was lost, and
+	// the node gave them back when their handover lease ended (README,
+	// "Bounded, lossless pops"). They are not in Value or Values.
+	Redelivered []string      `json:"redelivered,omitempty"`
+	Start       time.Duration `json:"start_ns"`
+	End         time.Duration `json:"end_ns"`
+	Outcome     Outcome       `json:"outcome"`
+	Code        string        `json:"code,omitempty"`
+	Node        string        `json:"node"`
+	// ServedBy is X-Served-By: the node that executed the request.
+	ServedBy string `json:"served_by,omitempty"`
+}
+
+// MGetRecord is one large /mget (WorkloadConfig.BigMGetClients): on
+// WorkQueue with a lease (its messages are also Deliveries), on a lin
+// queue destructive (also a LinOp).
+type MGetRecord struct {
+	Client   int           `json:"client"`
+	Queue    string        `json:"queue"`
+	Items    int           `json:"items"` // items= asked for
+	Returned int           `json:"returned"`
+	Bytes    int           `json:"bytes"` // of the returned bodies
+	Start    time.Duration `json:"start_ns"`
+	End      time.Duration `json:"end_ns"`
+	Outcome  Outcome       `json:"outcome"`
+	Code     string        `json:"code,omitempty"`
+	Node     string        `json:"node"`
+}
+
+// PubRecord is one /pub of a publisher to the stalled subscribers'
+// topic.
+type PubRecord struct {
 	Client  int           `json:"client"`
-	Queue   string        `json:"queue"`
-	Op      string        `json:"op"`    // put or get
-	Value   string        `json:"value"` // put: the value; get: what came back ("" empty)
+	Node    string        `json:"node"`
 	Start   time.Duration `json:"start_ns"`
 	End     time.Duration `json:"end_ns"`
 	Outcome Outcome       `json:"outcome"`
 	Code    string        `json:"code,omitempty"`
-	Node    string        `json:"node"`
-	// ServedBy is X-Served-By: the node that executed the request.
-	ServedBy string `json:"served_by,omitempty"`
+	// Subscribers is the <C> of the answer: subscribers cluster-wide
+	// that were sent the message.
+	Subscribers int `json:"subscribers"`
+	// Probe: one of the /pubs to every member after the final heal.
+	Probe bool `json:"probe,omitempty"`
 }
+
+// Latency is how long the request took.
+func (p PubRecord) Latency() time.Duration { return p.End - p.Start }
+
+// HostileConn is one connection of a hostile client: a stalled
+// subscriber, a slow-body sender or an idle connection.
+type HostileConn struct {
+	Kind HostileKind `json:"kind"`
+	Node string      `json:"node"`
+	Port string      `json:"port"` // queue or pubsub
+	// Start is when it was connected (and, for a stalled subscriber, the
+	// subscription answered 200); End when it was seen closed, or the
+	// end of the run.
+	Start time.Duration `json:"start_ns"`
+	End   time.Duration `json:"end_ns"`
+	Ended ConnEnd       `json:"ended"`
+	// EndSeenLate: a stalled subscriber found closed only when it was
+	// read at the end of the run; the node closed it earlier, when is
+	// not known (End is the end of the run).
+	EndSeenLate bool `json:"end_seen_late,omitempty"`
+	// BodyBytes is what a slow-body client sent of its body.
+	BodyBytes int `json:"body_bytes,omitempty"`
+	// Answer is the first line the node sent (a slow or idle client's,
+	// read once it was closed; a stalled subscriber's status line).
+	Answer string `json:"answer,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Lasted is how long the connection stayed open.
+func (c HostileConn) Lasted() time.Duration { return c.End - c.Start }
 
 // History is everything the workload saw. Safe for concurrent use while
 // it is recorded; the checker reads it once recording is over.
@@ -173,6 +244,11 @@ type History struct {
 	Lin        []LinOp
 	// Mgets counts consumer mget requests by outcome.
 	Mgets map[Outcome]int
+	// BigMGets are the large mgets, Pubs the publishes to the stalled
+	// subscribers, Hostile the hostile clients' connections.
+	BigMGets []MGetRecord
+	Pubs     []PubRecord
+	Hostile  []HostileConn
 }
 
 // NewHistory starts the clock of a history.
@@ -207,6 +283,24 @@ func (h *History) addSettle(s Settle) {
 func (h *History) addLin(op LinOp) {
 	h.mu.Lock()
 	h.Lin = append(h.Lin, op)
+	h.mu.Unlock()
+}
+
+func (h *History) addBigMGet(m MGetRecord) {
+	h.mu.Lock()
+	h.BigMGets = append(h.BigMGets, m)
+	h.mu.Unlock()
+}
+
+func (h *History) addPub(p PubRecord) {
+	h.mu.Lock()
+	h.Pubs = append(h.Pubs, p)
+	h.mu.Unlock()
+}
+
+func (h *History) addHostile(c HostileConn) {
+	h.mu.Lock()
+	h.Hostile = append(h.Hostile, c)
 	h.mu.Unlock()
 }
 
@@ -253,6 +347,30 @@ func (h *History) WriteJSONL(enc *json.Encoder) error {
 			return err
 		}
 	}
+	for _, m := range h.BigMGets {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			MGetRecord
+		}{"big-mget", m}); err != nil {
+			return err
+		}
+	}
+	for _, p := range h.Pubs {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			PubRecord
+		}{"pub", p}); err != nil {
+			return err
+		}
+	}
+	for _, c := range h.Hostile {
+		if err := enc.Encode(struct {
+			Type string `json:"type"`
+			HostileConn
+		}{"hostile", c}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -292,6 +410,18 @@ func ReadHistory(r io.Reader) (*History, error) {
 			var l LinOp
 			err = json.Unmarshal(raw, &l)
 			h.Lin = append(h.Lin, l)
+		case "big-mget":
+			var m MGetRecord
+			err = json.Unmarshal(raw, &m)
+			h.BigMGets = append(h.BigMGets, m)
+		case "pub":
+			var p PubRecord
+			err = json.Unmarshal(raw, &p)
+			h.Pubs = append(h.Pubs, p)
+		case "hostile":
+			var c HostileConn
+			err = json.Unmarshal(raw, &c)
+			h.Hostile = append(h.Hostile, c)
 		default:
 			err = fmt.Errorf("unknown record type %q", t.Type)
 		}

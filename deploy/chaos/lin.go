@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"path/filepath"
 	"slices"
@@ -12,30 +13,46 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
+// Lin operation kinds (LinOp.Op).
+const (
+	linPut  = "put"
+	linGet  = "get"
+	linMGet = "mget"
+)
+
 // linInput is a queue operation for porcupine.
 type linInput struct {
 	Queue string
-	Put   bool
+	Op    string // linPut, linGet or linMGet
 	Value string // put: the value
+	// Items bounds an mget: what it asked for, lowered to the cap the
+	// nodes apply (WorkloadConfig.MGetCap).
+	Items int
 }
 
-// linOutput is what a get returned.
+// linOutput is what a get or mget returned.
 type linOutput struct {
-	Value   string // "" with Empty
+	Value   string   // get: "" with Empty
+	Values  []string // mget: the messages, oldest first (none: empty)
 	Empty   bool
-	Unknown bool // outcome unknown: it may have popped the head, or not happened at all
+	Unknown bool // outcome unknown: it may have popped, or not happened at all
+	// Redelivered: a get handed out a value popped before (LinOp.Redelivered).
+	Redelivered bool
 }
 
 // fifoState is the queue's content, oldest first. States are never
 // modified in place.
 type fifoState []string
 
-// FIFOModel is a FIFO queue with put(v) and destructive get. A get with
-// an unknown outcome pops the head if there is one (or nothing, on an
-// empty queue); that it possibly never happened is expressed in the
-// history by giving it no end (it can be linearized after every other
-// operation, where it observes nothing). Histories are partitioned by
-// queue name: each lin window is its own queue.
+// FIFOModel is a FIFO queue with put(v), destructive get and destructive
+// mget(items). A get or mget with an unknown outcome pops what it would
+// have popped at its linearization point (the head, or min(items, depth)
+// messages); that it possibly never happened is expressed in the history
+// by giving it no end (it can be linearized after every other operation,
+// where the final drain has left nothing to pop). An mget that answered
+// must return the queue's first messages in order, and all of them unless
+// it hit its Items bound. Histories are partitioned by queue name: each
+// lin window is its own queue.
 var FIFOModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byQueue := map[string][]porcupine.Operation{}
@@ -57,13 +74,30 @@ var FIFOModel = porcupine.Model{
 	Init: func() any { return fifoState(nil) },
 	Step: func(state, input, output any) (bool, any) {
 		st, in := state.(fifoState), input.(linInput)
-		if in.Put {
+		out, _ := output.(linOutput)
+		switch in.Op {
+		case linPut:
 			next := make(fifoState, len(st), len(st)+1)
 			copy(next, st)
 			return true, append(next, in.Value)
+		case linMGet:
+			n := min(in.Items, len(st))
+			if out.Unknown {
+				return true, st[n:]
+			}
+			k := len(out.Values)
+			// All of the first k, in order; fewer than the queue holds
+			// only when the bound cut the answer.
+			if k > len(st) || !slices.Equal(st[:k], out.Values) || k != n {
+				return false, st
+			}
+			return true, st[k:]
 		}
-		out := output.(linOutput)
 		switch {
+		case out.Redelivered:
+			// The model popped it at its first delivery; the node's give-back
+			// and this get cancel out.
+			return true, st
 		case out.Unknown:
 			if len(st) == 0 {
 				return true, st
@@ -79,114 +113,213 @@ var FIFOModel = porcupine.Model{
 		}
 	},
 	Equal: func(a, b any) bool { return slices.Equal(a.(fifoState), b.(fifoState)) },
+	// Hash spreads the checker's cache of visited states: without it
+	// every state of one set of linearized operations shares a bucket.
+	Hash: func(state any) uint64 {
+		h := fnv.New64a()
+		for _, v := range state.(fifoState) {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		return h.Sum64()
+	},
 	DescribeOperation: func(input, output any) string {
 		in := input.(linInput)
-		if in.Put {
-			return fmt.Sprintf("put(%s)", in.Value)
-		}
 		out := output.(linOutput)
+		switch in.Op {
+		case linPut:
+			return fmt.Sprintf("put(%s)", in.Value)
+		case linMGet:
+			if out.Unknown {
+				return fmt.Sprintf("mget(%d) -> ?", in.Items)
+			}
+			return fmt.Sprintf("mget(%d) -> %s", in.Items, describeValues(out.Values))
+		}
 		switch {
 		case out.Unknown:
 			return "get() -> ?"
+		case out.Redelivered:
+			return "get() -> again"
 		case out.Empty:
 			return "get() -> empty"
 		}
 		return fmt.Sprintf("get() -> %s", out.Value)
 	},
-	DescribeState: func(state any) string {
-		st := state.(fifoState)
-		if len(st) > 8 {
-			return fmt.Sprintf("[%s ... %d more]", strings.Join(st[:8], " "), len(st)-8)
-		}
-		return "[" + strings.Join(st, " ") + "]"
-	},
+	DescribeState: func(state any) string { return describeValues(state.(fifoState)) },
+}
+
+func describeValues(vs []string) string {
+	if len(vs) > 8 {
+		return fmt.Sprintf("[%s ... %d more]", strings.Join(vs[:8], " "), len(vs)-8)
+	}
+	return "[" + strings.Join(vs, " ") + "]"
 }
 
 // LinOperations turns recorded lin ops into porcupine operations:
 // failed ones (certainly not applied) are left out; unknown ones never
-// end (their Return is after every other operation's).
-func LinOperations(ops []LinOp) []porcupine.Operation {
+// end (their Return is after every other operation's). mgetCap is the
+// most messages an mget may return (0: no cap).
+func LinOperations(ops []LinOp, mgetCap int) []porcupine.Operation {
 	var out []porcupine.Operation
 	inf := int64(math.MaxInt64 / 2)
 	for _, op := range ops {
 		if op.Outcome == Fail {
 			continue
 		}
-		in := linInput{Queue: op.Queue, Put: op.Op == "put"}
+		in := linInput{Queue: op.Queue, Op: op.Op}
 		var o linOutput
 		ret := int64(op.End)
-		switch {
-		case op.Outcome == Unknown:
-			ret, o.Unknown = inf, true
-			inf++
-		case !in.Put:
+		switch op.Op {
+		case linPut:
+			in.Value = op.Value
+		case linMGet:
+			in.Items = op.Items
+			if mgetCap > 0 {
+				in.Items = min(in.Items, mgetCap)
+			}
+			// Values given back by a lost handover come first in the
+			// queue and take items of the answer: the rest is bound by
+			// what is left.
+			in.Items = max(in.Items-len(op.Redelivered), 0)
+			o.Values = op.Values
+			o.Empty = len(op.Values) == 0
+		case linGet:
+			if len(op.Redelivered) > 0 {
+				o.Redelivered = true
+				break
+			}
 			o.Value, o.Empty = op.Value, op.Value == ""
 		}
-		if in.Put {
-			in.Value = op.Value
+		if op.Outcome == Unknown {
+			ret, o = inf, linOutput{Unknown: true}
+			inf++
 		}
 		out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Call: int64(op.Start), Output: o, Return: ret})
 	}
 	return out
 }
 
-// LinResult is the verdict on one lin queue.
+// LinPieces splits one queue's operations (LinOperations) into pieces
+// that can be checked on their own, each from an empty queue. The cut
+// points are operations that leave the queue certainly empty and overlap
+// no other operation: a get or mget that answered empty, or an mget that
+// answered fewer messages than its bound (it took everything). Every
+// operation before such a cut point returned before it was called, every
+// one after it was called after it returned, so all of them are
+// linearized on their side of it, and the state in between is the empty
+// queue. The cut point ends its piece (its answer is checked there). An
+// operation of unknown outcome never returns, so no cut comes after one:
+// a window in which some client sat out an unknown outcome stays in one
+// piece from there on.
+func LinPieces(ops []porcupine.Operation) [][]porcupine.Operation {
+	ops = slices.Clone(ops)
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
+	var pieces [][]porcupine.Operation
+	from := 0
+	maxReturn := int64(math.MinInt64) // of ops[from:i]
+	for i, op := range ops {
+		cut := leavesEmpty(op) && maxReturn < op.Call && (i+1 == len(ops) || ops[i+1].Call > op.Return)
+		maxReturn = max(maxReturn, op.Return)
+		if cut {
+			pieces = append(pieces, ops[from:i+1])
+			from, maxReturn = i+1, math.MinInt64
+		}
+	}
+	if from < len(ops) {
+		pieces = append(pieces, ops[from:])
+	}
+	return pieces
+}
+
+// leavesEmpty reports whether op, once answered, certainly left its queue
+// empty.
+func leavesEmpty(op porcupine.Operation) bool {
+	in, out := op.Input.(linInput), op.Output.(linOutput)
+	switch {
+	case out.Unknown || out.Redelivered || in.Op == linPut:
+		return false
+	case in.Op == linMGet:
+		return len(out.Values) < in.Items
+	}
+	return out.Empty
+}
+
+// Lin verdicts (LinResult.Result).
+const (
+	LinOK      = "ok"
+	LinIllegal = "illegal"
+	// LinTimeout: porcupine could not decide within the time limit. It
+	// fails the check: an undecided history is not a linearizable one.
+	LinTimeout = "timeout"
+)
+
+// LinResult is the verdict on one piece of one lin queue (LinPieces).
 type LinResult struct {
-	Queue   string `json:"queue"`
-	Ops     int    `json:"ops"`
-	Unknown int    `json:"unknown_ops"`
-	Result  string `json:"result"` // ok, illegal, timeout
+	Queue string `json:"queue"`
+	// Piece numbers the queue's pieces from 0, in time order; From and
+	// To are the first call and the last return of the piece (To is
+	// the first call for a piece whose last operation never returned).
+	Piece   int           `json:"piece"`
+	From    time.Duration `json:"from_ns"`
+	To      time.Duration `json:"to_ns"`
+	Ops     int           `json:"ops"`
+	Unknown int           `json:"unknown_ops"`
+	Result  string        `json:"result"` // LinOK, LinIllegal, LinTimeout
 	// Visualization is the HTML file porcupine wrote for an illegal
-	// history.
+	// piece.
 	Visualization string        `json:"visualization,omitempty"`
 	Took          time.Duration `json:"took_ns"`
 	// Witnesses are simple, human-readable reasons why an illegal
 	// history cannot be linearized, when one of the patterns of
-	// LinWitnesses explains it.
+	// LinWitnesses explains it (found in the whole queue).
 	Witnesses []string `json:"witnesses,omitempty"`
 }
 
 // CheckLinearizable checks each lin queue's history against FIFOModel,
-// with timeout per queue. For an illegal history it writes porcupine's
+// piece by piece (LinPieces), each piece within timeout. mgetCap is as
+// for LinOperations. For an illegal piece it writes porcupine's
 // visualization into dir (if dir is not empty).
-func CheckLinearizable(ops []LinOp, timeout time.Duration, dir string) []LinResult {
+func CheckLinearizable(ops []LinOp, timeout time.Duration, mgetCap int, dir string) []LinResult {
 	byQueue := map[string][]LinOp{}
 	for _, op := range ops {
 		byQueue[op.Queue] = append(byQueue[op.Queue], op)
 	}
-	var names []string
-	for q := range byQueue {
-		names = append(names, q)
-	}
-	sort.Strings(names)
 	var results []LinResult
-	for _, q := range names {
-		hist := LinOperations(byQueue[q])
-		res := LinResult{Queue: q, Ops: len(hist)}
-		for _, op := range hist {
-			if op.Output.(linOutput).Unknown {
-				res.Unknown++
-			}
-		}
-		start := time.Now()
-		r, info := porcupine.CheckOperationsVerbose(FIFOModel, hist, timeout)
-		res.Took = time.Since(start)
-		switch r {
-		case porcupine.Ok:
-			res.Result = "ok"
-		case porcupine.Illegal:
-			res.Result = "illegal"
-			res.Witnesses = LinWitnesses(byQueue[q])
-			if dir != "" {
-				path := filepath.Join(dir, q+".html")
-				if err := porcupine.VisualizePath(FIFOModel, info, path); err == nil {
-					res.Visualization = path
+	for _, q := range sortedKeys(byQueue) {
+		var witnesses []string
+		for i, piece := range LinPieces(LinOperations(byQueue[q], mgetCap)) {
+			res := LinResult{Queue: q, Piece: i, Ops: len(piece), From: time.Duration(piece[0].Call)}
+			for _, op := range piece {
+				if op.Output.(linOutput).Unknown {
+					res.Unknown++
+				} else {
+					res.To = max(res.To, time.Duration(op.Return))
 				}
 			}
-		default:
-			res.Result = "timeout"
+			res.To = max(res.To, res.From)
+			start := time.Now()
+			r, info := porcupine.CheckOperationsVerbose(FIFOModel, piece, timeout)
+			res.Took = time.Since(start)
+			switch r {
+			case porcupine.Ok:
+				res.Result = LinOK
+			case porcupine.Illegal:
+				res.Result = LinIllegal
+				if witnesses == nil {
+					witnesses = LinWitnesses(byQueue[q])
+				}
+				res.Witnesses = witnesses
+				if dir != "" {
+					path := filepath.Join(dir, fmt.Sprintf("%s-piece%d.html", q, i))
+					if err := porcupine.VisualizePath(FIFOModel, info, path); err == nil {
+						res.Visualization = path
+					}
+				}
+			default:
+				res.Result = LinTimeout
+			}
+			results = append(results, res)
 		}
-		results = append(results, res)
 	}
 	return results
 }
@@ -197,22 +330,28 @@ func CheckLinearizable(ops []LinOp, timeout time.Duration, dir string) []LinResu
 //   - stale empty: a get answered "empty" although a value was in the
 //     queue during the whole get (its put was acknowledged before the get
 //     was sent, and it was popped by a get sent after the empty answer);
-//   - a value popped twice, or popped before its put was sent;
+//   - a value popped twice (by gets or mgets), or popped before its put
+//     was sent;
 //   - FIFO inversion: a acknowledged before b was sent, yet b popped by a
-//     get that ended before the get of a was sent.
+//     get that ended before the get of a was sent, or listed before a in
+//     one mget's answer.
 func LinWitnesses(ops []LinOp) []string {
 	puts := map[string]LinOp{}
 	pops := map[string][]LinOp{}
 	var empties []LinOp
 	for _, op := range ops {
-		if op.Outcome != OK {
+		if op.Outcome != OK || op.Op == linGet && len(op.Redelivered) > 0 {
 			continue
 		}
 		switch {
-		case op.Op == "put":
+		case op.Op == linPut:
 			puts[op.Value] = op
-		case op.Value == "":
+		case op.Op == linMGet && len(op.Values) == 0, op.Op != linMGet && op.Value == "":
 			empties = append(empties, op)
+		case op.Op == linMGet:
+			for _, v := range op.Values {
+				pops[v] = append(pops[v], op)
+			}
 		default:
 			pops[op.Value] = append(pops[op.Value], op)
 		}
@@ -263,6 +402,20 @@ func LinWitnesses(ops []LinOp) []string {
 			if pa.End < pb.Start && rb[0].End < ra[0].Start {
 				add("FIFO inversion: %s acknowledged before %s was sent, but %s popped by %s before %s popped by %s",
 					a, b, b, desc(rb[0]), a, desc(ra[0]))
+			}
+		}
+	}
+	for _, op := range ops {
+		if op.Outcome != OK || op.Op != linMGet {
+			continue
+		}
+		for i, a := range op.Values {
+			for _, b := range op.Values[i+1:] {
+				pa, oka := puts[a]
+				pb, okb := puts[b]
+				if oka && okb && pb.End < pa.Start {
+					add("FIFO inversion within one mget: %s acknowledged before %s was sent, but %s answered %s first", b, a, desc(op), a)
+				}
 			}
 		}
 	}

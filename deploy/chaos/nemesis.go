@@ -108,16 +108,30 @@ func Plan(cfg ScheduleConfig) []PlannedFault {
 
 // FaultEvent is a fault as it was carried out.
 type FaultEvent struct {
-	Step    int           `json:"step"`
-	Kind    FaultKind     `json:"kind"`
-	Start   time.Duration `json:"start_ns"`  // since the history started
-	Healed  time.Duration `json:"healed_ns"` // heal done (0 if none)
-	Targets []string      `json:"targets,omitempty"`
-	Detail  string        `json:"detail,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	Step   int           `json:"step"`
+	Kind   FaultKind     `json:"kind"`
+	Start  time.Duration `json:"start_ns"`  // since the history started
+	Healed time.Duration `json:"healed_ns"` // heal done (0 if none)
+	// Ended is when the step was over: after the nodes were ready again
+	// (and, for a restart or a membership change, after the hold).
+	Ended time.Duration `json:"ended_ns"`
+	// ExitAfter is, for a restart, the time from SIGTERM to the exit;
+	// ExitKilled says the node was killed after GracefulExitWait.
+	ExitAfter  time.Duration `json:"exit_after_ns,omitempty"`
+	ExitKilled bool          `json:"exit_killed,omitempty"`
+	Targets    []string      `json:"targets,omitempty"`
+	Detail     string        `json:"detail,omitempty"`
+	Error      string        `json:"error,omitempty"`
 	// Skipped says why the fault was not injected.
 	Skipped string `json:"skipped,omitempty"`
 }
+
+// GracefulExitWait is how long a restart waits for a node to exit after
+// SIGTERM before it kills it (the fault then has an error). A node exits
+// in well under a second unless open requests hold its shutdown (slow
+// clients do, up to the node's --shutdown-timeout); waiting for that
+// would make a short run minutes longer.
+const GracefulExitWait = 10 * time.Second
 
 // Nemesis carries out a schedule against a cluster.
 type Nemesis struct {
@@ -151,6 +165,7 @@ func (n *Nemesis) Run(ctx context.Context, plan []PlannedFault) {
 		}
 		r := rand.New(rand.NewPCG(n.Seed, uint64(i)+1))
 		ev := n.inject(ctx, i, p, r)
+		ev.Ended = n.H.Now()
 		n.Events = append(n.Events, ev)
 	}
 }
@@ -240,12 +255,15 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		v := shuffled[0]
 		ev.Targets = []string{v.ID}
 		n.log("restart: SIGTERM %s and start again", v.ID)
-		code, err := v.Terminate(30 * time.Second)
+		sent := time.Now()
+		code, err := v.Terminate(GracefulExitWait)
+		ev.ExitAfter = time.Since(sent)
 		if err != nil {
-			ev.Error = err.Error()
+			ev.Error, ev.ExitKilled = err.Error(), true
 		} else if code != 0 {
 			ev.Error = fmt.Sprintf("%s exited with status %d after SIGTERM", v.ID, code)
 		}
+		n.log("restart: %s ended %v after SIGTERM (killed: %v)", v.ID, ev.ExitAfter.Round(time.Millisecond), ev.ExitKilled)
 		ev.Healed, ev.Detail = n.restart(ctx, []*testkit.Node{v})
 		if ev.Detail != "" {
 			ev.Error = strings.TrimPrefix(ev.Error+"; "+ev.Detail, "; ")
@@ -476,6 +494,7 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 		errs = append(errs, err)
 	}
 	ev.Healed = n.H.Now()
+	ev.Ended = ev.Healed
 	if err := errors.Join(errs...); err != nil {
 		ev.Error = err.Error()
 	}

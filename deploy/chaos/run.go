@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/netns"
 	"github.com/quorumq/quorumq/internal/testkit"
 )
@@ -53,10 +55,15 @@ type Config struct {
 	Recover time.Duration
 	// ReadyTimeout bounds waits for nodes (start-up, heals).
 	ReadyTimeout time.Duration
-	// LinTimeout bounds porcupine on one lin queue.
+	// LinTimeout bounds porcupine on one piece of a lin queue (see
+	// LinPieces); a piece not decided by then fails the run.
 	LinTimeout time.Duration
 	// KeepData keeps the nodes' data directories.
 	KeepData bool
+	// Secure runs the cluster secured (TLS, mutual TLS between nodes,
+	// gossip key, tokens; material in OutDir/certs) and the workload as a
+	// client with the CA and the admin token.
+	Secure bool
 	// Logf receives progress lines (they also go to OutDir/chaos.log).
 	Logf Logf
 }
@@ -85,7 +92,7 @@ var DefaultServeArgs = []string{
 // 2-3 minutes in all): faults held 3-8 s, 3-6 s apart, on 3 nodes that
 // membership changes keep between 3 and 5, network namespaces when
 // available, DefaultServeArgs, DefaultWorkloadConfig, 10 s of recovery,
-// 60 s for nodes to be ready, 30 s for porcupine per lin queue.
+// 60 s for nodes to be ready, 30 s for porcupine per piece of a lin queue.
 func DefaultConfig() Config {
 	return Config{
 		Duration: 90 * time.Second,
@@ -132,9 +139,23 @@ func (c Config) Validate() error {
 	case c.Recover <= 0 || c.ReadyTimeout <= 0 || c.LinTimeout <= 0:
 		err = fmt.Errorf("recover %v, ready timeout %v and lin timeout %v must be positive", c.Recover, c.ReadyTimeout, c.LinTimeout)
 	default:
+		for _, f := range c.Faults {
+			if !slices.Contains(FaultKinds(), f) {
+				return fmt.Errorf("%w: fault %q: want one of %v", ErrInvalid, f, FaultKinds())
+			}
+		}
 		return c.Workload.Validate()
 	}
 	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
+
+// FaultKinds lists the kinds of AllFaults, the values Config.Faults takes.
+func FaultKinds() []FaultKind {
+	kinds := make([]FaultKind, len(AllFaults))
+	for i, f := range AllFaults {
+		kinds[i] = f.Kind
+	}
+	return kinds
 }
 
 // Run carries out one chaos run: start the cluster, run the workload
@@ -211,7 +232,18 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	nodesDir := filepath.Join(cfg.OutDir, "nodes")
 	// Nodes get process groups of their own: a Ctrl-C reaches this
 	// process alone, which kills them before it returns.
-	c, err := testkit.NewCluster(testkit.ClusterOptions{Binary: cfg.Binary, Dir: nodesDir, ServeArgs: cfg.ServeArgs, Net: nn, Lifetime: testkit.OwnGroup, Logf: testkit.Logf(logf)})
+	copts := testkit.ClusterOptions{Binary: cfg.Binary, Dir: nodesDir, ServeArgs: cfg.ServeArgs, Net: nn, Lifetime: testkit.OwnGroup, Logf: testkit.Logf(logf)}
+	if cfg.Secure {
+		if copts.Security, err = testkit.OpenSecurity(filepath.Join(cfg.OutDir, "certs")); err != nil {
+			return nil, fmt.Errorf("chaos: secure: %w", err)
+		}
+		if cfg.Workload.TLS, err = client.TLSConfig(copts.Security.CAFile); err != nil {
+			return nil, fmt.Errorf("chaos: secure: %w", err)
+		}
+		cfg.Workload.Token = copts.Security.Token
+		rep.Secure = true
+	}
+	c, err := testkit.NewCluster(copts)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +262,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	defer abort()
 	w := NewWorkload(cfg.Workload, cfg.Seed, c, h)
 	w.Start(wctx)
+	hostile := NewHostile(cfg.Workload, c, h, logf)
+	hostile.Start(wctx)
+	defer hostile.Stop() // closes what is still open on an early return
 	nem := &Nemesis{C: c, Net: nn, H: h, Seed: cfg.Seed, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, ReadyTimeout: cfg.ReadyTimeout, Logf: logf}
 	nem.Run(ctx, plan)
 	logf("schedule done after %v; healing everything", h.Now().Round(time.Second))
@@ -255,10 +290,16 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	// Recovery: the workload goes on against the healed cluster.
 	healedAt := h.Now()
 	hold(ctx, cfg.Recover)
+	if cfg.Workload.Publishers > 0 || cfg.Workload.StalledSubs > 0 {
+		for _, p := range w.ProbePubs() {
+			logf("probe /pub to %s: %s %s in %v, %d subscribers", p.Node, p.Outcome, p.Code, p.Latency().Round(time.Millisecond), p.Subscribers)
+		}
+	}
 	logf("stopping the workload")
 	w.StopProducers()
 	w.StopLin()
 	w.StopConsumers()
+	w.StopPublishers()
 
 	// Drain.
 	maxDelay := time.Duration(0)
@@ -269,13 +310,20 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	linQueues := linQueueNames(h.Lin)
 	linDrainErr := w.DrainLin(ctx, linQueues, 90*time.Second)
 	logf("drained (work: %v, lin: %v)", errOrOK(drainErr), errOrOK(linDrainErr))
+	psStats, psErrs := pubsubStats(ctx, c)
+	hostile.Stop()
 	abort()
 
 	// Checks.
 	rep.Checks = CheckAll(h, drainErr == nil)
 	logf("checking linearizability of %d lin queues", len(linQueues))
-	rep.Lin = CheckLinearizable(h.Lin, cfg.LinTimeout, cfg.OutDir)
+	rep.Lin = CheckLinearizable(h.Lin, cfg.LinTimeout, cfg.Workload.MGetCap, cfg.OutDir)
 	rep.Checks = append(rep.Checks, LinCheck(rep.Lin))
+	rep.Checks = append(rep.Checks, checkMGetCap(h, cfg.Workload.MGetCap))
+	rep.Checks = append(rep.Checks, checkPubLatency(h, rep.Faults, cfg.Workload.LatencyBound))
+	rep.Checks = append(rep.Checks, checkServed(h, rep.Faults, cfg.Workload.LatencyBound))
+	rep.Hostile = hostileReport(h, cfg.Workload, rep.Faults)
+	rep.Hostile.PubsubStats, rep.Hostile.PubsubStatsErrors = psStats, psErrs
 	rep.Checks = append(rep.Checks, checkConverge(ctx, c, append([]string{WorkQueue}, linQueues...)))
 	rep.Checks = append(rep.Checks, checkRecovery(h, heal, healedAt, drainErr, linDrainErr))
 	rep.Checks = append(rep.Checks, checkNoCrash(c.Nodes()))
@@ -340,7 +388,7 @@ func checkConverge(ctx context.Context, c *testkit.Cluster, queues []string) Che
 			if path == "/stats" {
 				v.Set("format", "json")
 			}
-			want, code, err := testkit.Call(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
+			want, code, err := l.Call(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
 			if err != nil || code != http.StatusOK {
 				ch.violation("%s%s?%s on the leader %s: %d %v", path, "", v.Encode(), l.ID, code, err)
 				continue
@@ -350,7 +398,7 @@ func checkConverge(ctx context.Context, c *testkit.Cluster, queues []string) Che
 				ch.Checked++
 				var got string
 				err := testkit.Poll(ctx, 30*time.Second, nd.ID+" converged", func(ctx context.Context) error {
-					body, code, err := testkit.Call(ctx, http.MethodGet, nd.QueueURL+path+"?"+v.Encode())
+					body, code, err := nd.Call(ctx, http.MethodGet, nd.QueueURL+path+"?"+v.Encode())
 					if err != nil {
 						return err
 					}
@@ -403,6 +451,29 @@ func checkRecovery(h *History, heal FaultEvent, healedAt time.Duration, drainErr
 		c.violation("%v", linDrainErr)
 	}
 	return c.done()
+}
+
+// pubsubStats asks every member for its pubsub /stats?format=json.
+func pubsubStats(ctx context.Context, c *testkit.Cluster) (map[string]map[string]int64, map[string]string) {
+	stats, errs := map[string]map[string]int64{}, map[string]string{}
+	for _, nd := range c.Members() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		body, code, err := nd.Call(sctx, http.MethodGet, nd.PubsubURL+"/stats?format=json")
+		cancel()
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("%d %s", code, strings.TrimSpace(body))
+		}
+		var st map[string]int64
+		if err == nil {
+			err = json.Unmarshal([]byte(body), &st)
+		}
+		if err != nil {
+			errs[nd.ID] = err.Error()
+			continue
+		}
+		stats[nd.ID] = st
+	}
+	return stats, errs
 }
 
 // nodeInfos lists every node of the run with its log.

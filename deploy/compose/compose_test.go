@@ -20,8 +20,9 @@ import (
 const scaleOutProfile = "scale-out"
 
 // Subcommands other than serve that a service may run. Their flags are not
-// checked (other issues own them); their addresses are.
-var toolCommands = []string{"gen", "ps_to_http", "analyze", "bench", "status"}
+// checked (other issues own them); their addresses are. certs is the
+// one-shot service that makes the TLS material and tokens.
+var toolCommands = []string{"gen", "ps_to_http", "analyze", "bench", "status", certsCommand}
 
 // The file loads, validates against the Compose Specification and passes
 // compose-go's consistency checks with no profile, with each profile and
@@ -207,7 +208,9 @@ func TestCompose_PublishedPorts(t *testing.T) {
 var readyzURLRE = regexp.MustCompile(`https?://([^/\s"']+)/readyz\b`)
 
 // A node is healthy when /readyz on its own queue port says so (a leader
-// is known and the node caught up), not merely when the process runs.
+// is known and the node caught up), not merely when the process runs. A
+// node with a certificate speaks HTTPS only, so the check asks over HTTPS
+// and trusts the node's own CA file.
 func TestCompose_NodeHealthchecks(t *testing.T) {
 	for _, n := range nodes(t, allProfiles(t)) {
 		hc := n.svc.HealthCheck
@@ -231,6 +234,14 @@ func TestCompose_NodeHealthchecks(t *testing.T) {
 		}
 		if want := strconv.Itoa(n.port(t, "queue-addr")); port != want {
 			t.Errorf("%s: healthcheck on port %s, but the queue port is %s", n.svc.Name, port, want)
+		}
+		if n.flags["tls-cert"] != "" {
+			if !strings.HasPrefix(m[0], "https://") {
+				t.Errorf("%s: healthcheck %s: the node has a certificate and speaks HTTPS only", n.svc.Name, m[0])
+			}
+			if ca := n.flags["tls-ca"]; ca == "" || !slices.Contains(argPairs(hc.Test, "--cacert"), ca) {
+				t.Errorf("%s: healthcheck %q does not trust the node's CA (--cacert %s)", n.svc.Name, hc.Test, ca)
+			}
 		}
 		if hc.StartPeriod == nil || time.Duration(*hc.StartPeriod) < 10*time.Second {
 			t.Errorf("%s: healthcheck start_period %v: a node waits for its peers before it has a leader", n.svc.Name, durationOrDefault(hc.StartPeriod))
@@ -405,8 +416,11 @@ func checkURL(t *testing.T, p *types.Project, s types.ServiceConfig, raw, scheme
 	}
 	if n, ok := nodeBy[target]; ok {
 		queue, pubsub := strconv.Itoa(n.port(t, "queue-addr")), strconv.Itoa(n.port(t, "pubsub-addr"))
-		if scheme != "http" {
-			t.Errorf("%s: %s: nodes speak http", s.Name, raw)
+		switch {
+		case n.flags["tls-cert"] == "" && scheme != "http":
+			t.Errorf("%s: %s: %s has no certificate and speaks http", s.Name, raw, target)
+		case n.flags["tls-cert"] != "" && scheme != "https":
+			t.Errorf("%s: %s: %s has a certificate and speaks https only", s.Name, raw, target)
 		}
 		first := "/" + strings.SplitN(strings.TrimPrefix(rest, "/"), "/", 2)[0]
 		first, _, _ = strings.Cut(first, "?")

@@ -2,8 +2,14 @@
 // root docker-compose.yml is loaded with the Compose Specification's own
 // loader (compose-go) and compared with the flags that a freshly built
 // `quorumq serve --help` prints, and deploy/Dockerfile is checked for the
-// things the compose file relies on. No Docker engine is needed: the tests
-// read files and run the binary, they never build or start an image.
+// things the compose file relies on. The secured setup is checked by
+// running the compose file's own scripts on this machine: the certs
+// service's, with the freshly built binary and a temporary directory for
+// each volume, and each tool's start script, with a stand-in quorumq that
+// shows the token it was given; the nodes' certificates, keys and tokens
+// are then the files those runs made. No Docker engine is needed: the
+// tests read files and run the binary and sh, they never build or start
+// an image.
 //
 // The package holds tests only; this file gives it a name and a home.
 package compose

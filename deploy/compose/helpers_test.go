@@ -526,3 +526,18 @@ func runCmd(bin string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// argPairs returns the values that follow flag in args, as "--flag value"
+// or "--flag=value".
+func argPairs(args []string, flag string) []string {
+	var out []string
+	for i, a := range args {
+		switch {
+		case a == flag && i+1 < len(args):
+			out = append(out, args[i+1])
+		case strings.HasPrefix(a, flag+"="):
+			out = append(out, strings.TrimPrefix(a, flag+"="))
+		}
+	}
+	return out
+}

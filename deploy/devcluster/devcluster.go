@@ -61,12 +61,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("base dir: %w", err)
 	}
 	out, errOut := &output{w: stdout}, &output{w: stderr}
+	var sec *testkit.Security
+	if cfg.Secure {
+		if sec, err = secure(cfg, plan); err != nil {
+			return err
+		}
+	}
 	printPlan(out, cfg, plan)
 
 	exits := make(chan *child, len(plan))
 	children := make([]*child, 0, len(plan))
 	for _, n := range plan {
-		c, err := startChild(nodeConfig(cfg.Binary, plan, n, cfg.ServeArgs), n, out, errOut, exits)
+		c, err := startChild(nodeConfig(cfg.Binary, plan, n, cfg.ServeArgs, sec), n, out, errOut, exits)
 		if err != nil {
 			stopAll(children, cfg.StopTimeout, out)
 			return err // it names the node
@@ -103,9 +109,29 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return errors.New("every node has exited")
 }
 
+// secure makes or reuses the cluster's security material and every
+// node's certificate (for 127.0.0.1 and localhost).
+func secure(cfg Config, plan []Node) (*testkit.Security, error) {
+	sec, err := testkit.OpenSecurity(cfg.CertsDir())
+	if err != nil {
+		return nil, fmt.Errorf("secure: %w", err)
+	}
+	for _, n := range plan {
+		if _, err := sec.NodeFiles(n.ID, host); err != nil {
+			return nil, fmt.Errorf("secure: %s: %w", n.ID, err)
+		}
+	}
+	return sec, nil
+}
+
 func printPlan(out *output, cfg Config, plan []Node) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "devcluster: starting %s (%s serve), data in %s\n", count(len(plan), "node"), cfg.Binary, cfg.BaseDir)
+	if cfg.Secure {
+		dir := cfg.CertsDir()
+		fmt.Fprintf(&b, "devcluster: secured: TLS with the CA %s/ca.pem, gossip key and admin token in %s; try\n", dir, dir)
+		fmt.Fprintf(&b, "devcluster:   curl --cacert %s/ca.pem -H \"Authorization: Bearer $(awk '$1 == \"admin\" {print $3}' %s/tokens)\" %s/put?data=hello\n", dir, dir, plan[0].QueueURL())
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tQUEUE\tPUBSUB\tRAFT\tGOSSIP\tDATA")
 	for _, n := range plan {

@@ -67,6 +67,10 @@ type Config struct {
 	// ReadyNotice is how often Run reports the nodes that are not ready
 	// yet; it must be positive.
 	ReadyNotice time.Duration
+	// Secure runs the cluster secured: a cluster CA, a certificate per
+	// node, a gossip key and an admin token in BaseDir/certs (made on the
+	// first secured run, reused after), HTTPS on every port.
+	Secure bool
 }
 
 // DefaultConfig returns the defaults: DefaultNodes nodes from
@@ -90,6 +94,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BasePort, "base-port", c.BasePort, "first port; node i uses base-port+10(i-1) to +3")
 	fs.StringVar(&c.Binary, "binary", c.Binary, "quorumq binary to run the nodes with (default: this one)")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "how long to wait for the nodes after SIGTERM before SIGKILL")
+	fs.BoolVar(&c.Secure, "secure", c.Secure, "run secured: TLS, mutual TLS between nodes, a gossip key and an admin token, all made in BASE-DIR/certs")
 }
 
 // ErrInvalid marks a Config that Validate refuses.
@@ -116,6 +121,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// CertsDir is where a secured cluster keeps its CA, certificates, gossip
+// key and tokens.
+func (c Config) CertsDir() string { return filepath.Join(c.BaseDir, "certs") }
 
 // resolved validates c and names the binary when c leaves it to this
 // executable.
@@ -150,13 +159,22 @@ type Node struct {
 	QueueAddr  string
 	RaftAddr   string
 	GossipAddr string
+	// Secure: the node serves HTTPS (Config.Secure).
+	Secure bool
 }
 
 // QueueURL is the base URL of the node's queue API.
-func (n Node) QueueURL() string { return "http://" + n.QueueAddr }
+func (n Node) QueueURL() string { return n.scheme() + n.QueueAddr }
 
 // PubsubURL is the base URL of the node's pubsub API.
-func (n Node) PubsubURL() string { return "http://" + n.PubsubAddr }
+func (n Node) PubsubURL() string { return n.scheme() + n.PubsubAddr }
+
+func (n Node) scheme() string {
+	if n.Secure {
+		return "https://"
+	}
+	return "http://"
+}
 
 // Plan returns the nodes cfg describes.
 func Plan(cfg Config) ([]Node, error) {
@@ -174,6 +192,7 @@ func (c Config) plan() []Node {
 		addr := func(off int) string { return net.JoinHostPort(host, strconv.Itoa(base+off)) }
 		id := fmt.Sprintf("node%d", i+1)
 		nodes[i] = Node{
+			Secure:     c.Secure,
 			Index:      i + 1,
 			ID:         id,
 			DataDir:    filepath.Join(c.BaseDir, id),
@@ -192,7 +211,7 @@ func (c Config) plan() []Node {
 // own included), so the command lines differ only in the node's own id,
 // directory and ports; the cluster's bootstrap rule makes the same command
 // line work for the first start and for every restart.
-func nodeConfig(binary string, plan []Node, n Node, extra []string) testkit.NodeConfig {
+func nodeConfig(binary string, plan []Node, n Node, extra []string, sec *testkit.Security) testkit.NodeConfig {
 	join := make([]string, len(plan))
 	for i, p := range plan {
 		join[i] = p.GossipAddr
@@ -200,7 +219,7 @@ func nodeConfig(binary string, plan []Node, n Node, extra []string) testkit.Node
 	return testkit.NodeConfig{
 		ID: n.ID, Binary: binary, DataDir: n.DataDir,
 		PubsubAddr: n.PubsubAddr, QueueAddr: n.QueueAddr, RaftAddr: n.RaftAddr, GossipAddr: n.GossipAddr,
-		Expect: len(plan), Join: join, ServeArgs: extra,
+		Expect: len(plan), Join: join, ServeArgs: extra, Security: sec,
 	}
 }
 

@@ -17,9 +17,9 @@ func TestPlan_PortsFollowTheDocumentedScheme(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Node{
-		{1, "node1", filepath.Join("/tmp/dc", "node1"), "127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"},
-		{2, "node2", filepath.Join("/tmp/dc", "node2"), "127.0.0.1:9010", "127.0.0.1:9011", "127.0.0.1:9012", "127.0.0.1:9013"},
-		{3, "node3", filepath.Join("/tmp/dc", "node3"), "127.0.0.1:9020", "127.0.0.1:9021", "127.0.0.1:9022", "127.0.0.1:9023"},
+		{1, "node1", filepath.Join("/tmp/dc", "node1"), "127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003", false},
+		{2, "node2", filepath.Join("/tmp/dc", "node2"), "127.0.0.1:9010", "127.0.0.1:9011", "127.0.0.1:9012", "127.0.0.1:9013", false},
+		{3, "node3", filepath.Join("/tmp/dc", "node3"), "127.0.0.1:9020", "127.0.0.1:9021", "127.0.0.1:9022", "127.0.0.1:9023", false},
 	}
 	if !slices.Equal(plan, want) {
 		t.Fatalf("plan:\n got  %+v\n want %+v", plan, want)
@@ -91,7 +91,7 @@ func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := nodeConfig("q", plan, plan[1], []string{"--log-level=debug", "--queue-addr=127.0.0.1:1"}).Args()
+	got := nodeConfig("q", plan, plan[1], []string{"--log-level=debug", "--queue-addr=127.0.0.1:1"}, nil).Args()
 	want := []string{
 		"serve",
 		"--node-id=node2",
@@ -109,7 +109,7 @@ func TestServeArgs_SameClusterFlagsOnEveryNode(t *testing.T) {
 		t.Fatalf("args:\n got  %q\n want %q", got, want)
 	}
 	one, _ := Plan(testConfig(Config{Nodes: 1, BaseDir: "d", BasePort: 7000, Binary: "q"}))
-	if got := nodeConfig("q", one, one[0], nil).Args(); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
+	if got := nodeConfig("q", one, one[0], nil, nil).Args(); !slices.Contains(got, "--bootstrap-expect=1") || !slices.Contains(got, "--join=127.0.0.1:7003") {
 		t.Fatalf("single node args: %q", got)
 	}
 }

@@ -13,7 +13,9 @@
 // (--min-line-length=0 matters: ps_to_http drops lines shorter than 3
 // bytes by default, as the original did, which would lose 0 to 99.)
 //
-// Flags: --pubsub-url, --topic, --delay, --count (0: forever), --start.
+// Flags: --pubsub-url, --topic, --delay, --count (0: forever), --start,
+// and for a secured cluster --token and --tls-ca (or QUORUMQ_TOKEN and
+// QUORUMQ_TLS_CA).
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 func main() {
@@ -35,11 +38,17 @@ func main() {
 	delay := flag.Duration("delay", 0, "pause between messages")
 	count := flag.Int("count", 0, "messages to publish (0: until interrupted)")
 	from := flag.Int("start", 0, "first number")
+	opts := client.DefaultOptions()
+	client.RegisterSecurityFlags(flag.CommandLine, &opts.Token, &opts.TLS)
 	flag.Parse()
+	// --token and --tls-ca fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.
+	if err := cli.ApplySharedEnv(flag.CommandLine); err != nil {
+		fatal(err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ps, err := client.NewPubsub([]string{*pubsubURL}, nil)
+	ps, err := client.NewPubsub([]string{*pubsubURL}, &opts)
 	if err != nil {
 		fatal(err)
 	}

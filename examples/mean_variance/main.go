@@ -29,18 +29,22 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
 )
 
 func main() {
-	var queueURLs client.AddrList
-	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
-	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = []string{"http://127.0.0.1:9001"}
+	cfg.Concurrency = 4
+	cfg.RegisterFlags(flag.CommandLine) // --queue-url, --queue, --concurrency, --token, --tls-ca
 	every := flag.Int64("every", 100, "print the estimate every this many samples")
-	concurrency := flag.Int("concurrency", 4, "messages processed at once")
 	flag.Parse()
+	// --token and --tls-ca fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.
+	if err := cli.ApplySharedEnv(flag.CommandLine); err != nil {
+		fatal(err)
+	}
 
 	var (
 		mu sync.Mutex
@@ -52,9 +56,6 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := reader.DefaultConfig()
-	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
-	cfg.Queue = *queue
 	cfg.Tasks = map[string]reader.Task{
 		"moments": func(ctx context.Context, msg *reader.Message) error {
 			mu.Lock()
@@ -83,7 +84,6 @@ func main() {
 	// A message that is not a number is not worth 5 tries.
 	cfg.MaxTries = 1
 	cfg.RequeueDelay = time.Second
-	cfg.Concurrency = *concurrency
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := reader.New(cfg)
 	if err != nil {

@@ -39,28 +39,30 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/reader"
 )
 
 func main() {
-	var queueURLs client.AddrList
-	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
-	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = []string{"http://127.0.0.1:9001"}
+	cfg.MaxTries = 3
+	cfg.RequeueDelay = 2 * time.Second
+	cfg.RegisterFlags(flag.CommandLine) // --queue-url, --queue, --concurrency, --token, --tls-ca
+	flag.IntVar(&cfg.MaxTries, "max-tries", cfg.MaxTries, "attempts per message")
+	flag.DurationVar(&cfg.RequeueDelay, "requeue-delay", cfg.RequeueDelay, "retry delay per try")
 	failRate := flag.Float64("fail-rate", 0.1, "probability that the task flaky fails on an attempt")
 	lo := flag.Float64("min", math.Inf(-1), "process only numbers above this")
 	hi := flag.Float64("max", math.Inf(1), "process only numbers below this")
 	sample := flag.Float64("sample", 1, "fraction of the stream to process")
-	maxTries := flag.Int("max-tries", 3, "attempts per message")
-	requeueDelay := flag.Duration("requeue-delay", 2*time.Second, "retry delay per try")
-	concurrency := flag.Int("concurrency", 1, "messages processed at once")
 	flag.Parse()
+	// --token and --tls-ca fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.
+	if err := cli.ApplySharedEnv(flag.CommandLine); err != nil {
+		fatal(err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := reader.DefaultConfig()
-	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
-	cfg.Queue = *queue
 	cfg.Tasks = map[string]reader.Task{
 		"print": func(ctx context.Context, m *reader.Message) error {
 			fmt.Printf("number %+.4f (attempt %d)\n", m.Data.(float64), m.Attempts)
@@ -68,7 +70,7 @@ func main() {
 		},
 		"flaky": func(ctx context.Context, m *reader.Message) error {
 			if rand.Float64() < *failRate {
-				fmt.Printf("flaky fails on %+.4f (attempt %d of %d)\n", m.Data.(float64), m.Attempts, *maxTries)
+				fmt.Printf("flaky fails on %+.4f (attempt %d of %d)\n", m.Data.(float64), m.Attempts, cfg.MaxTries)
 				return errors.New("failing on purpose")
 			}
 			return nil
@@ -88,9 +90,6 @@ func main() {
 	cfg.GiveUp = func(ctx context.Context, m *reader.Message) {
 		fmt.Printf("giving up on %s after %d attempts: %v\n", m.Body, m.Attempts, m.Err)
 	}
-	cfg.MaxTries = *maxTries
-	cfg.RequeueDelay = *requeueDelay
-	cfg.Concurrency = *concurrency
 	cfg.BackoffStep = -1 // the failures here are random, not a sick dependency
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := reader.New(cfg)

@@ -13,7 +13,9 @@
 // node reaches the subscribers of every node.
 //
 // Flags: --pubsub-url (repeatable or comma-separated), --topic, --mean,
-// --variance, --delay, --count (0: forever), --seed, --quiet.
+// --variance, --delay, --count (0: forever), --seed, --quiet, and for a
+// secured cluster --token and --tls-ca (or QUORUMQ_TOKEN and
+// QUORUMQ_TLS_CA).
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 )
 
 func main() {
@@ -41,7 +44,13 @@ func main() {
 	count := flag.Int("count", 0, "messages to publish (0: until interrupted)")
 	seed := flag.Uint64("seed", 0, "random seed (0: random)")
 	quiet := flag.Bool("quiet", false, "do not print every message")
+	opts := client.DefaultOptions()
+	client.RegisterSecurityFlags(flag.CommandLine, &opts.Token, &opts.TLS)
 	flag.Parse()
+	// --token and --tls-ca fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.
+	if err := cli.ApplySharedEnv(flag.CommandLine); err != nil {
+		fatal(err)
+	}
 	if *variance < 0 {
 		fatal(fmt.Errorf("--variance=%v: must be >= 0", *variance))
 	}
@@ -56,7 +65,7 @@ func main() {
 	defer stop()
 	var pubs []*client.Pubsub
 	for _, u := range urls.Or("http://127.0.0.1:9000") {
-		ps, err := client.NewPubsub([]string{u}, nil)
+		ps, err := client.NewPubsub([]string{u}, &opts)
 		if err != nil {
 			fatal(err)
 		}

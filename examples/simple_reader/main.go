@@ -22,7 +22,9 @@
 //
 // Flags: --queue-url (repeatable or comma-separated; more nodes are
 // discovered), --queue, --pubsub-url, --pub-topic ("" to not republish),
-// --hello=false, --concurrency, --log-level.
+// --hello=false, --concurrency, --log-level, and for a secured cluster
+// --token and --tls-ca (or QUORUMQ_TOKEN and QUORUMQ_TLS_CA), used for
+// the pubsub too.
 package main
 
 import (
@@ -37,28 +39,36 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/reader"
 )
 
 func main() {
-	var queueURLs client.AddrList
-	flag.Var(&queueURLs, "queue-url", "queue port URL of a node (repeatable; default http://127.0.0.1:9001)")
-	queue := flag.String("queue", "", "queue to read (default: the queue named default)")
+	cfg := reader.DefaultConfig()
+	cfg.Addrs = []string{"http://127.0.0.1:9001"}
+	cfg.RequeueDelay = 5 * time.Second
+	cfg.RegisterFlags(flag.CommandLine) // --queue-url, --queue, --concurrency, --token, --tls-ca
 	pubsubURL := flag.String("pubsub-url", "http://127.0.0.1:9000", "pubsub port URL")
 	pubTopic := flag.String("pub-topic", "printed", "topic every message is published on again (\"\": none)")
 	hello := flag.Bool("hello", true, `publish {"msg": "H3110!"} on the pubsub's default topic at start`)
-	concurrency := flag.Int("concurrency", 1, "messages processed at once")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
+	// --token and --tls-ca fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.
+	if err := cli.ApplySharedEnv(flag.CommandLine); err != nil {
+		fatal(err)
+	}
 	log := newLogger(*logLevel)
+	cfg.Logger = log
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ps, err := client.NewPubsub([]string{*pubsubURL}, nil)
+	psOpts := client.DefaultOptions()
+	psOpts.Token, psOpts.TLS = cfg.Token, cfg.TLS
+	ps, err := client.NewPubsub([]string{*pubsubURL}, &psOpts)
 	if err != nil {
 		fatal(err)
 	}
-	tasks := map[string]reader.Task{
+	cfg.Tasks = map[string]reader.Task{
 		// The printing task: print the message as it came.
 		"print": func(ctx context.Context, m *reader.Message) error {
 			fmt.Printf("%s\n", bytes.TrimRight(m.Body, "\n"))
@@ -68,19 +78,12 @@ func main() {
 	if *pubTopic != "" {
 		// The publishing task: pubsub splits on newlines, so a message
 		// is published as one line.
-		tasks["pub"] = func(ctx context.Context, m *reader.Message) error {
+		cfg.Tasks["pub"] = func(ctx context.Context, m *reader.Message) error {
 			line := bytes.ReplaceAll(bytes.TrimRight(m.Body, "\r\n"), []byte("\n"), []byte(" "))
 			_, err := ps.Pub(ctx, *pubTopic, [][]byte{line})
 			return err
 		}
 	}
-	cfg := reader.DefaultConfig()
-	cfg.Addrs = queueURLs.Or("http://127.0.0.1:9001")
-	cfg.Queue = *queue
-	cfg.Tasks = tasks
-	cfg.Concurrency = *concurrency
-	cfg.RequeueDelay = 5 * time.Second
-	cfg.Logger = log
 	r, err := reader.New(cfg)
 	if err != nil {
 		fatal(err)

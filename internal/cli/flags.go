@@ -17,8 +17,9 @@ import (
 // --name=value and --name value, then fills every flag not given on the
 // command line from the environment variable envPrefix + its name,
 // upper-cased with dashes as underscores (--max-depth with prefix
-// "QUORUMQ_": QUORUMQ_MAX_DEPTH). An empty envPrefix reads no environment.
-// Stray arguments are an error.
+// "QUORUMQ_": QUORUMQ_MAX_DEPTH), and last the flags that have a shared
+// variable (--token, --tls-ca) from it (see ApplySharedEnv). An empty
+// envPrefix reads no environment. Stray arguments are an error.
 func Parse(fs *flag.FlagSet, args []string, stderr io.Writer, envPrefix string) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(normalizeArgs(args)); err != nil {
@@ -40,11 +41,22 @@ func Parse(fs *flag.FlagSet, args []string, stderr io.Writer, envPrefix string) 
 		env := EnvName(envPrefix, f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", env, v, e)
+				err = fmt.Errorf("%s=%q: %v", env, shownValue(f.Name, v), e)
 			}
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return ApplySharedEnv(fs)
+}
+
+// shownValue is v as an error message may show it: never a token.
+func shownValue(name, v string) string {
+	if name == "token" {
+		return "REDACTED"
+	}
+	return v
 }
 
 // EnvName is the environment variable that sets flag name under prefix.

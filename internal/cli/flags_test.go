@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +83,65 @@ func TestMark_KeepsTheMessageAndMatchesBothErrors(t *testing.T) {
 	}
 	if Mark(nil, kind) != nil {
 		t.Fatal("Mark(nil) is not nil")
+	}
+}
+
+// TestParse_SharedVariables: --token and --tls-ca come from the command
+// line first, then the program's own variable, then QUORUMQ_TOKEN and
+// QUORUMQ_TLS_CA; other flags never read a shared variable.
+func TestParse_SharedVariables(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		token, ca string
+	}{
+		{name: "nothing"},
+		{name: "shared", env: map[string]string{EnvToken: "shared", EnvTLSCA: "ca.pem"}, token: "shared", ca: "ca.pem"},
+		{name: "own variable beats shared", env: map[string]string{EnvToken: "shared", "QUORUMQ_T_TOKEN": "own"}, token: "own"},
+		{name: "flag beats both", args: []string{"--token=flag"}, env: map[string]string{EnvToken: "shared", "QUORUMQ_T_TOKEN": "own"}, token: "flag"},
+		{name: "empty shared is unset", env: map[string]string{EnvToken: ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{EnvToken, EnvTLSCA, "QUORUMQ_T_TOKEN", "QUORUMQ_T_TLS_CA"} {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			token := fs.String("token", "", "")
+			ca := fs.String("tls-ca", "", "")
+			other := fs.String("queue", "", "")
+			if err := Parse(fs, tc.args, io.Discard, "QUORUMQ_T_"); err != nil {
+				t.Fatal(err)
+			}
+			if *token != tc.token || *ca != tc.ca || *other != "" {
+				t.Fatalf("token %q tls-ca %q queue %q, want %q %q", *token, *ca, *other, tc.token, tc.ca)
+			}
+		})
+	}
+}
+
+// TestParse_BadTokenVariableIsNotShown: an error about a token variable
+// does not repeat its value.
+func TestParse_BadTokenVariableIsNotShown(t *testing.T) {
+	t.Setenv("QUORUMQ_T_TOKEN", "s3cret")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Func("token", "", func(string) error { return errors.New("refused") })
+	err := Parse(fs, nil, io.Discard, "QUORUMQ_T_")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error %v", err)
+	}
+	t.Setenv("QUORUMQ_T_TOKEN", "")
+	os.Unsetenv("QUORUMQ_T_TOKEN")
+	t.Setenv(EnvToken, "s3cret")
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Func("token", "", func(string) error { return errors.New("refused") })
+	err = Parse(fs, nil, io.Discard, "QUORUMQ_T_")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -21,8 +21,7 @@ import (
 func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Options, queueAddr string) (http.Handler, error) {
 	node := s.node
 	var err error
-	hubOpts := pubsub.DefaultOptions()
-	hubOpts.MaxPendingBytes = cfg.MaxPendingBytes
+	hubOpts := cfg.Hub
 	hubOpts.Logger = cfg.Logger
 	hubOpts.OnChange = node.Subscribers().Changed
 	s.hub, err = pubsub.NewHub(hubOpts)
@@ -30,17 +29,10 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Op
 		return nil, err
 	}
 	node.Subscribers().SetSource(s.hub.TopicCounts)
-	s.fanout, err = pubsub.NewFanout(pubsub.FanoutOptions{
-		Self:       node.ID(),
-		Hub:        s.hub,
-		Directory:  peerDirectory{node.Subscribers()},
-		Peer:       s.peer,
-		Timeout:    cfg.FanoutTimeout,
-		QueueLen:   cfg.FanoutQueue,
-		Registerer: reg,
-		Logger:     cfg.Logger,
-	})
-	if err != nil {
+	fo := cfg.Fanout
+	fo.Self, fo.Hub, fo.Directory, fo.Peer = node.ID(), s.hub, peerDirectory{node.Subscribers()}, s.peer
+	fo.Registerer, fo.Logger = reg, cfg.Logger
+	if s.fanout, err = pubsub.NewFanout(fo); err != nil {
 		return nil, err
 	}
 	if err := registerAll(reg, append(node.Subscribers().Collectors(), pubsub.NewHubCollector(s.hub))); err != nil {
@@ -48,23 +40,17 @@ func (s *Server) newPubsub(cfg Config, reg *prometheus.Registry, opts httpapi.Op
 	}
 	opts.Hub = s.hub
 	opts.Fanout = s.fanout
-	opts.FanoutTimeout = cfg.FanoutTimeout
+	opts.FanoutTimeout = fo.Timeout
 	opts.Clients = s.fanout.Clients
 	opts.Peer = &httpapi.PubsubPeer{Deliver: s.hub.Deliver, SubscriberSet: node.Subscribers().Local}
-	if len(cfg.Routes) > 0 {
-		s.router, err = pubsub.NewRouter(pubsub.RouterOptions{
-			Routes:     cfg.Routes,
-			QueueAddr:  queueAddr,
-			NodeID:     node.ID(),
-			Timeout:    cfg.ForwardTimeout + pubsub.DefaultRouteTimeout/2,
-			Registerer: reg,
-			Logger:     cfg.Logger,
-		})
-		if err != nil {
+	if ro := cfg.Router; len(ro.Routes) > 0 {
+		ro.QueueAddr, ro.NodeID, ro.Registerer, ro.Logger = queueAddr, node.ID(), reg, cfg.Logger
+		ro.Timeout = max(ro.Timeout, cfg.HTTP.ForwardTimeout+pubsub.DefaultRouteTimeout/2)
+		if s.router, err = pubsub.NewRouter(ro); err != nil {
 			return nil, err
 		}
 		opts.Route = s.router.Enqueue
-		s.log.Info("pubsub routes", "routes", fmt.Sprint(cfg.Routes))
+		s.log.Info("pubsub routes", "routes", fmt.Sprint(ro.Routes))
 	}
 	h, err := httpapi.NewPubsubHandler(opts)
 	if err != nil {

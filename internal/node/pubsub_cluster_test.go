@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bufio"
@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
-	"github.com/quorumq/quorumq/internal/testlog"
-	"github.com/quorumq/quorumq/internal/testport"
+	"github.com/quorumq/quorumq/internal/node"
+	"github.com/quorumq/quorumq/internal/node/nodetest"
 	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/pubsub"
 )
@@ -25,37 +25,22 @@ import (
 // gossiped subscriber sets, the fan-out over /internal/deliver, the
 // cluster-wide /clients and route mode.
 
-// clusterConfigs returns the configs of n nodes that join each other.
-func clusterConfigs(t *testing.T, n int) []Config {
-	cfgs := make([]Config, n)
-	var seeds []string
+// clusterConfigs returns the configs of n nodes that join each other,
+// with a short fan-out timeout.
+func clusterConfigs(t *testing.T, n int) []node.Config {
+	cfgs := nodetest.ClusterConfigs(t, n)
 	for i := range cfgs {
-		gossip := fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t))
-		seeds = append(seeds, gossip)
-		cfgs[i] = Config{
-			NodeID:          fmt.Sprintf("n%d", i+1),
-			DataDir:         t.TempDir(),
-			QueueAddr:       "127.0.0.1:0",
-			PubsubAddr:      "127.0.0.1:0",
-			RaftAddr:        fmt.Sprintf("127.0.0.1:%d", testport.Reserve(t)),
-			GossipAddr:      gossip,
-			BootstrapExpect: n,
-			FanoutTimeout:   500 * time.Millisecond,
-			Logger:          testlog.New(t),
-		}
-	}
-	for i := range cfgs {
-		cfgs[i].Join = slices.Clone(seeds)
+		cfgs[i].Fanout.Timeout = 500 * time.Millisecond
 	}
 	return cfgs
 }
 
 // mustStart starts a node and stops it when the test ends (once).
-func mustStart(t *testing.T, cfg Config) (*Server, func()) {
+func mustStart(t *testing.T, cfg node.Config) (*node.Server, func()) {
 	t.Helper()
-	s, err := Start(cfg)
+	s, err := node.Start(cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v", cfg.NodeID, err)
+		t.Fatalf("start %s: %v", cfg.Cluster.NodeID, err)
 	}
 	var once sync.Once
 	stop := func() {
@@ -63,7 +48,7 @@ func mustStart(t *testing.T, cfg Config) (*Server, func()) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			if err := s.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown %s: %v", cfg.NodeID, err)
+				t.Errorf("shutdown %s: %v", cfg.Cluster.NodeID, err)
 			}
 		})
 	}
@@ -167,7 +152,7 @@ func (s *lineSub) expectNothing(t *testing.T, d time.Duration) {
 }
 
 // subscriberIDs returns the nodes s's gossip says have subscribers of topic.
-func subscriberIDs(s *Server, topic string) []string {
+func subscriberIDs(s *node.Server, topic string) []string {
 	var ids []string
 	for _, p := range s.Node().Subscribers().WithTopic(topic) {
 		ids = append(ids, p.ID)
@@ -202,7 +187,7 @@ func Test_Pubsub_Cluster(t *testing.T) {
 		blocked bool
 		release = make(chan struct{})
 	)
-	cfgs[2].wrapPubsub = func(h http.Handler) http.Handler {
+	node.WrapPubsub(&cfgs[2], func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			blockMu.Lock()
 			b := blocked
@@ -213,14 +198,14 @@ func Test_Pubsub_Cluster(t *testing.T) {
 			}
 			h.ServeHTTP(w, r)
 		})
-	}
+	})
 	n1, _ := mustStart(t, cfgs[0])
 	n2, stop2 := mustStart(t, cfgs[1])
 	n3, _ := mustStart(t, cfgs[2])
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the servers stop (cleanups run last first)
-	nodes := []*Server{n1, n2, n3}
+	nodes := []*node.Server{n1, n2, n3}
 	testwait.For(t, 20*time.Second, "every node sees the two others", func() bool {
 		for _, n := range nodes {
 			if len(n.Node().Subscribers().Peers()) != 2 {
@@ -362,14 +347,14 @@ func Test_Pubsub_Cluster(t *testing.T) {
 func Test_Pubsub_RouteMode(t *testing.T) {
 	cfgs := clusterConfigs(t, 2)
 	for i := range cfgs {
-		cfgs[i].Routes = []pubsub.Route{{Topic: "t", Queue: "q"}}
-		cfgs[i].MaxMsgSize = 64
-		cfgs[i].MaxDepth = 4
+		cfgs[i].Router.Routes = []pubsub.Route{{Topic: "t", Queue: "q"}}
+		cfgs[i].HTTP.MaxMsgSize = 64
+		cfgs[i].HTTP.Limits.MaxDepth = 4
 	}
 	n1, _ := mustStart(t, cfgs[0])
 	n2, _ := mustStart(t, cfgs[1])
 	testwait.For(t, 30*time.Second, "both nodes ready", func() bool {
-		for _, n := range []*Server{n1, n2} {
+		for _, n := range []*node.Server{n1, n2} {
 			if code, _ := call(t, http.MethodGet, n.QueueAddr, "/readyz", ""); code != http.StatusOK {
 				return false
 			}

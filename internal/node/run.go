@@ -2,13 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"time"
 )
 
 // Signals are what the process hands the running node: Stop for SIGINT
-// and SIGTERM, Reopen for SIGHUP (log rotation).
+// and SIGTERM, Reopen for SIGHUP (Server.Reload).
 type Signals struct {
 	Stop   <-chan os.Signal
 	Reopen <-chan os.Signal
@@ -16,16 +16,17 @@ type Signals struct {
 
 // Run starts the node and serves until a stop signal, a completed leave
 // (POST /cluster/leave) or a fatal serving error, then shuts down within
-// shutdownTimeout. It returns nil after a clean stop. The caller registers
-// the signals before calling Run, so one sent during start-up is not lost.
-func Run(cfg Config, sigs Signals, shutdownTimeout time.Duration) error {
+// cfg.ShutdownTimeout. It returns nil after a clean stop. The caller
+// registers the signals before calling Run, so one sent during start-up is
+// not lost.
+func Run(cfg Config, sigs Signals) error {
 	srv, err := Start(cfg)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	log := srv.log
 	shutdown := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			return fmt.Errorf("shutdown: %w", err)
@@ -35,11 +36,16 @@ func Run(cfg Config, sigs Signals, shutdownTimeout time.Duration) error {
 	for {
 		select {
 		case <-sigs.Reopen:
-			if err := srv.ReopenLogs(); err != nil {
+			err := srv.Reload()
+			if errors.Is(err, ErrReopen) {
 				shutdown()
-				return fmt.Errorf("reopen overflow log: %w", err)
+				return err
 			}
-			log.Info("reopened overflow log", "path", srv.cfg.OverflowLog)
+			if err != nil {
+				log.Error("reload: kept what could not be reloaded", "err", err)
+			} else {
+				log.Info("reloaded", "tls", srv.tls != nil, "gossip_keys", srv.cfg.GossipKeyFile != "", "overflow_log", srv.cfg.OverflowLog)
+			}
 		case sig := <-sigs.Stop:
 			log.Info("shutting down", "signal", sig.String())
 			return shutdown()

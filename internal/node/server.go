@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,115 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/cluster"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
+	"github.com/quorumq/quorumq/internal/auth"
+	"github.com/quorumq/quorumq/internal/certs"
 	"github.com/quorumq/quorumq/internal/peer"
 	"github.com/quorumq/quorumq/pubsub"
 )
-
-// Config is everything `quorumq serve` takes. The zero value of a field means
-// the default documented on it; Defaults fills them in.
-type Config struct {
-	NodeID          string // default: generated and persisted in DataDir
-	DataDir         string // default ./quorumq-data
-	QueueAddr       string // default 0.0.0.0:8081
-	PubsubAddr      string // default 0.0.0.0:8080
-	RaftAddr        string // default 0.0.0.0:8300
-	GossipAddr      string // default 0.0.0.0:7946
-	Advertise       string // default: bind host, or the first non-loopback address when binding 0.0.0.0
-	Join            []string
-	BootstrapExpect int           // default 1
-	ForwardTimeout  time.Duration // default 5s
-
-	MaxMsgSize     int64 // default 256 KiB
-	MaxBodySize    int64 // default 5 MiB
-	MaxDepth       int64
-	MaxBytes       int64
-	OverflowPolicy fsm.OverflowPolicy
-	OverflowLog    string
-	MaxMGet        int
-	MGetSep        string // default "\n"
-	MPutSep        string // default "\n"
-
-	// MaxPendingBytes is how much unsent output a pubsub subscriber may
-	// have before it is kicked. Default 50 MiB.
-	MaxPendingBytes int64
-	// FanoutTimeout bounds how long a publish waits for the other nodes'
-	// answers, and how long one delivery to another node may take,
-	// queueing included, before it counts as failed (--fanout-timeout).
-	// Default 1s.
-	FanoutTimeout time.Duration
-	// FanoutQueue bounds the publishes waiting to be sent to one other
-	// node; more count as failed (--fanout-queue). Default 1024.
-	FanoutQueue int
-	// Routes: every message published on Route.Topic on this node (with
-	// /pub) is also enqueued into Route.Queue through raft before the
-	// publish is answered (--route=TOPIC:QUEUE, repeatable; parse with
-	// pubsub.ParseRoute).
-	Routes []pubsub.Route
-
-	// Raft tuning; zero keeps the cluster package's defaults.
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
-	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
-	SnapshotThreshold  uint64
-	SnapshotInterval   time.Duration
-	TrailingLogs       uint64
-	MaxAppendEntries   int
-	PendingEntries     int // cluster.Options.MaxPendingApplies
-
-	// DebugAddr, when set, serves Go's profiler (net/http/pprof under
-	// /debug/pprof/) on its own listener (--debug-addr). It is off by
-	// default: bind it to loopback, it exposes internals.
-	DebugAddr string
-
-	Logger *slog.Logger
-
-	// wrapPubsub, in tests, wraps the pubsub port's handler.
-	wrapPubsub func(http.Handler) http.Handler
-}
-
-// Defaults fills unset fields with their documented defaults.
-func (c *Config) Defaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&c.DataDir, "./quorumq-data")
-	def(&c.QueueAddr, "0.0.0.0:8081")
-	def(&c.PubsubAddr, "0.0.0.0:8080")
-	def(&c.RaftAddr, "0.0.0.0:8300")
-	def(&c.GossipAddr, "0.0.0.0:7946")
-	def(&c.MGetSep, "\n")
-	def(&c.MPutSep, "\n")
-	if c.BootstrapExpect == 0 {
-		c.BootstrapExpect = 1
-	}
-	if c.ForwardTimeout == 0 {
-		c.ForwardTimeout = 5 * time.Second
-	}
-	if c.MaxMsgSize == 0 {
-		c.MaxMsgSize = 256 << 10
-	}
-	if c.MaxBodySize == 0 {
-		c.MaxBodySize = 5 << 20
-	}
-	if c.MaxPendingBytes == 0 {
-		c.MaxPendingBytes = pubsub.DefaultMaxPendingBytes
-	}
-	if c.FanoutTimeout == 0 {
-		c.FanoutTimeout = pubsub.DefaultDeliverTimeout
-	}
-	if c.FanoutQueue == 0 {
-		c.FanoutQueue = pubsub.DefaultPeerQueue
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
 
 // drainGrace is how long in-flight requests get before their contexts are cancelled at shutdown.
 const drainGrace = time.Second
@@ -145,11 +46,20 @@ type Server struct {
 	// stopRequests cancels the context of every request still running when
 	// the drain grace period ends, so idle long-polls do not hold shutdown.
 	stopRequests context.CancelFunc
+	// queueHandler is the queue port's handler, whose handover
+	// confirmations Shutdown drains.
+	queueHandler http.Handler
 	requestCtx   context.Context
 	// left is closed once this node has left the cluster for good
 	// (POST /cluster/leave); the process should then shut down.
 	left     chan struct{}
 	leftOnce sync.Once
+
+	// tls and gossipKeys are the loaded TLS material and gossip keys (nil
+	// in open mode); Reload reads their files again.
+	tls        *certs.Material
+	gossipKeys [][]byte
+	tokens     *auth.Store // nil: no tokens needed
 
 	// QueueAddr and PubsubAddr are the bound listen addresses (useful with port 0).
 	QueueAddr, PubsubAddr string
@@ -158,10 +68,12 @@ type Server struct {
 // Start opens the node and starts serving. It returns once the ports are
 // listening; the raft node may still be electing a leader.
 func Start(cfg Config) (*Server, error) {
-	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), errc: make(chan error, 2), left: make(chan struct{})}
 	s.requestCtx, s.stopRequests = context.WithCancel(context.Background())
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Cluster.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	// Listen first so that a taken port fails start-up before raft opens.
@@ -175,122 +87,110 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("pubsub port: %w", err)
 	}
 	s.QueueAddr, s.PubsubAddr = queueLn.Addr().String(), pubsubLn.Addr().String()
-	closeListeners := func() { queueLn.Close(); pubsubLn.Close() }
-
-	host, err := AdvertiseHost(cfg.Advertise, cfg.RaftAddr)
-	if err != nil {
-		closeListeners()
+	// Whatever start-up opened is closed again if a later step fails.
+	var undo []func()
+	fail := func(err error) (*Server, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 		return nil, err
+	}
+	undo = append(undo, func() { queueLn.Close(); pubsubLn.Close() })
+	if err := s.loadSecrets(); err != nil {
+		return fail(err)
+	}
+	if s.tls != nil {
+		// The ports' listeners get TLS in servePort, above the cap.
+		cfg.Peer.TLS = s.tls.ClientConfig()
+		cfg.Router.TLS = s.tls.ClientConfig()
+		cfg.HTTP.PeerTLS = s.tls.ClientConfig()
+		cfg.Cluster.TLS = s.tls
+	}
+	cfg.Cluster.GossipKeys = s.gossipKeys
+	s.warnIfOpen()
+
+	host, err := AdvertiseHost(cfg.Advertise, cfg.Cluster.RaftBind)
+	if err != nil {
+		return fail(err)
 	}
 	// One pool for every node-to-node request: status, subscriber sets,
 	// deliveries, client listings.
-	if s.peer, err = peer.New(peer.DefaultOptions()); err != nil {
-		closeListeners()
-		return nil, err
+	if s.peer, err = peer.New(cfg.Peer); err != nil {
+		return fail(err)
 	}
+	undo = append(undo, s.peer.CloseIdleConnections)
 	f := fsm.New()
-	copts := clusterOptions(cfg, f, host, s.QueueAddr, s.PubsubAddr)
-	copts.Peer = s.peer
+	copts := cfg.Cluster
+	copts.FSM, copts.Peer, copts.Logger = f, s.peer, cfg.Logger
+	copts.RaftAdvertise = withHost(host, copts.RaftBind)
+	copts.GossipAdvertise = withHost(host, copts.GossipBind)
+	copts.QueueAddr = withHost(host, s.QueueAddr)
+	copts.PubsubAddr = withHost(host, s.PubsubAddr)
 	node, err := cluster.Open(context.Background(), copts)
 	if err != nil {
-		closeListeners()
-		return nil, err
+		return fail(err)
 	}
 	s.node = node
+	undo = append(undo, func() { node.Shutdown(context.Background()) })
 
 	if cfg.OverflowLog != "" {
 		if s.overflow, err = httpapi.OpenOverflowLog(cfg.OverflowLog); err != nil {
-			closeListeners()
-			node.Shutdown(context.Background())
-			return nil, err
+			return fail(err)
 		}
+		undo = append(undo, func() { s.overflow.Close() })
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(node.Collectors()...)
+	conns := newConnMetrics(reg)
+	registerUsage(reg, f, cfg.HTTP.MaxQueuedBytes)
 
 	// One set of options for both ports; the pubsub port adds its own.
-	opts := httpapi.DefaultOptions()
+	opts := cfg.HTTP
 	opts.Queue = queueBackend{FSM: f, Node: node}
 	opts.Cluster = leavingNode{Node: node, s: s}
 	opts.Gatherer = reg
 	opts.Registerer = reg
 	opts.Logger = cfg.Logger
-	opts.MaxMsgSize = cfg.MaxMsgSize
-	opts.MaxBodySize = cfg.MaxBodySize
-	opts.MaxMGet = cfg.MaxMGet
-	opts.MGetSep = cfg.MGetSep
-	opts.MPutSep = cfg.MPutSep
-	opts.Limits = fsm.Limits{MaxDepth: cfg.MaxDepth, MaxBytes: cfg.MaxBytes, Policy: cfg.OverflowPolicy}
 	opts.Overflow = s.overflow
-	opts.ForwardTimeout = cfg.ForwardTimeout
+	if s.tokens != nil {
+		opts.Auth = s.tokens
+	}
+	opts.InternalAuth = s.internalAuth()
+	if s.tls != nil {
+		opts.NodeID = func(r *http.Request) (string, bool) {
+			id, err := certs.PeerNodeID(r.TLS)
+			return id, err == nil
+		}
+	}
 	queueHandler, err := httpapi.NewQueueHandler(opts)
 	if err != nil {
-		closeListeners()
-		node.Shutdown(context.Background())
-		return nil, err
+		return fail(err)
 	}
+	s.queueHandler = queueHandler
+	undo = append(undo, s.closePubsub)
 	pubsubHandler, err := s.newPubsub(cfg, reg, opts, withHost(host, s.QueueAddr))
 	if err != nil {
-		closeListeners()
-		s.closePubsub()
-		node.Shutdown(context.Background())
-		return nil, err
+		return fail(err)
 	}
 	if cfg.DebugAddr != "" {
 		debugLn, err := net.Listen("tcp", cfg.DebugAddr)
 		if err != nil {
-			closeListeners()
-			s.closePubsub()
-			node.Shutdown(context.Background())
-			return nil, fmt.Errorf("debug port: %w", err)
+			return fail(fmt.Errorf("debug port: %w", err))
 		}
 		s.serve(debugLn, debugHandler())
 		s.log.Info("profiler listening", "debug_addr", debugLn.Addr().String())
 	}
-	s.serve(queueLn, queueHandler)
-	s.serve(pubsubLn, pubsubHandler)
-	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.RaftAddr, "data_dir", cfg.DataDir)
+	s.servePort(queueLn, queueHandler, "queue", conns)
+	s.servePort(pubsubLn, pubsubHandler, "pubsub", conns)
+	budget := "unlimited"
+	if b := cfg.HTTP.MaxQueuedBytes; b != httpapi.Unlimited {
+		budget = api.FormatBytes(b)
+	}
+	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.Cluster.RaftBind, "data_dir", cfg.Cluster.DataDir,
+		"max_queued_bytes", budget, "max_conns", cfg.Conn.MaxConns)
 	return s, nil
-}
-
-// clusterOptions are the raft node's options: cluster.DefaultOptions with
-// what cfg sets (zero raft tuning keeps the default).
-func clusterOptions(cfg Config, f *fsm.FSM, host, queueAddr, pubsubAddr string) cluster.Options {
-	o := cluster.DefaultOptions()
-	o.FSM = f
-	o.NodeID = cfg.NodeID
-	o.DataDir = cfg.DataDir
-	o.RaftBind = cfg.RaftAddr
-	o.RaftAdvertise = withHost(host, cfg.RaftAddr)
-	o.GossipBind = cfg.GossipAddr
-	o.GossipAdvertise = withHost(host, cfg.GossipAddr)
-	o.Join = cfg.Join
-	o.QueueAddr = withHost(host, queueAddr)
-	o.PubsubAddr = withHost(host, pubsubAddr)
-	o.BootstrapExpect = cfg.BootstrapExpect
-	o.Logger = cfg.Logger
-	if cfg.HeartbeatTimeout > 0 {
-		o.SetHeartbeatTimeout(cfg.HeartbeatTimeout)
-	}
-	setIf(&o.ElectionTimeout, cfg.ElectionTimeout)
-	setIf(&o.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
-	setIf(&o.CommitTimeout, cfg.CommitTimeout)
-	setIf(&o.SnapshotThreshold, cfg.SnapshotThreshold)
-	setIf(&o.SnapshotInterval, cfg.SnapshotInterval)
-	setIf(&o.TrailingLogs, cfg.TrailingLogs)
-	setIf(&o.MaxAppendEntries, cfg.MaxAppendEntries)
-	setIf(&o.MaxPendingApplies, cfg.PendingEntries)
-	return o
-}
-
-// setIf sets *dst to v unless v is zero (unset).
-func setIf[T comparable](dst *T, v T) {
-	var zero T
-	if v != zero {
-		*dst = v
-	}
 }
 
 // queueBackend is what the queue handlers need: reads from the local state
@@ -318,11 +218,26 @@ func (l leavingNode) Leave(ctx context.Context) error {
 // Left is closed when this node has left the cluster (POST /cluster/leave).
 func (s *Server) Left() <-chan struct{} { return s.left }
 
+// servePort serves one of the HTTP ports with every connection limit:
+// the cap of open connections under TLS, and the body timeout.
+func (s *Server) servePort(ln net.Listener, h http.Handler, port string, m *connMetrics) {
+	var tlsConf *tls.Config
+	if s.tls != nil {
+		tlsConf = s.tls.HTTPConfig()
+	}
+	ln = newCapListener(ln, port, s.cfg.Conn.MaxConns, tlsConf, m, s.log)
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	s.serve(ln, withBodyTimeout(h, s.cfg.Conn.BodyTimeout, m.bodyTimeouts.WithLabelValues(port)))
+}
+
+// serve serves h on ln with the header and idle timeouts.
 func (s *Server) serve(ln net.Listener, h http.Handler) {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.Conn.HeaderTimeout,
+		IdleTimeout:       s.cfg.Conn.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return s.requestCtx },
 	}
@@ -334,18 +249,137 @@ func (s *Server) serve(ln net.Listener, h http.Handler) {
 	}()
 }
 
+// registerUsage exports what the queues hold against the budget of
+// queued bytes (httpapi.Options.MaxQueuedBytes).
+func registerUsage(reg prometheus.Registerer, f *fsm.FSM, budget int64) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_queued_messages",
+			Help: "Messages all queues hold on this node: ready, in flight, deferred.",
+		}, func() float64 { return float64(f.Usage().Messages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_queued_bytes",
+			Help: "What the queues hold as the budget counts it: message bodies plus fsm.MessageOverhead bytes each.",
+		}, func() float64 { return float64(f.Usage().Cost()) }),
+	)
+	if budget != httpapi.Unlimited {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_queued_bytes_budget",
+			Help: "The budget of queued bytes (--max-queued-bytes): past it /put and /mput answer 507.",
+		}, func() float64 { return float64(budget) }))
+	}
+}
+
+// QueueURL and PubsubURL are the base URLs of the bound ports (https://
+// with TLS).
+func (s *Server) QueueURL() string  { return s.scheme() + s.QueueAddr }
+func (s *Server) PubsubURL() string { return s.scheme() + s.PubsubAddr }
+
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
 // Node returns the raft node, for tests and status tools.
 func (s *Server) Node() *cluster.Node { return s.node }
 
 // Err delivers a fatal serving error.
 func (s *Server) Err() <-chan error { return s.errc }
 
-// ReopenLogs reopens the overflow log (SIGHUP, for log rotation).
-func (s *Server) ReopenLogs() error {
-	if s.overflow == nil {
-		return nil
+// Reload reads again what SIGHUP reloads: the TLS certificate, key and
+// CA (new connections use them), the gossip keys (rotation) and the
+// tokens (the next request uses them). A file
+// that does not load leaves the one in use and is reported in the error.
+// The overflow log is reopened (log rotation); failing that is fatal
+// (ErrReopen), since evicted messages would be lost.
+func (s *Server) Reload() error {
+	var errs []error
+	if s.tls != nil {
+		if err := s.tls.Reload(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return s.overflow.Reopen()
+	if s.cfg.GossipKeyFile != "" {
+		keys, err := certs.LoadGossipKeys(s.cfg.GossipKeyFile)
+		if err == nil {
+			err = s.node.SetGossipKeys(keys)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.tokens != nil {
+		if err := s.tokens.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.overflow != nil {
+		if err := s.overflow.Reopen(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrReopen, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrReopen: the overflow log could not be reopened.
+var ErrReopen = errors.New("reopen overflow log")
+
+// loadSecrets loads the TLS material and gossip keys the config names.
+func (s *Server) loadSecrets() error {
+	var err error
+	if s.cfg.TLS.Enabled() {
+		if s.tls, err = certs.Load(s.cfg.TLS); err != nil {
+			return err
+		}
+	}
+	if s.cfg.GossipKeyFile != "" {
+		if s.gossipKeys, err = certs.LoadGossipKeys(s.cfg.GossipKeyFile); err != nil {
+			return err
+		}
+	}
+	if s.cfg.AuthTokensFile != "" {
+		if s.tokens, err = auth.NewStore(s.cfg.AuthTokensFile, s.cfg.Logger); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// internalAuth decides who may call the node-to-node routes: with TLS,
+// only other nodes, by their cluster certificate; without TLS but with
+// tokens, anyone (the routes carry no credentials then, and the warning
+// at start says the cluster is not secured); in open mode, anyone.
+func (s *Server) internalAuth() func(*http.Request) bool {
+	if s.tls != nil {
+		return func(r *http.Request) bool {
+			_, err := certs.PeerNodeID(r.TLS)
+			return err == nil
+		}
+	}
+	if s.tokens != nil {
+		return func(*http.Request) bool { return true }
+	}
+	return nil
+}
+
+// warnIfOpen warns when a port other machines can reach runs without TLS,
+// gossip keys or tokens: anyone on that network could join the cluster
+// or use its queues.
+func (s *Server) warnIfOpen() {
+	if s.tls != nil && s.gossipKeys != nil && s.tokens != nil {
+		return
+	}
+	for _, a := range []string{s.QueueAddr, s.PubsubAddr, s.cfg.Cluster.RaftBind, s.cfg.Cluster.GossipBind} {
+		host, _, _ := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+			continue
+		}
+		s.log.Warn("this node listens beyond loopback without TLS, gossip keys and tokens: anyone who reaches it may join the cluster or read and change queues; see the README's Security section",
+			"addr", a, "tls", s.tls != nil, "gossip_keys", s.gossipKeys != nil, "tokens", s.tokens != nil)
+		return
+	}
 }
 
 // Shutdown stops the node gracefully: HTTP first so clients move away and
@@ -364,6 +398,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopRequests()
+	// Pops whose answers were written are confirmed through raft before it
+	// stops; what is not confirmed in time comes back after its handover
+	// lease, delivered again rather than lost.
+	if s.queueHandler != nil {
+		if err := httpapi.DrainHandovers(ctx, s.queueHandler); err != nil {
+			errs = append(errs, fmt.Errorf("handover drain: %w", err))
+		}
+	}
 	// Subscribers' connections were taken over from the HTTP server, which
 	// no longer tracks them.
 	s.closePubsub()

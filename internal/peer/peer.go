@@ -7,6 +7,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/internal/certs"
 )
 
 // Defaults for Options.
@@ -62,6 +64,10 @@ type Options struct {
 	// IdleConns and IdleTimeout shape the keep-alive pool.
 	IdleConns   int
 	IdleTimeout time.Duration
+	// TLS, when set, makes every call HTTPS with this configuration
+	// (certs.Material.ClientConfig: the node's certificate, and only
+	// servers with a cluster certificate accepted). nil: plain HTTP.
+	TLS *tls.Config
 }
 
 // DefaultOptions returns Options with every default filled in.
@@ -77,9 +83,10 @@ func DefaultOptions() Options {
 // Client calls other nodes' internal routes over one keep-alive pool. It
 // never uses an environment proxy: this is traffic inside the cluster.
 type Client struct {
-	o  Options
-	hc *http.Client
-	tr *http.Transport
+	o      Options
+	hc     *http.Client
+	tr     *http.Transport
+	scheme string // "http://" or "https://"
 }
 
 // New returns a client; CloseIdleConnections releases its pool.
@@ -93,8 +100,14 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost: o.IdleConns,
 		IdleConnTimeout:     o.IdleTimeout,
 		DisableCompression:  true,
+		TLSClientConfig:     o.TLS,
+		TLSHandshakeTimeout: o.DialTimeout,
 	}
-	return &Client{o: o, hc: &http.Client{Transport: tr}, tr: tr}, nil
+	scheme := "http://"
+	if o.TLS != nil {
+		scheme = "https://"
+	}
+	return &Client{o: o, hc: &http.Client{Transport: tr}, tr: tr, scheme: scheme}, nil
 }
 
 // CloseIdleConnections closes the pooled connections.
@@ -108,12 +121,23 @@ func (c *Client) Status(ctx context.Context, queueAddr string) (api.Status, erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	b, err := c.get(ctx, queueAddr, api.PathStatus, maxStatusBytes)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+queueAddr+api.PathStatus, nil)
+	if err != nil {
+		return st, err
+	}
+	b, cs, err := c.do(req, maxStatusBytes)
 	if err != nil {
 		return st, err
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("GET %s%s: %w", queueAddr, api.PathStatus, err)
+	}
+	// Promotion and leave trust the node id in the answer: over TLS it
+	// must be the one the server's certificate names.
+	if cs != nil {
+		if id, err := certs.ServerNodeID(cs); err != nil || id != st.NodeID {
+			return st, fmt.Errorf("GET %s%s: answered as node %q by the certificate of %q (%v)", queueAddr, api.PathStatus, st.NodeID, id, err)
+		}
 	}
 	return st, nil
 }
@@ -133,19 +157,21 @@ func (c *Client) Clients(ctx context.Context, pubsubAddr string) ([]byte, error)
 }
 
 // Delivery is one POST api.PathDeliver: Records publishes of Topic,
-// encoded in Body as ContentType, sent by node From.
+// encoded in Body as ContentType, sent by node From, to be delivered
+// within Within of its arrival (api.HeaderDeliverWithin; 0: no limit).
 type Delivery struct {
 	Topic       string
 	From        string
 	ContentType string
 	Body        []byte
 	Records     int
+	Within      time.Duration
 }
 
 // Deliver sends d to the node whose pubsub port is pubsubAddr and returns
 // the number of local subscribers each publish was handed to there.
 func (c *Client) Deliver(ctx context.Context, pubsubAddr string, d Delivery) ([]int, error) {
-	u := "http://" + pubsubAddr + api.PathDeliver + "?topic=" + url.QueryEscape(d.Topic)
+	u := c.scheme + pubsubAddr + api.PathDeliver + "?topic=" + url.QueryEscape(d.Topic)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(d.Body))
 	if err != nil {
 		return nil, err
@@ -154,7 +180,10 @@ func (c *Client) Deliver(ctx context.Context, pubsubAddr string, d Delivery) ([]
 	if d.From != "" {
 		req.Header.Set(api.HeaderFrom, d.From)
 	}
-	b, err := c.do(req, maxAnswerBytes)
+	if d.Within > 0 {
+		req.Header.Set(api.HeaderDeliverWithin, strconv.FormatInt(max(d.Within.Milliseconds(), 1), 10))
+	}
+	b, _, err := c.do(req, maxAnswerBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -172,33 +201,34 @@ func (c *Client) Deliver(ctx context.Context, pubsubAddr string, d Delivery) ([]
 }
 
 func (c *Client) get(ctx context.Context, addr, path string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+addr+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	return c.do(req, limit)
+	b, _, err := c.do(req, limit)
+	return b, err
 }
 
 // do sends req as one hop (api.HeaderHop) and reads at most limit bytes of
-// a 200 answer.
-func (c *Client) do(req *http.Request, limit int64) ([]byte, error) {
+// a 200 answer; cs is the answer's TLS state (nil over plain HTTP).
+func (c *Client) do(req *http.Request, limit int64) (b []byte, cs *tls.ConnectionState, err error) {
 	req.Header.Set(api.HeaderHop, "1")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL, resp.Status, firstLine(b))
+		return nil, nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL, resp.Status, firstLine(b))
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s %s: %w (over %d bytes)", req.Method, req.URL, ErrTooLarge, limit)
+		return nil, nil, fmt.Errorf("%s %s: %w (over %d bytes)", req.Method, req.URL, ErrTooLarge, limit)
 	}
-	return b, nil
+	return b, resp.TLS, nil
 }
 
 func firstLine(b []byte) string {

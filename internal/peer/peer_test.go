@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quorumq/quorumq/api"
 )
@@ -78,7 +79,15 @@ func TestClient_RefusalsAndOversizedAnswersAreErrors(t *testing.T) {
 		}
 		http.Error(w, "not here\nmore", http.StatusServiceUnavailable)
 	})
-	c := newTestClient(t)
+	// 16 MiB under the race detector on a loaded machine can take longer
+	// than the default deadline; the limit, not the deadline, is tested.
+	o := DefaultOptions()
+	o.Timeout = time.Minute
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
 	if _, err := c.Clients(t.Context(), addr); err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "not here") {
 		t.Fatalf("Clients err = %v", err)
 	}

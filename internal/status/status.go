@@ -4,6 +4,7 @@ package status
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +25,11 @@ type Config struct {
 	JSON bool
 	// Timeout bounds the request; it must be positive.
 	Timeout time.Duration
+	// Token and TLS are the client's credentials for a secured cluster
+	// (client.Options.Token and TLS): with TLS, Addr is dialled as
+	// https://.
+	Token string
+	TLS   *tls.Config
 }
 
 // DefaultConfig returns the defaults: the local node's queue port, a table
@@ -52,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "queue URL of any node")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print /cluster/status as JSON")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on the request")
+	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 }
 
 // Show asks cfg.Addr for its view of the cluster and writes it to w.
@@ -59,7 +66,9 @@ func Show(ctx context.Context, cfg Config, w io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	q, err := client.NewQueue([]string{cfg.Addr}, nil)
+	opts := client.DefaultOptions()
+	opts.Token, opts.TLS = cfg.Token, cfg.TLS
+	q, err := client.NewQueue([]string{cfg.Addr}, &opts)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

@@ -23,9 +23,10 @@ const leaderTimeout = 60 * time.Second
 // cluster is a testkit cluster bound to its test: node i (from 1) has
 // --node-id=node<i> and its own data directory and ports. On loopback the
 // ports come from internal/testport; in network namespaces (inNetns) every
-// node has its own IP and the default ports.
+// node has its own IP and the default ports. The cluster and its nodes
+// share the test's user (open or secured, as the cluster is).
 type cluster struct {
-	t     testing.TB
+	*user
 	kit   *testkit.Cluster
 	nodes []*node // every node started, in order: node<i> is nodes[i-1]
 }
@@ -70,7 +71,7 @@ func mustStartCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, kit: kc}
+	c := &cluster{user: newUser(t, o.Security), kit: kc}
 	t.Cleanup(func() {
 		kc.Close()
 		if t.Failed() {
@@ -82,10 +83,13 @@ func mustStartCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 		t.Fatalf("%v; the nodes' logs follow the test output", err)
 	}
 	for _, kn := range kc.Nodes() {
-		c.nodes = append(c.nodes, &node{Node: kn, t: t})
+		c.nodes = append(c.nodes, &node{Node: kn, user: c.user})
 	}
 	l := c.waitForLeader()
 	t.Logf("%d nodes ready, %s leads, %v after the start", n, l.ID, time.Since(start).Round(time.Millisecond))
+	if c.secured() {
+		c.mustRefuseAnonymous(c.nodes...)
+	}
 	return c
 }
 
@@ -97,7 +101,7 @@ func (c *cluster) addNode() *node {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	nd := &node{Node: kn, t: c.t}
+	nd := &node{Node: kn, user: c.user}
 	c.nodes = append(c.nodes, nd)
 	return nd
 }
@@ -215,11 +219,11 @@ func waitSameData(t *testing.T, nd, ref *node, queue string) {
 	q := url.Values{"stale": {"1"}, "queue": {queue}}.Encode()
 	eventually(t, readyTimeout, fmt.Sprintf("%s to hold the same data as %s", nd.ID, ref.ID), func() error {
 		for _, path := range []string{"/dump?", "/stats?format=json&"} {
-			want, err := getOK(ref.QueueURL + path + q)
+			want, err := ref.getOK(ref.QueueURL + path + q)
 			if err != nil {
 				return err
 			}
-			got, err := getOK(nd.QueueURL + path + q)
+			got, err := nd.getOK(nd.QueueURL + path + q)
 			if err != nil {
 				return err
 			}
@@ -231,8 +235,9 @@ func waitSameData(t *testing.T, nd, ref *node, queue string) {
 	})
 }
 
-func getOK(url string) (string, error) {
-	code, body := httpGet(url)
+// getOK sends a GET and returns the body of a 200, or an error.
+func (u *user) getOK(url string) (string, error) {
+	code, body := u.get(url)
 	if code != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %d %s", url, code, strings.TrimSpace(body))
 	}
@@ -316,7 +321,7 @@ func (l *writeLoad) write(ctx context.Context, w int) {
 		for attempt := 0; ; attempt++ {
 			nd := l.targets[(w+seq+attempt)%len(l.targets)]
 			sentAt := time.Now()
-			res, err := do(ctx, httpClient, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
+			res, err := nd.do(ctx, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
 			if err == nil && res.code == http.StatusOK {
 				l.mu.Lock()
 				l.acks = append(l.acks, ack{msg: msg, via: nd.ID, sentAt: sentAt, ackedAt: time.Now(), servedBy: res.header.Get("X-Served-By")})

@@ -15,9 +15,17 @@ import (
 // TestCluster_StartTogether_FormsOneCluster_20Runs: three nodes started at
 // the same moment with --bootstrap-expect=3 form exactly one cluster, 20
 // times in a row: one node leads, all three name it, and every node's
-// configuration has the three as voters.
+// configuration has the three as voters. Secured (every other secured
+// test starts a cluster too), 5 times.
 func TestCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T) {
+	inModes(t, testCluster_StartTogether_FormsOneCluster_20Runs)
+}
+
+func testCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T, m mode) {
 	runs := 20
+	if m.secure {
+		runs = 5
+	}
 	if testing.Short() {
 		runs = 3
 	}
@@ -26,7 +34,7 @@ func TestCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T) {
 	for run := 1; run <= runs; run++ {
 		ok := t.Run(fmt.Sprintf("run%02d", run), func(t *testing.T) {
 			start := time.Now()
-			c := mustStartCluster(t, 3, withFastRaft())
+			c := mustStartCluster(t, 3, withMode(t, m), withFastRaft())
 			c.waitForVoters(c.nodes, "node1", "node2", "node3")
 			eventually(t, leaderTimeout, "exactly one leader", func() error {
 				l, err := c.leader()
@@ -70,35 +78,39 @@ func TestCluster_StartTogether_FormsOneCluster_20Runs(t *testing.T) {
 // forwarded to the leader and committed: 200, stored once and in order,
 // visible through every node, and a get through another follower pops it.
 func TestCluster_WritesViaFollowers_Land(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testCluster_WritesViaFollowers_Land)
+}
+
+func testCluster_WritesViaFollowers_Land(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	l := c.waitForLeader()
 	fs := c.followers()
 	var want []string
 	for i := range 10 {
 		for _, f := range fs {
 			msg := fmt.Sprintf("%s-%02d", f.ID, i)
-			res := mustPut(t, f.QueueURL+"/put", msg)
+			res := f.mustPut(f.QueueURL+"/put", msg)
 			if by := res.header.Get("X-Served-By"); i == 0 && !servedBy(by, l) {
 				t.Errorf("put via %s: X-Served-By %q, want the leader %s", f.ID, by, l.ID)
 			}
 			want = append(want, msg)
 		}
 	}
-	mustPut(t, l.QueueURL+"/put", "via-leader")
+	l.mustPut(l.QueueURL+"/put", "via-leader")
 	want = append(want, "via-leader")
 	wantDump := strings.Join(want, "\n") + "\n"
 	for _, nd := range c.nodes {
-		if got := mustGet(t, nd.QueueURL+"/dump"); got != wantDump {
+		if got := nd.mustGet(nd.QueueURL + "/dump"); got != wantDump {
 			t.Fatalf("/dump via %s:\n got  %s\n want %s", nd.ID, abbrev(got), abbrev(wantDump))
 		}
 	}
 	for _, f := range fs {
 		waitSameData(t, f, l, "default")
 	}
-	if got := mustGet(t, fs[1].QueueURL+"/get"); got != want[0] {
+	if got := fs[1].mustGet(fs[1].QueueURL + "/get"); got != want[0] {
 		t.Fatalf("/get via %s: %q, want %q", fs[1].ID, got, want[0])
 	}
-	if got := mustGet(t, l.QueueURL+"/dump"); got != strings.Join(want[1:], "\n")+"\n" {
+	if got := l.mustGet(l.QueueURL + "/dump"); got != strings.Join(want[1:], "\n")+"\n" {
 		t.Fatalf("/dump after the get: %s", abbrev(got))
 	}
 }
@@ -114,13 +126,17 @@ func servedBy(v string, nd *node) bool {
 // and parameters, and stores nothing itself; following it stores the
 // message once. The leader serves redirect=1 requests itself.
 func TestCluster_Redirect_307ToLeaderQueueURL(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testCluster_Redirect_307ToLeaderQueueURL)
+}
+
+func testCluster_Redirect_307ToLeaderQueueURL(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	l := c.waitForLeader()
 	f := c.followers()[0]
 	ctx := context.Background()
 
 	reqURL := f.QueueURL + "/put?queue=redir&redirect=1"
-	res, err := do(ctx, noRedirectClient, http.MethodPost, reqURL, []byte("m1"))
+	res, err := c.doNoRedirect(ctx, http.MethodPost, reqURL, []byte("m1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,30 +144,31 @@ func TestCluster_Redirect_307ToLeaderQueueURL(t *testing.T) {
 		t.Fatalf("put?redirect=1 via %s: %d %q, want 307", f.ID, res.code, res.body)
 	}
 	loc := mustLocation(t, reqURL, res)
-	if loc.Host != l.QueueAddr || loc.Path != "/put" || loc.Query().Get("queue") != "redir" {
-		t.Fatalf("Location %s: want http://%s/put with queue=redir", loc, l.QueueAddr)
+	// On a secured cluster the leader's queue URL is https.
+	if loc.Scheme+"://"+loc.Host != l.QueueURL || loc.Path != "/put" || loc.Query().Get("queue") != "redir" {
+		t.Fatalf("Location %s: want %s/put with queue=redir", loc, l.QueueURL)
 	}
-	if got := mustGet(t, l.QueueURL+"/dump?queue=redir"); got != "" {
+	if got := l.mustGet(l.QueueURL + "/dump?queue=redir"); got != "" {
 		t.Fatalf("the 307 stored something: %q", got)
 	}
-	mustPut(t, loc.String(), "m1")
-	if got := mustGet(t, l.QueueURL+"/dump?queue=redir"); got != "m1\n" {
+	c.mustPut(loc.String(), "m1")
+	if got := l.mustGet(l.QueueURL + "/dump?queue=redir"); got != "m1\n" {
 		t.Fatalf("after following the redirect: %q", got)
 	}
 
 	// A read redirects too; on the leader, redirect=1 is served there.
 	getURL := f.QueueURL + "/get?queue=redir&redirect=1"
-	res, err = do(ctx, noRedirectClient, http.MethodGet, getURL, nil)
+	res, err = c.doNoRedirect(ctx, http.MethodGet, getURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.code != http.StatusTemporaryRedirect {
 		t.Fatalf("get?redirect=1 via %s: %d %q, want 307", f.ID, res.code, res.body)
 	}
-	if loc := mustLocation(t, getURL, res); loc.Host != l.QueueAddr || loc.Path != "/get" {
+	if loc := mustLocation(t, getURL, res); loc.Scheme+"://"+loc.Host != l.QueueURL || loc.Path != "/get" {
 		t.Fatalf("get Location %s", loc)
 	}
-	res, err = do(ctx, noRedirectClient, http.MethodGet, l.QueueURL+"/get?queue=redir&redirect=1", nil)
+	res, err = c.doNoRedirect(ctx, http.MethodGet, l.QueueURL+"/get?queue=redir&redirect=1", nil)
 	if err != nil || res.code != http.StatusOK || res.body != "m1" {
 		t.Fatalf("get?redirect=1 on the leader: %d %q %v, want 200 m1", res.code, res.body, err)
 	}
@@ -173,7 +190,11 @@ func mustLocation(t *testing.T, reqURL string, res response) *url.URL {
 // every acknowledged message is stored exactly once; and the old node,
 // restarted on its data, rejoins and holds the same data as the leader.
 func TestCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T) {
-	c := mustStartCluster(t, 3, withFastRaft())
+	inModes(t, testCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost)
+}
+
+func testCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m), withFastRaft())
 	old := c.waitForLeader()
 	w := startWrites(t, 8, c.nodes...)
 	w.waitAcked(200, 60*time.Second)
@@ -194,7 +215,7 @@ func TestCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T) {
 	w.halt()
 
 	l := c.waitForLeader()
-	w.verify(mustGet(t, l.QueueURL+"/dump"))
+	w.verify(l.mustGet(l.QueueURL + "/dump"))
 
 	old.restart()
 	l = c.waitForLeader() // old among the nodes that agree
@@ -207,15 +228,19 @@ func TestCluster_KillLeader_NewLeaderWithin3s_NoAckedWriteLost(t *testing.T) {
 // non-voter before it is a voter, is promoted once caught up, ends as the
 // fourth voter on every node, and holds the leader's data.
 func TestCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp)
+}
+
+func testCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	l := c.waitForLeader()
 	var lines []string
 	for i := range 500 {
 		lines = append(lines, fmt.Sprintf("bulk-%04d", i))
 	}
-	mustPut(t, l.QueueURL+"/mput", strings.Join(lines, "\n"))
+	l.mustPut(l.QueueURL+"/mput", strings.Join(lines, "\n"))
 	for i := range 100 {
-		mustPut(t, c.nodes[i%3].QueueURL+"/put", fmt.Sprintf("single-%03d", i))
+		c.mustPut(c.nodes[i%3].QueueURL+"/put", fmt.Sprintf("single-%03d", i))
 	}
 
 	n4 := c.addNode()
@@ -253,13 +278,17 @@ func TestCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T) {
 // leader's compaction point appears in its data directory, and its data
 // matches the leader's.
 func TestCluster_LateJoiner_InstalledSnapshot(t *testing.T) {
-	c := mustStartCluster(t, 3, withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8", "--raft-snapshot-interval=200ms"))
+	inModes(t, testCluster_LateJoiner_InstalledSnapshot)
+}
+
+func testCluster_LateJoiner_InstalledSnapshot(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m), withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8", "--raft-snapshot-interval=200ms"))
 	l := c.waitForLeader()
 	for i := range 150 { // one log entry each
-		mustPut(t, l.QueueURL+"/put", fmt.Sprintf("m%03d", i))
+		l.mustPut(l.QueueURL+"/put", fmt.Sprintf("m%03d", i))
 	}
 	for range 10 {
-		mustGet(t, l.QueueURL+"/get")
+		l.mustGet(l.QueueURL + "/get")
 	}
 	var compacted uint64
 	eventually(t, readyTimeout, "a snapshot on the leader covering the writes", func() error {
@@ -295,10 +324,14 @@ func TestCluster_LateJoiner_InstalledSnapshot(t *testing.T) {
 // remaining node's configuration has only the two others as voters, and
 // the two keep acknowledging writes.
 func TestCluster_Leave_ShrinksConfiguration(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testCluster_Leave_ShrinksConfiguration)
+}
+
+func testCluster_Leave_ShrinksConfiguration(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	l := c.waitForLeader()
 	f := c.followers()[0]
-	res, err := do(context.Background(), httpClient, http.MethodPost, f.QueueURL+"/cluster/leave", nil)
+	res, err := f.do(context.Background(), http.MethodPost, f.QueueURL+"/cluster/leave", nil)
 	if err != nil || res.code != http.StatusOK {
 		t.Fatalf("POST /cluster/leave on %s: %d %q %v", f.ID, res.code, res.body, err)
 	}
@@ -317,9 +350,9 @@ func TestCluster_Leave_ShrinksConfiguration(t *testing.T) {
 		return nil
 	})
 	for _, nd := range rest {
-		mustPut(t, nd.QueueURL+"/put", "after-leave-via-"+nd.ID)
+		nd.mustPut(nd.QueueURL+"/put", "after-leave-via-"+nd.ID)
 	}
-	if got := mustGet(t, l.QueueURL+"/dump"); got != "after-leave-via-"+rest[0].ID+"\nafter-leave-via-"+rest[1].ID+"\n" {
+	if got := l.mustGet(l.QueueURL + "/dump"); got != "after-leave-via-"+rest[0].ID+"\nafter-leave-via-"+rest[1].ID+"\n" {
 		t.Fatalf("dump after the leave: %q", got)
 	}
 	if code := f.waitExit(stopTimeout); code != 0 {
@@ -332,23 +365,27 @@ func TestCluster_Leave_ShrinksConfiguration(t *testing.T) {
 // node stays a voter in the configuration while it is down, and restarted
 // on its data it rejoins as a voter and catches up on what it missed.
 func TestCluster_SIGTERM_NodeComesBackAsMember(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testCluster_SIGTERM_NodeComesBackAsMember)
+}
+
+func testCluster_SIGTERM_NodeComesBackAsMember(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	old := c.waitForLeader()
-	mustPut(t, old.QueueURL+"/put", "before")
+	old.mustPut(old.QueueURL+"/put", "before")
 	stoppedAt := time.Now()
 	old.terminate()
 	c.waitForNewLeader(old)
 	t.Logf("SIGTERM to a new leader named by the others: %v", time.Since(stoppedAt).Round(time.Millisecond))
 	c.waitForVoters(c.running(), "node1", "node2", "node3")
 	for _, nd := range c.running() {
-		mustPut(t, nd.QueueURL+"/put", "while-down-via-"+nd.ID)
+		nd.mustPut(nd.QueueURL+"/put", "while-down-via-"+nd.ID)
 	}
 
 	old.restart()
 	l := c.waitForLeader() // old among the nodes that agree
 	c.waitForVoters(c.nodes, "node1", "node2", "node3")
 	waitSameData(t, old, l, "default")
-	if got := len(dumpItems(mustGet(t, l.QueueURL+"/dump"))); got != 3 {
+	if got := len(dumpItems(l.mustGet(l.QueueURL + "/dump"))); got != 3 {
 		t.Fatalf("%d messages stored, want 3", got)
 	}
 }

@@ -24,9 +24,10 @@ func TestDevcluster_ThreeNodes_CurlAnyNode(t *testing.T) {
 
 	d := startDevcluster(t, "--nodes=3", "--base-dir="+dir, "--base-port="+strconv.Itoa(base))
 	d.waitOutput("all 3 nodes ready")
-	mustPut(t, queue(2)+"/put", "hello")
-	mustPut(t, queue(2)+"/put", "again")
-	if got := mustGet(t, queue(3)+"/get"); got != "hello" {
+	u := newUser(t, nil)
+	u.mustPut(queue(2)+"/put", "hello")
+	u.mustPut(queue(2)+"/put", "again")
+	if got := u.mustGet(queue(3) + "/get"); got != "hello" {
 		t.Fatalf("get on node3: %q, want hello", got)
 	}
 	out := d.stop()
@@ -38,7 +39,7 @@ func TestDevcluster_ThreeNodes_CurlAnyNode(t *testing.T) {
 
 	d = startDevcluster(t, "--nodes=3", "--base-dir="+dir, "--base-port="+strconv.Itoa(base))
 	d.waitOutput("all 3 nodes ready")
-	if got := mustGet(t, queue(1)+"/get"); got != "again" {
+	if got := u.mustGet(queue(1) + "/get"); got != "again" {
 		t.Fatalf("get on node1 after a restart on the same base dir: %q, want again", got)
 	}
 	d.stop()
@@ -54,8 +55,9 @@ func TestDevcluster_OneNode_ServesAndStopsCleanly(t *testing.T) {
 	d := startDevcluster(t, "--nodes=1", "--base-dir="+t.TempDir(), "--base-port="+strconv.Itoa(base), "--", "--log-level=debug")
 	d.waitOutput("all 1 node ready")
 	d.waitOutput("node1 leads (queue " + queue + ")")
-	mustPut(t, queue+"/put", "solo")
-	if got := mustGet(t, queue+"/get"); got != "solo" {
+	u := newUser(t, nil)
+	u.mustPut(queue+"/put", "solo")
+	if got := u.mustGet(queue + "/get"); got != "solo" {
 		t.Fatalf("get: %q", got)
 	}
 	out := d.stop()

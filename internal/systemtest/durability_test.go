@@ -18,7 +18,11 @@ import (
 // acknowledged message is there exactly once, each writer's messages in the
 // order it wrote them, and nothing appears that was never sent.
 func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
-	n := mustStartNode(t)
+	inModes(t, testNode_KillDashNine_NoAckedPutLost)
+}
+
+func testNode_KillDashNine_NoAckedPutLost(t *testing.T, m mode) {
+	n := mustStartNode(t, m)
 	const writers, perWriter = 16, 40
 
 	var (
@@ -39,7 +43,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 				mu.Lock()
 				sent[msg] = true
 				mu.Unlock()
-				code, _, err := httpPost(ctx, n.QueueURL+"/put", []byte(msg))
+				code, _, err := n.post(ctx, n.QueueURL+"/put", []byte(msg))
 				if err != nil {
 					return // the node is gone
 				}
@@ -63,7 +67,7 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 	t.Logf("acknowledged %d of %d attempted puts before SIGKILL", len(acked), len(sent))
 
 	n.mustStart()
-	body := mustGet(t, n.QueueURL+"/dump")
+	body := n.mustGet(n.QueueURL + "/dump")
 	items := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 	seen := map[string]int{}
 	lastSeq := map[string]int{}
@@ -98,9 +102,9 @@ func TestNode_KillDashNine_NoAckedPutLost(t *testing.T) {
 // TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData: a graceful stop exits 0,
 // soon even with a long-poll parked, and a restart serves the same queue.
 func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
-	n := mustStartNode(t)
+	n := mustStartNode(t, open)
 	for i := 0; i < 5; i++ {
-		if code, _, err := httpPost(context.Background(), n.QueueURL+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
+		if code, _, err := n.post(context.Background(), n.QueueURL+"/put", []byte(fmt.Sprintf("m%d", i))); err != nil || code != 200 {
 			t.Fatalf("put: %d %v", code, err)
 		}
 	}
@@ -110,7 +114,7 @@ func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
 	polled := make(chan struct{})
 	go func() {
 		defer close(polled)
-		do(context.Background(), httpClient, http.MethodGet, n.QueueURL+"/get?queue=idle&wait=60s", nil)
+		n.do(context.Background(), http.MethodGet, n.QueueURL+"/get?queue=idle&wait=60s", nil)
 	}()
 	waitParked(t, n, 1)
 	stopping := time.Now()
@@ -126,7 +130,7 @@ func TestNode_SIGTERM_ShutsDownCleanlyAndKeepsData(t *testing.T) {
 		t.Fatal("the parked long-poll got no answer when the node stopped")
 	}
 	n.mustStart()
-	if got := mustGet(t, n.QueueURL+"/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
+	if got := n.mustGet(n.QueueURL + "/dump"); got != "m0\nm1\nm2\nm3\nm4\n" {
 		t.Fatalf("dump after restart: %q", got)
 	}
 }

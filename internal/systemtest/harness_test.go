@@ -31,7 +31,7 @@ func TestHarness_OneNodeCluster_KillRestartWritesSnapshot(t *testing.T) {
 	t.Logf("kill -9 to the first acknowledged write after the restart: %v", first.ackedAt.Sub(killedAt).Round(time.Millisecond))
 	w.waitAcked(w.acked()+50, 60*time.Second)
 	w.halt()
-	w.verify(mustGet(t, l.QueueURL+"/dump"))
+	w.verify(l.mustGet(l.QueueURL + "/dump"))
 	waitSameData(t, l, l, "default")
 	eventually(t, readyTimeout, "a snapshot", func() error {
 		if i := snapshotIndex(l.DataDir); i < 32 {
@@ -55,7 +55,7 @@ func TestHarness_Netns_PartitionCutsNodesNotTheTest(t *testing.T) {
 	c := mustStartCluster(t, 1, inNetns(nn))
 	l := c.waitForLeader()
 	probe := nn.addSlot()
-	mustPut(t, l.QueueURL+"/put", "before")
+	l.mustPut(l.QueueURL+"/put", "before")
 	if err := nn.dial(probe, l.QueueAddr); err != nil {
 		t.Fatalf("the probe's namespace cannot reach node1: %v", err)
 	}
@@ -67,13 +67,13 @@ func TestHarness_Netns_PartitionCutsNodesNotTheTest(t *testing.T) {
 	} else {
 		t.Logf("through the partition: %v", err)
 	}
-	mustPut(t, l.QueueURL+"/put", "during")
+	l.mustPut(l.QueueURL+"/put", "during")
 	nn.heal()
 	if err := nn.dial(probe, l.QueueAddr); err != nil {
 		t.Fatalf("the probe's namespace cannot reach node1 after healing: %v", err)
 	}
-	mustPut(t, l.QueueURL+"/put", "after")
-	if got := mustGet(t, l.QueueURL+"/dump"); got != "before\nduring\nafter\n" {
+	l.mustPut(l.QueueURL+"/put", "after")
+	if got := l.mustGet(l.QueueURL + "/dump"); got != "before\nduring\nafter\n" {
 		t.Fatalf("dump: %q", got)
 	}
 }

@@ -1,14 +1,13 @@
 package systemtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +60,7 @@ const (
 // is printed when the test fails.
 type node struct {
 	*testkit.Node
-	t testing.TB
+	*user
 }
 
 // reservePort is the port source of the nodes tests start.
@@ -69,18 +68,26 @@ func reservePort(t testing.TB) func() (int, error) {
 	return func() (int, error) { return testport.Reserve(t), nil }
 }
 
-// mustStartNode starts a single-node cluster on fresh ports, with serve's
-// profiler on (see parkedPolls), and waits until it is ready. Extra flags
-// are appended.
-func mustStartNode(t *testing.T, extra ...string) *node {
+// mustStartNode starts a single-node cluster on fresh ports, open or
+// secured as m says, with serve's profiler on (see parkedPolls), and
+// waits until it is ready. Extra flags are appended.
+func mustStartNode(t *testing.T, m mode, extra ...string) *node {
 	t.Helper()
 	dir := t.TempDir()
 	addr := func() string { return testkit.Loopback(testport.Reserve(t)) }
-	n := &node{t: t, Node: testkit.NewNode(testkit.NodeConfig{
+	cfg := testkit.NodeConfig{
 		Binary: mustBinary(t), DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "node.log"),
 		PubsubAddr: addr(), QueueAddr: addr(), RaftAddr: addr(), GossipAddr: addr(), DebugAddr: addr(),
 		ServeArgs: extra,
-	})}
+	}
+	if m.secure {
+		// A secured node's certificate names its id.
+		cfg.ID, cfg.Security = "node1", mustSecurity(t)
+		if _, err := cfg.Security.NodeFiles(cfg.ID, "127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &node{Node: testkit.NewNode(cfg), user: newUser(t, cfg.Security)}
 	t.Cleanup(func() {
 		n.Kill()
 		if t.Failed() {
@@ -88,6 +95,9 @@ func mustStartNode(t *testing.T, extra ...string) *node {
 		}
 	})
 	n.mustStart()
+	if n.secured() {
+		n.mustRefuseAnonymous(n)
+	}
 	return n
 }
 
@@ -164,6 +174,7 @@ func parkedPolls(nd *node) (int, error) {
 	if nd.DebugAddr == "" {
 		return 0, fmt.Errorf("%s runs without the profiler (withProfiler)", nd.Name())
 	}
+	// The profiler speaks plain HTTP, on a secured node too.
 	body, code, err := testkit.Call(context.Background(), http.MethodGet, "http://"+nd.DebugAddr+"/debug/pprof/goroutine?debug=2")
 	if err != nil || code != http.StatusOK {
 		return 0, fmt.Errorf("%s: goroutine dump: %d %v", nd.Name(), code, err)
@@ -203,90 +214,6 @@ func eventually(t testing.TB, timeout time.Duration, what string, check func() e
 	}
 }
 
-// httpClient talks to the nodes directly, never through a proxy from the
-// environment (the network-namespace test uses non-loopback addresses).
-var httpClient = &http.Client{
-	Timeout: 10 * time.Second,
-	Transport: &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 32,
-		IdleConnTimeout:     30 * time.Second,
-	},
-}
-
-// noRedirectClient returns 3xx answers instead of following them.
-var noRedirectClient = &http.Client{
-	Timeout:       httpClient.Timeout,
-	Transport:     httpClient.Transport,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-func httpGet(url string) (int, string) {
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func httpPost(ctx context.Context, url string, body []byte) (int, string, error) {
-	res, err := do(ctx, httpClient, http.MethodPost, url, body)
-	return res.code, res.body, err
-}
-
-// response is an HTTP answer read whole.
-type response struct {
-	code   int
-	header http.Header
-	body   string
-}
-
-func do(ctx context.Context, client *http.Client, method, url string, body []byte) (response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return response{}, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{code: resp.StatusCode, header: resp.Header, body: string(b)}, nil
-}
-
-func mustGet(t *testing.T, url string) string {
-	t.Helper()
-	code, body := httpGet(url)
-	if code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, code, strings.TrimSpace(body))
-	}
-	return body
-}
-
-// mustPut sends one message with POST /put and requires a 200.
-func mustPut(t *testing.T, url, msg string) response {
-	t.Helper()
-	res, err := do(context.Background(), httpClient, http.MethodPost, url, []byte(msg))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	if res.code != http.StatusOK {
-		t.Fatalf("POST %s: %d %s", url, res.code, strings.TrimSpace(res.body))
-	}
-	return res
-}
-
 // dumpItems splits a /dump body into its messages.
 func dumpItems(body string) []string {
 	body = strings.TrimSuffix(body, "\n")
@@ -294,4 +221,19 @@ func dumpItems(body string) []string {
 		return nil
 	}
 	return strings.Split(body, "\n")
+}
+
+// metric reads one sample of nd's /metrics (0 when absent).
+func (nd *node) metric(sample string) float64 {
+	nd.t.Helper()
+	for line := range strings.Lines(nd.mustGet(nd.QueueURL + "/metrics")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				nd.t.Fatalf("%s: %q", sample, v)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -15,15 +15,17 @@ import (
 // leased on its successor until the recorded deadline and no earlier; an ack
 // sent to the new leader within the lease works; the unacked message comes
 // back with its attempt count.
-func TestLeases_SurviveLeaderFailover(t *testing.T) {
-	c := mustStartCluster(t, 3, withFastRaft())
+func TestLeases_SurviveLeaderFailover(t *testing.T) { inModes(t, testLeases_SurviveLeaderFailover) }
+
+func testLeases_SurviveLeaderFailover(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m), withFastRaft())
 	old := c.waitForLeader()
 	f := c.followers()[0]
-	mustPut(t, f.QueueURL+"/mput?queue=jobs", "A\nB")
+	f.mustPut(f.QueueURL+"/mput?queue=jobs", "A\nB")
 
 	const lease = 6 * time.Second
 	t0 := time.Now() // the leader stamps the lease at or after this instant
-	body := mustGet(t, f.QueueURL+"/mget?queue=jobs&items=2&format=json&lease="+lease.String())
+	body := f.mustGet(f.QueueURL + "/mget?queue=jobs&items=2&format=json&lease=" + lease.String())
 	var got struct {
 		Messages []struct {
 			ID       string `json:"id"`
@@ -41,13 +43,13 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 	t.Logf("new leader %s, %v after the lease was taken", nl.ID, time.Since(t0).Round(time.Millisecond))
 
 	// An ack within the lease, sent to the new leader.
-	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusOK {
+	if res := nl.mustGetStatus(nl.QueueURL + "/ack?id=" + idB); res.code != http.StatusOK {
 		t.Fatalf("ack of %s on the new leader: %d %q", idB, res.code, res.body)
 	}
 	// A stays leased until t0+lease and then comes back, attempt 2.
 	var res response
 	eventually(t, time.Until(t0.Add(lease+10*time.Second)), "A back after its lease", func() error {
-		res = mustGetStatus(t, nl.QueueURL+"/get?queue=jobs&lease=1m")
+		res = nl.mustGetStatus(nl.QueueURL + "/get?queue=jobs&lease=1m")
 		if res.code != http.StatusOK {
 			t.Fatalf("get: %d %q", res.code, res.body)
 		}
@@ -68,7 +70,7 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 		t.Fatalf("redelivery took %v, far past the %v lease", back, lease)
 	}
 	// B was acked before the failover's dust settled: it is gone for good.
-	if res := mustGetStatus(t, nl.QueueURL+"/ack?id="+idB); res.code != http.StatusConflict {
+	if res := nl.mustGetStatus(nl.QueueURL + "/ack?id=" + idB); res.code != http.StatusConflict {
 		t.Fatalf("second ack of %s: %d %q, want 409", idB, res.code, res.body)
 	}
 
@@ -82,7 +84,11 @@ func TestLeases_SurviveLeaderFailover(t *testing.T) {
 // returns right after a put made through the other follower, and
 // long-polls that find nothing write nothing to the log.
 func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
-	c := mustStartCluster(t, 3, withProfiler())
+	inModes(t, testLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing)
+}
+
+func testLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m), withProfiler())
 	l := c.waitForLeader()
 	fs := c.followers()
 	for _, nd := range c.nodes {
@@ -98,7 +104,7 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := do(context.Background(), httpClient, http.MethodGet, fs[0].QueueURL+"/get?queue=lp&wait=20s", nil)
+		res, err := fs[0].do(context.Background(), http.MethodGet, fs[0].QueueURL+"/get?queue=lp&wait=20s", nil)
 		done <- result{res, err, time.Now()}
 	}()
 	// The put goes out only once the poll waits on the leader: a poll
@@ -109,7 +115,7 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 		t.Fatalf("the long-poll returned before anything was put: %v %d %q", r.err, r.res.code, r.res.body)
 	default:
 	}
-	mustPut(t, fs[1].QueueURL+"/put?queue=lp", "wake")
+	fs[1].mustPut(fs[1].QueueURL+"/put?queue=lp", "wake")
 	acked := time.Now()
 	var r result
 	select {
@@ -126,15 +132,23 @@ func TestLongPoll_WakesOnPutAnyNode_IdlePollWritesNothing(t *testing.T) {
 		t.Fatalf("long-poll returned %v after the put", lag)
 	}
 	waitParked(t, l, 0)
+	// The pop is confirmed in the background once its answer is written
+	// (a log entry of its own): let it land before counting entries.
+	eventually(t, 10*time.Second, fs[0].ID+" to confirm the handover of the pop it relayed", func() error {
+		if got := fs[0].metric(`quorumq_handover_messages_total{result="confirmed"}`); got != 1 {
+			return fmt.Errorf("confirmed %v", got)
+		}
+		return nil
+	})
 
 	before := commitIndex(t, l)
 	start := time.Now()
 	for _, nd := range []*node{l, fs[0], fs[1]} {
-		res := mustGetStatus(t, nd.QueueURL+"/get?queue=idle&wait=700ms")
+		res := nd.mustGetStatus(nd.QueueURL + "/get?queue=idle&wait=700ms")
 		if res.code != http.StatusOK || res.body != "" {
 			t.Fatalf("idle long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
-		res = mustGetStatus(t, nd.QueueURL+"/mget?queue=idle&items=10&lease=30s&wait=300ms")
+		res = nd.mustGetStatus(nd.QueueURL + "/mget?queue=idle&items=10&lease=30s&wait=300ms")
 		if res.code != http.StatusOK || res.body != "" {
 			t.Fatalf("idle leased long-poll via %s: %d %q", nd.ID, res.code, res.body)
 		}
@@ -154,42 +168,37 @@ func commitIndex(t *testing.T, nd *node) uint64 {
 	return st.CommitIndex
 }
 
-func mustGetStatus(t *testing.T, url string) response {
-	t.Helper()
-	res, err := do(context.Background(), httpClient, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return res
-}
-
 // TestDeadLetter_AfterMaxAttempts_ReasonVisible: on a cluster, a message
 // nacked max_attempts times lands in the dead-letter queue with its attempt
 // count and the last reason.
 func TestDeadLetter_AfterMaxAttempts_ReasonVisible(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testDeadLetter_AfterMaxAttempts_ReasonVisible)
+}
+
+func testDeadLetter_AfterMaxAttempts_ReasonVisible(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	c.waitForLeader()
 	f := c.followers()[0]
-	mustGetStatus(t, f.QueueURL+"/config?queue=work&max_attempts=3&dead_letter=work.dead")
-	mustPut(t, f.QueueURL+"/put?queue=work", "poison")
+	f.mustGetStatus(f.QueueURL + "/config?queue=work&max_attempts=3&dead_letter=work.dead")
+	f.mustPut(f.QueueURL+"/put?queue=work", "poison")
 	for attempt := 1; attempt <= 3; attempt++ {
-		res := mustGetStatus(t, f.QueueURL+"/get?queue=work&lease=30s")
+		res := f.mustGetStatus(f.QueueURL + "/get?queue=work&lease=30s")
 		if res.body != "poison" || res.header.Get("X-Attempts") != strconv.Itoa(attempt) {
 			t.Fatalf("attempt %d: %d %q attempts %q", attempt, res.code, res.body, res.header.Get("X-Attempts"))
 		}
 		id := res.header.Get("X-Message-Id")
-		if res := mustGetStatus(t, f.QueueURL+"/nack?id="+id+"&reason=parse+error+"+strconv.Itoa(attempt)); res.code != http.StatusOK {
+		if res := f.mustGetStatus(f.QueueURL + "/nack?id=" + id + "&reason=parse+error+" + strconv.Itoa(attempt)); res.code != http.StatusOK {
 			t.Fatalf("nack: %d %q", res.code, res.body)
 		}
 	}
-	if res := mustGetStatus(t, f.QueueURL+"/get?queue=work"); res.body != "" {
+	if res := f.mustGetStatus(f.QueueURL + "/get?queue=work"); res.body != "" {
 		t.Fatalf("work still holds %q", res.body)
 	}
-	stats := mustGet(t, f.QueueURL+"/stats?queue=work&format=json")
+	stats := f.mustGet(f.QueueURL + "/stats?queue=work&format=json")
 	if !strings.Contains(stats, `"dead": 1`) {
 		t.Fatalf("stats of work: %s", stats)
 	}
-	res := mustGetStatus(t, f.QueueURL+"/get?queue=work.dead&lease=30s")
+	res := f.mustGetStatus(f.QueueURL + "/get?queue=work.dead&lease=30s")
 	if res.body != "poison" || res.header.Get("X-Attempts") != "4" || res.header.Get("X-Last-Error") != "parse error 3" {
 		t.Fatalf("dead letter: %q attempts %q last error %q", res.body, res.header.Get("X-Attempts"), res.header.Get("X-Last-Error"))
 	}

@@ -17,9 +17,13 @@ import (
 // write is stored exactly once and the old leader catches up. Needs root
 // (it skips otherwise).
 func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
+	inModes(t, testCluster_MinorityPartition_CannotAck_HealsWithoutLoss)
+}
+
+func testCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T, m mode) {
 	nn := mustNetns(t)
 	const forwardTimeout = 2 * time.Second
-	c := mustStartCluster(t, 3, inNetns(nn), withFastRaft(), withServeArgs("--forward-timeout="+forwardTimeout.String()))
+	c := mustStartCluster(t, 3, withMode(t, m), inNetns(nn), withFastRaft(), withServeArgs("--forward-timeout="+forwardTimeout.String()))
 	old := c.waitForLeader()
 	majority := without(c.nodes, old)
 	w := startWrites(t, 6, c.nodes...)
@@ -64,7 +68,7 @@ func TestCluster_MinorityPartition_CannotAck_HealsWithoutLoss(t *testing.T) {
 	w.halt()
 
 	l := c.waitForLeader()
-	w.verify(mustGet(t, l.QueueURL+"/dump"))
+	w.verify(l.mustGet(l.QueueURL + "/dump"))
 	for _, nd := range without(c.nodes, l) { // the old leader among them
 		waitSameData(t, nd, l, "default")
 	}
@@ -80,7 +84,7 @@ func putsNotAcknowledged(nd *node, n int, answerWithin time.Duration, w *writeLo
 		w.mayStore(msg)
 		ctx, cancel := context.WithTimeout(context.Background(), answerWithin)
 		sent := time.Now()
-		res, err := do(ctx, httpClient, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
+		res, err := nd.do(ctx, http.MethodPost, nd.QueueURL+"/put?id="+msg, []byte(msg))
 		cancel()
 		took := time.Since(sent).Round(time.Millisecond)
 		switch {

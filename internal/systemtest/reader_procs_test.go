@@ -36,15 +36,16 @@ type readerProc struct {
 	errPath string // its stdout and stderr
 }
 
-// startReaderProc starts the readerproc binary bin with args; its
-// execution log and stderr live in the test's temporary directory.
-func startReaderProc(t testing.TB, bin, name string, args ...string) *readerProc {
+// startReaderProc starts the readerproc binary bin with args (and the
+// CA file and token of u's nodes when they are secured); its execution
+// log and stderr live in the test's temporary directory.
+func startReaderProc(t testing.TB, u *user, bin, name string, args ...string) *readerProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &readerProc{t: t, name: name, logPath: filepath.Join(dir, "exec.log"), errPath: filepath.Join(dir, "stderr.log")}
 	p.Process = testkit.NewProcess(testkit.ProcessConfig{
 		Name:    "reader " + name,
-		Argv:    append([]string{bin, "--log=" + p.logPath}, args...),
+		Argv:    append(append([]string{bin, "--log=" + p.logPath}, u.toolArgs()...), args...),
 		LogPath: p.errPath,
 	})
 	if err := p.Start(); err != nil {
@@ -162,7 +163,7 @@ func readerQueueStats(nodes []*node, queue string) (*client.Stats, error) {
 	for _, nd := range nodes {
 		addrs = append(addrs, nd.QueueURL)
 	}
-	q, err := client.NewQueue(addrs, nil)
+	q, err := client.NewQueue(addrs, nodes[0].clientOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,7 @@ func readerQueueStats(nodes []*node, queue string) (*client.Stats, error) {
 // node nd in batches.
 func readerPutNumbered(t testing.TB, nd *node, queue string, n, poison int) {
 	t.Helper()
-	q, err := client.NewQueue([]string{nd.QueueURL}, nil)
+	q, err := client.NewQueue([]string{nd.QueueURL}, nd.clientOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,10 @@ import (
 // with nothing in flight, deferred or dead; the surviving readers stop
 // cleanly on SIGTERM.
 func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
+	inModes(t, testReader_FleetSurvivesNodeAndReaderKill)
+}
+
+func testReader_FleetSurvivesNodeAndReaderKill(t *testing.T, m mode) {
 	const (
 		queue    = "rt"
 		n        = 1000
@@ -31,12 +35,12 @@ func TestReader_FleetSurvivesNodeAndReaderKill(t *testing.T) {
 		maxTries = 3
 	)
 	bin := buildReaderProc(t)
-	c := mustStartCluster(t, 3, withFastRaft())
+	c := mustStartCluster(t, 3, withMode(t, m), withFastRaft())
 	readerPutNumbered(t, c.nodes[0], queue, n, n/2)
 
 	var procs []*readerProc
 	for i, nd := range c.nodes {
-		procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("r%d", i+1),
+		procs = append(procs, startReaderProc(t, c.user, bin, fmt.Sprintf("r%d", i+1),
 			"--addrs="+nd.QueueURL, "--queue="+queue, "--concurrency=4", "--task-sleep=10ms",
 			"--lease=8s", fmt.Sprintf("--max-tries=%d", maxTries), "--requeue-delay=300ms"))
 	}
@@ -242,6 +246,10 @@ func readerAbbrevList(s []string, max int) string {
 // up once after MaxTries, the queue ends empty with nothing dead, and the
 // readers stop cleanly on SIGTERM.
 func TestReader_FleetSpread_EveryMessageOnce(t *testing.T) {
+	inModes(t, testReader_FleetSpread_EveryMessageOnce)
+}
+
+func testReader_FleetSpread_EveryMessageOnce(t *testing.T, m mode) {
 	const (
 		queue    = "spread"
 		n        = 300
@@ -249,11 +257,11 @@ func TestReader_FleetSpread_EveryMessageOnce(t *testing.T) {
 		maxTries = 3
 	)
 	bin := buildReaderProc(t)
-	c := mustStartCluster(t, 3, withFastRaft())
+	c := mustStartCluster(t, 3, withMode(t, m), withFastRaft())
 	readerPutNumbered(t, c.nodes[0], queue, n, n/2)
 	var procs []*readerProc
 	for i, nd := range c.nodes {
-		procs = append(procs, startReaderProc(t, bin, fmt.Sprintf("r%d", i+1),
+		procs = append(procs, startReaderProc(t, c.user, bin, fmt.Sprintf("r%d", i+1),
 			"--addrs="+nd.QueueURL, "--queue="+queue, "--concurrency=4", "--balance=spread",
 			"--lease=8s", fmt.Sprintf("--max-tries=%d", maxTries), "--requeue-delay=300ms"))
 	}
@@ -314,7 +322,7 @@ func BenchmarkReader_FleetThroughput(b *testing.B) {
 			started := time.Now()
 			var procs []*readerProc
 			for i, nd := range c.nodes {
-				procs = append(procs, startReaderProc(b, bin, fmt.Sprintf("%s-r%d", balance, i+1),
+				procs = append(procs, startReaderProc(b, c.user, bin, fmt.Sprintf("%s-r%d", balance, i+1),
 					"--addrs="+nd.QueueURL, "--queue="+queue, "--bench", "--concurrency="+conc, "--balance="+balance, "--progress=-1s"))
 			}
 			first, last := fleetDrained(b, c.nodes, queue)

@@ -46,6 +46,8 @@ type ClusterOptions struct {
 	Lifetime Lifetime
 	// Logf receives progress lines and unexpected exits.
 	Logf Logf
+	// Security, when set, runs a secured cluster (NodeConfig.Security).
+	Security *Security
 }
 
 // Cluster is a set of quorumq serve processes forming one raft cluster.
@@ -142,7 +144,16 @@ func (c *Cluster) newNode() (*Node, error) {
 	dir := filepath.Join(c.o.Dir, id)
 	cfg := NodeConfig{
 		ID: id, Binary: c.o.Binary, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "node.log"),
-		ServeArgs: c.o.ServeArgs, Lifetime: c.o.Lifetime, Logf: c.o.Logf,
+		ServeArgs: c.o.ServeArgs, Lifetime: c.o.Lifetime, Logf: c.o.Logf, Security: c.o.Security,
+	}
+	// secure issues the node's certificate for the host it listens on.
+	secure := func(host string) (*Node, error) {
+		if c.o.Security != nil {
+			if _, err := c.o.Security.NodeFiles(id, host); err != nil {
+				return nil, err
+			}
+		}
+		return NewNode(cfg), nil
 	}
 	if nn := c.o.Net; nn != nil {
 		slot, err := nn.AddSlot()
@@ -156,7 +167,7 @@ func (c *Cluster) newNode() (*Node, error) {
 		if c.o.Debug {
 			cfg.DebugAddr = addr(nsDebugPort)
 		}
-		return NewNode(cfg), nil
+		return secure(ip)
 	}
 	n := 4
 	if c.o.Debug {
@@ -174,7 +185,7 @@ func (c *Cluster) newNode() (*Node, error) {
 	if c.o.Debug {
 		cfg.DebugAddr = ports[4]
 	}
-	return NewNode(cfg), nil
+	return secure("127.0.0.1")
 }
 
 // Nodes returns every node ever created, left ones included, in creation

@@ -25,6 +25,11 @@ var adminClient = &http.Client{Transport: client.NewTransport()}
 // body (at most 64 MiB) and status. It is bounded by ctx, and by 5 s when
 // ctx has no deadline.
 func Call(ctx context.Context, method, url string) (body string, code int, err error) {
+	return call(ctx, adminClient, "", method, url)
+}
+
+// call is Call with client, sending token (unless empty) as a bearer.
+func call(ctx context.Context, client *http.Client, token, method, url string) (body string, code int, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, callTimeout)
@@ -34,7 +39,10 @@ func Call(ctx context.Context, method, url string) (body string, code int, err e
 	if err != nil {
 		return "", 0, err
 	}
-	resp, err := adminClient.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", 0, err
 	}

@@ -36,6 +36,12 @@ type NodeConfig struct {
 	// ServeArgs come after the generated flags, so they override them
 	// (the last occurrence of a flag wins).
 	ServeArgs []string
+	// Security, when set, secures the node: its certificate (issued for
+	// ID, which is then required), the gossip key and the tokens file
+	// are on its command line, its URLs are https://, and the node's own
+	// calls (Status, Ready, Leave, Call) trust the CA and send the admin
+	// token.
+	Security *Security
 
 	// Slot is the node's network-namespace slot (see netns.Net), 0 on
 	// loopback; Prefix runs the binary through another command there
@@ -77,7 +83,17 @@ func (c NodeConfig) Args() []string {
 	if len(c.Join) > 0 {
 		args = append(args, "--join="+strings.Join(c.Join, ","))
 	}
+	if c.Security != nil {
+		args = append(args, c.Security.serveArgs(c.ID)...)
+	}
 	return append(args, c.ServeArgs...)
+}
+
+func (c NodeConfig) scheme() string {
+	if c.Security != nil {
+		return "https://"
+	}
+	return "http://"
 }
 
 func (c NodeConfig) argv() []string {
@@ -101,7 +117,8 @@ type Node struct {
 	DataDir, LogPath string
 	// Listen addresses (host:port); DebugAddr "" without a profiler.
 	PubsubAddr, QueueAddr, RaftAddr, GossipAddr, DebugAddr string
-	// QueueURL and PubsubURL are the ports' base URLs, http://host:port.
+	// QueueURL and PubsubURL are the ports' base URLs, http://host:port
+	// (https:// when secured).
 	QueueURL, PubsubURL string
 
 	mu   sync.Mutex
@@ -123,7 +140,7 @@ func NewNode(cfg NodeConfig) *Node {
 		}),
 		ID: cfg.ID, Slot: cfg.Slot, DataDir: cfg.DataDir, LogPath: cfg.LogPath,
 		PubsubAddr: cfg.PubsubAddr, QueueAddr: cfg.QueueAddr, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr, DebugAddr: cfg.DebugAddr,
-		QueueURL: "http://" + cfg.QueueAddr, PubsubURL: "http://" + cfg.PubsubAddr,
+		QueueURL: cfg.scheme() + cfg.QueueAddr, PubsubURL: cfg.scheme() + cfg.PubsubAddr,
 		cfg: cfg,
 	}
 }
@@ -161,9 +178,18 @@ func (n *Node) MarkLeft() {
 	n.mu.Unlock()
 }
 
+// Call is the package's Call, as this node's own client: on a secured
+// node it trusts the cluster CA and sends the admin token.
+func (n *Node) Call(ctx context.Context, method, url string) (body string, code int, err error) {
+	if sec := n.cfg.Security; sec != nil {
+		return call(ctx, sec.client, sec.Token, method, url)
+	}
+	return Call(ctx, method, url)
+}
+
 // Status asks the node for GET /cluster/status.
 func (n *Node) Status(ctx context.Context) (*api.Status, error) {
-	body, code, err := Call(ctx, http.MethodGet, n.QueueURL+"/cluster/status")
+	body, code, err := n.Call(ctx, http.MethodGet, n.QueueURL+"/cluster/status")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Name(), err)
 	}
@@ -180,7 +206,7 @@ func (n *Node) Status(ctx context.Context) (*api.Status, error) {
 // Ready returns nil once GET /readyz answers 200; otherwise an error with
 // the answer and what the node says about itself.
 func (n *Node) Ready(ctx context.Context) error {
-	body, code, err := Call(ctx, http.MethodGet, n.QueueURL+"/readyz")
+	body, code, err := n.Call(ctx, http.MethodGet, n.QueueURL+"/readyz")
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Name(), err)
 	}
@@ -211,7 +237,7 @@ func (n *Node) WaitReady(ctx context.Context, timeout time.Duration) error {
 // as a crash. On a 200 the node is marked left.
 func (n *Node) Leave(ctx context.Context) error {
 	n.ExpectExit()
-	body, code, err := Call(ctx, http.MethodPost, n.QueueURL+"/cluster/leave")
+	body, code, err := n.Call(ctx, http.MethodPost, n.QueueURL+"/cluster/leave")
 	if err != nil {
 		return fmt.Errorf("leave %s: %w", n.Name(), err)
 	}

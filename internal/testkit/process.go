@@ -319,7 +319,7 @@ func (p *Process) WaitExit(timeout time.Duration) (int, error) {
 }
 
 // Pause stops the process with SIGSTOP (a GC-like pause: its sockets stay
-// open, nothing is answered).
+// open, nothing is answered) and returns once all its threads have stopped.
 func (p *Process) Pause() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -330,6 +330,9 @@ func (p *Process) Pause() error {
 		return fmt.Errorf("pause %s: %w", p.cfg.Name, err)
 	}
 	p.paused = true
+	if err := awaitStopped(p.cmd.Process.Pid, 5*time.Second); err != nil {
+		return fmt.Errorf("pause %s: %w", p.cfg.Name, err)
+	}
 	return nil
 }
 
@@ -342,6 +345,17 @@ func (p *Process) Resume() error {
 		return fmt.Errorf("resume %s: %w", p.cfg.Name, ErrNotRunning)
 	}
 	return signalCont(p.cmd.Process)
+}
+
+// Hangup sends SIGHUP (serve reloads certificates, keys, tokens and its
+// overflow log).
+func (p *Process) Hangup() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.runningLocked() {
+		return fmt.Errorf("hangup %s: %w", p.cfg.Name, ErrNotRunning)
+	}
+	return signalHangup(p.cmd.Process)
 }
 
 // LogTail returns the last max bytes of LogPath ("" without one).

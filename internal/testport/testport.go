@@ -20,7 +20,10 @@ var (
 // other's ports before any of them binds, so the port cannot be held open.
 // It comes from 20000-31999, below the kernel's ephemeral range (32768 and
 // up by default), so an outgoing connection cannot take it between the
-// check and the bind.
+// check and the bind. The test binaries of other packages, run at the same
+// time by go test, draw from the same range: a lock file per port, held
+// until this process exits, keeps them from handing out the same port (a
+// node restarted on its port would otherwise find it taken).
 func Reserve(tb testing.TB) int {
 	tb.Helper()
 	for range 200 {
@@ -29,7 +32,7 @@ func Reserve(tb testing.TB) int {
 		taken := given[port]
 		given[port] = true
 		mu.Unlock()
-		if taken {
+		if taken || !lockAcrossProcesses(port) {
 			continue
 		}
 		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))

@@ -25,3 +25,12 @@ func TestReserve_DistinctBindablePortsBelowTheEphemeralRange(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// A port this process reserved is locked for other processes: a second
+// lock on it fails while the first is held.
+func TestReserve_LockedAgainstOtherProcesses(t *testing.T) {
+	p := Reserve(t)
+	if lockAcrossProcesses(p) {
+		t.Fatalf("port %d could be locked again", p)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 const (
@@ -50,7 +52,7 @@ func ResolveNodeID(dataDir, want string) (string, error) {
 	switch {
 	case err == nil:
 		have := string(bytes.TrimSpace(b))
-		if !ValidNodeID(have) {
+		if !api.ValidNodeID(have) {
 			return "", fmt.Errorf("%s holds an invalid node id %q", path, have)
 		}
 		if want != "" && want != have {
@@ -158,23 +160,6 @@ func CheckNotLeft(dataDir string) error {
 func MarkLeft(dataDir, id string, at time.Time) error {
 	msg := fmt.Sprintf("node %s left the cluster at %s\n", id, at.UTC().Format(time.RFC3339))
 	return writeFileSync(filepath.Join(dataDir, leftFile), []byte(msg))
-}
-
-// ValidNodeID reports whether id is 1-128 characters of [A-Za-z0-9._-]: safe
-// in file names, URLs, metric labels and memberlist node names.
-func ValidNodeID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // NextSubsEpoch reads the last epoch from dataDir, stores the next one

@@ -3,6 +3,8 @@ package datadir
 import (
 	"strings"
 	"testing"
+
+	"github.com/quorumq/quorumq/api"
 )
 
 // A generated id has the "<hostname>-<6 hex>" form and is persisted.
@@ -13,7 +15,7 @@ func TestNode_GeneratedID_Persisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := strings.LastIndexByte(id, '-')
-	if i <= 0 || len(id)-i-1 != 6 || !ValidNodeID(id) {
+	if i <= 0 || len(id)-i-1 != 6 || !api.ValidNodeID(id) {
 		t.Fatalf("generated id %q", id)
 	}
 	again, err := ResolveNodeID(dir, "")

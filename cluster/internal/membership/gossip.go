@@ -1,8 +1,10 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -291,6 +293,13 @@ func (n *Membership) newMemberlist(ctx context.Context) (*memberlist.Memberlist,
 	c.DeadNodeReclaimTime = gossipReclaim
 	c.Delegate = n.gossip
 	c.Events = eventDelegate{t: n.members, next: n.opts.Events}
+	if keys := n.opts.GossipKeys; len(keys) > 0 {
+		if c.Keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
+			return nil, fmt.Errorf("gossip keys: %w", err)
+		}
+		c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+		n.keyring = c.Keyring
+	}
 	hcl := hclogadapter.New(n.log, "memberlist", n.opts.GossipLogLevel)
 	c.Logger = log.New(hcl.StandardWriter(nil), "", 0)
 	if n.opts.GossipConfig != nil {
@@ -301,6 +310,38 @@ func (n *Membership) newMemberlist(ctx context.Context) (*memberlist.Memberlist,
 		return nil, fmt.Errorf("gossip on %s: %w", net.JoinHostPort(bindHost, strconv.Itoa(bindPort)), err)
 	}
 	return ml, nil
+}
+
+// ErrGossipPlain: gossip runs without keys, and keys cannot be added to
+// a running node (every member would have to switch at the same moment).
+var ErrGossipPlain = errors.New("gossip runs unencrypted; start every node with a gossip key to encrypt it")
+
+// SetGossipKeys installs keys (the first the primary) in place of the
+// ones in use, for a rotation without a restart: keys added, the primary
+// switched, keys no longer listed removed.
+func (n *Membership) SetGossipKeys(keys [][]byte) error {
+	if n.keyring == nil {
+		return ErrGossipPlain
+	}
+	if len(keys) == 0 {
+		return errors.New("gossip keys: none given; a running node cannot turn encryption off")
+	}
+	for _, k := range keys {
+		if err := n.keyring.AddKey(k); err != nil {
+			return fmt.Errorf("gossip keys: %w", err)
+		}
+	}
+	if err := n.keyring.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("gossip keys: %w", err)
+	}
+	for _, old := range n.keyring.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := n.keyring.RemoveKey(old); err != nil {
+				return fmt.Errorf("gossip keys: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // UpdateMeta edits this node's NodeMeta and, if it changed, announces it

@@ -112,9 +112,11 @@ func (n *Membership) joinEach(addrs []string) (int, error) {
 			break
 		}
 		if _, err := n.ml.Join([]string{a}); err != nil {
+			n.metrics.joins.WithLabelValues("error").Inc()
 			errs = append(errs, err)
 			continue
 		}
+		n.metrics.joins.WithLabelValues("ok").Inc()
 		k++
 	}
 	if k > 0 {

@@ -58,6 +58,11 @@ type Options struct {
 	// DefaultBootstrapSettle outside tests.
 	ReconnectInterval, BootstrapSettle time.Duration
 
+	// GossipKeys, when set, encrypt and authenticate all gossip (the
+	// first key is the primary one); members without one of them cannot
+	// join or be heard. Empty: plain gossip.
+	GossipKeys [][]byte
+
 	GossipLogLevel slog.Leveler
 	// GossipConfig, if set, edits the memberlist configuration last (tests).
 	GossipConfig func(*memberlist.Config)
@@ -78,6 +83,7 @@ type Membership struct {
 	members    *memberTable
 	meta       metaState
 	gossipAddr string
+	keyring    *memberlist.Keyring // nil: plain gossip
 	gossipMu   sync.Mutex
 	gossipDown bool // memberlist shut down
 	gossipLeft bool // memberlist's Leave was called

@@ -15,6 +15,10 @@ type metrics struct {
 	// bootstrapEvaluations counts the bootstrap loop's decisions by
 	// outcome (bootstrapOutcomes).
 	bootstrapEvaluations *prometheus.CounterVec
+	// joins counts attempts to join gossip through one seed, by result:
+	// a node that keeps failing cannot reach or authenticate to the
+	// cluster (wrong or missing gossip key).
+	joins *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -37,19 +41,27 @@ func newMetrics() *metrics {
 			Name:      "bootstrap_evaluations_total",
 			Help:      "Bootstrap decisions of a node that started without raft state, by outcome (wait_*, disabled, failed, bootstrapped, has_state).",
 		}, []string{"outcome"}),
+		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Subsystem: "cluster",
+			Name:      "gossip_join_attempts_total",
+			Help:      "Attempts to join gossip through one seed, by result (ok, error).",
+		}, []string{"result"}),
 	}
 }
 
 // Collectors returns membership's collectors: quorumq_cluster_members{status}
 // (gossip members as this node sees them), quorumq_cluster_{voters,nonvoters}
 // (raft configuration), quorumq_cluster_reconcile_actions_total{action,result},
-// quorumq_cluster_reconcile_rounds_total and
-// quorumq_cluster_bootstrap_evaluations_total{outcome}.
+// quorumq_cluster_reconcile_rounds_total,
+// quorumq_cluster_bootstrap_evaluations_total{outcome} and
+// quorumq_cluster_gossip_join_attempts_total{result}.
 func (n *Membership) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		n.metrics.reconcileActions,
 		n.metrics.reconcileRounds,
 		n.metrics.bootstrapEvaluations,
+		n.metrics.joins,
 		&membershipCollector{n: n},
 	}
 }

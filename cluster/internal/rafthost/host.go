@@ -57,16 +57,10 @@ type Options struct {
 	FSM    *fsm.FSM
 
 	RaftBind, RaftAdvertise string
+	// TLS, when set, makes the transport mutual TLS.
+	TLS *TLS
 
-	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
-	MaxAppendEntries                                                     int
-	SnapshotThreshold                                                    uint64
-	SnapshotInterval                                                     time.Duration
-	TrailingLogs                                                         uint64
-
-	MaxBatchBytes     int
-	MaxPendingApplies int
-	ApplyTimeout      time.Duration
+	Tuning
 	// TickInterval is how often the leader checks whether a tick is due.
 	TickInterval time.Duration
 	// Now stamps entries with leader time.
@@ -172,7 +166,7 @@ func Open(o Options) (*Host, error) {
 	if err != nil {
 		return fail(fmt.Errorf("snapshot store: %w", err))
 	}
-	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, hcl.Named("transport"))
+	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, o.TLS, hcl.Named("transport"))
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
 	}

@@ -20,11 +20,13 @@ func openSingle(t *testing.T) *Host {
 	dir := t.TempDir()
 	h, err := Open(Options{
 		ID: "n1", DataDir: dir, DBPath: filepath.Join(dir, "raft.db"), FSM: fsm.New(),
-		RaftBind:         "127.0.0.1:0",
-		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-		MaxAppendEntries: 512, SnapshotThreshold: 8192, SnapshotInterval: 20 * time.Second, TrailingLogs: 65536,
-		MaxBatchBytes: 256 << 10, MaxPendingApplies: 1, ApplyTimeout: 10 * time.Second,
+		RaftBind: "127.0.0.1:0",
+		Tuning: Tuning{
+			HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+			MaxAppendEntries: 512, SnapshotThreshold: 8192, SnapshotInterval: 20 * time.Second, TrailingLogs: 65536,
+			MaxBatchBytes: 256 << 10, MaxPendingApplies: 1, ApplyTimeout: 10 * time.Second,
+		},
 		TickInterval: time.Second, Now: time.Now, BootstrapSingle: true,
 		Logger: testlog.New(t), RaftLogLevel: slog.LevelWarn,
 	})

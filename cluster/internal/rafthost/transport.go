@@ -1,6 +1,7 @@
 package rafthost
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -14,12 +15,16 @@ import (
 // accepts a host name as the advertised address: peers then store and dial
 // the name ("node1:8300"), so a node whose container comes back with a new
 // IP stays reachable (raft-patterns §8.3).
-func newTransport(bind, advertise string, logger hclog.Logger) (*raft.NetworkTransport, error) {
+//
+// With t, every connection is mutual TLS: a peer without a certificate
+// from the cluster CA cannot connect either way, and each RPC received
+// must name the node of its connection's certificate (idConn).
+func newTransport(bind, advertise string, t *TLS, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	layer := &streamLayer{Listener: ln, advertise: ln.Addr()}
+	layer := &streamLayer{Listener: ln, advertise: ln.Addr(), tls: t}
 	if advertise != "" {
 		host, port, err := net.SplitHostPort(advertise)
 		if err != nil {
@@ -39,16 +44,53 @@ func newTransport(bind, advertise string, logger hclog.Logger) (*raft.NetworkTra
 	}), nil
 }
 
-// streamLayer is a raft.StreamLayer over plain TCP.
+// TLS is the raft transport's mutual TLS.
+type TLS struct {
+	// Server accepts peers (it must require and verify a client
+	// certificate); Client dials them (it must verify theirs).
+	Server, Client *tls.Config
+	// PeerID is the node id of a verified client certificate.
+	PeerID func(*tls.ConnectionState) (string, error)
+}
+
+// handshakeTimeout bounds the TLS handshake of an accepted connection.
+const handshakeTimeout = transportTimeout
+
+// streamLayer is a raft.StreamLayer over TCP, or mutual TLS with tls.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
+	tls       *TLS
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return (&net.Dialer{Timeout: timeout}).Dial("tcp", string(address))
+	d := &net.Dialer{Timeout: timeout}
+	if s.tls == nil {
+		return d.Dial("tcp", string(address))
+	}
+	return tls.DialWithDialer(d, "tcp", string(address), s.tls.Client)
+}
+
+// Accept returns the next connection. The TLS handshake is left to the
+// connection's first read, in the transport's goroutine for it, so that
+// one slow peer does not hold up the accept loop.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil || s.tls == nil {
+		return c, err
+	}
+	tc := tls.Server(c, s.tls.Server)
+	return newIDConn(tc, func() (string, error) {
+		tc.SetDeadline(time.Now().Add(handshakeTimeout))
+		defer tc.SetDeadline(time.Time{})
+		if err := tc.Handshake(); err != nil {
+			return "", fmt.Errorf("raft TLS handshake from %s: %w", c.RemoteAddr(), err)
+		}
+		cs := tc.ConnectionState()
+		return s.tls.PeerID(&cs)
+	}), nil
 }
 
 // hostAddr is an advertised "host:port" whose host may be a name.

@@ -21,6 +21,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // namespace is the Prometheus namespace of the channel's metrics.
@@ -457,7 +459,7 @@ func (c *Channel) fetchLocked(id string, p *peerState, delay time.Duration) {
 // or fetchAttempts attempts in a row failed.
 func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 	defer c.wg.Done()
-	if delay > 0 && !sleepCtx(c.ctx, delay) {
+	if wait.Sleep(c.ctx, delay) != nil {
 		return
 	}
 	failures := 0
@@ -478,7 +480,7 @@ func (c *Channel) runFetch(id string, p *peerState, delay time.Duration) {
 			failures++
 			c.metrics.fetches.WithLabelValues("error").Inc()
 			c.log.Debug("fetch subscriber set", "member", id, "addr", addr, "attempt", failures, "err", err)
-			if failures < fetchAttempts && !sleepCtx(c.ctx, fetchBackoff<<(failures-1)) {
+			if failures < fetchAttempts && wait.Sleep(c.ctx, fetchBackoff<<(failures-1)) != nil {
 				return
 			}
 			continue
@@ -510,17 +512,6 @@ func (c *Channel) fetchOnce(id, addr string, want uint64) error {
 	}
 	c.merge(e, "fetch")
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Queries.

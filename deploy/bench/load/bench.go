@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/cli"
 )
 
@@ -81,7 +82,7 @@ func (c Config) Validate() error {
 		return invalid("subscribers=%d: must not be negative (0: one per node)", c.Subscribers)
 	}
 	for _, t := range c.Targets {
-		if _, err := hostPort(t); err != nil {
+		if _, err := hostPort(t, c.TLS != nil); err != nil {
 			return invalid("%v", err)
 		}
 	}
@@ -141,6 +142,7 @@ func (c *BenchConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Prefill, "prefill", c.Prefill, "messages to put before a get, mget or lease run (-1: enough for --count, else 200000)")
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "pubsub subscribers, spread over every node (0: one per node)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each request")
+	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print one JSON object instead of text")
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no progress line on stderr")
 }

@@ -2,6 +2,8 @@ package load
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 type httpConn struct {
 	addr    string
 	timeout time.Duration
+	tls     *tls.Config // nil: plain TCP
 	c       net.Conn
 	buf     []byte // read buffer; buf[r:w] is unread
 	r, w    int
@@ -45,20 +48,47 @@ var (
 	errTooLarge  = errors.New("HTTP response header too large")
 )
 
-func newHTTPConn(addr string, timeout time.Duration) *httpConn {
-	return &httpConn{addr: addr, timeout: timeout, buf: make([]byte, readBufSize)}
+// newHTTPConn returns a connection to addr, over TLS verified with
+// tlsConf when it is not nil.
+func newHTTPConn(addr string, timeout time.Duration, tlsConf *tls.Config) *httpConn {
+	return &httpConn{addr: addr, timeout: timeout, tls: tlsConf, buf: make([]byte, readBufSize)}
 }
 
 func (h *httpConn) dial() error {
-	c, err := net.DialTimeout("tcp", h.addr, h.timeout)
+	c, err := dialNode(h.addr, h.timeout, h.tls)
 	if err != nil {
 		return err
+	}
+	h.c, h.r, h.w = c, 0, 0
+	return nil
+}
+
+// dialNode connects to addr without Nagle's delay and, with tlsConf,
+// completes a TLS handshake that verifies the node's certificate for
+// addr's host, both within timeout.
+func dialNode(addr string, timeout time.Duration, tlsConf *tls.Config) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	h.c, h.r, h.w = c, 0, 0
-	return nil
+	if tlsConf == nil {
+		return c, nil
+	}
+	conf := tlsConf.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(c, conf)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 func (h *httpConn) Close() {

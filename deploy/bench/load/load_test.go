@@ -85,12 +85,12 @@ func TestHTTPConn_Framing(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	c := newHTTPConn(addr, 5*time.Second)
+	c := newHTTPConn(addr, 5*time.Second, nil)
 	defer c.Close()
 	var res response
 	get := func(path string) {
 		t.Helper()
-		if err := c.do(buildRequest("GET", addr, path, nil), &res); err != nil {
+		if err := c.do(buildRequest("GET", addr, path, nil, nil), &res); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
@@ -144,9 +144,9 @@ func TestHTTPConn_ExchangeDoesNotAllocate(t *testing.T) {
 		}
 	}()
 	addr := ln.Addr().String()
-	c := newHTTPConn(addr, 5*time.Second)
+	c := newHTTPConn(addr, 5*time.Second, nil)
 	defer c.Close()
-	req := buildRequest("GET", addr, "/get", nil)
+	req := buildRequest("GET", addr, "/get", nil, nil)
 	var res response
 	if err := c.do(req, &res); err != nil || string(res.body) != "hello" {
 		t.Fatalf("%v %+v", err, res)
@@ -167,13 +167,23 @@ type fakeNode struct {
 }
 
 func newFakeNode(t *testing.T) *fakeNode {
-	f := &fakeNode{leased: map[string]bool{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f := newFakeNodeServed(func(h http.Handler) *httptest.Server { return httptest.NewServer(h) })
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeNode) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+// newFakeNodeServed is a fakeNode served by serve (over TLS behind a token
+// gate, say).
+func newFakeNodeServed(serve func(http.Handler) *httptest.Server) *fakeNode {
+	f := &fakeNode{leased: map[string]bool{}}
+	f.srv = serve(http.HandlerFunc(f.serve))
+	return f
+}
+
+func (f *fakeNode) addr() string {
+	_, hostPort, _ := strings.Cut(f.srv.URL, "://")
+	return hostPort
+}
 
 func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()

@@ -67,13 +67,13 @@ func runPubsub(ctx context.Context, cfg Config, rep *Report, st *status) (*Repor
 	)
 	for i := 0; i < nsubs; i++ {
 		addr := all[i%len(all)]
-		c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+		c, err := dialNode(addr, cfg.Timeout, cfg.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("subscriber to %s: %w", addr, err)
 		}
 		conns = append(conns, c)
 		// HTTP/1.0 gets the raw stream: "\r\n", then one message per line.
-		fmt.Fprintf(c, "GET /sub?multipart=0&topic=%s HTTP/1.0\r\nHost: %s\r\n\r\n", url.QueryEscape(cfg.Topic), addr)
+		fmt.Fprintf(c, "GET /sub?multipart=0&topic=%s HTTP/1.0\r\nHost: %s\r\n%s\r\n", url.QueryEscape(cfg.Topic), addr, cfg.authHeader())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -216,12 +216,12 @@ func newPubWorker(cfg Config, addr string) *pubWorker {
 		offs = append(offs, len(body))
 		body = append(body, m...)
 	}
-	req := buildRequest(http.MethodPost, addr, "/pub?topic="+url.QueryEscape(cfg.Topic), body)
+	req := buildRequest(http.MethodPost, addr, "/pub?topic="+url.QueryEscape(cfg.Topic), cfg.authHeader(), body)
 	hdr := len(req) - len(body)
 	for i := range offs {
 		offs[i] += hdr
 	}
-	return &pubWorker{conn: newHTTPConn(addr, cfg.Timeout), req: req, stamps: offs, batch: cfg.Batch}
+	return &pubWorker{conn: newHTTPConn(addr, cfg.Timeout, cfg.TLS), req: req, stamps: offs, batch: cfg.Batch}
 }
 
 func (w *pubWorker) Close() { w.conn.Close() }

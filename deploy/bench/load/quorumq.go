@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quorumq/quorumq/client"
 )
 
 // Modes of a quorumq run.
@@ -54,7 +57,22 @@ type Config struct {
 	Subscribers int
 	// Timeout bounds each request.
 	Timeout time.Duration
+	// Token, when set, goes with every request as a bearer token (the
+	// run needs produce, consume or both, as its mode). TLS, when set,
+	// verifies the nodes' HTTPS certificates (the cluster CA); the run
+	// then speaks HTTPS only, to the targets as to the members it learns.
+	Token string
+	TLS   *tls.Config
 	RunConfig
+}
+
+// authHeader is the Authorization header line of c's requests; nil
+// without a token.
+func (c Config) authHeader() []byte {
+	if c.Token == "" {
+		return nil
+	}
+	return []byte("Authorization: Bearer " + c.Token + "\r\n")
 }
 
 // Report is a Result with the run's parameters, as printed.
@@ -91,14 +109,14 @@ func RunQuorumq(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	addrs := make([]string, len(cfg.Targets))
 	for i, t := range cfg.Targets {
-		a, err := hostPort(t)
+		a, err := hostPort(t, cfg.TLS != nil)
 		if err != nil {
 			return nil, err
 		}
 		addrs[i] = a
 	}
 	rep := &Report{Mode: cfg.Mode, Targets: addrs, Queue: cfg.Queue, Size: cfg.Size, Batch: cfg.Batch}
-	st, err := clusterStatus(addrs[0], cfg.Timeout)
+	st, err := clusterStatus(cfg, addrs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +168,20 @@ func prefill(ctx context.Context, addr string, cfg Config) error {
 	return nil
 }
 
-func hostPort(target string) (string, error) {
+// hostPort returns the host:port of target. The scheme does not choose
+// TLS, --tls-ca does: an http:// target is dialled over TLS with it, as
+// the client package does, and an https:// one needs it.
+func hostPort(target string, tls bool) (string, error) {
 	t := strings.TrimSpace(target)
 	if !strings.Contains(t, "://") {
 		t = "http://" + t
 	}
 	u, err := url.Parse(t)
-	if err != nil || u.Host == "" || u.Scheme != "http" {
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", fmt.Errorf("target %q: want http://host:port or host:port", target)
+	}
+	if u.Scheme == "https" && !tls {
+		return "", fmt.Errorf("target %q: https needs --tls-ca, the cluster CA", target)
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		return "", fmt.Errorf("target %q: %v", target, err)
@@ -186,9 +210,19 @@ func (s *status) leaderQueueAddr() string {
 	return ""
 }
 
-func clusterStatus(addr string, timeout time.Duration) (*status, error) {
-	c := &http.Client{Timeout: timeout}
-	res, err := c.Get("http://" + addr + "/cluster/status")
+func clusterStatus(cfg Config, addr string) (*status, error) {
+	c := client.NewHTTPClient(cfg.TLS)
+	c.Timeout = cfg.Timeout
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequest(http.MethodGet, scheme+addr+"/cluster/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	client.SetToken(req, cfg.Token)
+	res, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +246,17 @@ func message(size int) []byte {
 	return bytes.Repeat([]byte{'x'}, size)
 }
 
-func buildRequest(method, host, target string, body []byte) []byte {
-	b := make([]byte, 0, 160+len(body))
+// buildRequest returns a complete HTTP/1.1 request; auth is the
+// Authorization header line (nil: none).
+func buildRequest(method, host, target string, auth, body []byte) []byte {
+	b := make([]byte, 0, 160+len(auth)+len(body))
 	b = append(b, method...)
 	b = append(b, ' ')
 	b = append(b, target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\nUser-Agent: quorumq-bench\r\n"...)
+	b = append(b, auth...)
 	if method == http.MethodPost {
 		b = append(b, "Content-Type: application/octet-stream\r\nContent-Length: "...)
 		b = strconv.AppendInt(b, int64(len(body)), 10)
@@ -236,16 +273,17 @@ type queueWorker struct {
 	conn  *httpConn
 	req   []byte // the request of every operation (for lease: the get)
 	ack   []byte // scratch for the lease mode's /ack
+	auth  []byte // Authorization header line
 	batch int
 	res   response
 }
 
 func newQueueWorker(cfg Config, addr string) *queueWorker {
-	w := &queueWorker{mode: cfg.Mode, host: addr, conn: newHTTPConn(addr, cfg.Timeout), batch: cfg.Batch}
+	w := &queueWorker{mode: cfg.Mode, host: addr, conn: newHTTPConn(addr, cfg.Timeout, cfg.TLS), batch: cfg.Batch, auth: cfg.authHeader()}
 	q := "queue=" + url.QueryEscape(cfg.Queue)
 	switch cfg.Mode {
 	case ModePut:
-		w.req = buildRequest(http.MethodPost, addr, "/put?"+q, message(cfg.Size))
+		w.req = buildRequest(http.MethodPost, addr, "/put?"+q, w.auth, message(cfg.Size))
 	case ModeMPut:
 		m := message(cfg.Size)
 		body := make([]byte, 0, (cfg.Size+1)*cfg.Batch)
@@ -255,17 +293,17 @@ func newQueueWorker(cfg Config, addr string) *queueWorker {
 			}
 			body = append(body, m...)
 		}
-		w.req = buildRequest(http.MethodPost, addr, "/mput?"+q, body)
+		w.req = buildRequest(http.MethodPost, addr, "/mput?"+q, w.auth, body)
 	case ModeGet:
-		w.req = buildRequest(http.MethodGet, addr, "/get?"+q, nil)
+		w.req = buildRequest(http.MethodGet, addr, "/get?"+q, w.auth, nil)
 	case ModeMGet:
-		w.req = buildRequest(http.MethodGet, addr, "/mget?"+q+"&items="+strconv.Itoa(cfg.Batch), nil)
+		w.req = buildRequest(http.MethodGet, addr, "/mget?"+q+"&items="+strconv.Itoa(cfg.Batch), w.auth, nil)
 	case ModeLease:
 		lease := "&lease=" + cfg.Lease.String()
 		if cfg.Batch > 1 {
-			w.req = buildRequest(http.MethodGet, addr, "/mget?"+q+"&items="+strconv.Itoa(cfg.Batch)+lease, nil)
+			w.req = buildRequest(http.MethodGet, addr, "/mget?"+q+"&items="+strconv.Itoa(cfg.Batch)+lease, w.auth, nil)
 		} else {
-			w.req = buildRequest(http.MethodGet, addr, "/get?"+q+lease, nil)
+			w.req = buildRequest(http.MethodGet, addr, "/get?"+q+lease, w.auth, nil)
 		}
 		w.ack = make([]byte, 0, 256)
 	}
@@ -307,7 +345,9 @@ func (w *queueWorker) Do() (int, error) {
 	w.ack = append(w.ack, ids...)
 	w.ack = append(w.ack, " HTTP/1.1\r\nHost: "...)
 	w.ack = append(w.ack, w.host...)
-	w.ack = append(w.ack, "\r\nUser-Agent: quorumq-bench\r\n\r\n"...)
+	w.ack = append(w.ack, "\r\nUser-Agent: quorumq-bench\r\n"...)
+	w.ack = append(w.ack, w.auth...)
+	w.ack = append(w.ack, "\r\n"...)
 	if err := w.conn.do(w.ack, &w.res); err != nil {
 		return 0, fmt.Errorf("ack: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/cli"
 )
 
@@ -89,6 +90,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Retries, "retries", c.Retries, "retries of a failed request (-1: none)")
 	fs.DurationVar(&c.Progress, "progress", c.Progress, "interval of the progress line on stderr (0: only at the end)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed (0: a random one)")
+	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 	switch c.Stream {
 	case "count":
 		fs.Int64Var(&c.Start, "start", c.Start, "first number")

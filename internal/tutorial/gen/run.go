@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // Mode is how messages are sent, chosen from the target URL's path.
@@ -57,10 +59,10 @@ func ModeOf(target string) (Mode, error) {
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		return 0, invalid(fmt.Errorf("gen: target %q: %v", target, err))
+		return 0, invalid(fmt.Errorf("gen: target %q: %v", client.RedactURL(target), client.RedactError(err)))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 0, invalid(fmt.Errorf("gen: target %q: want http://host:port/pub, /put or /mput", target))
+		return 0, invalid(fmt.Errorf("gen: target %q: want http://host:port/pub, /put or /mput", client.RedactURL(target)))
 	}
 	switch p := u.Path; {
 	case strings.HasPrefix(p, "/pub"):
@@ -70,7 +72,7 @@ func ModeOf(target string) (Mode, error) {
 	case strings.HasPrefix(p, "/put"):
 		return ModePut, nil
 	}
-	return 0, invalid(fmt.Errorf("gen: target %q: the path must be /pub, /put or /mput", target))
+	return 0, invalid(fmt.Errorf("gen: target %q: the path must be /pub, /put or /mput", client.RedactURL(target)))
 }
 
 // Clock is the time source of Run (a fake one in tests).
@@ -87,19 +89,7 @@ type RealClock struct{}
 func (RealClock) Now() time.Time { return time.Now() }
 
 // Sleep waits d or until ctx ends.
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error { return wait.Sleep(ctx, d) }
 
 // Defaults of SendConfig (DefaultSendConfig).
 const (
@@ -145,9 +135,15 @@ type SendConfig struct {
 	// none). The final line is always written.
 	Progress time.Duration
 	Stderr   io.Writer
-	// HTTPClient sends the requests, each bounded by RequestTimeout.
+	// HTTPClient sends the requests, each bounded by RequestTimeout. nil:
+	// client.NewHTTPClient(TLS).
 	HTTPClient     *http.Client
 	RequestTimeout time.Duration
+	// Token, when set, goes with every request as a bearer token. TLS,
+	// when set, verifies an HTTPS target (the cluster CA) and makes To an
+	// https:// URL (client.HTTPS).
+	Token string
+	TLS   *tls.Config
 	// Clock is the time source.
 	Clock Clock
 }
@@ -156,8 +152,8 @@ type SendConfig struct {
 // (Speed 1), batches of DefaultBatch, the
 // mode's concurrency, DefaultRetries retries spaced by DefaultBackoff, a
 // progress line every DefaultProgress to nowhere, requests bounded by
-// DefaultRequestTimeout over the client package's pooled transport, the
-// real clock. To and Out are left to the caller.
+// DefaultRequestTimeout over the client package's pooled transport (made
+// by Run, with TLS), the real clock. To and Out are left to the caller.
 func DefaultSendConfig() SendConfig {
 	return SendConfig{
 		Speed:          1,
@@ -166,7 +162,6 @@ func DefaultSendConfig() SendConfig {
 		Backoff:        DefaultBackoff,
 		Progress:       DefaultProgress,
 		Stderr:         io.Discard,
-		HTTPClient:     &http.Client{Transport: client.NewTransport()},
 		RequestTimeout: DefaultRequestTimeout,
 		Clock:          RealClock{},
 	}
@@ -195,8 +190,8 @@ func (c SendConfig) validate() (Mode, error) {
 		err = fmt.Errorf("gen: backoff %v to %v: want 0 < min <= max", c.Backoff.Min, c.Backoff.Max)
 	case c.RequestTimeout <= 0:
 		err = fmt.Errorf("gen: request timeout %v must be positive", c.RequestTimeout)
-	case c.HTTPClient == nil || c.Clock == nil || c.Stderr == nil:
-		err = errors.New("gen: no HTTP client, clock or stderr")
+	case c.Clock == nil || c.Stderr == nil:
+		err = errors.New("gen: no clock or stderr")
 	case mode == ModeWrite && c.Out == nil:
 		err = errors.New("gen: target \"-\" needs an output")
 	}
@@ -247,14 +242,35 @@ func Run(ctx context.Context, cfg SendConfig, src Source) (Stats, error) {
 	if mode == ModePut {
 		cfg.Batch = 1
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = client.NewHTTPClient(cfg.TLS)
+	}
+	if cfg.TLS != nil && mode != ModeWrite {
+		cfg.To = client.HTTPS(cfg.To)
+	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 1
 		if mode == ModePut {
 			cfg.Concurrency = DefaultPutConcurrency
 		}
 	}
+	// Several senders report failures at once; the caller's writer need
+	// not be safe for that.
+	cfg.Stderr = &lockedWriter{w: cfg.Stderr}
 	s := &sender{cfg: cfg, mode: mode, runID: runID()}
 	return s.run(ctx, Limit(src, cfg.N))
+}
+
+// lockedWriter serializes writes, so report lines never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 type sender struct {
@@ -409,7 +425,7 @@ func (s *sender) send(ctx context.Context, batch [][]byte) {
 			return
 		}
 		if err == nil && !retryableStatus(status) {
-			fmt.Fprintf(s.cfg.Stderr, "gen: %s answered %d: %d messages not sent\n", s.cfg.To, status, len(batch))
+			fmt.Fprintf(s.cfg.Stderr, "gen: %s answered %d: %d messages not sent\n", client.RedactURL(s.cfg.To), status, len(batch))
 			s.failed.Add(int64(len(batch)))
 			return
 		}
@@ -443,11 +459,12 @@ func (s *sender) post(ctx context.Context, target string, body []byte) (int, err
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, client.RedactError(err)
 	}
+	client.SetToken(req, s.cfg.Token)
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, client.RedactError(err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

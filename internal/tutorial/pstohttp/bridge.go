@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type message struct {
 // dest is one destination with its buffer, sender state and counters.
 type dest struct {
 	Destination
+	shown string // URL for logs: any token= redacted
 	i     int
 	ch    chan message
 	putID bool   // add id=<key>
@@ -116,6 +118,21 @@ func New(cfg Config) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil {
+		// A bridge given the cluster CA speaks HTTPS only (client.HTTPS),
+		// so that its token never travels in the clear.
+		cfg.Sources = slices.Clone(cfg.Sources)
+		for i, src := range cfg.Sources {
+			cfg.Sources[i] = client.HTTPS(src)
+		}
+		cfg.Destinations = slices.Clone(cfg.Destinations)
+		for i := range cfg.Destinations {
+			cfg.Destinations[i].URL = client.HTTPS(cfg.Destinations[i].URL)
+		}
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = client.NewHTTPClient(cfg.TLS)
+	}
 	// Backoffs keep Min <= Max when only --*-max-backoff was lowered.
 	cfg.ReconnectBackoff.Min = min(cfg.ReconnectBackoff.Min, cfg.ReconnectBackoff.Max)
 	cfg.RetryBackoff.Min = min(cfg.RetryBackoff.Min, cfg.RetryBackoff.Max)
@@ -125,7 +142,7 @@ func New(cfg Config) (*Bridge, error) {
 		runID: fmt.Sprintf("p2h-%016x", rand.Uint64()),
 	}
 	for i, d := range cfg.Destinations {
-		nd := &dest{Destination: d, i: i, ch: make(chan message, cfg.BufferSize)}
+		nd := &dest{Destination: d, shown: client.RedactURL(d.URL), i: i, ch: make(chan message, cfg.BufferSize)}
 		if cfg.IdempotentPut {
 			nd.putID, nd.idSep = putIDFor(d)
 		}
@@ -168,7 +185,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer b.stopSend()
 	b.lastForward.Store(time.Now().UnixNano())
 	for _, d := range b.dests {
-		b.log.Info("destination", "dest", d.i, "method", d.Method, "url", d.URL, "id", d.putID)
+		b.log.Info("destination", "dest", d.i, "method", d.Method, "url", d.shown, "id", d.putID)
 	}
 
 	var senders sync.WaitGroup
@@ -253,28 +270,29 @@ func (b *Bridge) runSource(ctx context.Context) {
 		}
 		i = pick(n) % n
 	}
-	opts := &client.SubscribeOptions{HTTPClient: b.cfg.HTTPClient, IdleTimeout: b.cfg.SourceTimeout}
+	opts := &client.SubscribeOptions{HTTPClient: b.cfg.HTTPClient, IdleTimeout: b.cfg.SourceTimeout, Token: b.cfg.Token}
 	attempt := 0
 	for ctx.Err() == nil {
 		src := b.cfg.Sources[i]
+		shown := client.RedactURL(src)
 		level := slog.LevelDebug
 		if b.connects.Load()+b.sourceErrors.Load() == 0 {
 			level = slog.LevelInfo // the first attempt, as the reference's "Selecting pubsub"
 		}
-		b.log.Log(ctx, level, "connecting to source", "url", src)
+		b.log.Log(ctx, level, "connecting to source", "url", shown)
 		s, err := client.Subscribe(ctx, src, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			b.sourceErrors.Add(1)
-			b.log.Warn("cannot subscribe to source", "url", src, "err", err)
+			b.log.Warn("cannot subscribe to source", "url", shown, "err", err)
 		} else {
 			if b.connects.Add(1) > 1 {
 				b.reconnects.Add(1)
 			}
-			b.setSource(src)
-			b.log.Info("subscribed", "url", src, "served_by", s.ServedBy)
+			b.setSource(shown)
+			b.log.Info("subscribed", "url", shown, "served_by", s.ServedBy)
 			start, got := time.Now(), 0
 			for {
 				data, err := s.Next()
@@ -285,7 +303,7 @@ func (b *Bridge) runSource(ctx context.Context) {
 						return
 					}
 					b.sourceErrors.Add(1)
-					b.log.Warn("source stream ended", "url", src, "err", err, "messages", got)
+					b.log.Warn("source stream ended", "url", shown, "err", err, "messages", got)
 					break
 				}
 				got++
@@ -298,7 +316,7 @@ func (b *Bridge) runSource(ctx context.Context) {
 		i = (i + 1) % n
 		delay := b.cfg.ReconnectBackoff.Delay(attempt)
 		attempt++
-		b.log.Info("reconnecting", "url", b.cfg.Sources[i], "in", delay.Round(time.Millisecond))
+		b.log.Info("reconnecting", "url", client.RedactURL(b.cfg.Sources[i]), "in", delay.Round(time.Millisecond))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -365,7 +383,7 @@ func (b *Bridge) deliver(d *dest, m message) {
 		if err == nil && status/100 == 2 {
 			d.forwarded.Add(1)
 			if attempt > 0 {
-				b.log.Info("destination recovered", "dest", d.i, "url", d.URL, "attempts", attempt+1)
+				b.log.Info("destination recovered", "dest", d.i, "url", d.shown, "attempts", attempt+1)
 			}
 			return
 		}
@@ -388,7 +406,7 @@ func (b *Bridge) deliver(d *dest, m message) {
 		}
 		d.retried.Add(1)
 		delay := b.cfg.RetryBackoff.Delay(attempt)
-		b.log.Warn("destination failed, retrying", "dest", d.i, "url", d.URL, "seq", m.seq, "attempt", attempt+1, "err", reason, "retry_in", delay.Round(time.Millisecond))
+		b.log.Warn("destination failed, retrying", "dest", d.i, "url", d.shown, "seq", m.seq, "attempt", attempt+1, "err", reason, "retry_in", delay.Round(time.Millisecond))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -420,11 +438,13 @@ func (b *Bridge) send(d *dest, m message) (status int, reason string, err error)
 	}
 	req, err := http.NewRequestWithContext(ctx, d.Method, d.url(m, b.runID), body)
 	if err != nil {
-		return 0, "", err
+		return 0, "", client.RedactError(err)
 	}
 	req.Header.Set("User-Agent", userAgent)
+	client.SetToken(req, b.cfg.Token)
 	start := time.Now()
 	resp, err := b.cfg.HTTPClient.Do(req)
+	err = client.RedactError(err)
 	if err == nil {
 		status = resp.StatusCode
 		if status/100 != 2 {
@@ -460,7 +480,7 @@ func (b *Bridge) logRequest(d *dest, req *http.Request, status int, took time.Du
 		level = 'W'
 	}
 	line := fmt.Sprintf("[%c %s %d:%d] %d %s %s%s %.3fms\n", level, time.Now().Format("060102 15:04:05"), d.i, n,
-		status, req.Method, req.URL.Host, req.URL.RequestURI(), float64(took.Microseconds())/1000)
+		status, req.Method, req.URL.Host, client.RedactURL(req.URL.RequestURI()), float64(took.Microseconds())/1000)
 	b.reqLogMu.Lock()
 	io.WriteString(w, line)
 	b.reqLogMu.Unlock()
@@ -487,7 +507,7 @@ func (b *Bridge) undelivered(d *dest, m message, reason string) {
 	if len(text) > logExcerpt {
 		text = text[:logExcerpt]
 	}
-	b.log.Warn("message not delivered", "dest", d.i, "url", d.URL, "seq", m.seq, "reason", reason, "bytes", len(m.data), "message", string(text))
+	b.log.Warn("message not delivered", "dest", d.i, "url", d.shown, "seq", m.seq, "reason", reason, "bytes", len(m.data), "message", string(text))
 }
 
 // watchSilence reports on out once no message was forwarded for

@@ -1,6 +1,7 @@
 package pstohttp
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,19 +96,27 @@ type Config struct {
 	// RequestLog, when set, receives one line per request to a
 	// destination in simplehttp's request-log format (--enable-logging).
 	RequestLog io.Writer
-	// HTTPClient sends every request. Its Timeout must be zero.
+	// HTTPClient sends every request. Its Timeout must be zero. nil:
+	// client.NewHTTPClient(TLS).
 	HTTPClient *http.Client
+	// Token, when set, is sent as a bearer token to the sources and the
+	// destinations alike (a pubsub /sub needs the consume role, a /put
+	// produce: give the bridge a token with both). It goes to every
+	// destination, so point --token only at the cluster's own.
+	Token string
+	// TLS, when set, verifies HTTPS sources and destinations (the cluster
+	// CA) and makes every http:// URL an https:// one (client.HTTPS).
+	TLS *tls.Config
 	// Rand picks the first source among n. Default: uniformly at random.
 	Rand func(n int) int
 }
 
 // DefaultConfig returns the defaults of the command line: the reference's
-// source, no destination, slog.Default() and a client with
-// client.NewTransport.
+// source, no destination, slog.Default() and (made by New, with TLS) a
+// client with client.NewTransport.
 func DefaultConfig() Config {
 	return Config{
 		Logger:           slog.Default(),
-		HTTPClient:       &http.Client{Transport: client.NewTransport()},
 		Sources:          []string{DefaultSource},
 		MaxSilence:       -1,
 		MinLineLength:    DefaultMinLineLength,
@@ -135,7 +144,7 @@ func (c Config) Validate() error {
 	}
 	for _, s := range c.Sources {
 		if err := checkURL(s); err != nil {
-			errs = append(errs, fmt.Errorf("--pubsub-url=%q: %v", s, err))
+			errs = append(errs, fmt.Errorf("--pubsub-url=%q: %v", client.RedactURL(s), err))
 		}
 	}
 	if len(c.Destinations) == 0 {
@@ -145,18 +154,18 @@ func (c Config) Validate() error {
 		switch d.Method {
 		case http.MethodGet:
 			if !strings.Contains(d.URL, "%s") {
-				errs = append(errs, fmt.Errorf("--destination-get-url=%q: must contain %%s (replaced by the message)", d.URL))
+				errs = append(errs, fmt.Errorf("--destination-get-url=%q: must contain %%s (replaced by the message)", client.RedactURL(d.URL)))
 				continue
 			}
 			if err := checkURL(strings.ReplaceAll(d.URL, "%s", "x")); err != nil {
-				errs = append(errs, fmt.Errorf("--destination-get-url=%q: %v", d.URL, err))
+				errs = append(errs, fmt.Errorf("--destination-get-url=%q: %v", client.RedactURL(d.URL), err))
 			}
 		case http.MethodPost:
 			if err := checkURL(d.URL); err != nil {
-				errs = append(errs, fmt.Errorf("--destination-post-url=%q: %v", d.URL, err))
+				errs = append(errs, fmt.Errorf("--destination-post-url=%q: %v", client.RedactURL(d.URL), err))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("destination %q: method must be GET or POST", d.URL))
+			errs = append(errs, fmt.Errorf("destination %q: method must be GET or POST", client.RedactURL(d.URL)))
 		}
 	}
 	if c.MinLineLength < 0 {
@@ -177,8 +186,8 @@ func (c Config) Validate() error {
 	if c.ReconnectBackoff.Max <= 0 || c.RetryBackoff.Max <= 0 || c.ReconnectBackoff.Min <= 0 || c.RetryBackoff.Min <= 0 {
 		errs = append(errs, errors.New("--reconnect-max-backoff and --retry-max-backoff must be positive"))
 	}
-	if c.Logger == nil || c.HTTPClient == nil {
-		errs = append(errs, errors.New("no logger or HTTP client"))
+	if c.Logger == nil {
+		errs = append(errs, errors.New("no logger"))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -203,7 +212,7 @@ func (p problems) Error() string {
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		return client.RedactError(err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return errors.New("want an http:// or https:// URL")
@@ -231,10 +240,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&durationFlag{p: &c.StatsInterval, off: "0"}, "stats-interval", "log the counters on stderr at this interval (0: only at exit)")
 	fs.BoolVar(&c.IdempotentPut, "idempotent-put", c.IdempotentPut, "add id=<key> to destinations whose path is /put, so quorumq stores a retried message once")
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "retries of one message to one destination before it is logged and dropped (-1: until delivered)")
-	fs.Var(&durationFlag{p: &c.RequestTimeout, off: "0"}, "request-timeout", "bound on one request to a destination")
-	fs.Var(&durationFlag{p: &c.DrainTimeout, off: "0"}, "drain-timeout", "at exit, how long buffered messages may still be delivered")
-	fs.Var(&durationFlag{p: &c.RetryBackoff.Max, off: "0"}, "retry-max-backoff", "longest pause between retries to a destination")
-	fs.Var(&durationFlag{p: &c.ReconnectBackoff.Max, off: "0"}, "reconnect-max-backoff", "longest pause between reconnections to the sources")
+	fs.Var(&durationFlag{p: &c.RequestTimeout}, "request-timeout", "bound on one request to a destination (seconds or a duration; must be positive)")
+	fs.Var(&durationFlag{p: &c.DrainTimeout}, "drain-timeout", "at exit, how long buffered messages may still be delivered (seconds or a duration; must be positive)")
+	fs.Var(&durationFlag{p: &c.RetryBackoff.Max}, "retry-max-backoff", "longest pause between retries to a destination (seconds or a duration; must be positive)")
+	fs.Var(&durationFlag{p: &c.ReconnectBackoff.Max}, "reconnect-max-backoff", "longest pause between reconnections to the sources (seconds or a duration; must be positive)")
+	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 }
 
 // sourcesFlag is the repeatable --pubsub-url: the first use replaces the
@@ -287,8 +297,10 @@ func (f *destFlag) Set(v string) error {
 	return nil
 }
 
-// durationFlag takes a Go duration or a number of seconds; a value <= 0
-// reads as off.
+// durationFlag takes a Go duration or a number of seconds. off, when not
+// "", is how the help shows a value <= 0 of a flag that such a value turns
+// off; a flag without off (one that Validate wants positive) shows every
+// value as the duration it is.
 type durationFlag struct {
 	p   *time.Duration
 	off string
@@ -299,7 +311,7 @@ func (f *durationFlag) String() string {
 		return ""
 	}
 	d := *f.p
-	if d <= 0 {
+	if d <= 0 && f.off != "" {
 		return f.off
 	}
 	// 1m0s -> 1m, 1h0m0s -> 1h

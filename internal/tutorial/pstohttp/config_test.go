@@ -118,3 +118,41 @@ func Test_PutID_Targets(t *testing.T) {
 		}
 	}
 }
+
+// Test_Flags_HelpShowsTheRealDefault: a duration flag's default is shown
+// as the Config holds it; only the flags that a value <= 0 turns off show
+// such a value as their off value, and the ones that must be positive show
+// 0 as 0s, not as an off they do not have.
+func Test_Flags_HelpShowsTheRealDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		flag string
+		want string
+	}{
+		{"request timeout default", func(*Config) {}, "request-timeout", "10s"},
+		{"zero request timeout is not off", func(c *Config) { c.RequestTimeout = 0 }, "request-timeout", "0s"},
+		{"negative drain timeout as it is", func(c *Config) { c.DrainTimeout = -time.Second }, "drain-timeout", "-1s"},
+		{"zero retry backoff is not off", func(c *Config) { c.RetryBackoff.Max = 0 }, "retry-max-backoff", "0s"},
+		{"reconnect backoff in minutes", func(c *Config) { c.ReconnectBackoff.Max = 90 * time.Second }, "reconnect-max-backoff", "1m30s"},
+		{"max silence default is never", func(*Config) {}, "max-silence", "-1"},
+		{"max silence in hours", func(c *Config) { c.MaxSilence = time.Hour }, "max-silence", "1h"},
+		{"zero source timeout is off", func(*Config) {}, "source-timeout", "0"},
+		{"stats interval default", func(*Config) {}, "stats-interval", "10s"},
+		{"zero stats interval is only at exit", func(c *Config) { c.StatsInterval = 0 }, "stats-interval", "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			cfg.RegisterFlags(fs)
+			f := fs.Lookup(tc.flag)
+			if f.DefValue != tc.want {
+				t.Fatalf("--%s default %q, want %q", tc.flag, f.DefValue, tc.want)
+			}
+			if f.DefValue == "0s" && strings.Contains(f.Usage, "off") {
+				t.Fatalf("--%s calls a value off: %s", tc.flag, f.Usage)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@
 // loses no line that was written. Task a always succeeds; task b fails on
 // the first attempt of every message with n%10 == 3, and always on the
 // poison. With --bench the tasks do nothing and nothing is logged.
+// --tls-ca and --token reach a secured cluster, as quorumq's own tools do.
 //
 // SIGTERM or SIGINT: graceful shutdown; the last line of stderr is the
 // reader's stats as JSON.
@@ -18,6 +19,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/reader"
 )
 
@@ -46,7 +49,10 @@ func main() {
 		balance     = flag.String("balance", "leader", "leader or spread")
 		bench       = flag.Bool("bench", false, "trivial tasks, no log")
 		progress    = flag.Duration("progress", 5*time.Second, "progress interval")
+		token       string
+		tlsConf     *tls.Config
 	)
+	client.RegisterSecurityFlags(flag.CommandLine, &token, &tlsConf)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bal, err := reader.ParseBalance(*balance)
@@ -116,6 +122,7 @@ func main() {
 	cfg.ProgressInterval = *progress
 	cfg.ShutdownGrace = 10 * time.Second
 	cfg.Logger = logger
+	cfg.Token, cfg.TLS = token, tlsConf
 	cfg.GiveUp = func(ctx context.Context, m *reader.Message) {
 		write("giveup %d %d %d %s", decode(m).N, m.Attempts, m.Deliveries, m.ID)
 	}

@@ -1,0 +1,232 @@
+package systemtest
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The abuse probes of destructive reads (issue 16): a /mget that asks for
+// everything is answered with at most the caps and takes exactly what it
+// answers, and a read whose client is gone before its answer gives its
+// messages back. Both run through the leader and through a follower, on
+// an open and a secured cluster.
+
+// readsHandoverLease is the nodes' --handover-lease: short, so that a
+// handover nobody could confirm (a relay cut before the follower learned
+// its ids) comes back within the test's patience.
+const readsHandoverLease = 3 * time.Second
+
+func TestAbuseReads_HugeMgetAndClientsGone_CappedAndNothingLost(t *testing.T) {
+	inModes(t, func(t *testing.T, m mode) {
+		c := mustStartCluster(t, 3, withMode(t, m), withServeArgs("--handover-lease="+readsHandoverLease.String()))
+		leader := c.waitForLeader()
+		follower := c.followers()[0]
+		canary := follower.mustPutCanary("reads")
+
+		t.Run("huge mget", func(t *testing.T) {
+			const n = 200000
+			mustFill(leader, "big", n, 0)
+			for _, via := range []*node{follower, leader} {
+				for _, format := range []string{"", "&format=json"} {
+					probeHugeMget(t, via, "big", format)
+				}
+			}
+			// Large messages: the byte cap (--max-get-bytes, 4 MiB) binds first.
+			mustFill(leader, "fat", 60, 200<<10)
+			for _, via := range []*node{follower, leader} {
+				if got := probeHugeMget(t, via, "fat", ""); got != 20 {
+					t.Fatalf("via %s: %d messages of 200 KiB, want the 20 that fit 4 MiB", via.ID, got)
+				}
+			}
+			// The follower confirmed what it relayed, through the leader
+			// (node to node, the cluster's certificates when secured).
+			eventually(t, 30*time.Second, follower.ID+" to confirm the 2020 messages it relayed", func() error {
+				if got := follower.metric(`quorumq_handover_messages_total{result="confirmed"}`); got != 2020 {
+					return fmt.Errorf("confirmed %v", got)
+				}
+				return nil
+			})
+		})
+		t.Run("client gone", func(t *testing.T) {
+			const n = 500
+			mustFill(leader, "cut", n, 0)
+			for _, via := range []*node{leader, follower} {
+				for range 10 {
+					sendAndHangUp(t, via, "/mget?queue=cut&items=200")
+					sendAndHangUp(t, via, "/get?queue=cut")
+				}
+			}
+			// Given back at once, or by the handover lease when the relay
+			// was cut before the follower learned what was taken.
+			eventually(t, 3*readsHandoverLease+30*time.Second, "every message of cut ready again", func() error {
+				if st := mustStats(leader, "cut"); st.Depth != n {
+					return fmt.Errorf("depth %d, want %d", st.Depth, n)
+				}
+				return nil
+			})
+			st := mustStats(leader, "cut")
+			if st.Gets == 0 {
+				t.Fatalf("no request took anything before its client was seen gone: the probe tested nothing")
+			}
+			t.Logf("%s: %d messages were taken by requests whose clients had gone, and came back", m.name, st.Gets)
+			// A relayed read whose client left while the follower was
+			// forwarding it may still take messages after the depth was
+			// whole, and give them back when it finds nobody to write to:
+			// read until every message came out, each exactly once.
+			seen := make(map[string]bool, n)
+			eventually(t, 3*readsHandoverLease+30*time.Second, "every message of cut read back", func() error {
+				got := follower.mustGet(follower.QueueURL + "/mget?queue=cut&items=1000&format=json")
+				var ans struct {
+					Messages []struct{ Data string } `json:"messages"`
+				}
+				if err := json.Unmarshal([]byte(got), &ans); err != nil {
+					t.Fatalf("mget answer %s: %v", abbrev(got), err)
+				}
+				for _, msg := range ans.Messages {
+					if seen[msg.Data] {
+						t.Fatalf("%q read back twice", msg.Data)
+					}
+					seen[msg.Data] = true
+				}
+				if len(seen) < n {
+					return fmt.Errorf("%d of %d read back", len(seen), n)
+				}
+				return nil
+			})
+			for i := range n {
+				if want := fillMessage("cut", i, 0); !seen[want] {
+					t.Fatalf("message %q never read back: lost", want)
+				}
+			}
+			if len(seen) != n {
+				t.Fatalf("%d messages read back, want %d", len(seen), n)
+			}
+		})
+		canary.mustComeOutInOrder(follower)
+	})
+}
+
+// probeHugeMget sends /mget?items=99999999 through nd and checks that the
+// answer holds at most the item cap, its ids header stays within 8 KiB,
+// and the queue's depth dropped by exactly the number of messages in it,
+// which it returns.
+func probeHugeMget(t *testing.T, nd *node, queue, format string) int {
+	t.Helper()
+	before := mustStats(nd, queue).Depth
+	start := time.Now()
+	res := nd.mustGetStatus(nd.QueueURL + "/mget?queue=" + queue + "&items=99999999" + format)
+	took := time.Since(start)
+	if res.code != http.StatusOK {
+		t.Fatalf("via %s: %d %s", nd.ID, res.code, abbrev(res.body))
+	}
+	var got int
+	ids := res.header.Get("X-Message-Ids")
+	if format == "" {
+		got = len(strings.Split(ids, ","))
+		// A separator after every item but the last of a full answer.
+		if seps := strings.Count(res.body, "\n"); seps != got && seps != got-1 {
+			t.Fatalf("via %s: %d separators for %d ids", nd.ID, seps, got)
+		}
+		if len(ids) > 8<<10 {
+			t.Fatalf("via %s: X-Message-Ids is %d bytes, more than 8 KiB", nd.ID, len(ids))
+		}
+	} else {
+		got = strings.Count(res.body, `"id":`)
+	}
+	const maxMGet = 1000 // the default --max-mget
+	if got == 0 || got > maxMGet {
+		t.Fatalf("via %s: %d messages, want 1 to %d", nd.ID, got, maxMGet)
+	}
+	after := mustStats(nd, queue).Depth
+	if before-after != int64(got) {
+		t.Fatalf("via %s: depth %d -> %d after handing out %d", nd.ID, before, after, got)
+	}
+	t.Logf("/mget?items=99999999%s on %s via %s: %d messages, %d bytes of body, %d of X-Message-Ids, depth %d -> %d, in %v",
+		format, queue, nd.ID, got, len(res.body), len(ids), before, after, took.Round(time.Millisecond))
+	return got
+}
+
+// fillMessage is message i of a filled queue, padded to size bytes.
+func fillMessage(queue string, i, size int) string {
+	m := fmt.Sprintf("%s-%07d", queue, i)
+	if len(m) < size {
+		m += strings.Repeat("x", size-len(m))
+	}
+	return m
+}
+
+// mustFill puts n messages into queue through nd, in /mput bodies of at
+// most 4 MiB.
+func mustFill(nd *node, queue string, n, size int) {
+	nd.t.Helper()
+	var b strings.Builder
+	flush := func() {
+		if b.Len() > 0 {
+			nd.mustPut(nd.QueueURL+"/mput?queue="+url.QueryEscape(queue), b.String())
+			b.Reset()
+		}
+	}
+	for i := range n {
+		b.WriteString(fillMessage(queue, i, size))
+		b.WriteByte('\n')
+		if b.Len() > 4<<20 {
+			flush()
+		}
+	}
+	flush()
+	if st := mustStats(nd, queue); st.Depth != int64(n) {
+		nd.t.Fatalf("%s holds %d messages after the fill, want %d", queue, st.Depth, n)
+	}
+}
+
+type queueStats struct {
+	Gets  uint64 `json:"gets"`
+	Depth int64  `json:"depth"`
+}
+
+func mustStats(nd *node, queue string) queueStats {
+	nd.t.Helper()
+	body := nd.mustGet(nd.QueueURL + "/stats?format=json&queue=" + url.QueryEscape(queue))
+	var st queueStats
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		nd.t.Fatalf("stats of %s: %s: %v", queue, abbrev(body), err)
+	}
+	return st
+}
+
+// sendAndHangUp sends one GET to nd on a connection of its own and closes
+// the connection without reading anything: a client gone before its
+// answer.
+func sendAndHangUp(t *testing.T, nd *node, target string) {
+	t.Helper()
+	u, err := url.Parse(nd.QueueURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var conn net.Conn
+	if u.Scheme == "https" {
+		conn, err = tls.DialWithDialer(d, "tcp", u.Host, nd.tls)
+	} else {
+		conn, err = d.DialContext(context.Background(), "tcp", u.Host)
+	}
+	if err != nil {
+		t.Fatalf("dial %s: %v", u.Host, err)
+	}
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n", target, u.Host)
+	if nd.token != "" {
+		req += "Authorization: Bearer " + nd.token + "\r\n"
+	}
+	if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
+		t.Fatalf("send %s: %v", target, err)
+	}
+	conn.Close()
+}

@@ -1,0 +1,23 @@
+// Package wait holds the one cancellable pause every retry loop uses.
+package wait
+
+import (
+	"context"
+	"time"
+)
+
+// Sleep waits for d, or not at all if d <= 0, and returns nil; if ctx
+// ends first it returns ctx.Err() at once.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
