@@ -123,14 +123,23 @@ func TestAbusePubsub_StalledSubscribers_PubAnswersFastAndMemoryStaysBounded(t *t
 		}
 	}
 
-	// What node1 counts as delivered to the others is what they count as
-	// received (each delivery either answered in time or not delivered).
+	// What node1 counts as delivered to the others, they count as
+	// received. A delivery they made but whose answer reached node1 too
+	// late (on a loaded machine, handing 100,001 messages to 2200
+	// subscribers can outlast the answer margin) is received there and
+	// dropped here: the received count may exceed the sent one by at most
+	// node1's dropped messages, never fall below it.
 	eventually(t, 10*time.Second, "the remote counters agree", func() error {
 		sent := pubsubStat(t, n1, "Remote messages sent")
+		dropped := pubsubStat(t, n1, "Remote messages dropped")
 		received := pubsubStat(t, n2, "Remote messages received") + pubsubStat(t, n3, "Remote messages received")
-		if sent != received {
-			return fmt.Errorf("node1 sent %d remote messages, node2 and node3 received %d (node1 failures %d, dropped %d)",
-				sent, received, pubsubStat(t, n1, "Remote failures"), pubsubStat(t, n1, "Remote messages dropped"))
+		if received < sent || received > sent+dropped {
+			return fmt.Errorf("node1 sent %d remote messages and dropped %d (failures %d), node2 and node3 received %d",
+				sent, dropped, pubsubStat(t, n1, "Remote failures"), received)
+		}
+		if received != sent {
+			t.Logf("node1 sent %d remote messages, node2 and node3 received %d: %d of node1's %d dropped arrived after all",
+				sent, received, received-sent, dropped)
 		}
 		return nil
 	})
