@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -63,10 +64,33 @@ type batcher struct {
 	// active counts the sender and the batches in flight, for drain.
 	active sync.WaitGroup
 
-	// leader is the id of the last leader known to serve api.PathPropose
-	// (it sent api.HeaderPropose), "" none: batches go to it alone.
-	leader atomic.Pointer[string]
+	// leaders are what this node knows of leaders and batches: those that
+	// serve api.PathPropose (they sent api.HeaderPropose), to which
+	// batches go, and those that refused a batch lately. An immutable
+	// map, replaced on change, read without a lock on every forwarded
+	// write; a few ids, as leadership moves among the voters.
+	leaders atomic.Pointer[map[string]leaderBatches]
+	learnMu sync.Mutex
 }
+
+// leaderBatches is what one leader's answers said of batches.
+type leaderBatches struct {
+	supported bool
+	// refusedUntil: the leader refused a batch although it advertised
+	// them (a node downgraded under the same id, a node-to-node gate
+	// that refuses this node); its advertisements are ignored until
+	// then, so that writes are not tried in a batch and relayed in turn.
+	refusedUntil time.Time
+}
+
+const (
+	// maxKnownLeaders bounds the leaders remembered; past it they are
+	// forgotten and learned again from their next answers.
+	maxKnownLeaders = 16
+	// refusedBatchesFor is how long a leader that refused a batch gets
+	// every write relayed.
+	refusedBatchesFor = time.Minute
+)
 
 // batchCommand is one command waiting for its result.
 type batchCommand struct {
@@ -93,20 +117,33 @@ func newBatcher(f *forwarder, o *Options) *batcher {
 
 // supports reports whether leader is known to serve batches.
 func (b *batcher) supports(leader string) bool {
-	id := b.leader.Load()
-	return id != nil && *id == leader
+	m := b.leaders.Load()
+	return m != nil && (*m)[leader].supported
 }
 
 // learn records what a leader's answer said of batches.
 func (b *batcher) learn(leader string, supported bool) {
-	switch {
-	case supported && !b.supports(leader):
-		b.leader.Store(&leader)
-		b.log.Debug("the leader serves batches: forwarded writes are batched", "leader", leader)
-	case !supported && b.supports(leader):
-		b.leader.Store(nil)
-		b.log.Warn("the leader does not serve batches: forwarded writes are relayed one by one", "leader", leader)
+	var st leaderBatches
+	if m := b.leaders.Load(); m != nil {
+		st = (*m)[leader]
 	}
+	if st.supported == supported || supported && time.Now().Before(st.refusedUntil) {
+		return
+	}
+	b.learnMu.Lock()
+	defer b.learnMu.Unlock()
+	next := map[string]leaderBatches{}
+	if old := b.leaders.Load(); old != nil && len(*old) < maxKnownLeaders {
+		maps.Copy(next, *old)
+	}
+	if supported {
+		next[leader] = leaderBatches{supported: true}
+		b.log.Debug("the leader serves batches: forwarded writes are batched", "leader", leader)
+	} else {
+		next[leader] = leaderBatches{refusedUntil: time.Now().Add(refusedBatchesFor)}
+		b.log.Warn("the leader refused a batch: forwarded writes are relayed one by one", "leader", leader, "for", refusedBatchesFor)
+	}
+	b.leaders.Store(&next)
 }
 
 // propose sends cmd to the leader in a batch and returns its result.
