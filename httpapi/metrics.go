@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 		forwards: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumq_http_forwarded_total",
 			Help: "Requests this node did not serve itself because it does not lead, by route and result " +
-				"(proxied, redirected, refused: a forwarded request reached a non-leader, no_leader, outcome_unknown, canceled, error).",
+				"(proxied, batched: its writes went in batches, redirected, refused: a forwarded request reached a non-leader, no_leader, outcome_unknown, canceled, error).",
 		}, []string{"route", "result"})),
 		forwardRetries: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumq_http_forward_retries_total",
