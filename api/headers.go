@@ -62,6 +62,11 @@ const (
 	// that the sender no longer counts an answer, so the receiver does not
 	// deliver either, and both count the delivery as not made.
 	HeaderDeliverWithin = "X-Quorumq-Deliver-Within"
+	// HeaderPropose is sent with "1" by a leader on its answers to
+	// forwarded requests: it serves PathPropose, so its followers may
+	// batch the writes they forward. A leader that does not send it is
+	// forwarded one request at a time.
+	HeaderPropose = "X-Quorumq-Propose"
 )
 
 // Paths of the node-to-node routes. They are not part of simplehttp's API
@@ -81,4 +86,7 @@ const (
 	// PathClients lists this node's subscribers, for a cluster-wide
 	// /clients on another node.
 	PathClients = "/internal/clients"
+	// PathPropose takes a batch of commands from a follower and answers
+	// each command's result (POST; see httpapi's batchwire.go).
+	PathPropose = "/internal/propose"
 )

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quorumq/quorumq/api"
 )
@@ -64,6 +65,14 @@ type request struct {
 	// been, committed: from then on the request must not be rerouted, and
 	// a later "not the leader" does not mean that nothing was applied.
 	committed bool
+
+	// batched: this node does not lead, and the handler's proposals go to
+	// the leader in batches (batch.go), bounded by fwdDeadline, the end of
+	// the forwarding step. noBatch: the request fell back to being
+	// relayed on its own.
+	batched     bool
+	noBatch     bool
+	fwdDeadline time.Time
 }
 
 // reply is a successful answer.
@@ -176,6 +185,11 @@ type route struct {
 	// needs says what a request needs of its token (see guard). nil: the
 	// route is open to anyone, or is a node-to-node route.
 	needs func(params) (access, error)
+	// batch: on a follower, the request's writes may be proposed through
+	// the batcher (batch.go) instead of relaying the request: its handler
+	// needs nothing of the local state, and its proposals are batchable
+	// commands.
+	batch bool
 	// admit, when set, runs after the guard and before the forwarding
 	// step, on every node the request passes: an error is the answer
 	// (the put routes' budget of queued bytes, queueAPI.admitPut).
@@ -317,8 +331,17 @@ func (e *engine) serve(w http.ResponseWriter, req *request) int {
 			case !local:
 				return code
 			}
+			if req.Header.Get(api.HeaderForwardedBy) != "" {
+				// This leader serves batches: the follower may send them.
+				w.Header()[api.HeaderPropose] = headerValue("1")
+			}
 		}
 		rep, err := rt.handle(req)
+		if req.batched && errors.Is(err, errUnbatched) && !req.committed {
+			// Nothing of it was sent: relay it on its own instead.
+			req.batched, req.noBatch = false, true
+			continue
+		}
 		if pass == 0 && needsLeader && reroutable(req, err) {
 			// Leadership moved between the check and the proposal, and
 			// nothing was applied: one more pass through the forwarding
@@ -475,7 +498,7 @@ func (e *engine) servedBy() []string {
 // strings this package sends (content types, "0"), see servedBy.
 var headerValues = func() map[string][]string {
 	m := map[string][]string{}
-	for _, v := range []string{typeSimplehttp, typeText, typeJSON, noSniff, "0"} {
+	for _, v := range []string{typeSimplehttp, typeText, typeJSON, noSniff, "0", "1"} {
 		m[v] = []string{v}
 	}
 	return m

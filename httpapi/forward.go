@@ -73,6 +73,9 @@ type forwarder struct {
 	// handovers settles the handovers of relayed gets (handover.go); nil:
 	// the leader confirms them itself.
 	handovers *handovers
+	// batch sends the writes of route.batch routes to the leader in
+	// batches (batch.go); nil: Options.ForwardBatch is off.
+	batch *batcher
 }
 
 func newForwarder(nodes leaders, o *Options, m *metrics, log *slog.Logger) *forwarder {
@@ -82,6 +85,9 @@ func newForwarder(nodes leaders, o *Options, m *metrics, log *slog.Logger) *forw
 	}
 	if o.PeerTLS != nil {
 		f.scheme = "https://"
+	}
+	if o.ForwardBatch {
+		f.batch = newBatcher(f, o)
 	}
 	return f
 }
@@ -178,6 +184,13 @@ func (f *forwarder) forward(w http.ResponseWriter, req *request) (code int, loca
 		if redirect {
 			f.m.forwarded(name, "redirected")
 			return f.redirectTo(w, req, leader), false, nil
+		}
+		if f.batch != nil && req.rt.batch && !req.noBatch && f.batch.supports(leader.ID) {
+			// The handler runs here and proposes through the batcher,
+			// within what is left of this step's deadline.
+			req.batched, req.fwdDeadline = true, deadline
+			f.m.forwarded(name, "batched")
+			return 0, true, nil
 		}
 		code, err := f.proxy(w, req, leader, deadline)
 		var retry *retryError
@@ -325,6 +338,9 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 	// /dump may stream for long).
 	timer.Stop()
 	defer res.Body.Close()
+	if f.batch != nil && res.Header.Get(api.HeaderPropose) == "1" {
+		f.batch.learn(leader.ID, true)
+	}
 
 	if res.StatusCode == http.StatusServiceUnavailable {
 		switch kind := api.Decode(res.Header.Get(api.HeaderErrorCode), res.StatusCode); kind {
@@ -336,6 +352,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 	h := w.Header()
 	h.Del(api.HeaderServedBy) // the leader's own says who executed it
 	copyEndToEnd(h, res.Header)
+	h.Del(api.HeaderPropose) // between nodes only
 	if res.StatusCode == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
 		// Every 503 of a node says when to retry; a proxy in front of
 		// the leader may not.

@@ -19,6 +19,10 @@ type metrics struct {
 	forwards       *prometheus.CounterVec
 	forwardRetries *prometheus.CounterVec
 	handovers      *prometheus.CounterVec
+	// Batched forwarding (batch.go), on a follower.
+	batches        prometheus.Counter
+	batchCommands  prometheus.Histogram
+	batchFallbacks *prometheus.CounterVec
 
 	requestCounters   counterCache[requestKey]
 	putCounters       counterCache[string]
@@ -42,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 		forwards: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumq_http_forwarded_total",
 			Help: "Requests this node did not serve itself because it does not lead, by route and result " +
-				"(proxied, redirected, refused: a forwarded request reached a non-leader, no_leader, outcome_unknown, canceled, error).",
+				"(proxied, batched: its writes went in batches, redirected, refused: a forwarded request reached a non-leader, no_leader, outcome_unknown, canceled, error).",
 		}, []string{"route", "result"})),
 		forwardRetries: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumq_http_forward_retries_total",
@@ -54,19 +58,33 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 				"written; given_back: it could not be, the messages are ready again; unsettled: neither reached the log, " +
 				"the handover lease gives them back).",
 		}, []string{"result"})),
+		batches: register(reg, log, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumq_forward_batches_total",
+			Help: "Batches of forwarded commands this node sent to the leader (POST /internal/propose), retries included.",
+		})),
+		batchCommands: register(reg, log, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quorumq_forward_batch_commands",
+			Help:    "Commands per batch this node sent to the leader.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 to 512, maxBatchCommands
+		})),
+		batchFallbacks: register(reg, log, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumq_forward_batch_fallbacks_total",
+			Help: "Writes that were to be batched and were relayed on their own instead, by reason " +
+				"(queue_full, unsupported: the leader does not serve batches, leader_changed: to one not known to, shutting_down).",
+		}, []string{"reason"})),
 	}
 }
 
 // register registers c, or returns the collector already registered under
 // the same description (both ports build handlers on one registry).
-func register(reg prometheus.Registerer, log *slog.Logger, c *prometheus.CounterVec) *prometheus.CounterVec {
+func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logger, c C) C {
 	err := reg.Register(c)
 	if err == nil {
 		return c
 	}
 	var are prometheus.AlreadyRegisteredError
 	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing
 		}
 	}
@@ -140,4 +158,15 @@ func (m *metrics) forwarded(route, result string) {
 // handedOver counts n messages of handovers settled with result.
 func (m *metrics) handedOver(result string, n int) {
 	m.handovers.WithLabelValues(result).Add(float64(n))
+}
+
+// batchSent counts one batch of n commands sent to the leader.
+func (m *metrics) batchSent(n int) {
+	m.batches.Inc()
+	m.batchCommands.Observe(float64(n))
+}
+
+// batchFallback counts a write relayed on its own instead of batched.
+func (m *metrics) batchFallback(reason string) {
+	m.batchFallbacks.WithLabelValues(reason).Inc()
 }

@@ -134,6 +134,12 @@ const (
 	// DefaultForwardTimeout bounds how long a request that needs the leader
 	// is held while no leader is reachable (--forward-timeout).
 	DefaultForwardTimeout = 5 * time.Second
+	// DefaultForwardBatchQueue bounds the forwarded commands a follower
+	// holds for its batches (--forward-batch-queue).
+	DefaultForwardBatchQueue = 4096
+	// DefaultForwardBatchQueueBytes bounds their encoded bytes
+	// (--forward-batch-queue-bytes).
+	DefaultForwardBatchQueueBytes = 64 << 20
 	// DefaultFanoutTimeout bounds Fanout.Publish for one /pub.
 	DefaultFanoutTimeout = 5 * time.Second
 	// DefaultMaxMGet bounds /mget?items= (--max-mget).
@@ -292,6 +298,22 @@ type Options struct {
 	// answer that then sends nothing for this long is cut. Default 5s
 	// (--forward-timeout).
 	ForwardTimeout time.Duration
+	// ForwardBatch makes a follower turn the forwarded writes that are one
+	// command each (/put, /mput, /ack, /nack, /touch) into commands itself
+	// and send them to the leader in batches (POST api.PathPropose),
+	// instead of relaying each request; see DESIGN.md, "Batched
+	// forwarding". Only with a leader that advertises api.HeaderPropose.
+	// Default true (--forward-batch).
+	ForwardBatch bool
+	// ForwardBatchQueue bounds the commands waiting to be sent in a
+	// batch; a write that finds it full is relayed on its own, as without
+	// batching. At least 1 with ForwardBatch. Default
+	// DefaultForwardBatchQueue (4096, --forward-batch-queue).
+	ForwardBatchQueue int
+	// ForwardBatchQueueBytes bounds their encoded size in the same way.
+	// Positive with ForwardBatch. Default DefaultForwardBatchQueueBytes
+	// (64 MiB, --forward-batch-queue-bytes).
+	ForwardBatchQueueBytes int64
 	// PeerTLS, when set, is the client configuration of node-to-node
 	// calls (the node's certificate, the cluster CA): requests are then
 	// forwarded, and redirected, to the leader over https://. nil: http://.
@@ -322,6 +344,10 @@ func DefaultOptions() Options {
 		MaxWait:        DefaultMaxWait,
 		ForwardTimeout: DefaultForwardTimeout,
 		FanoutTimeout:  DefaultFanoutTimeout,
+
+		ForwardBatch:           true,
+		ForwardBatchQueue:      DefaultForwardBatchQueue,
+		ForwardBatchQueueBytes: DefaultForwardBatchQueueBytes,
 	}
 }
 
@@ -377,6 +403,10 @@ func (o *Options) validate(required ...error) error {
 	}
 	if o.MaxQueuedBytes <= 0 && o.MaxQueuedBytes != Unlimited {
 		errs = append(errs, fmt.Errorf("MaxQueuedBytes %d is not positive (Unlimited is %d)", o.MaxQueuedBytes, Unlimited))
+	}
+	if o.ForwardBatch && (o.ForwardBatchQueue < 1 || o.ForwardBatchQueueBytes <= 0) {
+		errs = append(errs, fmt.Errorf("ForwardBatchQueue %d and ForwardBatchQueueBytes %d must be positive with ForwardBatch",
+			o.ForwardBatchQueue, o.ForwardBatchQueueBytes))
 	}
 	if o.Limits.Policy > fsm.OverflowEvictOldest {
 		errs = append(errs, fmt.Errorf("unknown overflow policy %d", o.Limits.Policy))

@@ -27,6 +27,7 @@ func NewQueueHandler(o Options) (http.Handler, error) {
 	a := newAdminAPI(&o)
 	e.routes = slices.Concat(q.routes(), a.routes(), a.peerRoutes())
 	e.fwd = newForwarder(o.Cluster, &o, e.m, e.log)
+	q.batch = e.fwd.batch
 	q.handovers = newHandovers(&o, e.fwd, e.m, e.log)
 	e.fwd.handovers = q.handovers
 	return e, nil

@@ -17,8 +17,18 @@ import (
 // one. It returns the command's business error (res.Err) as err. The bound
 // comes from a context shared by the requests of a short time slot (see
 // deadlineSlots), not from a context and timer per request.
+//
+// A batched request (on a follower, see batch.go) proposes through the
+// leader in a batch, and the same rules follow from the leader's answer.
 func (q *queueAPI) propose(r *request, cmd fsm.Command) (fsm.Result, error) {
-	res, err := q.o.Queue.Propose(q.deadlines.context(q.o.ProposeTimeout), cmd)
+	var res fsm.Result
+	var err error
+	if r.batched {
+		res, err = q.proposeBatched(r, cmd)
+	}
+	if !r.batched { // never batched, or this node leads now
+		res, err = q.o.Queue.Propose(q.deadlines.context(q.o.ProposeTimeout), cmd)
+	}
 	switch {
 	case err == nil:
 		r.committed = true
@@ -34,8 +44,32 @@ func (q *queueAPI) propose(r *request, cmd fsm.Command) (fsm.Result, error) {
 		// true of the request: an earlier command of it (a large /mput)
 		// was committed.
 		return res, fmt.Errorf("%w: %s after an earlier part of the request was committed: %w", api.ErrOutcomeUnknown, cmd.Op, err)
+	case r.committed && errors.Is(err, errUnbatched):
+		// Not sent, but the request can no longer be relayed whole.
+		return res, fmt.Errorf("%w: %s after an earlier part of the request was committed: %w", api.ErrOutcomeUnknown, cmd.Op, err)
 	}
 	return res, err
+}
+
+// proposeBatched proposes cmd through the batcher, within the request's
+// forwarding deadline; a later command of a request part of which was
+// committed (a large /mput) gets a deadline of its own and is never
+// refused for a full queue. The answer then names the leader that served
+// it in X-Served-By, as a relayed one does. When this node has come to
+// lead, r is no longer batched and nothing was sent.
+func (q *queueAPI) proposeBatched(r *request, cmd fsm.Command) (fsm.Result, error) {
+	deadline := r.fwdDeadline
+	if r.committed {
+		deadline = time.Now().Add(q.o.ForwardTimeout)
+	}
+	o := q.batch.propose(cmd, deadline, r.committed)
+	switch {
+	case errors.Is(o.err, errSelfLeads):
+		r.batched = false
+	case o.servedBy != "":
+		r.w.Header()[api.HeaderServedBy] = []string{o.servedBy}
+	}
+	return o.res, o.err
 }
 
 // consistentRead makes the local state reflect every acknowledged write,

@@ -27,6 +27,9 @@ type queueAPI struct {
 	deadlines deadlineSlots
 	// handovers settles the messages gets pop (handover.go).
 	handovers *handovers
+	// batch sends the proposals of batched requests to the leader
+	// (batch.go); nil without Options.ForwardBatch.
+	batch *batcher
 }
 
 // routes lists the queue routes in simplequeue's registration order, then
@@ -39,20 +42,29 @@ func (q *queueAPI) routes() []route {
 	}
 	produce, consume := queueAccess(auth.Produce), queueAccess(auth.Consume)
 	admitted := func(rt route, admit func(*request) error) route { rt.admit = admit; return rt }
+	// batched routes: their handlers read nothing of the local state and
+	// propose only batchable commands, so a follower may run them and
+	// send the commands in batches (batch.go).
+	batched := func(rt route) route { rt.batch = true; return rt }
 	return []route{
-		// Node to node (see handover.go), before the globs: /internal/ is
-		// not one of their prefixes, so the order changes nothing.
+		// Node to node (see handover.go and batchwire.go), before the
+		// globs: /internal/ is not one of their prefixes, so the order
+		// changes nothing.
 		{name: "internal_handover", path: pathHandover, match: exact, methods: postOnly, style: adminStyle,
 			writes: always, replicated: true, maxBody: maxHandoverBody, handle: q.handoverRoute},
-		admitted(r("put", always, produce, q.put), q.admitPut),
+		// Not replicated: it is never forwarded, and a node that does not
+		// lead answers NOT_LEADER for the follower to retry elsewhere.
+		{name: "internal_propose", path: api.PathPropose, match: exact, methods: postOnly, style: adminStyle,
+			writes: always, maxBody: q.o.MaxBodySize + maxBatchBytes, bodyName: "batch", handle: q.proposeRoute},
+		batched(admitted(r("put", always, produce, q.put), q.admitPut)),
 		r("get", always, consume, q.get),
 		r("mget", always, consume, q.mget),
-		admitted(r("mput", always, produce, q.mput), q.admitMput),
+		batched(admitted(r("mput", always, produce, q.mput), q.admitMput)),
 		r("dump", nil, consume, q.dump),
 		r("stats", resetRequested, statsAccess, q.stats),
-		r("ack", always, anyQueueAccess, q.ack),
-		r("nack", always, anyQueueAccess, q.nack),
-		r("touch", always, anyQueueAccess, q.touch),
+		batched(r("ack", always, anyQueueAccess, q.ack)),
+		batched(r("nack", always, anyQueueAccess, q.nack)),
+		batched(r("touch", always, anyQueueAccess, q.touch)),
 		r("config", always, configAccess, q.config),
 	}
 }
@@ -90,7 +102,7 @@ func (q *queueAPI) put(r *request) (reply, error) {
 	if err != nil {
 		return reply{}, putError(queue, err)
 	}
-	q.stored(queue, res)
+	q.stored(r, queue, res)
 	rep := reply{}
 	if len(res.IDs) == 1 {
 		rep.msgID, rep.hasMsgID = res.IDs[0], true
@@ -138,7 +150,7 @@ func (q *queueAPI) mput(r *request) (reply, error) {
 		if err != nil {
 			return reply{}, putError(queue, err)
 		}
-		q.stored(queue, res)
+		q.stored(r, queue, res)
 	}
 	return reply{}, nil
 }
@@ -262,7 +274,10 @@ func (q *queueAPI) checkBudget(size, records int64) error {
 
 // putError names the queue in the business errors of a put.
 func putError(queue string, err error) error {
+	var final *finalError
 	switch {
+	case errors.As(err, &final):
+		return final.err // the leader's own words (its budget)
 	case errors.Is(err, api.ErrQueueFull):
 		return api.ErrQueueFull.Errorf("queue %q is full", queue)
 	case errors.Is(err, api.ErrTooManyQueues):
@@ -271,9 +286,13 @@ func putError(queue string, err error) error {
 	return err
 }
 
-// stored accounts for a successful put: metrics, and evicted messages to
-// the overflow log.
-func (q *queueAPI) stored(queue string, res fsm.Result) {
+// stored accounts for a successful put of r: metrics, and evicted
+// messages to the overflow log. The leader accounts for the puts a
+// follower batched (proposeForwarded), as for those it relays.
+func (q *queueAPI) stored(r *request, queue string, res fsm.Result) {
+	if r != nil && r.batched {
+		return
+	}
 	if !res.Duplicate && len(res.IDs) > 0 {
 		q.m.putCounter(queue).Add(float64(len(res.IDs)))
 	}

@@ -147,6 +147,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(listFlag{&cl.Join}, "join", "comma-separated gossip `addresses` of existing members (repeatable)")
 	fs.IntVar(&cl.BootstrapExpect, "bootstrap-expect", cl.BootstrapExpect, "number of servers to wait for before the first election")
 	fs.DurationVar(&h.ForwardTimeout, "forward-timeout", h.ForwardTimeout, "how long a request waits for a leader before 503")
+	fs.BoolVar(&h.ForwardBatch, "forward-batch", h.ForwardBatch, "send the writes this node forwards to the leader (/put, /mput, /ack, /nack, /touch) in batches, when the leader supports it (false: one request each)")
+	fs.IntVar(&h.ForwardBatchQueue, "forward-batch-queue", h.ForwardBatchQueue, "forwarded commands waiting for a batch; past it a write is forwarded on its own")
+	fs.Int64Var(&h.ForwardBatchQueueBytes, "forward-batch-queue-bytes", h.ForwardBatchQueueBytes, "bytes of forwarded commands waiting for a batch; past it a write is forwarded on its own")
 
 	fs.Int64Var(&h.MaxMsgSize, "max-msg-size", h.MaxMsgSize, "largest message in bytes (413 above)")
 	fs.Int64Var(&h.MaxBodySize, "max-body-size", h.MaxBodySize, "largest request body in bytes (413 above)")

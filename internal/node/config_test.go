@@ -89,7 +89,8 @@ func TestRegisterFlags_ValuesReachTheirParts(t *testing.T) {
 		"--join=a:1, b:2", "--join", "c:3", "--overflow-policy=evict-oldest", "--max-depth=7",
 		"--route=t:q,u:r", "--fanout-timeout=250ms", "--fanout-queue=9", "--max-pending-bytes=10",
 		"--forward-timeout=2s", "--raft-addr=127.0.0.1:1", "--raft-pending-entries=2",
-	}, map[string]string{"QUORUMQ_NODE_ID": "n7", "QUORUMQ_ROUTE": "ignored:x"})
+		"--forward-batch=false", "--forward-batch-queue=8",
+	}, map[string]string{"QUORUMQ_NODE_ID": "n7", "QUORUMQ_ROUTE": "ignored:x", "QUORUMQ_FORWARD_BATCH_QUEUE_BYTES": "1024"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +105,8 @@ func TestRegisterFlags_ValuesReachTheirParts(t *testing.T) {
 		t.Errorf("fan-out %v %d, pending %d", c.Fanout.Timeout, c.Fanout.QueueLen, c.Hub.MaxPendingBytes)
 	case c.HTTP.ForwardTimeout != 2*time.Second || c.Cluster.RaftBind != "127.0.0.1:1" || c.Cluster.MaxPendingApplies != 2:
 		t.Errorf("forward %v, raft %q, pending %d", c.HTTP.ForwardTimeout, c.Cluster.RaftBind, c.Cluster.MaxPendingApplies)
+	case c.HTTP.ForwardBatch || c.HTTP.ForwardBatchQueue != 8 || c.HTTP.ForwardBatchQueueBytes != 1024:
+		t.Errorf("forward batch %v, queue %d, bytes %d", c.HTTP.ForwardBatch, c.HTTP.ForwardBatchQueue, c.HTTP.ForwardBatchQueueBytes)
 	case c.Cluster.NodeID != "n7":
 		t.Errorf("node id %q from QUORUMQ_NODE_ID", c.Cluster.NodeID)
 	}

@@ -402,6 +402,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// stops; what is not confirmed in time comes back after its handover
 	// lease, delivered again rather than lost.
 	if s.queueHandler != nil {
+		// Handlers have returned, so every batched write was answered;
+		// this stops the batcher for good.
+		if err := httpapi.DrainForwarding(ctx, s.queueHandler); err != nil {
+			errs = append(errs, fmt.Errorf("forwarding drain: %w", err))
+		}
 		if err := httpapi.DrainHandovers(ctx, s.queueHandler); err != nil {
 			errs = append(errs, fmt.Errorf("handover drain: %w", err))
 		}
