@@ -42,6 +42,14 @@ type RunConfig struct {
 	Progress io.Writer
 	// MsgsPerOp describes an operation for the progress line only.
 	MsgsPerOp int
+	// OnMeasureStart and OnMeasureEnd, when set, are called once each
+	// from Run's own goroutine: just before the first measured operation
+	// may start (after the warmup) and just as the measured window
+	// closes, before the workers are told to stop. A caller samples what
+	// the counters cannot see there (processes' CPU time); the hooks
+	// should return quickly, as the workers keep running through them.
+	OnMeasureStart func()
+	OnMeasureEnd   func()
 }
 
 // Result is what one run measured.
@@ -125,8 +133,15 @@ func Run(ctx context.Context, cfg RunConfig, newWorker func(i int) (Worker, erro
 		wg        sync.WaitGroup
 	)
 	remaining.Store(cfg.Count)
-	if cfg.Warmup <= 0 {
+	startMeasuring := func() {
+		if cfg.OnMeasureStart != nil {
+			cfg.OnMeasureStart()
+		}
 		measuring.Store(true)
+	}
+	if cfg.Warmup <= 0 {
+		// Measured from the first operation: sample before any starts.
+		startMeasuring()
 	}
 	var interval time.Duration
 	if cfg.Rate > 0 {
@@ -190,7 +205,7 @@ func Run(ctx context.Context, cfg RunConfig, newWorker func(i int) (Worker, erro
 		case <-done:
 		}
 		// Counters of the warmup are dropped: take them as the baseline.
-		measuring.Store(true)
+		startMeasuring()
 	}
 	// Workers count only measured operations, so the counters start at zero.
 	base := counts{}
@@ -223,6 +238,9 @@ loop:
 				last, lastAt = cur, now
 			}
 		}
+	}
+	if cfg.OnMeasureEnd != nil {
+		cfg.OnMeasureEnd()
 	}
 	elapsed := time.Since(mstart)
 	stop.Store(true)

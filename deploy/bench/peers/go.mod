@@ -1,4 +1,4 @@
-module github.com/quorumq/quorumq/bench/peers
+module github.com/quorumq/quorumq/deploy/bench/peers
 
 go 1.26.8
 

@@ -2,11 +2,13 @@
 // processes) against redis-server (AOF appendfsync always and everysec)
 // and NATS JetStream (three embedded nats-servers, R3 file streams, lazy
 // and sync_interval: always) on this machine, with the same message size
-// and concurrency, and writes docs/BENCHMARKS.md with the results and
-// PNG charts (gonum/plot).
+// and concurrency, and writes docs/BENCHMARKS.md with the results, the
+// CPU each system spent per acknowledged message (from /proc, sampled
+// around every measured window), the performance targets, and PNG charts
+// (gonum/plot).
 //
-//	cd bench/peers && go run .            # full run, about 10-15 minutes
-//	cd bench/peers && go run . --quick    # short runs, about 3-4 minutes
+//	cd deploy/bench/peers && go run .            # full run, about 15 minutes
+//	cd deploy/bench/peers && go run . --quick    # short runs, a few minutes
 //
 // It is a separate module so that the nats-server and plotting
 // dependencies stay out of quorumq's own module.
@@ -43,6 +45,10 @@ type options struct {
 	duration time.Duration
 	sweep    bool
 	rawJSON  string
+	// leaderCPUBaselineUs is the leader CPU per put, in µs, that the
+	// "reduced" target compares with (default DefaultLeaderCPUBaselineUs;
+	// 0: report the figure without a comparison).
+	leaderCPUBaselineUs float64
 }
 
 func run() int {
@@ -57,6 +63,7 @@ func run() int {
 	flag.DurationVar(&o.duration, "duration", 0, "measured time of each headline run (default 10s, 4s with --quick)")
 	flag.BoolVar(&o.sweep, "sweep", true, "also sweep concurrency and batch size for the charts")
 	flag.StringVar(&o.rawJSON, "json", "", "also write every result as JSON to this file, for --from-json (default: <docs>/bench-results.json; \"-\": none)")
+	flag.Float64Var(&o.leaderCPUBaselineUs, "leader-cpu-baseline", DefaultLeaderCPUBaselineUs, "leader CPU per put, in µs, that the targets table compares with (0: none); with --from-json, overrides the file's")
 	fromJSON := flag.String("from-json", "", "measure nothing: write the report again from a file written by --json")
 	flag.Parse()
 	for _, s := range strings.Split(systems, ",") {
@@ -82,6 +89,12 @@ func run() int {
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return fail(fmt.Errorf("%s: %w", *fromJSON, err))
 		}
+		// The file's own baseline stands unless one is asked for.
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "leader-cpu-baseline" {
+				rep.LeaderCPUBaselineUs = o.leaderCPUBaselineUs
+			}
+		})
 		if err := writeReport(&rep, o.docs); err != nil {
 			return fail(err)
 		}
@@ -118,7 +131,7 @@ func run() int {
 		return fail(err)
 	}
 
-	rep := &report{Started: time.Now(), Quick: o.quick, Args: os.Args[1:], DurationNs: int64(o.duration)}
+	rep := &report{Started: time.Now(), Quick: o.quick, Args: os.Args[1:], DurationNs: int64(o.duration), LeaderCPUBaselineUs: o.leaderCPUBaselineUs}
 	logf("machine: measuring the disk's fsync rate")
 	rep.Machine = describeMachine(o.work)
 	for _, key := range o.systems {

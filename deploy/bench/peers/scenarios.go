@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,17 +16,26 @@ type SystemResult struct {
 	Key        string `json:"key"`
 	Name       string `json:"name"`
 	Durability string `json:"durability"`
-	// Put: single-message writes, 64 clients. Batch: 100 messages per
+	// Put: single-message writes, 64 clients. Put1: the same, one
+	// client (the latency of an unloaded put). Batch: 100 messages per
 	// request, 16 clients. Lease: get then ack of one message, 64 clients.
 	// HalfRate: Put offered at half of Put's throughput (open loop).
 	// PutFollower: quorumq 3 nodes only, Put sent to the two followers.
-	Put, Batch, Lease, HalfRate, PutFollower *load.Result `json:",omitempty"`
+	Put, Put1, Batch, Lease, HalfRate, PutFollower *load.Result `json:",omitempty"`
+	// CPU is the CPU spent in the headline runs' measured windows; nil in
+	// results written before it was measured.
+	CPU *SystemCPU `json:"cpu,omitempty"`
 	// Sweeps for the charts.
 	Concurrency []Point `json:"concurrency,omitempty"`
 	BatchSizes  []Point `json:"batch_sizes,omitempty"`
 	LoadStart   string  `json:"load_start"`
 	LoadEnd     string  `json:"load_end"`
 	Error       string  `json:"error,omitempty"`
+}
+
+// SystemCPU is the CPU of each headline run, named as its result.
+type SystemCPU struct {
+	Put, Put1, Batch, Lease, PutFollower *CPUUsage `json:",omitempty"`
 }
 
 // Point is one sweep measurement.
@@ -80,11 +88,37 @@ type workload struct {
 
 var queueSeq int
 
-func measure(ctx context.Context, sys *system, w workload) (*load.Result, error) {
+// measure runs w on sys and samples the CPU of sys's processes and of
+// this process around the measured window. A CPU that could not be
+// sampled is logged and left nil: the throughput still counts.
+func measure(ctx context.Context, sys *system, w workload) (*load.Result, *CPUUsage, error) {
+	var probe *cpuProbe
+	if procs, err := sys.processes(); err != nil {
+		logf("%s: no CPU figures for this run: %v", sys.Key, err)
+	} else {
+		probe = newCPUProbe(procs)
+	}
+	res, err := runLoad(ctx, sys, w, probe)
+	if err != nil || probe == nil {
+		return res, nil, err
+	}
+	cpu, cerr := probe.usage(res.Msgs)
+	if cerr != nil {
+		logf("%s: no CPU figures for this run: %v", sys.Key, cerr)
+	}
+	return res, cpu, nil
+}
+
+// runLoad is one load run of w on sys; probe, when set, samples the measured
+// window through the load generator's hooks.
+func runLoad(ctx context.Context, sys *system, w workload, probe *cpuProbe) (*load.Result, error) {
 	queueSeq++
 	w.queue = fmt.Sprintf("b%d", queueSeq)
 	label := fmt.Sprintf("%s %s c%d", sys.Key, w.kind, w.concurrency)
 	rc := load.RunConfig{Label: label, Concurrency: w.concurrency, Duration: w.duration, Warmup: w.warmup, Rate: w.rate, Progress: progress}
+	if probe != nil {
+		rc.OnMeasureStart, rc.OnMeasureEnd = probe.begin, probe.end
+	}
 	if sys.driver == nil {
 		mode := map[string]string{"put": load.ModePut, "batch": load.ModeMPut, "lease": load.ModeLease}[w.kind]
 		if w.kind == "batch" && w.batch == 1 {
@@ -138,48 +172,56 @@ func runSystem(ctx context.Context, sys *system, o options) (res SystemResult, e
 		}
 	}()
 	d := o.duration
-	step := func(name string, w workload) *load.Result {
+	res.CPU = &SystemCPU{}
+	// step runs one workload; cpu, when set, keeps its CPU figures.
+	step := func(name string, w workload, cpu **CPUUsage) *load.Result {
 		if err != nil || ctx.Err() != nil {
 			return nil
 		}
-		r, e := measure(ctx, sys, w)
+		r, u, e := measure(ctx, sys, w)
 		if e != nil {
 			err = fmt.Errorf("%s: %w", name, e)
 			return nil
 		}
-		logf("%-16s %-13s %9.0f msgs/s  p50 %6.2fms  p99 %7.2fms  errors %d", sys.Key, name, r.MsgsPerSec, r.Latency.P50/1e3, r.Latency.P99/1e3, r.Errors)
+		logf("%-16s %-13s %9.0f msgs/s  p50 %6.2fms  p99 %7.2fms  errors %d%s", sys.Key, name, r.MsgsPerSec, r.Latency.P50/1e3, r.Latency.P99/1e3, r.Errors, cpuLog(u))
+		if cpu != nil {
+			*cpu = u
+		}
 		return r
 	}
 	if fresh() {
-		res.Put = step("put c64", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup})
+		res.Put = step("put c64", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup}, &res.CPU.Put)
 	}
 	if res.Put != nil && res.Put.MsgsPerSec > 0 {
 		if fresh() {
-			res.HalfRate = step("put half rate", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup, rate: res.Put.MsgsPerSec / 2})
+			res.HalfRate = step("put half rate", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup, rate: res.Put.MsgsPerSec / 2}, nil)
 		}
 		if fresh() {
 			// Enough messages for the whole run at the put rate, and then some.
 			pre := int(res.Put.MsgsPerSec*(d+warmup).Seconds()*1.5) + 10000
-			res.Lease = step("lease+ack c64", workload{kind: "lease", concurrency: leaseConns, batch: 1, duration: d, warmup: warmup, prefill: pre})
+			res.Lease = step("lease+ack c64", workload{kind: "lease", concurrency: leaseConns, batch: 1, duration: d, warmup: warmup, prefill: pre}, &res.CPU.Lease)
 		}
 	}
 	if fresh() {
-		res.Batch = step("batch100 c16", workload{kind: "batch", concurrency: batchConns, batch: batchSize, duration: d, warmup: warmup})
+		res.Batch = step("batch100 c16", workload{kind: "batch", concurrency: batchConns, batch: batchSize, duration: d, warmup: warmup}, &res.CPU.Batch)
+	}
+	if fresh() {
+		res.Put1 = step("put c1", workload{kind: "put", concurrency: 1, batch: 1, duration: d, warmup: warmup}, &res.CPU.Put1)
 	}
 	if sys.Key == "quorumq3" && fresh() {
 		if fs := followers(sys.targets); len(fs) > 0 {
-			res.PutFollower = step("put followers", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup, spread: fs})
+			res.PutFollower = step("put followers", workload{kind: "put", concurrency: putClients, batch: 1, duration: d, warmup: warmup, spread: fs}, &res.CPU.PutFollower)
 		}
 	}
 	if o.sweep && fresh() {
 		sd := d / 2
 		for _, c := range sweepConcurrency(o.quick) {
-			if r := step(fmt.Sprintf("put c%d", c), workload{kind: "put", concurrency: c, batch: 1, duration: sd, warmup: sweepWarmup}); r != nil {
+			if r := step(fmt.Sprintf("put c%d", c), workload{kind: "put", concurrency: c, batch: 1, duration: sd, warmup: sweepWarmup}, nil); r != nil {
 				res.Concurrency = append(res.Concurrency, point(c, r))
 			}
 		}
 		for _, b := range sweepBatches(o.quick) {
-			if r := step(fmt.Sprintf("batch%d c16", b), workload{kind: "batch", concurrency: batchConns, batch: b, duration: sd, warmup: sweepWarmup}); r != nil {
+			if r := step(fmt.Sprintf("batch%d c16", b), workload{kind: "batch", concurrency: batchConns, batch: b, duration: sd, warmup: sweepWarmup}, nil); r != nil {
 				res.BatchSizes = append(res.BatchSizes, point(b, r))
 			}
 		}
@@ -192,16 +234,7 @@ func followers(targets []string) []string {
 	c := &http.Client{Timeout: 2 * time.Second}
 	var out []string
 	for _, t := range targets {
-		res, err := c.Get("http://" + t + "/cluster/status")
-		if err != nil {
-			continue
-		}
-		var st struct {
-			State string `json:"state"`
-		}
-		json.NewDecoder(res.Body).Decode(&st)
-		res.Body.Close()
-		if st.State == "follower" {
+		if st, err := nodeState(c, t); err == nil && st == roleFollower {
 			out = append(out, t)
 		}
 	}
@@ -215,6 +248,16 @@ var progress = func() io.Writer {
 	}
 	return nil
 }()
+
+// cpuLog is a run's CPU per message for its log line; empty without one.
+func cpuLog(u *CPUUsage) string {
+	sys, ok := u.PerMsg(u.SystemUs)
+	if !ok {
+		return ""
+	}
+	gen, _ := u.PerMsg(u.LoadGenUs)
+	return fmt.Sprintf("  CPU/msg %.1fµs (load generator %.1fµs)", sys, gen)
+}
 
 func point(x int, r *load.Result) Point {
 	return Point{X: x, MsgsPerSec: r.MsgsPerSec, P50ms: r.Latency.P50 / 1e3, P99ms: r.Latency.P99 / 1e3, Errors: r.Errors}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -27,10 +28,13 @@ type system struct {
 	Durability string
 	start      func(ctx context.Context) error
 	stop       func()
-	// driver makes workers for a peer; nil for quorumq (bench/load).
+	// driver makes workers for a peer; nil for quorumq (deploy/bench/load).
 	driver driver
 	// targets are quorumq queue addresses (node order).
 	targets []string
+	// processes lists the running system's processes, for CPU sampling;
+	// quorumq's carry their node's role at the time of the call.
+	processes func() ([]sysProc, error)
 }
 
 // driver makes load workers for a peer system.
@@ -183,7 +187,42 @@ func quorumqSystem(key string, n int, binary, dir string) *system {
 		})
 	}
 	s.stop = func() { stopAll(procs); procs = nil }
+	s.processes = func() ([]sysProc, error) {
+		if len(procs) == 0 {
+			return nil, errNotRunning
+		}
+		c := &http.Client{Timeout: 2 * time.Second}
+		out := make([]sysProc, len(procs))
+		for i, p := range procs {
+			if i >= len(s.targets) {
+				return nil, fmt.Errorf("node%d has no queue address", i+1)
+			}
+			role, err := nodeState(c, s.targets[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = sysProc{Name: fmt.Sprintf("node%d", i+1), PID: p.cmd.Process.Pid, Role: role}
+		}
+		return out, nil
+	}
 	return s
+}
+
+// nodeState is a quorumq node's Raft state from its /cluster/status:
+// "leader", "follower" or "candidate".
+func nodeState(c *http.Client, target string) (string, error) {
+	res, err := c.Get("http://" + target + "/cluster/status")
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var st struct {
+		State string `json:"state"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		return "", fmt.Errorf("%s/cluster/status: %w", target, err)
+	}
+	return st.State, nil
 }
 
 func redisSystem(key, fsync, dir string) *system {
@@ -227,6 +266,12 @@ func redisSystem(key, fsync, dir string) *system {
 		})
 	}
 	s.stop = func() { p.stop(); p = nil }
+	s.processes = func() ([]sysProc, error) {
+		if p == nil {
+			return nil, errNotRunning
+		}
+		return []sysProc{{Name: "redis-server", PID: p.cmd.Process.Pid}}, nil
+	}
 	return s
 }
 
@@ -286,7 +331,18 @@ func natsSystem(key string, always bool, self, dir string) *system {
 		stopAll(procs)
 		procs = nil
 	}
+	s.processes = func() ([]sysProc, error) {
+		if len(procs) == 0 {
+			return nil, errNotRunning
+		}
+		out := make([]sysProc, len(procs))
+		for i, p := range procs {
+			out[i] = sysProc{Name: fmt.Sprintf("n%d", i+1), PID: p.cmd.Process.Pid}
+		}
+		return out, nil
+	}
 	return s
 }
 
-var errStopped = errors.New("stopped")
+// errNotRunning is a system's processes asked for before it started.
+var errNotRunning = errors.New("not running")
