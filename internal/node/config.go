@@ -66,6 +66,11 @@ type Config struct {
 	// idle timeouts and a cap per port (--header-read-timeout,
 	// --body-read-timeout, --idle-timeout, --max-conns).
 	Conn ConnLimits
+	// LeanHTTP serves the queue port's plain HTTP/1.1 requests with
+	// internal/leanhttp rather than net/http (--lean-http, default on):
+	// the same answers for a fraction of the CPU. Long-polls, HTTPS and
+	// anything leanhttp does not handle stay with net/http.
+	LeanHTTP bool
 
 	// TLS names the node's certificate and key and the cluster CA
 	// (--tls-cert, --tls-key, --tls-ca). With them both HTTP ports serve
@@ -121,6 +126,7 @@ func DefaultConfig() Config {
 		Router:          pubsub.DefaultRouterOptions(),
 		Peer:            peer.DefaultOptions(),
 		Conn:            DefaultConnLimits(),
+		LeanHTTP:        true,
 		QueueAddr:       DefaultQueueAddr,
 		PubsubAddr:      DefaultPubsubAddr,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -175,6 +181,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Conn.BodyTimeout, "body-read-timeout", c.Conn.BodyTimeout, "how long a client may take to send a request's body (400 and the connection closed after)")
 	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", c.Conn.IdleTimeout, "close a kept-alive connection idle this long (more than 90s: other nodes keep theirs 90s)")
 	fs.IntVar(&c.Conn.MaxConns, "max-conns", c.Conn.MaxConns, "open connections per HTTP port, subscribers included; more get 503 and are closed. The default is 10000, or a quarter of the open-file limit when lower")
+	fs.BoolVar(&c.LeanHTTP, "lean-http", c.LeanHTTP, "serve the queue port's plain HTTP/1.1 requests with quorumq's lean server (long-polls and HTTPS always use Go's net/http)")
 	fs.Var(sizeFlag{&h.MaxQueuedBytes}, "max-queued-bytes", "`size` of the messages this node may hold, bodies plus "+strconv.Itoa(fsm.MessageOverhead)+
 		" bytes each (e.g. 512MiB, or unlimited); past it /put and /mput answer 507. The default is a quarter of the memory available to the process (physical, or a lower cgroup limit)")
 

@@ -24,6 +24,7 @@ import (
 	"github.com/quorumq/quorumq/httpapi"
 	"github.com/quorumq/quorumq/internal/auth"
 	"github.com/quorumq/quorumq/internal/certs"
+	"github.com/quorumq/quorumq/internal/leanhttp"
 	"github.com/quorumq/quorumq/internal/peer"
 	"github.com/quorumq/quorumq/pubsub"
 )
@@ -41,7 +42,7 @@ type Server struct {
 	fanout   *pubsub.Fanout
 	router   *pubsub.Router // nil without Routes
 	overflow *httpapi.OverflowLog
-	servers  []*http.Server
+	servers  []httpServer
 	errc     chan error
 	// stopRequests cancels the context of every request still running when
 	// the drain grace period ends, so idle long-polls do not hold shutdown.
@@ -182,8 +183,8 @@ func Start(cfg Config) (*Server, error) {
 		s.serve(debugLn, debugHandler())
 		s.log.Info("profiler listening", "debug_addr", debugLn.Addr().String())
 	}
-	s.servePort(queueLn, queueHandler, "queue", conns)
-	s.servePort(pubsubLn, pubsubHandler, "pubsub", conns)
+	s.servePort(queueLn, queueHandler, "queue", conns, cfg.LeanHTTP)
+	s.servePort(pubsubLn, pubsubHandler, "pubsub", conns, false)
 	budget := "unlimited"
 	if b := cfg.HTTP.MaxQueuedBytes; b != httpapi.Unlimited {
 		budget = api.FormatBytes(b)
@@ -219,8 +220,10 @@ func (l leavingNode) Leave(ctx context.Context) error {
 func (s *Server) Left() <-chan struct{} { return s.left }
 
 // servePort serves one of the HTTP ports with every connection limit:
-// the cap of open connections under TLS, and the body timeout.
-func (s *Server) servePort(ln net.Listener, h http.Handler, port string, m *connMetrics) {
+// the cap of open connections under TLS, and the body timeout. lean: plain
+// HTTP/1.1 requests go to leanhttp (not over TLS, where net/http also
+// negotiates HTTP/2).
+func (s *Server) servePort(ln net.Listener, h http.Handler, port string, m *connMetrics, lean bool) {
 	var tlsConf *tls.Config
 	if s.tls != nil {
 		tlsConf = s.tls.HTTPConfig()
@@ -229,18 +232,50 @@ func (s *Server) servePort(ln net.Listener, h http.Handler, port string, m *conn
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 	}
-	s.serve(ln, withBodyTimeout(h, s.cfg.Conn.BodyTimeout, m.bodyTimeouts.WithLabelValues(port)))
+	h = withBodyTimeout(h, s.cfg.Conn.BodyTimeout, m.bodyTimeouts.WithLabelValues(port))
+	if !lean || tlsConf != nil {
+		s.serve(ln, h)
+		return
+	}
+	srv, err := leanhttp.New(h, s.stdServer(h), leanhttp.Options{
+		HeaderTimeout: s.cfg.Conn.HeaderTimeout,
+		IdleTimeout:   s.cfg.Conn.IdleTimeout,
+		Lean:          httpapi.Lean,
+		BaseContext:   s.requestCtx,
+		Log:           s.log,
+	})
+	if err != nil {
+		s.errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err) // validated in Config
+		return
+	}
+	s.run(srv, ln)
 }
 
-// serve serves h on ln with the header and idle timeouts.
+// httpServer is one of the node's servers: net/http's, or leanhttp's.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// serve serves h on ln with net/http and the header and idle timeouts.
 func (s *Server) serve(ln net.Listener, h http.Handler) {
-	srv := &http.Server{
+	s.run(s.stdServer(h), ln)
+}
+
+// stdServer is net/http's server of h with the header and idle timeouts.
+func (s *Server) stdServer(h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.Conn.HeaderTimeout,
 		IdleTimeout:       s.cfg.Conn.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return s.requestCtx },
 	}
+}
+
+// run serves ln with srv until Shutdown.
+func (s *Server) run(srv httpServer, ln net.Listener) {
 	s.servers = append(s.servers, srv)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
