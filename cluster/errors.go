@@ -20,4 +20,12 @@ var (
 	// cluster for good. Start with an empty data directory to join as a
 	// new node.
 	ErrLeft = datadir.ErrLeft
+	// ErrLogStoreMismatch means the data directory holds a raft log of
+	// another kind than Options.LogStore. Open refuses rather than start an
+	// empty log beside the old one, which would make the node forget its
+	// term, vote and entries.
+	ErrLogStoreMismatch = datadir.ErrLogStoreMismatch
+	// ErrDataDirInUse means another node, in this process or another, has
+	// the data directory open.
+	ErrDataDirInUse = datadir.ErrInUse
 )

@@ -13,7 +13,7 @@ import (
 //     (applied_index is the FSM's own, see DESIGN.md);
 //   - quorumq_propose_latency_seconds, quorumq_raft_entries_proposed_total,
 //     quorumq_raft_commands_per_entry, quorumq_raft_entry_bytes,
-//     quorumq_raft_tick_checks_total;
+//     quorumq_raft_tick_checks_total, quorumq_raft_log_store_info{kind};
 //   - per-queue metrics labelled queue=NAME, read from the FSM at scrape time;
 //   - membership: quorumq_cluster_members{status} (gossip members as this
 //     node sees them), quorumq_cluster_{voters,nonvoters} (raft

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +33,8 @@ type Node struct {
 	id   string
 	log  *slog.Logger
 	fsm  *fsm.FSM
+	// lock is held on DataDir from Open until the end of shutdown.
+	lock *datadir.DirLock
 	// host runs raft; raft is host.Raft(), for reading its state.
 	host *rafthost.Host
 	raft *raft.Raft
@@ -70,19 +71,10 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open: data dir: %w", err)
 	}
-	if err := datadir.CheckNotLeft(o.DataDir); err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	if o.TLS != nil && o.NodeID == "" {
-		// Peers check every RPC against the certificate's node id.
-		o.NodeID = o.TLS.NodeID()
-	}
-	id, err := datadir.ResolveNodeID(o.DataDir, o.NodeID)
+	lock, err := datadir.Lock(o.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	logger := o.Logger.With("component", "cluster", "node_id", id)
-
 	var undo []func()
 	fail := func(err error) (*Node, error) {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -90,11 +82,30 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		}
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	undo = append(undo, func() { lock.Unlock() })
+
+	if err := datadir.CheckNotLeft(o.DataDir); err != nil {
+		return fail(err)
+	}
+	// Refuse the other kind before this start writes anything else.
+	if err := datadir.ResolveLogStore(o.DataDir, o.LogStore); err != nil {
+		return fail(err)
+	}
+	if o.TLS != nil && o.NodeID == "" {
+		// Peers check every RPC against the certificate's node id.
+		o.NodeID = o.TLS.NodeID()
+	}
+	id, err := datadir.ResolveNodeID(o.DataDir, o.NodeID)
+	if err != nil {
+		return fail(err)
+	}
+	logger := o.Logger.With("component", "cluster", "node_id", id)
 
 	host, err := rafthost.Open(rafthost.Options{
 		ID:              id,
 		DataDir:         o.DataDir,
-		DBPath:          filepath.Join(o.DataDir, datadir.RaftDBFile),
+		LogStore:        o.LogStore,
+		LogPath:         o.LogStore.Path(o.DataDir),
 		FSM:             f,
 		RaftBind:        o.RaftBind,
 		RaftAdvertise:   o.RaftAdvertise,
@@ -108,13 +119,13 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		RaftLogLevel:    o.RaftLogLevel,
 	})
 	if errors.Is(err, rafthost.ErrInvalidConfig) {
-		return nil, fmt.Errorf("open: %w: %w", ErrInvalidOptions, err)
+		return fail(fmt.Errorf("%w: %w", ErrInvalidOptions, err))
 	}
 	if err != nil {
 		return fail(err)
 	}
 	undo = append(undo, host.Abort)
-	// After bolt's lock: one process per data directory bumps the epoch.
+	// Under the data-directory lock: one process bumps the epoch.
 	subsEpoch, err := datadir.NextSubsEpoch(o.DataDir)
 	if err != nil {
 		return fail(fmt.Errorf("subscriber-set epoch: %w", err))
@@ -126,6 +137,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		id:   id,
 		log:  logger,
 		fsm:  f,
+		lock: lock,
 		host: host,
 		raft: host.Raft(),
 	}
@@ -183,7 +195,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	host.Start(n.members.RunReconcile)
 	n.members.Start()
 	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.members.GossipAddr(),
-		"existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
+		"log_store", o.LogStore, "existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
 }
@@ -312,8 +324,9 @@ func (n *Node) Status() api.Status {
 // not handed to raft fail with api.ErrShuttingDown), waits for the raft
 // operations it started to resolve, shuts raft down (callers of entries
 // still in raft get api.ErrOutcomeUnknown), then closes the transport and the
-// bolt store. It does not remove the node from the cluster: a restart on the
-// same data directory rejoins through its Join seeds and catches up. A
+// log store and releases the data directory. It does not remove the node
+// from the cluster: a restart on the same data directory rejoins through
+// its Join seeds and catches up. A
 // failed leadership transfer is logged, not returned. Every step runs even after ctx ends; the error
 // reports what was cut short.
 //
@@ -356,9 +369,13 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	// 5-7. The coalescer, the raft futures being waited on, raft itself.
 	errs = append(errs, n.host.StopRaft(ctx)...)
 
-	// 8. Our goroutines, the host's, the transport, bolt.
+	// 8. Our goroutines, the host's, the transport, the log store, and
+	// last the data directory, so a restart finds every file closed.
 	n.members.Wait()
 	errs = append(errs, n.host.Close()...)
+	if err := n.lock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("unlock data dir: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)
 		return fmt.Errorf("shutdown: %w", err)

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -62,12 +63,19 @@ func TestNode_SingleNode_BootstrapsAndApplies(t *testing.T) {
 	}
 }
 
-// State survives a restart through both recovery paths (snapshot restore,
-// then log replay of the entries after it), and the node keeps its id
-// without bootstrapping again.
+// State survives a restart in the same process through both recovery
+// paths (snapshot restore, then log replay of the entries after it), and
+// the node keeps its id without bootstrapping again, on either log store.
 func TestNode_Restart_KeepsStateAndID(t *testing.T) {
+	for _, kind := range []LogStore{LogStoreBoltDB, LogStoreWAL} {
+		t.Run(kind.String(), func(t *testing.T) { testRestartKeepsStateAndID(t, kind) })
+	}
+}
+
+func testRestartKeepsStateAndID(t *testing.T, kind LogStore) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
+	opts.LogStore = kind
 	// Keep almost no log behind the snapshot, so the entries before it are
 	// really gone and only the snapshot can bring them back.
 	opts.TrailingLogs = 1
@@ -100,7 +108,7 @@ func TestNode_Restart_KeepsStateAndID(t *testing.T) {
 	}
 	// The entries before the snapshot are gone from the log: only the
 	// snapshot can bring them back.
-	if first := firstLogIndex(t, dir); first <= snapApplied-5 {
+	if first := firstLogIndex(t, dir, kind); first <= snapApplied-5 {
 		t.Fatalf("log first index = %d; want compaction past %d", first, snapApplied-5)
 	}
 
@@ -518,27 +526,50 @@ func TestNode_Collectors(t *testing.T) {
 }
 
 // Open refuses a second process (here: a second Open) on the same data
-// directory instead of blocking on bolt's lock.
+// directory at once with ErrDataDirInUse, on either log store (raft-wal
+// alone would wait on its metadata file's lock forever).
 func TestNode_DataDirLocked(t *testing.T) {
-	dir := t.TempDir()
-	mustOpen(t, testOptions(t, dir), fsm.New())
-	start := time.Now()
-	_, err := openWith(testOptions(t, dir), fsm.New())
-	if err == nil {
-		t.Fatal("second Open on the same DataDir succeeded")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("second Open took %v", d)
+	for _, kind := range []LogStore{LogStoreBoltDB, LogStoreWAL} {
+		t.Run(kind.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			opts := testOptions(t, dir)
+			opts.LogStore = kind
+			mustOpen(t, opts, fsm.New())
+			start := time.Now()
+			_, err := openWith(opts, fsm.New())
+			if !errors.Is(err, ErrDataDirInUse) {
+				t.Fatalf("second Open on the same DataDir: err = %v, want ErrDataDirInUse", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("second Open took %v", d)
+			}
+		})
 	}
 }
 
 // firstLogIndex returns the first index of the raft log in a stopped
 // node's data directory.
-func firstLogIndex(t *testing.T, dir string) uint64 {
+func firstLogIndex(t *testing.T, dir string, kind LogStore) uint64 {
 	t.Helper()
-	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, datadir.RaftDBFile))
-	if err != nil {
-		t.Fatal(err)
+	var store interface {
+		FirstIndex() (uint64, error)
+		Close() error
+	}
+	switch kind {
+	case LogStoreWAL:
+		meta := &metadb.BoltMetaDB{}
+		defer meta.Close() // raft-wal's Close leaves it open
+		w, err := wal.Open(filepath.Join(dir, datadir.RaftWALDir), wal.WithMetaStore(meta))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = w
+	default:
+		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, datadir.RaftDBFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = b
 	}
 	defer store.Close()
 	first, err := store.FirstIndex()

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,46 @@ func TestRegisterFlags_ValuesReachTheirParts(t *testing.T) {
 		if _, err := parseServeFlags(t, args, nil); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestRegisterFlags_RaftLogStore: --raft-log-store and
+// QUORUMQ_RAFT_LOG_STORE choose the raft log store (boltdb by default),
+// the command line wins, and any other value is refused with an error
+// that names the choices.
+func TestRegisterFlags_RaftLogStore(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    cluster.LogStore
+		wantErr bool
+	}{
+		{name: "default", want: cluster.LogStoreBoltDB},
+		{name: "wal", args: []string{"--raft-log-store=wal"}, want: cluster.LogStoreWAL},
+		{name: "boltdb", args: []string{"--raft-log-store", "boltdb"}, want: cluster.LogStoreBoltDB},
+		{name: "environment", env: map[string]string{"QUORUMQ_RAFT_LOG_STORE": "wal"}, want: cluster.LogStoreWAL},
+		{name: "flag beats environment", args: []string{"--raft-log-store=boltdb"}, env: map[string]string{"QUORUMQ_RAFT_LOG_STORE": "wal"}, want: cluster.LogStoreBoltDB},
+		{name: "unknown", args: []string{"--raft-log-store=rocksdb"}, wantErr: true},
+		{name: "empty", args: []string{"--raft-log-store="}, wantErr: true},
+		{name: "unknown in environment", env: map[string]string{"QUORUMQ_RAFT_LOG_STORE": "bolt"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServeFlags(t, tt.args, tt.env)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "want boltdb or wal") {
+					t.Fatalf("err = %v, want one naming boltdb and wal", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Cluster.LogStore != tt.want {
+				t.Errorf("log store = %v, want %v", c.Cluster.LogStore, tt.want)
+			}
+		})
 	}
 }
 

@@ -190,7 +190,7 @@ func Start(cfg Config) (*Server, error) {
 		budget = api.FormatBytes(b)
 	}
 	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.Cluster.RaftBind, "data_dir", cfg.Cluster.DataDir,
-		"max_queued_bytes", budget, "max_conns", cfg.Conn.MaxConns)
+		"raft_log_store", cfg.Cluster.LogStore, "max_queued_bytes", budget, "max_conns", cfg.Conn.MaxConns)
 	return s, nil
 }
 

@@ -1,7 +1,9 @@
-// Package datadir owns the small files of a node's data directory beside
-// raft's: the node id, the leave marker and the subscriber-set epoch. Each
-// is written through a temporary file and fsynced, so a crash leaves either
-// the old or the new content.
+// Package datadir owns the layout of a node's data directory: where each
+// kind of raft log store lives, the record of which kind it holds, the
+// directory lock, and the small files beside raft's: the node id, the
+// leave marker and the subscriber-set epoch. Each small file is written
+// through a temporary file and fsynced, so a crash leaves either the old or
+// the new content.
 package datadir
 
 import (
@@ -67,7 +69,7 @@ func ResolveNodeID(dataDir, want string) (string, error) {
 	// No id yet. Raft state without an id means the file was removed by
 	// hand: inventing a new id would leave this server outside the
 	// configuration stored in its own log.
-	if _, err := os.Stat(filepath.Join(dataDir, RaftDBFile)); err == nil {
+	if hasRaftState(dataDir) {
 		return "", fmt.Errorf("%w: %s has raft state but no %s file; restore the file or start from an empty directory",
 			ErrNodeIDMismatch, dataDir, nodeIDFile)
 	}

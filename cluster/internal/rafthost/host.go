@@ -1,5 +1,5 @@
-// Package rafthost runs the hashicorp/raft server of a node: raft-boltdb
-// storage behind a log cache, file snapshots, the TCP transport, the
+// Package rafthost runs the hashicorp/raft server of a node: raft-boltdb or
+// raft-wal storage behind a log cache, file snapshots, the TCP transport, the
 // group-commit coalescer behind Propose, read-index ConsistentRead, the
 // leadership watcher with its per-term barrier and tick loops, readiness,
 // and the raft half of an ordered shutdown. It knows nothing of gossip:
@@ -11,21 +11,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
+	"github.com/quorumq/quorumq/cluster/internal/datadir"
 	"github.com/quorumq/quorumq/cluster/internal/hclogadapter"
 	"github.com/quorumq/quorumq/fsm"
 )
 
 const (
 	// logCacheSize is the number of recent entries kept in memory so that
-	// replication and read-index checks rarely touch bolt (Consul, Nomad,
+	// replication and read-index checks rarely touch the disk (Consul, Nomad,
 	// Vault and rqlite all use 512).
 	logCacheSize = 512
 	// snapshotsRetained: one to serve, one to fall back on if the newest is
@@ -52,9 +50,11 @@ var ErrInvalidConfig = errors.New("invalid raft configuration")
 type Options struct {
 	ID      string
 	DataDir string
-	// DBPath is the bolt file (log and stable store).
-	DBPath string
-	FSM    *fsm.FSM
+	// LogStore is the kind of store for the log and stable state, and
+	// LogPath where it lives (LogStore.Path).
+	LogStore datadir.LogStore
+	LogPath  string
+	FSM      *fsm.FSM
 
 	RaftBind, RaftAdvertise string
 	// TLS, when set, makes the transport mutual TLS.
@@ -69,7 +69,7 @@ type Options struct {
 	// BootstrapSingle bootstraps a one-voter configuration at Open when the
 	// directory holds no raft state.
 	BootstrapSingle bool
-	// WrapLogStore, if set, wraps the bolt log store (benchmarks model slow
+	// WrapLogStore, if set, wraps the log store (benchmarks model slow
 	// disks with it).
 	WrapLogStore func(raft.LogStore) raft.LogStore
 
@@ -84,7 +84,7 @@ type Host struct {
 	fsm   *fsm.FSM
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
+	store logStore
 	// logs is the cached log store raft writes through; caughtUp reads it.
 	logs raft.LogStore
 
@@ -137,28 +137,19 @@ func Open(o Options) (*Host, error) {
 		return nil, err
 	}
 
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path: o.DBPath,
-		BoltOptions: &bbolt.Options{
-			Timeout: boltOpenTimeout,
-			// The freelist is rebuilt by a scan on open instead of being
-			// written on every commit (raft-patterns §4.3).
-			NoFreelistSync: true,
-		},
-		NoSync: false, // a 200 means fsynced on a quorum: never turn this off
-	})
+	store, err := openLogStore(o.LogStore, o.LogPath, hcl)
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
-			err = fmt.Errorf("%w (is another process using %s?)", err, filepath.Dir(o.DBPath))
-		}
-		return fail(fmt.Errorf("raft store: %w", err))
+		return fail(fmt.Errorf("raft %s store: %w", o.LogStore, err))
 	}
 	undo = append(undo, func() { store.Close() })
-	var logStore raft.LogStore = store
+	var inner raft.LogStore = store
 	if o.WrapLogStore != nil {
-		logStore = o.WrapLogStore(store)
+		inner = o.WrapLogStore(store)
+		if isMonotonic(store) && !isMonotonic(inner) {
+			inner = monotonic{inner}
+		}
 	}
-	logs, err := raft.NewLogCache(logCacheSize, logStore)
+	logs, err := raft.NewLogCache(logCacheSize, inner)
 	if err != nil {
 		return fail(err)
 	}
@@ -408,7 +399,7 @@ func (h *Host) StopRaft(ctx context.Context) []error {
 }
 
 // Close waits for the host's goroutines, then closes the transport and
-// the bolt store.
+// the log store.
 func (h *Host) Close() []error {
 	var errs []error
 	h.bg.Wait()
@@ -416,7 +407,7 @@ func (h *Host) Close() []error {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))
 	}
 	if err := h.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close raft store: %w", err))
+		errs = append(errs, fmt.Errorf("close raft %s store: %w", h.opts.LogStore, err))
 	}
 	return errs
 }

@@ -19,7 +19,7 @@ func openSingle(t *testing.T) *Host {
 	t.Helper()
 	dir := t.TempDir()
 	h, err := Open(Options{
-		ID: "n1", DataDir: dir, DBPath: filepath.Join(dir, "raft.db"), FSM: fsm.New(),
+		ID: "n1", DataDir: dir, LogPath: filepath.Join(dir, "raft.db"), FSM: fsm.New(),
 		RaftBind: "127.0.0.1:0",
 		Tuning: Tuning{
 			HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,

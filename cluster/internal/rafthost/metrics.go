@@ -60,7 +60,9 @@ func newMetrics() *metrics {
 // quorumq_raft_{commit_index,applied_index,last_log_index,term,is_leader}
 // (applied_index is the FSM's own), quorumq_propose_latency_seconds,
 // quorumq_raft_entries_proposed_total, quorumq_raft_commands_per_entry,
-// quorumq_raft_entry_bytes and quorumq_raft_tick_checks_total.
+// quorumq_raft_entry_bytes, quorumq_raft_tick_checks_total, and
+// quorumq_raft_log_store_info{kind}, so dashboards can tell nodes on
+// different log stores apart.
 func (h *Host) Collectors() []prometheus.Collector {
 	gauge := func(name, help string, v func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -83,6 +85,11 @@ func (h *Host) Collectors() []prometheus.Collector {
 				}
 				return 0
 			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "raft", Name: "log_store_info",
+			Help:        "Always 1; kind names the store of this node's raft log (boltdb or wal).",
+			ConstLabels: prometheus.Labels{"kind": h.opts.LogStore.String()},
+		}, func() float64 { return 1 }),
 		h.metrics.applyLatency,
 		h.metrics.entriesProposed,
 		h.metrics.commandsPerEntry,
