@@ -19,7 +19,7 @@ import (
 )
 
 // allSystems are the systems of a full run, in report order.
-var allSystems = []string{"quorumq1", "quorumq3", "redis-always", "redis-everysec", "nats-r3", "nats-r3-always"}
+var allSystems = []string{"quorumq1", "quorumq3", "quorumq3-wal", "redis-always", "redis-everysec", "nats-r3", "nats-r3-always"}
 
 // system is one server configuration under test.
 type system struct {
@@ -47,12 +47,13 @@ type driver interface {
 func newSystem(key string, o options, self string) (*system, error) {
 	dir := filepath.Join(o.work, key)
 	switch key {
-	case "quorumq1", "quorumq3":
-		n := 1
-		if key == "quorumq3" {
-			n = 3
-		}
-		return quorumqSystem(key, n, o.binary, dir), nil
+	case "quorumq1":
+		return quorumqSystem(key, 1, o.binary, dir, ""), nil
+	case "quorumq3":
+		return quorumqSystem(key, 3, o.binary, dir, ""), nil
+	case "quorumq3-wal":
+		// The same cluster on raft-wal, the log store for latency.
+		return quorumqSystem(key, 3, o.binary, dir, "wal"), nil
 	case "redis-always", "redis-everysec":
 		return redisSystem(key, strings.TrimPrefix(key, "redis-"), dir), nil
 	case "nats-r3", "nats-r3-always":
@@ -134,7 +135,9 @@ func waitFor(ctx context.Context, d time.Duration, what string, ok func() bool) 
 	return nil
 }
 
-func quorumqSystem(key string, n int, binary, dir string) *system {
+// quorumqSystem is n quorumq nodes; logStore is --raft-log-store ("":
+// the default, raft-boltdb).
+func quorumqSystem(key string, n int, binary, dir, logStore string) *system {
 	s := &system{
 		Key: key, Name: fmt.Sprintf("quorumq, %d node", n),
 		Durability: "fsync (raft-boltdb) before the ack",
@@ -142,6 +145,11 @@ func quorumqSystem(key string, n int, binary, dir string) *system {
 	if n > 1 {
 		s.Name += "s"
 		s.Durability = "fsync on a quorum (2 of 3) before the ack"
+	}
+	args := []string{"--log-level=warn"}
+	if logStore != "" {
+		s.Name += ", raft-" + logStore
+		args = append(args, "--raft-log-store="+logStore)
 	}
 	var procs []*proc
 	s.start = func(ctx context.Context) error {
@@ -158,12 +166,13 @@ func quorumqSystem(key string, n int, binary, dir string) *system {
 		s.targets = nil
 		for i, p := range ps {
 			id := fmt.Sprintf("node%d", i+1)
-			pr, err := startProc(dir, id+".log", binary, "serve",
-				"--node-id="+id, "--data-dir="+filepath.Join(dir, id),
-				"--pubsub-addr=127.0.0.1:"+strconv.Itoa(p.pubsub), "--queue-addr=127.0.0.1:"+strconv.Itoa(p.queue),
-				"--raft-addr=127.0.0.1:"+strconv.Itoa(p.raft), "--gossip-addr=127.0.0.1:"+strconv.Itoa(p.gossip),
-				"--advertise=127.0.0.1", "--join="+strings.Join(join, ","),
-				"--bootstrap-expect="+strconv.Itoa(n), "--log-level=warn")
+			flags := append([]string{"serve",
+				"--node-id=" + id, "--data-dir=" + filepath.Join(dir, id),
+				"--pubsub-addr=127.0.0.1:" + strconv.Itoa(p.pubsub), "--queue-addr=127.0.0.1:" + strconv.Itoa(p.queue),
+				"--raft-addr=127.0.0.1:" + strconv.Itoa(p.raft), "--gossip-addr=127.0.0.1:" + strconv.Itoa(p.gossip),
+				"--advertise=127.0.0.1", "--join=" + strings.Join(join, ","),
+				"--bootstrap-expect=" + strconv.Itoa(n)}, args...)
+			pr, err := startProc(dir, id+".log", binary, flags...)
 			if err != nil {
 				stopAll(procs)
 				return err
