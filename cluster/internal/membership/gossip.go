@@ -53,6 +53,11 @@ const (
 	// gossipUpdateTimeout bounds the wait for a meta update or leave
 	// message to reach one other member.
 	gossipUpdateTimeout = 3 * time.Second
+	// leaveAnnounceTimeout bounds the wait for the leaving meta to be
+	// gossiped before the leave message follows. Longer than
+	// gossipUpdateTimeout: a leave message that overtakes the meta makes
+	// peers see a failure (dead, kept in the configuration), not a leave.
+	leaveAnnounceTimeout = 10 * time.Second
 )
 
 // Channel is one kind of application data carried by memberlist.
@@ -350,20 +355,22 @@ func (n *Membership) UpdateMeta(edit func(*NodeMeta)) {
 	n.UpdateMetaWithin(edit, gossipUpdateTimeout)
 }
 
-// UpdateMetaWithin is UpdateMeta waiting at most timeout.
-func (n *Membership) UpdateMetaWithin(edit func(*NodeMeta), timeout time.Duration) {
+// UpdateMetaWithin is UpdateMeta waiting at most timeout. The error says
+// the update was not yet gossiped (push/pull carries it later).
+func (n *Membership) UpdateMetaWithin(edit func(*NodeMeta), timeout time.Duration) error {
 	if !n.meta.set(edit) {
-		return
+		return nil
 	}
 	n.gossipMu.Lock()
 	defer n.gossipMu.Unlock()
 	if n.gossipDown || n.gossipLeft {
 		// After memberlist's Leave our alive messages are dropped, so
 		// UpdateNode would only wait for its timeout.
-		return
+		return nil
 	}
 	if err := n.ml.UpdateNode(timeout); err != nil {
-		// Push/pull carries it later.
 		n.log.Debug("node meta update not yet broadcast", "err", err)
+		return err
 	}
+	return nil
 }

@@ -157,7 +157,9 @@ func (n *Membership) LocalMeta() NodeMeta { return n.meta.get() }
 // Leave announces a graceful leave: NodeMeta first (peers tell a leave
 // from a failure by it), then memberlist's leave message.
 func (n *Membership) Leave() {
-	n.UpdateMeta(func(m *NodeMeta) { m.Leaving = true })
+	if err := n.UpdateMetaWithin(func(m *NodeMeta) { m.Leaving = true }, leaveAnnounceTimeout); err != nil {
+		n.log.Warn("leave: the leaving meta was not gossiped in time; peers may see a failure rather than a leave", "err", err)
+	}
 	n.gossipMu.Lock()
 	defer n.gossipMu.Unlock()
 	if !n.gossipDown {
