@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -54,12 +55,12 @@ func OpenSecurity(dir string) (*Security, error) {
 		return nil, err
 	}
 	s.Token = tok
-	pem, err := os.ReadFile(s.CAFile)
+	caPEM, err := os.ReadFile(s.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
+	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("testkit: %s holds no certificate", s.CAFile)
 	}
 	tr := client.NewTransport()
@@ -104,18 +105,21 @@ func adminToken(path string) (string, error) {
 	return "", fmt.Errorf("testkit: no %s token in %s", certs.AdminTokenName, path)
 }
 
-// NodeFiles returns node id's TLS files, issuing its certificate the
-// first time for id, localhost and the loopback addresses, and hosts
-// (names or IP addresses: where clients reach the node).
+// NodeFiles returns node id's TLS files, issuing its certificate for id,
+// localhost and the loopback addresses, and hosts (names or IP addresses:
+// where clients reach the node) the first time, and again when the one
+// in Dir does not cover hosts (a later run over the same directory whose
+// nodes have other addresses).
 func (s *Security) NodeFiles(id string, hosts ...string) (certs.Files, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := certs.Files{Cert: filepath.Join(s.Dir, certs.NodeCertFile(id)), Key: filepath.Join(s.Dir, certs.NodeKeyFile(id)), CA: s.CAFile}
-	if _, err := os.Stat(f.Cert); err == nil {
+	if covers(f.Cert, hosts) {
 		return f, nil
 	}
 	gen := certs.DefaultGenConfig(certs.KindNode)
 	gen.Dir, gen.NodeID = s.Dir, id
+	gen.Force = true // a certificate that does not cover hosts is replaced
 	gen.DNSNames = []string{id}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -128,6 +132,29 @@ func (s *Security) NodeFiles(id string, hosts ...string) (certs.Files, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// covers reports whether the certificate in file is valid for every one
+// of hosts.
+func covers(file string, hosts []string) bool {
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
+	for _, h := range hosts {
+		if cert.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // serveArgs are the serve flags that secure node id. Its certificate
