@@ -180,6 +180,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, err
 	}
+	// A run starts from empty data directories: nodes left by an earlier
+	// run over the same OutDir hold its configuration, with addresses of
+	// its network.
+	if err := os.RemoveAll(filepath.Join(cfg.OutDir, "nodes")); err != nil {
+		return nil, err
+	}
 	logFile, err := os.Create(filepath.Join(cfg.OutDir, "chaos.log"))
 	if err != nil {
 		return nil, err
