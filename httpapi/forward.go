@@ -359,6 +359,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 		h.Set("Retry-After", "1")
 	}
 	if ids := handoverIDs(h); ids != nil && f.handovers != nil {
+		f.handovers.servedBy(leader)
 		return f.relayHandover(w, req, res, ids), nil
 	}
 	w.WriteHeader(res.StatusCode)

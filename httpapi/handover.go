@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumq/quorumq/api"
@@ -80,6 +81,18 @@ type handovers struct {
 	// idle is closed when the batcher has nothing left to do; nil while
 	// no batcher runs.
 	idle chan struct{}
+	// lastServer is the leader that last took messages for a request this
+	// node relayed: where their confirmation goes when this node no
+	// longer knows a leader (it has just left the cluster, or an election
+	// is under way), rather than leaving them to their lease.
+	lastServer atomic.Pointer[api.Leader]
+}
+
+// servedBy records that leader took messages for a relayed request.
+func (h *handovers) servedBy(leader api.Leader) {
+	if cur := h.lastServer.Load(); cur == nil || *cur != leader {
+		h.lastServer.Store(&leader)
+	}
 }
 
 func newHandovers(o *Options, f *forwarder, m *metrics, log *slog.Logger) *handovers {
@@ -198,7 +211,13 @@ func (h *handovers) settleOnce(ctx context.Context, cmd fsm.Command) error {
 	}
 	leader, ok := h.nodes.Leader()
 	if !ok || leader.QueueAddr == "" || leader.ID == h.nodes.ID() {
-		return api.ErrNoLeader.Errorf("no leader known to settle handovers with")
+		// The node that took them: if it still leads it settles them, if
+		// not it answers NOT_LEADER and this is tried again.
+		last := h.lastServer.Load()
+		if last == nil || last.ID == h.nodes.ID() {
+			return api.ErrNoLeader.Errorf("no leader known to settle handovers with")
+		}
+		leader = *last
 	}
 	op := "back"
 	if cmd.Op == fsm.OpHandoverAck {

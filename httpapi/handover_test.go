@@ -256,6 +256,32 @@ func TestForward_RelayedGet_FollowerConfirmsAfterItsWrite(t *testing.T) {
 	n1.mustGet("/mget?queue=q&items=5", "m2\n")
 }
 
+// A follower that no longer knows a leader once it has written a relayed
+// answer (it has just left the cluster, an election is under way)
+// confirms with the leader that took the messages, rather than leaving
+// them to come back when their lease ends.
+func TestForward_RelayedGet_LeaderForgottenAfterTheWrite_ConfirmedWithItsServer(t *testing.T) {
+	f := newFleet(t, []string{"n1", "n2"})
+	f.setLeader("n1")
+	f.onPoll = func(id string, n int) {
+		if id == "n2" && n >= 2 { // after the forward's own Leader() call
+			f.believe["n2"] = ""
+		}
+	}
+	n1, n2 := f.nodes["n1"], f.nodes["n2"]
+	putN(n1, "q", 3)
+	n2.mustGet("/mget?queue=q&items=2", "m0\nm1")
+	testwait.For(t, 10*time.Second, "the follower's confirmation on the leader", func() bool {
+		return n1.q.byOp[fsm.OpHandoverAck].Load() >= 1
+	})
+	drained(t, n2)
+	if got := n2.metric(`quorumq_handover_messages_total{result="confirmed"}`); got != "2" {
+		t.Fatalf("follower confirmed %q, want 2", got)
+	}
+	expireHandovers(n1)
+	n1.mustGet("/mget?queue=q&items=5", "m2\n")
+}
+
 func TestForward_FollowersClientGone_MessagesComeBack(t *testing.T) {
 	f := newFleet(t, []string{"n1", "n2"})
 	f.setLeader("n1")
