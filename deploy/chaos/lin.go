@@ -40,18 +40,62 @@ type linOutput struct {
 	Redelivered bool
 }
 
-// fifoState is the queue's content, oldest first. States are never
-// modified in place.
-type fifoState []string
+// fifoState is the queue's content, oldest first, and the values taken
+// by a get or mget of unknown outcome. States are never modified in place.
+type fifoState struct {
+	queue []string
+	// limbo holds what each unknown pop took, in order, one group per
+	// pop (groups sorted by their first value). A pop whose answer its
+	// client never had was given back (to the head, in order, its attempt
+	// uncounted) once its node found it could not deliver, or confirmed if
+	// the answer was written after all; so a group may come out again, in
+	// its order, at any later point, or never.
+	limbo [][]string
+}
+
+// pop returns st without its first n queued values, which go to limbo as
+// one group.
+func (st fifoState) pop(n int) fifoState {
+	if n == 0 {
+		return st
+	}
+	limbo := append(slices.Clone(st.limbo), st.queue[:n:n])
+	slices.SortFunc(limbo, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	return fifoState{queue: st.queue[n:], limbo: limbo}
+}
+
+// take returns st after a pop answered v: the queue's head, or the next
+// value of a group given back from limbo.
+func (st fifoState) take(v string) (fifoState, bool) {
+	if len(st.queue) > 0 && st.queue[0] == v {
+		return fifoState{queue: st.queue[1:], limbo: st.limbo}, true
+	}
+	for i, g := range st.limbo {
+		if g[0] != v {
+			continue
+		}
+		limbo := slices.Clone(st.limbo)
+		if len(g) == 1 {
+			limbo = slices.Delete(limbo, i, i+1)
+		} else {
+			limbo[i] = g[1:]
+			slices.SortFunc(limbo, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+		}
+		return fifoState{queue: st.queue, limbo: limbo}, true
+	}
+	return st, false
+}
 
 // FIFOModel is a FIFO queue with put(v), destructive get and destructive
 // mget(items). A get or mget with an unknown outcome pops what it would
 // have popped at its linearization point (the head, or min(items, depth)
-// messages); that it possibly never happened is expressed in the history
-// by giving it no end (it can be linearized after every other operation,
-// where the final drain has left nothing to pop). An mget that answered
-// must return the queue's first messages in order, and all of them unless
-// it hit its Items bound. Histories are partitioned by queue name: each
+// messages) into limbo, from which a later pop may hand them out again
+// (given back) or not (delivered after all); that it possibly never
+// happened is expressed in the history by giving it no end (it can be
+// linearized after every other operation, where the final drain has left
+// nothing to pop). An mget that answered must return the queue's first
+// messages in order (values from limbo may come among them), and all of
+// them unless it hit its Items bound. Histories are partitioned by queue name: each
 // lin window is its own queue.
 var FIFOModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
@@ -71,27 +115,29 @@ var FIFOModel = porcupine.Model{
 		}
 		return out
 	},
-	Init: func() any { return fifoState(nil) },
+	Init: func() any { return fifoState{} },
 	Step: func(state, input, output any) (bool, any) {
 		st, in := state.(fifoState), input.(linInput)
 		out, _ := output.(linOutput)
 		switch in.Op {
 		case linPut:
-			next := make(fifoState, len(st), len(st)+1)
-			copy(next, st)
-			return true, append(next, in.Value)
+			return true, fifoState{queue: append(slices.Clip(st.queue), in.Value), limbo: st.limbo}
 		case linMGet:
-			n := min(in.Items, len(st))
 			if out.Unknown {
-				return true, st[n:]
+				return true, st.pop(min(in.Items, len(st.queue)))
 			}
-			k := len(out.Values)
-			// All of the first k, in order; fewer than the queue holds
-			// only when the bound cut the answer.
-			if k > len(st) || !slices.Equal(st[:k], out.Values) || k != n {
-				return false, st
+			// The first values, in order; fewer than the bound only when
+			// the queue had no more.
+			if len(out.Values) > in.Items {
+				return false, state
 			}
-			return true, st[k:]
+			for _, v := range out.Values {
+				var ok bool
+				if st, ok = st.take(v); !ok {
+					return false, state
+				}
+			}
+			return len(out.Values) == in.Items || len(st.queue) == 0, st
 		}
 		switch {
 		case out.Redelivered:
@@ -99,27 +145,33 @@ var FIFOModel = porcupine.Model{
 			// and this get cancel out.
 			return true, st
 		case out.Unknown:
-			if len(st) == 0 {
-				return true, st
-			}
-			return true, st[1:]
+			return true, st.pop(min(1, len(st.queue)))
 		case out.Empty:
-			return len(st) == 0, st
+			return len(st.queue) == 0, st
 		default:
-			if len(st) == 0 || st[0] != out.Value {
-				return false, st
-			}
-			return true, st[1:]
+			next, ok := st.take(out.Value)
+			return ok, next
 		}
 	},
-	Equal: func(a, b any) bool { return slices.Equal(a.(fifoState), b.(fifoState)) },
+	Equal: func(a, b any) bool {
+		x, y := a.(fifoState), b.(fifoState)
+		return slices.Equal(x.queue, y.queue) && slices.EqualFunc(x.limbo, y.limbo, slices.Equal[[]string])
+	},
 	// Hash spreads the checker's cache of visited states: without it
 	// every state of one set of linearized operations shares a bucket.
 	Hash: func(state any) uint64 {
 		h := fnv.New64a()
-		for _, v := range state.(fifoState) {
+		st := state.(fifoState)
+		for _, v := range st.queue {
 			h.Write([]byte(v))
 			h.Write([]byte{0})
+		}
+		for _, g := range st.limbo {
+			h.Write([]byte{1})
+			for _, v := range g {
+				h.Write([]byte(v))
+				h.Write([]byte{0})
+			}
 		}
 		return h.Sum64()
 	},
@@ -145,7 +197,17 @@ var FIFOModel = porcupine.Model{
 		}
 		return fmt.Sprintf("get() -> %s", out.Value)
 	},
-	DescribeState: func(state any) string { return describeValues(state.(fifoState)) },
+	DescribeState: func(state any) string {
+		st := state.(fifoState)
+		if len(st.limbo) == 0 {
+			return describeValues(st.queue)
+		}
+		out := describeValues(st.queue) + " limbo"
+		for _, g := range st.limbo {
+			out += " " + describeValues(g)
+		}
+		return out
+	},
 }
 
 func describeValues(vs []string) string {
