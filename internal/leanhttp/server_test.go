@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,9 +131,16 @@ func exchange(t *testing.T, addr, raw string, n int) (answers string, closed boo
 	// What the reader buffered past the answers is the server's too.
 	rest, _ := br.Peek(br.Buffered())
 	out := got.String()[:got.Len()-len(rest)]
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	_, err = br.ReadByte()
-	closed = err == io.EOF
+	// Open or closed: one more request is answered, or meets the end of
+	// the connection.
+	if _, err := io.WriteString(c, "GET /small HTTP/1.1\r\nHost: q\r\n\r\n"); err != nil {
+		return dateLine.ReplaceAllString(out, "Date: -\r\n"), true
+	}
+	res, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err == nil {
+		res.Body.Close()
+	}
+	closed = err != nil
 	return dateLine.ReplaceAllString(out, "Date: -\r\n"), closed
 }
 
@@ -217,8 +225,9 @@ func TestServer_LeanRefused_HandedOverWithTheRequest(t *testing.T) {
 
 func TestServer_ContextEndsWithTheRequest(t *testing.T) {
 	ended := make(chan struct{})
+	var once sync.Once
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		context.AfterFunc(r.Context(), func() { close(ended) })
+		context.AfterFunc(r.Context(), func() { once.Do(func() { close(ended) }) })
 	})
 	_, fast, _ := startPair(t, h, nil)
 	exchange(t, fast, "GET / HTTP/1.1\r\nHost: q\r\n\r\n", 1)

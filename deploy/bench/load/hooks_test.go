@@ -65,10 +65,17 @@ func TestRun_MeasureHooks_BracketTheMeasuredWindow(t *testing.T) {
 		t.Fatalf("no warmup operation before OnMeasureStart")
 	}
 	between := rec.doneAtEnd - rec.doneAtStart
-	if d := between - int64(res.Ops); d < -4*workers || d > 4*workers {
+	// The hooks read a counter the workers bump without a lock, a few
+	// operations either side of the run's own boundaries (more under
+	// -race on a busy machine); a hook in the wrong place would be off by
+	// the warmup's operations, about half of the count.
+	tolerance := max(int64(4*workers), int64(res.Ops)/100)
+	if d := between - int64(res.Ops); d < -tolerance || d > tolerance {
 		t.Fatalf("%d operations between the hooks, the result counts %d", between, res.Ops)
 	}
-	if window := rec.endedAt.Sub(rec.startedAt).Seconds(); window < res.Elapsed*0.9 || window > res.Elapsed*1.1+0.005 {
+	// Within a scheduling delay or two of the measured window; a start
+	// hook inside the warmup would add half of it.
+	if window := rec.endedAt.Sub(rec.startedAt).Seconds(); window < res.Elapsed*0.8-0.01 || window > res.Elapsed*1.2+0.02 {
 		t.Fatalf("hooks %.3fs apart, measured window %.3fs", window, res.Elapsed)
 	}
 	if done.Load() < rec.doneAtEnd {
