@@ -17,6 +17,7 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // Batched forwarding, the follower's side (batchwire.go is the leader's).
@@ -415,17 +416,7 @@ func (b *batcher) drain(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		b.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Group(ctx, &b.active)
 }
 
 // DrainForwarding waits until the writes a queue port's handler

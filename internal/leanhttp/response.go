@@ -193,10 +193,11 @@ func (w *response) commit(final bool, next []byte) {
 	if !hasType && bodyAllowed(w.status) && !hasTE && len(first) > 0 {
 		contentType = http.DetectContentType(first)
 	}
-	if hasToken([]byte(h.Get("Connection")), "close") || w.c.s.isClosing() {
+	handlerCloses := hasToken([]byte(h.Get("Connection")), "close")
+	if handlerCloses || w.c.s.isClosing() {
 		w.closeAfter = true
 	}
-	if w.closeAfter && !hasToken([]byte(h.Get("Connection")), "close") {
+	if w.closeAfter && !handlerCloses {
 		connection = "close"
 	}
 	if hasTE {

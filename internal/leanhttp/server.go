@@ -28,6 +28,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/quorumq/quorumq/internal/wait"
 )
 
 // Options configure a Server.
@@ -197,14 +199,7 @@ func (s *Server) forget(cc *conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
 	s.closeIdle()
-	finished := make(chan struct{})
-	go func() { s.active.Wait(); close(finished) }()
-	var err error
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := wait.Group(ctx, &s.active)
 	if ferr := s.fallback.Shutdown(ctx); err == nil {
 		err = ferr
 	}

@@ -3,6 +3,7 @@ package wait
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -16,6 +17,22 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Group waits until wg's count is zero and returns nil; if ctx ends first
+// it returns ctx.Err() (the goroutine that waits on wg then ends with it).
+func Group(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -3,6 +3,7 @@ package wait
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,5 +25,19 @@ func TestSleep_WaitsTheDuration(t *testing.T) {
 	}
 	if since := time.Since(start); since < 20*time.Millisecond {
 		t.Errorf("returned after %v, want at least 20ms", since)
+	}
+}
+
+func TestGroup_ReturnsWhenDoneOrWhenTheContextEnds(t *testing.T) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Group(ctx, &wg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Group with work left and ctx cancelled = %v, want context.Canceled", err)
+	}
+	wg.Done()
+	if err := Group(context.Background(), &wg); err != nil {
+		t.Fatalf("Group with nothing left = %v, want nil", err)
 	}
 }
