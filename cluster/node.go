@@ -88,7 +88,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return fail(err)
 	}
 	// Refuse the other kind before this start writes anything else.
-	if err := datadir.ResolveLogStore(o.DataDir, o.LogStore); err != nil {
+	logStore, err := datadir.ResolveLogStore(o.DataDir, o.LogStore)
+	if err != nil {
 		return fail(err)
 	}
 	if o.TLS != nil && o.NodeID == "" {
@@ -104,8 +105,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	host, err := rafthost.Open(rafthost.Options{
 		ID:              id,
 		DataDir:         o.DataDir,
-		LogStore:        o.LogStore,
-		LogPath:         o.LogStore.Path(o.DataDir),
+		LogStore:        logStore,
+		LogPath:         logStore.Path(o.DataDir),
 		FSM:             f,
 		RaftBind:        o.RaftBind,
 		RaftAdvertise:   o.RaftAdvertise,
@@ -195,7 +196,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	host.Start(n.members.RunReconcile)
 	n.members.Start()
 	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.members.GossipAddr(),
-		"log_store", o.LogStore, "existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
+		"log_store", logStore, "existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
 	return n, nil
 }

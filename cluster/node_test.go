@@ -266,7 +266,7 @@ func TestNode_NodeIDMismatch_Fails(t *testing.T) {
 	}
 	opts.NodeID = ""
 	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrNodeIDMismatch) {
-		t.Fatalf("Open without node-id but with raft.db: err = %v, want ErrNodeIDMismatch", err)
+		t.Fatalf("Open without node-id but with a raft log: err = %v, want ErrNodeIDMismatch", err)
 	}
 }
 

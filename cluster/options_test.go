@@ -29,7 +29,7 @@ func TestOptions_Validation(t *testing.T) {
 		{"unspecified bind without advertise", func(o *Options) { o.RaftBind = "0.0.0.0:0" }},
 		{"bad advertise", func(o *Options) { o.RaftAdvertise = "nope" }},
 		{"bad node id", func(o *Options) { o.NodeID = "has space" }},
-		{"unknown log store", func(o *Options) { o.LogStore = LogStoreWAL + 1 }},
+		{"unknown log store", func(o *Options) { o.LogStore = LogStoreAuto + 1 }},
 		{"bootstrap expect zero", func(o *Options) { o.BootstrapExpect = 0 }},
 		{"bootstrap expect negative", func(o *Options) { o.BootstrapExpect = -1 }},
 		{"bootstrap expect too large", func(o *Options) { o.BootstrapExpect = 16 }},

@@ -122,7 +122,7 @@ func TestRegisterFlags_ValuesReachTheirParts(t *testing.T) {
 }
 
 // TestRegisterFlags_RaftLogStore: --raft-log-store and
-// QUORUMQ_RAFT_LOG_STORE choose the raft log store (boltdb by default),
+// QUORUMQ_RAFT_LOG_STORE choose the raft log store (auto by default),
 // the command line wins, and any other value is refused with an error
 // that names the choices.
 func TestRegisterFlags_RaftLogStore(t *testing.T) {
@@ -133,7 +133,8 @@ func TestRegisterFlags_RaftLogStore(t *testing.T) {
 		want    cluster.LogStore
 		wantErr bool
 	}{
-		{name: "default", want: cluster.LogStoreBoltDB},
+		{name: "default", want: cluster.LogStoreAuto},
+		{name: "auto", args: []string{"--raft-log-store=auto"}, want: cluster.LogStoreAuto},
 		{name: "wal", args: []string{"--raft-log-store=wal"}, want: cluster.LogStoreWAL},
 		{name: "boltdb", args: []string{"--raft-log-store", "boltdb"}, want: cluster.LogStoreBoltDB},
 		{name: "environment", env: map[string]string{"QUORUMQ_RAFT_LOG_STORE": "wal"}, want: cluster.LogStoreWAL},
@@ -146,8 +147,8 @@ func TestRegisterFlags_RaftLogStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parseServeFlags(t, tt.args, tt.env)
 			if tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), "want boltdb or wal") {
-					t.Fatalf("err = %v, want one naming boltdb and wal", err)
+				if err == nil || !strings.Contains(err.Error(), "want auto, boltdb or wal") {
+					t.Fatalf("err = %v, want one naming auto, boltdb and wal", err)
 				}
 				return
 			}

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 )
 
-// LogStore is the kind of store raft keeps its log and stable state in.
-// The zero value is LogStoreBoltDB.
+// LogStore is the kind of store raft keeps its log and stable state in,
+// or LogStoreAuto, which ResolveLogStore turns into one of them. The zero
+// value is LogStoreBoltDB.
 type LogStore uint8
 
 const (
@@ -19,7 +20,14 @@ const (
 	// LogStoreWAL is raft-wal: segment files and a small bolt file for
 	// metadata and stable state, in the directory RaftWALDir.
 	LogStoreWAL
+	// LogStoreAuto is the kind the data directory already holds, and
+	// NewLogStore for a directory that holds none.
+	LogStoreAuto
 )
+
+// NewLogStore is the kind LogStoreAuto gives a data directory without a
+// raft log.
+const NewLogStore = LogStoreWAL
 
 const (
 	// RaftWALDir is raft-wal's directory (log and stable store).
@@ -35,19 +43,21 @@ const (
 var ErrLogStoreMismatch = errors.New("raft log store does not match the data directory")
 
 // String is the kind's name on the command line and in the data
-// directory: boltdb or wal.
+// directory: boltdb, wal or auto.
 func (k LogStore) String() string {
 	switch k {
 	case LogStoreBoltDB:
 		return "boltdb"
 	case LogStoreWAL:
 		return "wal"
+	case LogStoreAuto:
+		return "auto"
 	}
 	return fmt.Sprintf("LogStore(%d)", uint8(k))
 }
 
-// Valid reports whether k is one of the kinds above.
-func (k LogStore) Valid() bool { return k == LogStoreBoltDB || k == LogStoreWAL }
+// Valid reports whether k is one of the kinds above, auto included.
+func (k LogStore) Valid() bool { return k <= LogStoreAuto }
 
 // MarshalText writes String.
 func (k LogStore) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -59,8 +69,10 @@ func (k *LogStore) UnmarshalText(b []byte) error {
 		*k = LogStoreBoltDB
 	case "wal":
 		*k = LogStoreWAL
+	case "auto":
+		*k = LogStoreAuto
 	default:
-		return fmt.Errorf("raft log store %q: want boltdb or wal", b)
+		return fmt.Errorf("raft log store %q: want auto, boltdb or wal", b)
 	}
 	return nil
 }
@@ -74,44 +86,53 @@ func (k LogStore) Path(dataDir string) string {
 	return filepath.Join(dataDir, RaftDBFile)
 }
 
-// ResolveLogStore checks that dataDir holds no raft log of another kind
-// than want, and records want in it on first use. The record is what
-// counts; a directory from before it existed is judged by its files (a
-// raft.db means boltdb). The record is written before the store creates
-// its files, so a crash in between leaves a directory that still refuses
-// the other kind.
-func ResolveLogStore(dataDir string, want LogStore) error {
+// ResolveLogStore returns the kind of raft log dataDir holds, recording it
+// on first use. want is a kind, which the directory must not contradict,
+// or LogStoreAuto, which takes the directory's kind and NewLogStore for a
+// directory without one. The record is what counts; a directory from
+// before it existed is judged by its files (a raft.db means boltdb). The
+// record is written before the store creates its files, so a crash in
+// between leaves a directory that still refuses the other kind.
+func ResolveLogStore(dataDir string, want LogStore) (LogStore, error) {
 	if !want.Valid() {
-		return fmt.Errorf("raft log store %v: want boltdb or wal", want)
+		return 0, fmt.Errorf("raft log store %v: want auto, boltdb or wal", want)
 	}
 	path := filepath.Join(dataDir, logStoreFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		var have LogStore
-		if err := have.UnmarshalText(bytes.TrimSpace(b)); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		if err := have.UnmarshalText(bytes.TrimSpace(b)); err != nil || have == LogStoreAuto {
+			return 0, fmt.Errorf("%s: %q is not a raft log store", path, bytes.TrimSpace(b))
 		}
 		return checkLogStore(dataDir, have, want)
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("read %s: %w", path, err)
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	kind := want
+	if kind == LogStoreAuto {
+		kind = NewLogStore
 	}
 	for _, have := range []LogStore{LogStoreBoltDB, LogStoreWAL} {
-		if have != want && exists(have.Path(dataDir)) {
-			return checkLogStore(dataDir, have, want)
+		if exists(have.Path(dataDir)) {
+			if kind, err = checkLogStore(dataDir, have, want); err != nil {
+				return 0, err
+			}
+			break
 		}
 	}
-	if err := writeFileSync(path, []byte(want.String()+"\n")); err != nil {
-		return fmt.Errorf("record raft log store: %w", err)
+	if err := writeFileSync(path, []byte(kind.String()+"\n")); err != nil {
+		return 0, fmt.Errorf("record raft log store: %w", err)
 	}
-	return nil
+	return kind, nil
 }
 
-func checkLogStore(dataDir string, have, want LogStore) error {
-	if have == want {
-		return nil
+// checkLogStore is the kind have of a directory, unless want contradicts it.
+func checkLogStore(dataDir string, have, want LogStore) (LogStore, error) {
+	if want == have || want == LogStoreAuto {
+		return have, nil
 	}
-	return fmt.Errorf("%w: %s holds a %s raft log, not %s; start with --raft-log-store=%s, or with an empty data directory",
+	return 0, fmt.Errorf("%w: %s holds a %s raft log, not %s; start with --raft-log-store=%s (or auto), or with an empty data directory",
 		ErrLogStoreMismatch, dataDir, have, want, have)
 }
 

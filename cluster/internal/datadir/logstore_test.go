@@ -12,17 +12,17 @@ import (
 // is refused.
 func TestLogStore_RecordedOnFirstUse_OtherKindRefused(t *testing.T) {
 	dir := t.TempDir()
-	if err := ResolveLogStore(dir, LogStoreWAL); err != nil {
-		t.Fatal(err)
+	if kind, err := ResolveLogStore(dir, LogStoreWAL); err != nil || kind != LogStoreWAL {
+		t.Fatalf("first use: %v, %v; want wal", kind, err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, logStoreFile))
 	if err != nil || strings.TrimSpace(string(b)) != "wal" {
 		t.Fatalf("record = %q, %v; want wal", b, err)
 	}
-	if err := ResolveLogStore(dir, LogStoreWAL); err != nil {
+	if _, err := ResolveLogStore(dir, LogStoreWAL); err != nil {
 		t.Fatalf("same kind again: %v", err)
 	}
-	if err := ResolveLogStore(dir, LogStoreBoltDB); !errors.Is(err, ErrLogStoreMismatch) {
+	if _, err := ResolveLogStore(dir, LogStoreBoltDB); !errors.Is(err, ErrLogStoreMismatch) {
 		t.Fatalf("other kind: err = %v, want ErrLogStoreMismatch", err)
 	}
 }
@@ -46,24 +46,61 @@ func TestLogStore_DirectoryWithoutRecord_JudgedByItsFiles(t *testing.T) {
 			if have == LogStoreWAL {
 				other = LogStoreBoltDB
 			}
-			if err := ResolveLogStore(dir, other); !errors.Is(err, ErrLogStoreMismatch) {
+			if _, err := ResolveLogStore(dir, other); !errors.Is(err, ErrLogStoreMismatch) {
 				t.Fatalf("other kind: err = %v, want ErrLogStoreMismatch", err)
 			}
 			if _, err := os.Stat(filepath.Join(dir, logStoreFile)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("a refused directory got a record: %v", err)
 			}
-			if err := ResolveLogStore(dir, have); err != nil {
-				t.Fatalf("own kind: %v", err)
+			if kind, err := ResolveLogStore(dir, have); err != nil || kind != have {
+				t.Fatalf("own kind: %v, %v", kind, err)
 			}
-			if err := ResolveLogStore(dir, other); !errors.Is(err, ErrLogStoreMismatch) {
+			if kind, err := ResolveLogStore(dir, LogStoreAuto); err != nil || kind != have {
+				t.Fatalf("auto: %v, %v; want %v", kind, err, have)
+			}
+			if _, err := ResolveLogStore(dir, other); !errors.Is(err, ErrLogStoreMismatch) {
 				t.Fatalf("other kind after the record: err = %v, want ErrLogStoreMismatch", err)
 			}
 		})
 	}
 }
 
-// The text form is boltdb or wal; anything else is an error that names
-// the choices.
+// auto takes the kind a directory holds, by its record or by its files
+// (TestLogStore_DirectoryWithoutRecord_JudgedByItsFiles), records it, and
+// gives a directory without a raft log NewLogStore.
+func TestLogStore_Auto_KeepsTheDirectorysKind_NewDirectoryGetsWAL(t *testing.T) {
+	fresh := t.TempDir()
+	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != NewLogStore || NewLogStore != LogStoreWAL {
+		t.Fatalf("new directory: %v, %v; want %v (wal)", kind, err, NewLogStore)
+	}
+	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != LogStoreWAL {
+		t.Fatalf("again: %v, %v; want wal", kind, err)
+	}
+	if _, err := ResolveLogStore(fresh, LogStoreBoltDB); !errors.Is(err, ErrLogStoreMismatch) {
+		t.Fatalf("boltdb after auto chose wal: err = %v, want ErrLogStoreMismatch", err)
+	}
+
+	bolt := t.TempDir()
+	if _, err := ResolveLogStore(bolt, LogStoreBoltDB); err != nil {
+		t.Fatal(err)
+	}
+	if kind, err := ResolveLogStore(bolt, LogStoreAuto); err != nil || kind != LogStoreBoltDB {
+		t.Fatalf("recorded boltdb: %v, %v; want boltdb", kind, err)
+	}
+
+	for _, bad := range []string{"auto\n", "rocksdb\n", ""} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, logStoreFile), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ResolveLogStore(dir, LogStoreAuto); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("record %q: err = %v, want one line", bad, err)
+		}
+	}
+}
+
+// The text form is auto, boltdb or wal; anything else is an error that
+// names the choices.
 func TestLogStore_Text(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -72,6 +109,7 @@ func TestLogStore_Text(t *testing.T) {
 	}{
 		{"boltdb", LogStoreBoltDB, true},
 		{"wal", LogStoreWAL, true},
+		{"auto", LogStoreAuto, true},
 		{"", 0, false},
 		{"WAL", 0, false},
 		{"bolt", 0, false},
@@ -82,8 +120,8 @@ func TestLogStore_Text(t *testing.T) {
 		switch {
 		case tc.ok && (err != nil || k != tc.want):
 			t.Errorf("%q: %v, %v; want %v", tc.in, k, err, tc.want)
-		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "want boltdb or wal")):
-			t.Errorf("%q: err = %v, want one naming boltdb and wal", tc.in, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "want auto, boltdb or wal")):
+			t.Errorf("%q: err = %v, want one naming auto, boltdb and wal", tc.in, err)
 		}
 		if tc.ok {
 			if b, _ := k.MarshalText(); string(b) != tc.in {
