@@ -248,6 +248,13 @@ func (n *Node) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	return n.host.Propose(ctx, cmd)
 }
 
+// ProposeGroup is Propose for several commands at once, committed
+// together in as few entries as fit: the result and error of each command
+// at its index.
+func (n *Node) ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, []error) {
+	return n.host.ProposeGroup(ctx, cmds)
+}
+
 // ConsistentRead makes the local FSM safe for a linearizable read: once it
 // returns nil, the FSM reflects every write acknowledged before the call
 // began (a read index; it writes nothing to the log).

@@ -153,50 +153,69 @@ func TestBatch_ConcurrentPutsViaFollower_ShareBatches(t *testing.T) {
 // commands of one batch each answer their own request, exactly as the
 // leader answers the same request: a 409 for an ack of an unknown id, a
 // 400 for a touch without a lease, the same id for two puts with one
-// id= key, 200s for the rest.
+// id= key, 200s for the rest. The leader proposes the batch as one group
+// when its Queue can (GroupProposer), else command by command; the
+// answers are the same.
 func TestBatch_PerCommandErrors_ReachTheirOwnRequest(t *testing.T) {
-	f := newFleet(t, []string{"n1", "n2"})
-	f.setLeader("n1")
-	n1, n2 := f.nodes["n1"], f.nodes["n2"]
-	n1.mustPut("/put?queue=q&data=a")
-	n1.mustPut("/put?queue=q&data=b")
-	n1.mustPut("/put?queue=q&data=c")
-	n1.mustGet("/mget?queue=q&items=3&lease=1m", "a\nb\nc") // ids 1, 2, 3 in flight
-	learnLeader(t, n2, "n1")                                // id 4
-	release := holdProposals(t, n1)
+	for _, mode := range []struct {
+		name    string
+		opts    []func(*Options)
+		grouped bool
+	}{
+		{name: "grouped", grouped: true},
+		{name: "one by one", opts: []func(*Options){withoutGroups}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			f := newFleet(t, []string{"n1", "n2"}, mode.opts...)
+			f.setLeader("n1")
+			n1, n2 := f.nodes["n1"], f.nodes["n2"]
+			n1.mustPut("/put?queue=q&data=a")
+			n1.mustPut("/put?queue=q&data=b")
+			n1.mustPut("/put?queue=q&data=c")
+			n1.mustGet("/mget?queue=q&items=3&lease=1m", "a\nb\nc") // ids 1, 2, 3 in flight
+			learnLeader(t, n2, "n1")                                // id 4
+			release := holdProposals(t, n1)
 
-	targets := []string{
-		"/ack?queue=q&id=1",
-		"/ack?queue=q&id=99",
-		"/nack?queue=q&id=2&delay=1m&reason=boom",
-		"/touch?queue=q&id=3",
-		"/put?queue=q&data=dup&id=k1",
-		"/put?queue=q&data=dup&id=k1",
-		"/put?queue=bad%20name&data=x",
-	}
-	wait := inParallel(t, n2.srv, targets[:6])
-	// A bad queue name is refused here, before anything is queued.
-	n2.want(n2.get(targets[6]), 400, n1.get(targets[6]).body)
-	testwait.For(t, 10*time.Second, "every command proposed or queued", func() bool {
-		return int(n1.q.proposals.Load())-5+queued(batcherOf(n2)) == 6
-	})
-	release()
-	got := wait()
+			targets := []string{
+				"/ack?queue=q&id=1",
+				"/ack?queue=q&id=99",
+				"/nack?queue=q&id=2&delay=1m&reason=boom",
+				"/touch?queue=q&id=3",
+				"/put?queue=q&data=dup&id=k1",
+				"/put?queue=q&data=dup&id=k1",
+				"/put?queue=bad%20name&data=x",
+			}
+			wait := inParallel(t, n2.srv, targets[:6])
+			// A bad queue name is refused here, before anything is queued.
+			n2.want(n2.get(targets[6]), 400, n1.get(targets[6]).body)
+			testwait.For(t, 10*time.Second, "every command proposed or queued", func() bool {
+				return int(n1.q.proposals.Load())-5+queued(batcherOf(n2)) == 6
+			})
+			release()
+			got := wait()
 
-	n2.want(got[0], 200, "")
-	direct := n1.get("/ack?queue=q&id=99")
-	n2.want(got[1], 409, direct.body)
-	wantHeader(t, got[1], api.HeaderErrorCode, "NOT_IN_FLIGHT")
-	n2.want(got[2], 200, "")
-	n2.want(got[3], 400, "missing lease: give lease=DUR (the message's queue has no default lease)\n")
-	n2.want(got[4], 200, "")
-	n2.want(got[5], 200, "")
-	if a, b := got[4].header.Get(api.HeaderMessageID), got[5].header.Get(api.HeaderMessageID); a == "" || a != b {
-		t.Fatalf("ids %q and %q for one id= key, want one", a, b)
-	}
-	st := n1.stats("q")
-	if st.InFlight != 1 || st.Deferred != 1 || st.Depth != 1 {
-		t.Fatalf("leader's stats %+v: want 3 still in flight, 2 deferred, the duplicate put stored once", st)
+			n2.want(got[0], 200, "")
+			direct := n1.get("/ack?queue=q&id=99")
+			n2.want(got[1], 409, direct.body)
+			wantHeader(t, got[1], api.HeaderErrorCode, "NOT_IN_FLIGHT")
+			n2.want(got[2], 200, "")
+			n2.want(got[3], 400, "missing lease: give lease=DUR (the message's queue has no default lease)\n")
+			n2.want(got[4], 200, "")
+			n2.want(got[5], 200, "")
+			if a, b := got[4].header.Get(api.HeaderMessageID), got[5].header.Get(api.HeaderMessageID); a == "" || a != b {
+				t.Fatalf("ids %q and %q for one id= key, want one", a, b)
+			}
+			st := n1.stats("q")
+			if st.InFlight != 1 || st.Deferred != 1 || st.Depth != 1 {
+				t.Fatalf("leader's stats %+v: want 3 still in flight, 2 deferred, the duplicate put stored once", st)
+			}
+			// The learning put was relayed on its own; the six commands
+			// went in at most three batches: two held on the leader, the
+			// rest queued behind them.
+			if groups := n1.q.groups.Load(); mode.grouped != (groups >= 1 && groups <= 3) {
+				t.Fatalf("%d groups proposed on the leader; grouped: %v", groups, mode.grouped)
+			}
+		})
 	}
 }
 

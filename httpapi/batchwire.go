@@ -247,39 +247,76 @@ func (q *queueAPI) proposeRoute(r *request) (reply, error) {
 			return reply{}, api.ErrBadRequest.Errorf("batch: command %d is a %s, which is never batched", i+1, cmds[i].Op)
 		}
 	}
-	results := make([]commandResult, len(cmds))
-	var wg sync.WaitGroup
-	for i := range cmds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = q.proposeForwarded(&cmds[i])
-		}()
-	}
-	wg.Wait()
-	return reply{contentType: "application/octet-stream", body: appendResults(make([]byte, 0, 16*len(results)), results)}, nil
+	return reply{contentType: "application/octet-stream", body: appendResults(make([]byte, 0, 16*len(cmds)), q.proposeForwarded(cmds))}, nil
 }
 
-// proposeForwarded does for one command of a batch what the leader does
-// for a forwarded request of it: the budget check and the limits of puts
-// are the leader's own, then the proposal, then the accounting of what
-// was stored (metrics, the overflow log). The proposal is bounded by
-// ProposeTimeout, never by the follower, which may stop waiting: a
-// committed write must not become an unknown one here.
-func (q *queueAPI) proposeForwarded(cmd *fsm.Command) commandResult {
-	if cmd.Op == fsm.OpPut {
-		if q.o.MaxQueuedBytes != Unlimited {
-			var size int64
-			for _, m := range cmd.Messages {
-				size += int64(len(m))
-			}
-			if err := q.checkBudget(size, int64(len(cmd.Messages))); err != nil {
-				return commandResult{err: err, final: true}
-			}
+// proposeForwarded does for the commands of a batch what the leader does
+// for forwarded requests of them: the budget check and the limits of puts
+// are the leader's own, then the proposal, then the accounting of what was
+// stored (metrics, the overflow log). The commands that pass the checks
+// are proposed together when the Queue can (GroupProposer), so that the
+// batch waits for one commit, else each on its own. The proposal is
+// bounded by ProposeTimeout, never by the follower, which may stop
+// waiting: a committed write must not become an unknown one here.
+func (q *queueAPI) proposeForwarded(cmds []fsm.Command) []commandResult {
+	results := make([]commandResult, len(cmds))
+	send := make([]int, 0, len(cmds)) // the commands that passed the checks
+	for i := range cmds {
+		if err := q.checkForwarded(&cmds[i]); err != nil {
+			results[i] = commandResult{err: err, final: true}
+			continue
 		}
-		cmd.Limits = q.o.Limits
+		send = append(send, i)
 	}
-	res, err := q.o.Queue.Propose(q.deadlines.context(q.o.ProposeTimeout), *cmd)
+	ctx := q.deadlines.context(q.o.ProposeTimeout)
+	gp, grouped := q.o.Queue.(GroupProposer)
+	switch {
+	case len(send) == 0:
+	case grouped:
+		group := make([]fsm.Command, len(send))
+		for k, i := range send {
+			group[k] = cmds[i]
+		}
+		res, errs := gp.ProposeGroup(ctx, group)
+		for k, i := range send {
+			results[i] = q.forwardedResult(&cmds[i], res[k], errs[k])
+		}
+	default:
+		var wg sync.WaitGroup
+		for _, i := range send {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := q.o.Queue.Propose(ctx, cmds[i])
+				results[i] = q.forwardedResult(&cmds[i], res, err)
+			}()
+		}
+		wg.Wait()
+	}
+	return results
+}
+
+// checkForwarded is the leader's check of a forwarded command before it is
+// proposed: the budget of queued bytes, and its own limits on puts.
+func (q *queueAPI) checkForwarded(cmd *fsm.Command) error {
+	if cmd.Op != fsm.OpPut {
+		return nil
+	}
+	if q.o.MaxQueuedBytes != Unlimited {
+		var size int64
+		for _, m := range cmd.Messages {
+			size += int64(len(m))
+		}
+		if err := q.checkBudget(size, int64(len(cmd.Messages))); err != nil {
+			return err
+		}
+	}
+	cmd.Limits = q.o.Limits
+	return nil
+}
+
+// forwardedResult is a forwarded command's answer from its proposal.
+func (q *queueAPI) forwardedResult(cmd *fsm.Command, res fsm.Result, err error) commandResult {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %s ran past %s: %w", api.ErrOutcomeUnknown, cmd.Op, q.o.ProposeTimeout, err)
 	}

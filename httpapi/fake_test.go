@@ -52,6 +52,7 @@ type fsmQueue struct {
 	index uint64
 
 	proposals atomic.Int64
+	groups    atomic.Int64     // calls of ProposeGroup
 	byOp      [16]atomic.Int64 // proposals by fsm.Op
 	changed   atomic.Int64     // calls of Changed: a long-poll is running
 
@@ -97,6 +98,49 @@ func (q *fsmQueue) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 	q.index++
 	e := fsm.Entry{Now: q.now().UnixNano(), Commands: []fsm.Command{cmd}}
 	return q.FSM.ApplyEntry(q.index, &e)[0], nil
+}
+
+// ProposeGroup applies cmds as one entry, as the raft host does with a
+// small group: the proposal hook runs for each command, and an error of
+// any fails them all.
+func (q *fsmQueue) ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, []error) {
+	q.groups.Add(1)
+	q.proposals.Add(int64(len(cmds)))
+	for _, cmd := range cmds {
+		q.byOp[cmd.Op%16].Add(1)
+	}
+	q.hookMu.Lock()
+	hook := q.proposeErr
+	q.hookMu.Unlock()
+	if hook != nil {
+		for _, cmd := range cmds {
+			if err := hook(ctx, cmd); err != nil {
+				errs := make([]error, len(cmds))
+				for i := range errs {
+					errs[i] = err
+				}
+				return make([]fsm.Result, len(cmds)), errs
+			}
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.index++
+	e := fsm.Entry{Now: q.now().UnixNano(), Commands: cmds}
+	return q.FSM.ApplyEntry(q.index, &e), make([]error, len(cmds))
+}
+
+// queueWrapper, set as Options.Queue by an option of newEnv, makes the
+// env's Queue wrap(the fake queue).
+type queueWrapper struct {
+	Queue
+	wrap func(*fsmQueue) Queue
+}
+
+// withoutGroups is an option of newEnv: the queue proposes one command at a
+// time (no GroupProposer).
+func withoutGroups(o *Options) {
+	o.Queue = queueWrapper{wrap: func(q *fsmQueue) Queue { return struct{ Queue }{q} }}
 }
 
 func (q *fsmQueue) ConsistentRead(context.Context) error {
@@ -195,7 +239,11 @@ func newEnv(t *testing.T, opts ...func(*Options)) *env {
 	}
 	// The leader stamps entries with the same clock the handler reads.
 	q := newFSMQueue(o.Now)
-	o.Queue = q
+	if w, ok := o.Queue.(queueWrapper); ok {
+		o.Queue = w.wrap(q)
+	} else {
+		o.Queue = q
+	}
 	h, err := NewQueueHandler(o)
 	if err != nil {
 		t.Fatalf("NewQueueHandler: %v", err)

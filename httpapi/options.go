@@ -39,6 +39,15 @@ type Queue interface {
 	Usage() fsm.Usage
 }
 
+// GroupProposer is a Queue that can propose several commands together:
+// committed in as few entries as fit, each command answered at its index
+// with the result and error Propose would give it. The leader proposes a
+// follower's batch this way; a Queue without it gets the commands one by
+// one.
+type GroupProposer interface {
+	ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, []error)
+}
+
 // Cluster is this node's view of the cluster: for the admin endpoints, and
 // for leader forwarding. In production it is a *cluster.Node.
 type Cluster interface {

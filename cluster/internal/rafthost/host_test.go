@@ -3,6 +3,7 @@ package rafthost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -70,5 +71,103 @@ func TestHost_ShutdownRightAfterElection_LeavesNoRaftWaiter(t *testing.T) {
 		if left != 0 {
 			t.Fatalf("round %d: %d raft operations still waiting after shutdown", i, left)
 		}
+	}
+}
+
+// A group's commands go into one entry, in order, each with its own
+// result (a business error stays with its command); a group larger than
+// an entry's bound is cut into entries that fit; groups and single
+// proposals coalesced together are each answered with their own results.
+func TestHost_ProposeGroup_OneEntryEachCommandItsResult(t *testing.T) {
+	h := openSingle(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdown(ctx, h)
+	})
+	ctx := context.Background()
+	put := func(data string) fsm.Command {
+		return fsm.Command{Op: fsm.OpPut, Queue: "q", Messages: [][]byte{[]byte(data)}}
+	}
+	if res, errs := h.ProposeGroup(ctx, nil); len(res) != 0 || len(errs) != 0 {
+		t.Fatalf("empty group: %v, %v; want nothing", res, errs)
+	}
+
+	before := h.raft.LastIndex()
+	res, errs := h.ProposeGroup(ctx, []fsm.Command{put("a"), {Op: fsm.OpAck, Queue: "q", IDs: []uint64{99}}, put("b")})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.raft.LastIndex() - before; got != 1 {
+		t.Fatalf("the group took %d log entries, want 1", got)
+	}
+	if len(res) != 3 || len(res[0].IDs) != 1 || res[1].Err == nil || len(res[2].IDs) != 1 || res[2].IDs[0] != res[0].IDs[0]+1 {
+		t.Fatalf("results %+v: want an id, an ack error, the next id", res)
+	}
+
+	// Groups and single proposals at once, coalesced into shared entries.
+	const groups, size = 20, 5
+	done := make(chan error, 2*groups)
+	for g := range groups {
+		go func() {
+			cmds := make([]fsm.Command, size)
+			for i := range cmds {
+				cmds[i] = put(fmt.Sprintf("g%d-%d", g, i))
+			}
+			res, gerrs := h.ProposeGroup(ctx, cmds)
+			switch err := errors.Join(gerrs...); {
+			case err != nil:
+				done <- err
+			case len(res) != size:
+				done <- fmt.Errorf("group %d: %d results", g, len(res))
+			default:
+				for i := 1; i < size; i++ {
+					if res[i].IDs[0] != res[0].IDs[0]+uint64(i) {
+						done <- fmt.Errorf("group %d: ids %v not consecutive", g, res)
+						return
+					}
+				}
+				done <- nil
+			}
+		}()
+		go func() {
+			res, err := h.Propose(ctx, put(fmt.Sprintf("s%d", g)))
+			if err == nil && len(res.IDs) != 1 {
+				err = fmt.Errorf("single %d: ids %v", g, res.IDs)
+			}
+			done <- err
+		}()
+	}
+	for range 2 * groups {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := h.opts.FSM.Stats("q"); st.Depth != 2+groups*size+groups {
+		t.Fatalf("depth %d, want %d", st.Depth, 2+groups*size+groups)
+	}
+
+	// 40 messages of 16 KiB do not fit one entry of MaxBatchBytes (256 KiB).
+	big := make([]fsm.Command, 40)
+	for i := range big {
+		big[i] = fsm.Command{Op: fsm.OpPut, Queue: "big", Messages: [][]byte{make([]byte, 16<<10)}}
+	}
+	before = h.raft.LastIndex()
+	res, errs = h.ProposeGroup(ctx, big)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.raft.LastIndex() - before; got < 3 {
+		t.Fatalf("640 KiB went into %d entries, want 3 or more", got)
+	}
+	ids := map[uint64]bool{}
+	for _, r := range res {
+		if len(r.IDs) != 1 || ids[r.IDs[0]] {
+			t.Fatalf("results %+v: want one distinct id each", res)
+		}
+		ids[r.IDs[0]] = true
+	}
+	if st := h.opts.FSM.Stats("big"); st.Depth != int64(len(big)) {
+		t.Fatalf("depth %d, want %d", st.Depth, len(big))
 	}
 }

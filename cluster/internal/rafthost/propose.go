@@ -14,10 +14,14 @@ import (
 	"github.com/quorumq/quorumq/fsm"
 )
 
-// proposal is one Propose call waiting in, or handed out by, the coalescer.
+// proposal is one Propose or ProposeGroup call waiting in, or handed out
+// by, the coalescer.
 type proposal struct {
-	cmd  fsm.Command
-	size int // fsm.EncodedSize(&cmd)
+	cmd fsm.Command
+	// group, when not nil, holds a ProposeGroup's commands instead of cmd:
+	// they go into one entry together.
+	group []fsm.Command
+	size  int // the encoded size of cmd, or of group's commands
 	// state settles the race between the coalescer taking the proposal and
 	// the caller giving up on it: whoever moves it out of queued wins.
 	state atomic.Int32
@@ -33,7 +37,9 @@ const (
 
 type outcome struct {
 	res fsm.Result
-	err error
+	// group is a group proposal's results, one per command.
+	group []fsm.Result
+	err   error
 }
 
 // proposalPool recycles proposals whose outcome their caller received:
@@ -49,10 +55,28 @@ func newProposal(cmd fsm.Command) *proposal {
 	return p
 }
 
+func newGroupProposal(cmds []fsm.Command) *proposal {
+	p := proposalPool.Get().(*proposal)
+	p.group, p.size = cmds, 0
+	for i := range cmds {
+		p.size += fsm.EncodedSize(&cmds[i])
+	}
+	p.state.Store(proposalQueued)
+	return p
+}
+
+// commands is how many commands p puts into its entry.
+func (p *proposal) commands() int {
+	if p.group != nil {
+		return len(p.group)
+	}
+	return 1
+}
+
 // recycle returns p to the pool. Only for a proposal that the coalescer
 // never saw, or whose outcome was received from p.done.
 func (p *proposal) recycle() {
-	p.cmd = fsm.Command{} // do not pin message bodies
+	p.cmd, p.group = fsm.Command{}, nil // do not pin message bodies
 	proposalPool.Put(p)
 }
 
@@ -86,36 +110,85 @@ const scratchKeep = 4096
 //
 // Business outcomes (queue full, not in flight, ...) are in Result.Err.
 func (h *Host) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	o, err := h.propose(ctx, func() *proposal { return newProposal(cmd) })
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return o.res, o.err
+}
+
+// ProposeGroup is Propose for several commands at once: each result and
+// error is that of the command at the same index, as Propose would return
+// it. Commands go into one entry together, in order, unless together they
+// pass MaxBatchBytes; then they are cut into consecutive groups that each
+// fit (a larger command goes alone), proposed at once, each succeeding or
+// failing as a whole. A forwarded batch is proposed this way, so that it
+// waits for one commit rather than for whichever entries its commands
+// happened to join.
+func (h *Host) ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, []error) {
+	results, errs := make([]fsm.Result, len(cmds)), make([]error, len(cmds))
+	group := func(from, to int) {
+		o, err := h.propose(ctx, func() *proposal { return newGroupProposal(cmds[from:to]) })
+		if err == nil {
+			err = o.err
+		}
+		for i := from; i < to; i++ {
+			if errs[i] = err; err == nil {
+				results[i] = o.group[i-from]
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	from, size := 0, entryOverhead
+	for i := range cmds {
+		s := fsm.EncodedSize(&cmds[i])
+		if i > from && size+s > h.opts.MaxBatchBytes {
+			start := from
+			wg.Go(func() { group(start, i) })
+			from, size = i, entryOverhead
+		}
+		size += s
+	}
+	if from < len(cmds) {
+		group(from, len(cmds))
+	}
+	wg.Wait()
+	return results, errs
+}
+
+// propose hands the proposal newP makes to the coalescer and waits for its
+// outcome.
+func (h *Host) propose(ctx context.Context, newP func() *proposal) (outcome, error) {
 	if !h.intake.enter() {
-		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
+		return outcome{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
 	defer h.intake.leave()
 	if h.raft.State() != raft.Leader {
-		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrNotLeader)
+		return outcome{}, fmt.Errorf("propose: %w", api.ErrNotLeader)
 	}
 	if err := ctx.Err(); err != nil {
-		return fsm.Result{}, fmt.Errorf("propose: %w", err)
+		return outcome{}, fmt.Errorf("propose: %w", err)
 	}
 	start := time.Now()
-	p := newProposal(cmd)
+	p := newP()
 	select {
 	case h.proposeCh <- p:
 	case <-ctx.Done():
 		p.recycle()
-		return fsm.Result{}, fmt.Errorf("propose: %w", ctx.Err())
+		return outcome{}, fmt.Errorf("propose: %w", ctx.Err())
 	case <-h.coalescerDone:
 		p.recycle()
-		return fsm.Result{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
+		return outcome{}, fmt.Errorf("propose: %w", api.ErrShuttingDown)
 	}
 	o, received, err := h.await(ctx, p)
 	if received {
 		p.recycle()
 	}
 	if err != nil {
-		return fsm.Result{}, err
+		return outcome{}, err
 	}
 	h.metrics.applyLatency.Observe(time.Since(start).Seconds())
-	return o.res, o.err
+	return o, nil
 }
 
 // await waits for p's outcome. When ctx ends or the node stops first, an
@@ -224,8 +297,13 @@ func (h *Host) runCoalescer() {
 func (h *Host) dispatch(batch []*proposal, size int, slots chan struct{}, scratch []fsm.Command) []fsm.Command {
 	cmds := scratch[:0]
 	for _, p := range batch {
-		cmds = append(cmds, p.cmd)
+		if p.group != nil {
+			cmds = append(cmds, p.group...)
+		} else {
+			cmds = append(cmds, p.cmd)
+		}
 	}
+	n := len(cmds)
 	// Leader time is stamped here, on the leader, after any forwarding.
 	e := fsm.Entry{Now: h.opts.Now().UnixNano(), Commands: cmds}
 	// raft keeps Log.Data (log cache, replication), so every entry gets a
@@ -237,7 +315,7 @@ func (h *Host) dispatch(batch []*proposal, size int, slots chan struct{}, scratc
 	}
 
 	h.metrics.entriesProposed.Inc()
-	h.metrics.commandsPerEntry.Observe(float64(len(batch)))
+	h.metrics.commandsPerEntry.Observe(float64(n))
 	h.metrics.entryBytes.Observe(float64(len(data)))
 
 	if !h.raftUsers.enter() { // cannot happen: the coalescer stops first
@@ -272,14 +350,25 @@ func (h *Host) deliver(batch []*proposal, fut raft.ApplyFuture, err error) {
 	var fail error
 	switch r := fut.Response().(type) {
 	case []fsm.Result:
-		if len(r) == len(batch) {
-			for i, p := range batch {
-				p.finish(outcome{res: r[i]})
+		n := 0
+		for _, p := range batch {
+			n += p.commands()
+		}
+		if len(r) == n {
+			for _, p := range batch {
+				if p.group != nil {
+					k := len(p.group)
+					p.finish(outcome{group: r[:k:k]})
+					r = r[k:]
+					continue
+				}
+				p.finish(outcome{res: r[0]})
+				r = r[1:]
 			}
 			return
 		}
 		// Committed, but the answers cannot be matched to the callers.
-		fail = fmt.Errorf("propose: %w: %d results for %d commands", api.ErrOutcomeUnknown, len(r), len(batch))
+		fail = fmt.Errorf("propose: %w: %d results for %d commands", api.ErrOutcomeUnknown, len(r), n)
 	case error:
 		// The FSM could not decode the entry; every replica rejects it the
 		// same way, so nothing changed.
