@@ -2,6 +2,7 @@
 package testport
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -16,16 +17,28 @@ var (
 
 // Reserve returns a loopback port that was free for both TCP and UDP a
 // moment ago (memberlist needs the same port for both) and that no other
-// Reserve of this process returned. Nodes started together need each
-// other's ports before any of them binds, so the port cannot be held open.
-// It comes from 20000-31999, below the kernel's ephemeral range (32768 and
-// up by default), so an outgoing connection cannot take it between the
-// check and the bind. The test binaries of other packages, run at the same
-// time by go test, draw from the same range: a lock file per port, held
-// until this process exits, keeps them from handing out the same port (a
-// node restarted on its port would otherwise find it taken).
+// Reserve or Free of this process returned; see Free. It fails the test
+// when there is none.
 func Reserve(tb testing.TB) int {
 	tb.Helper()
+	port, err := Free()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
+}
+
+// Free returns a loopback port that was free for both TCP and UDP a moment
+// ago and that no other Free of this process returned. Nodes started
+// together need each other's ports before any of them binds, so the port
+// cannot be held open. It comes from 20000-31999, below the kernel's
+// ephemeral range (32768 and up by default), so an outgoing connection
+// cannot take it between the check and the bind. The test binaries of
+// other packages, run at the same time by go test, draw from the same
+// range: a lock file per port, held until this process exits, keeps them
+// from handing out the same port (a node restarted on its port would
+// otherwise find it taken).
+func Free() (int, error) {
 	for range 200 {
 		port := 20000 + rand.IntN(12000)
 		mu.Lock()
@@ -45,8 +58,7 @@ func Reserve(tb testing.TB) int {
 			continue
 		}
 		ul.Close()
-		return port
+		return port, nil
 	}
-	tb.Fatal("no free loopback port for TCP and UDP")
-	return 0
+	return 0, errors.New("no free loopback port for TCP and UDP")
 }

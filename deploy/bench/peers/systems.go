@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/deploy/bench/load"
+	"github.com/quorumq/quorumq/internal/testport"
 )
 
 // allSystems are the systems of a full run, in report order.
@@ -62,14 +63,32 @@ func newSystem(key string, o options, self string) (*system, error) {
 	return nil, fmt.Errorf("unknown system %q (want some of %s)", key, strings.Join(allSystems, ", "))
 }
 
-// freePort returns a port that was free a moment ago.
+// freePort returns a loopback port that was free for TCP and UDP a
+// moment ago, below the ephemeral range (testport.Free), so that the load
+// generator's own connections cannot take it before a server binds it;
+// 0 when there is none (the server then fails to start, saying so).
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testport.Free()
 	if err != nil {
 		return 0
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
+}
+
+// logTails is the last lines of each log in dir named in names, for an
+// error that says why a system did not start.
+func logTails(dir string, names []string) string {
+	var b strings.Builder
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			fmt.Fprintf(&b, "\n%s: %v", name, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		fmt.Fprintf(&b, "\n%s:\n  %s", name, strings.Join(lines[max(0, len(lines)-5):], "\n  "))
+	}
+	return b.String()
 }
 
 // proc is a child process with its output in a log file.
@@ -184,7 +203,7 @@ func quorumqSystem(key string, n int, binary, dir, logStore string) *system {
 			s.targets = append(s.targets, "127.0.0.1:"+strconv.Itoa(p.queue))
 		}
 		c := &http.Client{Timeout: time.Second}
-		return waitFor(ctx, 60*time.Second, s.Name+" ready", func() bool {
+		err := waitFor(ctx, 60*time.Second, s.Name+" ready", func() bool {
 			for _, t := range s.targets {
 				res, err := c.Get("http://" + t + "/readyz")
 				if err != nil {
@@ -197,6 +216,14 @@ func quorumqSystem(key string, n int, binary, dir, logStore string) *system {
 			}
 			return true
 		})
+		if err != nil {
+			logs := make([]string, n)
+			for i := range logs {
+				logs[i] = fmt.Sprintf("node%d.log", i+1)
+			}
+			return fmt.Errorf("%w; the nodes' logs end:%s", err, logTails(dir, logs))
+		}
+		return nil
 	}
 	s.stop = func() { stopAll(procs); procs = nil }
 	s.processes = func() ([]sysProc, error) {
