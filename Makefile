@@ -29,7 +29,7 @@ chaos-short:
 	$(GO) test -timeout 15m ./deploy/chaos -run TestChaos -chaos.duration=90s -chaos.out=chaos-out/short -v
 	$(GO) test -timeout 15m ./deploy/chaos -run TestChaos -chaos.duration=60s -chaos.secure -chaos.out=chaos-out/short-secure -v
 
-# The long fault-injection schedule (10 minutes of faults, then checks);
+# The long fault-injection schedule (38 minutes of faults, 200 or more, then checks);
 # as root it also partitions nodes in network namespaces.
 chaos: build
 	./bin/quorumq-chaos --binary=$(BIN) --long -v

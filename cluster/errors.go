@@ -6,7 +6,7 @@ import (
 	"github.com/quorumq/quorumq/cluster/internal/datadir"
 )
 
-// Errors of Open, beside the wire kinds of package api that Node's methods
+// Errors of Open and Shutdown, beside the wire kinds of package api that Node's methods
 // return (api.ErrNotLeader, api.ErrNoLeader, api.ErrOutcomeUnknown, api.ErrShuttingDown,
 // api.ErrLastVoter). Callers compare with errors.Is.
 var (
@@ -28,4 +28,14 @@ var (
 	// ErrDataDirInUse means another node, in this process or another, has
 	// the data directory open.
 	ErrDataDirInUse = datadir.ErrInUse
+	// ErrShutdownIncomplete is Shutdown's (and Leave's) error when raft did
+	// not stop before the context ended: the node answers nothing more, but
+	// its data directory stays locked until the process exits.
+	ErrShutdownIncomplete = errors.New("shutdown incomplete")
 )
+
+// CheckNotLeft returns an error wrapping ErrLeft when dataDir belongs to a
+// node that left the cluster for good (Leave marks it before the node shuts
+// down), nil otherwise. Harnesses use it to tell a node that left from one
+// that stopped, when the answer to a leave was lost.
+func CheckNotLeft(dataDir string) error { return datadir.CheckNotLeft(dataDir) }

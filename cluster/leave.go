@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,12 +17,36 @@ import (
 // configuration before it shuts down anyway.
 const defaultLeaveWait = 15 * time.Second
 
+// leaveRecheck is how often Leave, while it waits to be removed, checks
+// whether this node leads again.
+const leaveRecheck = time.Second
+
+// handOver, for a leaving node that leads and has other voters, transfers
+// leadership, or when that fails removes this node from the configuration
+// itself. Failures are logged: the wait that follows bounds the leave.
+func (n *Node) handOver(ctx context.Context) {
+	if n.raft.State() != raft.Leader || !n.host.HasOtherVoters() {
+		return
+	}
+	if err := n.host.Await(ctx, n.raft.LeadershipTransfer); err != nil {
+		n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
+		if err := n.host.Await(ctx, func() raft.Future {
+			return n.raft.RemoveServer(raft.ServerID(n.id), 0, membership.ConfigChangeTimeout)
+		}); err != nil {
+			n.log.Warn("leave: self-removal failed", "err", err)
+		}
+	} else {
+		n.log.Info("leave: leadership transferred")
+	}
+}
+
 // Leave removes this node from the cluster for good (POST /cluster/leave),
 // then shuts it down like Shutdown. In order:
 //
 //  1. new Propose and ConsistentRead calls fail with api.ErrShuttingDown;
 //  2. if this node leads and other voters exist, leadership is transferred
-//     (if that fails, the node removes itself from the configuration);
+//     (if that fails, the node removes itself from the configuration), and
+//     again whenever it leads again while it waits in step 4;
 //  3. NodeMeta announces the leave, then memberlist's leave message goes
 //     out, so peers see the member as left and the leader removes it;
 //  4. it waits, at most 15 s and within ctx, until the configuration no
@@ -30,7 +55,9 @@ const defaultLeaveWait = 15 * time.Second
 //     that bound it logs a warning and goes on (the leader removes a left
 //     member whenever it next reconciles);
 //  5. it writes a "left" marker into the data directory, so that Open
-//     refuses it from then on (ErrLeft), and shuts down like Shutdown.
+//     refuses it from then on (ErrLeft), and shuts down like Shutdown; a
+//     shutdown that does not finish cleanly is logged, not returned, since
+//     the node has left either way.
 //
 // It fails with api.ErrLastVoter, changing nothing, when this node is the only
 // voter: the cluster would have no one left. It fails with api.ErrShuttingDown
@@ -57,25 +84,29 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.host.CloseIntake()
 
 	// 2. Hand leadership over while this node can still vote.
-	if n.raft.State() == raft.Leader && n.host.HasOtherVoters() {
-		if err := n.host.Await(ctx, n.raft.LeadershipTransfer); err != nil {
-			n.log.Warn("leave: leadership transfer failed; removing this node as leader", "err", err)
-			if err := n.host.Await(ctx, func() raft.Future {
-				return n.raft.RemoveServer(raft.ServerID(n.id), 0, membership.ConfigChangeTimeout)
-			}); err != nil {
-				n.log.Warn("leave: self-removal failed", "err", err)
-			}
-		} else {
-			n.log.Info("leave: leadership transferred")
-		}
-	}
+	n.handOver(ctx)
 
 	// 3. Tell the others.
 	n.members.Leave()
 
-	// 4. Wait until we are out of the configuration.
+	// 4. Wait until we are out of the configuration. A node that leads
+	// again meanwhile (it was paused, or the transfer's target lost the
+	// election) hands over again: a leader never removes itself while it
+	// reconciles, so the wait would otherwise run to its bound.
 	wctx, cancel := context.WithTimeout(ctx, n.opts.leaveWait)
-	err := n.members.WaitRemoved(wctx)
+	var err error
+	for {
+		rctx, rcancel := context.WithTimeout(wctx, leaveRecheck)
+		err = n.members.WaitRemoved(rctx)
+		rcancel()
+		if err == nil || wctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if n.raft.State() == raft.Leader {
+			n.log.Info("leave: leading again while leaving; handing over again")
+			n.handOver(wctx)
+		}
+	}
 	cancel()
 	if err != nil {
 		n.log.Warn("leave: not confirmed removed from the configuration; shutting down anyway (the leader removes left members when it reconciles)", "err", err)
@@ -89,5 +120,10 @@ func (n *Node) Leave(ctx context.Context) error {
 	if err := datadir.MarkLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
 		n.log.Error("leave: could not mark the data directory as left", "err", err)
 	}
-	return n.Shutdown(ctx)
+	// The node has left whatever the shutdown reports: its caller stops
+	// the process, which is all that is left to do.
+	if err := n.Shutdown(ctx); err != nil {
+		n.log.Warn("leave: the shutdown after leaving did not finish cleanly", "err", err)
+	}
+	return nil
 }

@@ -336,7 +336,9 @@ func (n *Node) Status() api.Status {
 // from the cluster: a restart on the same data directory rejoins through
 // its Join seeds and catches up. A
 // failed leadership transfer is logged, not returned. Every step runs even after ctx ends; the error
-// reports what was cut short.
+// reports what was cut short. Shutdown itself returns once ctx ends: when raft has not stopped by
+// then (a goroutine of it stuck on a peer), the error is ErrShutdownIncomplete, raft is left to
+// stop in the background and the data directory stays locked until the process exits.
 //
 // The wait before raft stops matters: raft never answers a future that is
 // still in one of its buffers when it shuts down (hashicorp/raft#498). If
@@ -374,15 +376,31 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	}
 	n.subs.Stop()
 
-	// 5-7. The coalescer, the raft futures being waited on, raft itself.
-	errs = append(errs, n.host.StopRaft(ctx)...)
-
-	// 8. Our goroutines, the host's, the transport, the log store, and
-	// last the data directory, so a restart finds every file closed.
-	n.members.Wait()
-	errs = append(errs, n.host.Close()...)
-	if err := n.lock.Unlock(); err != nil {
-		errs = append(errs, fmt.Errorf("unlock data dir: %w", err))
+	// 5-8 wait on raft, which waits on its goroutines, and those on peers:
+	// they run aside and are waited for until ctx ends, so that a node
+	// whose raft cannot stop (a replication goroutine stuck on a peer)
+	// still returns within its bound and its process can exit.
+	stopped := make(chan []error, 1)
+	go func() {
+		// 5-7. The coalescer, the raft futures being waited on, raft itself.
+		errs := n.host.StopRaft(ctx)
+		// 8. Our goroutines, the host's, the transport, the log store, and
+		// last the data directory, so a restart finds every file closed.
+		n.members.Wait()
+		errs = append(errs, n.host.Close()...)
+		if err := n.lock.Unlock(); err != nil {
+			errs = append(errs, fmt.Errorf("unlock data dir: %w", err))
+		}
+		stopped <- errs
+	}()
+	select {
+	case e := <-stopped:
+		errs = append(errs, e...)
+	case <-ctx.Done():
+		// The data directory stays locked: raft may still write to it.
+		// Only this process's exit releases it.
+		n.log.Error("raft did not stop in time; giving up on it, the data directory stays locked until the process exits", "err", ctx.Err())
+		errs = append(errs, fmt.Errorf("%w: raft did not stop: %w", ErrShutdownIncomplete, ctx.Err()))
 	}
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)

@@ -114,7 +114,7 @@ func config(args []string, stderr io.Writer) (cfg chaos.Config, verbose bool, er
 	)
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(stderr, chaosUsage); fs.PrintDefaults() }
-	fs.BoolVar(&useLong, "long", false, fmt.Sprintf("the long schedule (%v of faults, longer holds) instead of the short one", long.Duration))
+	fs.BoolVar(&useLong, "long", false, fmt.Sprintf("the long schedule (%v of faults, 200 or more) instead of the short one", long.Duration))
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, fmt.Sprintf("length of the fault schedule (with --long: %v)", long.Duration))
 	fs.Int64Var(&seed, "seed", 0, "seed of the schedule and the workload (0: from the clock; printed)")
 	fs.StringVar(&cfg.OutDir, "out", cfg.OutDir, "directory for the report and logs (default chaos-out/<time>-seed<seed>)")

@@ -194,6 +194,7 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		ev.Skipped = "partitions need network namespaces (root on Linux with iproute2)"
 		return ev
 	}
+	n.retireLeft()
 	running := n.C.Healthy()
 	if len(running) == 0 {
 		ev.Skipped = "no running node"
@@ -430,11 +431,16 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEve
 	if err != nil {
 		ev.Error = err.Error()
 		n.log("member-remove: %v", err)
-		// The node may have left anyway (the answer was lost): if it
-		// exits, it is gone.
-		if code, werr := nd.WaitExit(20 * time.Second); werr == nil {
+		// The node may have left anyway (the answer was lost): it marks its
+		// data directory before it shuts down, and if it exits it is gone.
+		code, werr := nd.WaitExit(20 * time.Second)
+		switch {
+		case werr == nil:
 			nd.MarkLeft()
 			ev.Detail = fmt.Sprintf("exited with status %d despite the error", code)
+		case nd.DirLeft():
+			n.retire(nd)
+			ev.Detail = "left (its data directory says so) but did not exit; killed and retired"
 		}
 		return
 	}
@@ -451,11 +457,34 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEve
 	n.log("member-remove: %s %s", nd.ID, ev.Detail)
 }
 
+// retire takes nd out of the members for good: a node that left is never
+// restarted on its data directory (it would refuse to start) and never
+// counted among the voters again.
+func (n *Nemesis) retire(nd *testkit.Node) {
+	if nd.Running() {
+		nd.Kill()
+	}
+	nd.MarkLeft()
+	n.log("retire %s: its data directory says it left the cluster", nd.ID)
+}
+
+// retireLeft retires every member whose data directory says it left,
+// whatever the nemesis believed: what a node records is the truth about a
+// leave whose answer was lost.
+func (n *Nemesis) retireLeft() {
+	for _, nd := range n.C.Members() {
+		if nd.DirLeft() {
+			n.retire(nd)
+		}
+	}
+}
+
 // HealAll ends every fault: heals the network, resumes paused nodes,
 // starts every member that is down, then waits until all members are
 // ready, agree on a leader and list exactly the members as voters.
 func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent {
 	ev := FaultEvent{Step: -1, Kind: FinalHeal, Start: n.H.Now()}
+	n.retireLeft()
 	var errs []error
 	if n.Net != nil {
 		if err := n.Net.Heal(); err != nil {

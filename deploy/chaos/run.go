@@ -107,11 +107,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// LongConfig is DefaultConfig with the long schedule of `make chaos`: 10
-// minutes of faults, held 3-15 s, 3-10 s apart.
+// LongConfig is DefaultConfig with the long schedule of `make chaos`: 38
+// minutes of faults, held 2-8 s, 2-5 s apart, which comes to 200 faults
+// or more with the time restarts take, and about 45 minutes in all.
 func LongConfig() Config {
 	c := DefaultConfig()
-	c.Duration, c.HoldMax, c.GapMax = 10*time.Minute, 15*time.Second, 10*time.Second
+	c.Duration = 38 * time.Minute
+	c.HoldMin, c.HoldMax, c.GapMin, c.GapMax = 2*time.Second, 8*time.Second, 2*time.Second, 5*time.Second
 	return c
 }
 

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/cluster"
 )
 
 // NodeConfig describes a Node. Empty optional fields leave their flag out,
@@ -176,6 +178,13 @@ func (n *Node) MarkLeft() {
 	n.mu.Lock()
 	n.left = true
 	n.mu.Unlock()
+}
+
+// DirLeft reports whether the node's data directory says it left the
+// cluster (the node marks it during a leave, before it shuts down), even
+// when the answer to the leave never came.
+func (n *Node) DirLeft() bool {
+	return errors.Is(cluster.CheckNotLeft(n.DataDir), cluster.ErrLeft)
 }
 
 // Call is the package's Call, as this node's own client: on a secured
