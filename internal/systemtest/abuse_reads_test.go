@@ -59,6 +59,15 @@ func TestAbuseReads_HugeMgetAndClientsGone_CappedAndNothingLost(t *testing.T) {
 		t.Run("client gone", func(t *testing.T) {
 			const n = 500
 			mustFill(leader, "cut", n, 0)
+			// An answer written into the connection before the client's
+			// reset reached the node counts as delivered (README, "Bounded,
+			// lossless pops"): on a loaded machine this test's own close
+			// can come that late. Such answers are counted as confirmed.
+			confirmed := func() int {
+				const sample = `quorumq_handover_messages_total{result="confirmed"}`
+				return int(leader.metric(sample) + follower.metric(sample))
+			}
+			before := confirmed()
 			for _, via := range []*node{leader, follower} {
 				for range 10 {
 					sendAndHangUp(t, via, "/mget?queue=cut&items=200")
@@ -67,12 +76,17 @@ func TestAbuseReads_HugeMgetAndClientsGone_CappedAndNothingLost(t *testing.T) {
 			}
 			// Given back at once, or by the handover lease when the relay
 			// was cut before the follower learned what was taken.
-			eventually(t, 3*readsHandoverLease+30*time.Second, "every message of cut ready again", func() error {
-				if st := mustStats(leader, "cut"); st.Depth != n {
-					return fmt.Errorf("depth %d, want %d", st.Depth, n)
+			var delivered int
+			eventually(t, 3*readsHandoverLease+30*time.Second, "every message of cut ready again or delivered", func() error {
+				delivered = confirmed() - before
+				if st := mustStats(leader, "cut"); int(st.Depth)+delivered != n {
+					return fmt.Errorf("depth %d and %d delivered, want %d together", st.Depth, delivered, n)
 				}
 				return nil
 			})
+			if delivered > 0 {
+				t.Logf("%s: %d messages were written to clients before their hang-up reached the node: delivered", m.name, delivered)
+			}
 			// Whether a request that is hung up at once takes anything
 			// before its node sees the client gone is a race; it is logged.
 			t.Logf("%s: %d messages were taken by requests whose clients had gone, and came back", m.name, mustStats(leader, "cut").Gets)
@@ -104,16 +118,18 @@ func TestAbuseReads_HugeMgetAndClientsGone_CappedAndNothingLost(t *testing.T) {
 			// forwarding it may still take messages after the depth was
 			// whole, and give them back when it finds nobody to write to:
 			// read until every message came out, each exactly once.
-			mustReadBackOnce(t, follower, "cut", n, 0)
-			mustReadBackOnce(t, follower, "cutfat", fat, 200<<10)
+			mustReadBackOnce(t, follower, "cut", n, 0, delivered)
+			mustReadBackOnce(t, follower, "cutfat", fat, 200<<10, 0)
 		})
 		canary.mustComeOutInOrder(follower)
 	})
 }
 
 // mustReadBackOnce reads queue through nd until its n messages (of size,
-// see fillMessage) all came out, and fails on one read twice or never.
-func mustReadBackOnce(t *testing.T, nd *node, queue string, n, size int) {
+// see fillMessage) all came out but the delivered ones, which answers
+// took before (see "client gone"), and fails on one read twice or on more
+// missing than were delivered.
+func mustReadBackOnce(t *testing.T, nd *node, queue string, n, size, delivered int) {
 	t.Helper()
 	seen := make(map[string]bool, n)
 	eventually(t, 3*readsHandoverLease+30*time.Second, "every message of "+queue+" read back", func() error {
@@ -130,18 +146,19 @@ func mustReadBackOnce(t *testing.T, nd *node, queue string, n, size int) {
 			}
 			seen[msg.Data] = true
 		}
-		if len(seen) < n {
-			return fmt.Errorf("%d of %d read back", len(seen), n)
+		if len(seen) < n-delivered {
+			return fmt.Errorf("%d of %d read back (%d delivered before)", len(seen), n, delivered)
 		}
 		return nil
 	})
+	missing := 0
 	for i := range n {
-		if want := fillMessage(queue, i, size); !seen[want] {
-			t.Fatalf("message %q never read back: lost", abbrev(want))
+		if !seen[fillMessage(queue, i, size)] {
+			missing++
 		}
 	}
-	if len(seen) != n {
-		t.Fatalf("%d messages read back, want %d", len(seen), n)
+	if missing != delivered || len(seen) != n-delivered {
+		t.Fatalf("%d messages read back, %d never: want %d and the %d delivered before", len(seen), missing, n-delivered, delivered)
 	}
 }
 
