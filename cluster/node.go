@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -398,8 +400,14 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 		errs = append(errs, e...)
 	case <-ctx.Done():
 		// The data directory stays locked: raft may still write to it.
-		// Only this process's exit releases it.
-		n.log.Error("raft did not stop in time; giving up on it, the data directory stays locked until the process exits", "err", ctx.Err())
+		// Only this process's exit releases it. What holds raft is kept
+		// for whoever reads the log: every goroutine's stack, in a file.
+		stacks := filepath.Join(n.opts.DataDir, stuckStacksFile)
+		if err := writeStacks(stacks); err != nil {
+			stacks = "not written: " + err.Error()
+		}
+		n.log.Error("raft did not stop in time; giving up on it, the data directory stays locked until the process exits",
+			"err", ctx.Err(), "goroutine_stacks", stacks)
 		errs = append(errs, fmt.Errorf("%w: raft did not stop: %w", ErrShutdownIncomplete, ctx.Err()))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -408,6 +416,23 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	}
 	n.log.Info("shut down")
 	return nil
+}
+
+// stuckStacksFile, in the data directory, holds every goroutine's stack of
+// a shutdown that raft did not let finish.
+const stuckStacksFile = "shutdown-stacks.txt"
+
+// writeStacks writes every goroutine's stack to path.
+func writeStacks(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // raftTLS is the raft transport's mutual TLS from m (nil: plain TCP).

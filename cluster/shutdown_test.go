@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,8 +40,9 @@ func (s stuckLogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.
 // A node whose raft cannot stop (its leader loop stuck in a log write that
 // never returns, as a goroutine stuck on a peer would hold it) still
 // returns from Shutdown once ctx ends, with ErrShutdownIncomplete, so that
-// its process can exit within its bound; its data directory stays locked
-// until raft lets go.
+// its process can exit within its bound; the goroutines' stacks are
+// written beside its data, and its data directory stays locked until raft
+// lets go.
 func TestNode_Shutdown_RaftStuck_ReturnsWhenCtxEnds(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
@@ -73,6 +77,10 @@ func TestNode_Shutdown_RaftStuck_ReturnsWhenCtxEnds(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Shutdown did not return after its context ended")
+	}
+	// What held raft is on record: the stuck log write is in the stacks.
+	if b, err := os.ReadFile(filepath.Join(dir, stuckStacksFile)); err != nil || !strings.Contains(string(b), "stuckLogStore.StoreLogs") {
+		t.Fatalf("goroutine stacks: %v; want the stuck log write among them", err)
 	}
 	if _, err := openWith(opts, fsm.New()); !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("Open while raft still holds the directory: %v, want ErrDataDirInUse", err)
