@@ -93,17 +93,16 @@ const (
 type LogStore = datadir.LogStore
 
 const (
-	// LogStoreBoltDB is raft-boltdb, in DataDir/raft.db: the store of
-	// data directories made before LogStoreAuto was the default. Each entry
-	// costs about two fdatasyncs and five page writes (bolt's
-	// copy-on-write B+tree and meta page).
+	// LogStoreBoltDB is raft-boltdb, in DataDir/raft.db: what LogStoreAuto
+	// gives a new data directory. Each entry costs about two fdatasyncs and
+	// five page writes (bolt's copy-on-write B+tree and meta page).
 	LogStoreBoltDB = datadir.LogStoreBoltDB
 	// LogStoreWAL is raft-wal, in DataDir/raft-wal/: one write and one
-	// fsync per entry; on three nodes 1.7x the puts of raft-boltdb and
-	// half its commit latency (DESIGN.md).
+	// fsync per entry; on three nodes 1.4-1.7x the puts of raft-boltdb and
+	// 0.5-0.6x its commit latency, but v0.4.0 has a crash bug (DESIGN.md).
 	LogStoreWAL = datadir.LogStoreWAL
 	// LogStoreAuto opens the kind the data directory holds, and
-	// LogStoreWAL in a directory without a raft log.
+	// LogStoreBoltDB in a directory without a raft log.
 	LogStoreAuto = datadir.LogStoreAuto
 	// DefaultLogStore is LogStoreAuto.
 	DefaultLogStore = LogStoreAuto
@@ -252,8 +251,8 @@ type Options struct {
 //
 //   - BootstrapExpect 1: a node without raft state and without Join
 //     bootstraps a single-server cluster.
-//   - LogStore DefaultLogStore (auto: the data directory's kind, raft-wal
-//     for a new one).
+//   - LogStore DefaultLogStore (auto: the data directory's kind,
+//     raft-boltdb for a new one).
 //   - Raft timing: HeartbeatTimeout DefaultHeartbeatTimeout (500 ms),
 //     ElectionTimeout DefaultElectionTimeout (500 ms), LeaderLeaseTimeout
 //     DefaultLeaderLeaseTimeout (250 ms), CommitTimeout

@@ -192,7 +192,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&cl.TrailingLogs, "raft-trailing-logs", cl.TrailingLogs, "log entries kept after a snapshot")
 	fs.IntVar(&cl.MaxAppendEntries, "raft-max-append-entries", cl.MaxAppendEntries, "entries per append RPC and apply batch")
 	fs.IntVar(&cl.MaxPendingApplies, "raft-pending-entries", cl.MaxPendingApplies, "coalesced entries in raft at once: 1 makes the biggest entries, 2 overlaps slow log writes")
-	fs.TextVar(&cl.LogStore, "raft-log-store", cl.LogStore, "raft log store: auto (the kind the data dir holds; wal for a new one), wal (raft-wal: one write and one fsync per entry) or boltdb (raft-boltdb); a data dir keeps the kind it was created with")
+	fs.TextVar(&cl.LogStore, "raft-log-store", cl.LogStore, "raft log store: auto (the kind the data dir holds; boltdb for a new one), boltdb (raft-boltdb) or wal (raft-wal: one write and one fsync per entry, faster; see the README on its crash bug); a data dir keeps the kind it was created with")
 
 	fs.StringVar(&c.TLS.Cert, "tls-cert", c.TLS.Cert, "this node's certificate (PEM), issued by --tls-ca for its node id; turns on HTTPS and the cluster's mutual TLS (reloaded on SIGHUP)")
 	fs.StringVar(&c.TLS.Key, "tls-key", c.TLS.Key, "the key of --tls-cert (PEM)")

@@ -67,25 +67,25 @@ func TestLogStore_DirectoryWithoutRecord_JudgedByItsFiles(t *testing.T) {
 
 // auto takes the kind a directory holds, by its record or by its files
 // (TestLogStore_DirectoryWithoutRecord_JudgedByItsFiles), records it, and
-// gives a directory without a raft log NewLogStore.
-func TestLogStore_Auto_KeepsTheDirectorysKind_NewDirectoryGetsWAL(t *testing.T) {
+// gives a directory without a raft log NewLogStore (boltdb).
+func TestLogStore_Auto_KeepsTheDirectorysKind_NewDirectoryGetsBoltDB(t *testing.T) {
 	fresh := t.TempDir()
-	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != NewLogStore || NewLogStore != LogStoreWAL {
-		t.Fatalf("new directory: %v, %v; want %v (wal)", kind, err, NewLogStore)
+	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != NewLogStore || NewLogStore != LogStoreBoltDB {
+		t.Fatalf("new directory: %v, %v; want %v (boltdb)", kind, err, NewLogStore)
 	}
-	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != LogStoreWAL {
-		t.Fatalf("again: %v, %v; want wal", kind, err)
+	if kind, err := ResolveLogStore(fresh, LogStoreAuto); err != nil || kind != LogStoreBoltDB {
+		t.Fatalf("again: %v, %v; want boltdb", kind, err)
 	}
-	if _, err := ResolveLogStore(fresh, LogStoreBoltDB); !errors.Is(err, ErrLogStoreMismatch) {
-		t.Fatalf("boltdb after auto chose wal: err = %v, want ErrLogStoreMismatch", err)
+	if _, err := ResolveLogStore(fresh, LogStoreWAL); !errors.Is(err, ErrLogStoreMismatch) {
+		t.Fatalf("wal after auto chose boltdb: err = %v, want ErrLogStoreMismatch", err)
 	}
 
-	bolt := t.TempDir()
-	if _, err := ResolveLogStore(bolt, LogStoreBoltDB); err != nil {
+	wal := t.TempDir()
+	if _, err := ResolveLogStore(wal, LogStoreWAL); err != nil {
 		t.Fatal(err)
 	}
-	if kind, err := ResolveLogStore(bolt, LogStoreAuto); err != nil || kind != LogStoreBoltDB {
-		t.Fatalf("recorded boltdb: %v, %v; want boltdb", kind, err)
+	if kind, err := ResolveLogStore(wal, LogStoreAuto); err != nil || kind != LogStoreWAL {
+		t.Fatalf("recorded wal: %v, %v; want wal", kind, err)
 	}
 
 	for _, bad := range []string{"auto\n", "rocksdb\n", ""} {

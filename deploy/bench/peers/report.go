@@ -179,7 +179,7 @@ func markdown(r *report) string {
 		}
 		return fmt.Sprintf("%.2f×", a.MsgsPerSec/b.MsgsPerSec)
 	}
-	for _, qk := range []string{"quorumq3", "quorumq3-boltdb", "quorumq1"} {
+	for _, qk := range []string{"quorumq3", "quorumq3-wal", "quorumq3-boltdb", "quorumq1"} {
 		q := r.system(qk)
 		if q == nil {
 			continue

@@ -20,7 +20,7 @@ import (
 )
 
 // allSystems are the systems of a full run, in report order.
-var allSystems = []string{"quorumq1", "quorumq3", "quorumq3-boltdb", "redis-always", "redis-everysec", "nats-r3", "nats-r3-always"}
+var allSystems = []string{"quorumq1", "quorumq3", "quorumq3-wal", "redis-always", "redis-everysec", "nats-r3", "nats-r3-always"}
 
 // system is one server configuration under test.
 type system struct {
@@ -52,9 +52,9 @@ func newSystem(key string, o options, self string) (*system, error) {
 		return quorumqSystem(key, 1, o.binary, dir, ""), nil
 	case "quorumq3":
 		return quorumqSystem(key, 3, o.binary, dir, ""), nil
-	case "quorumq3-boltdb":
-		// The same cluster on raft-boltdb, the default before raft-wal.
-		return quorumqSystem(key, 3, o.binary, dir, "boltdb"), nil
+	case "quorumq3-wal":
+		// The same cluster on raft-wal, the faster store.
+		return quorumqSystem(key, 3, o.binary, dir, "wal"), nil
 	case "redis-always", "redis-everysec":
 		return redisSystem(key, strings.TrimPrefix(key, "redis-"), dir), nil
 	case "nats-r3", "nats-r3-always":
@@ -155,11 +155,11 @@ func waitFor(ctx context.Context, d time.Duration, what string, ok func() bool) 
 }
 
 // quorumqSystem is n quorumq nodes; logStore is --raft-log-store ("":
-// the default, which gives new data directories raft-wal).
+// the default, which gives new data directories raft-boltdb).
 func quorumqSystem(key string, n int, binary, dir, logStore string) *system {
 	s := &system{
 		Key: key, Name: fmt.Sprintf("quorumq, %d node", n),
-		Durability: "fsync (raft-wal) before the ack",
+		Durability: "fsync (raft-boltdb) before the ack",
 	}
 	if n > 1 {
 		s.Name += "s"
