@@ -55,12 +55,11 @@ func newProposal(cmd fsm.Command) *proposal {
 	return p
 }
 
-func newGroupProposal(cmds []fsm.Command) *proposal {
+// newGroupProposal is a proposal of cmds, whose encoded sizes add up to
+// size (ProposeGroup has them from cutting the group).
+func newGroupProposal(cmds []fsm.Command, size int) *proposal {
 	p := proposalPool.Get().(*proposal)
-	p.group, p.size = cmds, 0
-	for i := range cmds {
-		p.size += fsm.EncodedSize(&cmds[i])
-	}
+	p.group, p.size = cmds, size
 	p.state.Store(proposalQueued)
 	return p
 }
@@ -127,8 +126,8 @@ func (h *Host) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 // happened to join.
 func (h *Host) ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, []error) {
 	results, errs := make([]fsm.Result, len(cmds)), make([]error, len(cmds))
-	group := func(from, to int) {
-		o, err := h.propose(ctx, func() *proposal { return newGroupProposal(cmds[from:to]) })
+	group := func(from, to, size int) {
+		o, err := h.propose(ctx, func() *proposal { return newGroupProposal(cmds[from:to], size) })
 		if err == nil {
 			err = o.err
 		}
@@ -143,14 +142,14 @@ func (h *Host) ProposeGroup(ctx context.Context, cmds []fsm.Command) ([]fsm.Resu
 	for i := range cmds {
 		s := fsm.EncodedSize(&cmds[i])
 		if i > from && size+s > h.opts.MaxBatchBytes {
-			start := from
-			wg.Go(func() { group(start, i) })
+			start, cut := from, size-entryOverhead
+			wg.Go(func() { group(start, i, cut) })
 			from, size = i, entryOverhead
 		}
 		size += s
 	}
 	if from < len(cmds) {
-		group(from, len(cmds))
+		group(from, len(cmds), size-entryOverhead)
 	}
 	wg.Wait()
 	return results, errs
