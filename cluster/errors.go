@@ -39,3 +39,7 @@ var (
 // down), nil otherwise. Harnesses use it to tell a node that left from one
 // that stopped, when the answer to a leave was lost.
 func CheckNotLeft(dataDir string) error { return datadir.CheckNotLeft(dataDir) }
+
+// BodiesDir is where the state machine of the node in dataDir keeps
+// message bodies (fsm.Options.Dir).
+func BodiesDir(dataDir string) string { return datadir.Bodies(dataDir) }

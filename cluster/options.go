@@ -53,6 +53,12 @@ const (
 	// on a LAN with fast disks (~1900/s measured on loopback). A follower that needed a
 	// snapshot can then catch up from the log (raft-patterns §4.2).
 	DefaultTrailingLogs = 65536
+	// DefaultSnapshotBytes and DefaultTrailingBytes bound the log in bytes
+	// as well: a snapshot after 256 MiB of entries, and about 256 MiB of
+	// entries kept after it. A snapshot costs the index of the queues,
+	// not their bodies, so taking one that often is cheap.
+	DefaultSnapshotBytes = 256 << 20
+	DefaultTrailingBytes = 256 << 20
 	// DefaultMaxBatchBytes caps a coalesced entry at half of raft's
 	// SuggestedMaxDataSize, so heartbeats are never queued behind a huge RPC.
 	DefaultMaxBatchBytes = 256 << 10
@@ -260,7 +266,8 @@ type Options struct {
 //   - MaxAppendEntries DefaultMaxAppendEntries (512).
 //   - Compaction: SnapshotThreshold DefaultSnapshotThreshold (8192),
 //     SnapshotInterval DefaultSnapshotInterval (20 s), TrailingLogs
-//     DefaultTrailingLogs (65536).
+//     DefaultTrailingLogs (65536), SnapshotBytes DefaultSnapshotBytes and
+//     TrailingBytes DefaultTrailingBytes (256 MiB each).
 //   - Coalescer: MaxBatchBytes DefaultMaxBatchBytes (256 KiB),
 //     MaxPendingApplies DefaultMaxPendingApplies (1), ApplyTimeout
 //     DefaultApplyTimeout (10 s).
@@ -289,6 +296,8 @@ func DefaultOptions() Options {
 			SnapshotThreshold:  DefaultSnapshotThreshold,
 			SnapshotInterval:   DefaultSnapshotInterval,
 			TrailingLogs:       DefaultTrailingLogs,
+			SnapshotBytes:      DefaultSnapshotBytes,
+			TrailingBytes:      DefaultTrailingBytes,
 			MaxBatchBytes:      DefaultMaxBatchBytes,
 			MaxPendingApplies:  DefaultMaxPendingApplies,
 			ApplyTimeout:       DefaultApplyTimeout,

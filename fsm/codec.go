@@ -137,9 +137,15 @@ func appendBytes(buf, b []byte) []byte {
 }
 
 // DecodeEntry decodes one log entry. Message bodies are copies.
-func DecodeEntry(data []byte) (Entry, error) {
+func DecodeEntry(data []byte) (Entry, error) { return decodeEntry(data, false) }
+
+// decodeEntry decodes data; with alias, message bodies and nack data share
+// data's memory instead of being copied: Apply's way, since the state
+// copies every body it keeps into the body store and the log entry does
+// not change.
+func decodeEntry(data []byte, alias bool) (Entry, error) {
 	var e Entry
-	d := decoder{buf: data}
+	d := decoder{buf: data, alias: alias}
 	v := d.byte()
 	if d.err == nil && v > Version {
 		return e, fmt.Errorf("%w: entry version %d, this binary reads up to %d", ErrNewerVersion, v, Version)
@@ -177,6 +183,8 @@ type decoder struct {
 	// Only the slice headers live there; bodies are copied one by one.
 	arena [][]byte
 	left  int // commands left to decode, including the current one
+	// alias: bytes() returns slices of buf rather than copies.
+	alias bool
 }
 
 // arenaChunk is how many message slots the decoder allocates at once.
@@ -274,8 +282,8 @@ func (d *decoder) raw() []byte {
 
 func (d *decoder) bytes() []byte {
 	b := d.raw()
-	if b == nil {
-		return nil
+	if b == nil || d.alias {
+		return b
 	}
 	out := make([]byte, len(b))
 	copy(out, b)

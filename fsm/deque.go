@@ -16,7 +16,10 @@ type deque[T any] struct {
 	gen    uint64
 }
 
-const chunkSize = 128
+// chunkSize: 255 elements and the generation fill Go's 8 KiB size class
+// exactly for 32-byte elements and nearly for 24-byte ones (a 128-element
+// chunk of 32-byte items took the 4864-byte class: 18 % waste).
+const chunkSize = 255
 
 type chunk[T any] struct {
 	gen   uint64

@@ -6,6 +6,9 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/quorumq/quorumq/fsm/internal/bodystore"
+	"github.com/quorumq/quorumq/internal/crashpoint"
 )
 
 // FSM is the replicated queue state machine. The raft host (package
@@ -13,10 +16,16 @@ import (
 // else may be called concurrently from request handlers. It knows nothing
 // of raft itself: entries come in as Committed.
 type FSM struct {
-	mu sync.RWMutex
-	st *state
+	mu     sync.RWMutex
+	st     *state
+	bodies *bodystore.Store
 
 	applied atomic.Uint64
+	// logBytes and logEntries count the command entries applied and their
+	// bytes; snapMark is logBytes when the last snapshot was taken.
+	logBytes, logEntries, snapMark atomic.Uint64
+	// restores counts Restore calls that succeeded, by RestoreKind.
+	restores [restoreKinds]atomic.Uint64
 	// usedMessages and usedBytes are the state's Usage as of the last
 	// apply, readable without the lock (publishUsage).
 	usedMessages, usedBytes atomic.Int64
@@ -27,10 +36,65 @@ type FSM struct {
 	notify   map[string]chan struct{}
 }
 
-// New returns an empty FSM.
-func New() *FSM {
-	return &FSM{st: newState(), notify: make(map[string]chan struct{})}
+// Options configure where an FSM keeps message bodies. The zero value keeps
+// them in memory.
+type Options struct {
+	// Dir holds the body store's segment files; empty keeps bodies in
+	// memory. Only this FSM may use it.
+	Dir string
+	// CacheBytes bounds the memory the body store's read cache holds.
+	// Default 64 MiB.
+	CacheBytes int64
+	// SegmentSize is the size at which a segment file is sealed and a new
+	// one begun. Default 64 MiB (1 MiB in memory).
+	SegmentSize int64
+	// BlockSize is the unit of reads and of the cache. Default 1 MiB
+	// (64 KiB in memory).
+	BlockSize int
+	// RetainSnapshots is how many persisted snapshots keep the segments
+	// they refer to: the snapshot store's retention. Default 2.
+	RetainSnapshots int
 }
+
+// New returns an empty FSM that keeps bodies in memory.
+func New() *FSM {
+	f, err := Open(Options{})
+	if err != nil {
+		panic(err) // the defaults of a memory store are valid
+	}
+	return f
+}
+
+// Open returns an empty FSM whose bodies go to o.Dir. Segment files found
+// there are kept only if the snapshot raft restores first refers to them
+// (a restart); otherwise they are dropped before the first body is written.
+func Open(o Options) (*FSM, error) {
+	b, err := bodystore.Open(bodystore.Options{Dir: o.Dir, SegmentSize: o.SegmentSize,
+		BlockSize: o.BlockSize, CacheBytes: o.CacheBytes, Retain: o.RetainSnapshots})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: %w", err)
+	}
+	return &FSM{st: newState(b), bodies: b, notify: make(map[string]chan struct{})}, nil
+}
+
+// BodyStats is what the body store holds.
+type BodyStats struct {
+	// Segments and Bytes are the segment files and their bytes, dead
+	// records included; CachedBytes is the memory of its blocks (the
+	// read cache and the block being written; every block when bodies
+	// are in memory).
+	Segments           int
+	Bytes, CachedBytes int64
+}
+
+// BodyStats returns what the body store holds now.
+func (f *FSM) BodyStats() BodyStats {
+	st := f.bodies.Stats()
+	return BodyStats{Segments: st.Segments, Bytes: st.Bytes, CachedBytes: st.CachedBytes}
+}
+
+// Close closes the body store's files. Call it after raft has stopped.
+func (f *FSM) Close() error { return f.bodies.Close() }
 
 // QueueStats is a point-in-time view of one queue's counters and settings.
 type QueueStats struct {
@@ -69,10 +133,13 @@ func (f *FSM) Apply(entries []Committed) []any {
 	f.mu.Lock()
 	for i, l := range entries {
 		if l.Command {
-			e, err := DecodeEntry(l.Data)
+			e, err := decodeEntry(l.Data, true)
 			switch {
 			case err == nil:
 				out[i] = f.st.apply(&e)
+				crashpoint.Hit("fsm-apply")
+				f.logBytes.Add(uint64(len(l.Data)))
+				f.logEntries.Add(1)
 			case errors.Is(err, ErrNewerVersion):
 				// Applying a command we do not understand would make this
 				// replica diverge; stopping is the only safe answer.
@@ -153,13 +220,22 @@ func (f *FSM) NextDue() int64 {
 func (f *FSM) Dump(queue string, fn func(data []byte) error) error {
 	f.mu.Lock()
 	v, ok := f.st.readyView(queue)
-	f.mu.Unlock()
-	if !ok {
-		return nil
-	}
+	var pin *bodystore.Pin
 	var err error
+	if ok {
+		// The view's bodies must outlive their messages' acks meanwhile.
+		pin, err = f.bodies.Pin()
+	}
+	f.mu.Unlock()
+	if !ok || err != nil {
+		return err
+	}
+	defer pin.Release()
 	v.Each(func(it item) bool {
-		err = fn(it.data)
+		var body []byte
+		if body, err = f.bodies.Read(it.loc, it.id, it.size); err == nil {
+			err = fn(body)
+		}
 		return err == nil
 	})
 	return err
@@ -201,37 +277,117 @@ func (f *FSM) wakeAll() {
 	}
 }
 
-// Snapshot captures the state in O(queues + chunks) and leaves the encoding
-// to Snapshot.Encode, which may run concurrently with Apply.
-func (f *FSM) Snapshot() *Snapshot {
+// Snapshot captures the state in O(queues + chunks + segments) and leaves
+// the encoding to Snapshot.Encode, which may run concurrently with Apply.
+// The body store's segments stay pinned until Release, or, once the
+// snapshot is Kept, until newer snapshots are.
+func (f *FSM) Snapshot() (*Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &Snapshot{frozen: f.st.freeze()}
+	fr, err := f.st.freeze()
+	if err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
+	f.snapMark.Store(f.logBytes.Load())
+	return &Snapshot{frozen: fr}, nil
 }
 
-// Restore replaces the whole state with the one read from rc.
+// AppliedLog is the command entries applied since this FSM was opened and
+// their bytes.
+func (f *FSM) AppliedLog() (bytes, entries uint64) { return f.logBytes.Load(), f.logEntries.Load() }
+
+// BytesSinceSnapshot is the bytes of command entries applied since the
+// last Snapshot (or since Open): what a restart would replay.
+func (f *FSM) BytesSinceSnapshot() uint64 { return f.logBytes.Load() - f.snapMark.Load() }
+
+// Restore replaces the whole state with the one read from rc: its own
+// snapshot at restart (the body store is cut back to it), or one that
+// brings its segments (from another node). On error nothing changes.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := readSnapshot(rc)
+	st, t, err := readSnapshot(rc, f.bodies)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	st.recount()
 	f.mu.Lock()
+	if err := t.commit(); err != nil {
+		f.mu.Unlock()
+		if t.inPlace {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		// The old segments may be gone already: the state cannot go on.
+		panic(fmt.Sprintf("fsm: restore snapshot: replace the body store: %v", err))
+	}
 	f.st = st
 	f.applied.Store(st.index)
 	f.publishUsage()
 	f.mu.Unlock()
+	f.restores[t.kind()].Add(1)
 	f.wakeAll()
 	return nil
 }
 
-// WriteSnapshot streams the current state to w in the snapshot format;
-// tests use it to compare replicas byte for byte.
-func (f *FSM) WriteSnapshot(w io.Writer) error { return f.Snapshot().Encode(w) }
+// RestoreKind says how a snapshot's bodies were taken up.
+type RestoreKind int
+
+const (
+	// RestoredInPlace: this node's own snapshot at restart, its segments
+	// cut back to it.
+	RestoredInPlace RestoreKind = iota
+	// RestoredSegments: a snapshot that brought its segments (another
+	// node's, sent to this one).
+	RestoredSegments
+	// RestoredInline: a snapshot with every body inline (version 2).
+	RestoredInline
+	restoreKinds
+)
+
+func (k RestoreKind) String() string {
+	return [...]string{"in_place", "segments", "inline"}[k]
+}
+
+// Restores is how many snapshots of kind k this FSM has taken up.
+func (f *FSM) Restores(k RestoreKind) uint64 { return f.restores[k].Load() }
+
+// WriteSnapshot streams the whole current state, bodies inline, to w (the
+// version 2 format); tests use it to compare replicas byte for byte, and
+// Restore takes it up.
+func (f *FSM) WriteSnapshot(w io.Writer) error {
+	s, err := f.Snapshot()
+	if err != nil {
+		return err
+	}
+	defer s.Release()
+	return s.frozen.write(w, true)
+}
 
 // Snapshot is a frozen state, written out in the snapshot format by Encode.
-type Snapshot struct{ frozen *frozenState }
+type Snapshot struct {
+	frozen *frozenState
+	kept   bool
+}
 
-// Encode streams the snapshot to w.
-func (s *Snapshot) Encode(w io.Writer) error { return s.frozen.write(w) }
+// Encode makes the segments the snapshot refers to durable, then streams
+// the snapshot to w. A store in memory writes its segments into the
+// stream.
+func (s *Snapshot) Encode(w io.Writer) error {
+	if err := s.frozen.pin.Sync(); err != nil {
+		return err
+	}
+	return s.frozen.write(w, false)
+}
+
+// Keep records that the snapshot was persisted: the segments it refers to
+// stay until newer snapshots replace it.
+func (s *Snapshot) Keep() {
+	s.kept = true
+	s.frozen.pin.Keep()
+}
+
+// Release unpins the segments, unless the snapshot was kept.
+func (s *Snapshot) Release() {
+	if !s.kept {
+		s.frozen.pin.Release()
+	}
+}

@@ -139,7 +139,10 @@ func TestFSM_MatchesModel_WithSnapshotsAndReplay(t *testing.T) {
 			}
 			if pendingSnap == nil && rapid.IntRange(0, 6).Draw(t, "takeSnap") == 0 {
 				pendingWant = mustWriteSnapshot(t, f)
-				pendingSnap = f.Snapshot()
+				var err error
+				if pendingSnap, err = f.Snapshot(); err != nil {
+					t.Fatalf("snapshot: %v", err)
+				}
 			}
 			if rapid.IntRange(0, 8).Draw(t, "restore") == 0 {
 				snap := mustWriteSnapshot(t, f)
@@ -189,12 +192,19 @@ func mustWriteSnapshot(t interface{ Fatalf(string, ...any) }, f *FSM) []byte {
 	return buf.Bytes()
 }
 
+// persist encodes s as raft would, restores it into a new FSM and returns
+// that FSM's whole state (WriteSnapshot).
 func persist(t interface{ Fatalf(string, ...any) }, s *Snapshot) []byte {
 	var buf bytes.Buffer
 	if err := s.Encode(&buf); err != nil {
 		t.Fatalf("persist: %v", err)
 	}
-	return buf.Bytes()
+	s.Release()
+	f := New()
+	if err := f.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatalf("restore the persisted snapshot: %v", err)
+	}
+	return mustWriteSnapshot(t, f)
 }
 
 // TestCodec_RoundTrip checks every op survives encode/decode unchanged.

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/quorumq/quorumq/api"
+	"github.com/quorumq/quorumq/fsm/internal/bodystore"
 )
 
 // state is the whole replicated state. It is plain data with deterministic
@@ -28,10 +30,19 @@ type state struct {
 	queues map[string]*queue
 	// inflight holds every leased message, by id.
 	inflight *btree.BTreeG[lease]
+	// infos holds the last error and dead-letter origin of the few
+	// messages that have one (item.hasInfo), by id, so that an item stays
+	// 24 bytes.
+	infos *btree.BTreeG[infoEntry]
 	// dedup remembers recent put request ids by key; dedupOrder expires them
 	// oldest first (leader time only grows, so insertion order is expiry order).
 	dedup      *btree.BTreeG[dedupEntry]
 	dedupOrder deque[dedupRef]
+
+	// bodies holds every stored message's body; items hold its location.
+	// Not replicated as such: each replica writes the same bodies as it
+	// applies the same entries.
+	bodies *bodystore.Store
 
 	// used is what all queues hold together (see usage.go): derived from
 	// the queues, not part of the snapshot.
@@ -55,14 +66,74 @@ func (s *state) newIDs(n int) []uint64 {
 	return ids
 }
 
-// item is one stored message.
+// item is one stored message: its index entry, 24 bytes. The body lives
+// in the body store at loc.
 type item struct {
-	id       uint64
+	id  uint64
+	loc bodystore.Loc
+	// size is the body's length.
+	size uint32
+	// attempts counts deliveries in its low 31 bits; the top bit says the
+	// message has an entry in state.infos (a last error, or the queue it
+	// was dead-lettered from), which most messages never need.
 	attempts uint32
-	data     []byte
-	// info is set only for messages that carry a last error or came through
-	// a dead-letter move; most messages never need it.
-	info *itemInfo
+}
+
+const infoFlag = 1 << 31
+
+// tries is how many times the message was delivered.
+func (it item) tries() uint32 { return it.attempts &^ infoFlag }
+
+func (it item) hasInfo() bool { return it.attempts&infoFlag != 0 }
+
+type infoEntry struct {
+	id   uint64
+	info itemInfo
+}
+
+func lessInfo(a, b infoEntry) bool { return a.id < b.id }
+
+// info returns the message's last error and dead-letter origin.
+func (s *state) info(it item) itemInfo {
+	if !it.hasInfo() {
+		return itemInfo{}
+	}
+	e, _ := s.infos.Get(infoEntry{id: it.id})
+	return e.info
+}
+
+// setInfo records the message's last error and dead-letter origin.
+func (s *state) setInfo(it *item, inf itemInfo) {
+	s.infos.ReplaceOrInsert(infoEntry{id: it.id, info: inf})
+	it.attempts |= infoFlag
+}
+
+// body reads it's body. The state cannot go on without it: a body that
+// cannot be read means the store is damaged, and this replica must stop
+// rather than hand out something else.
+func (s *state) body(it item) []byte {
+	b, err := s.bodies.Read(it.loc, it.id, it.size)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: message %d: %v", it.id, err))
+	}
+	return b
+}
+
+// store writes a new body and returns its item.
+func (s *state) store(id uint64, data []byte) item {
+	loc, err := s.bodies.Append(id, data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: message %d: %v", id, err))
+	}
+	return item{id: id, loc: loc, size: uint32(len(data))}
+}
+
+// forget releases the body, and any info, of a message removed for good.
+func (s *state) forget(it item) {
+	s.bodies.Release(it.loc)
+	if it.hasInfo() {
+		s.infos.Delete(infoEntry{id: it.id})
+	}
 }
 
 type itemInfo struct {
@@ -132,11 +203,13 @@ func lessDeferred(a, b deferredItem) bool {
 	return a.at < b.at || (a.at == b.at && a.it.id < b.it.id)
 }
 
-func newState() *state {
+func newState(bodies *bodystore.Store) *state {
 	return &state{
+		bodies:   bodies,
 		nextID:   1,
 		queues:   make(map[string]*queue),
 		inflight: btree.NewG(btreeDegree, lessLease),
+		infos:    btree.NewG(btreeDegree, lessInfo),
 		dedup:    btree.NewG(btreeDegree, lessDedup),
 		woken:    make(map[string]struct{}),
 	}
@@ -255,9 +328,9 @@ func (s *state) put(c *Command) Result {
 	}
 	res := Result{IDs: s.newIDs(len(c.Messages))}
 	for i, m := range c.Messages {
-		it := item{id: s.nextID, data: m}
+		id := s.nextID
 		s.nextID++
-		res.IDs[i] = it.id
+		res.IDs[i] = id
 		q.puts++
 		q.bytes += int64(len(m))
 		if c.Delay > 0 {
@@ -268,15 +341,16 @@ func (s *state) put(c *Command) Result {
 				res.Evicted = append(res.Evicted, m)
 				continue
 			}
+			it := s.store(id, m)
 			q.deferred.ReplaceOrInsert(deferredItem{at: s.now + int64(c.Delay), it: it})
 			if lim.Policy == OverflowEvictOldest {
 				for lim.over(q) && q.ready.Len() > 0 {
-					res.Evicted = append(res.Evicted, q.evictHead())
+					res.Evicted = append(res.Evicted, s.evictHead(q))
 				}
 			}
 			continue
 		}
-		q.ready.PushBack(it)
+		q.ready.PushBack(s.store(id, m))
 		q.raiseHighWater()
 		// simplequeue checks its limits after every record, evicting from
 		// the head. The new record is kept unless it alone exceeds the byte
@@ -284,10 +358,10 @@ func (s *state) put(c *Command) Result {
 		// keep the queue above its limits for a while.
 		if lim.Policy == OverflowEvictOldest {
 			for lim.over(q) && q.ready.Len() > 1 {
-				res.Evicted = append(res.Evicted, q.evictHead())
+				res.Evicted = append(res.Evicted, s.evictHead(q))
 			}
 			if lim.MaxBytes > 0 && int64(len(m)) > lim.MaxBytes {
-				res.Evicted = append(res.Evicted, q.evictHead())
+				res.Evicted = append(res.Evicted, s.evictHead(q))
 			}
 		}
 	}
@@ -305,11 +379,14 @@ func (l Limits) over(q *queue) bool {
 	return (l.MaxDepth > 0 && q.held() > l.MaxDepth) || (l.MaxBytes > 0 && q.bytes > l.MaxBytes)
 }
 
-func (q *queue) evictHead() []byte {
+// evictHead drops q's oldest ready message and returns its body.
+func (s *state) evictHead(q *queue) []byte {
 	old := q.ready.PopFront()
-	q.bytes -= int64(len(old.data))
+	q.bytes -= int64(old.size)
 	q.overflow++
-	return old.data
+	data := s.body(old)
+	s.forget(old)
+	return data
 }
 
 func (q *queue) raiseHighWater() {
@@ -347,20 +424,20 @@ func (s *state) get(c *Command) Result {
 		if len(res.Messages) > 0 {
 			// The caps never refuse the first message: a get always makes
 			// progress, however large the message at the head is.
-			size += int64(len(it.data))
+			size += int64(it.size)
 			idBytes += 1 + decimalLen(it.id) // a comma, then the id
 			if (c.MaxBytes > 0 && size > c.MaxBytes) || (c.MaxIDBytes > 0 && idBytes > c.MaxIDBytes) {
 				break
 			}
 		} else {
-			size, idBytes = int64(len(it.data)), decimalLen(it.id)
+			size, idBytes = int64(it.size), decimalLen(it.id)
 		}
 		q.ready.PopFront()
 		it.attempts++
 		q.gets++
-		m := Message{ID: it.id, Attempts: it.attempts, Data: it.data}
-		if it.info != nil {
-			m.LastError = it.info.lastError
+		m := Message{ID: it.id, Attempts: it.tries(), Data: s.body(it)}
+		if it.hasInfo() {
+			m.LastError = s.info(it).lastError
 		}
 		res.Messages = append(res.Messages, m)
 		if leaseFor > 0 {
@@ -374,8 +451,11 @@ func (s *state) get(c *Command) Result {
 			// Popped: a handover counts as gone (depth, bytes, limits) from
 			// the take, as a pop always did, and is counted back in only
 			// if it returns.
-			q.bytes -= int64(len(it.data))
-			s.dropped(it.data)
+			q.bytes -= int64(it.size)
+			s.dropped(it.size)
+			if leaseFor <= 0 {
+				s.forget(it)
+			}
 		}
 	}
 	return res
@@ -428,13 +508,14 @@ func (s *state) settleHandover(c *Command) Result {
 	}
 	for _, l := range leases {
 		if c.Op == OpHandoverAck {
+			s.forget(l.it)
 			continue
 		}
 		q := s.queues[l.queue]
 		it := l.it
 		it.attempts-- // the answer was never written: not a delivery
-		q.bytes += int64(len(it.data))
-		s.kept(it.data)
+		q.bytes += int64(it.size)
+		s.kept(it.size)
 		q.ready.PushFront(it)
 		q.raiseHighWater()
 		s.wake(q)
@@ -494,28 +575,24 @@ func (s *state) settle(c *Command) Result {
 		it := l.it
 		switch c.Op {
 		case OpAck:
-			q.bytes -= int64(len(it.data))
-			s.dropped(it.data)
+			q.bytes -= int64(it.size)
+			s.dropped(it.size)
+			s.forget(it)
 		case OpNack:
 			if c.HasData {
-				q.bytes += int64(len(c.Data)) - int64(len(it.data))
-				s.replaced(it.data, c.Data)
-				it.data = c.Data
+				q.bytes += int64(len(c.Data)) - int64(it.size)
+				s.replaced(it.size, len(c.Data))
+				s.bodies.Release(it.loc) // the message stays: only its body changes
+				nit := s.store(it.id, c.Data)
+				it.loc, it.size = nit.loc, nit.size
 			}
 			if c.Reason != "" {
-				it.info = &itemInfo{lastError: c.Reason, deadFrom: infoFrom(it.info)}
+				s.setInfo(&it, itemInfo{lastError: c.Reason, deadFrom: s.info(it).deadFrom})
 			}
 			s.requeue(q, it, c.Delay, true)
 		}
 	}
 	return Result{Count: len(leases)}
-}
-
-func infoFrom(i *itemInfo) string {
-	if i == nil {
-		return ""
-	}
-	return i.deadFrom
 }
 
 func (s *state) dropLease(q *queue, l lease) {
@@ -531,7 +608,7 @@ func (s *state) dropLease(q *queue, l lease) {
 // queue (it is older than anything still waiting) or, for deferred releases,
 // the tail.
 func (s *state) requeue(q *queue, it item, delay time.Duration, head bool) {
-	if q.cfg.MaxAttempts > 0 && it.attempts >= q.cfg.MaxAttempts {
+	if q.cfg.MaxAttempts > 0 && it.tries() >= q.cfg.MaxAttempts {
 		s.deadLetter(q, it)
 		return
 	}
@@ -550,27 +627,26 @@ func (s *state) requeue(q *queue, it item, delay time.Duration, head bool) {
 
 func (s *state) deadLetter(q *queue, it item) {
 	q.dead++
-	q.bytes -= int64(len(it.data))
-	s.dropped(it.data)
+	q.bytes -= int64(it.size)
+	s.dropped(it.size)
 	if q.cfg.DeadLetter == "" || q.cfg.DeadLetter == q.name {
+		s.forget(it)
 		return
 	}
 	dlq, err := s.queueFor(q.cfg.DeadLetter, true)
 	if err != nil {
+		s.forget(it)
 		return // too many queues: counted in dead, like having no dead-letter queue
 	}
-	lastErr := ""
-	if it.info != nil {
-		lastErr = it.info.lastError
-	}
+	lastErr := s.info(it).lastError
 	if lastErr == "" {
 		lastErr = "lease expired"
 	}
-	it.info = &itemInfo{lastError: lastErr, deadFrom: q.name}
+	s.setInfo(&it, itemInfo{lastError: lastErr, deadFrom: q.name})
 	dlq.ready.PushBack(it)
 	dlq.puts++
-	dlq.bytes += int64(len(it.data))
-	s.kept(it.data)
+	dlq.bytes += int64(it.size)
+	s.kept(it.size)
 	dlq.raiseHighWater()
 	s.wake(dlq)
 }
@@ -596,16 +672,16 @@ func (s *state) sweep(q *queue) {
 				// Its answer may or may not have been written (the
 				// confirmation was lost): deliver it again, the attempt
 				// counted, but never dead-letter a pop for it.
-				it.info = &itemInfo{lastError: HandoverExpired, deadFrom: infoFrom(it.info)}
-				q.bytes += int64(len(it.data))
-				s.kept(it.data)
+				s.setInfo(&it, itemInfo{lastError: HandoverExpired, deadFrom: s.info(it).deadFrom})
+				q.bytes += int64(it.size)
+				s.kept(it.size)
 				q.ready.PushFront(it)
 				q.raiseHighWater()
 				s.wake(q)
 				continue
 			}
-			if it.info == nil || it.info.lastError == "" {
-				it.info = &itemInfo{lastError: "lease expired", deadFrom: infoFrom(it.info)}
+			if inf := s.info(it); inf.lastError == "" {
+				s.setInfo(&it, itemInfo{lastError: "lease expired", deadFrom: inf.deadFrom})
 			}
 			s.requeue(q, it, 0, true)
 		}

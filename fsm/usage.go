@@ -1,5 +1,7 @@
 package fsm
 
+import "github.com/quorumq/quorumq/fsm/internal/bodystore"
+
 // Usage is what all queues of the state hold together: every message
 // stored and not yet removed for good (ready, in flight, deferred, in a
 // dead-letter queue) and the bytes of their bodies. It is the node-wide
@@ -10,16 +12,19 @@ type Usage struct {
 	Bytes    int64
 }
 
-// MessageOverhead is the live heap a stored message takes beyond its
-// body, in bytes: its item in a deque chunk (id, attempts, body slice,
-// info pointer) and the body's own allocation rounded up to its size
-// class. Measured on amd64 with Go 1.26 by TestMessageOverhead_Measured:
-// 51 bytes for bodies of 1 and 16 bytes, 63 for 100 bytes. Budgets count
-// a message as its body plus this much; the collector's headroom over the
-// live heap is left to the budget's share of memory.
-const MessageOverhead = 64
+// MessageOverhead is what a stored message takes in the body store beyond
+// its body: its record's header (checksum, length, id). The budget of
+// queued bytes counts a message as its body plus this much.
+const MessageOverhead = bodystore.RecordOverhead
 
-// Cost is the memory the messages of u are budgeted at: their bodies plus
+// IndexBytesPerMessage is the memory a ready message takes when its body
+// is on disk (Options.Dir): its 24-byte item in a deque chunk (id, body
+// location and size, attempts). Measured by TestFSM_Disk_MemoryPerMessage:
+// 24.2 bytes on amd64 with Go 1.26. Leased and deferred messages cost
+// more (a btree entry), messages with a last error more again.
+const IndexBytesPerMessage = 26
+
+// Cost is the disk the messages of u are budgeted at: their bodies plus
 // MessageOverhead each.
 func (u Usage) Cost() int64 { return u.Bytes + u.Messages*MessageOverhead }
 
@@ -46,27 +51,27 @@ func (f *FSM) publishUsage() {
 // storedPut accounts for a put: its messages, less those evicted by it.
 func (s *state) storedPut(msgs, evicted [][]byte) {
 	for _, m := range msgs {
-		s.kept(m)
+		s.kept(uint32(len(m)))
 	}
 	for _, m := range evicted {
-		s.dropped(m)
+		s.dropped(uint32(len(m)))
 	}
 }
 
-// kept accounts for one more stored message.
-func (s *state) kept(data []byte) {
+// kept accounts for one more stored message of size bytes.
+func (s *state) kept(size uint32) {
 	s.used.Messages++
-	s.used.Bytes += int64(len(data))
+	s.used.Bytes += int64(size)
 }
 
 // dropped accounts for a message removed for good.
-func (s *state) dropped(data []byte) {
+func (s *state) dropped(size uint32) {
 	s.used.Messages--
-	s.used.Bytes -= int64(len(data))
+	s.used.Bytes -= int64(size)
 }
 
 // replaced accounts for a message whose body changed.
-func (s *state) replaced(old, new []byte) { s.used.Bytes += int64(len(new) - len(old)) }
+func (s *state) replaced(old uint32, new int) { s.used.Bytes += int64(new) - int64(old) }
 
 // recount computes the usage from the queues: after a restore, which
 // builds the queues without these calls.

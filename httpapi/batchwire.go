@@ -302,7 +302,7 @@ func (q *queueAPI) checkForwarded(cmd *fsm.Command) error {
 	if cmd.Op != fsm.OpPut {
 		return nil
 	}
-	if q.o.MaxQueuedBytes != Unlimited {
+	if !q.unbudgeted() {
 		var size int64
 		for _, m := range cmd.Messages {
 			size += int64(len(m))

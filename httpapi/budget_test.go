@@ -24,7 +24,8 @@ func TestBudget_PutPastBudget_507NamesBudgetStoresNothing(t *testing.T) {
 	if r.code != api.StatusQueueFull || r.header.Get(api.HeaderErrorCode) != "QUEUE_FULL" {
 		t.Fatalf("put past the budget: %d %s %q, want 507 QUEUE_FULL", r.code, r.header.Get(api.HeaderErrorCode), r.body)
 	}
-	for _, want := range []string{"node is full", "222 B", "74 B more", "budget of 222 B", "--max-queued-bytes", "nothing was stored"} {
+	budget, need := api.FormatBytes(3*(int64(len(msg))+fsm.MessageOverhead)), api.FormatBytes(int64(len(msg))+fsm.MessageOverhead)
+	for _, want := range []string{"node is full", budget, need + " more", "budget of " + budget, "--max-queued-bytes", "nothing was stored"} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("507 body %q does not say %q", r.body, want)
 		}
@@ -37,6 +38,26 @@ func TestBudget_PutPastBudget_507NamesBudgetStoresNothing(t *testing.T) {
 	}
 	e.mustGet("/get", msg)
 	e.mustPut("/put?data=" + msg)
+}
+
+// TestBudget_MessagesPastIndexBudget_507NamesMemoryBudget fills the
+// node's budget of messages, which bounds the index in memory: the put or
+// mput that would pass it is a 507 that names --memory-budget, and
+// nothing of it is stored.
+func TestBudget_MessagesPastIndexBudget_507NamesMemoryBudget(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxQueuedBytes, o.MaxQueuedMessages = Unlimited, 3 })
+	e.mustPut("/put?data=a")
+	e.want(e.post("/mput", "b\nc"), 200, "")
+	for _, r := range []resp{e.get("/put?data=d"), e.post("/mput", "d\ne")} {
+		if r.code != api.StatusQueueFull || !strings.Contains(r.body, "--memory-budget") || !strings.Contains(r.body, "nothing was stored") {
+			t.Fatalf("write past the budget of messages: %d %q, want 507 naming --memory-budget", r.code, r.body)
+		}
+	}
+	if u := e.q.Usage(); u.Messages != 3 {
+		t.Fatalf("usage %+v after refused writes, want 3 messages", u)
+	}
+	e.mustGet("/get", "a")
+	e.mustPut("/put?data=d")
 }
 
 // TestBudget_MputOfTinyRecords_CountsOverheadPerRecord checks that a

@@ -13,7 +13,6 @@ import (
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
-	"github.com/quorumq/quorumq/internal/sysmem"
 	"github.com/quorumq/quorumq/pubsub"
 )
 
@@ -162,10 +161,11 @@ const (
 	// DefaultHandoverLease is how long a popped message is held for its
 	// answer to be written before it comes back (--handover-lease).
 	DefaultHandoverLease = 30 * time.Second
-	// Unlimited as MaxQueuedBytes turns the budget of queued bytes off.
+	// Unlimited as MaxQueuedBytes or MaxQueuedMessages turns that budget
+	// off.
 	Unlimited = -1
 	// FallbackMaxQueuedBytes is the default budget of queued bytes where
-	// the memory this process may use is unknown.
+	// the node does not derive one from its disk.
 	FallbackMaxQueuedBytes = 1 << 30
 	// MaxLease caps lease= on /get, /mget, /touch and /config.
 	MaxLease = 12 * time.Hour
@@ -282,14 +282,22 @@ type Options struct {
 	// every put; a queue's own /config limits take precedence. Default:
 	// none, reject.
 	Limits fsm.Limits
-	// MaxQueuedBytes is this node's budget for queued data: the bodies of
-	// every message its queues hold plus fsm.MessageOverhead each
-	// (Queue.Usage().Cost()). A /put or /mput that would take the node
-	// past it answers 507 QUEUE_FULL with the figures, and nothing is
-	// stored; the check runs on the node the client asked, before
-	// forwarding, and again on the leader. Unlimited turns it off; 0 is
-	// refused. Default DefaultMaxQueuedBytes() (--max-queued-bytes).
+	// MaxQueuedBytes is this node's budget for queued data on disk: the
+	// bodies of every message its queues hold plus fsm.MessageOverhead
+	// each (Queue.Usage().Cost()). A /put or /mput that would take the
+	// node past it answers 507 QUEUE_FULL with the figures, and nothing
+	// is stored; the check runs on the node the client asked, before
+	// forwarding, and again on the leader when the request is forwarded
+	// there. Unlimited turns it off; 0 is refused. Default
+	// FallbackMaxQueuedBytes; a node derives it from its disk
+	// (--max-queued-bytes).
 	MaxQueuedBytes int64
+	// MaxQueuedMessages is this node's budget of stored messages, which
+	// bounds the index the state machine keeps in memory
+	// (fsm.IndexBytesPerMessage each); checked with MaxQueuedBytes, 507
+	// past it. Default Unlimited; a node derives it from its memory
+	// budget (--memory-budget).
+	MaxQueuedMessages int64
 
 	// ProposeTimeout bounds each Propose and ConsistentRead. A write that
 	// runs past it answers 503 "outcome unknown". Default 10s.
@@ -337,43 +345,28 @@ type Options struct {
 // Cluster, Fanout, Peer... for a cluster node) for the pubsub port.
 func DefaultOptions() Options {
 	return Options{
-		Gatherer:       prometheus.DefaultGatherer,
-		Registerer:     prometheus.DefaultRegisterer,
-		Logger:         slog.Default(),
-		Now:            time.Now,
-		MaxMsgSize:     DefaultMaxMsgSize,
-		MaxBodySize:    DefaultMaxBodySize,
-		MaxMGet:        DefaultMaxMGet,
-		MaxGetBytes:    DefaultMaxGetBytes,
-		HandoverLease:  DefaultHandoverLease,
-		MGetSep:        "\n",
-		MPutSep:        "\n",
-		MaxQueuedBytes: DefaultMaxQueuedBytes(),
-		ProposeTimeout: DefaultProposeTimeout,
-		MaxWait:        DefaultMaxWait,
-		ForwardTimeout: DefaultForwardTimeout,
-		FanoutTimeout:  DefaultFanoutTimeout,
+		Gatherer:          prometheus.DefaultGatherer,
+		Registerer:        prometheus.DefaultRegisterer,
+		Logger:            slog.Default(),
+		Now:               time.Now,
+		MaxMsgSize:        DefaultMaxMsgSize,
+		MaxBodySize:       DefaultMaxBodySize,
+		MaxMGet:           DefaultMaxMGet,
+		MaxGetBytes:       DefaultMaxGetBytes,
+		HandoverLease:     DefaultHandoverLease,
+		MGetSep:           "\n",
+		MPutSep:           "\n",
+		MaxQueuedBytes:    FallbackMaxQueuedBytes,
+		MaxQueuedMessages: Unlimited,
+		ProposeTimeout:    DefaultProposeTimeout,
+		MaxWait:           DefaultMaxWait,
+		ForwardTimeout:    DefaultForwardTimeout,
+		FanoutTimeout:     DefaultFanoutTimeout,
 
 		ForwardBatch:           true,
 		ForwardBatchQueue:      DefaultForwardBatchQueue,
 		ForwardBatchQueueBytes: DefaultForwardBatchQueueBytes,
 	}
-}
-
-// DefaultMaxQueuedBytes returns the default budget of queued bytes: a
-// quarter of the memory this process may use (sysmem.Limit: the
-// machine's, or a lower cgroup limit such as a container's), or
-// FallbackMaxQueuedBytes where that is unknown. A quarter, because the
-// budget counts the live heap of the messages, Go's collector lets the
-// heap grow to about twice the live data before it collects (GOGC=100),
-// and the rest of the node needs room as well: request bodies, raft's
-// log cache, a snapshot being restored next to the state it replaces.
-func DefaultMaxQueuedBytes() int64 {
-	m, err := sysmem.Limit()
-	if err != nil {
-		return FallbackMaxQueuedBytes
-	}
-	return int64(m.Bytes / 4)
 }
 
 // validate checks the values both ports use; each constructor adds its
@@ -412,6 +405,9 @@ func (o *Options) validate(required ...error) error {
 	}
 	if o.MaxQueuedBytes <= 0 && o.MaxQueuedBytes != Unlimited {
 		errs = append(errs, fmt.Errorf("MaxQueuedBytes %d is not positive (Unlimited is %d)", o.MaxQueuedBytes, Unlimited))
+	}
+	if o.MaxQueuedMessages <= 0 && o.MaxQueuedMessages != Unlimited {
+		errs = append(errs, fmt.Errorf("MaxQueuedMessages %d is not positive (Unlimited is %d)", o.MaxQueuedMessages, Unlimited))
 	}
 	if o.ForwardBatch && (o.ForwardBatchQueue < 1 || o.ForwardBatchQueueBytes <= 0) {
 		errs = append(errs, fmt.Errorf("ForwardBatchQueue %d and ForwardBatchQueueBytes %d must be positive with ForwardBatch",

@@ -230,11 +230,11 @@ func (q *queueAPI) data(r *request) ([]byte, error) {
 // own view, and again on the leader when the request is forwarded there.
 // The request's cost is its data's length plus fsm.MessageOverhead per
 // record (for /mput, at most one record more than separators, so that a
-// body of tiny records is counted for the memory it will take). Errors
-// of the data itself (400, 413) come out here as they would from the
-// handler.
+// body of tiny records is counted for the disk and index it will take),
+// and its records count against MaxQueuedMessages. Errors of the data
+// itself (400, 413) come out here as they would from the handler.
 func (q *queueAPI) admitPut(r *request) error {
-	if q.o.MaxQueuedBytes == Unlimited {
+	if q.unbudgeted() {
 		return nil
 	}
 	data, err := q.data(r)
@@ -245,7 +245,7 @@ func (q *queueAPI) admitPut(r *request) error {
 }
 
 func (q *queueAPI) admitMput(r *request) error {
-	if q.o.MaxQueuedBytes == Unlimited {
+	if q.unbudgeted() {
 		return nil
 	}
 	sep, err := q.mputSep(r.p)
@@ -259,10 +259,24 @@ func (q *queueAPI) admitMput(r *request) error {
 	return q.checkBudget(int64(len(data)), int64(bytes.Count(data, []byte(sep)))+1)
 }
 
+func (q *queueAPI) unbudgeted() bool {
+	return q.o.MaxQueuedBytes == Unlimited && q.o.MaxQueuedMessages == Unlimited
+}
+
 // checkBudget refuses records of size bytes in all when the node's
-// usage plus their cost would pass MaxQueuedBytes.
+// usage plus their cost would pass MaxQueuedBytes, or its messages plus
+// records MaxQueuedMessages.
 func (q *queueAPI) checkBudget(size, records int64) error {
-	used := q.o.Queue.Usage().Cost()
+	usage := q.o.Queue.Usage()
+	if lim := q.o.MaxQueuedMessages; lim != Unlimited && usage.Messages+records > lim {
+		return api.ErrQueueFull.Errorf("node is full: its queues hold %d messages and this request brings %d more, "+
+			"over the %d its memory budget indexes (--memory-budget, %d bytes each); nothing was stored, retry once readers have drained some",
+			usage.Messages, records, lim, fsm.IndexBytesPerMessage)
+	}
+	if q.o.MaxQueuedBytes == Unlimited {
+		return nil
+	}
+	used := usage.Cost()
 	need := size + records*fsm.MessageOverhead
 	if used+need <= q.o.MaxQueuedBytes {
 		return nil

@@ -101,6 +101,16 @@ type Config struct {
 	// /debug/pprof/) on its own listener. Off by default: bind it to
 	// loopback, it exposes internals.
 	DebugAddr string
+	// Bodies is where and how the state machine keeps message bodies
+	// (--body-segment-size, --body-cache). Start sets Dir (the data
+	// directory's body store) and, when it is 0, CacheBytes
+	// (BodyCacheBytes).
+	Bodies fsm.Options
+	// MemoryBudget is the memory the node sizes its caches and the index
+	// of queued messages by (--memory-budget); the bodies are on disk.
+	// Start sets the Go runtime's soft limit to 85 % of it (unless
+	// GOMEMLIMIT is lower). Default DefaultMemoryBudget().
+	MemoryBudget int64
 	// ShutdownTimeout bounds a graceful shutdown in Run.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs and is handed to every part.
@@ -130,9 +140,13 @@ func DefaultConfig() Config {
 		QueueAddr:       DefaultQueueAddr,
 		PubsubAddr:      DefaultPubsubAddr,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		MemoryBudget:    DefaultMemoryBudget(),
 		Logger:          slog.Default(),
 	}
 	c.Cluster.DataDir = DefaultDataDir
+	// Derived in Start from the data directory's disk and the memory
+	// budget (resolveBudgets).
+	c.HTTP.MaxQueuedBytes, c.HTTP.MaxQueuedMessages = 0, 0
 	c.Cluster.RaftBind = DefaultRaftAddr
 	c.Cluster.GossipBind = DefaultGossipAddr
 	return c
@@ -182,14 +196,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", c.Conn.IdleTimeout, "close a kept-alive connection idle this long (more than 90s: other nodes keep theirs 90s)")
 	fs.IntVar(&c.Conn.MaxConns, "max-conns", c.Conn.MaxConns, "open connections per HTTP port, subscribers included; more get 503 and are closed. The default is 10000, or a quarter of the open-file limit when lower")
 	fs.BoolVar(&c.LeanHTTP, "lean-http", c.LeanHTTP, "serve the queue port's plain HTTP/1.1 requests with quorumq's lean server (long-polls and HTTPS always use Go's net/http)")
-	fs.Var(sizeFlag{&h.MaxQueuedBytes}, "max-queued-bytes", "`size` of the messages this node may hold, bodies plus "+strconv.Itoa(fsm.MessageOverhead)+
-		" bytes each (e.g. 512MiB, or unlimited); past it /put and /mput answer 507. The default is a quarter of the memory available to the process (physical, or a lower cgroup limit)")
+	fs.Var(sizeFlag{&c.Bodies.SegmentSize}, "body-segment-size", "`size` at which a message-body segment file is sealed and the next begun (default 64MiB; a segment is deleted once none of its messages is stored)")
+	fs.Var(sizeFlag{&c.Bodies.CacheBytes}, "body-cache", "`size` of the cache of message-body blocks read from disk (default a 32nd of --memory-budget, 8MiB to 256MiB)")
+	fs.Var(sizeFlag{&c.MemoryBudget}, "memory-budget", "`size` of memory the node's index of queued messages and its caches are sized by (message bodies are on disk); the Go runtime's soft limit is set to 85% of it unless GOMEMLIMIT is lower. The default is GOMEMLIMIT, else half of the memory available to the process")
+	fs.Var(sizeFlag{&h.MaxQueuedBytes}, "max-queued-bytes", "`size` of the messages this node may hold on disk, bodies plus "+strconv.Itoa(fsm.MessageOverhead)+
+		" bytes each (e.g. 50GiB, or unlimited); past it /put and /mput answer 507. The default is half of the space free on the data directory's file system at start")
+	fs.Var(sizeFlag{&h.MaxQueuedMessages}, "max-queued-messages", "`count` of messages this node may hold (or unlimited): each takes about "+strconv.Itoa(fsm.IndexBytesPerMessage)+
+		" bytes of memory in the index; past it /put and /mput answer 507. The default is what half of --memory-budget indexes")
 
 	c.registerRaftTiming(fs)
 	fs.DurationVar(&cl.CommitTimeout, "raft-commit-timeout", cl.CommitTimeout, "raft commit timeout")
 	fs.Uint64Var(&cl.SnapshotThreshold, "raft-snapshot-threshold", cl.SnapshotThreshold, "log entries between snapshots")
 	fs.DurationVar(&cl.SnapshotInterval, "raft-snapshot-interval", cl.SnapshotInterval, "how often to check for a snapshot")
 	fs.Uint64Var(&cl.TrailingLogs, "raft-trailing-logs", cl.TrailingLogs, "log entries kept after a snapshot")
+	fs.Var(logBytesFlag{&cl.SnapshotBytes}, "raft-snapshot-bytes", "`size` of log entries applied after which a snapshot is taken, whatever their count (0: off)")
+	fs.Var(logBytesFlag{&cl.TrailingBytes}, "raft-trailing-bytes", "`size` of log entries kept after a snapshot: lowers --raft-trailing-logs (to 1024 at least) when entries are large (0: off)")
 	fs.IntVar(&cl.MaxAppendEntries, "raft-max-append-entries", cl.MaxAppendEntries, "entries per append RPC and apply batch")
 	fs.IntVar(&cl.MaxPendingApplies, "raft-pending-entries", cl.MaxPendingApplies, "coalesced entries in raft at once: 1 makes the biggest entries, 2 overlaps slow log writes")
 	fs.TextVar(&cl.LogStore, "raft-log-store", cl.LogStore, "raft log store: auto (the kind the data dir holds; boltdb for a new one), boltdb (raft-boltdb) or wal (raft-wal: one write and one fsync per entry, faster; see the README on its crash bug); a data dir keeps the kind it was created with")
@@ -240,6 +261,8 @@ func (c Config) Validate() error {
 		return bad("pubsub-addr is empty")
 	case c.ShutdownTimeout <= 0:
 		return bad("shutdown-timeout=%v: must be positive", c.ShutdownTimeout)
+	case c.MemoryBudget <= 0:
+		return bad("memory-budget=%d: must be positive", c.MemoryBudget)
 	case c.Logger == nil:
 		return bad("Logger is required")
 	case c.Conn.validate() != nil:
@@ -281,6 +304,28 @@ func (f durationFlag) Set(v string) error {
 	return nil
 }
 
+// logBytesFlag is a size of log entries, 0 for off.
+type logBytesFlag struct{ n *uint64 }
+
+func (f logBytesFlag) String() string {
+	if f.n == nil {
+		return ""
+	}
+	return api.FormatBytes(int64(*f.n))
+}
+
+func (f logBytesFlag) Set(v string) error {
+	n, err := api.ParseBytes(v)
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		return errors.New("a size of log entries cannot be negative")
+	}
+	*f.n = uint64(n)
+	return nil
+}
+
 // sizeFlag is a size in bytes (api.ParseBytes: 512MiB, 1073741824) or
 // "unlimited" (httpapi.Unlimited). 0 is refused: no budget is never a
 // default.
@@ -288,7 +333,7 @@ type sizeFlag struct{ n *int64 }
 
 func (f sizeFlag) String() string {
 	switch {
-	case f.n == nil:
+	case f.n == nil || *f.n == 0: // 0: derived when the node starts
 		return ""
 	case *f.n == httpapi.Unlimited:
 		return "unlimited"

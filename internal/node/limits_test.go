@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/httpapi"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
@@ -222,8 +223,16 @@ func TestRegisterFlags_LimitsAndBudget(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := parseServeFlags(t, nil, nil); c.HTTP.MaxQueuedBytes <= 0 || c.Conn.MaxConns <= 0 {
-		t.Fatalf("defaults: budget %d, max conns %d", c.HTTP.MaxQueuedBytes, c.Conn.MaxConns)
+	// By default the budgets come from the data directory's disk and the
+	// memory budget when the node starts.
+	if c, _ := parseServeFlags(t, nil, nil); c.HTTP.MaxQueuedBytes != 0 || c.HTTP.MaxQueuedMessages != 0 || c.Conn.MaxConns <= 0 {
+		t.Fatalf("defaults: budgets %d and %d messages (want 0: derived at start), max conns %d", c.HTTP.MaxQueuedBytes, c.HTTP.MaxQueuedMessages, c.Conn.MaxConns)
+	} else {
+		c.Cluster.DataDir, c.MemoryBudget = t.TempDir(), 1<<30
+		c.resolveBudgets()
+		if c.HTTP.MaxQueuedBytes <= 0 || c.HTTP.MaxQueuedMessages != (1<<30)/2/fsm.IndexBytesPerMessage {
+			t.Fatalf("derived budgets: %d bytes, %d messages", c.HTTP.MaxQueuedBytes, c.HTTP.MaxQueuedMessages)
+		}
 	}
 	for _, args := range [][]string{{"--max-queued-bytes=0"}, {"--max-queued-bytes=-5"}, {"--max-queued-bytes=lots"}} {
 		if _, err := parseServeFlags(t, args, nil); err == nil {

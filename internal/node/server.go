@@ -37,6 +37,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	node     *cluster.Node
+	fsm      *fsm.FSM
 	peer     *peer.Client
 	hub      *pubsub.Hub
 	fanout   *pubsub.Fanout
@@ -77,6 +78,8 @@ func Start(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.Cluster.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	cfg.applyMemoryBudget()
+	cfg.resolveBudgets()
 	// Listen first so that a taken port fails start-up before raft opens.
 	queueLn, err := net.Listen("tcp", cfg.QueueAddr)
 	if err != nil {
@@ -120,7 +123,16 @@ func Start(cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, s.peer.CloseIdleConnections)
-	f := fsm.New()
+	bodies := cfg.Bodies
+	bodies.Dir = cluster.BodiesDir(cfg.Cluster.DataDir)
+	if bodies.CacheBytes == 0 {
+		bodies.CacheBytes = cfg.BodyCacheBytes()
+	}
+	f, err := fsm.Open(bodies)
+	if err != nil {
+		return fail(err)
+	}
+	s.fsm = f
 	copts := cfg.Cluster
 	copts.FSM, copts.Peer, copts.Logger = f, s.peer, cfg.Logger
 	copts.RaftAdvertise = withHost(host, copts.RaftBind)
@@ -145,7 +157,7 @@ func Start(cfg Config) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(node.Collectors()...)
 	conns := newConnMetrics(reg)
-	registerUsage(reg, f, cfg.HTTP.MaxQueuedBytes)
+	registerUsage(reg, f, cfg.HTTP.MaxQueuedBytes, cfg.HTTP.MaxQueuedMessages)
 
 	// One set of options for both ports; the pubsub port adds its own.
 	opts := cfg.HTTP
@@ -190,7 +202,8 @@ func Start(cfg Config) (*Server, error) {
 		budget = api.FormatBytes(b)
 	}
 	s.log.Info("node started", "node_id", node.ID(), "queue_addr", s.QueueAddr, "pubsub_addr", s.PubsubAddr, "raft_addr", cfg.Cluster.RaftBind, "data_dir", cfg.Cluster.DataDir,
-		"raft_log_store", cfg.Cluster.LogStore, "max_queued_bytes", budget, "max_conns", cfg.Conn.MaxConns)
+		"raft_log_store", cfg.Cluster.LogStore, "max_queued_bytes", budget, "max_queued_messages", cfg.HTTP.MaxQueuedMessages,
+		"memory_budget", api.FormatBytes(cfg.MemoryBudget), "body_cache", api.FormatBytes(bodies.CacheBytes), "max_conns", cfg.Conn.MaxConns)
 	return s, nil
 }
 
@@ -286,7 +299,7 @@ func (s *Server) run(srv httpServer, ln net.Listener) {
 
 // registerUsage exports what the queues hold against the budget of
 // queued bytes (httpapi.Options.MaxQueuedBytes).
-func registerUsage(reg prometheus.Registerer, f *fsm.FSM, budget int64) {
+func registerUsage(reg prometheus.Registerer, f *fsm.FSM, budget, messages int64) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "quorumq_queued_messages",
@@ -296,7 +309,32 @@ func registerUsage(reg prometheus.Registerer, f *fsm.FSM, budget int64) {
 			Name: "quorumq_queued_bytes",
 			Help: "What the queues hold as the budget counts it: message bodies plus fsm.MessageOverhead bytes each.",
 		}, func() float64 { return float64(f.Usage().Cost()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_body_store_bytes",
+			Help: "Bytes of the message-body segment files on disk, records of removed messages included until their segment goes.",
+		}, func() float64 { return float64(f.BodyStats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_body_store_segments",
+			Help: "Message-body segment files on disk.",
+		}, func() float64 { return float64(f.BodyStats().Segments) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_body_cache_bytes",
+			Help: "Memory held by blocks of message bodies: the read cache (--body-cache) and the block being written.",
+		}, func() float64 { return float64(f.BodyStats().CachedBytes) }),
 	)
+	for k := fsm.RestoredInPlace; k <= fsm.RestoredInline; k++ {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "quorumq_snapshot_restores_total",
+			Help:        "Snapshots the state machine took up: in_place (its own, at restart), segments (another node's, with its body segments), inline (bodies inline).",
+			ConstLabels: prometheus.Labels{"kind": k.String()},
+		}, func() float64 { return float64(f.Restores(k)) }))
+	}
+	if messages != httpapi.Unlimited {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quorumq_queued_messages_budget",
+			Help: "The budget of stored messages (--max-queued-messages, from --memory-budget): past it /put and /mput answer 507.",
+		}, func() float64 { return float64(messages) }))
+	}
 	if budget != httpapi.Unlimited {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "quorumq_queued_bytes_budget",
@@ -451,6 +489,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closePubsub()
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
+	} else if err := s.fsm.Close(); err != nil {
+		// Raft has stopped, so nothing writes bodies any more.
+		errs = append(errs, fmt.Errorf("body store: %w", err))
 	}
 	s.peer.CloseIdleConnections()
 	if s.overflow != nil {

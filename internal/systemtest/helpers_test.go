@@ -73,6 +73,17 @@ func reservePort(t testing.TB) func() (int, error) {
 // waits until it is ready. Extra flags are appended.
 func mustStartNode(t *testing.T, m mode, extra ...string) *node {
 	t.Helper()
+	n := newNode(t, m, extra...)
+	n.mustStart()
+	if n.secured() {
+		n.mustRefuseAnonymous(n)
+	}
+	return n
+}
+
+// newNode is mustStartNode's node before its first start.
+func newNode(t *testing.T, m mode, extra ...string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	addr := func() string { return testkit.Loopback(testport.Reserve(t)) }
 	cfg := testkit.NodeConfig{
@@ -94,10 +105,6 @@ func mustStartNode(t *testing.T, m mode, extra ...string) *node {
 			logTails(t, n.Node)
 		}
 	})
-	n.mustStart()
-	if n.secured() {
-		n.mustRefuseAnonymous(n)
-	}
 	return n
 }
 

@@ -96,6 +96,7 @@ type Process struct {
 
 	mu         sync.Mutex
 	argv       []string
+	env        []string
 	starts     int
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when the current process has exited
@@ -111,6 +112,14 @@ func NewProcess(cfg ProcessConfig) *Process {
 
 // Name returns ProcessConfig.Name.
 func (p *Process) Name() string { return p.cfg.Name }
+
+// SetEnv sets variables (NAME=value) the next starts get on top of this
+// process's environment; nil gives them this process's environment alone.
+func (p *Process) SetEnv(env []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.env = slices.Clone(env)
+}
 
 // SetArgv changes the command line of the next start.
 func (p *Process) SetArgv(argv []string) {
@@ -151,6 +160,9 @@ func (p *Process) Start() error {
 		logFile, stdout, stderr = f, f, f
 	}
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = sysProcAttr(p.cfg.Lifetime)
 	cmd.WaitDelay = p.cfg.WaitDelay

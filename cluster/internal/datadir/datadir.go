@@ -30,7 +30,13 @@ const (
 	leftFile = "left"
 	// subsEpochFile holds the epoch of the subscriber-set versions.
 	subsEpochFile = "subs-epoch"
+	// bodiesDir holds the state machine's body store (package fsm).
+	bodiesDir = "bodies"
 )
+
+// Bodies is where the state machine of the node in dataDir keeps message
+// bodies.
+func Bodies(dataDir string) string { return filepath.Join(dataDir, bodiesDir) }
 
 // Errors; package cluster exports them under the same names.
 var (

@@ -26,8 +26,12 @@ const (
 	// replication and read-index checks rarely touch the disk (Consul, Nomad,
 	// Vault and rqlite all use 512).
 	logCacheSize = 512
+	// logCacheBytes bounds the same cache in bytes: 64 entries of /mput
+	// batches (256 KiB each), all 512 of small puts.
+	logCacheBytes = 16 << 20
 	// snapshotsRetained: one to serve, one to fall back on if the newest is
-	// damaged.
+	// damaged. The FSM's body store keeps the segments of as many
+	// (fsm.Options.RetainSnapshots, default 2).
 	snapshotsRetained = 2
 	// transportPool and transportTimeout are hraftd's and Consul's values:
 	// a few pooled connections per peer, 10 s I/O deadline per RPC.
@@ -149,14 +153,12 @@ func Open(o Options) (*Host, error) {
 			inner = monotonic{inner}
 		}
 	}
-	logs, err := raft.NewLogCache(logCacheSize, inner)
-	if err != nil {
-		return fail(err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.DataDir, snapshotsRetained, hcl.Named("snapshot"))
+	logs := newLogCache(inner, logCacheSize, logCacheBytes)
+	files, err := raft.NewFileSnapshotStoreWithLogger(o.DataDir, snapshotsRetained, hcl.Named("snapshot"))
 	if err != nil {
 		return fail(fmt.Errorf("snapshot store: %w", err))
 	}
+	snaps := snapshotStore{files, o.FSM}
 	trans, err := newTransport(o.RaftBind, o.RaftAdvertise, o.TLS, hcl.Named("transport"))
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", o.RaftBind, err))
@@ -236,9 +238,10 @@ func (h *Host) Abort() {
 // term's context ends.
 func (h *Host) Start(onTerm func(*Term)) {
 	h.onTerm = onTerm
-	h.bg.Add(2)
+	h.bg.Add(3)
 	go h.runCoalescer()
 	go h.watchLeadership()
+	go h.runCompaction()
 }
 
 // Raft is the raft server, for configuration changes and reads of its
@@ -410,4 +413,58 @@ func (h *Host) Close() []error {
 		errs = append(errs, fmt.Errorf("close raft %s store: %w", h.opts.LogStore, err))
 	}
 	return errs
+}
+
+// Compaction by bytes (Tuning.SnapshotBytes, TrailingBytes).
+const (
+	compactionCheck = time.Second
+	// minTrailingLogs is the fewest entries TrailingBytes keeps.
+	minTrailingLogs = 1024
+	// trailingSample is the fewest entries applied in a check for their
+	// average size to move TrailingLogs.
+	trailingSample = 64
+)
+
+// runCompaction takes a snapshot once SnapshotBytes of entries were applied
+// since the last one, and keeps raft's TrailingLogs at about TrailingBytes
+// of entries of the size applied lately (at most the configured count).
+func (h *Host) runCompaction() {
+	defer h.bg.Done()
+	o := h.opts
+	if o.SnapshotBytes == 0 && o.TrailingBytes == 0 {
+		return
+	}
+	tick := time.NewTicker(compactionCheck)
+	defer tick.Stop()
+	lastBytes, lastEntries := h.fsm.AppliedLog()
+	trailing := o.TrailingLogs
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		bytes, entries := h.fsm.AppliedLog()
+		if o.TrailingBytes > 0 && entries-lastEntries >= trailingSample {
+			avg := max((bytes-lastBytes)/(entries-lastEntries), 1)
+			want := min(max(o.TrailingBytes/avg, minTrailingLogs), o.TrailingLogs)
+			if want*10 < trailing*9 || want*10 > trailing*11 {
+				cfg := h.raft.ReloadableConfig()
+				cfg.TrailingLogs = want
+				if err := h.raft.ReloadConfig(cfg); err != nil {
+					h.log.Warn("could not set raft's trailing logs", "trailing_logs", want, "err", err)
+				} else {
+					h.log.Debug("trailing logs follow the entry size", "trailing_logs", want, "avg_entry_bytes", avg)
+					trailing = want
+				}
+			}
+			lastBytes, lastEntries = bytes, entries
+		}
+		if o.SnapshotBytes > 0 && h.fsm.BytesSinceSnapshot() >= o.SnapshotBytes {
+			err := h.Await(h.ctx, func() raft.Future { return h.raft.Snapshot() })
+			if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && h.ctx.Err() == nil {
+				h.log.Warn("snapshot by bytes applied failed", "err", err)
+			}
+		}
+	}
 }

@@ -16,18 +16,22 @@ import (
 
 // openSingle opens and starts a one-voter host with short raft timeouts
 // and waits until it leads.
-func openSingle(t *testing.T) *Host {
+func openSingle(t *testing.T, tune ...func(*Tuning)) *Host {
 	t.Helper()
 	dir := t.TempDir()
+	tuning := Tuning{
+		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		MaxAppendEntries: 512, SnapshotThreshold: 8192, SnapshotInterval: 20 * time.Second, TrailingLogs: 65536,
+		MaxBatchBytes: 256 << 10, MaxPendingApplies: 1, ApplyTimeout: 10 * time.Second,
+	}
+	for _, f := range tune {
+		f(&tuning)
+	}
 	h, err := Open(Options{
 		ID: "n1", DataDir: dir, LogPath: filepath.Join(dir, "raft.db"), FSM: fsm.New(),
-		RaftBind: "127.0.0.1:0",
-		Tuning: Tuning{
-			HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-			MaxAppendEntries: 512, SnapshotThreshold: 8192, SnapshotInterval: 20 * time.Second, TrailingLogs: 65536,
-			MaxBatchBytes: 256 << 10, MaxPendingApplies: 1, ApplyTimeout: 10 * time.Second,
-		},
+		RaftBind:     "127.0.0.1:0",
+		Tuning:       tuning,
 		TickInterval: time.Second, Now: time.Now, BootstrapSingle: true,
 		Logger: testlog.New(t), RaftLogLevel: slog.LevelWarn,
 	})
@@ -169,5 +173,29 @@ func TestHost_ProposeGroup_OneEntryEachCommandItsResult(t *testing.T) {
 	}
 	if st := h.opts.FSM.Stats("big"); st.Depth != int64(len(big)) {
 		t.Fatalf("depth %d, want %d", st.Depth, len(big))
+	}
+}
+
+// Entries of /mput batches fill the log by bytes long before raft's
+// entry counts act: the host snapshots after SnapshotBytes and lowers
+// TrailingLogs so that what stays after a snapshot is about TrailingBytes.
+func TestHost_CompactionByBytes_SnapshotsAndTrailsLargeEntries(t *testing.T) {
+	h := openSingle(t, func(tu *Tuning) { tu.SnapshotBytes, tu.TrailingBytes = 4<<20, 2<<20 })
+	defer shutdown(context.Background(), h)
+	body := make([]byte, 200)
+	for range 200 { // 200 entries of ~200 KB: 40 MB of log
+		c := fsm.Command{Op: fsm.OpPut, Queue: "q"}
+		for range 1000 {
+			c.Messages = append(c.Messages, body)
+		}
+		if _, err := h.Propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.For(t, 20*time.Second, "a snapshot taken by bytes and trailing logs lowered", func() bool {
+		return h.raft.Stats()["last_snapshot_index"] != "0" && h.raft.ReloadableConfig().TrailingLogs == minTrailingLogs
+	})
+	if since := h.fsm.BytesSinceSnapshot(); since > 40<<20 {
+		t.Fatalf("%d bytes applied since the last snapshot", since)
 	}
 }

@@ -30,6 +30,14 @@ type Tuning struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// SnapshotBytes also takes a snapshot once this many bytes of log
+	// entries were applied since the last one, and TrailingBytes lowers
+	// TrailingLogs (down to minTrailingLogs) so that the entries kept
+	// after a snapshot hold about this many bytes: raft counts entries,
+	// and 8192 or 65536 entries of /mput batches are gigabytes of log to
+	// keep, map and replay at restart. 0 turns either off.
+	SnapshotBytes uint64
+	TrailingBytes uint64
 
 	// MaxBatchBytes caps the encoded size of one coalesced log entry
 	// (1..512 KiB). A single larger command travels alone.

@@ -36,10 +36,13 @@ func main() {
 
 // options of a run.
 type options struct {
-	quick    bool
-	repo     string // quorumq's repository root
-	docs     string // where BENCHMARKS.md and the charts go
-	binary   string // quorumq binary; empty: build one
+	quick  bool
+	repo   string // quorumq's repository root
+	docs   string // where BENCHMARKS.md and the charts go
+	binary string // quorumq binary; empty: build one
+	// baseline is an earlier quorumq binary: the systems quorumq1-base
+	// and quorumq3-base run it, for a before-and-after in one run.
+	baseline string
 	work     string // data directories
 	systems  []string
 	duration time.Duration
@@ -58,6 +61,7 @@ func run() int {
 	flag.StringVar(&o.repo, "repo", "../../..", "quorumq repository root (built with go build ./cmd/node)")
 	flag.StringVar(&o.docs, "docs", "", "output directory for BENCHMARKS.md and the PNG charts (default: <repo>/docs)")
 	flag.StringVar(&o.binary, "quorumq", "", "quorumq binary to run (default: build one from --repo)")
+	flag.StringVar(&o.baseline, "baseline", "", "an earlier quorumq binary, run as the systems quorumq1-base and quorumq3-base (add them to --systems) for a before-and-after comparison in one run")
 	flag.StringVar(&o.work, "work", "", "directory for data directories (default: a temporary one, removed afterwards)")
 	flag.StringVar(&systems, "systems", strings.Join(allSystems, ","), "systems to run, comma-separated")
 	flag.DurationVar(&o.duration, "duration", 0, "measured time of each headline run (default 10s, 4s with --quick)")

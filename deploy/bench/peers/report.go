@@ -192,6 +192,7 @@ func markdown(r *report) string {
 		}
 	}
 
+	writeBeforeAfter(w, r)
 	writeCPU(w, r)
 	writeTargets(w, r)
 
@@ -421,5 +422,33 @@ func writeTargets(w func(string, ...any), r *report) {
 			met = "**" + met + "**"
 		}
 		w("| %s | %s | %s |\n", c.Target, c.Measured, met)
+	}
+}
+
+// writeBeforeAfter compares quorumq with the --baseline binary run in the
+// same session, when it was.
+func writeBeforeAfter(w func(string, ...any), r *report) {
+	var rows []string
+	ratio := func(a, b *load.Result) string {
+		if a == nil || b == nil || b.MsgsPerSec == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a.MsgsPerSec/b.MsgsPerSec)
+	}
+	for _, k := range []string{"quorumq1", "quorumq3"} {
+		now, before := r.system(k), r.system(k+"-base")
+		if now == nil || before == nil {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |\n", now.Name, before.Name,
+			ratio(now.Put, before.Put), ratio(now.Batch, before.Batch), ratio(now.Lease, before.Lease), ratio(now.Put1, before.Put1)))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	w("\n## Before and after\n\nThroughput of this build divided by the baseline's, measured in this run (above 1: this build is faster).\n\n")
+	w("| this build | baseline | put | batch | lease+ack | 1 client |\n|---|---|---:|---:|---:|---:|\n")
+	for _, row := range rows {
+		w("%s", row)
 	}
 }

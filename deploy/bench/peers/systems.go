@@ -52,6 +52,13 @@ func newSystem(key string, o options, self string) (*system, error) {
 		return quorumqSystem(key, 1, o.binary, dir, ""), nil
 	case "quorumq3":
 		return quorumqSystem(key, 3, o.binary, dir, ""), nil
+	case "quorumq1-base", "quorumq3-base":
+		if o.baseline == "" {
+			return nil, fmt.Errorf("system %s runs the --baseline binary: give one", key)
+		}
+		s := quorumqSystem(key, int(key[len("quorumq")]-'0'), o.baseline, dir, "")
+		s.Name += ", before (" + filepath.Base(o.baseline) + ")"
+		return s, nil
 	case "quorumq3-wal":
 		// The same cluster on raft-wal, the faster store.
 		return quorumqSystem(key, 3, o.binary, dir, "wal"), nil
