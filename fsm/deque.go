@@ -128,3 +128,18 @@ func (v dequeView[T]) Each(fn func(T) bool) {
 func (d *deque[T]) Each(fn func(T) bool) {
 	dequeView[T]{chunks: d.chunks, head: d.head, n: d.n}.Each(fn)
 }
+
+// Update calls fn with a copy of every element in order; when fn returns
+// true the element is replaced by the copy, its chunk copied first if a
+// view still shares it.
+func (d *deque[T]) Update(fn func(*T) bool) {
+	pos := d.head
+	for i := 0; i < d.n; i++ {
+		ci, k := pos/chunkSize, pos%chunkSize
+		v := d.chunks[ci].items[k]
+		if fn(&v) {
+			d.owned(ci).items[k] = v
+		}
+		pos++
+	}
+}

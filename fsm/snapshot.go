@@ -396,7 +396,7 @@ type takeUp struct {
 	stage   *bodystore.Staging
 	inPlace bool
 	segs    []bodystore.Segment
-	live    map[uint32]int64
+	live    map[uint32]bodystore.Live
 }
 
 // commit makes the taken-up bodies the store's. The caller holds the FSM
@@ -435,7 +435,7 @@ func readSnapshot(r io.Reader, bodies *bodystore.Store) (*state, *takeUp, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	t := &takeUp{bodies: bodies, live: map[uint32]int64{}}
+	t := &takeUp{bodies: bodies, live: map[uint32]bodystore.Live{}}
 	known := map[uint32]bool{}
 	switch {
 	case h.version <= snapInline:
@@ -485,7 +485,9 @@ func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]boo
 			if d.err == nil && !known[it.loc.Seq()] {
 				d.fail("message body in a segment the snapshot does not name")
 			}
-			t.live[it.loc.Seq()]++
+			l := t.live[it.loc.Seq()]
+			l.Add(it.size)
+			t.live[it.loc.Seq()] = l
 		} else {
 			body := d.raw()
 			if d.err == nil {
@@ -557,16 +559,18 @@ func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]boo
 			if d.err == nil && (n == 0 || n > maxRun || !known[seq]) {
 				d.fail("message run")
 			}
+			live := t.live[seq]
 			for i := uint64(0); i < n && d.err == nil; i++ {
 				size := uint32(d.uvarint())
 				cur.ready.PushBack(item{id: id + i, loc: loc, size: size})
 				cur.bytes += int64(size)
+				live.Add(size)
 				loc += bodystore.Loc(bodystore.RecordOverhead) + bodystore.Loc(size)
 			}
 			if d.err == nil && loc.Seq() != seq {
 				d.fail("message run crosses a segment")
 			}
-			t.live[seq] += int64(n)
+			t.live[seq] = live
 			counts[1] += n
 		case recLease:
 			l := lease{queue: d.string(), deadline: d.varint()}

@@ -130,7 +130,7 @@ func (s *state) store(id uint64, data []byte) item {
 
 // forget releases the body, and any info, of a message removed for good.
 func (s *state) forget(it item) {
-	s.bodies.Release(it.loc)
+	s.bodies.Release(it.loc, it.size)
 	if it.hasInfo() {
 		s.infos.Delete(infoEntry{id: it.id})
 	}
@@ -582,7 +582,7 @@ func (s *state) settle(c *Command) Result {
 			if c.HasData {
 				q.bytes += int64(len(c.Data)) - int64(it.size)
 				s.replaced(it.size, len(c.Data))
-				s.bodies.Release(it.loc) // the message stays: only its body changes
+				s.bodies.Release(it.loc, it.size) // the message stays: only its body changes
 				nit := s.store(it.id, c.Data)
 				it.loc, it.size = nit.loc, nit.size
 			}

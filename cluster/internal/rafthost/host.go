@@ -426,23 +426,26 @@ const (
 )
 
 // runCompaction takes a snapshot once SnapshotBytes of entries were applied
-// since the last one, and keeps raft's TrailingLogs at about TrailingBytes
-// of entries of the size applied lately (at most the configured count).
+// since the last one, keeps raft's TrailingLogs at about TrailingBytes of
+// entries of the size applied lately (at most the configured count), and
+// compacts the FSM's sparse body segments (compactBodies).
 func (h *Host) runCompaction() {
 	defer h.bg.Done()
 	o := h.opts
-	if o.SnapshotBytes == 0 && o.TrailingBytes == 0 {
-		return
-	}
 	tick := time.NewTicker(compactionCheck)
 	defer tick.Stop()
 	lastBytes, lastEntries := h.fsm.AppliedLog()
 	trailing := o.TrailingLogs
+	var sparse map[uint32]int64
+	lastLook := time.Now()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if time.Since(lastLook) >= compactEvery {
+			sparse, lastLook = h.compactBodies(sparse), time.Now()
 		}
 		bytes, entries := h.fsm.AppliedLog()
 		if o.TrailingBytes > 0 && entries-lastEntries >= trailingSample {
@@ -467,4 +470,31 @@ func (h *Host) runCompaction() {
 			}
 		}
 	}
+}
+
+// compactEvery is how often the host looks for sparse body segments; one
+// whose stored bodies did not change in that time is compacted.
+const compactEvery = time.Minute
+
+// compactBodies moves the bodies out of segments that stayed sparse, with
+// the same bodies, since the last look (fsm.Compact): a segment still
+// being consumed goes by itself. prev is the last look's answer.
+func (h *Host) compactBodies(prev map[uint32]int64) map[uint32]int64 {
+	cur := h.fsm.SparseSegments(fsm.DefaultCompactBelow)
+	stale := map[uint32]bool{}
+	for seq, n := range cur {
+		if prev[seq] == n {
+			stale[seq] = true
+		}
+	}
+	if len(stale) > 0 {
+		start := time.Now()
+		moved, err := h.fsm.Compact(stale)
+		if err != nil {
+			h.log.Error("compacting body segments", "segments", len(stale), "moved", moved, "err", err)
+		} else {
+			h.log.Info("compacted body segments", "segments", len(stale), "moved", moved, "took", time.Since(start))
+		}
+	}
+	return cur
 }

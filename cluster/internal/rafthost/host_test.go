@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
 	"github.com/quorumq/quorumq/internal/testlog"
 	"github.com/quorumq/quorumq/internal/testwait"
@@ -197,5 +198,39 @@ func TestHost_CompactionByBytes_SnapshotsAndTrailsLargeEntries(t *testing.T) {
 	})
 	if since := h.fsm.BytesSinceSnapshot(); since > 40<<20 {
 		t.Fatalf("%d bytes applied since the last snapshot", since)
+	}
+}
+
+// A sparse body segment is compacted only once it held the same messages
+// at two looks: one still being consumed is left to empty by itself.
+func TestHost_CompactBodies_OnlySegmentsNobodyConsumes(t *testing.T) {
+	h := openSingle(t)
+	defer shutdown(context.Background(), h)
+	ctx := context.Background()
+	body := make([]byte, 400)
+	for i := range 6000 { // 2.5 MB through 1 MiB segments in memory
+		cmds := []fsm.Command{{Op: fsm.OpPut, Queue: "churn", Messages: [][]byte{body}}, {Op: fsm.OpGet, Queue: "churn", Max: 1, Lease: api.NoLease}}
+		if i%500 == 0 {
+			cmds = append(cmds, fsm.Command{Op: fsm.OpPut, Queue: "keep", Messages: [][]byte{body}})
+		}
+		for _, c := range cmds {
+			if _, err := h.Propose(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first := h.compactBodies(nil)
+	if len(first) == 0 {
+		t.Fatalf("no sparse segment after the churn")
+	}
+	if again := h.fsm.SparseSegments(fsm.DefaultCompactBelow); len(again) != len(first) {
+		t.Fatalf("the first look compacted: %v, then %v", first, again)
+	}
+	h.compactBodies(first)
+	if left := h.fsm.SparseSegments(fsm.DefaultCompactBelow); len(left) != 0 {
+		t.Fatalf("sparse segments left after compaction: %v", left)
+	}
+	if st := h.fsm.Stats("keep"); st.Depth != 12 {
+		t.Fatalf("keep holds %d messages, want 12", st.Depth)
 	}
 }

@@ -100,9 +100,14 @@ func run(o options) error {
 		return err
 	}
 	var rep strings.Builder
-	fmt.Fprintf(&rep, "# A backlog larger than memory\n\nMeasured by `go run ./deploy/bench/backlog %s` on %s: %d messages of %d bytes (%s of payload) through `/mput` batches of %d from %d clients, nodes run with `GOMEMLIMIT=%s` and `%s`.\n\n",
+	args := ""
+	if len(o.serveArgs) > 0 {
+		args = " and `" + strings.Join(o.serveArgs, " ") + "`"
+	}
+	fmt.Fprintf(&rep, "# A backlog larger than memory\n\nMeasured by `go run ./deploy/bench/backlog %s` on %s: %d messages of %d bytes (%s of payload) through `/mput` batches of %d from %d clients, nodes run with `GOMEMLIMIT=%s`%s.\n\n",
 		strings.Join(os.Args[1:], " "), time.Now().UTC().Format("2006-01-02 15:04 MST"), o.messages, o.size,
-		api.FormatBytes(int64(o.messages)*int64(o.size)), o.batch, o.producers, o.memLimit, strings.Join(o.serveArgs, " "))
+		api.FormatBytes(int64(o.messages)*int64(o.size)), o.batch, o.producers, o.memLimit, args)
+	fmt.Fprintf(&rep, "RSS is the node's VmRSS, sampled every 100 ms; anonymous is its RssAnon, the memory the process owns, without the pages of files it maps (raft-boltdb maps its log file: those pages are page cache the kernel can take back).\n\n")
 	if err := oneNode(ctx, o, &rep); err != nil {
 		return err
 	}

@@ -158,6 +158,9 @@ func run() int {
 	rep.LoadEnd = loadAvg()
 	if o.rawJSON != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.MkdirAll(filepath.Dir(o.rawJSON), 0o755); err != nil {
+			return fail(err)
+		}
 		if err := os.WriteFile(o.rawJSON, b, 0o644); err != nil {
 			return fail(err)
 		}

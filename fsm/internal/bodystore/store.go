@@ -111,7 +111,9 @@ type segment struct {
 	size    int64    // bytes appended, the tail's included
 	flushed int64    // bytes written to f
 	live    int64    // records of messages still stored
-	pins    int
+	// liveBytes is their bytes, headers included.
+	liveBytes int64
+	pins      int
 	// blocks holds a memory store's full blocks.
 	blocks map[int64][]byte
 }
@@ -300,6 +302,7 @@ func (s *Store) Append(id uint64, body []byte) (Loc, error) {
 	}
 	s.active.size += n
 	s.active.live++
+	s.active.liveBytes += n
 	return loc, nil
 }
 
@@ -516,8 +519,9 @@ func (s *Store) CachedBytes() int64 {
 	return n + int64(cap(s.tail))
 }
 
-// Release marks the record at loc as no longer holding a stored message.
-func (s *Store) Release(loc Loc) {
+// Release marks the record at loc, of a body of size bytes, as no longer
+// holding a stored message.
+func (s *Store) Release(loc Loc, size uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.segs[loc.Seq()]
@@ -525,7 +529,33 @@ func (s *Store) Release(loc Loc) {
 		return
 	}
 	g.live--
+	g.liveBytes -= recordHeader + int64(size)
 	s.maybeDelete(g)
+}
+
+// Live is what a segment holds of stored messages: their records, and
+// those records' bytes.
+type Live struct{ Records, Bytes int64 }
+
+// Add counts one more record of a body of size bytes.
+func (l *Live) Add(size uint32) {
+	l.Records++
+	l.Bytes += recordHeader + int64(size)
+}
+
+// Sparse returns the sealed segments whose live records take less than
+// fraction of their bytes, with their live records: moving those records
+// (Append, then Release) lets the segments go.
+func (s *Store) Sparse(fraction float64) map[uint32]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[uint32]int64{}
+	for seq, g := range s.segs {
+		if g != s.active && g.size > 0 && g.live > 0 && float64(g.liveBytes) < fraction*float64(g.size) {
+			out[seq] = g.live
+		}
+	}
+	return out
 }
 
 // maybeDelete removes g once nothing needs it.
@@ -812,7 +842,7 @@ func (s *Store) CanReconcile(id string, segs []Segment) error {
 // after the snapshot (the log replays it), and every other segment file is
 // removed. live gives each segment's live records; the snapshot stays
 // pinned as a kept one.
-func (s *Store) Reconcile(segs []Segment, live map[uint32]int64) error {
+func (s *Store) Reconcile(segs []Segment, live map[uint32]Live) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keep := map[uint32]bool{}
@@ -833,7 +863,7 @@ func (s *Store) Reconcile(segs []Segment, live map[uint32]int64) error {
 			f.Close()
 			return fmt.Errorf("body store: %w", err)
 		}
-		s.segs[sg.Seq] = &segment{seq: sg.Seq, f: f, size: sg.Len, flushed: sg.Len, live: live[sg.Seq]}
+		s.segs[sg.Seq] = &segment{seq: sg.Seq, f: f, size: sg.Len, flushed: sg.Len, live: live[sg.Seq].Records, liveBytes: live[sg.Seq].Bytes}
 	}
 	if err := syncDir(s.o.Dir); err != nil {
 		return err
@@ -951,7 +981,7 @@ func (st *Staging) ReadSegments(segs []Segment, r io.Reader) error {
 // Adopt replaces the live store's contents with the staged ones, under a
 // new identity. live, when not nil, gives each segment's live records (for
 // segments read whole; appended bodies count themselves).
-func (st *Staging) Adopt(live map[uint32]int64) error {
+func (st *Staging) Adopt(live map[uint32]Live) error {
 	s, n := st.s, st.next
 	n.mu.Lock()
 	err := n.flushTail()
@@ -967,7 +997,7 @@ func (st *Staging) Adopt(live map[uint32]int64) error {
 	defer s.mu.Unlock()
 	for seq, g := range n.segs {
 		if live != nil {
-			g.live = live[seq]
+			g.live, g.liveBytes = live[seq].Records, live[seq].Bytes
 		}
 		if g.f != nil {
 			if err := g.f.Sync(); err != nil {

@@ -130,7 +130,7 @@ func TestStore_Read_DetectsWrongIDSizeAndDamage(t *testing.T) {
 	if err := s2.CanReconcile(s.ID(), []Segment{{r.loc.Seq(), int64(len(data))}, {r2.loc.Seq(), recordHeader + 5000}}); err != nil {
 		t.Fatalf("can reconcile: %v", err)
 	}
-	if err := s2.Reconcile([]Segment{{r.loc.Seq(), int64(len(data))}, {r2.loc.Seq(), recordHeader + 5000}}, map[uint32]int64{r.loc.Seq(): 1, r2.loc.Seq(): 1}); err != nil {
+	if err := s2.Reconcile([]Segment{{r.loc.Seq(), int64(len(data))}, {r2.loc.Seq(), recordHeader + 5000}}, map[uint32]Live{r.loc.Seq(): {1, recordHeader + 300}, r2.loc.Seq(): {1, recordHeader + 5000}}); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
 	if _, err := s2.Read(r.loc, 7, 300); !errors.Is(err, ErrCorrupt) {
@@ -155,7 +155,7 @@ func TestStore_Release_DeletesSegmentsNothingNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range recs[:len(recs)-1] {
-		s.Release(r.loc)
+		s.Release(r.loc, uint32(len(r.body)))
 	}
 	if n := len(segFiles(t, dir)); n != before {
 		t.Fatalf("%d segment files while pinned, want %d", n, before)
@@ -182,7 +182,7 @@ func TestStore_Keep_HoldsTheLastRetainedSnapshots(t *testing.T) {
 		}
 		p.Keep()
 		pins = append(pins, p)
-		s.Release(r.loc)
+		s.Release(r.loc, uint32(len(r.body)))
 	}
 	// The segments of the last two kept snapshots stay; those only the
 	// older ones named go (their records were released).
@@ -238,9 +238,11 @@ func TestStore_Reconcile_CutsBackToTheSnapshot(t *testing.T) {
 	if err := s2.CanReconcile(id, segs); err != nil {
 		t.Fatalf("can reconcile: %v", err)
 	}
-	live := map[uint32]int64{}
+	live := map[uint32]Live{}
 	for _, r := range recs {
-		live[r.loc.Seq()]++
+		l := live[r.loc.Seq()]
+		l.Add(uint32(len(r.body)))
+		live[r.loc.Seq()] = l
 	}
 	if err := s2.Reconcile(segs, live); err != nil {
 		t.Fatalf("reconcile: %v", err)
@@ -308,11 +310,13 @@ func TestStore_CanReconcile_RefusesWhatItCannotTrust(t *testing.T) {
 func TestStore_Stage_TakesUpAnotherStoresSegments(t *testing.T) {
 	src := mustOpen(t, small(t.TempDir()))
 	var recs []rec
-	live := map[uint32]int64{}
+	live := map[uint32]Live{}
 	for i := range 15 {
 		r := mustAppend(t, src, uint64(i+1), 300*(i%4)+1)
 		recs = append(recs, r)
-		live[r.loc.Seq()]++
+		l := live[r.loc.Seq()]
+		l.Add(uint32(len(r.body)))
+		live[r.loc.Seq()] = l
 	}
 	pin, err := src.Pin()
 	if err != nil {
