@@ -88,10 +88,10 @@ func diskBudget(dir string) int64 {
 // limit is set to: the limit counts only what Go allocates and the
 // collector may overshoot it a little, while the budget is for the whole
 // process (stacks, the mapped binary, buffers outside the heap).
-const runtimeShare = 85
+const runtimeShare = 80
 
 // applyMemoryBudget makes the Go runtime aware of the budget: its soft
-// limit becomes 85 % of the budget, unless GOMEMLIMIT is lower already,
+// limit becomes 80 % of the budget, unless GOMEMLIMIT is lower already,
 // so the collector works harder before the process passes the budget
 // rather than after.
 func (c Config) applyMemoryBudget() {

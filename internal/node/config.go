@@ -108,7 +108,7 @@ type Config struct {
 	Bodies fsm.Options
 	// MemoryBudget is the memory the node sizes its caches and the index
 	// of queued messages by (--memory-budget); the bodies are on disk.
-	// Start sets the Go runtime's soft limit to 85 % of it (unless
+	// Start sets the Go runtime's soft limit to 80 % of it (unless
 	// GOMEMLIMIT is lower). Default DefaultMemoryBudget().
 	MemoryBudget int64
 	// ShutdownTimeout bounds a graceful shutdown in Run.
@@ -198,7 +198,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.LeanHTTP, "lean-http", c.LeanHTTP, "serve the queue port's plain HTTP/1.1 requests with quorumq's lean server (long-polls and HTTPS always use Go's net/http)")
 	fs.Var(sizeFlag{&c.Bodies.SegmentSize}, "body-segment-size", "`size` at which a message-body segment file is sealed and the next begun (default 64MiB; a segment is deleted once none of its messages is stored)")
 	fs.Var(sizeFlag{&c.Bodies.CacheBytes}, "body-cache", "`size` of the cache of message-body blocks read from disk (default a 32nd of --memory-budget, 8MiB to 256MiB)")
-	fs.Var(sizeFlag{&c.MemoryBudget}, "memory-budget", "`size` of memory the node's index of queued messages and its caches are sized by (message bodies are on disk); the Go runtime's soft limit is set to 85% of it unless GOMEMLIMIT is lower. The default is GOMEMLIMIT, else half of the memory available to the process")
+	fs.Var(sizeFlag{&c.MemoryBudget}, "memory-budget", "`size` of memory the node's index of queued messages and its caches are sized by (message bodies are on disk); the Go runtime's soft limit is set to 80% of it unless GOMEMLIMIT is lower. The default is GOMEMLIMIT, else half of the memory available to the process")
 	fs.Var(sizeFlag{&h.MaxQueuedBytes}, "max-queued-bytes", "`size` of the messages this node may hold on disk, bodies plus "+strconv.Itoa(fsm.MessageOverhead)+
 		" bytes each (e.g. 50GiB, or unlimited); past it /put and /mput answer 507. The default is half of the space free on the data directory's file system at start")
 	fs.Var(sizeFlag{&h.MaxQueuedMessages}, "max-queued-messages", "`count` of messages this node may hold (or unlimited): each takes about "+strconv.Itoa(fsm.IndexBytesPerMessage)+
