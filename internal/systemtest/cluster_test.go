@@ -275,17 +275,19 @@ func testCluster_FourthNode_JoinsAsNonvoter_PromotedAfterCatchUp(t *testing.T, m
 // TestCluster_LateJoiner_InstalledSnapshot: once the leader has compacted
 // its log (low --raft-snapshot-threshold and --raft-trailing-logs), a new
 // node can only catch up by installing a snapshot: one at or past the
-// leader's compaction point appears in its data directory, and its data
-// matches the leader's.
+// leader's compaction point appears in its data directory, it took the
+// snapshot up with the body segments it brought (several: 32 KiB each),
+// and its data matches the leader's.
 func TestCluster_LateJoiner_InstalledSnapshot(t *testing.T) {
 	inModes(t, testCluster_LateJoiner_InstalledSnapshot)
 }
 
 func testCluster_LateJoiner_InstalledSnapshot(t *testing.T, m mode) {
-	c := mustStartCluster(t, 3, withMode(t, m), withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8", "--raft-snapshot-interval=200ms"))
+	c := mustStartCluster(t, 3, withMode(t, m), withServeArgs("--raft-snapshot-threshold=32", "--raft-trailing-logs=8",
+		"--raft-snapshot-interval=200ms", "--body-segment-size=32KiB"))
 	l := c.waitForLeader()
-	for i := range 150 { // one log entry each
-		l.mustPut(l.QueueURL+"/put", fmt.Sprintf("m%03d", i))
+	for i := range 150 { // one log entry each, 75 KB of bodies in all
+		l.mustPut(l.QueueURL+"/put", fmt.Sprintf("m%03d-%s", i, strings.Repeat("x", 350+2*i)))
 	}
 	for range 10 {
 		l.mustGet(l.QueueURL + "/get")
@@ -313,6 +315,9 @@ func testCluster_LateJoiner_InstalledSnapshot(t *testing.T, m mode) {
 		t.Fatalf("%s has no snapshot at or past the leader's compaction point %d (highest: %d): it did not install one", n4.ID, compacted, got)
 	} else {
 		t.Logf("%s holds a snapshot at index %d", n4.ID, got)
+	}
+	if got := n4.metric(`quorumq_snapshot_restores_total{kind="segments"}`); got < 1 {
+		t.Fatalf("%s took up %v snapshots with their body segments, want at least 1", n4.ID, got)
 	}
 	// The data directory is the evidence, not the log: no quorumq line
 	// reports an install, and raft's own "Installed remote snapshot" is
