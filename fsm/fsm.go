@@ -354,12 +354,16 @@ func (f *FSM) Restores(k RestoreKind) uint64 { return f.restores[k].Load() }
 // version 2 format); tests use it to compare replicas byte for byte, and
 // Restore takes it up.
 func (f *FSM) WriteSnapshot(w io.Writer) error {
-	s, err := f.Snapshot()
+	// Not f.Snapshot: this is no raft snapshot, so the bytes applied since
+	// the last one (BytesSinceSnapshot) must not restart.
+	f.mu.Lock()
+	fr, err := f.st.freeze()
+	f.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	defer s.Release()
-	return s.frozen.write(w, true)
+	defer fr.pin.Release()
+	return fr.write(w, true)
 }
 
 // Snapshot is a frozen state, written out in the snapshot format by Encode.

@@ -70,6 +70,11 @@ const (
 
 const snapBufferSize = 256 << 10
 
+// maxSnapHeader bounds a version 3 header (a store id and a segment list:
+// 16 MiB names a million segments), so a damaged length cannot make a
+// reader allocate gigabytes.
+const maxSnapHeader = 16 << 20
+
 // frozenState is an immutable copy-on-write view of a state: taking it costs
 // O(queues + chunks) under the FSM lock; writing it needs no lock.
 type frozenState struct {
@@ -365,7 +370,7 @@ func readSnapHeader(br *bufio.Reader) (snapHeader, error) {
 		return h, fmt.Errorf("%w: snapshot header: %v", ErrCorrupt, err)
 	}
 	n, err := binary.ReadUvarint(br)
-	if err != nil || n > 1<<30 {
+	if err != nil || n > maxSnapHeader {
 		return h, fmt.Errorf("%w: snapshot header length", ErrCorrupt)
 	}
 	h.raw = make([]byte, n)
@@ -437,18 +442,18 @@ func readSnapshot(r io.Reader, bodies *bodystore.Store) (*state, *takeUp, error)
 	}
 	t := &takeUp{bodies: bodies, live: map[uint32]bodystore.Live{}}
 	known := map[uint32]bool{}
-	switch {
-	case h.version <= snapInline:
-	case bodies.CanReconcile(h.storeID, h.segs) == nil:
-		t.inPlace, t.segs = true, h.segs
-	case h.flags&flagSegments != 0:
-		t.segs = h.segs
-		if t.segs == nil {
-			t.segs = []bodystore.Segment{}
+	if h.version > snapInline {
+		switch inPlace := bodies.CanReconcile(h.storeID, h.segs); {
+		case inPlace == nil:
+			t.inPlace, t.segs = true, h.segs
+		case h.flags&flagSegments != 0:
+			t.segs = h.segs
+			if t.segs == nil {
+				t.segs = []bodystore.Segment{}
+			}
+		default:
+			return nil, nil, fmt.Errorf("snapshot of body store %s: %w", h.storeID, inPlace)
 		}
-	default:
-		err := bodies.CanReconcile(h.storeID, h.segs)
-		return nil, nil, fmt.Errorf("snapshot of body store %s: %w", h.storeID, err)
 	}
 	for _, sg := range h.segs {
 		known[sg.Seq] = true

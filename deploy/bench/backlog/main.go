@@ -356,11 +356,9 @@ func post(ctx context.Context, c *http.Client, url string, body []byte) error {
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			return nil
-		case resp.StatusCode == http.StatusServiceUnavailable && attempt < 20:
-			time.Sleep(time.Second) // an election; /mput without id= is retried only when nothing was stored
-			if !strings.Contains(string(msg), "NO_LEADER") && resp.Header.Get(api.HeaderErrorCode) != "NO_LEADER" {
-				return fmt.Errorf("mput: %d %s", resp.StatusCode, bytes.TrimSpace(msg))
-			}
+		case resp.Header.Get(api.HeaderErrorCode) == "NO_LEADER" && attempt < 20:
+			// An election: nothing was stored, so the /mput is retried.
+			time.Sleep(time.Second)
 		default:
 			return fmt.Errorf("mput: %d %s", resp.StatusCode, bytes.TrimSpace(msg))
 		}

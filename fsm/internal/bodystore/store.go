@@ -16,6 +16,7 @@ package bodystore
 
 import (
 	"bytes"
+	"cmp"
 	"container/list"
 	"crypto/rand"
 	"encoding/binary"
@@ -502,11 +503,9 @@ func (s *Store) cacheDrop(e *list.Element) {
 	s.cacheBytes -= int64(cap(c.data))
 }
 
-// CachedBytes is the memory the read cache holds now (disk stores), or
-// every block held (memory stores).
-func (s *Store) CachedBytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// cachedLocked is the memory blocks hold: the read cache and the tail
+// (disk), or every block (memory).
+func (s *Store) cachedLocked() int64 {
 	if !s.mem {
 		return s.cacheBytes + int64(cap(s.tail))
 	}
@@ -585,13 +584,10 @@ type Stats struct {
 // Stats returns what the store holds now.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Segments: len(s.segs), CachedBytes: s.cacheBytes + int64(cap(s.tail))}
+	defer s.mu.Unlock()
+	st := Stats{Segments: len(s.segs), CachedBytes: s.cachedLocked()}
 	for _, g := range s.segs {
 		st.Bytes += g.size
-	}
-	s.mu.Unlock()
-	if s.mem {
-		st.CachedBytes = s.CachedBytes()
 	}
 	return st
 }
@@ -608,7 +604,7 @@ func (s *Store) segmentsLocked() []Segment {
 	for _, g := range s.segs {
 		out = append(out, Segment{Seq: g.seq, Len: g.size})
 	}
-	slices.SortFunc(out, func(a, b Segment) int { return int(int64(a.Seq) - int64(b.Seq)) })
+	slices.SortFunc(out, func(a, b Segment) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
 }
 
@@ -962,18 +958,18 @@ func (st *Staging) ReadSegments(segs []Segment, r io.Reader) error {
 				}
 				g.blocks[off/bs] = b
 			}
+			n.segs[sg.Seq] = g
 		} else {
 			f, err := os.OpenFile(n.segPath(sg.Seq), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 			if err != nil {
 				return err
 			}
 			g.f = f
-			n.segs[sg.Seq] = g
+			n.segs[sg.Seq] = g // closed by Abort if the copy fails
 			if m, err := io.CopyN(f, r, sg.Len); err != nil {
 				return fmt.Errorf("snapshot segment %d: %d of %d bytes: %w", sg.Seq, m, sg.Len, err)
 			}
 		}
-		n.segs[sg.Seq] = g
 	}
 	return nil
 }
