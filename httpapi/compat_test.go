@@ -239,8 +239,8 @@ func Test_Compat_Routes(t *testing.T) {
 		`"in_flight": 0,"deferred": 0,"dead": 0,"lease": "0s","max_attempts": 0,"dead_letter": ""}`+"\n")
 	for _, path := range []string{"/nothere", "/exit", "/exitnow", "/", "/Get", "/%67et", "/healthzx", "/cluster"} {
 		r := e.get(path)
-		if r.code != 404 || r.body != "" || r.header.Get("Content-Type") != "" {
-			t.Fatalf("GET %s: got %d %q %v, want 404 with an empty body", path, r.code, r.body, r.header)
+		if r.code != 404 || r.body != "" || r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Fatalf("GET %s: got %d %q %v, want 404 with an empty text/plain body", path, r.code, r.body, r.header)
 		}
 	}
 	if st := e.stats(api.DefaultQueue); st.Depth != 1 {

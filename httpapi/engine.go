@@ -283,7 +283,12 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if e.cluster != nil {
 			w.Header()[api.HeaderServedBy] = e.servedBy()
 		}
-		w.Header().Set("Content-Length", "0")
+		// An empty body, as before, but typed and never sniffed like
+		// every other error, so no client or browser guesses HTML.
+		h := w.Header()
+		h["Content-Type"] = headerValue(typeText)
+		h[api.HeaderNoSniff] = headerValue(noSniff)
+		h["Content-Length"] = headerValue("0")
 		w.WriteHeader(http.StatusNotFound)
 		e.m.request("none", http.StatusNotFound)
 		return
