@@ -22,6 +22,7 @@ import (
 const (
 	envDevcluster = "QUORUMQ_DEVCLUSTER_"
 	envPsToHTTP   = "QUORUMQ_PS_TO_HTTP_"
+	envToHTTP     = "QUORUMQ_TO_HTTP_"
 	envGen        = "QUORUMQ_GEN_"
 	envAnalyze    = "QUORUMQ_ANALYZE_"
 	envBench      = "QUORUMQ_BENCH_"
@@ -40,6 +41,7 @@ Commands:
   serve       run a node (queue port 8081, pubsub port 8080)
   devcluster  run N nodes on this machine as one cluster, for trying things out
   ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
+  to_http     forward a queue to an HTTP endpoint, at least once (leases, retries, dead letters)
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDevcluster(rest, stdout, stderr)
 	case "ps_to_http":
 		return runPsToHTTP(rest, stdout, stderr)
+	case "to_http":
+		return runToHTTP(rest, stderr)
 	case "gen":
 		return runGen(rest, stdout, stderr)
 	case "analyze":

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/ops/tohttp"
+)
+
+const toHTTPUsage = `Usage: quorumq to_http --queue-addrs=URL[,URL...] --queue=Q --url=URL [flags]
+
+Forwards every message of a queue to an HTTP endpoint, at least once: a
+POST with the message as the body (or, with --method=GET, a GET of --url
+with %s replaced by the percent-encoded message). It leases each message,
+acks it on a 2xx answer, gives it back with a growing delay on a 5xx, 408,
+429, timeout or connection error, and dead-letters it (the queue's
+dead_letter, or --dead-letter; dropped when there is none) on any other
+4xx or after --max-attempts requests. A forwarder that dies loses
+nothing: its messages come back when their leases end. SIGINT or SIGTERM:
+finish the requests in flight, give back the rest, exit 0.
+
+Flags:
+`
+
+// runToHTTP is `quorumq to_http`.
+func runToHTTP(args []string, stderr io.Writer) int {
+	cfg := tohttp.DefaultConfig()
+	fs := flag.NewFlagSet("to_http", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	var logFlags cli.LogFlags
+	logFlags.Register(fs)
+	fs.Usage = func() {
+		io.WriteString(fs.Output(), toHTTPUsage)
+		fs.PrintDefaults()
+	}
+	if code, ok := parse(fs, args, stderr, envToHTTP); !ok {
+		return code
+	}
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return fail(stderr, fs.Name(), err, 2)
+	}
+	cfg.Logger = logger
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, err := tohttp.New(cfg)
+	if err == nil {
+		err = f.Run(ctx)
+	}
+	if err != nil && !errors.Is(err, tohttp.ErrInvalid) {
+		logger.Error("to_http failed", "err", err)
+		return 1
+	}
+	return exitStatus(stderr, fs.Name(), err, tohttp.ErrInvalid)
+}
