@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/metricsserver"
 	"github.com/quorumq/quorumq/internal/ops/tohttp"
 )
 
@@ -35,6 +36,8 @@ func runToHTTP(args []string, stderr io.Writer) int {
 	cfg.RegisterFlags(fs)
 	var logFlags cli.LogFlags
 	logFlags.Register(fs)
+	metrics := metricsserver.DefaultOptions()
+	metricsserver.RegisterFlag(fs, &metrics.Addr)
 	fs.Usage = func() {
 		io.WriteString(fs.Output(), toHTTPUsage)
 		fs.PrintDefaults()
@@ -51,7 +54,17 @@ func runToHTTP(args []string, stderr io.Writer) int {
 	defer stop()
 	f, err := tohttp.New(cfg)
 	if err == nil {
+		err = f.Prepare(ctx)
+	}
+	var srv *metricsserver.Server
+	if err == nil {
+		metrics.Logger, metrics.Gatherer = logger, metricsserver.NewRegistry(f.Collectors()...)
+		srv, err = metricsserver.Start(ctx, metrics)
+	}
+	if err == nil {
 		err = f.Run(ctx)
+		stop()
+		srv.Wait()
 	}
 	if err != nil && !errors.Is(err, tohttp.ErrInvalid) {
 		logger.Error("to_http failed", "err", err)

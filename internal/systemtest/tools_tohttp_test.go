@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/internal/testkit"
+	"github.com/quorumq/quorumq/internal/testport"
 	"github.com/quorumq/quorumq/internal/testwait"
 )
 
@@ -175,7 +176,8 @@ func TestToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered(t *testing.T) {
 	}
 	c.nodes[1].mustPut(c.nodes[1].QueueURL+"/mput?queue=out", strings.Join(append(append([]string{}, msgs...), bad...), "\n"))
 
-	startToHTTP(t, c, "to_http", "--queue=out", "--url="+ep.URL+"/hook", "--content-type=text/plain",
+	metrics := testkit.Loopback(testport.Reserve(t))
+	startToHTTP(t, c, "to_http", "--metrics-addr="+metrics, "--queue=out", "--url="+ep.URL+"/hook", "--content-type=text/plain",
 		"--dead-letter=out.dead", "--max-attempts=5", "--requeue-delay=50ms", "--backoff-step=0", "--concurrency=4")
 
 	testwait.For(t, 60*time.Second, "every message answered 2xx and the bad ones dead-lettered", func() bool {
@@ -208,6 +210,12 @@ func TestToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered(t *testing.T) {
 		qc := c.nodes[0].queueCounts("out")
 		return qc == queueCounts{}
 	})
+	page := c.mustGet("http://" + metrics + "/metrics")
+	for _, want := range []string{`quorumq_to_http_messages_total{outcome="dead_lettered",queue="out"} 5`, `quorumq_reader_processed_total{queue="out"}`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestToHTTP_KilledMidRun_RestartedLosesNothing: a to_http killed with
