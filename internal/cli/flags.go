@@ -130,7 +130,7 @@ func (l LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
 		return nil, fmt.Errorf("--log-level=%q: %v", l.Level, err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: oneLineAttr}
 	switch l.Format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -138,4 +138,51 @@ func (l LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format=%q: want text or json", l.Format)
+}
+
+// oneLineAttr keeps every record on one line of text: a value with line
+// breaks (hashicorp's multierror: "1 error occurred:\n\t* failed to
+// join ...\n\n") would otherwise show as a blob of escapes.
+func oneLineAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch v := a.Value.Resolve(); {
+	case v.Kind() == slog.KindString:
+		s = v.String()
+	case v.Kind() == slog.KindAny:
+		err, ok := v.Any().(error)
+		if !ok {
+			return a
+		}
+		s = err.Error()
+	default:
+		return a
+	}
+	if !strings.ContainsAny(s, "\r\n") {
+		return a
+	}
+	return slog.String(a.Key, oneLine(s))
+}
+
+// oneLine joins the lines of s with "; ", leaving out blank lines,
+// list bullets and multierror's "N errors occurred:" headers.
+func oneLine(s string) string {
+	var parts []string
+	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.TrimSpace(line)
+		line = strings.TrimSpace(strings.TrimPrefix(line, "* "))
+		if line == "" || isErrorCount(line) {
+			continue
+		}
+		parts = append(parts, line)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// isErrorCount reports a multierror header such as "2 errors occurred:".
+func isErrorCount(line string) bool {
+	n, rest, ok := strings.Cut(line, " ")
+	if !ok || strings.Trim(n, "0123456789") != "" {
+		return false
+	}
+	return rest == "error occurred:" || rest == "errors occurred:"
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"io"
@@ -143,5 +144,32 @@ func TestParse_BadTokenVariableIsNotShown(t *testing.T) {
 	err = Parse(fs, nil, io.Discard, "QUORUMQ_T_")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestLogger_MultiLineValuesComeOutOnOneLine: an error made of several
+// lines (hashicorp's multierror, joined errors) is logged on one line,
+// in both formats, without its headers and bullets.
+func TestLogger_MultiLineValuesComeOutOnOneLine(t *testing.T) {
+	join := errors.Join(
+		errors.New("1 error occurred:\n\t* failed to join 127.0.0.1:9011: dial tcp 127.0.0.1:9011: connect: connection refused\n\n"),
+		errors.New("1 error occurred:\n\t* failed to join 127.0.0.1:9021: dial tcp 127.0.0.1:9021: connect: connection refused\n\n"))
+	want := "failed to join 127.0.0.1:9011: dial tcp 127.0.0.1:9011: connect: connection refused; failed to join 127.0.0.1:9021: dial tcp 127.0.0.1:9021: connect: connection refused"
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		log, err := LogFlags{Level: "info", Format: format}.Logger(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.With("note", "a\nb").Warn("cannot reach any gossip seed yet; retrying", "err", join, "plain", "one line", "n", 3)
+		out := buf.String()
+		if strings.Count(out, "\n") != 1 || strings.Contains(out, `\n`) || strings.Contains(out, `\t`) {
+			t.Errorf("%s: not one clean line: %s", format, out)
+		}
+		for _, s := range []string{want, "a; b", "one line"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("%s: %s lacks %q", format, out, s)
+			}
+		}
 	}
 }

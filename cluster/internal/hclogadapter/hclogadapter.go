@@ -1,14 +1,22 @@
 // Package hclogadapter lets raft and memberlist, which log through hclog
 // and the standard logger, write to a log/slog logger.
+//
+// On the way it makes their logs fit for an operator: warnings that every
+// healthy start or catch-up produces are demoted (see demote), and a
+// warning or error that repeats for one peer (raft retries a dead
+// follower several times a second, for as long as it is down) is logged
+// once a minute with the count of the ones left out (see limiter).
 package hclogadapter
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,6 +29,7 @@ type Logger struct {
 	name    string
 	implied []any
 	level   *slog.LevelVar
+	limit   *limiter // shared by the loggers derived by With and Named
 }
 
 var _ hclog.Logger = (*Logger)(nil)
@@ -30,7 +39,7 @@ var _ hclog.Logger = (*Logger)(nil)
 func New(l *slog.Logger, name string, level slog.Leveler) *Logger {
 	lv := new(slog.LevelVar)
 	lv.Set(level.Level())
-	return &Logger{l: l, name: name, level: lv}
+	return &Logger{l: l, name: name, level: lv, limit: newLimiter(RepeatWindow, time.Now)}
 }
 
 func toSlogLevel(l hclog.Level) slog.Level {
@@ -69,16 +78,32 @@ func (a *Logger) enabled(l slog.Level) bool {
 
 // Log implements hclog.Logger.
 func (a *Logger) Log(level hclog.Level, msg string, args ...any) {
-	lv := toSlogLevel(level)
-	if level == hclog.Off || !a.enabled(lv) {
+	if level == hclog.Off {
 		return
 	}
-	attrs := make([]any, 0, 2+len(a.implied)+len(args))
+	lv := demote(toSlogLevel(level), msg, args)
+	if !a.enabled(lv) {
+		return
+	}
+	var repeats string
+	if lv >= slog.LevelWarn {
+		ok, dropped, over := a.limit.admit(repeatKey(a.name, msg, args))
+		if !ok {
+			return
+		}
+		if dropped > 0 {
+			repeats = fmt.Sprintf("%d more in the last %v", dropped, over.Round(time.Second))
+		}
+	}
+	attrs := make([]any, 0, 4+len(a.implied)+len(args))
 	if a.name != "" {
 		attrs = append(attrs, "subsystem", a.name)
 	}
 	attrs = append(attrs, a.implied...)
 	attrs = append(attrs, args...)
+	if repeats != "" {
+		attrs = append(attrs, "repeats", repeats)
+	}
 	a.l.Log(context.Background(), lv, msg, attrs...)
 }
 
