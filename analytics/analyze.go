@@ -16,6 +16,7 @@ import (
 
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/metricsserver"
 	"github.com/quorumq/quorumq/online"
 	"github.com/quorumq/quorumq/reader"
 )
@@ -127,6 +128,10 @@ type AnalyzeConfig struct {
 	Undirected bool
 	// JSON prints the final counters as JSON on stdout.
 	JSON bool
+	// MetricsAddr, when set, is where Analyze serves the reader's
+	// metrics at /metrics while it runs (in a registry of its own, which
+	// replaces ReaderConfig.Registerer).
+	MetricsAddr string
 }
 
 // DefaultAnalyzeConfig returns the defaults of kind: DefaultAggregate,
@@ -164,6 +169,7 @@ func (c *AnalyzeConfig) RegisterFlags(fs *flag.FlagSet) {
 	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "interval of the reader's progress log line (0: never)")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print the final counters as JSON on stdout")
+	metricsserver.RegisterFlag(fs, &c.MetricsAddr)
 	switch c.Kind {
 	case "moments":
 		fs.BoolVar(&c.Naive, "naive", c.Naive, "merge with a racy read-modify-write (the tutorial's Mr. T and Bozo race); never dedups")
@@ -215,6 +221,15 @@ func Analyze(ctx context.Context, c AnalyzeConfig, stdout, stderr io.Writer) err
 		return err
 	}
 	defer rdb.Close()
+	if c.MetricsAddr != "" {
+		reg := metricsserver.NewRegistry()
+		c.Registerer = reg
+		stopMetrics, err := metricsserver.Serve(c.MetricsAddr, reg, c.Logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	c.Redis = rdb
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = rdb.Ping(pctx).Err()

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quorumq/quorumq/client"
@@ -74,6 +75,10 @@ type ReaderConfig struct {
 	// deferred message, and this reader nothing pending, for EmptyFor.
 	ExitWhenEmpty bool
 	EmptyFor      time.Duration
+
+	// Registerer, when set, receives the run's collectors (the reader's
+	// quorumq_reader_* and the merges' quorumq_analyze_*) while it runs.
+	Registerer prometheus.Registerer
 
 	// Logger receives the logs.
 	Logger *slog.Logger
@@ -361,6 +366,11 @@ func run(ctx context.Context, cfg ReaderConfig, agg aggregator) (ReaderStats, er
 	if err != nil {
 		return ReaderStats{}, fmt.Errorf("analytics: %w", err)
 	}
+	unregister, err := registerRun(cfg.Registerer, r, rd)
+	if err != nil {
+		return ReaderStats{}, fmt.Errorf("analytics: metrics: %w", err)
+	}
+	defer unregister()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var emptyErr error

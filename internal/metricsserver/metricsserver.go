@@ -143,6 +143,24 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// Serve starts a server of g on addr with the default options, for a tool
+// that serves until it returns: stop ends the server and waits for it.
+// With addr empty it serves nothing and stop does nothing.
+func Serve(addr string, g prometheus.Gatherer, log *slog.Logger) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	o := DefaultOptions()
+	o.Addr, o.Gatherer, o.Logger = addr, g, log
+	s, err := Start(ctx, o)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return func() {
+		cancel()
+		s.Wait()
+	}, nil
+}
+
 // Addr is the bound address ("" for a nil Server).
 func (s *Server) Addr() string {
 	if s == nil {

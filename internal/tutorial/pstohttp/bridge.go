@@ -19,6 +19,7 @@ import (
 
 	"github.com/quorumq/quorumq/client"
 	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/metricsserver"
 )
 
 const userAgent = "quorumq-ps_to_http"
@@ -631,6 +632,13 @@ func Forward(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return cli.Mark(err, ErrInvalid)
 	}
+	// The metrics server outlives the drain (its counters are final) and
+	// stops with Forward.
+	stopMetrics, err := metricsserver.Serve(cfg.MetricsAddr, metricsserver.NewRegistry(b.Collector()), cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	var silence *SilenceError
 	if err := b.Run(ctx); err != nil && !errors.As(err, &silence) {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quorumq/quorumq/client"
+	"github.com/quorumq/quorumq/internal/metricsserver"
 )
 
 // DefaultSource is the reference's default --pubsub-url.
@@ -109,6 +110,9 @@ type Config struct {
 	TLS *tls.Config
 	// Rand picks the first source among n. Default: uniformly at random.
 	Rand func(n int) int
+	// MetricsAddr, when set, is where Forward serves the bridge's
+	// counters (Collector) as Prometheus metrics, at /metrics.
+	MetricsAddr string
 }
 
 // DefaultConfig returns the defaults of the command line: the reference's
@@ -245,6 +249,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&durationFlag{p: &c.RetryBackoff.Max}, "retry-max-backoff", "longest pause between retries to a destination (seconds or a duration; must be positive)")
 	fs.Var(&durationFlag{p: &c.ReconnectBackoff.Max}, "reconnect-max-backoff", "longest pause between reconnections to the sources (seconds or a duration; must be positive)")
 	client.RegisterSecurityFlags(fs, &c.Token, &c.TLS)
+	metricsserver.RegisterFlag(fs, &c.MetricsAddr)
 }
 
 // sourcesFlag is the repeatable --pubsub-url: the first use replaces the
