@@ -4,10 +4,12 @@
 // prefix, a report once every node is ready and which one leads, and an
 // orderly stop. It is what `quorumq devcluster` runs.
 //
-// It is a development tool, not a supervisor: a node that dies is reported
-// and left dead while the others keep running, so you can watch the cluster
-// cope. Run it again on the same base directory and the nodes restart on
-// their data and rejoin.
+// A node that dies (kill -9, a crash) is reported and, after a back-off
+// (Config.RestartDelay), started again on its data, so it rejoins as a
+// restarted server would; with Config.Restart false it is left down, and
+// the others keep running. A node that exits cleanly (after POST
+// /cluster/leave) stays down. Run it again on the same base directory and
+// the nodes restart on their data and rejoin.
 package devcluster
 
 import (
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -37,6 +40,13 @@ const (
 	// waitDelay bounds the wait for a child's output after it exits (a
 	// grandchild could hold the pipe open).
 	waitDelay = 2 * time.Second
+	// healthyRun is how long a node must have run for its exit not to
+	// count as one more failure in a row: a node that fails sooner is
+	// restarted after twice the previous delay (at most maxRestartDelay),
+	// and after maxQuickFailures of those it is left down.
+	healthyRun       = 30 * time.Second
+	maxRestartDelay  = time.Minute
+	maxQuickFailures = 5
 )
 
 // Run starts the cluster cfg describes and runs it until ctx ends, then
@@ -45,9 +55,12 @@ const (
 // prefixed with "[node<i>] "; Run's own messages go to stdout, prefixed
 // with "devcluster: ".
 //
+// A node that exits with a failure is restarted after cfg.RestartDelay
+// (doubling while it keeps failing soon after starting) when cfg.Restart.
+//
 // Run returns an error if the cluster cannot start (bad config, a port
 // taken, the binary missing), when every node has exited on its own, or
-// when a node exited with a failure at any point; nil after a clean stop.
+// when a node's last run ended in a failure; nil after a clean stop.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	cfg, err := cfg.resolved()
 	if err != nil {
@@ -69,38 +82,88 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	printPlan(out, cfg, plan)
 
+	// exits holds at most one exit per node: a node is started again only
+	// after its exit was taken from it.
 	exits := make(chan *child, len(plan))
+	start := func(n Node) (*child, error) {
+		return startChild(nodeConfig(cfg.Binary, plan, n, cfg.ServeArgs, sec), n, out, errOut, exits)
+	}
 	children := make([]*child, 0, len(plan))
 	for _, n := range plan {
-		c, err := startChild(nodeConfig(cfg.Binary, plan, n, cfg.ServeArgs, sec), n, out, errOut, exits)
+		c, err := start(n)
 		if err != nil {
 			stopAll(children, cfg.StopTimeout, out)
 			return err // it names the node
 		}
 		children = append(children, c)
 	}
+	out.printf("devcluster: pids %s", pids(children))
 
-	readyCtx, cancelReady := context.WithCancel(ctx)
-	readyDone := make(chan struct{})
+	// bg runs the restart back-offs and the readiness reports of restarted
+	// nodes; they end with runCtx.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancelRun()
+	bg.Add(1)
 	go func() {
-		defer close(readyDone)
-		awaitReady(readyCtx, cfg, children, out)
+		defer bg.Done()
+		awaitReady(runCtx, cfg, slices.Clone(children), out)
 	}()
-	defer func() { cancelReady(); <-readyDone }()
 
+	restarts := make(chan Node, len(plan))
+	quick := make([]int, len(plan)) // failures in a row soon after a start, per node
 	for alive := len(children); alive > 0; {
 		select {
 		case <-ctx.Done():
-			cancelReady()
-			<-readyDone
+			cancelRun()
 			return stopAll(children, cfg.StopTimeout, out)
 		case c := <-exits:
+			if c.err != nil && cfg.Restart {
+				i := c.node.Index - 1
+				if time.Since(c.started) < healthyRun {
+					quick[i]++
+				} else {
+					quick[i] = 0
+				}
+				if quick[i] <= maxQuickFailures {
+					delay := restartDelay(cfg.RestartDelay, quick[i])
+					out.printf("devcluster: %s exited unexpectedly (%s); restarting it on its data in %v (--restart=false leaves it down)", c.node.ID, exitText(c.err), delay)
+					bg.Add(1)
+					go func() {
+						defer bg.Done()
+						t := time.NewTimer(delay)
+						defer t.Stop()
+						select {
+						case <-runCtx.Done():
+						case <-t.C:
+							restarts <- c.node // one per node at most: never blocks
+						}
+					}()
+					continue
+				}
+				out.printf("devcluster: %s failed %d times in a row within %v of starting; leaving it down", c.node.ID, quick[i], healthyRun)
+			}
 			alive--
 			how := "exited unexpectedly"
 			if c.err == nil {
 				how = "exited" // after POST /cluster/leave, say
 			}
 			out.printf("devcluster: %s %s (%s); %d of %d nodes still running", c.node.ID, how, exitText(c.err), alive, len(children))
+		case n := <-restarts:
+			c, err := start(n)
+			if err != nil {
+				alive--
+				out.printf("devcluster: %s could not be restarted (%v); %d of %d nodes still running", n.ID, err, alive, len(children))
+				continue
+			}
+			children[n.Index-1] = c
+			out.printf("devcluster: %s restarted (pid %d)", n.ID, c.proc.PID())
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				awaitRestarted(runCtx, c, out)
+			}()
 		}
 	}
 	if f := failures(children); f != "" {
@@ -141,12 +204,54 @@ func printPlan(out *output, cfg Config, plan []Node) {
 	out.write(b.Bytes())
 }
 
-// child is one running `quorumq serve`.
+// restartDelay is the back-off before restarting a node that has failed
+// quick times in a row soon after starting (0: it had run a while).
+func restartDelay(base time.Duration, quick int) time.Duration {
+	d := base
+	for ; quick > 1 && d < maxRestartDelay; quick-- {
+		d *= 2
+	}
+	return min(d, maxRestartDelay)
+}
+
+// awaitRestarted reports when a restarted node is ready again, or nothing
+// if it exits first or ctx ends.
+func awaitRestarted(ctx context.Context, c *child, out *output) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		err := c.proc.Ready(rctx)
+		cancel()
+		if err == nil {
+			out.printf("devcluster: %s is ready again after %v", c.node.ID, time.Since(c.started).Round(100*time.Millisecond))
+			return
+		}
+	}
+}
+
+func pids(cs []*child) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = fmt.Sprintf("%s=%d", c.node.ID, c.proc.PID())
+	}
+	return strings.Join(s, " ")
+}
+
+// child is one run of a node's `quorumq serve`.
 type child struct {
-	node Node
-	proc *testkit.Node
-	done chan struct{} // closed once the process has exited and its output is flushed
-	err  error         // the exit error; read only after done is closed
+	node    Node
+	proc    *testkit.Node
+	started time.Time
+	done    chan struct{} // closed once the process has exited and its output is flushed
+	err     error         // the exit error; read only after done is closed
 }
 
 func (c *child) exited() bool {
@@ -166,7 +271,7 @@ func (c *child) exited() bool {
 func startChild(cfg testkit.NodeConfig, n Node, out, errOut *output, exits chan<- *child) (*child, error) {
 	prefix := "[" + n.ID + "] "
 	stdout, stderr := &prefixWriter{out: out, prefix: prefix}, &prefixWriter{out: errOut, prefix: prefix}
-	c := &child{node: n, done: make(chan struct{})}
+	c := &child{node: n, started: time.Now(), done: make(chan struct{})}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Lifetime = testkit.OwnGroupTermWithParent
 	cfg.WaitDelay = waitDelay

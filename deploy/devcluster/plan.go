@@ -24,6 +24,10 @@ const (
 	// DefaultReadyNotice is how often Run names the nodes it is still
 	// waiting for.
 	DefaultReadyNotice = 15 * time.Second
+	// DefaultRestartDelay is how long a node that died stays down before
+	// Run starts it again: long enough to watch the others elect a leader
+	// without it (about a second).
+	DefaultRestartDelay = 3 * time.Second
 
 	// MaxNodes bounds Config.Nodes: enough for any experiment on one
 	// machine, and a typo such as --nodes=300 fails instead of starting
@@ -67,6 +71,13 @@ type Config struct {
 	// ReadyNotice is how often Run reports the nodes that are not ready
 	// yet; it must be positive.
 	ReadyNotice time.Duration
+	// Restart: a node that exits with a failure (killed, crashed) is
+	// started again on its data after RestartDelay, doubled for each
+	// failure in a row soon after a start; false leaves it down.
+	Restart bool
+	// RestartDelay is the first back-off before a restart; it must be
+	// positive.
+	RestartDelay time.Duration
 	// Secure runs the cluster secured: a cluster CA, a certificate per
 	// node, a gossip key and an admin token in BaseDir/certs (made on the
 	// first secured run, reused after), HTTPS on every port.
@@ -78,11 +89,13 @@ type Config struct {
 // within DefaultStopTimeout, naming slow nodes every DefaultReadyNotice.
 func DefaultConfig() Config {
 	return Config{
-		Nodes:       DefaultNodes,
-		BaseDir:     DefaultBaseDir,
-		BasePort:    DefaultBasePort,
-		StopTimeout: DefaultStopTimeout,
-		ReadyNotice: DefaultReadyNotice,
+		Nodes:        DefaultNodes,
+		BaseDir:      DefaultBaseDir,
+		BasePort:     DefaultBasePort,
+		StopTimeout:  DefaultStopTimeout,
+		ReadyNotice:  DefaultReadyNotice,
+		Restart:      true,
+		RestartDelay: DefaultRestartDelay,
 	}
 }
 
@@ -94,6 +107,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BasePort, "base-port", c.BasePort, "first port; node i uses base-port+10(i-1) to +3")
 	fs.StringVar(&c.Binary, "binary", c.Binary, "quorumq binary to run the nodes with (default: this one)")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", c.StopTimeout, "how long to wait for the nodes after SIGTERM before SIGKILL")
+	fs.BoolVar(&c.Restart, "restart", c.Restart, "start a node that dies (kill -9, a crash) again on its data after --restart-delay; false leaves it down")
+	fs.DurationVar(&c.RestartDelay, "restart-delay", c.RestartDelay, "how long a node that died stays down before it is restarted (doubled while it keeps failing)")
 	fs.BoolVar(&c.Secure, "secure", c.Secure, "run secured: TLS, mutual TLS between nodes, a gossip key and an admin token, all made in BASE-DIR/certs")
 }
 
@@ -116,6 +131,8 @@ func (c Config) Validate() error {
 		return bad("base-dir is empty")
 	case c.StopTimeout <= 0:
 		return bad("stop-timeout=%v: must be positive", c.StopTimeout)
+	case c.RestartDelay <= 0:
+		return bad("restart-delay=%v: must be positive", c.RestartDelay)
 	case c.ReadyNotice <= 0:
 		return bad("ready notice %v: must be positive", c.ReadyNotice)
 	}

@@ -146,7 +146,8 @@ func TestPrefixWriter_WholeLinesWithPrefix(t *testing.T) {
 
 // testConfig is c with the fields it leaves zero taken from DefaultConfig,
 // so that a test names only what it varies (tests of zero values change a
-// DefaultConfig instead).
+// DefaultConfig instead). Restart is c's: a test of restarts asks for
+// them, the others see a node that dies stay down.
 func testConfig(c Config) Config {
 	d := DefaultConfig()
 	if c.Nodes != 0 {
@@ -161,6 +162,9 @@ func testConfig(c Config) Config {
 	if c.StopTimeout != 0 {
 		d.StopTimeout = c.StopTimeout
 	}
-	d.Binary, d.ServeArgs = c.Binary, c.ServeArgs
+	if c.RestartDelay != 0 {
+		d.RestartDelay = c.RestartDelay
+	}
+	d.Binary, d.ServeArgs, d.Restart = c.Binary, c.ServeArgs, c.Restart
 	return d
 }

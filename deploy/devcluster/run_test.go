@@ -292,6 +292,66 @@ func TestRun_PortTaken_FailsBeforeStarting(t *testing.T) {
 	}
 }
 
+// TestRun_KilledNode_RestartedOnItsData: a node killed with SIGKILL is
+// reported, started again on the same data directory after the restart
+// delay, reported ready again, and a later stop is clean.
+func TestRun_KilledNode_RestartedOnItsData(t *testing.T) {
+	dir := t.TempDir()
+	r := startRun(t, "leader=node1", Config{Nodes: 3, BaseDir: dir, Restart: true, RestartDelay: 100 * time.Millisecond})
+	r.waitOutput(t, "all 3 nodes ready")
+	if err := syscall.Kill(r.pid(t, "node2"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.waitOutput(t, "devcluster: node2 exited unexpectedly (signal: killed); restarting it on its data in 100ms (--restart=false leaves it down)")
+	r.waitOutput(t, "devcluster: node2 restarted (pid ")
+	r.waitOutput(t, "devcluster: node2 is ready again after ")
+	if b, err := os.ReadFile(filepath.Join(dir, "node2", "starts")); err != nil || string(b) != "start\nstart\n" {
+		t.Fatalf("node2 starts: %q %v, want two starts on its data directory", b, err)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run after the restarted node stopped cleanly: %v", err)
+	}
+}
+
+// TestRun_NodeKeepsFailing_LeftDownAfterBackoffs: a node that fails at
+// once every time is restarted with a doubling delay, then left down; the
+// failure is Run's result.
+func TestRun_NodeKeepsFailing_LeftDownAfterBackoffs(t *testing.T) {
+	dir := t.TempDir()
+	r := startRun(t, "leader=node1,crash=node2", Config{Nodes: 2, BaseDir: dir, Restart: true, RestartDelay: 10 * time.Millisecond})
+	r.waitOutput(t, "restarting it on its data in 10ms")
+	r.waitOutput(t, "restarting it on its data in 160ms")
+	r.waitOutput(t, fmt.Sprintf("devcluster: node2 failed %d times in a row within 30s of starting; leaving it down", maxQuickFailures+1))
+	r.waitOutput(t, "node2 exited unexpectedly (exit status 3); 1 of 2 nodes still running")
+	if b, _ := os.ReadFile(filepath.Join(dir, "node2", "starts")); strings.Count(string(b), "start") != maxQuickFailures+1 {
+		t.Fatalf("node2 started %d times, want %d", strings.Count(string(b), "start"), maxQuickFailures+1)
+	}
+	if err := r.stop(t); err == nil || !strings.Contains(err.Error(), "node2: exit status 3") {
+		t.Fatalf("Run: %v, want node2's failure", err)
+	}
+}
+
+// pid reads a node's process id from the "devcluster: pids" line.
+func (r *running) pid(t *testing.T, id string) int {
+	t.Helper()
+	for _, line := range strings.Split(r.stdout.String(), "\n") {
+		rest, ok := strings.CutPrefix(line, "devcluster: pids ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			var pid int
+			if name, v, _ := strings.Cut(f, "="); name == id {
+				if _, err := fmt.Sscan(v, &pid); err == nil {
+					return pid
+				}
+			}
+		}
+	}
+	t.Fatalf("no pid of %s in the output", id)
+	return 0
+}
+
 // basePort reads the base port back from the printed plan.
 func (r *running) basePort(t *testing.T) int {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/quorumq/quorumq/internal/testkit"
@@ -68,6 +69,57 @@ func TestDevcluster_OneNode_ServesAndStopsCleanly(t *testing.T) {
 		conn.Close()
 		t.Fatalf("node1's queue port still accepts connections after devcluster stopped")
 	}
+}
+
+// TestDevcluster_KilledNode_ComesBackOnItsDataAndRejoins: kill -9 of a
+// devcluster node is reported, devcluster starts the node again on its
+// data directory after --restart-delay, and it rejoins: ready (caught up
+// with a leader) and holding what was put before the kill. The stop after
+// that is clean.
+func TestDevcluster_KilledNode_ComesBackOnItsDataAndRejoins(t *testing.T) {
+	base := freePortBlock(t, 3)
+	queue := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+10*(i-1)+1) }
+	d := startDevcluster(t, "--nodes=3", "--base-dir="+t.TempDir(), "--base-port="+strconv.Itoa(base), "--restart-delay=200ms")
+	d.waitOutput("all 3 nodes ready")
+	u := newUser(t, nil)
+	u.mustPut(queue(1)+"/put", "before the kill")
+
+	pid := d.pid("node2")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput("devcluster: node2 exited unexpectedly (signal: killed); restarting it on its data in 200ms")
+	d.waitOutput("devcluster: node2 restarted (pid ")
+	d.waitOutput("devcluster: node2 is ready again")
+	if again := d.pid("node2"); again != pid {
+		t.Fatalf("the pids line changed: %d, then %d", pid, again)
+	}
+	if got := u.mustGet(queue(2) + "/dump?stale=1"); got != "before the kill\n" {
+		t.Fatalf("node2's own state after its restart: %q, want the message put before the kill", got)
+	}
+	if got := u.mustGet(queue(2) + "/get"); got != "before the kill" {
+		t.Fatalf("get through node2 after its restart: %q", got)
+	}
+	d.stop()
+}
+
+// pid reads a node's process id from devcluster's "devcluster: pids" line
+// (printed once, at the start).
+func (d *devclusterRun) pid(id string) int {
+	d.t.Helper()
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "devcluster: pids "); ok {
+			for _, f := range strings.Fields(rest) {
+				if name, v, _ := strings.Cut(f, "="); name == id {
+					if pid, err := strconv.Atoi(v); err == nil {
+						return pid
+					}
+				}
+			}
+		}
+	}
+	d.t.Fatalf("no pid of %s in devcluster's output", id)
+	return 0
 }
 
 // devclusterRun is one `quorumq devcluster` process; stdout and stderr go
