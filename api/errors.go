@@ -97,6 +97,9 @@ var (
 	ErrTooManyQueues = kind("TOO_MANY_QUEUES", StatusQueueFull, "too many queues", ErrQueueFull)
 	// ErrMethodNotAllowed is a method the route does not take.
 	ErrMethodNotAllowed = kind("METHOD_NOT_ALLOWED", http.StatusMethodNotAllowed, "method not allowed", nil)
+	// ErrNotFound is something the node does not have, such as an
+	// endpoint of a feature it was not started with.
+	ErrNotFound = kind("NOT_FOUND", http.StatusNotFound, "not found", nil)
 	// ErrNotSupported is a request this node cannot serve at all.
 	ErrNotSupported = kind("NOT_SUPPORTED", http.StatusNotImplemented, "not supported", nil)
 	// ErrLastVoter refuses a leave that would leave the cluster without a

@@ -86,6 +86,9 @@ const (
 	// PathClients lists this node's subscribers, for a cluster-wide
 	// /clients on another node.
 	PathClients = "/internal/clients"
+	// PathPubsubStats answers this node's pubsub counters as /stats
+	// answers them in JSON, for GET /pubsub/topics on another node.
+	PathPubsubStats = "/internal/pubsub/stats"
 	// PathPropose takes a batch of commands from a follower and answers
 	// each command's result (POST; see httpapi's batchwire.go).
 	PathPropose = "/internal/propose"

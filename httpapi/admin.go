@@ -18,6 +18,9 @@ const leaveTimeout = 30 * time.Second
 // adminAPI serves the admin endpoints, on both ports.
 type adminAPI struct {
 	cluster Cluster
+	// pubsubNodes is Options.PubsubNodes; analyticsSrc Options.Analytics.
+	pubsubNodes  func(ctx context.Context) ([]PubsubNode, error)
+	analyticsSrc Analytics
 	// metrics answers /metrics: promhttp over the Gatherer.
 	metrics func(w http.ResponseWriter, r *http.Request) error
 }
@@ -25,8 +28,10 @@ type adminAPI struct {
 func newAdminAPI(o *Options) *adminAPI {
 	prom := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 	return &adminAPI{
-		cluster: o.Cluster,
-		metrics: func(w http.ResponseWriter, r *http.Request) error { prom.ServeHTTP(w, r); return nil },
+		cluster:      o.Cluster,
+		pubsubNodes:  o.PubsubNodes,
+		analyticsSrc: o.Analytics,
+		metrics:      func(w http.ResponseWriter, r *http.Request) error { prom.ServeHTTP(w, r); return nil },
 	}
 }
 
@@ -37,13 +42,13 @@ func newAdminAPI(o *Options) *adminAPI {
 // must say so: needs: roleAccess(auth.Admin)).
 func (a *adminAPI) routes() []route {
 	monitor, admin := roleAccess(auth.Monitor), roleAccess(auth.Admin)
-	return []route{
+	return append([]route{
 		{name: "healthz", path: "/healthz", methods: getOnly, style: adminStyle, handle: a.healthz},
 		{name: "readyz", path: "/readyz", methods: getOnly, style: adminStyle, handle: a.readyz},
 		{name: "metrics", path: "/metrics", methods: getOnly, style: adminStyle, needs: monitor, handle: a.serveMetrics},
 		{name: "cluster_status", path: "/cluster/status", methods: getOnly, style: adminStyle, needs: monitor, handle: a.clusterStatus},
 		{name: "cluster_leave", path: "/cluster/leave", methods: postOnly, style: adminStyle, needs: admin, handle: a.leave},
-	}
+	}, a.consoleRoutes(monitor)...)
 }
 
 // healthz is GET /healthz: 200 while the process serves.

@@ -205,6 +205,14 @@ type Options struct {
 	// listing returns every node's subscribers with Client.Node set, and
 	// each line then ends in " node:<id>".
 	Clients func(ctx context.Context) ([]pubsub.Client, error)
+	// PubsubNodes, when set, lists every node's subscribers and pubsub
+	// counters for GET /pubsub/topics (on both ports): this node's from
+	// its Hub, the others' from their api.PathClients and
+	// api.PathPubsubStats. nil: /pubsub/topics is a 404.
+	PubsubNodes func(ctx context.Context) ([]PubsubNode, error)
+	// Analytics, when set, answers GET /analytics (on both ports): the
+	// aggregates of `quorumq analyze` read live from Redis. nil: 404.
+	Analytics Analytics
 	// Peer serves the pubsub port's node-to-node routes under /internal/.
 	// nil: they answer 404.
 	Peer *PubsubPeer

@@ -33,6 +33,7 @@ func (p *pubsubAPI) peerRoutes() []route {
 		{name: "internal_deliver", path: api.PathDeliver, methods: postOnly, style: peerStyle,
 			maxBody: 2*p.o.MaxBodySize + 1<<20, bodyName: "delivery body", handle: p.deliver},
 		{name: "internal_clients", path: api.PathClients, methods: getOnly, style: peerStyle, handle: p.localClients},
+		{name: "internal_pubsub_stats", path: api.PathPubsubStats, methods: getOnly, style: peerStyle, handle: p.pubsubStatsPeer},
 	}
 	if p.o.Peer.SubscriberSet != nil {
 		rs = append(rs, route{name: "internal_subs", path: api.PathSubs, methods: getOnly, style: peerStyle, handle: p.subscriberSet})

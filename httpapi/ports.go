@@ -59,7 +59,9 @@ func NewPubsubHandler(o Options) (http.Handler, error) {
 	if o.Cluster != nil {
 		admin = newAdminAPI(&o).routes()
 	}
-	e.routes = slices.Concat(p.routes(), admin, p.peerRoutes())
+	// The admin routes come first: bitly's /pub glob would take
+	// /pubsub/topics for a publish.
+	e.routes = slices.Concat(admin, p.routes(), p.peerRoutes())
 	return e, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -13,7 +14,9 @@ import (
 	"syscall"
 
 	"github.com/quorumq/quorumq/analytics"
+	"github.com/quorumq/quorumq/httpapi"
 	"github.com/quorumq/quorumq/internal/cli"
+	"github.com/quorumq/quorumq/internal/node"
 )
 
 const analyzeUsage = `Usage:
@@ -117,4 +120,22 @@ func runAnalyzeStore(verb, kind string, args []string, stdout, stderr io.Writer)
 		do = analytics.Reset
 	}
 	return exitStatus(stderr, fs.Name(), do(context.Background(), cfg, stdout), analytics.ErrInvalid)
+}
+
+// openAnalytics opens the live view of serve's --analytics-redis.
+func openAnalytics(redisURL string, log *slog.Logger) (node.Analytics, error) {
+	o := analytics.DefaultLiveOptions()
+	o.RedisURL, o.Logger = redisURL, log
+	l, err := analytics.NewLive(o)
+	if err != nil {
+		return nil, err
+	}
+	return liveAnalytics{l}, nil
+}
+
+// liveAnalytics is an analytics.Live as the node serves it.
+type liveAnalytics struct{ *analytics.Live }
+
+func (l liveAnalytics) AnalyticsReport(ctx context.Context, q httpapi.AnalyticsQuery) (any, error) {
+	return l.Report(ctx, q.Node, q.Top)
 }

@@ -29,6 +29,7 @@ func serve(args []string, stderr io.Writer) int {
 		return fail(stderr, "serve", err, 2)
 	}
 	cfg.Logger = logger
+	cfg.OpenAnalytics = openAnalytics
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, "serve", err, 2)
 	}

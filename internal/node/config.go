@@ -101,6 +101,15 @@ type Config struct {
 	// /debug/pprof/) on its own listener. Off by default: bind it to
 	// loopback, it exposes internals.
 	DebugAddr string
+	// AnalyticsRedis is the Redis where `quorumq analyze` keeps its
+	// aggregates (--analytics-redis): GET /analytics answers them live
+	// and the web UI draws them. Empty: off, /analytics is a 404.
+	AnalyticsRedis string
+	// OpenAnalytics opens the live view of AnalyticsRedis; required with
+	// it. The serve command sets it: package analytics is a library of
+	// the users', whose own tests start nodes, so the node does not
+	// import it.
+	OpenAnalytics func(redisURL string, log *slog.Logger) (Analytics, error)
 	// Bodies is where and how the state machine keeps message bodies
 	// (--body-segment-size, --body-cache). Start sets Dir (the data
 	// directory's body store) and, when it is 0, CacheBytes
@@ -220,6 +229,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLS.CA, "tls-ca", c.TLS.CA, "the cluster CA (PEM): only nodes with a certificate from it may join, vote or receive the log")
 	fs.StringVar(&c.AuthTokensFile, "auth-tokens-file", c.AuthTokensFile, "tokens and their roles (produce, consume, monitor, admin), one per line: NAME ROLES SECRET [SCOPE...]; every request then needs one (reloaded on SIGHUP)")
 	fs.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "gossip encryption keys, one base64 key per line, the first the primary (reloaded on SIGHUP for rotation)")
+	fs.StringVar(&c.AnalyticsRedis, "analytics-redis", c.AnalyticsRedis, "`address` (host:port or redis://...) of the Redis where `quorumq analyze` keeps its aggregates: GET /analytics and the web UI show them live (default: off)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on a graceful shutdown")
 }
@@ -273,6 +283,8 @@ func (c Config) Validate() error {
 		return bad("idle-timeout=%v: must be longer than the %v other nodes keep an idle connection", c.Conn.IdleTimeout, max(c.Peer.IdleTimeout, httpapi.ForwardIdleTimeout))
 	case c.TLS.Enabled() && (c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == ""):
 		return bad("tls-cert, tls-key and tls-ca go together")
+	case c.AnalyticsRedis != "" && c.OpenAnalytics == nil:
+		return bad("analytics-redis is set but this build cannot open analytics (OpenAnalytics is nil)")
 	case len(c.Router.Routes) > 0 && c.AuthTokensFile != "" && !c.TLS.Enabled():
 		// The router enqueues through the queue port as the node itself,
 		// which only a node certificate can prove.

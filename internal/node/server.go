@@ -63,6 +63,11 @@ type Server struct {
 	gossipKeys [][]byte
 	tokens     *auth.Store // nil: no tokens needed
 
+	// analytics is the live view of --analytics-redis (nil: none);
+	// stopAnalytics ends its sampling and closes it.
+	analytics     Analytics
+	stopAnalytics func()
+
 	// QueueAddr and PubsubAddr are the bound listen addresses (useful with port 0).
 	QueueAddr, PubsubAddr string
 }
@@ -171,6 +176,14 @@ func Start(cfg Config) (*Server, error) {
 		opts.Auth = s.tokens
 	}
 	opts.InternalAuth = s.internalAuth()
+	opts.PubsubNodes = s.pubsubNodes
+	if err := s.startAnalytics(cfg); err != nil {
+		return fail(err)
+	}
+	if s.analytics != nil {
+		undo = append(undo, s.stopAnalytics)
+		opts.Analytics = s.analytics
+	}
 	if s.tls != nil {
 		opts.NodeID = func(r *http.Request) (string, bool) {
 			id, err := certs.PeerNodeID(r.TLS)
@@ -494,6 +507,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("body store: %w", err))
 	}
 	s.peer.CloseIdleConnections()
+	if s.stopAnalytics != nil {
+		s.stopAnalytics()
+	}
 	if s.overflow != nil {
 		if err := s.overflow.Close(); err != nil {
 			errs = append(errs, err)

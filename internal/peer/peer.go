@@ -156,6 +156,12 @@ func (c *Client) Clients(ctx context.Context, pubsubAddr string) ([]byte, error)
 	return c.get(ctx, pubsubAddr, api.PathClients, maxClientsBytes)
 }
 
+// PubsubStats is GET api.PathPubsubStats on the node whose pubsub port is
+// pubsubAddr: its pubsub counters as /stats?format=json spells them.
+func (c *Client) PubsubStats(ctx context.Context, pubsubAddr string) ([]byte, error) {
+	return c.get(ctx, pubsubAddr, api.PathPubsubStats, maxSubsBytes)
+}
+
 // Delivery is one POST api.PathDeliver: Records publishes of Topic,
 // encoded in Body as ContentType, sent by node From, to be delivered
 // within Within of its arrival (api.HeaderDeliverWithin; 0: no limit).

@@ -1,0 +1,314 @@
+package analytics
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// LiveOptions configures a Live view of the aggregates in one Redis.
+// Start from DefaultLiveOptions.
+type LiveOptions struct {
+	// RedisURL is redis://[:password@]host:port/db or host:port.
+	// Required.
+	RedisURL string
+	// MomentsKeys are the moments hashes shown. Default {"moments"}.
+	MomentsKeys []string
+	// HistogramKeys are the histograms shown; empty: every hash that has
+	// a layout (KEY:layout), found by SCAN, at most MaxHistograms.
+	HistogramKeys []string
+	// MaxHistograms bounds the histograms found. Default 16.
+	MaxHistograms int
+	// GraphPrefix starts the click graph's node keys. Default
+	// DefaultGraphPrefix.
+	GraphPrefix string
+	// MaxScan bounds the nodes looked at for the links into one node
+	// (the graph stores each node's outgoing links only). Default 10000.
+	MaxScan int
+	// Every is how often Run samples the moments for their history.
+	// Default 5s.
+	Every time.Duration
+	// History is the samples kept per moments key. Default 120 (ten
+	// minutes at 5s).
+	History int
+	// Timeout bounds each sample and each Report. Default 5s.
+	Timeout time.Duration
+	// Now stamps the samples. Default time.Now.
+	Now func() time.Time
+	// Logger receives the failed samples at debug level. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultLiveOptions returns every default of LiveOptions; RedisURL is
+// left to the caller.
+func DefaultLiveOptions() LiveOptions {
+	return LiveOptions{
+		MomentsKeys: []string{"moments"}, MaxHistograms: 16, GraphPrefix: DefaultGraphPrefix,
+		MaxScan: 10000, Every: 5 * time.Second, History: 120, Timeout: 5 * time.Second,
+		Now: time.Now, Logger: slog.Default(),
+	}
+}
+
+// MomentsSample is one point of a moments key's history.
+type MomentsSample struct {
+	TimeMS         int64    `json:"time_ms"`
+	N              int64    `json:"n"`
+	Mean           *float64 `json:"mean"`
+	Variance       *float64 `json:"variance"`
+	Skewness       *float64 `json:"skewness"`
+	ExcessKurtosis *float64 `json:"excess_kurtosis"`
+}
+
+// LiveMoments is a moments report with its recent history, oldest first.
+type LiveMoments struct {
+	MomentsReport
+	History []MomentsSample `json:"history"`
+}
+
+// GraphNode is a node of a LiveGraph: Weight is the sum of the weights
+// of its edges shown.
+type GraphNode struct {
+	ID     string  `json:"id"`
+	Weight float64 `json:"weight"`
+}
+
+// LiveGraph is the part of the click graph a LiveReport shows: the
+// heaviest edges of the whole graph, or with Node the strongest links
+// out of and into Node.
+type LiveGraph struct {
+	Prefix string `json:"prefix"`
+	// NodeCount is the number of nodes with links.
+	NodeCount int `json:"node_count"`
+	// Node is the selected node, "" for the whole graph.
+	Node  string         `json:"node,omitempty"`
+	Nodes []GraphNode    `json:"nodes"`
+	Edges []WeightedEdge `json:"edges"`
+	// Partial: the graph has more than MaxScan nodes and the links into
+	// Node were looked for among the first MaxScan only.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// LiveReport is what `quorumq analyze show` prints for every aggregate,
+// as GET /analytics answers it.
+type LiveReport struct {
+	TimeMS     int64            `json:"time_ms"`
+	Moments    []LiveMoments    `json:"moments"`
+	Histograms []*HistogramData `json:"histograms"`
+	Graph      LiveGraph        `json:"graph"`
+}
+
+// Live reads the aggregates of one Redis for a dashboard and keeps a
+// short history of the moments, sampled by Run.
+type Live struct {
+	o   LiveOptions
+	rdb *redis.Client
+
+	mu      sync.Mutex
+	history map[string][]MomentsSample // each at most o.History, oldest first
+}
+
+// NewLive checks o and returns a Live with its Redis client (no
+// connection is made yet). Close releases it.
+func NewLive(o LiveOptions) (*Live, error) {
+	switch {
+	case o.RedisURL == "":
+		return nil, invalid(errors.New("analytics: no Redis address"))
+	case o.GraphPrefix == "":
+		return nil, invalid(errors.New("analytics: the graph prefix is empty"))
+	case o.MaxHistograms < 1 || o.MaxScan < 1 || o.History < 1:
+		return nil, invalid(fmt.Errorf("analytics: MaxHistograms %d, MaxScan %d and History %d must be positive", o.MaxHistograms, o.MaxScan, o.History))
+	case o.Every <= 0 || o.Timeout <= 0:
+		return nil, invalid(fmt.Errorf("analytics: Every %v and Timeout %v must be positive", o.Every, o.Timeout))
+	case o.Now == nil || o.Logger == nil:
+		return nil, invalid(errors.New("analytics: Now and Logger are required"))
+	}
+	rdb, err := Aggregate{RedisURL: o.RedisURL}.client(o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Live{o: o, rdb: rdb, history: map[string][]MomentsSample{}}, nil
+}
+
+// Close closes the Redis client.
+func (l *Live) Close() error { return l.rdb.Close() }
+
+// Run samples the moments every Every until ctx ends. A failed sample is
+// logged and skipped: the history shows a gap.
+func (l *Live) Run(ctx context.Context) {
+	t := time.NewTicker(l.o.Every)
+	defer t.Stop()
+	for {
+		if err := l.Sample(ctx); err != nil && ctx.Err() == nil {
+			l.o.Logger.Debug("analytics sample failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sample reads every moments key once and appends it to its history.
+func (l *Live) Sample(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
+	defer cancel()
+	now := l.o.Now().UnixMilli()
+	var errs []error
+	for _, key := range l.o.MomentsKeys {
+		r, err := ReadMomentsReport(ctx, l.rdb, key)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s := MomentsSample{TimeMS: now, N: r.N, Mean: r.Mean, Variance: r.Variance, Skewness: r.Skewness, ExcessKurtosis: r.ExcessKurtosis}
+		l.mu.Lock()
+		h := append(l.history[key], s)
+		if len(h) > l.o.History {
+			h = slices.Delete(h, 0, len(h)-l.o.History)
+		}
+		l.history[key] = h
+		l.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Report reads every aggregate: the moments with their history, the
+// histograms, and the top edges of the graph, or with node the top
+// strongest links out of and into node.
+func (l *Live) Report(ctx context.Context, node string, top int) (LiveReport, error) {
+	if top < 1 {
+		return LiveReport{}, invalid(fmt.Errorf("top %d: want at least 1", top))
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
+	defer cancel()
+	rep := LiveReport{TimeMS: l.o.Now().UnixMilli(), Moments: []LiveMoments{}, Histograms: []*HistogramData{}}
+	for _, key := range l.o.MomentsKeys {
+		r, err := ReadMomentsReport(ctx, l.rdb, key)
+		if err != nil {
+			return rep, err
+		}
+		l.mu.Lock()
+		h := slices.Clone(l.history[key])
+		l.mu.Unlock()
+		if h == nil {
+			h = []MomentsSample{}
+		}
+		rep.Moments = append(rep.Moments, LiveMoments{MomentsReport: r, History: h})
+	}
+	keys, err := l.histogramKeys(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, key := range keys {
+		d, err := ReadHistogram(ctx, l.rdb, key)
+		if err != nil {
+			return rep, err
+		}
+		rep.Histograms = append(rep.Histograms, d)
+	}
+	rep.Graph, err = l.graph(ctx, node, top)
+	return rep, err
+}
+
+// histogramKeys returns HistogramKeys, or the hashes with a layout.
+func (l *Live) histogramKeys(ctx context.Context) ([]string, error) {
+	if len(l.o.HistogramKeys) > 0 {
+		return l.o.HistogramKeys, nil
+	}
+	var keys []string
+	iter := l.rdb.Scan(ctx, 0, "*"+LayoutSuffix, 1000).Iterator()
+	for iter.Next(ctx) && len(keys) < l.o.MaxHistograms {
+		if k, ok := strings.CutSuffix(iter.Val(), LayoutSuffix); ok && k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), nil
+}
+
+// graph reads the part of the click graph a report shows.
+func (l *Live) graph(ctx context.Context, node string, top int) (LiveGraph, error) {
+	g := NewGraph(l.rdb, l.o.GraphPrefix, false)
+	out := LiveGraph{Prefix: g.Prefix(), Node: node}
+	nodes, err := g.Nodes(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.NodeCount = len(nodes)
+	if node == "" {
+		out.Edges, err = g.TopEdges(ctx, top)
+	} else {
+		out.Edges, out.Partial, err = l.linksOf(ctx, g, nodes, node, top)
+	}
+	if err != nil {
+		return out, err
+	}
+	if out.Edges == nil {
+		out.Edges = []WeightedEdge{}
+	}
+	weights := map[string]float64{}
+	if node != "" {
+		weights[node] = 0 // shown even without links
+	}
+	for _, e := range out.Edges {
+		weights[e.From] += e.Weight
+		weights[e.To] += e.Weight
+	}
+	out.Nodes = make([]GraphNode, 0, len(weights))
+	for id, w := range weights {
+		out.Nodes = append(out.Nodes, GraphNode{ID: id, Weight: w})
+	}
+	slices.SortFunc(out.Nodes, func(a, b GraphNode) int {
+		return cmp.Or(cmp.Compare(b.Weight, a.Weight), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// linksOf returns node's top strongest links out, then its top strongest
+// links in, found among the first MaxScan nodes (partial when there are
+// more).
+func (l *Live) linksOf(ctx context.Context, g *Graph, nodes []string, node string, top int) ([]WeightedEdge, bool, error) {
+	outs, err := g.Links(ctx, node, top)
+	if err != nil {
+		return nil, false, err
+	}
+	edges := make([]WeightedEdge, 0, len(outs))
+	for _, o := range outs {
+		edges = append(edges, WeightedEdge{From: node, To: o.Node, Weight: o.Weight})
+	}
+	partial := len(nodes) > l.o.MaxScan
+	nodes = nodes[:min(len(nodes), l.o.MaxScan)]
+	var ins []WeightedEdge
+	for _, c := range chunks(len(nodes), 500) {
+		cmds := make([]*redis.FloatCmd, 0, c[1]-c[0])
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, from := range nodes[c[0]:c[1]] {
+				cmds = append(cmds, p.ZScore(ctx, g.Key(from), node))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, false, err
+		}
+		for i, cmd := range cmds {
+			if w, err := cmd.Result(); err == nil && nodes[c[0]+i] != node {
+				ins = append(ins, WeightedEdge{From: nodes[c[0]+i], To: node, Weight: w})
+			}
+		}
+	}
+	slices.SortFunc(ins, compareEdges)
+	return append(edges, ins[:min(len(ins), top)]...), partial, nil
+}
