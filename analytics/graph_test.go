@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// usagovFile returns the shared 1.usa.gov sample (the repository's
-// ../shared/data), or "" when this checkout has none.
+// usagovFile returns the whole 1.usa.gov recording when it is next to
+// this checkout (../shared/data), else the repository's sample of it
+// (data/usagov_sample.jsonl).
 func usagovFile(t *testing.T) string {
 	if f := os.Getenv("QUORUMQ_USAGOV_FILE"); f != "" {
 		return f
@@ -30,6 +31,10 @@ func usagovFile(t *testing.T) string {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
+	}
+	p := filepath.Join(root, "data", "usagov_sample.jsonl")
+	if _, err := os.Stat(p); err == nil {
+		return p
 	}
 	return ""
 }

@@ -32,7 +32,9 @@ counted and make the exit status 1. A progress line goes to stderr.
            in --secret-file.
   usagov   1.usa.gov click records: --file replays a JSON-lines file at
            --speed times the pace of its own timestamps (t; 0: as fast as
-           possible); without --file, records are synthesised (--seed).
+           possible), such as the repository's 500 real records,
+           --file=data/usagov_sample.jsonl; without --file, records are
+           synthesised (--seed).
 
 Flags:
 `

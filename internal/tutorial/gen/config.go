@@ -155,6 +155,10 @@ func (r RandomParams) config(seed uint64) (RandomConfig, error) {
 	return c, nil
 }
 
+// SampleFile is where the repository keeps a sample of real 1.usa.gov
+// records (the first 500 of a 2012 recording), relative to its root.
+const SampleFile = "data/usagov_sample.jsonl"
+
 // Generate builds cfg's stream and sends it (see Run). It writes what it
 // does to stderr: the stream's parameters (a secret distribution's only at
 // the end), progress and the final counts. The error wraps ErrInvalid when
@@ -208,6 +212,9 @@ func Generate(ctx context.Context, cfg Config, stderr io.Writer) error {
 			break
 		}
 		f, err := os.Open(cfg.File)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w (the repository ships 500 real records in %s)", err, SampleFile)
+		}
 		if err != nil {
 			return err
 		}

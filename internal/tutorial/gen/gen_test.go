@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -438,4 +440,31 @@ func sendConfig(c SendConfig) SendConfig {
 		d.Stderr = c.Stderr
 	}
 	return d
+}
+
+// Test_Gen_UsagovSample_ReplaysTheShippedRecords: the repository's sample
+// of real 1.usa.gov records replays whole, byte for byte, and a missing
+// file's error points at it.
+func Test_Gen_UsagovSample_ReplaysTheShippedRecords(t *testing.T) {
+	path := filepath.Join("..", "..", "..", SampleFile)
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Stream, cfg.File, cfg.To, cfg.Speed = "usagov", path, "-", 0
+	var out, stderr strings.Builder
+	cfg.Out = &out
+	if err := Generate(context.Background(), cfg, &stderr); err != nil {
+		t.Fatalf("Generate: %v (%s)", err, stderr.String())
+	}
+	if out.String() != string(want) || strings.Count(out.String(), "\n") != 500 {
+		t.Fatalf("replayed %d lines, not the sample's 500 byte for byte", strings.Count(out.String(), "\n"))
+	}
+
+	cfg.File = "no/such/usagov.jsonl"
+	err = Generate(context.Background(), cfg, &stderr)
+	if err == nil || !strings.Contains(err.Error(), SampleFile) {
+		t.Fatalf("Generate of a missing file: %v, want a pointer to %s", err, SampleFile)
+	}
 }
