@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +20,9 @@ type StoreConfig struct {
 	Aggregate
 	// JSON (show) prints JSON instead of text.
 	JSON bool
+	// Format (show graph) is one of GraphFormats: text (the default),
+	// json (as JSON), dot (Graphviz) or svg (an image).
+	Format string
 	// Cols (show histogram) is the width of the chart.
 	Cols int
 	// Query (show graph) picks the links shown.
@@ -29,7 +34,7 @@ type StoreConfig struct {
 // DefaultStoreConfig returns the defaults of kind: DefaultAggregate, a
 // chart as wide as $COLUMNS (else 80), the top 10 links, a minute.
 func DefaultStoreConfig(kind string) StoreConfig {
-	return StoreConfig{Aggregate: DefaultAggregate(kind), Cols: terminalColumns(), Query: GraphQuery{Top: 10}, Timeout: time.Minute}
+	return StoreConfig{Aggregate: DefaultAggregate(kind), Cols: terminalColumns(), Query: GraphQuery{Top: 10}, Format: FormatText, Timeout: time.Minute}
 }
 
 // RegisterFlags defines the flags of verb (show or reset) and c.Kind on
@@ -50,6 +55,7 @@ func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet, verb string) {
 		fs.StringVar(&q.Member, "member", q.Member, "with --node: this neighbour's rank (ZREVRANK) and weight")
 		fs.StringVar(&q.MinScore, "min-score", q.MinScore, `with --node: links weighing at least this (ZRANGEBYSCORE; "(5" for more than 5)`)
 		fs.StringVar(&q.MaxScore, "max-score", q.MaxScore, "with --node: links weighing at most this")
+		fs.StringVar(&c.Format, "format", c.Format, "text, json (as --json), dot (Graphviz: render with dot -Tpng) or svg (an image)")
 	}
 }
 
@@ -63,6 +69,12 @@ func (c StoreConfig) Validate() error {
 		return invalid(errors.New("--member, --min-score and --max-score need --node"))
 	case c.Cols < 1:
 		return invalid(fmt.Errorf("--cols=%d: want at least 1", c.Cols))
+	case !slices.Contains(GraphFormats, c.Format):
+		return invalid(fmt.Errorf("--format=%q: want %s", c.Format, strings.Join(GraphFormats, ", ")))
+	case c.JSON && c.Format != FormatText && c.Format != FormatJSON:
+		return invalid(fmt.Errorf("--json and --format=%s: pick one", c.Format))
+	case c.Format != FormatText && c.Format != FormatJSON && c.Kind != "graph":
+		return invalid(fmt.Errorf("--format=%s is for show graph", c.Format))
 	case q.Top < 1:
 		return invalid(fmt.Errorf("--top=%d: want at least 1", q.Top))
 	case c.Timeout <= 0:
@@ -93,11 +105,17 @@ func Show(ctx context.Context, c StoreConfig, w io.Writer) error {
 			var rep GraphReport
 			rep, err = ReadGraphReport(ctx, NewGraph(rdb, c.Prefix, false), c.Query)
 			v, text = rep, func() error { return rep.WriteText(w) }
+			switch c.Format {
+			case FormatDOT:
+				text = func() error { return rep.WriteDOT(w) }
+			case FormatSVG:
+				text = func() error { return rep.WriteSVG(w) }
+			}
 		}
 		switch {
 		case err != nil:
 			return err
-		case c.JSON:
+		case c.JSON || c.Format == FormatJSON:
 			return WriteJSON(w, v)
 		}
 		return text()

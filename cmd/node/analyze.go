@@ -40,7 +40,9 @@ once (--dedup-window=0: plain merges, at least once).
   show       prints the current result (--json for JSON): moments and their
              statistics; the histogram as a bar chart fitted to --cols; the
              graph's top edges, or with --node its strongest links (--top),
-             links by weight (--min-score/--max-score) and --member's rank
+             links by weight (--min-score/--max-score) and --member's rank;
+             the graph also as Graphviz (--format=dot) or as an SVG image
+             (--format=svg)
   reset      deletes an aggregate and its remembered message ids
 
 Flags:

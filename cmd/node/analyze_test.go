@@ -251,6 +251,14 @@ func Test_AnalyzeCommand_ShowAndFlags(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Nodes != 1 || len(rep.Top) != 2 {
 		t.Fatalf("show graph --json: %d %s", code, out)
 	}
+	code, out, _ = run("show", "graph", "--redis="+rs.URL, "--prefix=g:", "--format=dot")
+	if code != 0 || !strings.HasPrefix(out, "digraph \"g:\" {\n") || !strings.Contains(out, `"direct" -> "http://a" [label="2"`) {
+		t.Fatalf("show graph --format=dot: %d %s", code, out)
+	}
+	code, out, _ = run("show", "graph", "--redis="+rs.URL, "--prefix=g:", "--format=svg")
+	if code != 0 || !strings.HasPrefix(out, "<svg ") || strings.Count(out, "<line ") != 2 {
+		t.Fatalf("show graph --format=svg: %d %s", code, out)
+	}
 	if code, out, _ = run("reset", "graph", "--redis="+rs.URL, "--prefix=g:"); code != 0 || out != "deleted 1 nodes\n" {
 		t.Fatalf("reset graph: %d %q", code, out)
 	}
@@ -264,6 +272,9 @@ func Test_AnalyzeCommand_ShowAndFlags(t *testing.T) {
 		{"moments", "--balance=sideways"},
 		{"show", "graph", "--member=x"},
 		{"show", "graph", "--top=0"},
+		{"show", "graph", "--format=png"},
+		{"show", "graph", "--json", "--format=dot"},
+		{"show", "histogram", "--format=dot"},
 		{"moments", "--batch=0"},
 		{"moments", "--concurrency=-1"},
 		{"moments", "--lease=0"},
