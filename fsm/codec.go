@@ -34,7 +34,7 @@ func EncodeEntry(buf []byte, e *Entry) []byte {
 // decisions: 64 bytes cover the fixed fields of any op, and every variable
 // field is counted with a 10-byte length prefix.
 func EncodedSize(c *Command) int {
-	n := 64 + len(c.Queue) + len(c.ReqID) + len(c.Data) + len(c.Reason) + len(c.Config.DeadLetter) + 10*len(c.IDs)
+	n := 64 + len(c.Queue) + len(c.To) + len(c.ReqID) + len(c.Data) + len(c.Reason) + len(c.Config.DeadLetter) + 10*len(c.IDs)
 	for _, m := range c.Messages {
 		n += len(m) + 10
 	}
@@ -43,12 +43,16 @@ func EncodedSize(c *Command) int {
 
 // entryVersion is the oldest format that can carry e (see Version).
 func entryVersion(e *Entry) byte {
+	v := byte(version1)
 	for i := range e.Commands {
-		if wireOp(&e.Commands[i]) > OpTick {
+		switch op := wireOp(&e.Commands[i]); {
+		case op >= OpPurge:
 			return Version
+		case op > OpTick:
+			v = version2
 		}
 	}
-	return version1
+	return v
 }
 
 // wireOp is the op byte written for c.
@@ -100,6 +104,12 @@ func appendCommand(buf []byte, c *Command) []byte {
 	case OpConfigure:
 		buf = appendConfig(buf, c.Config)
 		buf = append(buf, byte(c.ConfigFields))
+	case OpPurge:
+		buf = binary.AppendVarint(buf, int64(c.Max))
+	case OpRedrive:
+		buf = appendString(buf, c.To)
+		buf = binary.AppendVarint(buf, int64(c.Max))
+		buf = binary.AppendVarint(buf, int64(c.Skip))
 	case OpResetStats, OpTick:
 	}
 	return buf
@@ -292,6 +302,17 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.raw()) }
 
+// intValue reads a varint that must fit an int32 (what the state
+// checks, not the decoder, refuses negative ones).
+func (d *decoder) intValue() int {
+	v := d.varint()
+	if v > 1<<31-1 || v < -1<<31 {
+		d.fail("int")
+		return 0
+	}
+	return int(v)
+}
+
 func (d *decoder) ids() []uint64 {
 	n := d.count(1)
 	if n == 0 {
@@ -361,6 +382,12 @@ func (d *decoder) command(c *Command) {
 	case OpConfigure:
 		c.Config = d.config()
 		c.ConfigFields = ConfigField(d.byte())
+	case OpPurge:
+		c.Max = d.intValue()
+	case OpRedrive:
+		c.To = d.string()
+		c.Max = d.intValue()
+		c.Skip = d.intValue()
 	case OpResetStats, OpTick:
 	default:
 		if d.err == nil {

@@ -12,7 +12,11 @@ import (
 // version 1 unless it holds a command added in version 2 (a get with caps
 // or a handover, OpHandoverAck, OpHandoverNack), so that entries an older
 // binary can apply are still written for it during a rolling upgrade.
-const Version = 2
+// Version 3 adds OpPurge and OpRedrive.
+const Version = 3
+
+// version2 is the format that added capped gets and the handover ops.
+const version2 = 2
 
 // version1 is the format of the first release: every op up to OpTick, and
 // OpGet with Max and Lease only.
@@ -58,6 +62,22 @@ const (
 	// delivery not counted as an attempt (their answer was never written).
 	// Other ids are skipped.
 	OpHandoverNack Op = 11
+
+	// OpPurge removes up to Max (0 or more than MaxAdminBatch: MaxAdminBatch)
+	// of the queue's ready messages, head first, then its deferred ones,
+	// for good. Leased messages stay. Result.Count is how many went,
+	// Result.Left how many ready and deferred ones are left. Version 3.
+	OpPurge Op = 12
+	// OpRedrive moves ready messages of the queue, in order, to To, or
+	// when To is empty to the queue each was dead-lettered from, with
+	// their attempts reset to 0 and their last error and origin cleared.
+	// It looks at the messages from position Skip on (those before it
+	// stayed in earlier commands), at most MaxAdminBatch of them, and
+	// moves up to Max (0 or more than MaxAdminBatch: MaxAdminBatch);
+	// messages without an origin, when To is empty, stay. Result.Count
+	// is how many moved, Result.Stayed how many it looked at and left,
+	// Result.Left the ready messages left in the queue. Version 3.
+	OpRedrive Op = 13
 )
 
 func (o Op) String() string {
@@ -82,6 +102,10 @@ func (o Op) String() string {
 		return "handover_ack"
 	case OpHandoverNack:
 		return "handover_nack"
+	case OpPurge:
+		return "purge"
+	case OpRedrive:
+		return "redrive"
 	}
 	return "unknown"
 }
@@ -185,6 +209,11 @@ type Command struct {
 	Data    []byte // Nack
 	Reason  string // Nack: recorded as the message's last error
 
+	// Redrive: To is the queue every moved message goes to (empty: each
+	// to its origin); Skip is the position from the head to start at.
+	To   string
+	Skip int
+
 	// Configure: the fields of Config named in ConfigFields replace the
 	// queue's current ones, atomically; ConfigFields 0 replaces them all.
 	Config       QueueConfig
@@ -247,8 +276,15 @@ type Result struct {
 	// proposer writes them to its overflow log.
 	Evicted [][]byte
 	// Count is how many ids an ack, nack, touch, handover ack or handover
-	// nack applied to.
+	// nack applied to, how many messages a purge removed or a redrive
+	// moved.
 	Count int
+	// Left is what a purge left of the queue's ready and deferred
+	// messages, or a redrive of its ready ones.
+	Left int
+	// Stayed is how many messages a redrive looked at and left in place
+	// (no origin and no To): the next command's Skip grows by it.
+	Stayed int
 }
 
 // HandoverExpired is the LastError of a message whose handover lease ran
@@ -270,4 +306,8 @@ const (
 	DedupWindow = 2 * time.Minute
 	// DedupMaxKeys bounds the dedup table; the oldest keys are forgotten first.
 	DedupMaxKeys = 200000
+	// MaxAdminBatch bounds the messages one purge or redrive command
+	// removes, moves or looks at, so that one apply cannot stall the log;
+	// the proposer sends more commands for more.
+	MaxAdminBatch = 10000
 )

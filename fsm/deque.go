@@ -143,3 +143,18 @@ func (d *deque[T]) Update(fn func(*T) bool) {
 		pos++
 	}
 }
+
+// At returns element i, counted from the front; 0 <= i < Len().
+func (d *deque[T]) At(i int) T {
+	pos := d.head + i
+	return d.chunks[pos/chunkSize].items[pos%chunkSize]
+}
+
+// At returns element i of the view, counted from the front.
+func (v dequeView[T]) At(i int) T {
+	pos := v.head + i
+	return v.chunks[pos/chunkSize].items[pos%chunkSize]
+}
+
+// Len is the number of elements in the view.
+func (v dequeView[T]) Len() int { return v.n }

@@ -98,6 +98,9 @@ func (f *FSM) Close() error { return f.bodies.Close() }
 
 // QueueStats is a point-in-time view of one queue's counters and settings.
 type QueueStats struct {
+	// Name is the queue's name (AllStats; empty from Stats of a queue that
+	// was never written).
+	Name string
 	// The six simplequeue counters. Depth counts ready messages; Bytes counts
 	// every message the queue holds (ready, in flight and deferred), which is
 	// what the byte limit applies to.
@@ -110,7 +113,16 @@ type QueueStats struct {
 	// messages that exceeded MaxAttempts.
 	InFlight, Deferred int64
 	Dead               uint64
-	Config             QueueConfig
+	// Acks, Nacks, Expired (leases that ran out) and Redelivered
+	// (deliveries of a message delivered before) are cumulative: nothing
+	// resets them.
+	Acks, Nacks, Expired, Redelivered uint64
+	// OldestPut is when the message at the head of the ready queue (the
+	// next a get hands out) was put, in leader time (Unix nanoseconds),
+	// to within PutTimeResolution; 0 when nothing is ready or its put
+	// time is unknown (stored before put times were kept).
+	OldestPut int64
+	Config    QueueConfig
 	// Exists is false for a queue that was never written.
 	Exists bool
 }

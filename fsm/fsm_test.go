@@ -18,7 +18,7 @@ var testQueues = []string{"default", "a", "b.dlq"}
 
 func genCommand(t *rapid.T, m *model) Command {
 	q := rapid.SampledFrom(testQueues).Draw(t, "queue")
-	switch rapid.IntRange(0, 11).Draw(t, "op") {
+	switch rapid.IntRange(0, 12).Draw(t, "op") {
 	case 0, 1, 2, 3:
 		c := Command{Op: OpPut, Queue: q}
 		n := rapid.IntRange(0, 3).Draw(t, "n")
@@ -80,6 +80,12 @@ func genCommand(t *rapid.T, m *model) Command {
 			DeadLetter:   rapid.SampledFrom([]string{"", "b.dlq", "default"}).Draw(t, "dlq"),
 			Limits:       Limits{MaxDepth: int64(rapid.SampledFrom([]int{0, 0, 4}).Draw(t, "cfgDepth")), Policy: OverflowPolicy(rapid.IntRange(0, 1).Draw(t, "cfgPolicy"))},
 		}, ConfigFields: ConfigField(rapid.IntRange(0, 63).Draw(t, "fields"))}
+	case 11:
+		if rapid.Bool().Draw(t, "purge") {
+			return Command{Op: OpPurge, Queue: q, Max: rapid.IntRange(0, 3).Draw(t, "purgeMax")}
+		}
+		return Command{Op: OpRedrive, Queue: q, To: rapid.SampledFrom([]string{"", "", "a", "default"}).Draw(t, "to"),
+			Max: rapid.IntRange(0, 3).Draw(t, "redriveMax"), Skip: rapid.IntRange(0, 2).Draw(t, "skip")}
 	default:
 		if rapid.Bool().Draw(t, "tick") {
 			return Command{Op: OpTick}
@@ -104,6 +110,9 @@ func TestFSM_MatchesModel_WithSnapshotsAndReplay(t *testing.T) {
 		var pendingWant []byte
 		for i := 0; i < steps; i++ {
 			now += int64(rapid.IntRange(-5, 40).Draw(t, "dt")) * int64(time.Millisecond)
+			if rapid.IntRange(0, 9).Draw(t, "jump") == 0 {
+				now += int64(rapid.IntRange(900, 1100).Draw(t, "jumpMs")) * int64(time.Millisecond) // new put-time marks
+			}
 			e := Entry{Now: now}
 			for j := rapid.IntRange(1, 3).Draw(t, "cmds"); j > 0; j-- {
 				c := genCommand(t, m)
@@ -119,7 +128,14 @@ func TestFSM_MatchesModel_WithSnapshotsAndReplay(t *testing.T) {
 				t.Fatalf("entry %d %+v:\n got  %#v\n want %#v", i, e, got, want)
 			}
 			for _, q := range testQueues {
-				if g, w := f.Stats(q), m.stats(q); g != w {
+				g, w := f.Stats(q), m.stats(q)
+				if w.OldestPut != 0 && (g.OldestPut > w.OldestPut || g.OldestPut <= w.OldestPut-int64(PutTimeResolution)) {
+					t.Fatalf("entry %d: %q's oldest ready message was put at %d, reported %d", i, q, w.OldestPut, g.OldestPut)
+				}
+				if g.OldestPut != 0 {
+					g.OldestPut = w.OldestPut // within the resolution: checked above
+				}
+				if g != w {
 					t.Fatalf("entry %d: stats of %q:\n got  %+v\n want %+v", i, q, g, w)
 				}
 				probe := now + int64(rapid.IntRange(0, 60).Draw(t, "probe"))*int64(time.Millisecond)

@@ -25,7 +25,10 @@ type mmsg struct {
 	attempts uint32
 	data     []byte
 	lastErr  string
+	deadFrom string
 	hasInfo  bool
+	// putAt is the leader time of its put.
+	putAt int64
 }
 
 type mlease struct {
@@ -54,6 +57,8 @@ type mqueue struct {
 	hw             int64
 	bytes          int64
 	overflow, dead uint64
+	acks, nacks    uint64
+	expired, redel uint64
 }
 
 func newModel() *model {
@@ -156,6 +161,10 @@ func (m *model) command(c *Command) Result {
 			q.puts, q.gets, q.hw = 0, 0, 0
 		}
 		return Result{}
+	case OpPurge:
+		return m.purge(c)
+	case OpRedrive:
+		return m.redrive(c)
 	case OpTick:
 		names := make([]string, 0, len(m.queues))
 		for n := range m.queues {
@@ -211,7 +220,7 @@ func (m *model) put(c *Command) Result {
 	}
 	res := Result{IDs: []uint64{}}
 	for _, b := range c.Messages {
-		msg := mmsg{id: m.nextID, data: b}
+		msg := mmsg{id: m.nextID, data: b, putAt: m.now}
 		m.nextID++
 		res.IDs = append(res.IDs, msg.id)
 		q.puts++
@@ -291,6 +300,9 @@ func (m *model) get(c *Command) Result {
 		q.ready = q.ready[1:]
 		msg.attempts++
 		q.gets++
+		if msg.attempts > 1 {
+			q.redel++
+		}
 		res.Messages = append(res.Messages, Message{ID: msg.id, Attempts: msg.attempts, Data: msg.data, LastError: msg.lastErr})
 		if lease > 0 {
 			q.inflight[msg.id] = mlease{queue: c.Queue, deadline: m.now + int64(lease), msg: msg, handover: handover}
@@ -391,9 +403,11 @@ func (m *model) settle(c *Command) Result {
 			l.deadline = m.now + int64(d)
 			q.inflight[id] = l
 		case OpAck:
+			q.acks++
 			delete(q.inflight, id)
 			q.bytes -= int64(len(l.msg.data))
 		case OpNack:
+			q.nacks++
 			delete(q.inflight, id)
 			msg := l.msg
 			if c.HasData {
@@ -421,7 +435,7 @@ func (m *model) requeue(name string, msg mmsg, delay time.Duration) {
 		if msg.lastErr == "" {
 			msg.lastErr = "lease expired"
 		}
-		msg.hasInfo = true
+		msg.hasInfo, msg.deadFrom = true, name
 		dlq.ready = append(dlq.ready, msg)
 		dlq.puts++
 		dlq.bytes += int64(len(msg.data))
@@ -455,6 +469,7 @@ func (m *model) sweep(name string) {
 			q.raise()
 			continue
 		}
+		q.expired++
 		if msg.lastErr == "" {
 			msg.lastErr, msg.hasInfo = "lease expired", true
 		}
@@ -476,7 +491,12 @@ func (m *model) stats(name string) QueueStats {
 	if q == nil {
 		return QueueStats{}
 	}
+	var oldest int64
+	if len(q.ready) > 0 {
+		oldest = q.ready[0].putAt
+	}
 	return QueueStats{
+		Name: name, Acks: q.acks, Nacks: q.nacks, Expired: q.expired, Redelivered: q.redel, OldestPut: oldest,
 		Puts: q.puts, Gets: q.gets, Depth: int64(len(q.ready)), DepthHighWater: q.hw,
 		Bytes: q.bytes, Overflow: q.overflow, InFlight: q.leased(),
 		Deferred: int64(len(q.deferred)), Dead: q.dead, Config: q.cfg, Exists: true,
@@ -518,4 +538,75 @@ func (m *model) inflightIDs() []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+func (m *model) purge(c *Command) Result {
+	if c.Max < 0 {
+		return Result{Err: api.ErrInvalidCommand}
+	}
+	q, err := m.queue(c.Queue, false)
+	if err != nil || q == nil {
+		return Result{Err: err}
+	}
+	m.sweep(c.Queue)
+	limit := c.Max
+	if limit == 0 || limit > MaxAdminBatch {
+		limit = MaxAdminBatch
+	}
+	n := 0
+	for ; n < limit && len(q.ready) > 0; n++ {
+		q.bytes -= int64(len(q.ready[0].data))
+		q.ready = q.ready[1:]
+	}
+	sort.SliceStable(q.deferred, func(i, j int) bool {
+		a, b := q.deferred[i], q.deferred[j]
+		return a.at < b.at || (a.at == b.at && a.msg.id < b.msg.id)
+	})
+	for ; n < limit && len(q.deferred) > 0; n++ {
+		q.bytes -= int64(len(q.deferred[0].msg.data))
+		q.deferred = q.deferred[1:]
+	}
+	return Result{Count: n, Left: len(q.ready) + len(q.deferred)}
+}
+
+func (m *model) redrive(c *Command) Result {
+	if c.Max < 0 || c.Skip < 0 || (c.To != "" && (!api.ValidName(c.To) || c.To == c.Queue)) {
+		return Result{Err: api.ErrInvalidCommand}
+	}
+	q, err := m.queue(c.Queue, false)
+	if err != nil || q == nil {
+		return Result{Err: err}
+	}
+	m.sweep(c.Queue)
+	limit := c.Max
+	if limit == 0 || limit > MaxAdminBatch {
+		limit = MaxAdminBatch
+	}
+	var kept []mmsg
+	moved, stayed := 0, 0
+	for i, msg := range q.ready {
+		if i < c.Skip || moved == limit || moved+stayed == MaxAdminBatch {
+			kept = append(kept, msg)
+			continue
+		}
+		to := c.To
+		if to == "" {
+			to = msg.deadFrom
+		}
+		if to == "" || to == c.Queue {
+			stayed++
+			kept = append(kept, msg)
+			continue
+		}
+		dest, _ := m.queue(to, true)
+		moved++
+		q.bytes -= int64(len(msg.data))
+		msg.attempts, msg.lastErr, msg.deadFrom, msg.hasInfo = 0, "", "", false
+		dest.ready = append(dest.ready, msg)
+		dest.puts++
+		dest.bytes += int64(len(msg.data))
+		dest.raise()
+	}
+	q.ready = kept
+	return Result{Count: moved, Stayed: stayed, Left: len(q.ready)}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/google/btree"
 
@@ -38,18 +39,30 @@ import (
 // A lease record of a handover (Command.Handover) ends with one more byte,
 // 1; readers that predate handovers ignore it.
 //
+// Version 4 adds the queues' cumulative counters (acks, nacks, expired,
+// redelivered, after dead in the queue record) and the put-time marks (a
+// recMarks record before the first queue). Its header is version 3's;
+// flagInline says that bodies are inline, as in version 2, and then the
+// store id is empty and no segment is named. Versions 1 to 3 still read:
+// their queues start the new counters at 0 and their messages have no
+// known put time.
+//
 // Ready and deferred records belong to the queue record before them. The
 // length prefix lets a later reader skip record types it does not know; the
 // trailer catches a truncated stream. Raft snapshots are written in version
-// 3; WriteSnapshot writes version 2, the whole state in one stream, which
-// replicas can compare byte for byte.
+// 4; WriteSnapshot writes version 4 with flagInline, the whole state in
+// one stream, which replicas can compare byte for byte.
 const snapMagic = "QQSNAP"
 
 const (
-	snapInline = Version // bodies inline
-	snapRefs   = 3       // bodies in the store's segments
+	snapInline = 2 // bodies inline
+	snapRefs   = 3 // bodies in the store's segments
+	// snapCounters adds the queues' counters and the put-time marks.
+	snapCounters = 4
 	// flagSegments: the segments' bytes follow the trailer.
 	flagSegments byte = 1
+	// flagInline (version 4): bodies are inline.
+	flagInline byte = 2
 )
 
 const (
@@ -65,7 +78,10 @@ const (
 	// body's size: about two bytes a message instead of fifteen, which is
 	// what keeps a snapshot of a deep queue, and a restart from it, short.
 	recReadyRun byte = 6
-	recEnd      byte = 0xFF
+	// recMarks (version 4) holds the put-time marks (marks.go): their
+	// count, then each one's id, time and message count.
+	recMarks byte = 7
+	recEnd   byte = 0xFF
 )
 
 const snapBufferSize = 256 << 10
@@ -87,6 +103,7 @@ type frozenState struct {
 	infos         *btree.BTreeG[infoEntry]
 	dedup         *btree.BTreeG[dedupEntry]
 	dedupOrder    dequeView[dedupRef]
+	marks         []putMark
 }
 
 type frozenQueue struct {
@@ -95,6 +112,9 @@ type frozenQueue struct {
 	puts, gets     uint64
 	depthHighWater int64
 	overflow, dead uint64
+	acks, nacks    uint64
+	expired        uint64
+	redelivered    uint64
 	ready          dequeView[item]
 	deferred       *btree.BTreeG[deferredItem]
 }
@@ -115,6 +135,7 @@ func (s *state) freeze() (*frozenState, error) {
 		infos:      s.infos.Clone(),
 		dedup:      s.dedup.Clone(),
 		dedupOrder: s.dedupOrder.View(),
+		marks:      slices.Clone(s.marks),
 	}
 	for _, name := range s.queueNames() {
 		q := s.queues[name]
@@ -122,6 +143,7 @@ func (s *state) freeze() (*frozenState, error) {
 			name: q.name, cfg: q.cfg,
 			puts: q.puts, gets: q.gets, depthHighWater: q.depthHighWater,
 			overflow: q.overflow, dead: q.dead,
+			acks: q.acks, nacks: q.nacks, expired: q.expired, redelivered: q.redelivered,
 			ready:    q.ready.View(),
 			deferred: q.deferred.Clone(),
 		})
@@ -222,13 +244,20 @@ func (r *readyRun) flush() {
 	sw.counts[1] += uint64(r.n)
 }
 
-// write writes the frozen state: inline in version 2, else in version 3,
-// with the segments' bytes when the store is in memory.
+// write writes the frozen state in version 4: bodies inline, or
+// referred to, with the segments' bytes when the store is in memory.
 func (fr *frozenState) write(w io.Writer, inline bool) error {
+	return fr.writeVersion(w, inline, snapCounters)
+}
+
+// writeVersion writes the frozen state in the given version; versions
+// before 4 (written only by tests, to check that they still read) leave
+// out what they cannot carry.
+func (fr *frozenState) writeVersion(w io.Writer, inline bool, version byte) error {
 	sw := &snapWriter{inline: inline, bodies: fr.bodies, infos: fr.infos, w: bufio.NewWriterSize(w, snapBufferSize)}
 	var hdr []byte
 	withSegments := !inline && fr.bodies.InMemory()
-	if inline {
+	if inline && version < snapCounters {
 		hdr = append([]byte(snapMagic), snapInline)
 		hdr = binary.AppendVarint(hdr, fr.now)
 		hdr = binary.AppendUvarint(hdr, fr.index)
@@ -238,8 +267,12 @@ func (fr *frozenState) write(w io.Writer, inline bool) error {
 		if withSegments {
 			flags |= flagSegments
 		}
-		segs := fr.pin.Segments()
-		h := appendString(nil, fr.pin.StoreID())
+		segs, storeID := fr.pin.Segments(), fr.pin.StoreID()
+		if inline {
+			flags |= flagInline
+			segs, storeID = nil, ""
+		}
+		h := appendString(nil, storeID)
 		h = binary.AppendUvarint(h, uint64(len(segs)))
 		for _, sg := range segs {
 			h = binary.AppendUvarint(h, uint64(sg.Seq))
@@ -248,12 +281,22 @@ func (fr *frozenState) write(w io.Writer, inline bool) error {
 		h = binary.AppendVarint(h, fr.now)
 		h = binary.AppendUvarint(h, fr.index)
 		h = binary.AppendUvarint(h, fr.nextID)
-		hdr = append([]byte(snapMagic), snapRefs, flags)
+		hdr = append([]byte(snapMagic), version, flags)
 		hdr = binary.AppendUvarint(hdr, uint64(len(h)))
 		hdr = append(hdr, h...)
 	}
 	if _, err := sw.w.Write(hdr); err != nil {
 		return err
+	}
+	if version >= snapCounters {
+		rec := binary.AppendUvarint(sw.rec[:0], uint64(len(fr.marks)))
+		for _, m := range fr.marks {
+			rec = binary.AppendUvarint(rec, m.id)
+			rec = binary.AppendVarint(rec, m.at)
+			rec = binary.AppendUvarint(rec, uint64(m.n))
+		}
+		sw.rec = rec
+		sw.record(recMarks, rec)
 	}
 	for _, q := range fr.queues {
 		rec := appendString(sw.rec[:0], q.name)
@@ -263,6 +306,13 @@ func (fr *frozenState) write(w io.Writer, inline bool) error {
 		rec = binary.AppendVarint(rec, q.depthHighWater)
 		rec = binary.AppendUvarint(rec, q.overflow)
 		rec = binary.AppendUvarint(rec, q.dead)
+		if version >= snapCounters {
+			rec = binary.AppendUvarint(rec, q.acks)
+			rec = binary.AppendUvarint(rec, q.nacks)
+			rec = binary.AppendUvarint(rec, q.expired)
+			rec = binary.AppendUvarint(rec, q.redelivered)
+		}
+		sw.rec = rec
 		sw.record(recQueue, rec)
 		sw.counts[0]++
 		run := readyRun{sw: sw}
@@ -337,9 +387,13 @@ type snapHeader struct {
 	segs          []bodystore.Segment
 	now           int64
 	index, nextID uint64
-	// raw is the version 3 header as read, after magic, version and flags.
+	// raw is the version 3 or 4 header as read, after magic, version and
+	// flags.
 	raw []byte
 }
+
+// inline reports whether the snapshot's bodies are inline.
+func (h snapHeader) inline() bool { return h.version <= snapInline || h.flags&flagInline != 0 }
 
 func readSnapHeader(br *bufio.Reader) (snapHeader, error) {
 	var h snapHeader
@@ -351,7 +405,7 @@ func readSnapHeader(br *bufio.Reader) (snapHeader, error) {
 		return h, fmt.Errorf("%w: not a quorumq snapshot", ErrCorrupt)
 	}
 	h.version = magic[len(snapMagic)]
-	if h.version > snapRefs {
+	if h.version > snapCounters {
 		return h, fmt.Errorf("%w: snapshot version %d", ErrNewerVersion, h.version)
 	}
 	var err error
@@ -442,7 +496,7 @@ func readSnapshot(r io.Reader, bodies *bodystore.Store) (*state, *takeUp, error)
 	}
 	t := &takeUp{bodies: bodies, live: map[uint32]bodystore.Live{}}
 	known := map[uint32]bool{}
-	if h.version > snapInline {
+	if !h.inline() {
 		switch inPlace := bodies.CanReconcile(h.storeID, h.segs); {
 		case inPlace == nil:
 			t.inPlace, t.segs = true, h.segs
@@ -464,7 +518,7 @@ func readSnapshot(r io.Reader, bodies *bodystore.Store) (*state, *takeUp, error)
 		}
 	}
 	s, err := readRecords(br, h, t, known)
-	if err == nil && t.stage != nil && h.version > snapInline {
+	if err == nil && t.stage != nil && !h.inline() {
 		err = t.stage.ReadSegments(h.segs, br)
 	}
 	if err != nil {
@@ -477,7 +531,7 @@ func readSnapshot(r io.Reader, bodies *bodystore.Store) (*state, *takeUp, error)
 func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]bool) (*state, error) {
 	s := newState(t.bodies)
 	s.now, s.index, s.nextID = h.now, h.index, h.nextID
-	refs := h.version > snapInline
+	refs := !h.inline()
 	var (
 		cur    *queue
 		counts [4]uint64
@@ -532,6 +586,10 @@ func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]boo
 			cur.puts, cur.gets = d.uvarint(), d.uvarint()
 			cur.depthHighWater = d.varint()
 			cur.overflow, cur.dead = d.uvarint(), d.uvarint()
+			if h.version >= snapCounters {
+				cur.acks, cur.nacks = d.uvarint(), d.uvarint()
+				cur.expired, cur.redelivered = d.uvarint(), d.uvarint()
+			}
 			if d.err == nil && (!api.ValidName(cur.name) || s.queues[cur.name] != nil) {
 				d.fail("queue name")
 			}
@@ -597,6 +655,18 @@ func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]boo
 				}
 			}
 			counts[2]++
+		case recMarks:
+			n := d.count(3)
+			if d.err == nil && (n > maxMarks || s.marks != nil) {
+				d.fail("put-time marks")
+			}
+			for i := 0; i < n && d.err == nil; i++ {
+				m := putMark{id: d.uvarint(), at: d.varint(), n: int64(d.uvarint())}
+				if k := len(s.marks); k > 0 && m.id <= s.marks[k-1].id {
+					d.fail("put-time marks out of order")
+				}
+				s.marks = append(s.marks, m)
+			}
 		case recDedup:
 			e := dedupEntry{key: d.string(), expires: d.varint(), ids: d.ids()}
 			s.dedup.ReplaceOrInsert(e)
@@ -630,8 +700,9 @@ func readRecords(br *bufio.Reader, h snapHeader, t *takeUp, known map[uint32]boo
 func (f *FSM) OpenSnapshot(stored io.ReadCloser) (io.ReadCloser, int64, error) {
 	br := bufio.NewReaderSize(stored, snapBufferSize)
 	head, err := br.Peek(len(snapMagic) + 2)
-	if err != nil || string(head[:len(snapMagic)]) != snapMagic || head[len(snapMagic)] != snapRefs ||
-		head[len(snapMagic)+1]&flagSegments != 0 {
+	if err != nil || string(head[:len(snapMagic)]) != snapMagic ||
+		(head[len(snapMagic)] != snapRefs && head[len(snapMagic)] != snapCounters) ||
+		head[len(snapMagic)+1]&(flagSegments|flagInline) != 0 {
 		return readCloser{br, stored}, 0, nil
 	}
 	h, err := readSnapHeader(br)
@@ -642,7 +713,7 @@ func (f *FSM) OpenSnapshot(stored io.ReadCloser) (io.ReadCloser, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("open snapshot: %w", err)
 	}
-	prefix := append([]byte(snapMagic), snapRefs, h.flags|flagSegments)
+	prefix := append([]byte(snapMagic), h.version, h.flags|flagSegments)
 	prefix = binary.AppendUvarint(prefix, uint64(len(h.raw)))
 	prefix = append(prefix, h.raw...)
 	return multiCloser{io.MultiReader(bytes.NewReader(prefix), br, segs), []io.Closer{stored, segs}},

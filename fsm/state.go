@@ -48,6 +48,9 @@ type state struct {
 	// the queues, not part of the snapshot.
 	used Usage
 
+	// marks tell when stored messages were put (marks.go).
+	marks []putMark
+
 	// woken collects queues that gained ready messages during an apply, for
 	// the FSM's local notifications. Not part of the replicated state.
 	woken map[string]struct{}
@@ -130,6 +133,7 @@ func (s *state) store(id uint64, data []byte) item {
 
 // forget releases the body, and any info, of a message removed for good.
 func (s *state) forget(it item) {
+	s.unmark(it.id)
 	s.bodies.Release(it.loc, it.size)
 	if it.hasInfo() {
 		s.infos.Delete(infoEntry{id: it.id})
@@ -159,6 +163,9 @@ type queue struct {
 	depthHighWater int64
 	overflow       uint64
 	dead           uint64
+	// acks, nacks, expired (lease expiries) and redelivered (deliveries of
+	// a message delivered before) only grow: OpResetStats leaves them.
+	acks, nacks, expired, redelivered uint64
 }
 
 type lease struct {
@@ -275,6 +282,10 @@ func (s *state) applyCommand(c *Command) Result {
 	case OpTick:
 		s.sweepAll()
 		return Result{}
+	case OpPurge:
+		return s.purge(c)
+	case OpRedrive:
+		return s.redrive(c)
 	}
 	return Result{Err: api.ErrInvalidCommand}
 }
@@ -342,6 +353,7 @@ func (s *state) put(c *Command) Result {
 				continue
 			}
 			it := s.store(id, m)
+			s.mark(id)
 			q.deferred.ReplaceOrInsert(deferredItem{at: s.now + int64(c.Delay), it: it})
 			if lim.Policy == OverflowEvictOldest {
 				for lim.over(q) && q.ready.Len() > 0 {
@@ -351,6 +363,7 @@ func (s *state) put(c *Command) Result {
 			continue
 		}
 		q.ready.PushBack(s.store(id, m))
+		s.mark(id)
 		q.raiseHighWater()
 		// simplequeue checks its limits after every record, evicting from
 		// the head. The new record is kept unless it alone exceeds the byte
@@ -435,6 +448,9 @@ func (s *state) get(c *Command) Result {
 		q.ready.PopFront()
 		it.attempts++
 		q.gets++
+		if it.tries() > 1 {
+			q.redelivered++
+		}
 		m := Message{ID: it.id, Attempts: it.tries(), Data: s.body(it)}
 		if it.hasInfo() {
 			m.LastError = s.info(it).lastError
@@ -575,10 +591,12 @@ func (s *state) settle(c *Command) Result {
 		it := l.it
 		switch c.Op {
 		case OpAck:
+			q.acks++
 			q.bytes -= int64(it.size)
 			s.dropped(it.size)
 			s.forget(it)
 		case OpNack:
+			q.nacks++
 			if c.HasData {
 				q.bytes += int64(len(c.Data)) - int64(it.size)
 				s.replaced(it.size, len(c.Data))
@@ -680,6 +698,7 @@ func (s *state) sweep(q *queue) {
 				s.wake(q)
 				continue
 			}
+			q.expired++
 			if inf := s.info(it); inf.lastError == "" {
 				s.setInfo(&it, itemInfo{lastError: "lease expired", deadFrom: inf.deadFrom})
 			}
@@ -795,6 +814,7 @@ func (s *state) stats(name string) QueueStats {
 		return QueueStats{}
 	}
 	return QueueStats{
+		Name:           q.name,
 		Puts:           q.puts,
 		Gets:           q.gets,
 		Depth:          int64(q.ready.Len()),
@@ -804,6 +824,11 @@ func (s *state) stats(name string) QueueStats {
 		InFlight:       q.inflightN,
 		Deferred:       int64(q.deferred.Len()),
 		Dead:           q.dead,
+		Acks:           q.acks,
+		Nacks:          q.nacks,
+		Expired:        q.expired,
+		Redelivered:    q.redelivered,
+		OldestPut:      s.oldestPut(q),
 		Config:         q.cfg,
 		Exists:         true,
 	}
