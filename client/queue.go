@@ -313,7 +313,7 @@ func (q *Queue) Touch(ctx context.Context, id string, lease time.Duration) error
 	return err
 }
 
-// Stats are a queue's counters and settings (/stats?format=json).
+// Stats are a queue's counters and settings (/stats?format=json&extended=1).
 type Stats struct {
 	// simplequeue's six counters (see the README for how they count).
 	Puts           uint64 `json:"puts"`
@@ -338,6 +338,7 @@ type Stats struct {
 func (q *Queue) Stats(ctx context.Context, queue string) (*Stats, error) {
 	v := queueValues(queue)
 	v.Set("format", "json")
+	v.Set("extended", "1")
 	res, err := q.do(ctx, request{method: http.MethodGet, path: "/stats", query: v, idempotent: true})
 	if err != nil {
 		return nil, err

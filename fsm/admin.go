@@ -16,18 +16,28 @@ func adminBatch(max int) int {
 	return max
 }
 
-// purge applies OpPurge: ready messages go first, from the head, then
-// deferred ones, soonest first; leases stay and may come back.
-func (s *state) purge(c *Command) Result {
-	if c.Max < 0 {
-		return Result{Err: api.ErrInvalidCommand}
+// adminQueue returns the queue a purge or redrive works on, swept, and
+// the messages the command may handle; no queue when it was never
+// written. ok false: the command is invalid.
+func (s *state) adminQueue(c *Command, ok bool) (*queue, int, error) {
+	if !ok || c.Max < 0 {
+		return nil, 0, api.ErrInvalidCommand
 	}
 	q, err := s.queueFor(c.Queue, false)
 	if err != nil || q == nil {
-		return Result{Err: err}
+		return nil, 0, err
 	}
 	s.sweep(q)
-	limit := adminBatch(c.Max)
+	return q, adminBatch(c.Max), nil
+}
+
+// purge applies OpPurge: ready messages go first, from the head, then
+// deferred ones, soonest first; leases stay and may come back.
+func (s *state) purge(c *Command) Result {
+	q, limit, err := s.adminQueue(c, true)
+	if err != nil || q == nil {
+		return Result{Err: err}
+	}
 	n := 0
 	for ; n < limit && q.ready.Len() > 0; n++ {
 		s.removeStored(q, q.ready.PopFront())
@@ -52,15 +62,10 @@ func (s *state) removeStored(q *queue, it item) {
 // redrive applies OpRedrive. Only index entries move: the bodies stay
 // where they are in the body store, and the node's usage does not change.
 func (s *state) redrive(c *Command) Result {
-	if c.Max < 0 || c.Skip < 0 || (c.To != "" && (!api.ValidName(c.To) || c.To == c.Queue)) {
-		return Result{Err: api.ErrInvalidCommand}
-	}
-	q, err := s.queueFor(c.Queue, false)
+	q, limit, err := s.adminQueue(c, c.Skip >= 0 && (c.To == "" || (api.ValidName(c.To) && c.To != c.Queue)))
 	if err != nil || q == nil {
 		return Result{Err: err}
 	}
-	s.sweep(q)
-	limit := adminBatch(c.Max)
 	type move struct {
 		pos  int
 		dest *queue
@@ -145,7 +150,7 @@ type DumpOptions struct {
 	HasAfter bool
 	// Offset skips that many messages (of those After keeps) from the head.
 	Offset int
-	// Limit caps the messages of the page; 0 or less: none.
+	// Limit caps the messages of the page; 0 or less: no cap.
 	Limit int
 }
 
@@ -167,31 +172,32 @@ type DumpPage struct {
 	Messages []DumpMessage
 }
 
-// DumpPage returns a page of queue's ready messages without removing
-// any. Like Dump it reads a copy-on-write view, so the bodies are read
-// without holding up Apply; the scan for After costs a look at every
-// message before the page.
-func (f *FSM) DumpPage(queue string, o DumpOptions) (DumpPage, error) {
+// DumpEach calls fn with the page of queue's ready messages o chooses, in
+// queue order, without removing any, and returns the queue's depth. Like
+// Dump it reads a copy-on-write view, so it does not hold up Apply while
+// fn writes to a slow client; the scan for After looks at every message
+// before the page.
+func (f *FSM) DumpEach(queue string, o DumpOptions, fn func(m DumpMessage) error) (total int64, err error) {
 	f.mu.Lock()
 	v, ok := f.st.readyView(queue)
 	var pin *bodystore.Pin
-	var err error
 	var infos *btree.BTreeG[infoEntry]
 	if ok {
+		// The view's bodies must outlive their messages' acks meanwhile.
 		pin, err = f.bodies.Pin()
 		infos = f.st.infos.Clone()
 	}
 	f.mu.Unlock()
-	page := DumpPage{Total: int64(v.Len()), Messages: []DumpMessage{}}
 	if !ok || err != nil {
-		return page, err
+		return 0, err
 	}
 	defer pin.Release()
 	skip, start := max(o.Offset, 0), 0
 	if !o.HasAfter {
 		skip, start = 0, skip // positions, reached at once
 	}
-	for i := start; i < v.Len() && len(page.Messages) < o.Limit; i++ {
+	n := 0
+	for i := start; i < v.Len() && (o.Limit <= 0 || n < o.Limit); i++ {
 		it := v.At(i)
 		if o.HasAfter && it.id <= o.After {
 			continue
@@ -202,14 +208,29 @@ func (f *FSM) DumpPage(queue string, o DumpOptions) (DumpPage, error) {
 		}
 		body, err := f.bodies.Read(it.loc, it.id, it.size)
 		if err != nil {
-			return page, err
+			return int64(v.Len()), err
 		}
 		m := DumpMessage{ID: it.id, Attempts: it.tries(), Data: body}
 		if it.hasInfo() {
 			e, _ := infos.Get(infoEntry{id: it.id})
 			m.DeadFrom, m.LastError = e.info.deadFrom, e.info.lastError
 		}
-		page.Messages = append(page.Messages, m)
+		if err := fn(m); err != nil {
+			return int64(v.Len()), err
+		}
+		n++
 	}
-	return page, nil
+	return int64(v.Len()), nil
+}
+
+// DumpPage returns the page of queue's ready messages o chooses (see
+// DumpEach).
+func (f *FSM) DumpPage(queue string, o DumpOptions) (DumpPage, error) {
+	page := DumpPage{Messages: []DumpMessage{}}
+	var err error
+	page.Total, err = f.DumpEach(queue, o, func(m DumpMessage) error {
+		page.Messages = append(page.Messages, m)
+		return nil
+	})
+	return page, err
 }

@@ -377,7 +377,7 @@ func TestDumpPage_OffsetAfterLimitAndInfo(t *testing.T) {
 		{"after", DumpOptions{After: ids[0], HasAfter: true, Limit: 10}, all[1:]},
 		{"after the newest", DumpOptions{After: ids[1], HasAfter: true, Limit: 10}, all[3:]},
 		{"after and offset", DumpOptions{After: ids[0], HasAfter: true, Offset: 1, Limit: 1}, all[2:3]},
-		{"no limit", DumpOptions{}, []DumpMessage{}},
+		{"no limit", DumpOptions{Offset: 1}, all[1:]},
 	} {
 		page, err := f.DumpPage("dlq", c.o)
 		if err != nil || page.Total != 4 || !reflect.DeepEqual(page.Messages, c.want) {

@@ -549,10 +549,7 @@ func (m *model) purge(c *Command) Result {
 		return Result{Err: err}
 	}
 	m.sweep(c.Queue)
-	limit := c.Max
-	if limit == 0 || limit > MaxAdminBatch {
-		limit = MaxAdminBatch
-	}
+	limit := adminBatch(c.Max)
 	n := 0
 	for ; n < limit && len(q.ready) > 0; n++ {
 		q.bytes -= int64(len(q.ready[0].data))
@@ -578,10 +575,7 @@ func (m *model) redrive(c *Command) Result {
 		return Result{Err: err}
 	}
 	m.sweep(c.Queue)
-	limit := c.Max
-	if limit == 0 || limit > MaxAdminBatch {
-		limit = MaxAdminBatch
-	}
+	limit := adminBatch(c.Max)
 	var kept []mmsg
 	moved, stayed := 0, 0
 	for i, msg := range q.ready {

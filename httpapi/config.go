@@ -108,7 +108,14 @@ type configJSON struct {
 }
 
 func configReply(queue string, cfg fsm.QueueConfig) reply {
-	body, _ := json.Marshal(configJSON{
+	body, _ := json.Marshal(configOf(queue, cfg))
+	return reply{contentType: typeJSON, body: append(body, '\n')}
+}
+
+// configOf is the JSON of a queue's settings, as /config and /queues
+// spell them.
+func configOf(queue string, cfg fsm.QueueConfig) configJSON {
+	return configJSON{
 		Queue:       queue,
 		Lease:       api.FormatDuration(cfg.DefaultLease),
 		MaxAttempts: cfg.MaxAttempts,
@@ -116,6 +123,5 @@ func configReply(queue string, cfg fsm.QueueConfig) reply {
 		MaxDepth:    cfg.Limits.MaxDepth,
 		MaxBytes:    cfg.Limits.MaxBytes,
 		Overflow:    cfg.Limits.Policy.String(),
-	})
-	return reply{contentType: typeJSON, body: append(body, '\n')}
+	}
 }

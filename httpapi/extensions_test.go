@@ -386,8 +386,9 @@ func Test_Config_RoundTrip(t *testing.T) {
 	e.mustGet("/config?queue=jobs&max_depth=100&overflow=evict-oldest",
 		`{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":100,"max_bytes":0,"overflow":"evict-oldest"}`+"\n")
 	e.mustGet("/config?queue=jobs", `{"queue":"jobs","lease":"30s","max_attempts":5,"dead_letter":"jobs.dead","max_depth":100,"max_bytes":0,"overflow":"evict-oldest"}`+"\n")
-	e.mustGet("/stats?queue=jobs&format=json", `{"puts": 0,"gets": 0,"depth": 0,"depth_high_water": 0,"bytes": 0,"overflow": 0,`+
-		`"in_flight": 0,"deferred": 0,"dead": 0,"lease": "30s","max_attempts": 5,"dead_letter": "jobs.dead"}`+"\n")
+	e.mustGet("/stats?queue=jobs&format=json&extended=1", `{"puts": 0,"gets": 0,"depth": 0,"depth_high_water": 0,"bytes": 0,"overflow": 0,`+
+		`"in_flight": 0,"deferred": 0,"dead": 0,"lease": "30s","max_attempts": 5,"dead_letter": "jobs.dead",`+
+		`"acks": 0,"nacks": 0,"expired": 0,"redelivered": 0}`+"\n")
 	e.mustGet("/config?queue=jobs&dead_letter=&lease=0s",
 		`{"queue":"jobs","lease":"0s","max_attempts":5,"dead_letter":"","max_depth":100,"max_bytes":0,"overflow":"evict-oldest"}`+"\n")
 	e.want(e.get("/config?queue=jobs&dead_letter=jobs"), 400, "invalid dead_letter=\"jobs\": must name another queue\n")

@@ -27,7 +27,12 @@ type Queue interface {
 	// reflects every acknowledged write.
 	ConsistentRead(ctx context.Context) error
 	Stats(queue string) fsm.QueueStats
+	// AllStats is every queue's Stats, sorted by name (/queues).
+	AllStats() []fsm.QueueStats
 	Dump(queue string, fn func(data []byte) error) error
+	// DumpEach calls fn with a page of queue's ready messages and
+	// returns its depth (the paged /dump).
+	DumpEach(queue string, o fsm.DumpOptions, fn func(m fsm.DumpMessage) error) (total int64, err error)
 	// Pending reports whether a get would find a message at leader time now
 	// (Unix nanoseconds), else the earliest due time (0: none).
 	Pending(queue string, now int64) (ready bool, next int64)

@@ -46,7 +46,7 @@ func (q *queueAPI) routes() []route {
 	// propose only batchable commands, so a follower may run them and
 	// send the commands in batches (batch.go).
 	batched := func(rt route) route { rt.batch = true; return rt }
-	return []route{
+	return append([]route{
 		// Node to node (see handover.go and batchwire.go), before the
 		// globs: /internal/ is not one of their prefixes, so the order
 		// changes nothing.
@@ -66,7 +66,7 @@ func (q *queueAPI) routes() []route {
 		batched(r("nack", always, anyQueueAccess, q.nack)),
 		batched(r("touch", always, anyQueueAccess, q.touch)),
 		r("config", always, configAccess, q.config),
-	}
+	}, q.adminRoutes()...)
 }
 
 // put is /put: store one message.
@@ -544,10 +544,15 @@ func (q *queueAPI) take(r *request, cmd fsm.Command, wait time.Duration) (fsm.Re
 
 // dump is /dump: every ready message followed by "\n", in queue order,
 // without removing anything. Linearizable unless stale=1. Binary safe.
+// With limit=, offset=, after= or format= it answers a page instead
+// (dumpPage).
 func (q *queueAPI) dump(r *request) (reply, error) {
 	queue, err := r.p.queue()
 	if err != nil {
 		return reply{}, err
+	}
+	if pagedDump(r.p) {
+		return q.dumpPage(r, queue)
 	}
 	if err := q.consistentRead(r); err != nil {
 		return reply{}, err
@@ -574,8 +579,9 @@ func resetRequested(p params) bool {
 // stats is /stats. reset=1 zeroes puts, gets and depth_high_water and
 // answers an empty body. Otherwise the six simplequeue counters, as text
 // (exactly six "name:value" lines) or with format=json as one line of
-// JSON: the six keys in the reference format, then in_flight, deferred,
-// dead, lease, max_attempts and dead_letter. Linearizable unless stale=1.
+// JSON with the six keys in the reference format; extended=1 adds
+// in_flight, deferred, dead, lease, max_attempts, dead_letter, acks,
+// nacks, expired and redelivered. Linearizable unless stale=1.
 // See the package documentation for how the counters differ from
 // simplequeue's.
 func (q *queueAPI) stats(r *request) (reply, error) {
@@ -590,9 +596,13 @@ func (q *queueAPI) stats(r *request) (reply, error) {
 	if err := q.consistentRead(r); err != nil {
 		return reply{}, err
 	}
+	extended, err := r.p.flag("extended")
+	if err != nil {
+		return reply{}, err
+	}
 	st := q.o.Queue.Stats(queue)
 	if format, _ := r.p.get("format"); format == "json" {
-		return reply{body: statsJSON(st)}, nil
+		return reply{body: statsJSON(st, extended)}, nil
 	}
 	return reply{body: statsText(st)}, nil
 }
@@ -615,8 +625,9 @@ func statsText(st fsm.QueueStats) []byte {
 }
 
 // statsJSON writes simplequeue's JSON layout: a space after each colon, no
-// space after commas, one line ending in "\n".
-func statsJSON(st fsm.QueueStats) []byte {
+// space after commas, one line ending in "\n"; the six keys, or with
+// extended all of them.
+func statsJSON(st fsm.QueueStats, extended bool) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"puts": `...)
 	b = strconv.AppendUint(b, st.Puts, 10)
@@ -630,6 +641,9 @@ func statsJSON(st fsm.QueueStats) []byte {
 	b = strconv.AppendInt(b, st.Bytes, 10)
 	b = append(b, `,"overflow": `...)
 	b = strconv.AppendUint(b, st.Overflow, 10)
+	if !extended {
+		return append(b, "}\n"...)
+	}
 	b = append(b, `,"in_flight": `...)
 	b = strconv.AppendInt(b, st.InFlight, 10)
 	b = append(b, `,"deferred": `...)
@@ -642,5 +656,13 @@ func statsJSON(st fsm.QueueStats) []byte {
 	b = strconv.AppendUint(b, uint64(st.Config.MaxAttempts), 10)
 	b = append(b, `,"dead_letter": `...)
 	b = strconv.AppendQuote(b, st.Config.DeadLetter) // queue names need no JSON escaping
+	b = append(b, `,"acks": `...)
+	b = strconv.AppendUint(b, st.Acks, 10)
+	b = append(b, `,"nacks": `...)
+	b = strconv.AppendUint(b, st.Nacks, 10)
+	b = append(b, `,"expired": `...)
+	b = strconv.AppendUint(b, st.Expired, 10)
+	b = append(b, `,"redelivered": `...)
+	b = strconv.AppendUint(b, st.Redelivered, 10)
 	return append(b, "}\n"...)
 }

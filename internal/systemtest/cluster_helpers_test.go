@@ -218,7 +218,7 @@ func waitSameData(t *testing.T, nd, ref *node, queue string) {
 	t.Helper()
 	q := url.Values{"stale": {"1"}, "queue": {queue}}.Encode()
 	eventually(t, readyTimeout, fmt.Sprintf("%s to hold the same data as %s", nd.ID, ref.ID), func() error {
-		for _, path := range []string{"/dump?", "/stats?format=json&"} {
+		for _, path := range []string{"/dump?", "/stats?format=json&extended=1&"} {
 			want, err := ref.getOK(ref.QueueURL + path + q)
 			if err != nil {
 				return err

@@ -194,7 +194,7 @@ func testDeadLetter_AfterMaxAttempts_ReasonVisible(t *testing.T, m mode) {
 	if res := f.mustGetStatus(f.QueueURL + "/get?queue=work"); res.body != "" {
 		t.Fatalf("work still holds %q", res.body)
 	}
-	stats := f.mustGet(f.QueueURL + "/stats?queue=work&format=json")
+	stats := f.mustGet(f.QueueURL + "/stats?queue=work&format=json&extended=1")
 	if !strings.Contains(stats, `"dead": 1`) {
 		t.Fatalf("stats of work: %s", stats)
 	}
