@@ -245,21 +245,29 @@ func decodeMessages(body []byte) ([]Message, error) {
 	msgs := make([]Message, len(out.Messages))
 	for i, jm := range out.Messages {
 		m := Message{ID: jm.ID, Attempts: jm.Attempts, LastError: jm.LastError}
-		switch jm.Encoding {
-		case "":
-			m.Data = []byte(jm.Data)
-		case "base64":
-			data, err := base64.StdEncoding.DecodeString(jm.Data)
-			if err != nil {
-				return nil, fmt.Errorf("quorumq: /mget: message %s: bad base64: %v", jm.ID, err)
-			}
-			m.Data = data
-		default:
-			return nil, fmt.Errorf("quorumq: /mget: message %s: unknown encoding %q", jm.ID, jm.Encoding)
+		var err error
+		if m.Data, err = decodeData("/mget", jm.ID, jm.Data, jm.Encoding); err != nil {
+			return nil, err
 		}
 		msgs[i] = m
 	}
 	return msgs, nil
+}
+
+// decodeData reads a message body of a JSON answer of path: a JSON
+// string, or base64 when encoding is "base64".
+func decodeData(path, id, data, encoding string) ([]byte, error) {
+	switch encoding {
+	case "":
+		return []byte(data), nil
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			return nil, fmt.Errorf("quorumq: %s: message %s: bad base64: %v", path, id, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("quorumq: %s: message %s: unknown encoding %q", path, id, encoding)
 }
 
 // Ack finishes leased messages: all ids apply or none does (api.ErrNotInFlight
@@ -414,22 +422,30 @@ func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) 
 	if err != nil {
 		return nil, err
 	}
-	var c struct {
-		Queue       string `json:"queue"`
-		Lease       string `json:"lease"`
-		MaxAttempts uint32 `json:"max_attempts"`
-		DeadLetter  string `json:"dead_letter"`
-		MaxDepth    int64  `json:"max_depth"`
-		MaxBytes    int64  `json:"max_bytes"`
-		Overflow    string `json:"overflow"`
-	}
+	var c configWire
 	if err := json.Unmarshal(res.body, &c); err != nil {
 		return nil, fmt.Errorf("quorumq: /config: decoding the answer: %v", err)
 	}
+	return c.config("/config")
+}
+
+// configWire is a queue's settings as /config (and /queues) spell them.
+type configWire struct {
+	Queue       string `json:"queue"`
+	Lease       string `json:"lease"`
+	MaxAttempts uint32 `json:"max_attempts"`
+	DeadLetter  string `json:"dead_letter"`
+	MaxDepth    int64  `json:"max_depth"`
+	MaxBytes    int64  `json:"max_bytes"`
+	Overflow    string `json:"overflow"`
+}
+
+func (c configWire) config(path string) (*QueueConfig, error) {
 	out := &QueueConfig{Queue: c.Queue, MaxAttempts: c.MaxAttempts, DeadLetter: c.DeadLetter, MaxDepth: c.MaxDepth, MaxBytes: c.MaxBytes, Overflow: c.Overflow}
 	if c.Lease != "" {
+		var err error
 		if out.Lease, err = api.ParseDuration(c.Lease); err != nil {
-			return nil, fmt.Errorf("quorumq: /config: bad lease %q", c.Lease)
+			return nil, fmt.Errorf("quorumq: %s: bad lease %q", path, c.Lease)
 		}
 	}
 	return out, nil
