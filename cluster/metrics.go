@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumq/quorumq/fsm"
@@ -23,7 +25,7 @@ import (
 //
 // The subscriber-set gossip's are Subscribers().Collectors().
 func (n *Node) Collectors() []prometheus.Collector {
-	cs := append(n.host.Collectors(), &queueCollector{f: n.fsm})
+	cs := append(n.host.Collectors(), &queueCollector{f: n.fsm, now: time.Now})
 	return append(cs, n.members.Collectors()...)
 }
 
@@ -35,9 +37,13 @@ func (n *Node) Collectors() []prometheus.Collector {
 // a counter reset, exactly as after a process restart, so the only loss is
 // the increments between the last scrape and the reset. Reporting them as
 // gauges would push every dashboard to deriv(), which is wrong for counts.
-// overflow_total and dead_total are never reset.
+// overflow_total, dead_total, acks_total, nacks_total,
+// lease_expired_total and redelivered_total are never reset.
+// oldest_age_seconds is this node's clock minus the put time (leader log
+// time, to a second) of the next ready message, 0 when none is ready.
 type queueCollector struct {
-	f *fsm.FSM
+	f   *fsm.FSM
+	now func() time.Time
 }
 
 var (
@@ -50,22 +56,26 @@ var (
 	descGets     = prometheus.NewDesc("quorumq_queue_gets_total", "Messages handed out from the queue; reset to 0 by /stats?reset=1.", queueLabels, nil)
 	descOverflow = prometheus.NewDesc("quorumq_queue_overflow_total", "Messages evicted by the evict-oldest overflow policy.", queueLabels, nil)
 	descDead     = prometheus.NewDesc("quorumq_queue_dead_total", "Messages that exceeded MaxAttempts.", queueLabels, nil)
+	descAcks     = prometheus.NewDesc("quorumq_queue_acks_total", "Leased messages acked.", queueLabels, nil)
+	descNacks    = prometheus.NewDesc("quorumq_queue_nacks_total", "Leased messages nacked.", queueLabels, nil)
+	descExpired  = prometheus.NewDesc("quorumq_queue_lease_expired_total", "Leases that ran out before an ack or nack.", queueLabels, nil)
+	descRedeliv  = prometheus.NewDesc("quorumq_queue_redelivered_total", "Deliveries of messages delivered before.", queueLabels, nil)
+	descOldest   = prometheus.NewDesc("quorumq_queue_oldest_age_seconds", "Age of the next ready message (since its put, to a second); 0 when none is ready.", queueLabels, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDeferred, descBytes, descPuts, descGets, descOverflow, descDead} {
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDeferred, descBytes, descPuts, descGets, descOverflow, descDead,
+		descAcks, descNacks, descExpired, descRedeliv, descOldest} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, q := range c.f.Queues() {
-		s := c.f.Stats(q)
-		if !s.Exists {
-			continue // dropped between Queues and Stats
-		}
+	now := c.now().UnixNano()
+	for _, s := range c.f.AllStats() {
+		q := s.Name
 		ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(s.Depth), q)
 		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight), q)
 		ch <- prometheus.MustNewConstMetric(descDeferred, prometheus.GaugeValue, float64(s.Deferred), q)
@@ -74,5 +84,14 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descGets, prometheus.CounterValue, float64(s.Gets), q)
 		ch <- prometheus.MustNewConstMetric(descOverflow, prometheus.CounterValue, float64(s.Overflow), q)
 		ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(s.Dead), q)
+		ch <- prometheus.MustNewConstMetric(descAcks, prometheus.CounterValue, float64(s.Acks), q)
+		ch <- prometheus.MustNewConstMetric(descNacks, prometheus.CounterValue, float64(s.Nacks), q)
+		ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(s.Expired), q)
+		ch <- prometheus.MustNewConstMetric(descRedeliv, prometheus.CounterValue, float64(s.Redelivered), q)
+		var age float64
+		if s.OldestPut > 0 {
+			age = max(float64(now-s.OldestPut)/1e9, 0)
+		}
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, q)
 	}
 }
