@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,6 +18,7 @@ const leaveTimeout = 30 * time.Second
 
 // adminAPI serves the admin endpoints, on both ports.
 type adminAPI struct {
+	o       *Options
 	cluster Cluster
 	// pubsubNodes is Options.PubsubNodes; analyticsSrc Options.Analytics.
 	pubsubNodes  func(ctx context.Context) ([]PubsubNode, error)
@@ -28,6 +30,7 @@ type adminAPI struct {
 func newAdminAPI(o *Options) *adminAPI {
 	prom := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 	return &adminAPI{
+		o:            o,
 		cluster:      o.Cluster,
 		pubsubNodes:  o.PubsubNodes,
 		analyticsSrc: o.Analytics,
@@ -48,7 +51,7 @@ func (a *adminAPI) routes() []route {
 		{name: "metrics", path: "/metrics", methods: getOnly, style: adminStyle, needs: monitor, handle: a.serveMetrics},
 		{name: "cluster_status", path: "/cluster/status", methods: getOnly, style: adminStyle, needs: monitor, handle: a.clusterStatus},
 		{name: "cluster_leave", path: "/cluster/leave", methods: postOnly, style: adminStyle, needs: admin, handle: a.leave},
-	}, a.consoleRoutes(monitor)...)
+	}, slices.Concat(a.consoleRoutes(monitor), a.backupRoutes(a.o))...)
 }
 
 // healthz is GET /healthz: 200 while the process serves.

@@ -265,8 +265,14 @@ func (f *forwarder) failed(route string, err error) error {
 // token= is left out of Location, which proxies and browsers log: the
 // client sends its credentials to the leader again itself.
 func (f *forwarder) redirectTo(w http.ResponseWriter, req *request, leader api.Leader) int {
+	return redirectToLeader(w, req.Request, f.scheme, leader)
+}
+
+// redirectToLeader answers r with a 307 to the same URI on the leader's
+// queue port, reached with scheme, without token=.
+func redirectToLeader(w http.ResponseWriter, r *http.Request, scheme string, leader api.Leader) int {
 	h := w.Header()
-	uri := requestURI(req.Request)
+	uri := requestURI(r)
 	if path, query, ok := strings.Cut(uri, "?"); ok {
 		if query = stripToken(query); query != "" {
 			uri = path + "?" + query
@@ -274,7 +280,7 @@ func (f *forwarder) redirectTo(w http.ResponseWriter, req *request, leader api.L
 			uri = path
 		}
 	}
-	h.Set("Location", f.scheme+leader.QueueAddr+uri)
+	h.Set("Location", scheme+leader.QueueAddr+uri)
 	h.Set(api.HeaderLeaderID, leader.ID)
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusTemporaryRedirect)

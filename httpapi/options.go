@@ -197,7 +197,8 @@ type Options struct {
 	// Queue is the replicated queue. Required by NewQueueHandler.
 	Queue Queue
 	// Cluster answers /readyz, /cluster/status and, if it implements
-	// Leaver, POST /cluster/leave, says where the leader is for
+	// Leaver, POST /cluster/leave (Backuper: GET /backup and POST
+	// /restore), says where the leader is for
 	// forwarding, and names this node in X-Served-By. Required by
 	// NewQueueHandler. NewPubsubHandler serves the admin endpoints only
 	// with a Cluster; without one its port is bitly pubsub's alone.
@@ -351,6 +352,13 @@ type Options struct {
 	// FanoutTimeout bounds each Fanout.Publish. Default
 	// DefaultFanoutTimeout (5s).
 	FanoutTimeout time.Duration
+	// MaxRestoreBytes bounds the backup a POST /restore takes (413
+	// above). Default DefaultMaxRestoreBytes (64 GiB,
+	// --max-restore-size).
+	MaxRestoreBytes int64
+	// RestoreTimeout bounds a whole POST /restore: upload, check,
+	// replication. Default DefaultRestoreTimeout (30m, --restore-timeout).
+	RestoreTimeout time.Duration
 }
 
 // DefaultOptions returns the options with every default set and no
@@ -375,6 +383,8 @@ func DefaultOptions() Options {
 		MaxWait:           DefaultMaxWait,
 		ForwardTimeout:    DefaultForwardTimeout,
 		FanoutTimeout:     DefaultFanoutTimeout,
+		MaxRestoreBytes:   DefaultMaxRestoreBytes,
+		RestoreTimeout:    DefaultRestoreTimeout,
 
 		ForwardBatch:           true,
 		ForwardBatchQueue:      DefaultForwardBatchQueue,
@@ -403,6 +413,9 @@ func (o *Options) validate(required ...error) error {
 	}
 	if o.MaxBodySize <= 0 {
 		errs = append(errs, fmt.Errorf("MaxBodySize %d is not positive", o.MaxBodySize))
+	}
+	if o.MaxRestoreBytes <= 0 || o.RestoreTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("MaxRestoreBytes %d and RestoreTimeout %v must be positive", o.MaxRestoreBytes, o.RestoreTimeout))
 	}
 	if o.MaxMGet < 1 || o.MaxMGet > MaxMGetLimit {
 		errs = append(errs, fmt.Errorf("MaxMGet %d: want 1 to %d (0 no longer means unlimited)", o.MaxMGet, MaxMGetLimit))

@@ -23,6 +23,8 @@ const (
 	envDevcluster = "QUORUMQ_DEVCLUSTER_"
 	envPsToHTTP   = "QUORUMQ_PS_TO_HTTP_"
 	envToHTTP     = "QUORUMQ_TO_HTTP_"
+	envBackup     = "QUORUMQ_BACKUP_"
+	envRestore    = "QUORUMQ_RESTORE_"
 	envGen        = "QUORUMQ_GEN_"
 	envAnalyze    = "QUORUMQ_ANALYZE_"
 	envBench      = "QUORUMQ_BENCH_"
@@ -42,6 +44,8 @@ Commands:
   devcluster  run N nodes on this machine as one cluster, for trying things out
   ps_to_http  forward a pubsub stream to HTTP destinations (e.g. a queue's /put)
   to_http     forward a queue to an HTTP endpoint, at least once (leases, retries, dead letters)
+  backup      write a consistent snapshot of the queue state to a file
+  restore     replace the cluster's queue state with a backup
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
@@ -70,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runPsToHTTP(rest, stdout, stderr)
 	case "to_http":
 		return runToHTTP(rest, stderr)
+	case "backup":
+		return runBackup(rest, stdout, stderr)
+	case "restore":
+		return runRestore(rest, stdout, stderr)
 	case "gen":
 		return runGen(rest, stdout, stderr)
 	case "analyze":

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/internal/metricsserver"
 	"github.com/quorumq/quorumq/internal/ops/tohttp"
 )
@@ -34,20 +33,11 @@ func runToHTTP(args []string, stderr io.Writer) int {
 	cfg := tohttp.DefaultConfig()
 	fs := flag.NewFlagSet("to_http", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	var logFlags cli.LogFlags
-	logFlags.Register(fs)
 	metrics := metricsserver.DefaultOptions()
 	metricsserver.RegisterFlag(fs, &metrics.Addr)
-	fs.Usage = func() {
-		io.WriteString(fs.Output(), toHTTPUsage)
-		fs.PrintDefaults()
-	}
-	if code, ok := parse(fs, args, stderr, envToHTTP); !ok {
+	logger, code, ok := parseOps(fs, args, stderr, envToHTTP, toHTTPUsage)
+	if !ok {
 		return code
-	}
-	logger, err := logFlags.Logger(stderr)
-	if err != nil {
-		return fail(stderr, fs.Name(), err, 2)
 	}
 	cfg.Logger = logger
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

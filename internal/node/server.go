@@ -242,6 +242,9 @@ func (l leavingNode) Leave(ctx context.Context) error {
 	return nil
 }
 
+// The admin endpoints back up and restore through the raft node.
+var _ httpapi.Backuper = leavingNode{}
+
 // Left is closed when this node has left the cluster (POST /cluster/leave).
 func (s *Server) Left() <-chan struct{} { return s.left }
 

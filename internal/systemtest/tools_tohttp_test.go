@@ -123,17 +123,22 @@ func startToHTTP(t *testing.T, c *cluster, name string, args ...string) *testkit
 	return p
 }
 
-// queueCounts are the depth and leases of a queue (/stats, stale=1 on
-// nd: what nd has applied).
+// queueCounts are the depth, leases and deferred messages of a queue.
 type queueCounts struct {
 	Depth    int64 `json:"depth"`
 	InFlight int64 `json:"in_flight"`
 	Deferred int64 `json:"deferred"`
 }
 
-func (nd *node) queueCounts(queue string) queueCounts {
+// queueCounts reads them from nd's /stats; stale: as nd has applied
+// them (stale=1), else the leader's.
+func (nd *node) queueCounts(queue string, stale bool) queueCounts {
 	nd.t.Helper()
-	body := nd.mustGet(nd.QueueURL + "/stats?format=json&extended=1&queue=" + url.QueryEscape(queue))
+	u := nd.QueueURL + "/stats?format=json&extended=1&queue=" + url.QueryEscape(queue)
+	if stale {
+		u += "&stale=1"
+	}
+	body := nd.mustGet(u)
 	var qc queueCounts
 	if err := json.Unmarshal([]byte(body), &qc); err != nil {
 		nd.t.Fatalf("stats of %s: %s: %v", queue, abbrev(body), err)
@@ -207,7 +212,7 @@ func TestToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered(t *testing.T) {
 		t.Errorf("dead-letter queue holds %q, want %q (as they were put)", dead, bad)
 	}
 	testwait.For(t, 30*time.Second, "the queue empty, no lease left", func() bool {
-		qc := c.nodes[0].queueCounts("out")
+		qc := c.nodes[0].queueCounts("out", false)
 		return qc == queueCounts{}
 	})
 	page := c.mustGet("http://" + metrics + "/metrics")
@@ -257,6 +262,6 @@ func TestToHTTP_KilledMidRun_RestartedLosesNothing(t *testing.T) {
 		return true
 	})
 	testwait.For(t, 30*time.Second, "the queue empty, no lease left", func() bool {
-		return c.nodes[2].queueCounts("jobs") == queueCounts{}
+		return c.nodes[2].queueCounts("jobs", false) == queueCounts{}
 	})
 }

@@ -90,6 +90,8 @@ type Host struct {
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
 	store logStore
+	// snaps is raft's snapshot store, whose snapshots open whole.
+	snaps raft.SnapshotStore
 	// logs is the cached log store raft writes through; caughtUp reads it.
 	logs raft.LogStore
 
@@ -211,6 +213,7 @@ func Open(o Options) (*Host, error) {
 		raft:          r,
 		trans:         trans,
 		store:         store,
+		snaps:         snaps,
 		logs:          logs,
 		existing:      existing,
 		bootstrapped:  bootstrapped,
@@ -244,6 +247,10 @@ func (h *Host) Start(onTerm func(*Term)) {
 	go h.watchLeadership()
 	go h.runCompaction()
 }
+
+// Snapshots is raft's snapshot store: a snapshot it opens is whole (it
+// brings the body segments it refers to), as a follower is sent it.
+func (h *Host) Snapshots() raft.SnapshotStore { return h.snaps }
 
 // Raft is the raft server, for configuration changes and reads of its
 // state. Calls that return a future go through Await.
