@@ -68,7 +68,7 @@ export function mount(view, r) {
         : `${fmt(offset + 1)}–${fmt(offset + page.messages.length)} of ${fmt(page.total)}`;
       const rows = page.messages.map(m => el('tr', { 'data-id': m.id },
         cell(m.id, { field: 'id' }), cell(fmt(m.attempts), { num: true, field: 'attempts' }),
-        cell(m.data, { field: 'data', cls: 'data' }), cell(m.dead_from || '', { field: 'dead_from' }),
+        cell(m.encoding ? [el('span', { class: 'badge' }, m.encoding), ' ', m.data] : m.data, { field: 'data', cls: 'data' }), cell(m.dead_from || '', { field: 'dead_from' }),
         cell(m.error || '', { field: 'error' })));
       clear(peek).append(rows.length
         ? table(['Id', { label: 'Attempts', num: true }, 'Data', 'Dead-lettered from', 'Last error'], rows, { id: 'messages' })

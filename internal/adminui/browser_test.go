@@ -1,0 +1,506 @@
+package adminui_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/quorumq/quorumq/analytics"
+	"github.com/quorumq/quorumq/analytics/redistest"
+	"github.com/quorumq/quorumq/internal/testkit"
+	"github.com/quorumq/quorumq/internal/testport"
+	"github.com/quorumq/quorumq/internal/testwait"
+)
+
+// update rewrites the screenshots in docs/ui (also with
+// QUORUMQ_UPDATE_SCREENSHOTS=1).
+var update = flag.Bool("update", false, "write the UI's screenshots to docs/ui")
+
+// EnvChromium overrides the browser the test drives.
+const EnvChromium = "QUORUMQ_CHROMIUM"
+
+// Timeouts of the browser test: each step (a page load, a click, a
+// script) is bounded by stepTimeout; each wait for the page to show
+// something by waitTimeout.
+const (
+	stepTimeout = 30 * time.Second
+	waitTimeout = 45 * time.Second
+)
+
+// sampleFile is the repository's sample of 1.usa.gov clicks.
+const sampleFile = "../../data/usagov_sample.jsonl"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	testkit.RemoveBuilt()
+	os.Exit(code)
+}
+
+// need skips the test when a tool is missing, and fails it in CI, which
+// installs every tool (.ci/run).
+func need(t *testing.T, tool, path string) {
+	t.Helper()
+	if path != "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found: CI installs it", tool)
+	}
+	t.Skipf("%s not found: skipping the browser test", tool)
+}
+
+// chromium returns the browser to drive, or "".
+func chromium() string {
+	if p := os.Getenv(EnvChromium); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestBrowser_AdminUIShowsTheClusterAndActsOnIt starts a real cluster of
+// three node processes with live analytics on a real Redis, fills some
+// queues, feeds the 1.usa.gov sample through `quorumq analyze`, and
+// drives the UI in headless Chromium: every node, queue and number is
+// shown as the API answers it, the click graph is drawn, a purge and a
+// dead-letter redrive made on the page take effect, and a refused action
+// shows the node's error line.
+func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	browser := chromium()
+	need(t, "chromium", browser)
+	need(t, "redis-server", redistest.Binary())
+	rs := redistest.Start(t)
+	bin, err := testkit.BuildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := testkit.NewCluster(testkit.ClusterOptions{
+		Binary: bin, Dir: t.TempDir(),
+		Port:      func() (int, error) { return testport.Reserve(t), nil },
+		ServeArgs: []string{"--analytics-redis=" + rs.Addr},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	ctx := context.Background()
+	if err := kc.Start(ctx, 3, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := kc.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	followers, err := kc.Followers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := leader.QueueURL
+
+	// Queues with something in every column.
+	mustDo(t, "POST", q+"/mput?queue=orders", strings.Repeat("order\n", 11)+"order")
+	mustDo(t, "POST", q+"/mput?queue=emails", "a\nb\nc")
+	mustDo(t, "GET", q+"/get?queue=emails&lease=10m", "")
+	mustDo(t, "POST", q+"/put?queue=later&delay=10m", "soon")
+	mustDo(t, "POST", q+"/mput?queue=purge-me", "1\n2\n3\n4\n5")
+	mustDo(t, "POST", q+"/config?queue=jobs&max_attempts=1&dead_letter=jobs.dead&max_depth=1000", "")
+	mustDo(t, "POST", q+"/mput?queue=jobs", "job-1\njob-2")
+	// job-1 is nacked to death: one attempt allowed.
+	_, h, _ := mustDo(t, "GET", q+"/get?queue=jobs&lease=1m", "")
+	mustDo(t, "POST", q+"/nack?id="+h.Get("X-Message-Id")+"&reason="+url.QueryEscape("bad payload"), "")
+	testwait.For(t, waitTimeout, "job-1 in jobs.dead", func() bool { return depth(t, q, "jobs.dead") == 1 })
+
+	clicks := feedAnalytics(t, bin, q, rs.URL)
+	t.Logf("fed %d clicks through analyze", clicks)
+
+	b := newBrowser(t, browser)
+
+	// Cluster, on a follower: every node, alive, and who leads.
+	b.open(followers[0].QueueURL + "/ui/#/cluster")
+	b.waitFor("the three members", `document.querySelectorAll('#members tbody tr').length === 3`)
+	members := b.rows("#members tbody tr", "member")
+	for _, nd := range kc.Nodes() {
+		m, ok := members[nd.ID]
+		if !ok || m["status"] != "alive" {
+			t.Fatalf("member %s: %v (all %v)", nd.ID, m, members)
+		}
+		if want := map[bool]string{true: "leader", false: "follower"}[nd == leader]; m["role"] != want {
+			t.Fatalf("member %s: role %q, want %q", nd.ID, m["role"], want)
+		}
+	}
+	b.shot("cluster")
+
+	// Queues: every queue with the numbers /queues answers.
+	b.open(q + "/ui/#/queues")
+	var want map[string]map[string]string
+	b.waitFor("every queue with /queues's numbers", func() bool {
+		want = queueCells(t, q)
+		got := b.rows("#queues tbody tr", "queue")
+		return equalCells(got, want)
+	})
+	for _, name := range []string{"orders", "emails", "later", "jobs", "jobs.dead", "purge-me", "clicks", "urllen"} {
+		if _, ok := want[name]; !ok {
+			t.Fatalf("queue %s missing from /queues: %v", name, want)
+		}
+	}
+	b.waitFor("a rate and a depth line", `document.querySelectorAll('#queues td[data-field=put_rate]')[0].textContent !== '-'`)
+	b.shot("queues")
+
+	// Purge through the page: its depth goes to 0.
+	b.open(q + "/ui/#/queue/purge-me")
+	b.waitFor("the page of purge-me", `document.querySelector('#queue-facts [data-field=depth]')?.textContent === '5'`)
+	b.click("#purge")
+	b.click("#purge-confirm")
+	b.waitFor("the purge's answer", `document.querySelector('#purge-result').textContent === 'Purged 5 messages.'`)
+	testwait.For(t, waitTimeout, "purge-me empty in /queues", func() bool { return depth(t, q, "purge-me") == 0 })
+
+	// A refused action shows the node's one-line error.
+	b.open(q + "/ui/#/queue/jobs.dead")
+	b.waitFor("job-1 dead-lettered from jobs", `[...document.querySelectorAll('#messages tbody tr')].some(tr =>
+		tr.querySelector('[data-field=data]').textContent === 'job-1' &&
+		tr.querySelector('[data-field=dead_from]').textContent === 'jobs' &&
+		tr.querySelector('[data-field=error]').textContent === 'bad payload')`)
+	b.shot("queue")
+	b.setValue("#redrive-to", "no such/queue")
+	b.click("#redrive")
+	b.waitFor("the 400 line", `document.querySelector('#redrive-result.error')?.textContent.startsWith('400: ')`)
+	if depth(t, q, "jobs.dead") != 1 {
+		t.Fatal("a refused redrive moved messages")
+	}
+	// Redrive through the page: job-1 goes back to jobs.
+	b.setValue("#redrive-to", "")
+	b.click("#redrive")
+	b.waitFor("the redrive's answer", `document.querySelector('#redrive-result').textContent === 'Moved 1, 0 left.'`)
+	testwait.For(t, waitTimeout, "job-1 back in jobs", func() bool { return depth(t, q, "jobs.dead") == 0 && depth(t, q, "jobs") == 2 })
+
+	// Pubsub: subscribers on two nodes.
+	subscribe(t, followers[0].PubsubURL, "news")
+	subscribe(t, followers[1].PubsubURL, "news")
+	subscribe(t, followers[1].PubsubURL, "alerts")
+	b.open(q + "/ui/#/pubsub")
+	b.waitFor("the topics", `document.querySelector('#topics tr[data-topic=news] [data-field=subscribers]')?.textContent === '2' &&
+		document.querySelector('#topics tr[data-topic=alerts] [data-field=subscribers]')?.textContent === '1' &&
+		document.querySelectorAll('#pubsub-nodes tbody tr').length === 3`)
+	b.shot("pubsub")
+
+	// Analytics: moments, histograms and the click graph as /analytics
+	// answers them.
+	testwait.For(t, waitTimeout, "two samples of the moments", func() bool {
+		var rep analytics.LiveReport
+		getJSON(t, q+"/analytics", &rep)
+		return len(rep.Moments) == 1 && len(rep.Moments[0].History) >= 2 && rep.Moments[0].N == int64(clicks)
+	})
+	var rep analytics.LiveReport
+	getJSON(t, q+"/analytics?top=20", &rep)
+	if len(rep.Graph.Edges) == 0 || len(rep.Histograms) != 1 {
+		t.Fatalf("/analytics: %+v", rep)
+	}
+	b.open(q + "/ui/#/analytics")
+	b.waitFor("the moments and the histogram", fmt.Sprintf(`document.querySelector('[data-moments=moments] [data-field=n]')?.textContent === %q &&
+		document.querySelector('[data-histogram=urllen] canvas') !== null`, commas(int64(clicks))))
+	b.waitFor("every edge of the graph drawn", func() bool {
+		drawn := eval[[]analytics.WeightedEdge](b, `[...document.querySelectorAll('svg.graph line[data-from]')].map(l => ({from: l.dataset.from, to: l.dataset.to, weight: +l.dataset.weight}))`)
+		return slices.Equal(drawn, rep.Graph.Edges)
+	})
+	nodes := eval[[]string](b, `[...document.querySelectorAll('svg.graph [data-node]')].map(n => n.dataset.node)`)
+	if len(nodes) != len(rep.Graph.Nodes) {
+		t.Fatalf("graph nodes drawn %v, /analytics has %d", nodes, len(rep.Graph.Nodes))
+	}
+	b.shot("analytics")
+	// A node's strongest links: click the heaviest target.
+	target := rep.Graph.Edges[0].To
+	eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll('svg.graph [data-node]')].find(n => n.dataset.node === %q).dispatchEvent(new MouseEvent('click', {bubbles: true}))`, target))
+	b.waitFor("the target's links in", fmt.Sprintf(`document.querySelector('svg.graph .node.selected')?.dataset.node === %q &&
+		[...document.querySelectorAll('svg.graph line[data-to]')].every(l => l.dataset.to === %q) &&
+		document.querySelectorAll('svg.graph line').length > 0`, target, target))
+	b.shot("analytics-node")
+}
+
+// feedAnalytics puts the sample's clicks into the queue clicks and the
+// length of each clicked URL into urllen and urllen.hist, runs `quorumq
+// analyze` graph, moments and histogram over them until the queues are
+// empty, and returns the number of clicks.
+func feedAnalytics(t *testing.T, bin, q, redisURL string) int {
+	t.Helper()
+	f, err := os.Open(sampleFile)
+	if err != nil {
+		t.Fatalf("the repository's 1.usa.gov sample: %v", err)
+	}
+	defer f.Close()
+	var records, lengths []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		e, err := analytics.ParseClick(sc.Bytes())
+		if err != nil {
+			continue
+		}
+		records = append(records, sc.Text())
+		lengths = append(lengths, strconv.Itoa(len(e.To)))
+	}
+	if len(records) < 100 {
+		t.Fatalf("%s: %d clicks", sampleFile, len(records))
+	}
+	mustDo(t, "POST", q+"/mput?queue=clicks", strings.Join(records, "\n"))
+	mustDo(t, "POST", q+"/mput?queue=urllen", strings.Join(lengths, "\n"))
+	mustDo(t, "POST", q+"/mput?queue=urllen.hist", strings.Join(lengths, "\n"))
+	common := []string{"--queue-addr=" + q, "--redis=" + redisURL, "--exit-when-empty", "--empty-for=1s", "--progress-interval=0"}
+	runs := [][]string{
+		{"graph", "--queue=clicks"},
+		{"moments", "--queue=urllen", "--key=moments"},
+		{"histogram", "--queue=urllen.hist", "--key=urllen", "--min=0", "--width=20", "--bins=10"},
+	}
+	errs := make(chan error, len(runs))
+	for _, r := range runs {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, append(append([]string{"analyze"}, r...), common...)...).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("analyze %s: %v\n%s", r[0], err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range runs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(records)
+}
+
+// browser is a headless Chromium tab bound to a test.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newBrowser(t *testing.T, path string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("hide-scrollbars", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser, which lives as long as its
+	// context: no timeout there, the start is bounded by the allocator.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return &browser{t: t, ctx: ctx}
+}
+
+// run runs steps within stepTimeout, failing the test on an error.
+func (b *browser) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression within stepTimeout.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		b.t.Fatalf("browser: evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) open(u string) {
+	b.t.Helper()
+	// A new hash on the same page is not a load: start from a blank page.
+	b.run("open "+u, chromedp.Navigate("about:blank"), chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS("#view")))
+}
+
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.run("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+}
+
+func (b *browser) setValue(sel, v string) {
+	b.t.Helper()
+	b.run("set "+sel, chromedp.SetValue(chromedp.CSS(sel), v))
+}
+
+// waitFor polls cond (a JavaScript expression, or a Go function) until
+// it holds, within waitTimeout.
+func (b *browser) waitFor(what string, cond any) {
+	b.t.Helper()
+	check, ok := cond.(func() bool)
+	if !ok {
+		js := cond.(string)
+		check = func() bool { return eval[bool](b, "!!("+js+")") }
+	}
+	testwait.For(b.t, waitTimeout, "the page to show "+what, check)
+}
+
+// rows reads a table: per row (keyed by its data-<key>), the text of
+// each cell that has a data-field.
+func (b *browser) rows(sel, key string) map[string]map[string]string {
+	b.t.Helper()
+	return eval[map[string]map[string]string](b, fmt.Sprintf(`Object.fromEntries([...document.querySelectorAll(%q)].map(tr =>
+		[tr.dataset[%q], Object.fromEntries([...tr.querySelectorAll('[data-field]')].map(td => [td.dataset.field, td.textContent]))]))`, sel, key))
+}
+
+// shot saves the viewport as docs/ui/<name>.png with -update.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	if !*update && os.Getenv("QUORUMQ_UPDATE_SCREENSHOTS") == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	p := filepath.Join("..", "..", "docs", "ui", name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("wrote %s", p)
+}
+
+// queueCells is what the queues table should show of /queues: the
+// counters the UI prints as they are.
+func queueCells(t *testing.T, q string) map[string]map[string]string {
+	t.Helper()
+	var wire struct {
+		Queues []map[string]any `json:"queues"`
+	}
+	getJSON(t, q+"/queues", &wire)
+	out := map[string]map[string]string{}
+	for _, w := range wire.Queues {
+		cells := map[string]string{}
+		for _, f := range []string{"depth", "in_flight", "deferred", "dead"} {
+			cells[f] = commas(int64(w[f].(float64)))
+		}
+		out[w["name"].(string)] = cells
+	}
+	return out
+}
+
+// equalCells reports whether the page shows every queue of want, and no
+// other, with want's cells.
+func equalCells(got, want map[string]map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for name, cells := range want {
+		for f, v := range cells {
+			if got[name][f] != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// depth is a queue's depth in /queues (0 for no such queue).
+func depth(t *testing.T, q, name string) int64 {
+	var ans struct {
+		Queues []struct {
+			Name  string `json:"name"`
+			Depth int64  `json:"depth"`
+		} `json:"queues"`
+	}
+	getJSON(t, q+"/queues", &ans)
+	for _, x := range ans.Queues {
+		if x.Name == name {
+			return x.Depth
+		}
+	}
+	return 0
+}
+
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	b, _, _ := mustDo(t, "GET", u, "")
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", u, err, b)
+	}
+}
+
+var httpc = &http.Client{Timeout: 30 * time.Second}
+
+// mustDo sends one request and fails the test unless it answers 200.
+func mustDo(t *testing.T, method, u, body string) ([]byte, http.Header, int) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s %s: %d %v: %s", method, u, resp.StatusCode, err, bytes.TrimSpace(b))
+	}
+	return b, resp.Header, resp.StatusCode
+}
+
+// subscribe opens a pubsub stream to topic until the test ends, and
+// returns once the node took it.
+func subscribe(t *testing.T, pubsubURL, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", pubsubURL+"/sub?topic="+topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("subscribe %s on %s: %v", topic, pubsubURL, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+}
+
+// commas formats n as the UI does (en-US grouping).
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
