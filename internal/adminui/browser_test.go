@@ -351,7 +351,7 @@ func (b *browser) click(sel string) {
 
 func (b *browser) setValue(sel, v string) {
 	b.t.Helper()
-	b.run("set "+sel, chromedp.SetValue(chromedp.CSS(sel), v))
+	eval[string](b, fmt.Sprintf(`document.querySelector(%q).value = %q`, sel, v))
 }
 
 // waitFor polls cond (a JavaScript expression, or a Go function) until
