@@ -374,7 +374,7 @@ func (b *browser) rows(sel, key string) map[string]map[string]string {
 		[tr.dataset[%q], Object.fromEntries([...tr.querySelectorAll('[data-field]')].map(td => [td.dataset.field, td.textContent]))]))`, sel, key))
 }
 
-// shot saves the viewport as docs/ui/<name>.png with -update.
+// shot saves the whole page as docs/ui/<name>.png with -update.
 func (b *browser) shot(name string) {
 	b.t.Helper()
 	if !*update && os.Getenv("QUORUMQ_UPDATE_SCREENSHOTS") == "" {
@@ -382,7 +382,7 @@ func (b *browser) shot(name string) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
 	}

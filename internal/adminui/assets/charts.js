@@ -46,9 +46,14 @@ export function chartBox(title, kind = 'line') {
   return box;
 }
 
+// Bounds of a line chart's time span when none is given: the span of
+// the data, at least a minute (the history kept is ten minutes).
+const MIN_SPAN = 60 * 1000, MAX_SPAN = 10 * 60 * 1000;
+
 // lineChart draws series ({label, color, points: [[timeMs, value], ...]})
-// against time, the newest at the right edge.
-export function lineChart(canvas, series, { span = 5 * 60 * 1000, min } = {}) {
+// against time, the newest at the right edge, over span ms (default:
+// the data's).
+export function lineChart(canvas, series, { span, min } = {}) {
   const { ctx, w, h } = fit(canvas);
   const left = 56, right = 10, top = 10, bottom = 22;
   const pw = w - left - right, ph = h - top - bottom;
@@ -61,6 +66,10 @@ export function lineChart(canvas, series, { span = 5 * 60 * 1000, min } = {}) {
   if (!Number.isFinite(lo)) {
     ctx.fillText('no data yet', left + 8, top + 16);
     return;
+  }
+  if (span === undefined) {
+    const first = Math.min(...series.flatMap(s => s.points.map(p => p[0])));
+    span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, tmax - first));
   }
   if (min !== undefined) lo = Math.min(lo, min);
   if (lo >= 0 && min !== undefined) lo = min;
