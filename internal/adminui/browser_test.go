@@ -231,12 +231,16 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 		t.Fatalf("graph nodes drawn %v, /analytics has %d", nodes, len(rep.Graph.Nodes))
 	}
 	b.shot("analytics")
-	// A node's strongest links: click the heaviest target.
-	target := rep.Graph.Edges[0].To
-	eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll('svg.graph [data-node]')].find(n => n.dataset.node === %q).dispatchEvent(new MouseEvent('click', {bubbles: true}))`, target))
-	b.waitFor("the target's links in", fmt.Sprintf(`document.querySelector('svg.graph .node.selected')?.dataset.node === %q &&
-		[...document.querySelectorAll('svg.graph line[data-to]')].every(l => l.dataset.to === %q) &&
-		document.querySelectorAll('svg.graph line').length > 0`, target, target))
+	// A node's strongest links: click the heaviest referrer.
+	sel := rep.Graph.Edges[0].From
+	eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll('svg.graph [data-node]')].find(n => n.dataset.node === %q).dispatchEvent(new MouseEvent('click', {bubbles: true}))`, sel))
+	var links analytics.LiveReport
+	getJSON(t, q+"/analytics?top=20&node="+url.QueryEscape(sel), &links)
+	b.waitFor("the referrer's links", func() bool {
+		drawn := eval[[]analytics.WeightedEdge](b, `document.querySelector('svg.graph .node.selected')?.dataset.node === `+strconv.Quote(sel)+` ?
+			[...document.querySelectorAll('svg.graph line[data-from]')].map(l => ({from: l.dataset.from, to: l.dataset.to, weight: +l.dataset.weight})) : []`)
+		return len(drawn) > 1 && slices.Equal(drawn, links.Graph.Edges)
+	})
 	b.shot("analytics-node")
 }
 
