@@ -1,5 +1,10 @@
 package api
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Status is the answer of GET /cluster/status: a node's view of the
 // cluster.
 type Status struct {
@@ -10,6 +15,49 @@ type Status struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	Members      []Member `json:"members"`
+	// UnreachedSeeds are this node's --join seeds (itself left out) while
+	// it has reached none of them and no member has reached it.
+	UnreachedSeeds []string `json:"unreached_seeds,omitempty"`
+	// Bootstrap says why a node without raft state is not in a cluster
+	// yet (waiting for --bootstrap-expect members, say); empty once it is.
+	Bootstrap string `json:"bootstrap,omitempty"`
+}
+
+// NoLeaderReason says, in one line, why a node that knows no leader has
+// none, from what it knows: it has not joined (its seeds are unreachable),
+// it is not in a cluster yet (bootstrap), a majority of the voters is
+// unreachable, or an election is under way. It is "" when a leader is
+// known, or nothing the status holds explains why there is none. The 503 of a request that found no leader and `quorumq status`
+// both say this.
+func (s Status) NoLeaderReason() string {
+	if s.LeaderID != "" {
+		return ""
+	}
+	if len(s.UnreachedSeeds) > 0 {
+		return fmt.Sprintf("not joined: join seeds %s unreachable; start one of them or check --join", strings.Join(s.UnreachedSeeds, ", "))
+	}
+	var voters, down []string
+	for _, m := range s.Members {
+		if !m.Voter {
+			continue
+		}
+		voters = append(voters, m.ID)
+		if m.ID != s.NodeID && m.Status != MemberAlive {
+			down = append(down, m.ID)
+		}
+	}
+	if len(voters) == 0 {
+		if s.Bootstrap != "" {
+			return "not in a cluster yet: " + s.Bootstrap
+		}
+		return "" // nothing known that would explain it
+	}
+	majority := len(voters)/2 + 1
+	if len(voters)-len(down) < majority {
+		return fmt.Sprintf("no leader: %d of %d voters unreachable (%s); a majority (%d) must be up",
+			len(down), len(voters), strings.Join(down, ", "), majority)
+	}
+	return fmt.Sprintf("no leader: an election is under way (term %d; gossip reaches %d of %d voters)", s.Term, len(voters)-len(down), len(voters))
 }
 
 // Status.State values.

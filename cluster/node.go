@@ -323,6 +323,8 @@ func (n *Node) Status() api.Status {
 		st.Members = append(st.Members, m)
 	}
 	slices.SortFunc(st.Members, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
+	st.UnreachedSeeds = n.members.UnreachedSeeds()
+	st.Bootstrap = n.members.BootstrapWait()
 	return st
 }
 

@@ -52,6 +52,9 @@ type leaders interface {
 	IsLeader() bool
 	// Leader returns the leader this node knows, if any.
 	Leader() (info api.Leader, ok bool)
+	// Status is this node's view of the cluster: what a "no leader"
+	// answer says of why (api.Status.NoLeaderReason).
+	Status() api.Status
 }
 
 // forwarder is the forwarding step: it passes a request that needs the
@@ -237,12 +240,21 @@ func (f *forwarder) awaitLeader(ctx context.Context, deadline time.Time, pause t
 	}
 }
 
-// noLeader is the answer when the hold runs out.
+// noLeader is the answer when the hold runs out: what this node knows of
+// why there is no leader (api.Status.NoLeaderReason), else that none was
+// elected or reached in time.
 func (f *forwarder) noLeader(last error) error {
-	if last == nil {
-		return api.ErrNoLeader.Errorf("no leader: none was elected within %s; retry", api.FormatDuration(f.hold))
+	hold := api.FormatDuration(f.hold)
+	why := f.nodes.Status().NoLeaderReason()
+	switch {
+	case why != "" && last != nil:
+		return api.ErrNoLeader.Errorf("%s (waited %s; last try: %v); retry", why, hold, last)
+	case why != "":
+		return api.ErrNoLeader.Errorf("%s (waited %s); retry", why, hold)
+	case last == nil:
+		return api.ErrNoLeader.Errorf("no leader: none was elected within %s; retry", hold)
 	}
-	return api.ErrNoLeader.Errorf("no leader: none could be reached within %s (%v); retry", api.FormatDuration(f.hold), last)
+	return api.ErrNoLeader.Errorf("no leader: none could be reached within %s (%v); retry", hold, last)
 }
 
 // failed counts a forwarding step that ends in err, and returns err.

@@ -653,3 +653,39 @@ func TestForward_ClientGone_StopsHolding(t *testing.T) {
 	})
 
 }
+
+// TestForward_NoLeader_503SaysWhatTheNodeKnows: when the hold runs out,
+// the 503 says why there is no leader as the node's status tells it: a
+// lost majority names the unreachable voters, an unjoined node its seeds.
+func TestForward_NoLeader_503SaysWhatTheNodeKnows(t *testing.T) {
+	voter := func(id, status string) api.Member {
+		return api.Member{ID: id, Status: status, Voter: true, Suffrage: api.SuffrageVoter}
+	}
+	for _, tc := range []struct {
+		name string
+		st   api.Status
+		want string
+	}{
+		{"majority lost", api.Status{NodeID: "n1", State: api.StateFollower,
+			Members: []api.Member{voter("n1", api.MemberAlive), voter("n2", api.MemberDead), voter("n3", api.MemberDead)}},
+			"no leader: 2 of 3 voters unreachable (n2, n3); a majority (2) must be up (waited 50ms); retry\n"},
+		{"not joined", api.Status{NodeID: "n1", State: api.StateFollower, UnreachedSeeds: []string{"127.0.0.1:9003"},
+			Members: []api.Member{{ID: "n1", Status: api.MemberAlive, Suffrage: api.SuffrageNone}}},
+			"not joined: join seeds 127.0.0.1:9003 unreachable; start one of them or check --join (waited 50ms); retry\n"},
+	} {
+		e := newEnv(t, func(o *Options) {
+			o.ForwardTimeout = 50 * time.Millisecond
+			o.Cluster = &fakeCluster{
+				leader: func() (api.Leader, bool) { return api.Leader{}, false },
+				status: func() api.Status { return tc.st },
+			}
+		})
+		r := e.get("/put?data=x")
+		if r.code != 503 || r.body != tc.want {
+			t.Errorf("%s: %d %q, want 503 %q", tc.name, r.code, r.body, tc.want)
+		}
+		if st := e.stats(api.DefaultQueue); st.Puts != 0 {
+			t.Errorf("%s: the put was stored", tc.name)
+		}
+	}
+}

@@ -87,8 +87,12 @@ func Show(ctx context.Context, cfg Config, w io.Writer) error {
 }
 
 func writeTable(w io.Writer, st *api.Status) error {
-	fmt.Fprintf(w, "node %s is %s; leader %s; term %d, commit index %d, applied %d\n\n",
+	fmt.Fprintf(w, "node %s is %s; leader %s; term %d, commit index %d, applied %d\n",
 		st.NodeID, st.State, orNone(st.LeaderID), st.Term, st.CommitIndex, st.AppliedIndex)
+	if why := st.NoLeaderReason(); why != "" {
+		fmt.Fprintln(w, why)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tSTATUS\tVOTER\tQUEUE\tPUBSUB\tRAFT")
 	for _, m := range st.Members {

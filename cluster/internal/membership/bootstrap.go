@@ -3,8 +3,10 @@ package membership
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -98,6 +100,7 @@ func (n *Membership) evaluateBootstrap(st *bootstrapState) bool {
 // st.reason.
 func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 	if n.raft.LastIndex() > 0 {
+		n.bootWait.Store(nil)
 		if st.reason != bootstrapDone {
 			n.log.Info("raft state present: joined a cluster", "last_index", n.raft.LastIndex())
 			st.reason = hasState
@@ -109,6 +112,7 @@ func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 			n.log.Info("bootstrap: "+reason, args...)
 		}
 		st.reason = reason
+		n.setBootWait(reason, args)
 		return false
 	}
 	if n.opts.NoBootstrap {
@@ -145,6 +149,7 @@ func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 				"bootstrap_expect", expect, "members", desc)
 		}
 		st.reason = waitMismatch
+		n.setBootWait(waitMismatch, []any{"bootstrap_expect", expect, "members", strings.TrimSpace(desc)})
 		return false
 	}
 	st.mismatch = ""
@@ -185,5 +190,28 @@ func (n *Membership) decideBootstrap(st *bootstrapState) bool {
 		return false
 	}
 	st.reason = bootstrapDone
+	n.bootWait.Store(nil)
 	return true
+}
+
+// setBootWait records why the bootstrap loop waits, with its details
+// ("waiting for enough members (have 1, expect 3)"), for BootstrapWait.
+func (n *Membership) setBootWait(reason string, args []any) {
+	var details []string
+	for i := 0; i+1 < len(args); i += 2 {
+		details = append(details, fmt.Sprintf("%v %v", args[i], args[i+1]))
+	}
+	if len(details) > 0 {
+		reason += " (" + strings.Join(details, ", ") + ")"
+	}
+	n.bootWait.Store(&reason)
+}
+
+// BootstrapWait says why a node that has no raft state yet is not in a
+// cluster; "" once it is (or never started the bootstrap loop).
+func (n *Membership) BootstrapWait() string {
+	if p := n.bootWait.Load(); p != nil {
+		return *p
+	}
+	return ""
 }

@@ -128,6 +128,16 @@ func (n *Membership) joinEach(addrs []string) (int, error) {
 	return 0, errors.Join(errs...)
 }
 
+// UnreachedSeeds returns the join seeds other than this node while it has
+// reached none of them and no member has reached it; nil once it has, or
+// when it was given no seeds.
+func (n *Membership) UnreachedSeeds() []string {
+	if len(n.opts.Join) == 0 || n.hasJoined() {
+		return nil
+	}
+	return n.otherSeeds()
+}
+
 // otherSeeds returns the Join addresses that are not this node's own.
 func (n *Membership) otherSeeds() []string {
 	var out []string

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -91,8 +92,11 @@ type Membership struct {
 	// this node.
 	joined     chan struct{}
 	joinedOnce sync.Once
-	recon      reconcileMemory
-	metrics    *metrics
+	// bootWait says why the bootstrap loop waits; empty once the node has
+	// raft state (see BootstrapWait).
+	bootWait atomic.Pointer[string]
+	recon    reconcileMemory
+	metrics  *metrics
 
 	// ctx is cancelled by Cancel; it stops the join, reconnect and
 	// bootstrap loops, which bg counts.
