@@ -197,6 +197,22 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 	b.waitFor("the redrive's answer", `document.querySelector('#redrive-result').textContent === 'Moved 1, 0 left.'`)
 	testwait.For(t, waitTimeout, "job-1 back in jobs", func() bool { return depth(t, q, "jobs.dead") == 0 && depth(t, q, "jobs") == 2 })
 
+	// Settings through the page: only the changed field is sent.
+	b.open(q + "/ui/#/queue/jobs")
+	b.waitFor("the settings of jobs", `document.querySelector('#cfg-max_attempts').value === '1' && document.querySelector('#cfg-dead_letter').value === 'jobs.dead'`)
+	b.setValue("#cfg-max_attempts", "3")
+	b.click("#settings-save")
+	b.waitFor("the saved settings", `document.querySelector('#settings-result').textContent === 'Saved.'`)
+	var cfg struct {
+		MaxAttempts int    `json:"max_attempts"`
+		DeadLetter  string `json:"dead_letter"`
+		MaxDepth    int    `json:"max_depth"`
+	}
+	getJSON(t, q+"/config?queue=jobs", &cfg)
+	if cfg.MaxAttempts != 3 || cfg.DeadLetter != "jobs.dead" || cfg.MaxDepth != 1000 {
+		t.Fatalf("/config after the page saved max_attempts=3: %+v", cfg)
+	}
+
 	// Pubsub: subscribers on two nodes.
 	subscribe(t, followers[0].PubsubURL, "news")
 	subscribe(t, followers[1].PubsubURL, "news")
@@ -242,6 +258,69 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 		return len(drawn) > 1 && slices.Equal(drawn, links.Graph.Edges)
 	})
 	b.shot("analytics-node")
+}
+
+// TestBrowser_TokensOfTheUIAndRefusedActions runs the UI against a
+// secured node (TLS, tokens): without a token every call is refused and
+// the page says why; with a monitor token from the token box the
+// counters show, and a purge is refused with the node's 403 line.
+func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node and a browser")
+	}
+	browser := chromium()
+	need(t, "chromium", browser)
+	bin, err := testkit.BuildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := testkit.OpenSecurity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const monitor = "monitor-token-0123456789"
+	f, err := os.OpenFile(sec.TokensFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "prom monitor %s\n", monitor)
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := testkit.NewCluster(testkit.ClusterOptions{
+		Binary: bin, Dir: t.TempDir(), Security: sec,
+		Port: func() (int, error) { return testport.Reserve(t), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	ctx := context.Background()
+	if err := kc.Start(ctx, 1, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	nd := kc.Nodes()[0]
+	if body, code, err := nd.Call(ctx, "POST", nd.QueueURL+"/put?queue=jobs&data=x"); err != nil || code != 200 {
+		t.Fatalf("put: %d %v %s", code, err, body)
+	}
+
+	b := newBrowser(t, browser, chromedp.Flag("ignore-certificate-errors", true))
+	b.open(nd.QueueURL + "/ui/#/queue/jobs")
+	b.waitFor("the 401 line", `document.querySelector('#status.error')?.textContent.startsWith('401: missing token')`)
+	b.setValue("#token", monitor)
+	b.click("#token-form button[type=submit]")
+	b.waitFor("the counters with the monitor token", `document.querySelector('#queue-facts [data-field=depth]')?.textContent === '1'`)
+	b.waitFor("the peek refused", `document.querySelector('#peek-error')?.textContent.startsWith('403: ')`)
+	b.click("#purge")
+	b.click("#purge-confirm")
+	b.waitFor("the purge refused", `document.querySelector('#purge-result.error')?.textContent === '403: token "prom" has role monitor; /purge needs admin'`)
+	if got := eval[string](b, `sessionStorage.getItem('quorumq.token')`); got != monitor {
+		t.Fatalf("sessionStorage holds %q", got)
+	}
+	b.shot("refused")
+	if body, _, _ := nd.Call(ctx, "GET", nd.QueueURL+"/stats?queue=jobs&format=json"); !strings.Contains(body, `"depth": 1`) && !strings.Contains(body, `"depth":1`) {
+		t.Fatalf("the refused purge changed the queue: %s", body)
+	}
 }
 
 // feedAnalytics puts the sample's clicks into the queue clicks and the
@@ -304,11 +383,12 @@ type browser struct {
 	ctx context.Context
 }
 
-func newBrowser(t *testing.T, path string) *browser {
+func newBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 900), chromedp.Flag("hide-scrollbars", true))
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })

@@ -60,7 +60,16 @@ export function mount(view, r) {
         { label: 'put/s', color: PALETTE[1], points: history.points(name, 'putRate') },
         { label: 'get/s', color: PALETTE[2], points: history.points(name, 'getRate') },
       ], { min: 0 });
-      const page = await get('/dump', { queue: name, format: 'json', limit, offset });
+      let page;
+      try {
+        page = await get('/dump', { queue: name, format: 'json', limit, offset });
+      } catch (e) {
+        // A token may read the counters but not the messages (consume).
+        clear(peek).append(el('p', { class: 'error', id: 'peek-error' }, e.message));
+        peekInfo.textContent = '';
+        prev.disabled = next.disabled = true;
+        return;
+      }
       if (offset > 0 && offset >= page.total) { offset = Math.max(0, page.total - limit); }
       prev.disabled = offset === 0;
       next.disabled = offset + page.messages.length >= page.total;
