@@ -94,23 +94,8 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 	need(t, "chromium", browser)
 	need(t, "redis-server", redistest.Binary())
 	rs := redistest.Start(t)
-	bin, err := testkit.BuildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := testkit.NewCluster(testkit.ClusterOptions{
-		Binary: bin, Dir: t.TempDir(),
-		Port:      func() (int, error) { return testport.Reserve(t), nil },
-		ServeArgs: []string{"--analytics-redis=" + rs.Addr},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
+	bin, kc := startCluster(t, 3, testkit.ClusterOptions{ServeArgs: []string{"--analytics-redis=" + rs.Addr}})
 	ctx := context.Background()
-	if err := kc.Start(ctx, 3, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	leader, err := kc.Leader(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -270,10 +255,6 @@ func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
 	}
 	browser := chromium()
 	need(t, "chromium", browser)
-	bin, err := testkit.BuildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sec, err := testkit.OpenSecurity(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -287,18 +268,8 @@ func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := testkit.NewCluster(testkit.ClusterOptions{
-		Binary: bin, Dir: t.TempDir(), Security: sec,
-		Port: func() (int, error) { return testport.Reserve(t), nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
+	_, kc := startCluster(t, 1, testkit.ClusterOptions{Security: sec})
 	ctx := context.Background()
-	if err := kc.Start(ctx, 1, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	nd := kc.Nodes()[0]
 	if body, code, err := nd.Call(ctx, "POST", nd.QueueURL+"/put?queue=jobs&data=x"); err != nil || code != 200 {
 		t.Fatalf("put: %d %v %s", code, err, body)
@@ -321,6 +292,28 @@ func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
 	if body, _, _ := nd.Call(ctx, "GET", nd.QueueURL+"/stats?queue=jobs&format=json"); !strings.Contains(body, `"depth": 1`) && !strings.Contains(body, `"depth":1`) {
 		t.Fatalf("the refused purge changed the queue: %s", body)
 	}
+}
+
+// startCluster starts n nodes of the quorumq binary with o (Binary, Dir
+// and Port filled in), killed when the test ends, and returns the binary
+// and the cluster once it has a leader.
+func startCluster(t *testing.T, n int, o testkit.ClusterOptions) (string, *testkit.Cluster) {
+	t.Helper()
+	bin, err := testkit.BuildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Binary, o.Dir = bin, t.TempDir()
+	o.Port = func() (int, error) { return testport.Reserve(t), nil }
+	kc, err := testkit.NewCluster(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	if err := kc.Start(context.Background(), n, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return bin, kc
 }
 
 // feedAnalytics puts the sample's clicks into the queue clicks and the
