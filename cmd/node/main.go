@@ -25,6 +25,8 @@ const (
 	envToHTTP     = "QUORUMQ_TO_HTTP_"
 	envBackup     = "QUORUMQ_BACKUP_"
 	envRestore    = "QUORUMQ_RESTORE_"
+	envTop        = "QUORUMQ_TOP_"
+	envTail       = "QUORUMQ_TAIL_"
 	envGen        = "QUORUMQ_GEN_"
 	envAnalyze    = "QUORUMQ_ANALYZE_"
 	envBench      = "QUORUMQ_BENCH_"
@@ -46,6 +48,8 @@ Commands:
   to_http     forward a queue to an HTTP endpoint, at least once (leases, retries, dead letters)
   backup      write a consistent snapshot of the queue state to a file
   restore     replace the cluster's queue state with a backup
+  top         a refreshing view of the cluster's members and queues
+  tail        print a queue's (or a topic's) messages as they come, consuming nothing
   gen         generate the tutorial's streams (count, random, usagov) into /pub, /put or /mput
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
@@ -78,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBackup(rest, stdout, stderr)
 	case "restore":
 		return runRestore(rest, stdout, stderr)
+	case "top":
+		return runTop(rest, stdout, stderr)
+	case "tail":
+		return runTail(rest, stdout, stderr)
 	case "gen":
 		return runGen(rest, stdout, stderr)
 	case "analyze":

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/quorumq/quorumq/internal/ops/tail"
+	"github.com/quorumq/quorumq/internal/ops/top"
+)
+
+const topUsage = `Usage: quorumq top --queue-addrs=URL[,URL...] [--once] [--interval=2s]
+
+A refreshing view of the cluster: every member as it sees itself (state,
+term, commit and applied index, lag behind the leader's commit) and every
+queue (GET /queues: depth, in flight, deferred, dead, bytes, put and get
+rates between refreshes, age of the oldest ready message). On a terminal
+each frame replaces the last; --once prints one frame and exits (exit
+status 1 when a read failed). Any role may look.
+
+Flags:
+`
+
+const tailUsage = `Usage: quorumq tail --queue-addrs=URL[,URL...] --queue=Q [-n N] [--follow] [--format=raw|json]
+       quorumq tail --queue-addrs=URL[,URL...] --topic=T [--format=raw|json]
+
+Prints a queue's messages as they are put, without consuming any: the last
+-n ready messages first, then, every --interval, the ready messages put
+after the last one seen (GET /dump?format=json&after=ID). A message
+consumed before tail looks is not shown. With --topic it subscribes to a
+pubsub topic (/sub) and prints what is published while it listens.
+Needs the consume role (queues) or any role (topics).
+
+Flags:
+`
+
+// runTop is `quorumq top`.
+func runTop(args []string, stdout, stderr io.Writer) int {
+	cfg := top.DefaultConfig()
+	fs := flag.NewFlagSet("top", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	logger, code, ok := parseOps(fs, args, stderr, envTop, topUsage)
+	if !ok {
+		return code
+	}
+	cfg.Logger = logger
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return exitStatus(stderr, fs.Name(), top.Run(ctx, cfg, stdout, top.IsTerminal(stdout)), top.ErrInvalid)
+}
+
+// runTail is `quorumq tail`.
+func runTail(args []string, stdout, stderr io.Writer) int {
+	cfg := tail.DefaultConfig()
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	logger, code, ok := parseOps(fs, args, stderr, envTail, tailUsage)
+	if !ok {
+		return code
+	}
+	cfg.Logger = logger
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return exitStatus(stderr, fs.Name(), tail.Run(ctx, cfg, stdout), tail.ErrInvalid)
+}
