@@ -85,6 +85,12 @@ type Member struct {
 	QueueAddr  string `json:"queue_addr"`
 	PubsubAddr string `json:"pubsub_addr"`
 	RaftAddr   string `json:"raft_addr"`
+	// AppliedIndex is the member's applied index as it last reported it
+	// (the node's own for itself; 0 before any report).
+	AppliedIndex uint64 `json:"applied_index"`
+	// Lag is the answering node's commit index minus AppliedIndex; -1
+	// while the member has not reported.
+	Lag int64 `json:"lag"`
 }
 
 // Member.Status values.

@@ -47,6 +47,8 @@ type Node struct {
 	subscribers *Subscribers
 
 	leaving atomic.Bool // Leave has begun
+	// progress: the members' applied indexes and leader changes.
+	progress *progress
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -104,6 +106,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	logger := o.Logger.With("component", "cluster", "node_id", id)
 
+	raftSinkCollector() // before raft reports anything
 	host, err := rafthost.Open(rafthost.Options{
 		ID:              id,
 		DataDir:         o.DataDir,
@@ -197,6 +200,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.subs.Start()
 	host.Start(n.members.RunReconcile)
 	n.members.Start()
+	startProgress(n)
 	logger.Info("raft node started", "raft_addr", host.LocalAddr(), "gossip_addr", n.members.GossipAddr(),
 		"log_store", logStore, "existing_state", existing, "bootstrap_expect", o.BootstrapExpect, "join", o.Join,
 		"applied_index", f.AppliedIndex())
@@ -325,6 +329,7 @@ func (n *Node) Status() api.Status {
 	slices.SortFunc(st.Members, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
 	st.UnreachedSeeds = n.members.UnreachedSeeds()
 	st.Bootstrap = n.members.BootstrapWait()
+	n.progress.fill(&st)
 	return st
 }
 
@@ -367,6 +372,7 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
 	n.host.StopTerms()
 	n.members.Cancel()
+	n.progress.stopProgress()
 
 	// 3. Hand leadership over while raft still runs.
 	if transfer {

@@ -77,6 +77,10 @@ const (
 	// configuration and asks each non-voter for its progress: cheap for
 	// the handful of servers a queue cluster has.
 	DefaultReconcileInterval = time.Second
+	// DefaultProgressInterval: each node asks each other member for its
+	// status this often, one small request per member, enough for a lag
+	// alert that waits a minute.
+	DefaultProgressInterval = 2 * time.Second
 	// DefaultPromoteAfter is how long a non-voter must stay caught up and
 	// alive before it becomes a voter (autopilot's stabilization time,
 	// shortened for small clusters).
@@ -203,6 +207,11 @@ type Options struct {
 	// later whenever the cluster looks smaller than expected. This node's
 	// own address may be in the list; it is skipped.
 	Join []string
+	// ProgressInterval is how often the node asks the other members for
+	// their applied index (/cluster/status applied_index and lag,
+	// quorumq_replication_lag_entries); DefaultProgressInterval. 0: never
+	// (their lag is -1).
+	ProgressInterval time.Duration
 	// ReconcileInterval is how often the leader reconciles gossip
 	// membership with the raft configuration without a membership event
 	// (at least 10 ms).
@@ -283,6 +292,7 @@ func DefaultOptions() Options {
 		BootstrapExpect:   1,
 		LogStore:          DefaultLogStore,
 		ReconcileInterval: DefaultReconcileInterval,
+		ProgressInterval:  DefaultProgressInterval,
 		PromoteAfter:      DefaultPromoteAfter,
 		ReapTimeout:       DefaultReapTimeout,
 		ReconnectTimeout:  DefaultReconnectTimeout,

@@ -33,13 +33,14 @@ func Test_Admin_HealthAndReady(t *testing.T) {
 }
 
 // Test_Admin_ClusterStatus checks that /cluster/status is the JSON of
-// Cluster.Status with the contract's field names, members never null.
+// Cluster.Status with the contract's field names (each member's
+// applied_index and lag included), members never null.
 func Test_Admin_ClusterStatus(t *testing.T) {
 	st := api.Status{NodeID: "n1", State: "leader", LeaderID: "n1", Term: 3, CommitIndex: 10, AppliedIndex: 9,
-		Members: []api.Member{{ID: "n1", Status: "alive", Voter: true, QueueAddr: "10.0.0.1:8081", PubsubAddr: "10.0.0.1:8080", RaftAddr: "10.0.0.1:8300"}}}
+		Members: []api.Member{{ID: "n1", Status: "alive", Voter: true, QueueAddr: "10.0.0.1:8081", PubsubAddr: "10.0.0.1:8080", RaftAddr: "10.0.0.1:8300", AppliedIndex: 9, Lag: 1}}}
 	e := newEnv(t, func(o *Options) { o.Cluster = &fakeCluster{status: func() api.Status { return st }} })
 	r := e.mustGet("/cluster/status", `{"node_id":"n1","state":"leader","leader_id":"n1","term":3,"commit_index":10,"applied_index":9,`+
-		`"members":[{"id":"n1","status":"alive","voter":true,"queue_addr":"10.0.0.1:8081","pubsub_addr":"10.0.0.1:8080","raft_addr":"10.0.0.1:8300"}]}`+"\n")
+		`"members":[{"id":"n1","status":"alive","voter":true,"queue_addr":"10.0.0.1:8081","pubsub_addr":"10.0.0.1:8080","raft_addr":"10.0.0.1:8300","applied_index":9,"lag":1}]}`+"\n")
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q", ct)
 	}

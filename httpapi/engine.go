@@ -195,6 +195,9 @@ type route struct {
 	// (the put routes' budget of queued bytes, queueAPI.admitPut).
 	admit  func(*request) error
 	handle handler
+	// latency is the route's child of the latency histogram
+	// (observeLatency).
+	latency latencyObserver
 }
 
 func always(params) bool { return true }
@@ -300,7 +303,10 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Request, req.w, req.rt = r, w, rt
 	req.p = parseQueryInto(req.pbuf[:0], r.URL.RawQuery)
 	req.writes = rt.writes != nil && rt.writes(req.p)
-	e.m.request(rt.name, e.serve(w, req))
+	start := time.Now()
+	code := e.serve(w, req)
+	rt.latency.Observe(time.Since(start).Seconds())
+	e.m.request(rt.name, code)
 	// Everything that uses req runs within serve, so it can be reused.
 	*req = request{}
 	requestPool.Put(req)

@@ -26,6 +26,7 @@ func NewQueueHandler(o Options) (http.Handler, error) {
 	q := &queueAPI{o: o, m: e.m, log: e.log}
 	a := newAdminAPI(&o)
 	e.routes = slices.Concat(q.routes(), a.routes(), a.peerRoutes())
+	e.observeLatency(o.Registerer, e.log)
 	e.fwd = newForwarder(o.Cluster, &o, e.m, e.log)
 	q.batch = e.fwd.batch
 	q.handovers = newHandovers(&o, e.fwd, e.m, e.log)
@@ -62,6 +63,7 @@ func NewPubsubHandler(o Options) (http.Handler, error) {
 	// The admin routes come first: bitly's /pub glob would take
 	// /pubsub/topics for a publish.
 	e.routes = slices.Concat(admin, p.routes(), p.peerRoutes())
+	e.observeLatency(o.Registerer, e.log)
 	return e, nil
 }
 

@@ -30,6 +30,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	cfg.OpenAnalytics = openAnalytics
+	cfg.Version = version
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, "serve", err, 2)
 	}

@@ -122,6 +122,9 @@ type Config struct {
 	MemoryBudget int64
 	// ShutdownTimeout bounds a graceful shutdown in Run.
 	ShutdownTimeout time.Duration
+	// Version is the binary's version, shown by quorumq_build_info (not a
+	// flag: serve passes main.version). Empty: "dev".
+	Version string
 	// Logger receives the node's logs and is handed to every part.
 	Logger *slog.Logger
 

@@ -62,6 +62,8 @@ type Server struct {
 	tls        *certs.Material
 	gossipKeys [][]byte
 	tokens     *auth.Store // nil: no tokens needed
+	// dataDir keeps quorumq_data_dir_bytes.
+	dataDir *dataDirSize
 
 	// analytics is the live view of --analytics-redis (nil: none);
 	// stopAnalytics ends its sampling and closes it.
@@ -161,6 +163,10 @@ func Start(cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(node.Collectors()...)
+	reg.MustRegister(node.OperatorCollectors()...)
+	registerBuildInfo(reg, cfg.Version)
+	s.dataDir = startDataDirSize(reg, cfg.Cluster.DataDir, s.log)
+	undo = append(undo, s.dataDir.close)
 	conns := newConnMetrics(reg)
 	registerUsage(reg, f, cfg.HTTP.MaxQueuedBytes, cfg.HTTP.MaxQueuedMessages)
 
@@ -513,6 +519,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopAnalytics != nil {
 		s.stopAnalytics()
 	}
+	s.dataDir.close()
 	if s.overflow != nil {
 		if err := s.overflow.Close(); err != nil {
 			errs = append(errs, err)

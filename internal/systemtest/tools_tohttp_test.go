@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -109,18 +108,8 @@ func startToHTTP(t *testing.T, c *cluster, name string, args ...string) *testkit
 	for _, nd := range c.nodes {
 		addrs = append(addrs, nd.QueueURL)
 	}
-	argv := append([]string{mustBinary(t), "to_http", "--queue-addrs=" + strings.Join(addrs, ","), "--log-level=debug"}, c.toolArgs()...)
-	p := testkit.NewProcess(testkit.ProcessConfig{Name: name, Argv: append(argv, args...), LogPath: filepath.Join(t.TempDir(), name+".log")})
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			t.Logf("---- %s (tail) ----\n%s", name, p.LogTail(16<<10))
-		}
-	})
-	return p
+	argv := append([]string{"to_http", "--queue-addrs=" + strings.Join(addrs, ","), "--log-level=debug"}, c.toolArgs()...)
+	return startTool(t, name, append(argv, args...)...)
 }
 
 // queueCounts are the depth, leases and deferred messages of a queue.

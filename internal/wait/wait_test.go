@@ -41,3 +41,17 @@ func TestGroup_ReturnsWhenDoneOrWhenTheContextEnds(t *testing.T) {
 		t.Fatalf("Group with nothing left = %v, want nil", err)
 	}
 }
+
+func TestEvery_CallsUntilTheContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	Every(ctx, time.Millisecond, func() {
+		calls++
+		if calls == 3 {
+			cancel()
+		}
+	})
+	if calls != 3 {
+		t.Fatalf("%d calls, want 3 (then the context ended)", calls)
+	}
+}
