@@ -126,7 +126,7 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 
 	// Cluster, on a follower: every node, alive, and who leads.
 	b.open(followers[0].QueueURL + "/ui/#/cluster")
-	b.waitFor("the three members", `document.querySelectorAll('#members tbody tr').length === 3`)
+	b.waitFor("the three members and a leader", `document.querySelectorAll('#members tbody tr').length === 3 && document.querySelector('#no-leader').hidden`)
 	members := b.rows("#members tbody tr", "member")
 	for _, nd := range kc.Nodes() {
 		m, ok := members[nd.ID]

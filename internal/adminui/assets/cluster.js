@@ -5,8 +5,9 @@ import { get } from './api.js';
 
 export function mount(view) {
   const facts = el('div', { class: 'card facts' });
+  const warning = el('p', { class: 'card error', id: 'no-leader', hidden: true });
   const members = el('div', {});
-  view.append(el('h1', {}, 'Cluster'), facts, el('h2', {}, 'Members'), members);
+  view.append(el('h1', {}, 'Cluster'), warning, facts, el('h2', {}, 'Members'), members);
   return {
     every: 2000,
     async refresh() {
@@ -19,6 +20,13 @@ export function mount(view) {
         fact('Commit index', fmt(st.commit_index), 'commit_index'),
         fact('Applied index', fmt(st.applied_index), 'applied_index'),
       );
+      // Why there is no leader, as far as this node can tell.
+      const seeds = st.unreached_seeds || [];
+      warning.hidden = !!st.leader_id;
+      warning.textContent = st.leader_id ? '' : 'No leader known. ' + (
+        seeds.length ? 'Not joined: the join seeds ' + seeds.join(', ') + ' do not answer.'
+          : st.bootstrap ? 'Not in a cluster yet: ' + st.bootstrap
+            : 'An election may be under way, or a majority of the voters is unreachable.');
       const rows = (st.members || []).map(m => {
         const role = m.id === st.leader_id ? 'leader' : m.suffrage === 'nonvoter' ? 'non-voter' : m.voter ? 'follower' : (m.suffrage || 'none');
         const lag = m.lag === undefined || m.lag < 0 ? '-' : fmt(m.lag);
