@@ -172,10 +172,17 @@ func (s ReaderStats) Rate() float64 {
 	return float64(s.Merged) / s.Busy.Seconds()
 }
 
+// String names each rate by what it divides: merged messages per second
+// of the whole run, and per second of Busy time (the reader's own speed,
+// without the waits for messages).
 func (s ReaderStats) String() string {
-	return fmt.Sprintf("merged=%d duplicates=%d invalid=%d skipped=%d batches=%d merge_errors=%d given_up=%d elapsed=%s busy=%s rate=%.0f/s",
+	perElapsed := 0.0
+	if s.Elapsed > 0 {
+		perElapsed = float64(s.Merged) / s.Elapsed.Seconds()
+	}
+	return fmt.Sprintf("merged=%d duplicates=%d invalid=%d skipped=%d batches=%d merge_errors=%d given_up=%d elapsed=%s busy=%s merged_per_s=%.0f merged_per_busy_s=%.0f",
 		s.Merged, s.Duplicates, s.Invalid, s.Skipped, s.Batches, s.MergeErrors, s.Reader.GivenUp,
-		s.Elapsed.Round(time.Millisecond), s.Busy.Round(time.Millisecond), s.Rate())
+		s.Elapsed.Round(time.Millisecond), s.Busy.Round(time.Millisecond), perElapsed, s.Rate())
 }
 
 // aggregator is what differs between the analyses.

@@ -47,7 +47,7 @@ func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet, verb string) {
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print JSON")
 	switch c.Kind {
 	case "histogram":
-		fs.IntVar(&c.Cols, "cols", c.Cols, "width of the chart (default: $COLUMNS, else 80)")
+		fs.IntVar(&c.Cols, "cols", c.Cols, "width of the chart in columns, $COLUMNS when that is set")
 	case "graph":
 		q := &c.Query
 		fs.StringVar(&q.Node, "node", q.Node, "show this node's links (default: the whole graph's top edges)")

@@ -197,6 +197,6 @@ func (r *Reader) logProgress(msg string, s, prev Stats, elapsed time.Duration) {
 	r.log.Info(msg,
 		"processed", s.Processed, "failed", s.Failed, "retried", s.Retried, "given_up", s.GivenUp,
 		"skipped", s.Skipped, "not_due", s.NotDue, "released", s.Released, "lease_lost", s.LeaseLost,
-		"in_flight", s.InFlight, "rate", float64(int64(rate*10))/10,
+		"in_flight", s.InFlight, "finished_per_s", float64(int64(rate*10))/10,
 		"backoff", r.backoff.current(), "leader", r.pool.leader(), "nodes", len(r.pool.info()))
 }

@@ -50,12 +50,13 @@ Flags:
 
 // runAnalyze is `quorumq analyze`.
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
+	help := kindsHelp("analyze", []string{"moments", "histogram", "graph", "show KIND", "reset KIND"}, analyzeUsage, envAnalyze)
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && cli.IsHelp(args[0]) {
-			fmt.Fprint(stdout, analyzeUsage)
+			fmt.Fprint(stdout, help)
 			return 0
 		}
-		fmt.Fprint(stderr, analyzeUsage)
+		fmt.Fprint(stderr, help)
 		return 2
 	}
 	switch args[0] {
@@ -63,12 +64,16 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 		return runAnalyzeReader(args[0], args[1:], stdout, stderr)
 	case "show", "reset":
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			if len(args) == 2 && cli.IsHelp(args[1]) {
+				fmt.Fprint(stdout, help)
+				return 0
+			}
 			fmt.Fprintf(stderr, "quorumq analyze %s: want moments, histogram or graph\n", args[0])
 			return 2
 		}
 		return runAnalyzeStore(args[0], args[1], args[2:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "quorumq analyze: unknown command %q\n\n%s", args[0], analyzeUsage)
+	fmt.Fprintf(stderr, "quorumq analyze: unknown command %q\n\n%s", args[0], help)
 	return 2
 }
 

@@ -30,7 +30,8 @@ or with --rate sends on a schedule (open loop; latency is then counted from
 the scheduled time). By default all workers talk to the leader, found through
 the first target's /cluster/status; --spread spreads them over --targets.
 Prints throughput and latency percentiles (p50, p90, p99, p99.9), or one JSON
-object with --json. A live progress line goes to stderr.
+object with --json. A live progress line goes to stderr when it is a
+terminal.
 
 Flags:
 `

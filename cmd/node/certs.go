@@ -32,7 +32,7 @@ Flags:
 
 // runCerts is `quorumq certs`.
 func runCerts(args []string, stdout, stderr io.Writer) int {
-	kind, args, code, ok := pickKind("certs", certs.Kinds, certsUsage, args, stdout, stderr)
+	kind, args, code, ok := pickKind("certs", certs.Kinds, certsUsage, envCerts, args, stdout, stderr)
 	if !ok {
 		return code
 	}

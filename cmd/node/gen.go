@@ -41,7 +41,7 @@ Flags:
 
 // runGen is `quorumq gen`.
 func runGen(args []string, stdout, stderr io.Writer) int {
-	kind, args, code, ok := pickKind("gen", gen.Streams, genUsage, args, stdout, stderr)
+	kind, args, code, ok := pickKind("gen", gen.Streams, genUsage, envGen, args, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -113,6 +113,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 // 0 after --help, 2 after a bad flag (reported on stderr as "quorumq name:
 // error").
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer, prefix string) (code int, ok bool) {
+	if prefix != "" {
+		usage := fs.Usage
+		fs.Usage = func() {
+			usage()
+			fmt.Fprint(fs.Output(), envNote(fs, prefix))
+		}
+	}
 	if err := cli.Parse(fs, args, stderr, prefix); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
@@ -120,6 +127,36 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer, prefix string) (co
 		return fail(stderr, fs.Name(), err, 2), false
 	}
 	return 0, true
+}
+
+// envNote is the end of every --help: where else a flag's value can come
+// from. fs names an example flag; nil leaves it out.
+func envNote(fs *flag.FlagSet, prefix string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nEvery flag can also come from the environment (the command line wins):\n  %s<NAME>, the name upper-cased with dashes as underscores\n", prefix)
+	example := ""
+	if fs != nil {
+		fs.VisitAll(func(f *flag.Flag) {
+			if example == "" && f.Name != "token" && f.Name != "tls-ca" {
+				example = f.Name
+			}
+		})
+	}
+	if example != "" {
+		fmt.Fprintf(&b, "  (--%s: %s)\n", example, cli.EnvName(prefix, example))
+	}
+	if fs != nil && fs.Lookup("token") != nil {
+		b.WriteString("--token and --tls-ca also fall back to QUORUMQ_TOKEN and QUORUMQ_TLS_CA.\n")
+	}
+	return b.String()
+}
+
+// kindsHelp is the --help of a command that takes a kind first (gen
+// count): its usage text ends with "Flags:", which belong to each kind.
+func kindsHelp(name string, kinds []string, usage, prefix string) string {
+	return strings.TrimSuffix(usage, "Flags:\n") +
+		fmt.Sprintf("Flags: each kind lists its own, \"quorumq %s %s --help\".\n", name, strings.Join(kinds, "|")) +
+		envNote(nil, prefix)
 }
 
 // fail reports err of command name on one line of stderr and returns code.
@@ -145,17 +182,18 @@ func exitStatus(stderr io.Writer, name string, err, invalid error) int {
 // dev). ok false means the command is over with exit status code: 0
 // after --help (usage on stdout), 2 with no kind or an unknown one (usage
 // on stderr).
-func pickKind(name string, kinds []string, usage string, args []string, stdout, stderr io.Writer) (kind string, rest []string, code int, ok bool) {
+func pickKind(name string, kinds []string, usage, prefix string, args []string, stdout, stderr io.Writer) (kind string, rest []string, code int, ok bool) {
+	help := kindsHelp(name, kinds, usage, prefix)
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && cli.IsHelp(args[0]) {
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, help)
 			return "", nil, 0, false
 		}
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, help)
 		return "", nil, 2, false
 	}
 	if !slices.Contains(kinds, args[0]) {
-		fmt.Fprintf(stderr, "quorumq %s: unknown command %q: want %s\n\n%s", name, args[0], strings.Join(kinds, ", "), usage)
+		fmt.Fprintf(stderr, "quorumq %s: unknown command %q: want %s\n\n%s", name, args[0], strings.Join(kinds, ", "), help)
 		return "", nil, 2, false
 	}
 	return args[0], args[1:], 0, true

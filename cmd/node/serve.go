@@ -15,12 +15,28 @@ import (
 // (--max-depth: QUORUMQ_MAX_DEPTH), as docker-compose configures nodes.
 const envPrefix = "QUORUMQ_"
 
+const serveUsage = `Usage: quorumq serve [flags]
+
+Runs one node: the simplequeue API on --queue-addr (port 8081), pubsub on
+--pubsub-addr (8080), Raft on --raft-addr (8300) and gossip on --gossip-addr
+(7946), with its data in --data-dir. Alone it is a one-node cluster; give
+every node of a cluster the same --join list and --bootstrap-expect=N.
+SIGTERM or SIGINT: graceful shutdown; SIGHUP: reload certificates, gossip
+keys and tokens, reopen the overflow log.
+
+Flags:
+`
+
 func serve(args []string, stderr io.Writer) int {
 	cfg := node.DefaultConfig()
 	var logFlags cli.LogFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	logFlags.Register(fs)
+	fs.Usage = func() {
+		io.WriteString(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
 	if code, ok := parse(fs, args, stderr, envPrefix); !ok {
 		return code
 	}

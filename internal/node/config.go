@@ -208,15 +208,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Conn.HeaderTimeout, "header-read-timeout", c.Conn.HeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&c.Conn.BodyTimeout, "body-read-timeout", c.Conn.BodyTimeout, "how long a client may take to send a request's body (400 and the connection closed after)")
 	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", c.Conn.IdleTimeout, "close a kept-alive connection idle this long (more than 90s: other nodes keep theirs 90s)")
-	fs.IntVar(&c.Conn.MaxConns, "max-conns", c.Conn.MaxConns, "open connections per HTTP port, subscribers included; more get 503 and are closed. The default is 10000, or a quarter of the open-file limit when lower")
+	fs.IntVar(&c.Conn.MaxConns, "max-conns", c.Conn.MaxConns, "open connections per HTTP port, subscribers included; more get 503 and are closed: 10000, or a quarter of the open-file limit when lower")
 	fs.BoolVar(&c.LeanHTTP, "lean-http", c.LeanHTTP, "serve the queue port's plain HTTP/1.1 requests with quorumq's lean server (long-polls and HTTPS always use Go's net/http)")
 	fs.Var(sizeFlag{&c.Bodies.SegmentSize}, "body-segment-size", "`size` at which a message-body segment file is sealed and the next begun (default 64MiB; a segment is deleted once none of its messages is stored)")
 	fs.Var(sizeFlag{&c.Bodies.CacheBytes}, "body-cache", "`size` of the cache of message-body blocks read from disk (default a 32nd of --memory-budget, 8MiB to 256MiB)")
-	fs.Var(sizeFlag{&c.MemoryBudget}, "memory-budget", "`size` of memory the node's index of queued messages and its caches are sized by (message bodies are on disk); the Go runtime's soft limit is set to 80% of it unless GOMEMLIMIT is lower. The default is GOMEMLIMIT, else half of the memory available to the process")
+	fs.Var(sizeFlag{&c.MemoryBudget}, "memory-budget", "`size` of memory the node's index of queued messages and its caches are sized by (message bodies are on disk); the Go runtime's soft limit is set to 80% of it unless GOMEMLIMIT is lower: GOMEMLIMIT when set, else half of the memory available to the process")
 	fs.Var(sizeFlag{&h.MaxQueuedBytes}, "max-queued-bytes", "`size` of the messages this node may hold on disk, bodies plus "+strconv.Itoa(fsm.MessageOverhead)+
 		" bytes each (e.g. 50GiB, or unlimited); past it /put and /mput answer 507. The default is half of the space free on the data directory's file system at start")
 	fs.Var(sizeFlag{&h.MaxQueuedMessages}, "max-queued-messages", "`count` of messages this node may hold (or unlimited): each takes about "+strconv.Itoa(fsm.IndexBytesPerMessage)+
-		" bytes of memory in the index; past it /put and /mput answer 507. The default is what half of --memory-budget indexes")
+		" bytes of memory in the index; past it /put and /mput answer 507: what half of --memory-budget indexes")
 
 	c.registerRaftTiming(fs)
 	fs.DurationVar(&cl.CommitTimeout, "raft-commit-timeout", cl.CommitTimeout, "raft commit timeout")

@@ -1,9 +1,12 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -38,5 +41,32 @@ func TestBench_InvalidConfig_IsRefusedBeforeAnyRequest(t *testing.T) {
 	}
 	if err := DefaultBenchConfig().Validate(); err != nil {
 		t.Fatalf("the defaults are invalid: %v", err)
+	}
+}
+
+// TestBench_ProgressOnlyOnATerminal: the live progress line ("\r" and an
+// escape code to clear it) goes to stderr only when stderr is a terminal,
+// never into a file or pipe, and never with --quiet.
+func TestBench_ProgressOnlyOnATerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg := DefaultBenchConfig()
+	for _, w := range []io.Writer{f, &bytes.Buffer{}} {
+		if p := cfg.run(w).Progress; p != nil {
+			t.Errorf("progress goes to %T, which is no terminal", w)
+		}
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		if cfg.run(tty).Progress == nil {
+			t.Errorf("no progress on a terminal")
+		}
+		cfg.Quiet = true
+		if cfg.run(tty).Progress != nil {
+			t.Errorf("progress on a terminal with --quiet")
+		}
 	}
 }

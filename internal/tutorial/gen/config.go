@@ -109,7 +109,7 @@ func (r *RandomParams) register(fs *flag.FlagSet) {
 	fs.Float64Var(&r.StdDev, "stddev", r.StdDev, "normal standard deviation; lognormal: of log x")
 	fs.Float64Var(&r.Variance, "variance", r.Variance, "normal variance (instead of --stddev, as random_to_pubsub.py)")
 	fs.Float64Var(&r.Min, "min", r.Min, "uniform and ints: lower bound (default 0)")
-	fs.Float64Var(&r.Max, "max", r.Max, "uniform: upper bound, exclusive (default 1); ints: inclusive (default 9)")
+	fs.Float64Var(&r.Max, "max", r.Max, "uniform: upper bound, exclusive; ints: inclusive, 9 unless given")
 	fs.Float64Var(&r.Lambda, "lambda", r.Lambda, "exponential rate, poisson mean")
 	fs.Float64Var(&r.S, "s", r.S, "zipf exponent (> 1)")
 	fs.Float64Var(&r.V, "v", r.V, "zipf offset (>= 1)")
