@@ -388,3 +388,35 @@ func TestDumpPage_OffsetAfterLimitAndInfo(t *testing.T) {
 		t.Fatalf("page of an unknown queue: %+v, %v", page, err)
 	}
 }
+
+// Redriven and purged bodies are accounted once in the body store: once
+// every message is gone, every sealed segment file goes too.
+func TestPurgeAndRedrive_Disk_SegmentsGoWithTheirMessages(t *testing.T) {
+	dir := t.TempDir()
+	f := mustOpenFSM(t, diskOptions(dir))
+	applyOne(f, sec, Command{Op: OpConfigure, Queue: "a", Config: QueueConfig{MaxAttempts: 1, DeadLetter: "dlq"}})
+	body := bytes.Repeat([]byte{'x'}, 300)
+	for range 100 {
+		applyOne(f, sec, Command{Op: OpPut, Queue: "a", Messages: [][]byte{body}})
+		applyOne(f, sec, Command{Op: OpPut, Queue: "b", Messages: [][]byte{body}, Delay: time.Hour})
+	}
+	got := applyOne(f, sec, Command{Op: OpGet, Queue: "a", Max: 100, Lease: time.Minute})
+	for _, m := range got.Messages {
+		applyOne(f, sec, Command{Op: OpNack, IDs: []uint64{m.ID}})
+	}
+	if r := applyOne(f, sec, Command{Op: OpRedrive, Queue: "dlq"}); r.Count != 100 {
+		t.Fatalf("redrive: %+v", r)
+	}
+	if r := applyOne(f, sec, Command{Op: OpGet, Queue: "a", Max: 100, Lease: api.NoLease}); len(r.Messages) != 100 {
+		t.Fatalf("pop after the redrive: %d messages", len(r.Messages))
+	}
+	if r := applyOne(f, sec, Command{Op: OpPurge, Queue: "b"}); r.Count != 100 {
+		t.Fatalf("purge: %+v", r)
+	}
+	if u := f.Usage(); u != (Usage{}) {
+		t.Fatalf("usage %+v with nothing stored", u)
+	}
+	if n := f.BodyStats().Segments; n > 1 {
+		t.Fatalf("%d segments left with nothing stored, want at most the one being written", n)
+	}
+}
