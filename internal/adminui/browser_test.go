@@ -127,6 +127,8 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 	// Cluster, on a follower: every node, alive, and who leads.
 	b.open(followers[0].QueueURL + "/ui/#/cluster")
 	b.waitFor("the three members and a leader", `document.querySelectorAll('#members tbody tr').length === 3 && document.querySelector('#no-leader').hidden`)
+	b.waitFor("every member's applied index and lag", `[...document.querySelectorAll('#members tbody tr')].every(tr =>
+		tr.querySelector('[data-field=applied_index]').textContent !== '-' && tr.querySelector('[data-field=lag]').textContent !== '-')`)
 	members := b.rows("#members tbody tr", "member")
 	for _, nd := range kc.Nodes() {
 		m, ok := members[nd.ID]
