@@ -19,7 +19,7 @@ Runs N "quorumq serve" nodes on 127.0.0.1 as child processes, each started
 with --bootstrap-expect=N and --join=<every node's gossip address>, and
 prints their output prefixed with [node<i>]. Node i (from 1) uses the ports
 P+10(i-1): +0 pubsub, +1 queue, +2 raft, +3 gossip; id node<i>; data in
-DIR/node<i>. It prints every node's pid; a node that dies (kill -9 <pid>)
+DIR/node<i>, its pid in DIR/node<i>.pid. A node that dies (kill -9 <pid>)
 is started again on its data after --restart-delay and rejoins
 (--restart=false leaves it down). Run it again on the same DIR and the
 nodes rejoin with their data. Ctrl-C (or SIGTERM) stops every node. Flags

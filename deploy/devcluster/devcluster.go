@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -276,6 +277,7 @@ func startChild(cfg testkit.NodeConfig, n Node, out, errOut *output, exits chan<
 	cfg.Lifetime = testkit.OwnGroupTermWithParent
 	cfg.WaitDelay = waitDelay
 	cfg.OnExit = func(err error) {
+		os.Remove(n.PIDFile()) // no stale pid for a kill to hit
 		stdout.flush()
 		stderr.flush()
 		c.err = err
@@ -286,6 +288,8 @@ func startChild(cfg testkit.NodeConfig, n Node, out, errOut *output, exits chan<
 	if err := c.proc.Start(); err != nil {
 		return nil, err
 	}
+	// Best effort: the pid is also printed, and the node runs without it.
+	os.WriteFile(n.PIDFile(), []byte(strconv.Itoa(c.proc.PID())+"\n"), 0o644)
 	return c, nil
 }
 

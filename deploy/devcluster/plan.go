@@ -180,6 +180,10 @@ type Node struct {
 	Secure bool
 }
 
+// PIDFile holds the node's process id while it runs (BaseDir/node<i>.pid),
+// for `kill -9 $(cat devcluster-data/node2.pid)`.
+func (n Node) PIDFile() string { return n.DataDir + ".pid" }
+
 // QueueURL is the base URL of the node's queue API.
 func (n Node) QueueURL() string { return n.scheme() + n.QueueAddr }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -299,6 +300,10 @@ func TestRun_KilledNode_RestartedOnItsData(t *testing.T) {
 	dir := t.TempDir()
 	r := startRun(t, "leader=node1", Config{Nodes: 3, BaseDir: dir, Restart: true, RestartDelay: 100 * time.Millisecond})
 	r.waitOutput(t, "all 3 nodes ready")
+	pidFile := filepath.Join(dir, "node2.pid")
+	if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(r.pid(t, "node2")) {
+		t.Fatalf("%s: %q %v, want the pid devcluster printed", pidFile, b, err)
+	}
 	if err := syscall.Kill(r.pid(t, "node2"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +315,9 @@ func TestRun_KilledNode_RestartedOnItsData(t *testing.T) {
 	}
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run after the restarted node stopped cleanly: %v", err)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Fatalf("%s is left after the stop (%v)", pidFile, err)
 	}
 }
 
