@@ -169,9 +169,9 @@ func TestMetrics_ClusterNodes_ReportLeadershipLagBuildAndLatency(t *testing.T) {
 	})
 }
 
-// startTool runs `quorumq <args>` until the test ends, printing its log
+// startToolProcess runs `quorumq <args>` until the test ends, printing its log
 // if the test failed.
-func startTool(t *testing.T, name string, args ...string) *testkit.Process {
+func startToolProcess(t *testing.T, name string, args ...string) *testkit.Process {
 	t.Helper()
 	p := testkit.NewProcess(testkit.ProcessConfig{Name: name, Argv: append([]string{mustBinary(t)}, args...), LogPath: filepath.Join(t.TempDir(), name+".log")})
 	if err := p.Start(); err != nil {
@@ -194,7 +194,7 @@ func TestMetrics_AnalyzeAndPsToHTTP_ServeTheirCountersOnMetricsAddr(t *testing.T
 	rs := redistest.Start(t)
 
 	analyzeAddr := testkit.Loopback(testport.Reserve(t))
-	startTool(t, "analyze", append([]string{"analyze", "moments", "--queue-addr=" + c.nodes[0].QueueURL, "--queue=nums",
+	startToolProcess(t, "analyze", append([]string{"analyze", "moments", "--queue-addr=" + c.nodes[0].QueueURL, "--queue=nums",
 		"--redis=" + rs.URL, "--key=m", "--metrics-addr=" + analyzeAddr}, c.toolArgs()...)...)
 	c.nodes[1].mustPut(c.nodes[1].QueueURL+"/mput?queue=nums", "1\n2\n3\n4")
 	testwait.For(t, 60*time.Second, "4 numbers merged, on analyze's /metrics", func() bool {
@@ -208,7 +208,7 @@ func TestMetrics_AnalyzeAndPsToHTTP_ServeTheirCountersOnMetricsAddr(t *testing.T
 	})
 
 	bridgeAddr := testkit.Loopback(testport.Reserve(t))
-	startTool(t, "ps_to_http", append([]string{"ps_to_http", "--pubsub-url=" + c.nodes[0].PubsubURL + "/sub?multipart=0",
+	startToolProcess(t, "ps_to_http", append([]string{"ps_to_http", "--pubsub-url=" + c.nodes[0].PubsubURL + "/sub?multipart=0",
 		"--destination-post-url=" + c.nodes[2].QueueURL + "/put?queue=bridged", "--metrics-addr=" + bridgeAddr}, c.toolArgs()...)...)
 	testwait.For(t, 60*time.Second, "ps_to_http subscribed, on its /metrics", func() bool {
 		code, page := c.get("http://" + bridgeAddr + "/metrics")

@@ -109,7 +109,7 @@ func startToHTTP(t *testing.T, c *cluster, name string, args ...string) *testkit
 		addrs = append(addrs, nd.QueueURL)
 	}
 	argv := append([]string{"to_http", "--queue-addrs=" + strings.Join(addrs, ","), "--log-level=debug"}, c.toolArgs()...)
-	return startTool(t, name, append(argv, args...)...)
+	return startToolProcess(t, name, append(argv, args...)...)
 }
 
 // queueCounts are the depth, leases and deferred messages of a queue.
