@@ -155,7 +155,11 @@ func (nd *node) dumpLines(queue string, stale bool) []string {
 // retried, a 400 is not retried and the message lands on the dead-letter
 // queue, as it was put; nothing stays on the queue.
 func TestToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered)
+}
+
+func testToHTTP_FailingEndpoint_DeliveredRetriedAndDeadLettered(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	ep := newEndpoint(t).start(t)
 	var msgs []string
 	for i := range 30 {

@@ -49,7 +49,11 @@ func startTool(t *testing.T, args ...string) *lockedBuffer {
 // queue's last two messages, then every message put after it started, in
 // order; the queue's depth stays what the puts made it.
 func TestTail_Queue_PrintsNewMessagesConsumesNothing(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testTail_Queue_PrintsNewMessagesConsumesNothing)
+}
+
+func testTail_Queue_PrintsNewMessagesConsumesNothing(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	nd := c.nodes[1]
 	for i := range 5 {
 		nd.mustPut(nd.QueueURL+"/put?queue=events", fmt.Sprintf("old-%d", i))
@@ -91,7 +95,11 @@ func TestTail_Queue_PrintsNewMessagesConsumesNothing(t *testing.T) {
 // TestTail_Topic_PrintsWhatIsPublished: tail --topic finds the pubsub
 // ports from /cluster/status and prints what is published on any node.
 func TestTail_Topic_PrintsWhatIsPublished(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testTail_Topic_PrintsWhatIsPublished)
+}
+
+func testTail_Topic_PrintsWhatIsPublished(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	out := startTool(t, append([]string{"tail", queueAddrs(c.nodes[:1]), "--topic=clicks"}, c.toolArgs()...)...)
 	// Pubsub keeps nothing: publish until the subscription is there.
 	testwait.For(t, 30*time.Second, "tail subscribed", func() bool {
@@ -108,7 +116,11 @@ func TestTail_Topic_PrintsWhatIsPublished(t *testing.T) {
 // follower, prints one frame with every member (state, indexes, lag) and
 // every queue with its depth.
 func TestTop_Once_ShowsEveryNodeAndQueue(t *testing.T) {
-	c := mustStartCluster(t, 3)
+	inModes(t, testTop_Once_ShowsEveryNodeAndQueue)
+}
+
+func testTop_Once_ShowsEveryNodeAndQueue(t *testing.T, m mode) {
+	c := mustStartCluster(t, 3, withMode(t, m))
 	l := c.waitForLeader()
 	for i := range 4 {
 		l.mustPut(l.QueueURL+"/put?queue=alpha", fmt.Sprint(i))
