@@ -23,9 +23,9 @@ func outputLines(b *lockedBuffer) []string {
 	return strings.Split(text, "\n")
 }
 
-// startTool starts `quorumq args...` in the background; its stdout is the
+// startToolOutput starts `quorumq args...` in the background; its stdout is the
 // returned buffer. It is killed at the end of the test.
-func startTool(t *testing.T, args ...string) *lockedBuffer {
+func startToolOutput(t *testing.T, args ...string) *lockedBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, mustBinary(t), args...)
@@ -58,7 +58,7 @@ func testTail_Queue_PrintsNewMessagesConsumesNothing(t *testing.T, m mode) {
 	for i := range 5 {
 		nd.mustPut(nd.QueueURL+"/put?queue=events", fmt.Sprintf("old-%d", i))
 	}
-	out := startTool(t, append([]string{"tail", queueAddrs(c.nodes), "--queue=events", "-n", "2", "--interval=100ms"}, c.toolArgs()...)...)
+	out := startToolOutput(t, append([]string{"tail", queueAddrs(c.nodes), "--queue=events", "-n", "2", "--interval=100ms"}, c.toolArgs()...)...)
 	testwait.For(t, 30*time.Second, "tail printing the last two messages", func() bool { return len(outputLines(out)) >= 2 })
 	want := []string{"old-3", "old-4"}
 	for i := range 12 {
@@ -100,7 +100,7 @@ func TestTail_Topic_PrintsWhatIsPublished(t *testing.T) {
 
 func testTail_Topic_PrintsWhatIsPublished(t *testing.T, m mode) {
 	c := mustStartCluster(t, 3, withMode(t, m))
-	out := startTool(t, append([]string{"tail", queueAddrs(c.nodes[:1]), "--topic=clicks"}, c.toolArgs()...)...)
+	out := startToolOutput(t, append([]string{"tail", queueAddrs(c.nodes[:1]), "--topic=clicks"}, c.toolArgs()...)...)
 	// Pubsub keeps nothing: publish until the subscription is there.
 	testwait.For(t, 30*time.Second, "tail subscribed", func() bool {
 		c.nodes[2].mustPut(c.nodes[2].PubsubURL+"/pub?topic=clicks", "ping")
