@@ -24,6 +24,8 @@ func TestHelp_EverySubcommand_SynopsisFlagsAndEnvironment(t *testing.T) {
 		{[]string{"to_http"}, envToHTTP},
 		{[]string{"backup"}, envBackup},
 		{[]string{"restore"}, envRestore},
+		{[]string{"top"}, envTop},
+		{[]string{"tail"}, envTail},
 		{[]string{"bench"}, envBench},
 		{[]string{"bench", "put"}, envBench},
 		{[]string{"gen"}, envGen},

@@ -75,7 +75,8 @@ type Member struct {
 	State                 string
 	Term, Commit, Applied uint64
 	// Lag is the leader's commit index minus this member's applied index
-	// (-1 unknown).
+	// (-1 unknown). For a member that did not answer, Applied and Lag are
+	// what the asked node last heard from it (/cluster/status).
 	Lag int64
 }
 
@@ -162,7 +163,7 @@ func (t *Top) members(ctx context.Context, st *api.Status) []Member {
 	out := make([]Member, len(st.Members))
 	var wg sync.WaitGroup
 	for i, m := range st.Members {
-		out[i] = Member{ID: m.ID, Status: m.Status, QueueAddr: m.QueueAddr, Lag: -1}
+		out[i] = Member{ID: m.ID, Status: m.Status, QueueAddr: m.QueueAddr, Applied: m.AppliedIndex, Lag: m.Lag}
 		if m.QueueAddr == "" || m.Status == api.MemberLeft {
 			continue
 		}
@@ -257,7 +258,10 @@ func Render(w io.Writer, f *Frame) error {
 	for _, m := range f.Members {
 		state, term, commit, applied, lag := "unreachable", "-", "-", "-", "-"
 		if m.Reached {
-			state, term, commit, applied = m.State, fmt.Sprint(m.Term), fmt.Sprint(m.Commit), fmt.Sprint(m.Applied)
+			state, term, commit = m.State, fmt.Sprint(m.Term), fmt.Sprint(m.Commit)
+		}
+		if m.Reached || m.Applied > 0 {
+			applied = fmt.Sprint(m.Applied)
 		}
 		if m.Lag >= 0 {
 			lag = fmt.Sprint(m.Lag)
