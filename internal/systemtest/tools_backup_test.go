@@ -240,3 +240,31 @@ func TestBackup_Secured_MonitorTokenRefusedAdminServed(t *testing.T) {
 		})
 	}
 }
+
+// TestBackup_TwiceAndFromAFollower_EachRestores: a second backup with
+// nothing applied since the first (the newest snapshot is opened again)
+// and a follower's own backup (--stale, no redirect) both restore whole.
+func TestBackup_TwiceAndFromAFollower_EachRestores(t *testing.T) {
+	c := mustStartCluster(t, 3)
+	l := c.waitForLeader()
+	want := backupState{jobs: []string{"a", "b", "c"}}
+	for _, m := range want.jobs {
+		l.mustPut(l.QueueURL+"/put?queue=jobs", m)
+	}
+	dir := t.TempDir()
+	first, second, stale := filepath.Join(dir, "1.backup"), filepath.Join(dir, "2.backup"), filepath.Join(dir, "stale.backup")
+	mustRunTool(t, "backup", queueAddrs([]*node{l}), "--out="+first)
+	mustRunTool(t, "backup", queueAddrs([]*node{l}), "--out="+second)
+	f := c.followers()[0]
+	testwait.For(t, 30*time.Second, f.ID+" applying the puts", func() bool {
+		return slices.Equal(f.dumpLines("jobs", true), want.jobs)
+	})
+	mustRunTool(t, "backup", queueAddrs([]*node{f}), "--stale", "--out="+stale)
+	for _, file := range []string{first, second, stale} {
+		l.mustPut(l.QueueURL+"/put?queue=jobs", "not in the backup")
+		mustRunTool(t, "restore", queueAddrs(c.nodes), "--in="+file)
+		for _, nd := range c.nodes {
+			waitState(t, nd, want)
+		}
+	}
+}
