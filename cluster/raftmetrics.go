@@ -31,7 +31,8 @@ func raftSinkCollector() prometheus.Collector {
 			Name: "quorumq_raft_sink",
 			// The sink registers itself; here into a registry of its own,
 			// never the global one. Node registries add it as a collector.
-			Registerer: prometheus.NewRegistry(),
+			Registerer:         prometheus.NewRegistry(),
+			SummaryDefinitions: raftSummaries,
 		}
 		sink, err := gmprom.NewPrometheusSinkFrom(opts)
 		if err != nil {
@@ -51,6 +52,20 @@ func raftSinkCollector() prometheus.Collector {
 		raftSink = sink
 	})
 	return raftSink
+}
+
+// raftSummaries are the timings a dashboard shows, declared up front
+// with their help, so that they are present (NaN until observed) on every
+// node rather than appearing with the first event. Milliseconds.
+var raftSummaries = []gmprom.SummaryDefinition{
+	{Name: []string{"quorumq", "raft", "commitTime"}, Help: "Leader: milliseconds from dispatching an entry to its commit on a quorum (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "boltdb", "storeLogs"}, Help: "Milliseconds to write and fsync a batch of log entries to raft-boltdb (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "leader", "lastContact"}, Help: "Leader: milliseconds since it last heard from each follower, sampled (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "fsm", "apply"}, Help: "Milliseconds the state machine took to apply an entry (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "rpc", "appendEntries"}, Help: "Follower: milliseconds to handle an AppendEntries RPC (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "snapshot", "create"}, Help: "Milliseconds to take a snapshot of the state machine (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "snapshot", "persist"}, Help: "Milliseconds to write a snapshot to disk (last 10 s)."},
+	{Name: []string{"quorumq", "raft", "fsm", "restore"}, Help: "Milliseconds to restore the state machine from a snapshot (last 10 s)."},
 }
 
 // raftKeys drops what raft still reports under its legacy names: the
