@@ -250,7 +250,8 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 // TestBrowser_TokensOfTheUIAndRefusedActions runs the UI against a
 // secured node (TLS, tokens): without a token every call is refused and
 // the page says why; with a monitor token from the token box the
-// counters show, and a purge is refused with the node's 403 line.
+// counters show, and a purge is refused with the node's 403 line; the
+// analytics page says the node has none.
 func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node and a browser")
@@ -291,6 +292,9 @@ func TestBrowser_TokensOfTheUIAndRefusedActions(t *testing.T) {
 		t.Fatalf("sessionStorage holds %q", got)
 	}
 	b.shot("refused")
+	// No --analytics-redis: the page says so.
+	b.open(nd.QueueURL + "/ui/#/analytics")
+	b.waitFor("the analytics page's note", `document.querySelector('#analytics-off')?.textContent === 'no analytics on this node: start it with --analytics-redis=ADDR'`)
 	if body, _, _ := nd.Call(ctx, "GET", nd.QueueURL+"/stats?queue=jobs&format=json"); !strings.Contains(body, `"depth": 1`) && !strings.Contains(body, `"depth":1`) {
 		t.Fatalf("the refused purge changed the queue: %s", body)
 	}

@@ -29,9 +29,9 @@ export function mount(view, r) {
   const graphInfo = el('p', { class: 'muted', id: 'graph-info' });
   const graph = el('div', { id: 'graph' });
   const edges = el('div', {});
-  view.append(el('h1', {}, 'Analytics'), moments,
-    el('h2', {}, 'Histograms'), hists,
+  const rest = el('div', {}, el('h2', {}, 'Histograms'), hists,
     el('div', { class: 'card' }, el('h2', {}, 'Click graph'), form, graphInfo, graph, edges));
+  view.append(el('h1', {}, 'Analytics'), moments, rest);
   const charts = new Map();
   let histCharts = new Map();
   return {
@@ -39,7 +39,17 @@ export function mount(view, r) {
     async refresh() {
       const params = { top };
       if (node) params.node = node;
-      const ans = await get('/analytics', params);
+      let ans;
+      try {
+        ans = await get('/analytics', params);
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        // A node started without --analytics-redis: say so in the page.
+        clear(moments).append(el('p', { class: 'card muted', id: 'analytics-off' }, e.line));
+        rest.hidden = true;
+        return;
+      }
+      rest.hidden = false;
       // Moments: the current values and their history.
       clear(moments);
       for (const m of ans.moments) {
