@@ -16,9 +16,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/quorumq/quorumq/analytics"
@@ -380,6 +382,9 @@ func feedAnalytics(t *testing.T, bin, q, redisURL string) int {
 type browser struct {
 	t   *testing.T
 	ctx context.Context
+
+	mu         sync.Mutex
+	exceptions []string // thrown by the page's scripts
 }
 
 func newBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) *browser {
@@ -396,7 +401,31 @@ func newBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
 	}
-	return &browser{t: t, ctx: ctx}
+	b := &browser{t: t, ctx: ctx}
+	// Any exception the page's scripts throw fails the test.
+	err := chromedp.Listen(ctx, func(ev any) {
+		if ev, ok := ev.(*runtime.EventExceptionThrown); ok && ev.ExceptionDetails != nil {
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				text += " " + d.Exception.Description
+			}
+			b.mu.Lock()
+			b.exceptions = append(b.exceptions, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, text))
+			b.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, e := range b.exceptions {
+			t.Errorf("the page threw: %s", e)
+		}
+	})
+	return b
 }
 
 // run runs steps within stepTimeout, failing the test on an error.
