@@ -395,6 +395,7 @@ func checkConverge(ctx context.Context, c *testkit.Cluster, queues []string) Che
 			v := url.Values{"queue": {q}}
 			if path == "/stats" {
 				v.Set("format", "json")
+				v.Set("extended", "1") // all the counters, not only the six
 			}
 			want, code, err := l.Call(ctx, http.MethodGet, l.QueueURL+path+"?"+v.Encode())
 			if err != nil || code != http.StatusOK {
