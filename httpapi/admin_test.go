@@ -55,7 +55,8 @@ func Test_Admin_ClusterStatus(t *testing.T) {
 }
 
 // Test_Admin_Metrics checks /metrics serves the Gatherer, including the
-// request and message counters httpapi registers.
+// request and message counters and the latency histogram httpapi
+// registers.
 func Test_Admin_Metrics(t *testing.T) {
 	e := newEnv(t)
 	e.mustPut("/put?data=x&queue=m")
@@ -67,6 +68,9 @@ func Test_Admin_Metrics(t *testing.T) {
 		`quorumq_http_requests_total{code="404",route="none"} 1`,
 		`quorumq_messages_put_total{queue="m"} 1`,
 		`quorumq_messages_delivered_total{queue="m"} 1`,
+		`quorumq_http_request_duration_seconds_count{route="put"} 1`,
+		`quorumq_http_request_duration_seconds_count{route="get"} 1`,
+		`quorumq_http_request_duration_seconds_count{route="ack"} 0`, // every route's, from the start
 	} {
 		if !strings.Contains(r.body, want) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, r.body)
