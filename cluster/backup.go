@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/raft"
 
@@ -76,7 +78,7 @@ func (n *Node) Restore(ctx context.Context, r io.Reader) (api.RestoreInfo, error
 	if !n.host.IsLeader() {
 		return info, api.ErrNotLeader.Errorf("restore: this node is not the leader")
 	}
-	f, err := os.CreateTemp(n.opts.DataDir, "restore-*.backup")
+	f, err := os.CreateTemp(n.opts.DataDir, restoreFilePattern)
 	if err != nil {
 		return info, fmt.Errorf("restore: %w", err)
 	}
@@ -124,7 +126,7 @@ func (n *Node) Restore(ctx context.Context, r io.Reader) (api.RestoreInfo, error
 // checkBackup takes the backup in f up into a scratch state machine in the
 // data directory and returns the index it was taken at.
 func (n *Node) checkBackup(f *os.File) (uint64, error) {
-	dir, err := os.MkdirTemp(n.opts.DataDir, "restore-check-*")
+	dir, err := os.MkdirTemp(n.opts.DataDir, restoreCheckPattern)
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
@@ -141,6 +143,28 @@ func (n *Node) checkBackup(f *os.File) (uint64, error) {
 		return 0, api.ErrBadRequest.Errorf("restore: not a whole quorumq backup: %v", err)
 	}
 	return scratch.AppliedIndex(), nil
+}
+
+// Where a restore keeps the backup and its scratch state machine, in the
+// data directory (the same disk as the state it replaces).
+const (
+	restoreFilePattern  = "restore-*.backup"
+	restoreCheckPattern = "restore-check-*"
+)
+
+// removeRestoreLeftovers deletes what a restore cut short by a crash left
+// in the data directory. The caller holds the directory's lock.
+func removeRestoreLeftovers(dir string, log *slog.Logger) {
+	for _, pattern := range []string{restoreFilePattern, restoreCheckPattern} {
+		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err != nil {
+				log.Warn("removing what a cut-short restore left", "path", m, "err", err)
+				continue
+			}
+			log.Info("removed what a cut-short restore left", "path", m)
+		}
+	}
 }
 
 // readerWithContext ends a read once ctx has ended.

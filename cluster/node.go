@@ -79,6 +79,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	removeRestoreLeftovers(o.DataDir, o.Logger)
 	var undo []func()
 	fail := func(err error) (*Node, error) {
 		for i := len(undo) - 1; i >= 0; i-- {
