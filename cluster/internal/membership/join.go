@@ -76,6 +76,7 @@ func (n *Membership) joinSeeds() bool {
 			return true
 		}
 		seeds := n.otherSeeds()
+		n.triedSeeds.Store(&seeds)
 		if len(seeds) == 0 {
 			// Only ourselves in the list: wait for others to join us.
 			n.markJoined()
@@ -135,7 +136,12 @@ func (n *Membership) UnreachedSeeds() []string {
 	if len(n.opts.Join) == 0 || n.hasJoined() {
 		return nil
 	}
-	return n.otherSeeds()
+	// The join loop's last list: otherSeeds may resolve names, which a
+	// status request should not wait for.
+	if p := n.triedSeeds.Load(); p != nil {
+		return *p
+	}
+	return n.opts.Join
 }
 
 // otherSeeds returns the Join addresses that are not this node's own.

@@ -95,8 +95,11 @@ type Membership struct {
 	// bootWait says why the bootstrap loop waits; empty once the node has
 	// raft state (see BootstrapWait).
 	bootWait atomic.Pointer[string]
-	recon    reconcileMemory
-	metrics  *metrics
+	// triedSeeds are the seeds of the join loop's latest attempt (see
+	// UnreachedSeeds).
+	triedSeeds atomic.Pointer[[]string]
+	recon      reconcileMemory
+	metrics    *metrics
 
 	// ctx is cancelled by Cancel; it stops the join, reconnect and
 	// bootstrap loops, which bg counts.
