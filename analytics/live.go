@@ -41,6 +41,10 @@ type LiveOptions struct {
 	History int
 	// Timeout bounds each sample and each Report. Default 5s.
 	Timeout time.Duration
+	// CacheFor is how long Report reuses a report for the same query:
+	// dashboards poll every few seconds, and the graph's top edges read
+	// the links of every node. Default 2s; 0: never.
+	CacheFor time.Duration
 	// Now stamps the samples. Default time.Now.
 	Now func() time.Time
 	// Logger receives the failed samples at debug level. Default
@@ -53,7 +57,7 @@ type LiveOptions struct {
 func DefaultLiveOptions() LiveOptions {
 	return LiveOptions{
 		MomentsKeys: []string{"moments"}, MaxHistograms: 16, GraphPrefix: DefaultGraphPrefix,
-		MaxScan: 10000, Every: 5 * time.Second, History: 120, Timeout: 5 * time.Second,
+		MaxScan: 10000, Every: 5 * time.Second, History: 120, Timeout: 5 * time.Second, CacheFor: 2 * time.Second,
 		Now: time.Now, Logger: slog.Default(),
 	}
 }
@@ -114,6 +118,21 @@ type Live struct {
 
 	mu      sync.Mutex
 	history map[string][]MomentsSample // each at most o.History, oldest first
+	// cache holds recent reports by query, at most maxCached.
+	cache map[liveQuery]cachedReport
+}
+
+// maxCached bounds the reports cached: a dashboard asks a few queries.
+const maxCached = 32
+
+type liveQuery struct {
+	node string
+	top  int
+}
+
+type cachedReport struct {
+	rep LiveReport
+	at  time.Time
 }
 
 // NewLive checks o and returns a Live with its Redis client (no
@@ -126,8 +145,8 @@ func NewLive(o LiveOptions) (*Live, error) {
 		return nil, invalid(errors.New("analytics: the graph prefix is empty"))
 	case o.MaxHistograms < 1 || o.MaxScan < 1 || o.History < 1:
 		return nil, invalid(fmt.Errorf("analytics: MaxHistograms %d, MaxScan %d and History %d must be positive", o.MaxHistograms, o.MaxScan, o.History))
-	case o.Every <= 0 || o.Timeout <= 0:
-		return nil, invalid(fmt.Errorf("analytics: Every %v and Timeout %v must be positive", o.Every, o.Timeout))
+	case o.Every <= 0 || o.Timeout <= 0 || o.CacheFor < 0:
+		return nil, invalid(fmt.Errorf("analytics: Every %v and Timeout %v must be positive, CacheFor %v not negative", o.Every, o.Timeout, o.CacheFor))
 	case o.Now == nil || o.Logger == nil:
 		return nil, invalid(errors.New("analytics: Now and Logger are required"))
 	}
@@ -135,7 +154,7 @@ func NewLive(o LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Live{o: o, rdb: rdb, history: map[string][]MomentsSample{}}, nil
+	return &Live{o: o, rdb: rdb, history: map[string][]MomentsSample{}, cache: map[liveQuery]cachedReport{}}, nil
 }
 
 // Close closes the Redis client.
@@ -184,11 +203,34 @@ func (l *Live) Sample(ctx context.Context) error {
 
 // Report reads every aggregate: the moments with their history, the
 // histograms, and the top edges of the graph, or with node the top
-// strongest links out of and into node.
+// strongest links out of and into node. A report of the same query made
+// within CacheFor is answered again (its slices are shared: do not
+// change them).
 func (l *Live) Report(ctx context.Context, node string, top int) (LiveReport, error) {
 	if top < 1 {
 		return LiveReport{}, invalid(fmt.Errorf("top %d: want at least 1", top))
 	}
+	q, now := liveQuery{node, top}, l.o.Now()
+	l.mu.Lock()
+	c, ok := l.cache[q]
+	l.mu.Unlock()
+	if ok && now.Sub(c.at) < l.o.CacheFor {
+		return c.rep, nil
+	}
+	rep, err := l.read(ctx, node, top)
+	if err == nil && l.o.CacheFor > 0 {
+		l.mu.Lock()
+		if len(l.cache) >= maxCached {
+			clear(l.cache)
+		}
+		l.cache[q] = cachedReport{rep: rep, at: now}
+		l.mu.Unlock()
+	}
+	return rep, err
+}
+
+// read makes the report of Report.
+func (l *Live) read(ctx context.Context, node string, top int) (LiveReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
 	defer cancel()
 	rep := LiveReport{TimeMS: l.o.Now().UnixMilli(), Moments: []LiveMoments{}, Histograms: []*HistogramData{}}

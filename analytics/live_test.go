@@ -114,7 +114,7 @@ func TestLive_ReportsEveryAggregateWithABoundedHistory(t *testing.T) {
 // TestLive_RunSamplesUntilCancelled checks that Run takes a sample at
 // once and returns when its context ends.
 func TestLive_RunSamplesUntilCancelled(t *testing.T) {
-	l, _, _ := newTestLive(t, func(o *LiveOptions) { o.Every = time.Hour })
+	l, _, _ := newTestLive(t, func(o *LiveOptions) { o.Every, o.CacheFor = time.Hour, 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -130,12 +130,45 @@ func TestLive_RunSamplesUntilCancelled(t *testing.T) {
 	}
 }
 
+// TestLive_ReusesAReportForCacheFor checks that the same query within
+// CacheFor is answered from the cache, and read again after it.
+func TestLive_ReusesAReportForCacheFor(t *testing.T) {
+	l, srv, now := newTestLive(t, func(o *LiveOptions) { o.CacheFor = 2 * time.Second })
+	ctx := context.Background()
+	g := NewGraph(srv.Client(t), DefaultGraphPrefix, false)
+	edges := func() int {
+		rep, err := l.Report(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rep.Graph.Edges)
+	}
+	if n := edges(); n != 0 {
+		t.Fatalf("%d edges in an empty graph", n)
+	}
+	if err := g.Add(ctx, []Edge{{"direct", "u1"}}); err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(time.Second)
+	if n := edges(); n != 0 {
+		t.Fatalf("within CacheFor: %d edges, want the cached 0", n)
+	}
+	if rep, _ := l.Report(ctx, "", 5); len(rep.Graph.Edges) != 1 {
+		t.Fatalf("another query is not cached: %+v", rep.Graph)
+	}
+	*now = now.Add(time.Second)
+	if n := edges(); n != 1 {
+		t.Fatalf("after CacheFor: %d edges, want 1", n)
+	}
+}
+
 // TestLive_RefusesOptionsThatCannotWork checks NewLive's validation.
 func TestLive_RefusesOptionsThatCannotWork(t *testing.T) {
 	for name, edit := range map[string]func(*LiveOptions){
 		"no redis":   func(o *LiveOptions) { o.RedisURL = "" },
 		"no prefix":  func(o *LiveOptions) { o.GraphPrefix = "" },
 		"no history": func(o *LiveOptions) { o.History = 0 },
+		"bad cache":  func(o *LiveOptions) { o.CacheFor = -1 },
 		"bad url":    func(o *LiveOptions) { o.RedisURL = "redis://[::1" },
 	} {
 		o := DefaultLiveOptions()

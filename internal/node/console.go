@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/quorumq/quorumq/api"
@@ -14,8 +15,8 @@ import (
 // pubsubNodes lists every node's pubsub for GET /pubsub/topics: this
 // node's from its hub, each other live member's from its
 // api.PathClients and api.PathPubsubStats, asked at once, each within
-// the fan-out timeout. A member that does not answer is listed with its
-// error.
+// the fan-out timeout. A member that does not answer, or that gossip does
+// not see alive, is listed with the reason; one that left is not.
 func (s *Server) pubsubNodes(ctx context.Context) ([]httpapi.PubsubNode, error) {
 	if s.hub == nil {
 		return nil, api.ErrUnavailable.Errorf("pubsub is starting")
@@ -23,8 +24,14 @@ func (s *Server) pubsubNodes(ctx context.Context) ([]httpapi.PubsubNode, error) 
 	self := s.node.ID()
 	out := []httpapi.PubsubNode{{ID: self, Clients: s.hub.Clients(), Stats: s.hub.Stats()}}
 	var others []api.Member
+	var down []httpapi.PubsubNode
 	for _, m := range s.node.Status().Members {
-		if m.ID != self && m.PubsubAddr != "" && m.Status == api.MemberAlive {
+		switch {
+		case m.ID == self || m.Status == api.MemberLeft:
+		case m.Status != api.MemberAlive:
+			// Listed, not asked: its subscribers are unknown.
+			down = append(down, httpapi.PubsubNode{ID: m.ID, Err: fmt.Errorf("%s is %s", m.ID, m.Status)})
+		case m.PubsubAddr != "":
 			others = append(others, m)
 		}
 	}
@@ -36,7 +43,7 @@ func (s *Server) pubsubNodes(ctx context.Context) ([]httpapi.PubsubNode, error) 
 		wg.Go(func() { nodes[i] = s.remotePubsub(ctx, m) })
 	}
 	wg.Wait()
-	return append(out, nodes...), nil
+	return slices.Concat(out, nodes, down), nil
 }
 
 // remotePubsub asks member m for its subscribers and counters.
