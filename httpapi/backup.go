@@ -30,8 +30,9 @@ const (
 	// DefaultMaxRestoreBytes bounds a POST /restore body
 	// (--max-restore-size).
 	DefaultMaxRestoreBytes = 64 << 30
-	// DefaultRestoreTimeout bounds a whole POST /restore: the upload, the
-	// check and the replication (--restore-timeout).
+	// DefaultRestoreTimeout bounds a whole POST /restore (the upload, the
+	// check and the replication) and a whole GET /backup
+	// (--restore-timeout).
 	DefaultRestoreTimeout = 30 * time.Minute
 )
 
@@ -82,11 +83,15 @@ func (b *backupAPI) backup(r *request) (reply, error) {
 		if !stale && !b.cluster.IsLeader() {
 			return b.redirect(w, hr)
 		}
-		// A backup takes as long as the state is large: the write
-		// deadline, if the server set one, is lifted.
-		http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		// A backup takes as long as the state is large, but a client that
+		// stops reading must not hold the snapshot open for ever: the
+		// whole download is bounded like a restore.
+		deadline := time.Now().Add(b.timeout)
+		http.NewResponseController(w).SetWriteDeadline(deadline)
+		ctx, cancel := context.WithDeadline(hr.Context(), deadline)
+		defer cancel()
 		cw := &committedWriter{w: w}
-		err := bk.Backup(hr.Context(), cw)
+		err := bk.Backup(ctx, cw)
 		if err != nil && cw.started {
 			// The status is sent: the client sees a cut body (and its
 			// length check fails).

@@ -356,8 +356,9 @@ type Options struct {
 	// above). Default DefaultMaxRestoreBytes (64 GiB,
 	// --max-restore-size).
 	MaxRestoreBytes int64
-	// RestoreTimeout bounds a whole POST /restore: upload, check,
-	// replication. Default DefaultRestoreTimeout (30m, --restore-timeout).
+	// RestoreTimeout bounds a whole POST /restore (upload, check,
+	// replication) and a whole GET /backup (the download). Default
+	// DefaultRestoreTimeout (30m, --restore-timeout).
 	RestoreTimeout time.Duration
 }
 

@@ -186,7 +186,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&h.MaxMsgSize, "max-msg-size", h.MaxMsgSize, "largest message in bytes (413 above)")
 	fs.Int64Var(&h.MaxBodySize, "max-body-size", h.MaxBodySize, "largest request body in bytes (413 above)")
 	fs.Var(sizeFlag{&h.MaxRestoreBytes}, "max-restore-size", "largest backup POST /restore takes, a `size` (413 above)")
-	fs.DurationVar(&h.RestoreTimeout, "restore-timeout", h.RestoreTimeout, "bound on a whole POST /restore: upload, check and replication")
+	fs.DurationVar(&h.RestoreTimeout, "restore-timeout", h.RestoreTimeout, "bound on a whole POST /restore (upload, check and replication) and on a whole GET /backup (download)")
 	fs.Int64Var(&h.Limits.MaxDepth, "max-depth", h.Limits.MaxDepth, "messages a queue may hold (0: unlimited)")
 	fs.Int64Var(&h.Limits.MaxBytes, "max-bytes", h.Limits.MaxBytes, "message bytes a queue may hold (0: unlimited)")
 	fs.TextVar(&h.Limits.Policy, "overflow-policy", h.Limits.Policy, "when a queue is full: reject (non-200, nothing stored) or evict-oldest (simplequeue's behaviour)")
