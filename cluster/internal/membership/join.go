@@ -88,9 +88,14 @@ func (n *Membership) joinSeeds() bool {
 			n.log.Info("joined gossip", "seeds", seeds, "reached", k, "members", n.ml.NumMembers())
 			return true
 		}
+		// Nodes started together miss each other at first: that is news,
+		// not a warning, until it goes on.
 		lvl := n.log.Debug
-		if attempt == 1 || attempt%5 == 0 {
+		switch {
+		case attempt%5 == 0:
 			lvl = n.log.Warn
+		case attempt == 1:
+			lvl = n.log.Info
 		}
 		lvl("cannot reach any gossip seed yet; retrying", "seeds", seeds, "attempt", attempt, "retry_in", backoff, "err", err)
 		select {
