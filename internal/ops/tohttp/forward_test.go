@@ -93,3 +93,24 @@ func TestEscape_SpacesAsPercent20(t *testing.T) {
 		t.Fatalf("escape: %s", got)
 	}
 }
+
+func TestRequest_GetTemplateCarriesTheMessageInTheURL(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.URL.RequestURI()
+	}))
+	defer srv.Close()
+	cfg := DefaultConfig()
+	cfg.Reader.Addrs = []string{"http://127.0.0.1:1"}
+	cfg.Method, cfg.URL = http.MethodGet, srv.URL+"/put?queue=copy&data=%s"
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.request(context.Background(), []byte(`{"a":"b c"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if g, want := <-got, "GET /put?queue=copy&data=%7B%22a%22%3A%22b%20c%22%7D"; g != want {
+		t.Fatalf("%s, want %s", g, want)
+	}
+}
