@@ -151,12 +151,11 @@ function short(s, n = 40) {
 // on the left and targets on the right. Edge width follows the weight.
 // onSelect(id) runs when a node is clicked.
 export function graphSvg(g, onSelect) {
-  const W = 1000, H = 520, pad = 24;
-  const root = svg('svg', { class: 'graph', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'click graph' });
+  const W = 1000, pad = 24, ROW = 18;
   const edges = g.edges || [];
   if (!edges.length && !g.node) {
-    root.append(svg('text', { x: pad, y: pad * 2 }, 'no clicks yet'));
-    return root;
+    return svg('svg', { class: 'graph', viewBox: `0 0 ${W} 80`, role: 'img', 'aria-label': 'click graph' },
+      svg('text', { x: pad, y: pad * 2 }, 'no clicks yet'));
   }
   const sel = g.node || '';
   const leftIds = [], rightIds = [];
@@ -170,10 +169,14 @@ export function graphSvg(g, onSelect) {
       add(rightIds, e.to);
     }
   }
+  // Tall enough for a label a row on the longer column.
+  const H = Math.max(520, 2 * pad + ROW * Math.max(leftIds.length, rightIds.length));
+  const root = svg('svg', { class: 'graph', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'click graph' });
   const pos = new Map();
   const column = (ids, x) => ids.forEach((id, i) => pos.set(id, [x, pad + (i + 0.5) * (H - 2 * pad) / ids.length]));
-  column(leftIds, sel ? 230 : 300);
-  column(rightIds, sel ? 770 : 700);
+  // Labels of up to 40 characters fit on either side.
+  column(leftIds, 290);
+  column(rightIds, 710);
   if (sel) pos.set(sel, [W / 2, H / 2]);
   const wmax = Math.max(1, ...edges.map(e => e.weight));
   const edgeLayer = svg('g', {});

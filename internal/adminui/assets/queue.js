@@ -48,7 +48,8 @@ export function mount(view, r) {
         facts.replaceChildren(
           fact('Depth', fmt(q.depth), 'depth'), fact('In flight', fmt(q.in_flight), 'in_flight'),
           fact('Deferred', fmt(q.deferred), 'deferred'), fact('Dead', fmt(q.dead), 'dead'),
-          fact('Bytes', bytes(q.bytes), 'bytes'), fact('Oldest', duration(q.oldest_age_ms), 'oldest_age'),
+          fact('Bytes', bytes(q.bytes), 'bytes'), fact('Deepest', fmt(q.depth_high_water), 'depth_high_water'),
+          fact('Oldest', duration(q.oldest_age_ms), 'oldest_age'),
           fact('Puts', fmt(q.puts), 'puts'), fact('Gets', fmt(q.gets), 'gets'), fact('Acks', fmt(q.acks), 'acks'),
           fact('Nacks', fmt(q.nacks), 'nacks'), fact('Lease expiries', fmt(q.expired), 'expired'),
           fact('Redelivered', fmt(q.redelivered), 'redelivered'), fact('Overflow', fmt(q.overflow), 'overflow'),
