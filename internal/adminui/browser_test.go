@@ -396,10 +396,18 @@ func newBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first run starts the browser, which lives as long as its
-	// context: no timeout there, the start is bounded by the allocator.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
+	// The first run starts the browser, which lives as long as that
+	// run's context: it gets no timeout of its own, the wait for it does.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting %s: %v", path, err)
+		}
+	case <-time.After(stepTimeout):
+		cancel()
+		t.Fatalf("%s did not start within %v", path, stepTimeout)
 	}
 	b := &browser{t: t, ctx: ctx}
 	// Any exception the page's scripts throw fails the test.
@@ -567,6 +575,10 @@ func getJSON(t *testing.T, u string, v any) {
 
 var httpc = &http.Client{Timeout: 30 * time.Second}
 
+// streamClient opens streams: the answer's head within 10 s, its body as
+// long as the request's context.
+var streamClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Second}}
+
 // mustDo sends one request and fails the test unless it answers 200.
 func mustDo(t *testing.T, method, u, body string) ([]byte, http.Header, int) {
 	t.Helper()
@@ -596,7 +608,7 @@ func subscribe(t *testing.T, pubsubURL, topic string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := streamClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("subscribe %s on %s: %v", topic, pubsubURL, err)
 	}
