@@ -109,7 +109,11 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 	q := leader.QueueURL
 
 	// Queues with something in every column.
-	mustDo(t, "POST", q+"/mput?queue=orders", strings.Repeat("order\n", 11)+"order")
+	var orders []string
+	for i := range 25 {
+		orders = append(orders, fmt.Sprintf("order %d <b>not bold</b>", i+1))
+	}
+	mustDo(t, "POST", q+"/mput?queue=orders", strings.Join(orders, "\n"))
 	mustDo(t, "POST", q+"/mput?queue=emails", "a\nb\nc")
 	mustDo(t, "GET", q+"/get?queue=emails&lease=10m", "")
 	mustDo(t, "POST", q+"/put?queue=later&delay=10m", "soon")
@@ -158,6 +162,15 @@ func TestBrowser_AdminUIShowsTheClusterAndActsOnIt(t *testing.T) {
 	}
 	b.waitFor("a rate and a depth line", `document.querySelectorAll('#queues td[data-field=put_rate]')[0].textContent !== '-'`)
 	b.shot("queues")
+
+	// Peek with paging: 20 a page, the next page, bodies shown as text.
+	b.open(q + "/ui/#/queue/orders")
+	b.waitFor("the first page of orders", `document.querySelector('#peek-info').textContent === '1–20 of 25' &&
+		document.querySelector('#messages [data-field=data]').textContent === 'order 1 <b>not bold</b>'`)
+	b.click("#peek-next")
+	b.waitFor("the second page of orders", `document.querySelector('#peek-info').textContent === '21–25 of 25' &&
+		document.querySelectorAll('#messages tbody tr').length === 5 && document.querySelector('#peek-next').disabled &&
+		document.querySelector('#messages b') === null`)
 
 	// Purge through the page: its depth goes to 0.
 	b.open(q + "/ui/#/queue/purge-me")

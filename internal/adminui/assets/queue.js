@@ -71,7 +71,11 @@ export function mount(view, r) {
         prev.disabled = next.disabled = true;
         return;
       }
-      if (offset > 0 && offset >= page.total) { offset = Math.max(0, page.total - limit); }
+      if (offset > 0 && offset >= page.total) {
+        // The queue shrank under the page: show its last page instead.
+        offset = Math.max(0, page.total - limit);
+        page = await get('/dump', { queue: name, format: 'json', limit, offset });
+      }
       prev.disabled = offset === 0;
       next.disabled = offset + page.messages.length >= page.total;
       peekInfo.textContent = page.total === 0 ? 'empty'
