@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/internal/ops/tail"
 	"github.com/quorumq/quorumq/internal/ops/top"
 )
@@ -49,7 +50,7 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = logger
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return exitStatus(stderr, fs.Name(), top.Run(ctx, cfg, stdout, top.IsTerminal(stdout)), top.ErrInvalid)
+	return exitStatus(stderr, fs.Name(), top.Run(ctx, cfg, stdout, cli.IsTerminal(stdout)), top.ErrInvalid)
 }
 
 // runTail is `quorumq tail`.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"time"
 
@@ -169,20 +168,10 @@ func (c BenchConfig) run(stderr io.Writer) Config {
 			r.Prefill = int(r.Count) * r.Batch
 		}
 	}
-	if !c.Quiet && isTerminal(stderr) {
+	if !c.Quiet && cli.IsTerminal(stderr) {
 		r.Progress = stderr // "\r" and escape codes would litter a file or pipe
 	}
 	return r
-}
-
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // ErrNothingMeasured is Bench's error when no request succeeded.

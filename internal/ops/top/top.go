@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -351,15 +350,4 @@ func Run(ctx context.Context, cfg Config, out io.Writer, clear bool) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// IsTerminal reports whether w is a terminal (a character device), where
-// top clears the screen between frames.
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
