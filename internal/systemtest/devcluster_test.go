@@ -37,6 +37,7 @@ func TestDevcluster_ThreeNodes_CurlAnyNode(t *testing.T) {
 			t.Errorf("the output lacks %q", want)
 		}
 	}
+	mustBeQuietStart(t, out)
 
 	d = startDevcluster(t, "--nodes=3", "--base-dir="+dir, "--base-port="+strconv.Itoa(base))
 	d.waitOutput("all 3 nodes ready")
@@ -101,6 +102,28 @@ func TestDevcluster_KilledNode_ComesBackOnItsDataAndRejoins(t *testing.T) {
 		t.Fatalf("get through node2 after its restart: %q", got)
 	}
 	d.stop()
+}
+
+// mustBeQuietStart fails if a healthy start logged what every start goes
+// through as a warning (raft's first election, followers catching up,
+// seeds not up yet), or a value over several lines.
+func mustBeQuietStart(t *testing.T, out string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `\n`) {
+			t.Errorf("a log value over several lines: %s", line)
+		}
+		if !strings.Contains(line, "level=WARN") {
+			continue
+		}
+		first := strings.Contains(line, "starting election") && strings.Contains(line, `last-leader-id=""`)
+		for _, msg := range []string{"no known peers", "failed to get previous log", "appendEntries rejected", "attempt=1 "} {
+			first = first || strings.Contains(line, msg)
+		}
+		if first {
+			t.Errorf("a healthy start warned: %s", line)
+		}
+	}
 }
 
 // pid reads a node's process id from devcluster's "devcluster: pids" line
