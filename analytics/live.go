@@ -20,19 +20,27 @@ type LiveOptions struct {
 	// RedisURL is redis://[:password@]host:port/db or host:port.
 	// Required.
 	RedisURL string
-	// MomentsKeys are the moments hashes shown. Default {"moments"}.
+	// MomentsKeys are the moments hashes shown; empty: every hash with
+	// the fields n, mean, m2, m3 and m4 that discovery finds, at most
+	// MaxFound.
 	MomentsKeys []string
-	// HistogramKeys are the histograms shown; empty: every hash that has
-	// a layout (KEY:layout), found by SCAN, at most MaxHistograms.
+	// HistogramKeys are the histograms shown; empty: every hash with a
+	// layout (KEY:layout) that discovery finds, at most MaxFound.
 	HistogramKeys []string
-	// MaxHistograms bounds the histograms found. Default 16.
-	MaxHistograms int
-	// GraphPrefix starts the click graph's node keys. Default
+	// GraphPrefix starts the click graph's node keys; empty: the prefix
+	// (up to the first ":") most sorted sets found share, else
 	// DefaultGraphPrefix.
 	GraphPrefix string
-	// MaxScan bounds the nodes looked at for the links into one node
-	// (the graph stores each node's outgoing links only). Default 10000.
+	// MaxFound bounds the moments and the histograms discovered. Default
+	// 16.
+	MaxFound int
+	// MaxScan bounds the keys discovery looks at (SCAN, by type), and the
+	// nodes looked at for the links into one node (the graph stores each
+	// node's outgoing links only). Default 10000.
 	MaxScan int
+	// DiscoverEvery is how long what discovery found is used before it
+	// looks again. Default 10s.
+	DiscoverEvery time.Duration
 	// Every is how often Run samples the moments for their history.
 	// Default 5s.
 	Every time.Duration
@@ -56,8 +64,8 @@ type LiveOptions struct {
 // left to the caller.
 func DefaultLiveOptions() LiveOptions {
 	return LiveOptions{
-		MomentsKeys: []string{"moments"}, MaxHistograms: 16, GraphPrefix: DefaultGraphPrefix,
-		MaxScan: 10000, Every: 5 * time.Second, History: 120, Timeout: 5 * time.Second, CacheFor: 2 * time.Second,
+		MaxFound: 16, MaxScan: 10000, DiscoverEvery: 10 * time.Second,
+		Every: 5 * time.Second, History: 120, Timeout: 5 * time.Second, CacheFor: 2 * time.Second,
 		Now: time.Now, Logger: slog.Default(),
 	}
 }
@@ -120,6 +128,15 @@ type Live struct {
 	history map[string][]MomentsSample // each at most o.History, oldest first
 	// cache holds recent reports by query, at most maxCached.
 	cache map[liveQuery]cachedReport
+	// found is what discovery found last (at found.at).
+	found aggregates
+}
+
+// aggregates names the aggregates a report shows.
+type aggregates struct {
+	moments, histograms []string
+	prefix              string
+	at                  time.Time
 }
 
 // maxCached bounds the reports cached: a dashboard asks a few queries.
@@ -141,12 +158,11 @@ func NewLive(o LiveOptions) (*Live, error) {
 	switch {
 	case o.RedisURL == "":
 		return nil, invalid(errors.New("analytics: no Redis address"))
-	case o.GraphPrefix == "":
-		return nil, invalid(errors.New("analytics: the graph prefix is empty"))
-	case o.MaxHistograms < 1 || o.MaxScan < 1 || o.History < 1:
-		return nil, invalid(fmt.Errorf("analytics: MaxHistograms %d, MaxScan %d and History %d must be positive", o.MaxHistograms, o.MaxScan, o.History))
-	case o.Every <= 0 || o.Timeout <= 0 || o.CacheFor < 0:
-		return nil, invalid(fmt.Errorf("analytics: Every %v and Timeout %v must be positive, CacheFor %v not negative", o.Every, o.Timeout, o.CacheFor))
+	case o.MaxFound < 1 || o.MaxScan < 1 || o.History < 1:
+		return nil, invalid(fmt.Errorf("analytics: MaxFound %d, MaxScan %d and History %d must be positive", o.MaxFound, o.MaxScan, o.History))
+	case o.Every <= 0 || o.Timeout <= 0 || o.CacheFor < 0 || o.DiscoverEvery < 0:
+		return nil, invalid(fmt.Errorf("analytics: Every %v and Timeout %v must be positive, CacheFor %v and DiscoverEvery %v not negative",
+			o.Every, o.Timeout, o.CacheFor, o.DiscoverEvery))
 	case o.Now == nil || o.Logger == nil:
 		return nil, invalid(errors.New("analytics: Now and Logger are required"))
 	}
@@ -181,9 +197,13 @@ func (l *Live) Run(ctx context.Context) {
 func (l *Live) Sample(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
 	defer cancel()
+	agg, err := l.aggregates(ctx)
+	if err != nil {
+		return err
+	}
 	now := l.o.Now().UnixMilli()
 	var errs []error
-	for _, key := range l.o.MomentsKeys {
+	for _, key := range agg.moments {
 		r, err := ReadMomentsReport(ctx, l.rdb, key)
 		if err != nil {
 			errs = append(errs, err)
@@ -198,6 +218,14 @@ func (l *Live) Sample(ctx context.Context) error {
 		l.history[key] = h
 		l.mu.Unlock()
 	}
+	l.mu.Lock()
+	for key := range l.history {
+		// Keys no longer found (reset) take no room.
+		if !slices.Contains(agg.moments, key) {
+			delete(l.history, key)
+		}
+	}
+	l.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -234,7 +262,11 @@ func (l *Live) read(ctx context.Context, node string, top int) (LiveReport, erro
 	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
 	defer cancel()
 	rep := LiveReport{TimeMS: l.o.Now().UnixMilli(), Moments: []LiveMoments{}, Histograms: []*HistogramData{}}
-	for _, key := range l.o.MomentsKeys {
+	agg, err := l.aggregates(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, key := range agg.moments {
 		r, err := ReadMomentsReport(ctx, l.rdb, key)
 		if err != nil {
 			return rep, err
@@ -247,43 +279,129 @@ func (l *Live) read(ctx context.Context, node string, top int) (LiveReport, erro
 		}
 		rep.Moments = append(rep.Moments, LiveMoments{MomentsReport: r, History: h})
 	}
-	keys, err := l.histogramKeys(ctx)
-	if err != nil {
-		return rep, err
-	}
-	for _, key := range keys {
+	for _, key := range agg.histograms {
 		d, err := ReadHistogram(ctx, l.rdb, key)
 		if err != nil {
 			return rep, err
 		}
 		rep.Histograms = append(rep.Histograms, d)
 	}
-	rep.Graph, err = l.graph(ctx, node, top)
+	rep.Graph, err = l.graph(ctx, agg.prefix, node, top)
 	return rep, err
 }
 
-// histogramKeys returns HistogramKeys, or the hashes with a layout.
-func (l *Live) histogramKeys(ctx context.Context) ([]string, error) {
-	if len(l.o.HistogramKeys) > 0 {
-		return l.o.HistogramKeys, nil
+// aggregates returns the aggregates to show: those LiveOptions names,
+// the others as discovery last found them (looking again after
+// DiscoverEvery).
+func (l *Live) aggregates(ctx context.Context) (aggregates, error) {
+	now := l.o.Now()
+	l.mu.Lock()
+	found := l.found
+	l.mu.Unlock()
+	if found.at.IsZero() || now.Sub(found.at) >= l.o.DiscoverEvery {
+		var err error
+		if found, err = l.discover(ctx); err != nil {
+			return found, err
+		}
+		found.at = now
+		l.mu.Lock()
+		l.found = found
+		l.mu.Unlock()
 	}
-	var keys []string
-	iter := l.rdb.Scan(ctx, 0, "*"+LayoutSuffix, 1000).Iterator()
-	for iter.Next(ctx) && len(keys) < l.o.MaxHistograms {
-		if k, ok := strings.CutSuffix(iter.Val(), LayoutSuffix); ok && k != "" {
-			keys = append(keys, k)
+	if len(l.o.MomentsKeys) > 0 {
+		found.moments = l.o.MomentsKeys
+	}
+	if len(l.o.HistogramKeys) > 0 {
+		found.histograms = l.o.HistogramKeys
+	}
+	if l.o.GraphPrefix != "" {
+		found.prefix = l.o.GraphPrefix
+	}
+	return found, nil
+}
+
+// discover finds the aggregates among the first MaxScan hashes and the
+// first MaxScan sorted sets of the keyspace (SCAN by type, so a large
+// graph does not hide the hashes): the moments hashes (n, mean, m2, m3,
+// m4), the histograms (a KEY:layout hash) and the graph's prefix (what
+// most node keys start with, up to the first ":").
+func (l *Live) discover(ctx context.Context) (aggregates, error) {
+	var agg aggregates
+	hashes, err := l.scanType(ctx, "hash")
+	if err != nil {
+		return agg, err
+	}
+	var candidates []string
+	for _, k := range hashes {
+		if h, ok := strings.CutSuffix(k, LayoutSuffix); ok {
+			if h != "" && len(agg.histograms) < l.o.MaxFound {
+				agg.histograms = append(agg.histograms, h)
+			}
+		} else {
+			candidates = append(candidates, k)
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return nil, err
+	cmds := make([]*redis.SliceCmd, len(candidates))
+	if len(candidates) > 0 {
+		_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range candidates {
+				cmds[i] = p.HMGet(ctx, k, momentsFields...)
+			}
+			return nil
+		})
+		if err != nil {
+			return agg, err
+		}
+	}
+	for i, cmd := range cmds {
+		if len(agg.moments) < l.o.MaxFound && !slices.Contains(cmd.Val(), nil) {
+			agg.moments = append(agg.moments, candidates[i])
+		}
+	}
+	zsets, err := l.scanType(ctx, "zset")
+	if err != nil {
+		return agg, err
+	}
+	counts := map[string]int{}
+	for _, k := range zsets {
+		if p, _, ok := strings.Cut(k, ":"); ok && !strings.HasPrefix(k, SeenPrefix) {
+			counts[p+":"]++
+		}
+	}
+	agg.prefix = DefaultGraphPrefix
+	for p, n := range counts {
+		if best := counts[agg.prefix]; n > best || n == best && p < agg.prefix {
+			agg.prefix = p
+		}
+	}
+	slices.Sort(agg.histograms)
+	slices.Sort(agg.moments)
+	return agg, nil
+}
+
+// scanType returns the keys of type typ among the first MaxScan keys of
+// the keyspace (about: SCAN looks at a thousand a call).
+func (l *Live) scanType(ctx context.Context, typ string) ([]string, error) {
+	const count = 1000
+	var keys []string
+	var cursor uint64
+	for looked := 0; looked < l.o.MaxScan; looked += count {
+		page, next, err := l.rdb.ScanType(ctx, cursor, "*", count, typ).Result()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, page...)
+		if cursor = next; cursor == 0 {
+			break
+		}
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil
 }
 
 // graph reads the part of the click graph a report shows.
-func (l *Live) graph(ctx context.Context, node string, top int) (LiveGraph, error) {
-	g := NewGraph(l.rdb, l.o.GraphPrefix, false)
+func (l *Live) graph(ctx context.Context, prefix, node string, top int) (LiveGraph, error) {
+	g := NewGraph(l.rdb, prefix, false)
 	out := LiveGraph{Prefix: g.Prefix(), Node: node}
 	nodes, err := g.Nodes(ctx)
 	if err != nil {

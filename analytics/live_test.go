@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/quorumq/quorumq/analytics/redistest"
 	"github.com/quorumq/quorumq/internal/testwait"
 	"github.com/quorumq/quorumq/online"
@@ -35,7 +37,7 @@ func newTestLive(t *testing.T, edit func(*LiveOptions)) (*Live, *redistest.Serve
 // histograms and a click graph, and checks that a report holds what
 // `analyze show` reads, the moments' history capped at History samples.
 func TestLive_ReportsEveryAggregateWithABoundedHistory(t *testing.T) {
-	l, srv, now := newTestLive(t, func(o *LiveOptions) { o.History = 3 })
+	l, srv, now := newTestLive(t, func(o *LiveOptions) { o.History, o.DiscoverEvery = 3, 0 })
 	rdb := srv.Client(t)
 	ctx := context.Background()
 	m := NewMoments(rdb, "moments")
@@ -114,7 +116,7 @@ func TestLive_ReportsEveryAggregateWithABoundedHistory(t *testing.T) {
 // TestLive_RunSamplesUntilCancelled checks that Run takes a sample at
 // once and returns when its context ends.
 func TestLive_RunSamplesUntilCancelled(t *testing.T) {
-	l, _, _ := newTestLive(t, func(o *LiveOptions) { o.Every, o.CacheFor = time.Hour, 0 })
+	l, _, _ := newTestLive(t, func(o *LiveOptions) { o.Every, o.CacheFor, o.MomentsKeys = time.Hour, 0, []string{"moments"} })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -162,11 +164,71 @@ func TestLive_ReusesAReportForCacheFor(t *testing.T) {
 	}
 }
 
+// TestLive_DiscoversTheTutorialsAggregates checks that a Live without
+// names finds the README tutorial's aggregates (moments under their own
+// keys, histograms, a graph under clicks:) among other keys, and that
+// names given in the options replace what it finds.
+func TestLive_DiscoversTheTutorialsAggregates(t *testing.T) {
+	l, srv, _ := newTestLive(t, func(o *LiveOptions) { o.DiscoverEvery = 0 })
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	for _, key := range []string{"numbers", "race"} {
+		if _, _, err := NewMoments(rdb, key).MergeBatch(ctx, nil, []float64{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, _ := NewHistogram(rdb, "hist:poisson", HistogramLayout{Int: true})
+	if err := h.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Add(ctx, []float64{1, 2, 2})
+	g := NewGraph(rdb, "clicks:", false)
+	g.DedupWindow = time.Hour
+	if _, err := g.AddBatch(ctx, []string{"m1", "m2"}, []Edge{{"direct", "http://a"}, {"http://t.co/x", "http://a"}}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, "profile", "n", 1, "name", "x") // a hash, not moments
+	rdb.ZAdd(ctx, "leaderboard", redis.Z{Score: 1, Member: "a"})
+	rdb.Set(ctx, "plain", "x", 0)
+
+	rep, err := l.Report(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moments, hists []string
+	for _, m := range rep.Moments {
+		moments = append(moments, m.Key)
+	}
+	for _, d := range rep.Histograms {
+		hists = append(hists, d.Key)
+	}
+	if !slices.Equal(moments, []string{"numbers", "race"}) || !slices.Equal(hists, []string{"hist:poisson"}) {
+		t.Fatalf("found moments %v and histograms %v", moments, hists)
+	}
+	if rep.Graph.Prefix != "clicks:" || rep.Graph.NodeCount != 2 || len(rep.Graph.Edges) != 2 {
+		t.Fatalf("found graph %+v", rep.Graph)
+	}
+	if err := l.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	named, _, _ := newTestLive(t, func(o *LiveOptions) {
+		o.RedisURL, o.MomentsKeys, o.HistogramKeys, o.GraphPrefix = srv.Addr, []string{"race"}, []string{"nothing"}, "other:"
+	})
+	rep, err = named.Report(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Moments) != 1 || rep.Moments[0].Key != "race" || len(rep.Histograms) != 1 || rep.Histograms[0].Total != 0 || rep.Graph.Prefix != "other:" || rep.Graph.NodeCount != 0 {
+		t.Fatalf("named aggregates: %+v", rep)
+	}
+}
+
 // TestLive_RefusesOptionsThatCannotWork checks NewLive's validation.
 func TestLive_RefusesOptionsThatCannotWork(t *testing.T) {
 	for name, edit := range map[string]func(*LiveOptions){
 		"no redis":   func(o *LiveOptions) { o.RedisURL = "" },
-		"no prefix":  func(o *LiveOptions) { o.GraphPrefix = "" },
+		"no found":   func(o *LiveOptions) { o.MaxFound = 0 },
 		"no history": func(o *LiveOptions) { o.History = 0 },
 		"bad cache":  func(o *LiveOptions) { o.CacheFor = -1 },
 		"bad url":    func(o *LiveOptions) { o.RedisURL = "redis://[::1" },
