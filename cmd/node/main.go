@@ -55,6 +55,7 @@ Commands:
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
   status      show a node's view of the cluster (members, leader, indexes)
   certs       make a development CA, node certificates, a gossip key and an admin token
+  health      the container health check: is the node in this container ready
   version     print the version
 
 Run "quorumq <command> --help" for a command's flags.
@@ -96,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(rest, stdout, stderr)
 	case "certs":
 		return runCerts(rest, stdout, stderr)
+	case "health":
+		return runHealth(rest, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "quorumq %s\n", version)
 		return 0

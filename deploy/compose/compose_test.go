@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/quorumq/quorumq/internal/health"
 )
 
 // The profile that adds nodes to the default cluster.
@@ -205,12 +207,11 @@ func TestCompose_PublishedPorts(t *testing.T) {
 	}
 }
 
-var readyzURLRE = regexp.MustCompile(`https?://([^/\s"']+)/readyz\b`)
-
 // A node is healthy when /readyz on its own queue port says so (a leader
-// is known and the node caught up), not merely when the process runs. A
-// node with a certificate speaks HTTPS only, so the check asks over HTTPS
-// and trusts the node's own CA file.
+// is known and the node caught up), not merely when the process runs. The
+// check is `quorumq health`, which needs no HTTP client in the image and
+// finds the port, the scheme and the CA in the node's own environment:
+// what it would ask is computed here from the node's effective flags.
 func TestCompose_NodeHealthchecks(t *testing.T) {
 	for _, n := range nodes(t, allProfiles(t)) {
 		hc := n.svc.HealthCheck
@@ -218,30 +219,23 @@ func TestCompose_NodeHealthchecks(t *testing.T) {
 			t.Errorf("%s: no healthcheck", n.svc.Name)
 			continue
 		}
-		cmd := strings.Join(hc.Test, " ")
-		m := readyzURLRE.FindStringSubmatch(cmd)
-		if m == nil {
-			t.Errorf("%s: healthcheck %q does not request /readyz", n.svc.Name, hc.Test)
+		if want := []string{"CMD", "quorumq", "health"}; !slices.Equal(hc.Test, want) {
+			t.Errorf("%s: healthcheck %q, want %q", n.svc.Name, hc.Test, want)
 			continue
 		}
-		host, port, err := net.SplitHostPort(m[1])
+		cfg := health.FromEnv(func(k string) string {
+			return n.flags[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, envPrefix), "_", "-"))]
+		})
+		url, err := cfg.URL()
 		if err != nil {
-			t.Errorf("%s: healthcheck URL host %q: %v", n.svc.Name, m[1], err)
+			t.Errorf("%s: %v", n.svc.Name, err)
 			continue
 		}
-		if host != "127.0.0.1" && host != "localhost" {
-			t.Errorf("%s: healthcheck asks %s, want the container itself (127.0.0.1)", n.svc.Name, host)
+		if want := fmt.Sprintf("127.0.0.1:%d/readyz", n.port(t, "queue-addr")); !strings.HasSuffix(url, want) {
+			t.Errorf("%s: healthcheck asks %s, want the container's queue port (%s)", n.svc.Name, url, want)
 		}
-		if want := strconv.Itoa(n.port(t, "queue-addr")); port != want {
-			t.Errorf("%s: healthcheck on port %s, but the queue port is %s", n.svc.Name, port, want)
-		}
-		if n.flags["tls-cert"] != "" {
-			if !strings.HasPrefix(m[0], "https://") {
-				t.Errorf("%s: healthcheck %s: the node has a certificate and speaks HTTPS only", n.svc.Name, m[0])
-			}
-			if ca := n.flags["tls-ca"]; ca == "" || !slices.Contains(argPairs(hc.Test, "--cacert"), ca) {
-				t.Errorf("%s: healthcheck %q does not trust the node's CA (--cacert %s)", n.svc.Name, hc.Test, ca)
-			}
+		if n.flags["tls-cert"] != "" && (!strings.HasPrefix(url, "https://") || cfg.CAFile != n.flags["tls-ca"] || cfg.CAFile == "") {
+			t.Errorf("%s: healthcheck %s (CA %q): the node speaks HTTPS only and its CA is %q", n.svc.Name, url, cfg.CAFile, n.flags["tls-ca"])
 		}
 		if hc.StartPeriod == nil || time.Duration(*hc.StartPeriod) < 10*time.Second {
 			t.Errorf("%s: healthcheck start_period %v: a node waits for its peers before it has a leader", n.svc.Name, durationOrDefault(hc.StartPeriod))
@@ -564,22 +558,14 @@ func TestDockerfile(t *testing.T) {
 	if in, ok := last(final, "HEALTHCHECK"); !ok {
 		t.Error("no HEALTHCHECK")
 	} else {
+		// `quorumq health` asks /readyz on the port of QUORUMQ_QUEUE_ADDR,
+		// serve's default when unset.
+		url, err := health.FromEnv(func(string) string { return "" }).URL()
 		switch {
-		case !strings.Contains(in.Args, "/readyz"):
-			t.Errorf("line %d: HEALTHCHECK does not probe /readyz", in.Line)
-		case !strings.Contains(in.Args, ":"+strconv.Itoa(queueDefault)):
-			t.Errorf("line %d: HEALTHCHECK does not use the default queue port %d", in.Line, queueDefault)
-		}
-		if strings.Contains(in.Args, "curl") {
-			installs := false
-			for _, r := range find(final, "RUN") {
-				if strings.Contains(r.Args, "install") && strings.Contains(r.Args, "curl") {
-					installs = true
-				}
-			}
-			if distroless || !installs {
-				t.Errorf("line %d: HEALTHCHECK runs curl, which the final image does not install", in.Line)
-			}
+		case !strings.Contains(in.Args, `"quorumq", "health"`):
+			t.Errorf("line %d: HEALTHCHECK %s, want CMD [\"quorumq\", \"health\"] (the image needs no HTTP client)", in.Line, in.Args)
+		case err != nil || !strings.HasSuffix(url, ":"+strconv.Itoa(queueDefault)+"/readyz"):
+			t.Errorf("quorumq health asks %s (%v) by default, but serve's queue port is %d", url, err, queueDefault)
 		}
 	}
 
