@@ -63,6 +63,26 @@ func (n *Node) handOver(ctx context.Context) {
 // voter: the cluster would have no one left. It fails with api.ErrShuttingDown
 // once Leave or Shutdown has begun.
 func (n *Node) Leave(ctx context.Context) error {
+	if err := n.Depart(ctx); err != nil {
+		return err
+	}
+	// The node has left whatever the shutdown reports: its caller stops
+	// the process, which is all that is left to do.
+	if err := n.Shutdown(ctx); err != nil {
+		n.log.Warn("leave: the shutdown after leaving did not finish cleanly", "err", err)
+	}
+	return nil
+}
+
+// Depart is Leave without its last step, the shutdown: once it returns
+// nil the node is out of the configuration (or has waited its bound for
+// that), its data directory is marked left and it takes no requests, but
+// raft and gossip still run until the caller calls Shutdown. A process
+// leaving the cluster (POST /cluster/leave) departs, answers, stops
+// serving HTTP and only then shuts raft down, within its own shutdown
+// bound: nobody sees the node as a member whose raft has stopped, and the
+// answer never waits on raft's shutdown. Errors are Leave's.
+func (n *Node) Depart(ctx context.Context) error {
 	if n.host.IntakeClosed() || !n.leaving.CompareAndSwap(false, true) {
 		return fmt.Errorf("leave: %w", api.ErrShuttingDown)
 	}
@@ -84,15 +104,18 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.host.CloseIntake()
 
 	// 2. Hand leadership over while this node can still vote.
+	n.setStep("leave: hand leadership over")
 	n.handOver(ctx)
 
 	// 3. Tell the others.
+	n.setStep("leave: announce the leave")
 	n.members.Leave()
 
 	// 4. Wait until we are out of the configuration. A node that leads
 	// again meanwhile (it was paused, or the transfer's target lost the
 	// election) hands over again: a leader never removes itself while it
 	// reconciles, so the wait would otherwise run to its bound.
+	n.setStep("leave: wait to be removed from the configuration")
 	wctx, cancel := context.WithTimeout(ctx, n.opts.leaveWait)
 	var err error
 	for {
@@ -114,16 +137,14 @@ func (n *Node) Leave(ctx context.Context) error {
 		n.log.Info("leave: removed from the configuration")
 	}
 
-	// 5. Stop, and make sure this data directory never rejoins: its log is
-	// history the cluster no longer counts on (a restart by a supervisor
-	// would otherwise be added back by the leader's reconcile loop).
+	// 5. Make sure this data directory never rejoins: its log is history
+	// the cluster no longer counts on (a restart by a supervisor would
+	// otherwise be added back by the leader's reconcile loop). Leave
+	// then stops.
+	n.setStep("leave: mark the data directory left")
 	if err := datadir.MarkLeft(n.opts.DataDir, n.id, time.Now()); err != nil {
 		n.log.Error("leave: could not mark the data directory as left", "err", err)
 	}
-	// The node has left whatever the shutdown reports: its caller stops
-	// the process, which is all that is left to do.
-	if err := n.Shutdown(ctx); err != nil {
-		n.log.Warn("leave: the shutdown after leaving did not finish cleanly", "err", err)
-	}
+	n.setStep("leave: departed, waiting for the shutdown")
 	return nil
 }

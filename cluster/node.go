@@ -52,6 +52,8 @@ type Node struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	// step names the step of Leave or Shutdown running (ShutdownStep).
+	step atomic.Pointer[string]
 }
 
 // Open starts a raft node over o.DataDir hosting o.FSM. When the directory
@@ -346,9 +348,10 @@ func (n *Node) Status() api.Status {
 // from the cluster: a restart on the same data directory rejoins through
 // its Join seeds and catches up. A
 // failed leadership transfer is logged, not returned. Every step runs even after ctx ends; the error
-// reports what was cut short. Shutdown itself returns once ctx ends: when raft has not stopped by
-// then (a goroutine of it stuck on a peer), the error is ErrShutdownIncomplete, raft is left to
-// stop in the background and the data directory stays locked until the process exits.
+// reports what was cut short. Shutdown itself returns once ctx ends: when a step has not finished by
+// then (raft with a goroutine stuck on a peer, memberlist), the error is ErrShutdownIncomplete
+// naming the step (ShutdownStep), the rest stops in the background and the data directory stays
+// locked until the process exits.
 //
 // The wait before raft stops matters: raft never answers a future that is
 // still in one of its buffers when it shuts down (hashicorp/raft#498). If
@@ -362,69 +365,101 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // shutdown is Shutdown; transfer false skips the leadership transfer, so
 // that peers see what a crash shows them (tests).
+//
+// Every step runs aside and is waited for until ctx ends, not only raft's:
+// memberlist's shutdown, the loops' ends and raft's each wait on goroutines
+// that a peer or a lock can hold, and a node whose shutdown cannot finish
+// must still return within its bound so that its process can exit. The
+// step running is in ShutdownStep, for whoever has to say what hung.
 func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 	n.log.Info("shutting down")
-	var errs []error
-
-	// 1. No new requests; wait for those in flight.
-	if err := n.host.DrainIntake(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("drain in-flight requests: %w", err))
-	}
-	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
-	n.host.StopTerms()
-	n.members.Cancel()
-	n.progress.stopProgress()
-
-	// 3. Hand leadership over while raft still runs.
-	if transfer {
-		n.host.TransferLeadership(ctx)
-	}
-
-	// 4. Gossip stops without a leave message: peers see a failure and keep
-	// this node in the configuration, so a restart rejoins as it was.
-	if err := n.members.ShutdownGossip(); err != nil {
-		errs = append(errs, err)
-	}
-	n.subs.Stop()
-
-	// 5-8 wait on raft, which waits on its goroutines, and those on peers:
-	// they run aside and are waited for until ctx ends, so that a node
-	// whose raft cannot stop (a replication goroutine stuck on a peer)
-	// still returns within its bound and its process can exit.
 	stopped := make(chan []error, 1)
-	go func() {
-		// 5-7. The coalescer, the raft futures being waited on, raft itself.
-		errs := n.host.StopRaft(ctx)
-		// 8. Our goroutines, the host's, the transport, the log store, and
-		// last the data directory, so a restart finds every file closed.
-		n.members.Wait()
-		errs = append(errs, n.host.Close()...)
-		if err := n.lock.Unlock(); err != nil {
-			errs = append(errs, fmt.Errorf("unlock data dir: %w", err))
-		}
-		stopped <- errs
-	}()
+	go func() { stopped <- n.shutdownSteps(ctx, transfer) }()
+	var errs []error
 	select {
-	case e := <-stopped:
-		errs = append(errs, e...)
+	case errs = <-stopped:
 	case <-ctx.Done():
+		step := n.ShutdownStep()
 		// The data directory stays locked: raft may still write to it.
-		// Only this process's exit releases it. What holds raft is kept
-		// for whoever reads the log: every goroutine's stack, in a file.
+		// Only this process's exit releases it. What holds the step is
+		// kept for whoever reads the log: every goroutine's stack, in a
+		// file.
 		stacks := filepath.Join(n.opts.DataDir, stuckStacksFile)
 		if err := writeStacks(stacks); err != nil {
 			stacks = "not written: " + err.Error()
 		}
-		n.log.Error("raft did not stop in time; giving up on it, the data directory stays locked until the process exits",
-			"err", ctx.Err(), "goroutine_stacks", stacks)
-		errs = append(errs, fmt.Errorf("%w: raft did not stop: %w", ErrShutdownIncomplete, ctx.Err()))
+		n.log.Error("shutdown did not finish in time; giving up on it, the data directory stays locked until the process exits",
+			"step", step, "err", ctx.Err(), "goroutine_stacks", stacks)
+		errs = append(errs, fmt.Errorf("%w: %s did not finish: %w", ErrShutdownIncomplete, step, ctx.Err()))
 	}
+	n.setStep("done")
 	if err := errors.Join(errs...); err != nil {
 		n.log.Warn("shutdown finished with errors", "err", err)
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	n.log.Info("shut down")
 	return nil
+}
+
+// shutdownSteps is the body of shutdown, each step named in ShutdownStep
+// while it runs. Every step runs even after ctx ends.
+func (n *Node) shutdownSteps(ctx context.Context, transfer bool) []error {
+	var errs []error
+
+	// 1. No new requests; wait for those in flight.
+	n.setStep("drain in-flight requests")
+	if err := n.host.DrainIntake(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain in-flight requests: %w", err))
+	}
+	// 2. Leader loops (barrier, tick, reconcile) and gossip loops stop.
+	n.setStep("stop leader and gossip loops")
+	n.host.StopTerms()
+	n.members.Cancel()
+	n.progress.stopProgress()
+
+	// 3. Hand leadership over while raft still runs.
+	if transfer {
+		n.setStep("leadership transfer")
+		n.host.TransferLeadership(ctx)
+	}
+
+	// 4. Gossip stops without a leave message: peers see a failure and keep
+	// this node in the configuration, so a restart rejoins as it was.
+	n.setStep("memberlist shutdown")
+	if err := n.members.ShutdownGossip(); err != nil {
+		errs = append(errs, err)
+	}
+	n.setStep("subscriber-set loops")
+	n.subs.Stop()
+
+	// 5-7. The coalescer, the raft futures being waited on, raft itself
+	// (raft.Shutdown waits for every raft goroutine, and those on peers).
+	n.setStep("raft shutdown")
+	errs = append(errs, n.host.StopRaft(ctx)...)
+	// 8. Our goroutines, the host's, the transport, the log store, and
+	// last the data directory, so a restart finds every file closed.
+	n.setStep("gossip loops")
+	n.members.Wait()
+	n.setStep("close transport and log store")
+	errs = append(errs, n.host.Close()...)
+	n.setStep("unlock data directory")
+	if err := n.lock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("unlock data dir: %w", err))
+	}
+	return errs
+}
+
+// setStep records the shutdown step now running.
+func (n *Node) setStep(step string) { n.step.Store(&step) }
+
+// ShutdownStep names the step of Shutdown (or of Leave) running now: ""
+// before either began, "done" once Shutdown returned. A process that has
+// to give up on its shutdown logs it: it is what hung.
+func (n *Node) ShutdownStep() string {
+	if p := n.step.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // stuckStacksFile, in the data directory, holds every goroutine's stack of

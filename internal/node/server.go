@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,8 @@ type Server struct {
 	overflow *httpapi.OverflowLog
 	servers  []httpServer
 	errc     chan error
+	// step names the step of Shutdown running (ShutdownStep).
+	step atomic.Pointer[string]
 	// stopRequests cancels the context of every request still running when
 	// the drain grace period ends, so idle long-polls do not hold shutdown.
 	stopRequests context.CancelFunc
@@ -240,8 +243,12 @@ type leavingNode struct {
 	s *Server
 }
 
+// Leave departs (cluster.Node.Depart) and has Run stop the process: raft
+// shuts down after the answer has gone out and the HTTP servers have
+// stopped, within --shutdown-timeout, so the request never waits on raft's
+// shutdown and nobody is answered by a node whose raft has stopped.
 func (l leavingNode) Leave(ctx context.Context) error {
-	if err := l.Node.Leave(ctx); err != nil {
+	if err := l.Node.Depart(ctx); err != nil {
 		return err
 	}
 	l.s.leftOnce.Do(func() { close(l.s.left) })
@@ -477,11 +484,29 @@ func (s *Server) warnIfOpen() {
 	}
 }
 
+// setStep records the step of Shutdown now running.
+func (s *Server) setStep(step string) { s.step.Store(&step) }
+
+// ShutdownStep names the step of Shutdown running now ("" before it
+// began, "done" after), down to the raft node's own step.
+func (s *Server) ShutdownStep() string {
+	p := s.step.Load()
+	switch {
+	case p == nil:
+		return ""
+	case *p == "raft node shutdown":
+		return *p + ": " + s.node.ShutdownStep()
+	}
+	return *p
+}
+
 // Shutdown stops the node gracefully: HTTP first so clients move away and
 // in-flight requests finish, then raft (leadership handed over if this node
 // leads), then the stores. The node stays a member of the cluster.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	defer s.setStep("done")
+	s.setStep("http drain")
 	// Ordinary requests finish within the grace period; long-polls and
 	// streams are then cancelled and answer whatever they have.
 	grace := time.AfterFunc(drainGrace, s.stopRequests)
@@ -493,6 +518,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopRequests()
+	s.setStep("forwarding and handover drain")
 	// Pops whose answers were written are confirmed through raft before it
 	// stops; what is not confirmed in time comes back after its handover
 	// lease, delivered again rather than lost.
@@ -508,13 +534,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Subscribers' connections were taken over from the HTTP server, which
 	// no longer tracks them.
+	s.setStep("pubsub close")
 	s.closePubsub()
+	s.setStep("raft node shutdown")
 	if err := s.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	} else if err := s.fsm.Close(); err != nil {
 		// Raft has stopped, so nothing writes bodies any more.
 		errs = append(errs, fmt.Errorf("body store: %w", err))
 	}
+	s.setStep("close stores")
 	s.peer.CloseIdleConnections()
 	if s.stopAnalytics != nil {
 		s.stopAnalytics()
