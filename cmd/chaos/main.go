@@ -132,6 +132,7 @@ func config(args []string, stderr io.Writer) (cfg chaos.Config, verbose bool, er
 	fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "run the cluster secured: TLS, mutual TLS between nodes, a gossip key and tokens (made in OUT/certs)")
 	fs.BoolVar(&cfg.KeepData, "keep-data", cfg.KeepData, "keep the nodes' data directories (they are kept anyway when a violation is found)")
 	fs.DurationVar(&cfg.LinTimeout, "lin-timeout", cfg.LinTimeout, "time porcupine gets for one piece of a lin queue; a piece not decided fails the run")
+	fs.DurationVar(&cfg.LinBudget, "lin-budget", cfg.LinBudget, "time the whole linearizability check gets (0: unbounded); pieces not checked by then fail the run")
 	wl := &cfg.Workload
 	fs.IntVar(&wl.BigMGetClients, "big-mget-clients", wl.BigMGetClients, "clients sending /mgets with items= far above what a queue holds (0: none)")
 	fs.IntVar(&wl.MGetCap, "mget-cap", wl.MGetCap, "most messages one /mget answer may hold, the nodes' cap (0: none expected)")

@@ -309,6 +309,11 @@ func LinCheck(results []LinResult) CheckResult {
 				c.example("queue %s: %s", r.Queue, w)
 			}
 		case LinTimeout:
+			if r.NotChecked {
+				c.violation("queue %s piece %d (%s to %s, %d ops): not checked, the check's overall time was spent: counted as a failure",
+					r.Queue, r.Piece, at(r.From), at(r.To), r.Ops)
+				continue
+			}
 			c.violation("queue %s piece %d (%s to %s, %d ops, %d of unknown outcome): porcupine did not decide within %v: timed out, counted as a failure",
 				r.Queue, r.Piece, at(r.From), at(r.To), r.Ops, r.Unknown, r.Took.Round(time.Millisecond))
 		case LinOK:

@@ -335,6 +335,9 @@ type LinResult struct {
 	// history cannot be linearized, when one of the patterns of
 	// LinWitnesses explains it (found in the whole queue).
 	Witnesses []string `json:"witnesses,omitempty"`
+	// NotChecked, for a LinTimeout, says porcupine never ran on the
+	// piece: the check's overall budget was spent.
+	NotChecked bool `json:"not_checked,omitempty"`
 }
 
 // CheckLinearizable checks each lin queue's history against FIFOModel,
@@ -342,6 +345,18 @@ type LinResult struct {
 // for LinOperations. For an illegal piece it writes porcupine's
 // visualization into dir (if dir is not empty).
 func CheckLinearizable(ops []LinOp, timeout time.Duration, mgetCap int, dir string) []LinResult {
+	return CheckLinearizableWithin(ops, timeout, 0, mgetCap, dir)
+}
+
+// CheckLinearizableWithin is CheckLinearizable bounded as a whole by
+// budget (0: unbounded): a piece gets at most what is left of it, and the
+// pieces left once it is spent are LinTimeout, NotChecked. The check then
+// fails rather than waits: histories it cannot finish fail it.
+func CheckLinearizableWithin(ops []LinOp, timeout, budget time.Duration, mgetCap int, dir string) []LinResult {
+	var deadline time.Time
+	if budget > 0 {
+		deadline = time.Now().Add(budget)
+	}
 	byQueue := map[string][]LinOp{}
 	for _, op := range ops {
 		byQueue[op.Queue] = append(byQueue[op.Queue], op)
@@ -359,8 +374,17 @@ func CheckLinearizable(ops []LinOp, timeout time.Duration, mgetCap int, dir stri
 				}
 			}
 			res.To = max(res.To, res.From)
+			limit := timeout
+			if !deadline.IsZero() {
+				limit = min(limit, time.Until(deadline))
+				if limit <= 0 {
+					res.Result, res.NotChecked = LinTimeout, true
+					results = append(results, res)
+					continue
+				}
+			}
 			start := time.Now()
-			r, info := porcupine.CheckOperationsVerbose(FIFOModel, piece, timeout)
+			r, info := porcupine.CheckOperationsVerbose(FIFOModel, piece, limit)
 			res.Took = time.Since(start)
 			switch r {
 			case porcupine.Ok:

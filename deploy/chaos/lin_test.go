@@ -40,6 +40,32 @@ func TestLin_UndecidedWithinTheLimit_FailsTheCheck(t *testing.T) {
 	}
 }
 
+// The check as a whole is bounded: once its budget is spent, the queues
+// left are not checked, and each of their pieces fails the check rather
+// than waits.
+func TestLin_OverallBudgetSpent_PiecesLeftFailUnchecked(t *testing.T) {
+	var ops []LinOp
+	for _, q := range []string{"lin-000", "lin-001", "lin-002"} {
+		for _, op := range undecidable(12) {
+			op.Queue = q
+			ops = append(ops, op)
+		}
+	}
+	rs := CheckLinearizableWithin(ops, time.Minute, 50*time.Millisecond, 1000, "")
+	if len(rs) != 3 || rs[0].Result != LinTimeout || rs[0].NotChecked {
+		t.Fatalf("results %+v, want three pieces, the first timed out within the budget", rs)
+	}
+	for _, r := range rs[1:] {
+		if r.Result != LinTimeout || !r.NotChecked {
+			t.Fatalf("piece %+v after the budget: want a timeout, not checked", r)
+		}
+	}
+	c := LinCheck(rs)
+	if c.Pass || c.Violations != 3 || !strings.Contains(c.Examples[2], "not checked") {
+		t.Fatalf("check pass=%v violations=%d examples %q, want three failures, the last not checked", c.Pass, c.Violations, c.Examples)
+	}
+}
+
 // A long history of calm windows, each ending with an empty get nothing
 // overlaps, is checked piece by piece and passes.
 func TestLin_CalmHistory_PassesInPieces(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/internal/netns"
 	"github.com/quorumq/quorumq/internal/testkit"
 )
@@ -146,6 +147,9 @@ type Nemesis struct {
 	Logf         Logf
 
 	Events []FaultEvent
+	// unsure are nodes asked to leave whose answer was lost and whose
+	// membership the cluster has not yet told: settled by settleLeaves.
+	unsure []*testkit.Node
 }
 
 // Run carries out plan, waiting for each step's time; it returns when the
@@ -195,6 +199,7 @@ func (n *Nemesis) inject(ctx context.Context, step int, p PlannedFault, r *rand.
 		return ev
 	}
 	n.retireLeft()
+	n.settleLeaves(ctx)
 	running := n.C.Healthy()
 	if len(running) == 0 {
 		ev.Skipped = "no running node"
@@ -441,6 +446,13 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEve
 		case nd.DirLeft():
 			n.retire(nd)
 			ev.Detail = "left (its data directory says so) but did not exit; killed and retired"
+		default:
+			// Whether it left is the cluster's to say.
+			n.unsure = append(n.unsure, nd)
+			n.settleLeaves(ctx)
+			if nd.Left() {
+				ev.Detail = "the cluster's configuration no longer lists it; retired"
+			}
 		}
 		return
 	}
@@ -468,6 +480,65 @@ func (n *Nemesis) retire(nd *testkit.Node) {
 	n.log("retire %s: its data directory says it left the cluster", nd.ID)
 }
 
+// settleLeaves asks the cluster about every node whose leave was asked
+// but not answered: one the configuration (as a live member reports it)
+// no longer lists has left and is retired, one it lists is still a
+// member. When no live member answers, the question stays open.
+func (n *Nemesis) settleLeaves(ctx context.Context) {
+	if len(n.unsure) == 0 {
+		return
+	}
+	servers, from, err := n.configuration(ctx, n.unsure)
+	if err != nil {
+		n.log("membership: cannot read the configuration for %v yet: %v", testkit.IDs(n.unsure), err)
+		return
+	}
+	for _, nd := range n.unsure {
+		if slices.Contains(servers, nd.ID) {
+			n.log("membership: %s reports %s still in the configuration %v: it did not leave", from, nd.ID, servers)
+			continue
+		}
+		n.log("membership: %s reports the configuration %v without %s: it left", from, servers, nd.ID)
+		n.retire(nd)
+	}
+	n.unsure = nil
+}
+
+// configuration returns the servers (voters and non-voters) of the
+// configuration as the leader, else any healthy member outside skip,
+// reports it, and which node said so.
+func (n *Nemesis) configuration(ctx context.Context, skip []*testkit.Node) ([]string, string, error) {
+	healthy := n.C.Healthy()
+	for _, nd := range skip {
+		healthy = testkit.Without(healthy, nd)
+	}
+	if len(healthy) == 0 {
+		return nil, "", errors.New("no healthy member to ask")
+	}
+	ask := healthy
+	if l, err := n.C.WaitLeader(ctx, healthy, nil, n.ReadyTimeout); err == nil {
+		ask = append([]*testkit.Node{l}, testkit.Without(healthy, l)...)
+	}
+	var errs []error
+	for _, nd := range ask {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := nd.Status(sctx)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var servers []string
+		for _, m := range st.Members {
+			if m.Suffrage == api.SuffrageVoter || m.Suffrage == api.SuffrageNonvoter {
+				servers = append(servers, m.ID)
+			}
+		}
+		return servers, nd.ID, nil
+	}
+	return nil, "", errors.Join(errs...)
+}
+
 // retireLeft retires every member whose data directory says it left,
 // whatever the nemesis believed: what a node records is the truth about a
 // leave whose answer was lost.
@@ -480,8 +551,10 @@ func (n *Nemesis) retireLeft() {
 }
 
 // HealAll ends every fault: heals the network, resumes paused nodes,
-// starts every member that is down, then waits until all members are
-// ready, agree on a leader and list exactly the members as voters.
+// settles leaves whose answer was lost by the cluster's configuration,
+// starts every member that is down, then waits, within timeout for all
+// of it, until all members are ready, agree on a leader and list exactly
+// the members as voters.
 func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent {
 	ev := FaultEvent{Step: -1, Kind: FinalHeal, Start: n.H.Now()}
 	n.retireLeft()
@@ -490,6 +563,16 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 		if err := n.Net.Heal(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// A leave whose answer was lost is settled by the configuration the
+	// healed cluster reports before anything is restarted.
+	n.settleLeaves(ctx)
+	if len(n.unsure) > 0 {
+		errs = append(errs, fmt.Errorf("the cluster never said whether %v left", testkit.IDs(n.unsure)))
+		for _, nd := range n.unsure {
+			n.retire(nd) // never restarted on a directory that may have left
+		}
+		n.unsure = nil
 	}
 	var down []*testkit.Node
 	for _, nd := range n.C.Members() {
@@ -508,18 +591,22 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 			errs = append(errs, err)
 		}
 	}
+	// One wait for the whole cluster, not one per member: a member that
+	// never comes back costs the heal timeout once, then it is reported.
 	members := n.C.Members()
+	deadline := time.Now().Add(timeout)
+	left := func() time.Duration { return max(time.Until(deadline), time.Second) }
 	for _, nd := range members {
-		if err := nd.WaitReady(ctx, timeout); err != nil {
+		if err := nd.WaitReady(ctx, left()); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if l, err := n.C.WaitLeader(ctx, members, nil, timeout); err != nil {
+	if l, err := n.C.WaitLeader(ctx, members, nil, left()); err != nil {
 		errs = append(errs, err)
 	} else {
 		ev.Detail = "leader " + l.ID
 	}
-	if err := n.C.WaitVoters(ctx, members, testkit.IDs(members), timeout); err != nil {
+	if err := n.C.WaitVoters(ctx, members, testkit.IDs(members), left()); err != nil {
 		errs = append(errs, err)
 	}
 	ev.Healed = n.H.Now()
