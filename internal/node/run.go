@@ -64,12 +64,18 @@ func Run(cfg Config, sigs Signals) error {
 	}
 }
 
+// shutdowner is what shutdownWithin stops: a *Server.
+type shutdowner interface {
+	Shutdown(context.Context) error
+	ShutdownStep() string
+}
+
 // shutdownWithin shuts srv down within timeout. Every step of the shutdown
 // is bounded by its context, but a step that is not (or a bug) must not
 // keep the process up: past timeout and lastResortGrace it logs the step
 // that hung, every goroutine's stack at debug level, and returns
 // ErrShutdownHung so that the process exits.
-func shutdownWithin(srv *Server, log *slog.Logger, timeout time.Duration) error {
+func shutdownWithin(srv shutdowner, log *slog.Logger, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)

@@ -26,7 +26,11 @@ import (
 // node's signature).
 func TestCluster_LeaderLeave_AfterPartitionsAndPause_ExitsWithinShutdownTimeout(t *testing.T) {
 	const shutdownTimeout = 8 * time.Second
-	opts := []clusterOption{withFastRaft(), withServeArgs("--shutdown-timeout=" + shutdownTimeout.String())}
+	// The chaos schedule's flags (deploy/chaos.DefaultServeArgs): fast
+	// raft, and snapshots small and frequent enough that a node paused
+	// for seconds is sent one.
+	opts := []clusterOption{withFastRaft(), withServeArgs("--shutdown-timeout="+shutdownTimeout.String(), "--forward-timeout=3s",
+		"--raft-snapshot-threshold=1024", "--raft-trailing-logs=512", "--raft-snapshot-interval=5s")}
 	var nn *netnsNet
 	if n, err := netns.New(t.Logf); err == nil {
 		nn = &netnsNet{t: t, net: n}
