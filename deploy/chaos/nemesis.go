@@ -436,22 +436,28 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEve
 	if err != nil {
 		ev.Error = err.Error()
 		n.log("member-remove: %v", err)
-		// The node may have left anyway (the answer was lost): it marks its
-		// data directory before it shuts down, and if it exits it is gone.
+		// The node may have left anyway (the answer was lost): its data
+		// directory says so if it got that far, else the cluster's
+		// configuration does. Its exit alone proves nothing.
 		code, werr := nd.WaitExit(20 * time.Second)
 		switch {
-		case werr == nil:
-			nd.MarkLeft()
-			ev.Detail = fmt.Sprintf("exited with status %d despite the error", code)
 		case nd.DirLeft():
-			n.retire(nd)
-			ev.Detail = "left (its data directory says so) but did not exit; killed and retired"
+			n.retire(nd, "its data directory says it left the cluster")
+			ev.Detail = "left (its data directory says so)"
+			if werr == nil {
+				ev.Detail += fmt.Sprintf(", exited with status %d despite the error", code)
+			} else {
+				ev.Detail += " but did not exit; killed and retired"
+			}
 		default:
 			// Whether it left is the cluster's to say.
+			if werr == nil {
+				ev.Detail = fmt.Sprintf("exited with status %d despite the error", code)
+			}
 			n.unsure = append(n.unsure, nd)
 			n.settleLeaves(ctx)
 			if nd.Left() {
-				ev.Detail = "the cluster's configuration no longer lists it; retired"
+				ev.Detail = strings.TrimPrefix(ev.Detail+"; the cluster's configuration no longer lists it: retired", "; ")
 			}
 		}
 		return
@@ -472,12 +478,13 @@ func (n *Nemesis) removeNode(ctx context.Context, nd *testkit.Node, ev *FaultEve
 // retire takes nd out of the members for good: a node that left is never
 // restarted on its data directory (it would refuse to start) and never
 // counted among the voters again.
-func (n *Nemesis) retire(nd *testkit.Node) {
+// why says how the nemesis knows.
+func (n *Nemesis) retire(nd *testkit.Node, why string) {
 	if nd.Running() {
 		nd.Kill()
 	}
 	nd.MarkLeft()
-	n.log("retire %s: its data directory says it left the cluster", nd.ID)
+	n.log("retire %s: %s", nd.ID, why)
 }
 
 // settleLeaves asks the cluster about every node whose leave was asked
@@ -498,8 +505,7 @@ func (n *Nemesis) settleLeaves(ctx context.Context) {
 			n.log("membership: %s reports %s still in the configuration %v: it did not leave", from, nd.ID, servers)
 			continue
 		}
-		n.log("membership: %s reports the configuration %v without %s: it left", from, servers, nd.ID)
-		n.retire(nd)
+		n.retire(nd, fmt.Sprintf("%s reports the configuration %v without it: it left", from, servers))
 	}
 	n.unsure = nil
 }
@@ -545,7 +551,7 @@ func (n *Nemesis) configuration(ctx context.Context, skip []*testkit.Node) ([]st
 func (n *Nemesis) retireLeft() {
 	for _, nd := range n.C.Members() {
 		if nd.DirLeft() {
-			n.retire(nd)
+			n.retire(nd, "its data directory says it left the cluster")
 		}
 	}
 }
@@ -570,7 +576,7 @@ func (n *Nemesis) HealAll(ctx context.Context, timeout time.Duration) FaultEvent
 	if len(n.unsure) > 0 {
 		errs = append(errs, fmt.Errorf("the cluster never said whether %v left", testkit.IDs(n.unsure)))
 		for _, nd := range n.unsure {
-			n.retire(nd) // never restarted on a directory that may have left
+			n.retire(nd, "the cluster never said whether it left: never restarted on a directory that may have left")
 		}
 		n.unsure = nil
 	}
