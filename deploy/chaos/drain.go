@@ -97,13 +97,19 @@ func (w *Workload) DrainLin(ctx context.Context, queues []string, timeout time.D
 			m, err := q.Get(actx, queue, client.GetOptions{})
 			op.End = w.h.Now()
 			cancel()
-			if m != nil {
+			switch {
+			case m != nil && m.Attempts > 1:
+				// Popped before through a node that died before it
+				// confirmed the answer: given back when its handover lease
+				// ended, as the lin clients' gets record it (linOp).
+				op.Redelivered = []string{string(m.Data)}
+			case m != nil:
 				op.Value = string(m.Data)
 			}
 			op.Outcome, op.Code = classify(err)
 			op.ServedBy = info.ServedBy
 			w.h.addLin(op)
-			done = op.Outcome == OK && op.Value == ""
+			done = op.Outcome == OK && m == nil
 			if op.Outcome != OK {
 				time.Sleep(jitter(r, 100*time.Millisecond))
 			}
