@@ -7,9 +7,12 @@
 // service's, with the freshly built binary and a temporary directory for
 // each volume, and each tool's start script, with a stand-in quorumq that
 // shows the token it was given; the nodes' certificates, keys and tokens
-// are then the files those runs made. No Docker engine is needed: the
-// tests read files and run the binary and sh, they never build or start
-// an image.
+// are then the files those runs made. Those tests need no Docker engine.
+//
+// TestStack (make compose-test, QUORUMQ_COMPOSE_STACK=1, as root) runs
+// the compose file for real on a private dockerd, with images assembled
+// from this machine's binaries (stack/) and the compose command built
+// from its Go module (composecmd/).
 //
 // The package holds tests only; this file gives it a name and a home.
 package compose
