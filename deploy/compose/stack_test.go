@@ -245,10 +245,13 @@ func (s *stack) startDockerd() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The host is left as it was: no docker0, no firewall rules, no
+	// change to ip_forward (containers of one bridge and the published
+	// ports through the userland proxy need none of them).
 	cmd := exec.Command("dockerd", "--storage-driver=vfs",
 		"--data-root="+filepath.Join(dir, "data"), "--exec-root="+filepath.Join(dir, "exec"),
 		"--pidfile="+filepath.Join(dir, "dockerd.pid"), "--host=unix://"+s.sock,
-		"--bridge=none", "--iptables=false", "--ip-masq=false")
+		"--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--log-level=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
