@@ -597,7 +597,17 @@ func (s *stack) oneQueue() {
 	if got := s.must(http.MethodGet, queuePorts["node3"], "/get?queue=stack-one", ""); got != "" {
 		s.t.Fatalf("get on an emptied queue: %q", got)
 	}
-	s.t.Logf("%d messages put on :%d came out of :%d and :%d in order", n, queuePorts["node1"], queuePorts["node2"], queuePorts["node3"])
+	// Round the ring: each node's port takes a put that the next one's
+	// get returns.
+	ring := []string{"node1", "node2", "node3"}
+	for i, from := range ring {
+		to := ring[(i+1)%len(ring)]
+		s.must(http.MethodPost, queuePorts[from], "/put?queue=stack-ring", "from-"+from)
+		if got := s.must(http.MethodGet, queuePorts[to], "/get?queue=stack-ring", ""); got != "from-"+from {
+			s.t.Fatalf("put on %s, get on %s: %q", from, to, got)
+		}
+	}
+	s.t.Logf("%d messages put on :%d came out of :%d and :%d in order; a put on each node's port came out of the next one's", n, queuePorts["node1"], queuePorts["node2"], queuePorts["node3"])
 }
 
 // clickGraph waits for the chain to feed the click graph in Redis, read
