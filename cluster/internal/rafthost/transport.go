@@ -41,6 +41,20 @@ func newTransport(bind, advertise string, t *TLS, logger hclog.Logger) (*raft.Ne
 		MaxPool: transportPool,
 		Timeout: transportTimeout,
 		Logger:  logger,
+		// No pipelined replication. raft v1.7.3's pipeline (at the default
+		// of 2 in flight its channels are unbuffered) deadlocks when a
+		// follower's answer ends the pipeline's decoder (a newer term, a
+		// refused entry) while the send loop sends once more: the send
+		// waits on the decoder, the decoder on the gone reader, and the
+		// pipeline is closed only after the send returns. Its replicate
+		// goroutine then never stops, its heartbeats go on, and
+		// raft.Shutdown waits for it forever (seen in a chaos run: a
+		// leaving node's shutdown stuck in raft.Shutdown, the stacks in
+		// pipelineSend and decodeResponses). Synchronous AppendEntries
+		// see the stop of replication between any two requests, and
+		// raft's own measurements (hashicorp/raft#541) find the pipeline
+		// of little use with batching.
+		MaxRPCsInFlight: 1,
 	}), nil
 }
 
