@@ -189,7 +189,7 @@ func Open(o Options) (*Host, error) {
 	if err != nil {
 		return fail(fmt.Errorf("inspect raft state: %w", err))
 	}
-	r, err := raft.NewRaft(conf, &raftFSM{f: o.FSM}, logs, store, snaps, trans)
+	r, err := raft.NewRaft(conf, &raftFSM{f: o.FSM}, logs, store, snaps, guardedTransport{trans, pipelineStall})
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}

@@ -41,20 +41,6 @@ func newTransport(bind, advertise string, t *TLS, logger hclog.Logger) (*raft.Ne
 		MaxPool: transportPool,
 		Timeout: transportTimeout,
 		Logger:  logger,
-		// No pipelined replication. raft v1.7.3's pipeline (at the default
-		// of 2 in flight its channels are unbuffered) deadlocks when a
-		// follower's answer ends the pipeline's decoder (a newer term, a
-		// refused entry) while the send loop sends once more: the send
-		// waits on the decoder, the decoder on the gone reader, and the
-		// pipeline is closed only after the send returns. Its replicate
-		// goroutine then never stops, its heartbeats go on, and
-		// raft.Shutdown waits for it forever (seen in a chaos run: a
-		// leaving node's shutdown stuck in raft.Shutdown, the stacks in
-		// pipelineSend and decodeResponses). Synchronous AppendEntries
-		// see the stop of replication between any two requests, and
-		// raft's own measurements (hashicorp/raft#541) find the pipeline
-		// of little use with batching.
-		MaxRPCsInFlight: 1,
 	}), nil
 }
 
@@ -112,3 +98,48 @@ type hostAddr string
 
 func (a hostAddr) Network() string { return "tcp" }
 func (a hostAddr) String() string  { return string(a) }
+
+// pipelineStall is how long one pipelined AppendEntries may wait to be
+// handed to the pipeline's decoder before the pipeline is closed.
+const pipelineStall = transportTimeout
+
+// guardedTransport is raft's TCP transport with a watchdog on its
+// pipelines. raft v1.7.3's pipeline (at 2 RPCs in flight its channels are
+// unbuffered) deadlocks when a follower's answer ends raft's pipeline
+// decoder (a newer term) while the replicate loop sends once more: the
+// send waits for the transport's decoder, which waits for the gone
+// reader, and raft closes the pipeline only after the send returns. That
+// replicate goroutine then never stops, its heartbeats go on, and
+// raft.Shutdown waits for it forever (seen in a chaos run: a leaving
+// node's shutdown stuck in raft.Shutdown, the stacks in pipelineSend and
+// decodeResponses). Closing the pipeline unblocks the send with an
+// error; raft then stops the pipeline and replicates with single
+// AppendEntries, which see the stop of replication, until a pipeline
+// works again. Turning pipelining off instead (MaxRPCsInFlight 1) cost a
+// quarter of a single client's put rate.
+type guardedTransport struct {
+	*raft.NetworkTransport
+	stall time.Duration
+}
+
+func (t guardedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
+	if err != nil {
+		return nil, err
+	}
+	return guardedPipeline{AppendPipeline: p, stall: t.stall}, nil
+}
+
+// guardedPipeline closes its pipeline when a send waits longer than
+// stall. A slow follower that merely holds the pipeline back costs a
+// fallback to single AppendEntries, not correctness.
+type guardedPipeline struct {
+	raft.AppendPipeline
+	stall time.Duration
+}
+
+func (p guardedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	watchdog := time.AfterFunc(p.stall, func() { p.AppendPipeline.Close() })
+	defer watchdog.Stop()
+	return p.AppendPipeline.AppendEntries(args, resp)
+}
