@@ -105,7 +105,11 @@ func TestCluster_LeaderLeave_AfterPartitionsAndPause_ExitsWithinShutdownTimeout(
 
 	asked := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	res, err := l.do(ctx, http.MethodPost, l.QueueURL+"/cluster/leave", nil)
+	// Only ctx bounds the leave: a node that lost its lead during the
+	// pause waits up to 15 s for the leader to remove it before it
+	// answers, past the user's usual 10 s client timeout.
+	unbounded := &http.Client{Transport: l.client.Transport}
+	res, err := l.send(ctx, unbounded, http.MethodPost, l.QueueURL+"/cluster/leave", nil)
 	cancel()
 	if err != nil || res.code != http.StatusOK {
 		t.Fatalf("POST /cluster/leave on %s: %d %q %v", l.ID, res.code, res.body, err)
