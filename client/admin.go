@@ -34,26 +34,6 @@ type QueueInfo struct {
 	Config    QueueConfig
 }
 
-type queueInfoWire struct {
-	Name           string     `json:"name"`
-	Depth          int64      `json:"depth"`
-	InFlight       int64      `json:"in_flight"`
-	Deferred       int64      `json:"deferred"`
-	Dead           uint64     `json:"dead"`
-	Bytes          int64      `json:"bytes"`
-	Puts           uint64     `json:"puts"`
-	Gets           uint64     `json:"gets"`
-	Acks           uint64     `json:"acks"`
-	Nacks          uint64     `json:"nacks"`
-	Expired        uint64     `json:"expired"`
-	Redelivered    uint64     `json:"redelivered"`
-	Overflow       uint64     `json:"overflow"`
-	DepthHighWater int64      `json:"depth_high_water"`
-	OldestMS       int64      `json:"oldest_ms"`
-	OldestAgeMS    int64      `json:"oldest_age_ms"`
-	Config         configWire `json:"config"`
-}
-
 // Queues lists every queue with its counters and settings, sorted by
 // name. The read is linearizable (it goes through the leader).
 func (q *Queue) Queues(ctx context.Context) ([]QueueInfo, error) {
@@ -61,15 +41,13 @@ func (q *Queue) Queues(ctx context.Context) ([]QueueInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Queues []queueInfoWire `json:"queues"`
-	}
+	var out api.QueueList
 	if err := json.Unmarshal(res.body, &out); err != nil {
 		return nil, fmt.Errorf("quorumq: /queues: decoding the answer: %v", err)
 	}
 	infos := make([]QueueInfo, len(out.Queues))
 	for i, w := range out.Queues {
-		cfg, err := w.Config.config("/queues")
+		cfg, err := queueConfig("/queues", w.Config)
 		if err != nil {
 			return nil, err
 		}
@@ -138,19 +116,7 @@ func (q *Queue) DumpPage(ctx context.Context, queue string, o DumpOptions) (*Dum
 	if err != nil {
 		return nil, err
 	}
-	var w struct {
-		Queue    string `json:"queue"`
-		Total    int64  `json:"total"`
-		Offset   int    `json:"offset"`
-		Messages []struct {
-			ID       string `json:"id"`
-			Attempts int    `json:"attempts"`
-			Data     string `json:"data"`
-			Encoding string `json:"encoding"`
-			DeadFrom string `json:"dead_from"`
-			Error    string `json:"error"`
-		} `json:"messages"`
-	}
+	var w api.DumpPage
 	if err := json.Unmarshal(res.body, &w); err != nil {
 		return nil, fmt.Errorf("quorumq: /dump: decoding the answer: %v", err)
 	}
@@ -160,7 +126,7 @@ func (q *Queue) DumpPage(ctx context.Context, queue string, o DumpOptions) (*Dum
 		if err != nil {
 			return nil, err
 		}
-		page.Messages[i] = DumpMessage{ID: m.ID, Attempts: m.Attempts, Data: data, DeadFrom: m.DeadFrom, Error: m.Error}
+		page.Messages[i] = DumpMessage{ID: m.ID, Attempts: int(m.Attempts), Data: data, DeadFrom: m.DeadFrom, Error: m.Error}
 	}
 	return page, nil
 }
@@ -183,9 +149,7 @@ func (q *Queue) Purge(ctx context.Context, queue string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var out struct {
-		Purged int `json:"purged"`
-	}
+	var out api.Purged
 	if err := json.Unmarshal(res.body, &out); err != nil {
 		return 0, fmt.Errorf("quorumq: /purge: decoding the answer: %v", err)
 	}
@@ -218,10 +182,7 @@ func (q *Queue) Redrive(ctx context.Context, queue string, o RedriveOptions) (mo
 	if err != nil {
 		return 0, 0, err
 	}
-	var out struct {
-		Moved int `json:"moved"`
-		Left  int `json:"left"`
-	}
+	var out api.Redriven
 	if err := json.Unmarshal(res.body, &out); err != nil {
 		return 0, 0, fmt.Errorf("quorumq: /redrive: decoding the answer: %v", err)
 	}

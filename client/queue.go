@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -224,27 +223,16 @@ func (q *Queue) MGet(ctx context.Context, queue string, n int, opts GetOptions) 
 	return decodeMessages(res.body)
 }
 
-// jsonMessage is one message of /mget?format=json.
-type jsonMessage struct {
-	ID        string `json:"id"`
-	Attempts  int    `json:"attempts"`
-	Data      string `json:"data"`
-	Encoding  string `json:"encoding"`
-	LastError string `json:"last_error"`
-}
-
 // decodeMessages reads {"messages":[...]}: data is the body as a JSON
 // string, or base64 when "encoding" is "base64".
 func decodeMessages(body []byte) ([]Message, error) {
-	var out struct {
-		Messages []jsonMessage `json:"messages"`
-	}
+	var out api.Messages
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, fmt.Errorf("quorumq: /mget: decoding the answer: %v", err)
 	}
 	msgs := make([]Message, len(out.Messages))
 	for i, jm := range out.Messages {
-		m := Message{ID: jm.ID, Attempts: jm.Attempts, LastError: jm.LastError}
+		m := Message{ID: jm.ID, Attempts: int(jm.Attempts), LastError: jm.LastError}
 		var err error
 		if m.Data, err = decodeData("/mget", jm.ID, jm.Data, jm.Encoding); err != nil {
 			return nil, err
@@ -254,20 +242,13 @@ func decodeMessages(body []byte) ([]Message, error) {
 	return msgs, nil
 }
 
-// decodeData reads a message body of a JSON answer of path: a JSON
-// string, or base64 when encoding is "base64".
+// decodeData reads a message body of a JSON answer of path.
 func decodeData(path, id, data, encoding string) ([]byte, error) {
-	switch encoding {
-	case "":
-		return []byte(data), nil
-	case "base64":
-		b, err := base64.StdEncoding.DecodeString(data)
-		if err != nil {
-			return nil, fmt.Errorf("quorumq: %s: message %s: bad base64: %v", path, id, err)
-		}
-		return b, nil
+	b, err := api.DecodeData(data, encoding)
+	if err != nil {
+		return nil, fmt.Errorf("quorumq: %s: message %s: %v", path, id, err)
 	}
-	return nil, fmt.Errorf("quorumq: %s: message %s: unknown encoding %q", path, id, encoding)
+	return b, nil
 }
 
 // Ack finishes leased messages: all ids apply or none does (api.ErrNotInFlight
@@ -422,25 +403,15 @@ func (q *Queue) Config(ctx context.Context, queue string, changes ConfigChange) 
 	if err != nil {
 		return nil, err
 	}
-	var c configWire
+	var c api.QueueConfig
 	if err := json.Unmarshal(res.body, &c); err != nil {
 		return nil, fmt.Errorf("quorumq: /config: decoding the answer: %v", err)
 	}
-	return c.config("/config")
+	return queueConfig("/config", c)
 }
 
-// configWire is a queue's settings as /config (and /queues) spell them.
-type configWire struct {
-	Queue       string `json:"queue"`
-	Lease       string `json:"lease"`
-	MaxAttempts uint32 `json:"max_attempts"`
-	DeadLetter  string `json:"dead_letter"`
-	MaxDepth    int64  `json:"max_depth"`
-	MaxBytes    int64  `json:"max_bytes"`
-	Overflow    string `json:"overflow"`
-}
-
-func (c configWire) config(path string) (*QueueConfig, error) {
+// queueConfig reads the settings of a /config or /queues answer of path.
+func queueConfig(path string, c api.QueueConfig) (*QueueConfig, error) {
 	out := &QueueConfig{Queue: c.Queue, MaxAttempts: c.MaxAttempts, DeadLetter: c.DeadLetter, MaxDepth: c.MaxDepth, MaxBytes: c.MaxBytes, Overflow: c.Overflow}
 	if c.Lease != "" {
 		var err error

@@ -97,16 +97,6 @@ func configChange(queue string, p params) (cfg fsm.QueueConfig, fields fsm.Confi
 	return cfg, fields, nil
 }
 
-type configJSON struct {
-	Queue       string `json:"queue"`
-	Lease       string `json:"lease"`
-	MaxAttempts uint32 `json:"max_attempts"`
-	DeadLetter  string `json:"dead_letter"`
-	MaxDepth    int64  `json:"max_depth"`
-	MaxBytes    int64  `json:"max_bytes"`
-	Overflow    string `json:"overflow"`
-}
-
 func configReply(queue string, cfg fsm.QueueConfig) reply {
 	body, _ := json.Marshal(configOf(queue, cfg))
 	return reply{contentType: typeJSON, body: append(body, '\n')}
@@ -114,8 +104,8 @@ func configReply(queue string, cfg fsm.QueueConfig) reply {
 
 // configOf is the JSON of a queue's settings, as /config and /queues
 // spell them.
-func configOf(queue string, cfg fsm.QueueConfig) configJSON {
-	return configJSON{
+func configOf(queue string, cfg fsm.QueueConfig) api.QueueConfig {
+	return api.QueueConfig{
 		Queue:       queue,
 		Lease:       api.FormatDuration(cfg.DefaultLease),
 		MaxAttempts: cfg.MaxAttempts,

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
@@ -452,29 +450,13 @@ func (q *queueAPI) mget(r *request) (reply, error) {
 	return rep, nil
 }
 
-type jsonMessage struct {
-	ID       string `json:"id"`
-	Attempts uint32 `json:"attempts"`
-	Data     string `json:"data"`
-	Encoding string `json:"encoding,omitempty"`
-	// LastError is the last nack reason, or "lease expired".
-	LastError string `json:"last_error,omitempty"`
-}
-
-// messagesJSON renders {"messages":[...]}: data is the body as a JSON
-// string when it is valid UTF-8, else base64 with "encoding":"base64".
+// messagesJSON renders {"messages":[...]}, data as api.EncodeData
+// writes it.
 func messagesJSON(msgs []fsm.Message) []byte {
-	out := struct {
-		Messages []jsonMessage `json:"messages"`
-	}{Messages: make([]jsonMessage, len(msgs))}
+	out := api.Messages{Messages: make([]api.Message, len(msgs))}
 	for i, m := range msgs {
-		jm := jsonMessage{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts, LastError: m.LastError}
-		if utf8.Valid(m.Data) {
-			jm.Data = string(m.Data)
-		} else {
-			jm.Data = base64.StdEncoding.EncodeToString(m.Data)
-			jm.Encoding = "base64"
-		}
+		jm := api.Message{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts, LastError: m.LastError}
+		jm.Data, jm.Encoding = api.EncodeData(m.Data)
 		out.Messages[i] = jm
 	}
 	var buf bytes.Buffer

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"io"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/fsm"
@@ -39,26 +37,6 @@ func redriveAccess(p params) (access, error) {
 	return a, err
 }
 
-type queueInfoJSON struct {
-	Name           string     `json:"name"`
-	Depth          int64      `json:"depth"`
-	InFlight       int64      `json:"in_flight"`
-	Deferred       int64      `json:"deferred"`
-	Dead           uint64     `json:"dead"`
-	Bytes          int64      `json:"bytes"`
-	Puts           uint64     `json:"puts"`
-	Gets           uint64     `json:"gets"`
-	Acks           uint64     `json:"acks"`
-	Nacks          uint64     `json:"nacks"`
-	Expired        uint64     `json:"expired"`
-	Redelivered    uint64     `json:"redelivered"`
-	Overflow       uint64     `json:"overflow"`
-	DepthHighWater int64      `json:"depth_high_water"`
-	OldestMS       int64      `json:"oldest_ms"`
-	OldestAgeMS    int64      `json:"oldest_age_ms"`
-	Config         configJSON `json:"config"`
-}
-
 // queues is /queues: every queue's counters and settings, sorted by name,
 // with this node's clock (time_ms) and the age of each queue's oldest
 // ready message against it. oldest_ms is that message's put time in the
@@ -70,12 +48,9 @@ func (q *queueAPI) queues(r *request) (reply, error) {
 	}
 	now := q.o.Now().UnixMilli()
 	all := q.o.Queue.AllStats()
-	out := struct {
-		TimeMS int64           `json:"time_ms"`
-		Queues []queueInfoJSON `json:"queues"`
-	}{TimeMS: now, Queues: make([]queueInfoJSON, len(all))}
+	out := api.QueueList{TimeMS: now, Queues: make([]api.QueueInfo, len(all))}
 	for i, st := range all {
-		qi := queueInfoJSON{
+		qi := api.QueueInfo{
 			Name: st.Name, Depth: st.Depth, InFlight: st.InFlight, Deferred: st.Deferred, Dead: st.Dead,
 			Bytes: st.Bytes, Puts: st.Puts, Gets: st.Gets, Acks: st.Acks, Nacks: st.Nacks,
 			Expired: st.Expired, Redelivered: st.Redelivered, Overflow: st.Overflow,
@@ -123,9 +98,7 @@ func (q *queueAPI) purge(r *request) (reply, error) {
 			break
 		}
 	}
-	return jsonReply(struct {
-		Purged int `json:"purged"`
-	}{purged})
+	return jsonReply(api.Purged{Purged: purged})
 }
 
 // redrive is POST /redrive?queue=DLQ[&to=Q][&max=N]: moves up to N
@@ -178,10 +151,7 @@ func (q *queueAPI) redrive(r *request) (reply, error) {
 			break
 		}
 	}
-	return jsonReply(struct {
-		Moved int `json:"moved"`
-		Left  int `json:"left"`
-	}{moved, left})
+	return jsonReply(api.Redriven{Moved: moved, Left: left})
 }
 
 // The paged /dump.
@@ -223,15 +193,6 @@ func dumpOptions(p params, asJSON bool) (fsm.DumpOptions, error) {
 	return o, err
 }
 
-type dumpMessageJSON struct {
-	ID       string `json:"id"`
-	Attempts uint32 `json:"attempts"`
-	Data     string `json:"data"`
-	Encoding string `json:"encoding,omitempty"`
-	DeadFrom string `json:"dead_from,omitempty"`
-	Error    string `json:"error,omitempty"`
-}
-
 // dumpPage answers a paged /dump: {"queue","total","offset","messages"}
 // with format=json (data as /mget's JSON spells it), else each message's
 // data and a newline, as the plain /dump.
@@ -257,24 +218,15 @@ func (q *queueAPI) dumpPage(r *request, queue string) (reply, error) {
 			return err
 		}}, nil
 	}
-	msgs := make([]dumpMessageJSON, 0, min(o.Limit, 64))
+	msgs := make([]api.Message, 0, min(o.Limit, 64))
 	total, err := q.o.Queue.DumpEach(queue, o, func(m fsm.DumpMessage) error {
-		jm := dumpMessageJSON{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts, DeadFrom: m.DeadFrom, Error: m.LastError}
-		if utf8.Valid(m.Data) {
-			jm.Data = string(m.Data)
-		} else {
-			jm.Data, jm.Encoding = base64.StdEncoding.EncodeToString(m.Data), "base64"
-		}
+		jm := api.Message{ID: strconv.FormatUint(m.ID, 10), Attempts: m.Attempts, DeadFrom: m.DeadFrom, Error: m.LastError}
+		jm.Data, jm.Encoding = api.EncodeData(m.Data)
 		msgs = append(msgs, jm)
 		return nil
 	})
 	if err != nil {
 		return reply{}, err
 	}
-	return jsonReply(struct {
-		Queue    string            `json:"queue"`
-		Total    int64             `json:"total"`
-		Offset   int               `json:"offset"`
-		Messages []dumpMessageJSON `json:"messages"`
-	}{queue, total, o.Offset, msgs})
+	return jsonReply(api.DumpPage{Queue: queue, Total: total, Offset: o.Offset, Messages: msgs})
 }

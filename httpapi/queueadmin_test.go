@@ -12,11 +12,6 @@ import (
 	"github.com/quorumq/quorumq/fsm"
 )
 
-type queuesAnswer struct {
-	TimeMS int64           `json:"time_ms"`
-	Queues []queueInfoJSON `json:"queues"`
-}
-
 func (e *env) mustJSON(method, target string, v any) {
 	e.t.Helper()
 	r := e.do(method, target, "")
@@ -49,7 +44,7 @@ func TestQueues_ListsEveryQueueWithCounters(t *testing.T) {
 	e.mustPut("/put?queue=other&data=x")
 	e.deadLetter()
 	e.clock.Advance(90 * time.Second)
-	var got queuesAnswer
+	var got api.QueueList
 	e.mustJSON(http.MethodGet, "/queues", &got)
 	if got.TimeMS != e.clock.Now().UnixMilli() || len(got.Queues) != 3 {
 		t.Fatalf("answer %+v, want 3 queues at the fake clock's time", got)

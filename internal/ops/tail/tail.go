@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,7 +15,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/quorumq/quorumq/api"
 	"github.com/quorumq/quorumq/client"
@@ -246,11 +244,7 @@ func write(w *bufio.Writer, format string, l line, data []byte) error {
 		w.Write(data)
 		return w.WriteByte('\n')
 	}
-	if utf8.Valid(data) {
-		l.Data = string(data)
-	} else {
-		l.Data, l.Encoding = base64.StdEncoding.EncodeToString(data), "base64"
-	}
+	l.Data, l.Encoding = api.EncodeData(data)
 	b, err := json.Marshal(l)
 	if err != nil {
 		return err
