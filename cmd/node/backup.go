@@ -44,18 +44,14 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	var out string
 	fs.StringVar(&out, "out", "", "file to write the backup to (- for stdout)")
 	fs.BoolVar(&cfg.Stale, "stale", false, "back up the first node that answers, as it has applied the log, instead of the leader")
-	logger, code, ok := parseOps(fs, args, stderr, envBackup, backupUsage)
-	if !ok {
-		return code
-	}
-	cfg.Logger = logger
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	n, err := backup.Backup(ctx, cfg, out, stdout)
-	if err == nil && out != "-" {
-		fmt.Fprintf(stderr, "backup: %d bytes written to %s\n", n, out)
-	}
-	return exitStatus(stderr, fs.Name(), err, backup.ErrInvalid)
+	return runOps(fs, args, stderr, envBackup, backupUsage, backup.ErrInvalid, func(ctx context.Context, logger *slog.Logger) error {
+		cfg.Logger = logger
+		n, err := backup.Backup(ctx, cfg, out, stdout)
+		if err == nil && out != "-" {
+			fmt.Fprintf(stderr, "backup: %d bytes written to %s\n", n, out)
+		}
+		return err
+	})
 }
 
 // runRestore is `quorumq restore`.
@@ -65,18 +61,28 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	cfg.RegisterFlags(fs)
 	var in string
 	fs.StringVar(&in, "in", "", "backup file to restore")
-	logger, code, ok := parseOps(fs, args, stderr, envRestore, restoreUsage)
+	return runOps(fs, args, stderr, envRestore, restoreUsage, backup.ErrInvalid, func(ctx context.Context, logger *slog.Logger) error {
+		cfg.Logger = logger
+		info, err := backup.Restore(ctx, cfg, in)
+		if err == nil {
+			fmt.Fprintf(stdout, "restored %d bytes; the cluster's state starts at index %d\n", info.Bytes, info.Index)
+		}
+		return err
+	})
+}
+
+// runOps runs an operator tool whose flags fs holds: it parses them with
+// parseOps, then calls run with the logger and a context that SIGINT or
+// SIGTERM ends, and turns its error into the exit status (2 for an error
+// marked invalid).
+func runOps(fs *flag.FlagSet, args []string, stderr io.Writer, prefix, usage string, invalid error, run func(context.Context, *slog.Logger) error) int {
+	logger, code, ok := parseOps(fs, args, stderr, prefix, usage)
 	if !ok {
 		return code
 	}
-	cfg.Logger = logger
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	info, err := backup.Restore(ctx, cfg, in)
-	if err == nil {
-		fmt.Fprintf(stdout, "restored %d bytes; the cluster's state starts at index %d\n", info.Bytes, info.Index)
-	}
-	return exitStatus(stderr, fs.Name(), err, backup.ErrInvalid)
+	return exitStatus(stderr, fs.Name(), run(ctx, logger), invalid)
 }
 
 // parseOps parses the flags of an operator tool with its usage text and

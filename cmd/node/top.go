@@ -4,9 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/quorumq/quorumq/internal/cli"
 	"github.com/quorumq/quorumq/internal/ops/tail"
@@ -43,14 +41,10 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 	cfg := top.DefaultConfig()
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	logger, code, ok := parseOps(fs, args, stderr, envTop, topUsage)
-	if !ok {
-		return code
-	}
-	cfg.Logger = logger
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return exitStatus(stderr, fs.Name(), top.Run(ctx, cfg, stdout, cli.IsTerminal(stdout)), top.ErrInvalid)
+	return runOps(fs, args, stderr, envTop, topUsage, top.ErrInvalid, func(ctx context.Context, logger *slog.Logger) error {
+		cfg.Logger = logger
+		return top.Run(ctx, cfg, stdout, cli.IsTerminal(stdout))
+	})
 }
 
 // runTail is `quorumq tail`.
@@ -58,12 +52,8 @@ func runTail(args []string, stdout, stderr io.Writer) int {
 	cfg := tail.DefaultConfig()
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	logger, code, ok := parseOps(fs, args, stderr, envTail, tailUsage)
-	if !ok {
-		return code
-	}
-	cfg.Logger = logger
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return exitStatus(stderr, fs.Name(), tail.Run(ctx, cfg, stdout), tail.ErrInvalid)
+	return runOps(fs, args, stderr, envTail, tailUsage, tail.ErrInvalid, func(ctx context.Context, logger *slog.Logger) error {
+		cfg.Logger = logger
+		return tail.Run(ctx, cfg, stdout)
+	})
 }

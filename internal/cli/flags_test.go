@@ -87,6 +87,22 @@ func TestMark_KeepsTheMessageAndMatchesBothErrors(t *testing.T) {
 	}
 }
 
+// TestProblems_NamesEveryProblemInOneMarkedError: no problem is no
+// error; several come out together, in order, marked.
+func TestProblems_NamesEveryProblemInOneMarkedError(t *testing.T) {
+	kind := errors.New("invalid")
+	var p Problems
+	if p.Err(kind) != nil {
+		t.Fatal("no problems gave an error")
+	}
+	p.Add("no --queue-addrs")
+	p.Add("--interval=%v must be positive", -1)
+	err := p.Err(kind)
+	if err == nil || err.Error() != "no --queue-addrs; --interval=-1 must be positive" || !errors.Is(err, kind) {
+		t.Fatalf("Err: %v (is kind %v)", err, errors.Is(err, kind))
+	}
+}
+
 // TestParse_SharedVariables: --token and --tls-ca come from the command
 // line first, then the program's own variable, then QUORUMQ_TOKEN and
 // QUORUMQ_TLS_CA; other flags never read a shared variable.

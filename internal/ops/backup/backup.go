@@ -69,20 +69,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c Config) validate() error {
-	var errs []string
+	var errs cli.Problems
 	if len(c.Addrs) == 0 {
-		errs = append(errs, "no --queue-addrs")
+		errs.Add("no --queue-addrs")
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, "--timeout must be positive")
+		errs.Add("--timeout must be positive")
 	}
 	if c.Logger == nil {
-		errs = append(errs, "no logger")
+		errs.Add("no logger")
 	}
-	if len(errs) > 0 {
-		return cli.Mark(errors.New(strings.Join(errs, "; ")), ErrInvalid)
-	}
-	return nil
+	return errs.Err(ErrInvalid)
 }
 
 // Backup streams a backup of the cluster's queue state into the file

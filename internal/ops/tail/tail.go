@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/quorumq/quorumq/api"
@@ -87,41 +86,38 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c Config) validate() error {
-	var errs []string
+	var errs cli.Problems
 	if (c.Queue == "") == (c.Topic == "") {
-		errs = append(errs, "give --queue or --topic")
+		errs.Add("give --queue or --topic")
 	}
 	if c.Queue != "" {
 		if err := api.CheckQueueName(c.Queue); err != nil {
-			errs = append(errs, fmt.Sprintf("--queue: %v", err))
+			errs.Add("--queue: %v", err)
 		}
 	}
 	if c.Topic != "" {
 		if !c.Follow {
-			errs = append(errs, "--topic needs --follow: pubsub keeps no messages to print")
+			errs.Add("--topic needs --follow: pubsub keeps no messages to print")
 		}
 		if len(c.Addrs) == 0 && len(c.PubsubAddrs) == 0 {
-			errs = append(errs, "no --queue-addrs or --pubsub-addrs")
+			errs.Add("no --queue-addrs or --pubsub-addrs")
 		}
 	} else if len(c.Addrs) == 0 {
-		errs = append(errs, "no --queue-addrs")
+		errs.Add("no --queue-addrs")
 	}
 	if c.Lines < 0 {
-		errs = append(errs, "-n must not be negative")
+		errs.Add("-n must not be negative")
 	}
 	if c.Format != FormatRaw && c.Format != FormatJSON {
-		errs = append(errs, fmt.Sprintf("--format=%q: want raw or json", c.Format))
+		errs.Add("--format=%q: want raw or json", c.Format)
 	}
 	if c.Interval <= 0 {
-		errs = append(errs, "--interval must be positive")
+		errs.Add("--interval must be positive")
 	}
 	if c.Logger == nil {
-		errs = append(errs, "no logger")
+		errs.Add("no logger")
 	}
-	if len(errs) > 0 {
-		return cli.Mark(errors.New(strings.Join(errs, "; ")), ErrInvalid)
-	}
-	return nil
+	return errs.Err(ErrInvalid)
 }
 
 func (c Config) clientOptions() *client.Options {

@@ -3,7 +3,6 @@ package tohttp
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -87,44 +86,41 @@ func DefaultConfig() Config {
 // Validate reports every problem of c on one line; the error wraps
 // ErrInvalid.
 func (c Config) Validate() error {
-	var errs []string
+	var errs cli.Problems
 	switch c.Method {
 	case http.MethodPost:
 		if err := checkURL(c.URL); err != nil {
-			errs = append(errs, fmt.Sprintf("--url=%q: %v", c.URL, err))
+			errs.Add("--url=%q: %v", c.URL, err)
 		}
 	case http.MethodGet:
 		if !strings.Contains(c.URL, "%s") {
-			errs = append(errs, fmt.Sprintf("--url=%q: a GET URL must contain %%s (replaced by the message)", c.URL))
+			errs.Add("--url=%q: a GET URL must contain %%s (replaced by the message)", c.URL)
 		} else if err := checkURL(strings.ReplaceAll(c.URL, "%s", "x")); err != nil {
-			errs = append(errs, fmt.Sprintf("--url=%q: %v", c.URL, err))
+			errs.Add("--url=%q: %v", c.URL, err)
 		}
 	default:
-		errs = append(errs, fmt.Sprintf("--method=%q: want POST or GET", c.Method))
+		errs.Add("--method=%q: want POST or GET", c.Method)
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, "--timeout must be positive")
+		errs.Add("--timeout must be positive")
 	}
 	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Sprintf("--max-attempts=%d: want at least 1", c.MaxAttempts))
+		errs.Add("--max-attempts=%d: want at least 1", c.MaxAttempts)
 	}
 	if c.DeadLetter != "" {
 		if err := api.CheckQueueName(c.DeadLetter); err != nil {
-			errs = append(errs, fmt.Sprintf("--dead-letter: %v", err))
+			errs.Add("--dead-letter: %v", err)
 		} else if c.DeadLetter == queueName(c.Reader.Queue) {
-			errs = append(errs, "--dead-letter must name another queue than --queue")
+			errs.Add("--dead-letter must name another queue than --queue")
 		}
 	}
 	if len(c.Reader.Addrs) == 0 {
-		errs = append(errs, "no --queue-addrs")
+		errs.Add("no --queue-addrs")
 	}
 	if c.Logger == nil {
-		errs = append(errs, "no logger")
+		errs.Add("no logger")
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return cli.Mark(errors.New(strings.Join(errs, "; ")), ErrInvalid)
+	return errs.Err(ErrInvalid)
 }
 
 // queueName is the queue's name as the server spells it.

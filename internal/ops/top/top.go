@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -109,18 +108,18 @@ type Top struct {
 
 // New checks cfg and returns a Top.
 func New(cfg Config) (*Top, error) {
-	var errs []string
+	var errs cli.Problems
 	if len(cfg.Addrs) == 0 {
-		errs = append(errs, "no --queue-addrs")
+		errs.Add("no --queue-addrs")
 	}
 	if cfg.Interval <= 0 {
-		errs = append(errs, "--interval must be positive")
+		errs.Add("--interval must be positive")
 	}
 	if cfg.Logger == nil || cfg.Now == nil {
-		errs = append(errs, "no logger or clock")
+		errs.Add("no logger or clock")
 	}
-	if len(errs) > 0 {
-		return nil, cli.Mark(errors.New(strings.Join(errs, "; ")), ErrInvalid)
+	if err := errs.Err(ErrInvalid); err != nil {
+		return nil, err
 	}
 	q, err := client.NewQueue(cfg.Addrs, cfg.clientOptions())
 	if err != nil {
