@@ -54,6 +54,7 @@ Commands:
   analyze     stream analytics readers (moments, histogram, graph) into Redis; show, reset
   bench       load generator: put, mput, get, mget, lease+ack, pubsub
   status      show a node's view of the cluster (members, leader, indexes)
+  chaos       fault-injection test of real nodes (runs quorumq-chaos; see its --help)
   certs       make a development CA, node certificates, a gossip key and an admin token
   health      the container health check: is the node in this container ready
   version     print the version
@@ -97,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(rest, stdout, stderr)
 	case "certs":
 		return runCerts(rest, stdout, stderr)
+	case "chaos":
+		return runChaos(rest, stdout, stderr)
 	case "health":
 		return runHealth(rest, stderr)
 	case "version", "--version", "-version":
