@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"sync"
 
 	gometrics "github.com/hashicorp/go-metrics/compat"
@@ -39,16 +40,18 @@ func raftSinkCollector() prometheus.Collector {
 			raftSink = prometheus.NewRegistry() // collects nothing
 			return
 		}
-		conf := gometrics.DefaultConfig("quorumq")
+		// No service name and no filter: go-metrics then passes every
+		// key straight to raftExport, which keeps the documented ones.
+		// Its own prefix filter joins every key into a string first, and
+		// raft reports some twenty keys per entry: with that filter and
+		// all of raft's keys exported, metrics took about a tenth of a
+		// leader's CPU under single-message puts.
+		conf := gometrics.DefaultConfig("")
 		conf.EnableHostname = false
 		conf.EnableHostnameLabel = false
 		// The node's registry has the Go collector already.
 		conf.EnableRuntimeMetrics = false
-		// Only raft's own keys (memberlist's go to the membership
-		// collectors instead).
-		conf.FilterDefault = false
-		conf.AllowedPrefixes = []string{"quorumq.raft."}
-		gometrics.NewGlobal(conf, raftKeys{sink})
+		gometrics.NewGlobal(conf, raftExport{sink: sink, keys: raftExported})
 		raftSink = sink
 	})
 	return raftSink
@@ -68,32 +71,99 @@ var raftSummaries = []gmprom.SummaryDefinition{
 	{Name: []string{"quorumq", "raft", "fsm", "restore"}, Help: "Milliseconds to restore the state machine from a snapshot (last 10 s)."},
 }
 
-// raftKeys drops what raft still reports under its legacy names: the
-// replication timings and counters with the peer's id as the last part
-// of the metric name (raft.replication.heartbeat.node2). The same values
-// come with a peer_id label, and a name made from a node id would need
-// escaping and grow with every member ever seen.
-type raftKeys struct{ gometrics.MetricSink }
+// raftExported are the keys of raft and raft-boltdb that docs/MONITORING.md
+// lists, as raft reports them; ".*" stands for every key under a name.
+// Others (memberlist's included: they go to the membership collectors)
+// are dropped. So are raft's replication keys: it times every
+// AppendEntries and heartbeat per follower, the leader's most frequent
+// samples, and a summary per sample cost it several percent of its CPU
+// under load; a follower's health shows in quorumq_replication_lag_entries
+// and raft.leader.lastContact instead.
+var raftExported = newKeySet(
+	"raft.commitTime",
+	"raft.boltdb.storeLogs",
+	"raft.leader.lastContact",
+	"raft.leader.dispatchLog",
+	"raft.rpc.appendEntries",
+	"raft.fsm.apply",
+	"raft.fsm.applyBatch",
+	"raft.snapshot.create",
+	"raft.snapshot.persist",
+	"raft.fsm.restore",
+	"raft.state.*",
+	"raft.transition.heartbeat_timeout",
+	"raft.thread.*",
+)
 
-func legacyPeerKey(key []string, labels []gometrics.Label) bool {
-	return len(labels) == 0 && len(key) >= 3 && key[2] == "replication"
+// keySet matches go-metrics keys part by part, without joining them.
+type keySet struct {
+	end, all bool // a key ends here; every key under here is in
+	next     map[string]*keySet
 }
 
-func (s raftKeys) SetGauge(key []string, val float32) { s.SetGaugeWithLabels(key, val, nil) }
-func (s raftKeys) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
-	if !legacyPeerKey(key, labels) {
-		s.MetricSink.SetGaugeWithLabels(key, val, labels)
+func newKeySet(keys ...string) *keySet {
+	root := &keySet{}
+	for _, k := range keys {
+		n := root
+		for _, part := range strings.Split(k, ".") {
+			if part == "*" {
+				n.all = true
+				break
+			}
+			if n.next == nil {
+				n.next = map[string]*keySet{}
+			}
+			if n.next[part] == nil {
+				n.next[part] = &keySet{}
+			}
+			n = n.next[part]
+		}
+		n.end = true
+	}
+	return root
+}
+
+func (s *keySet) has(key []string) bool {
+	n := s
+	for _, part := range key {
+		if n.all {
+			return true
+		}
+		if n = n.next[part]; n == nil {
+			return false
+		}
+	}
+	return n.end && !n.all
+}
+
+// raftExport passes the keys in keys to sink, under "quorumq".
+type raftExport struct {
+	sink gometrics.MetricSink
+	keys *keySet
+}
+
+func exported(key []string) []string { return append([]string{"quorumq"}, key...) }
+
+func (e raftExport) SetGauge(key []string, val float32) { e.SetGaugeWithLabels(key, val, nil) }
+func (e raftExport) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
+	if e.keys.has(key) {
+		e.sink.SetGaugeWithLabels(exported(key), val, labels)
 	}
 }
-func (s raftKeys) IncrCounter(key []string, val float32) { s.IncrCounterWithLabels(key, val, nil) }
-func (s raftKeys) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
-	if !legacyPeerKey(key, labels) {
-		s.MetricSink.IncrCounterWithLabels(key, val, labels)
+func (e raftExport) EmitKey(key []string, val float32) {
+	if e.keys.has(key) {
+		e.sink.EmitKey(exported(key), val)
 	}
 }
-func (s raftKeys) AddSample(key []string, val float32) { s.AddSampleWithLabels(key, val, nil) }
-func (s raftKeys) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
-	if !legacyPeerKey(key, labels) {
-		s.MetricSink.AddSampleWithLabels(key, val, labels)
+func (e raftExport) IncrCounter(key []string, val float32) { e.IncrCounterWithLabels(key, val, nil) }
+func (e raftExport) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
+	if e.keys.has(key) {
+		e.sink.IncrCounterWithLabels(exported(key), val, labels)
+	}
+}
+func (e raftExport) AddSample(key []string, val float32) { e.AddSampleWithLabels(key, val, nil) }
+func (e raftExport) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
+	if e.keys.has(key) {
+		e.sink.AddSampleWithLabels(exported(key), val, labels)
 	}
 }
