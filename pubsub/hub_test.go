@@ -411,7 +411,7 @@ func Test_Hub_Options(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o := DefaultOptions(); o.MaxPendingBytes != 50<<20 || o.WriteTimeout != 50*time.Second ||
-		o.MaxBufferedBytes != 256<<20 || o.SendBuffer != 128<<10 {
+		o.MaxBufferedBytes != 256<<20 || o.SendBuffer != 32<<10 {
 		t.Fatalf("defaults %+v", o)
 	}
 	if _, err := NewHub(Options{MaxPendingBytes: -1, SendBuffer: -1}); err == nil ||
