@@ -345,12 +345,15 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 		}
 		err = fmt.Errorf("leader %s at %s: %w", leader.ID, leader.QueueAddr, err)
 		switch {
+		case sent.Load() && req.writes:
+			// Whatever ended the wait (the leader, the network, or this
+			// request's context, which a draining node ends), the write
+			// may have been applied: CANCELED would say it was not.
+			return 0, fmt.Errorf("forwarded %s: %w: %w", req.rt.name, api.ErrOutcomeUnknown, err)
 		case req.Context().Err() != nil:
 			return 0, fmt.Errorf("forwarding: the client went away: %w", context.Canceled)
-		case !sent.Load() || !req.writes:
-			return 0, &retryError{err}
 		}
-		return 0, fmt.Errorf("forwarded %s: %w: %w", req.rt.name, api.ErrOutcomeUnknown, err)
+		return 0, &retryError{err}
 	}
 	// The answer has started: from here the client alone bounds it (a
 	// /dump may stream for long).

@@ -426,6 +426,9 @@ func (f *forwarder) relayHandover(w http.ResponseWriter, req *request, res *http
 	if err != nil {
 		f.log.Debug("relayed answer not delivered: handover given back", "route", req.rt.name, "messages", len(ids), "err", err)
 		f.handovers.giveBack(ids)
+		// The status is out: a cut body must reach the client as cut,
+		// never as a complete shorter (or empty) answer.
+		abortResponse(w)
 	} else {
 		f.handovers.confirm(ids)
 	}
