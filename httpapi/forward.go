@@ -381,7 +381,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, req *request, leader api.Leader
 	}
 	if ids := handoverIDs(h); ids != nil && f.handovers != nil {
 		f.handovers.servedBy(leader)
-		return f.relayHandover(w, req, res, ids), nil
+		return f.relayHandover(w, req, res, ids)
 	}
 	w.WriteHeader(res.StatusCode)
 	body := &stallReader{r: res.Body, idle: f.hold, stall: func() { cancel(errStalled) }}

@@ -51,9 +51,6 @@ const (
 	maxHandoverPending = 1 << 16
 	// maxHandoverBody bounds the body of pathHandover.
 	maxHandoverBody = 1 << 20
-	// statusClientGone is counted (never sent) for a get whose client had
-	// gone before its answer was written.
-	statusClientGone = 499
 )
 
 // takenMessages are the messages of one reply taken under a handover.
@@ -243,8 +240,14 @@ func (h *handovers) settleOnce(ctx context.Context, cmd fsm.Command) error {
 
 // sendHandover writes a reply that carries handovers under a write
 // deadline and flushes it; then it confirms them, or gives them back when
-// the client was gone before the write (the server saw its connection
-// close) or the write or the flush failed.
+// the request's context ended before the write or the write or the flush
+// failed.
+//
+// The context ends when the client goes away, but also when this node
+// drains (it cancels the requests still running): then a client may still
+// be waiting, and it is answered OUTCOME_UNKNOWN. Left unwritten, the
+// answer would reach it as an empty 200, "the queue is empty", while the
+// messages it took are on their way back.
 //
 // The client going away after the flush is not looked at: a client that
 // read the whole answer and closed at once (curl does) is
@@ -255,7 +258,7 @@ func (e *engine) sendHandover(w http.ResponseWriter, req *request, rep reply) in
 	rep.handover = nil
 	if req.Context().Err() != nil {
 		t.h.giveBack(t.ids)
-		return statusClientGone
+		return e.fail(w, req.rt, errTakenThenCanceled(len(t.ids)))
 	}
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Now().Add(t.h.writeTimeout())) // unsupported: unbounded, as before
@@ -270,6 +273,12 @@ func (e *engine) sendHandover(w http.ResponseWriter, req *request, rep reply) in
 		t.h.confirm(t.ids)
 	}
 	return code
+}
+
+// errTakenThenCanceled answers a get whose request context ended after
+// it took n messages, which are given back.
+func errTakenThenCanceled(n int) error {
+	return api.ErrOutcomeUnknown.Errorf("outcome unknown: the request was canceled after it took %d messages, which are given back and come out again", n)
 }
 
 // flush flushes rc; a writer that cannot flush has nothing buffered to lose.
@@ -411,11 +420,12 @@ func handoverIDs(h http.Header) []uint64 {
 // under a handover this node confirms (see relaysConfirmation): confirmed
 // once written and flushed to the client, given back when the client was
 // gone first, or the leader's answer or the write to the client broke
-// (see sendHandover).
-func (f *forwarder) relayHandover(w http.ResponseWriter, req *request, res *http.Response, ids []uint64) int {
+// (see sendHandover). A request whose context ended first is the
+// engine's to answer: err.
+func (f *forwarder) relayHandover(w http.ResponseWriter, req *request, res *http.Response, ids []uint64) (int, error) {
 	if err := req.Context().Err(); err != nil {
 		f.handovers.giveBack(ids)
-		return statusClientGone
+		return 0, errTakenThenCanceled(len(ids))
 	}
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Now().Add(f.handovers.writeTimeout()))
@@ -432,5 +442,5 @@ func (f *forwarder) relayHandover(w http.ResponseWriter, req *request, res *http
 	} else {
 		f.handovers.confirm(ids)
 	}
-	return res.StatusCode
+	return res.StatusCode, nil
 }

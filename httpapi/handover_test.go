@@ -206,6 +206,48 @@ func TestMget_ClientGoneBeforeTheAnswer_MessagesGivenBackAtOnce(t *testing.T) {
 	}
 }
 
+// TestGet_ContextEndedByTheServerAfterTheTake_AnswersOutcomeUnknown: a
+// draining node ends the contexts of the requests still running while
+// their clients wait. A get that had taken a message then answers 503
+// OUTCOME_UNKNOWN, never an empty 200 ("the queue is empty"), and the
+// message comes back at once.
+func TestGet_ContextEndedByTheServerAfterTheTake_AnswersOutcomeUnknown(t *testing.T) {
+	for _, target := range []string{"/get?queue=q", "/mget?queue=q&items=2"} {
+		t.Run(target, func(t *testing.T) {
+			e := newEnv(t)
+			putN(e, "q", 2)
+			cancels := make(chan context.CancelFunc, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, cancel := context.WithCancel(r.Context())
+				defer cancel()
+				cancels <- cancel
+				e.h.ServeHTTP(w, r.WithContext(ctx))
+			}))
+			t.Cleanup(srv.Close)
+			e.q.failPropose(func(_ context.Context, cmd fsm.Command) error {
+				if cmd.Op == fsm.OpGet {
+					(<-cancels)() // as the drain does, with the client still there
+				}
+				return nil
+			})
+			r := roundTrip(t, srv, http.MethodGet, target, "")
+			if r.code != http.StatusServiceUnavailable || r.header.Get(api.HeaderErrorCode) != api.ErrOutcomeUnknown.Token {
+				t.Fatalf("got %d %s %q, want 503 OUTCOME_UNKNOWN", r.code, r.header.Get(api.HeaderErrorCode), r.body)
+			}
+			for _, h := range []string{api.HeaderMessageID, api.HeaderMessageIDs, api.HeaderAttempts} {
+				if v := r.header.Get(h); v != "" {
+					t.Fatalf("the error answer carries %s %q", h, v)
+				}
+			}
+			testwait.For(t, 10*time.Second, "the handover given back", func() bool {
+				return e.q.byOp[fsm.OpHandoverNack].Load() == 1
+			})
+			e.q.failPropose(nil)
+			e.mustGet("/mget?queue=q&items=2", "m0\nm1")
+		})
+	}
+}
+
 func TestMget_ClientStopsReading_WriteTimesOutAndGivesBack(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.HandoverLease = 400 * time.Millisecond // writes bounded by 200 ms
