@@ -105,11 +105,8 @@ func newKeySet(keys ...string) *keySet {
 	root := &keySet{}
 	for _, k := range keys {
 		n := root
-		for _, part := range strings.Split(k, ".") {
-			if part == "*" {
-				n.all = true
-				break
-			}
+		prefix, under := strings.CutSuffix(k, ".*")
+		for part := range strings.SplitSeq(prefix, ".") {
 			if n.next == nil {
 				n.next = map[string]*keySet{}
 			}
@@ -118,7 +115,11 @@ func newKeySet(keys ...string) *keySet {
 			}
 			n = n.next[part]
 		}
-		n.end = true
+		if under {
+			n.all = true // "a.*": every key under a, not a itself
+		} else {
+			n.end = true
+		}
 	}
 	return root
 }
@@ -133,7 +134,7 @@ func (s *keySet) has(key []string) bool {
 			return false
 		}
 	}
-	return n.end && !n.all
+	return n.end
 }
 
 // raftExport passes the keys in keys to sink, under "quorumq".
