@@ -67,6 +67,13 @@ func withSeeds(opts []Options) {
 	}
 }
 
+// aFollower returns a node of nodes other than leader, and the others.
+func aFollower(nodes []*tnode, leader *tnode) (follower *tnode, others []*tnode) {
+	i := slices.IndexFunc(nodes, func(n *tnode) bool { return n != leader })
+	follower = nodes[i]
+	return follower, slices.Delete(slices.Clone(nodes), i, i+1)
+}
+
 // startNode opens a node and serves its /internal/status. The node is shut
 // down when the test ends (a no-op if the test already stopped it).
 func startNode(t testing.TB, opts Options) *tnode {

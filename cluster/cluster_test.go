@@ -159,14 +159,7 @@ func TestCluster_FourthNode_JoinsAsNonvoterThenPromoted(t *testing.T) {
 // returns only after the removal.
 func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 	nodes, leader := startCluster(t, 4, nil)
-	var follower *tnode
-	for _, n := range nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
-	remaining := slices.DeleteFunc(slices.Clone(nodes), func(n *tnode) bool { return n == follower })
+	follower, remaining := aFollower(nodes, leader)
 	for _, gone := range []*tnode{follower, leader} {
 		remaining = slices.DeleteFunc(remaining, func(n *tnode) bool { return n == gone })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -203,6 +196,33 @@ func TestCluster_Leave_RemovesFromConfiguration(t *testing.T) {
 		}
 		proposeOn(t, remaining, putCmd("q", "after "+gone.ID()))
 	}
+}
+
+// TestCluster_Leave_RightAfterARestartAlone_RemovedFromConfiguration: a
+// node restarted when none of its seeds answers (here its join list names
+// only itself) is alone in gossip until a member's reconnect loop reaches
+// it. A leave asked at once still reaches the others, and the leader
+// removes the node from the configuration.
+func TestCluster_Leave_RightAfterARestartAlone_RemovedFromConfiguration(t *testing.T) {
+	nodes, leader := startCluster(t, 3, nil)
+	gone, remaining := aFollower(nodes, leader)
+	gone.crash(t)
+	opts := gone.opts
+	opts.Join = []string{opts.GossipBind}
+	restarted := startNode(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := restarted.Leave(ctx); err != nil {
+		t.Fatalf("Leave %s: %v", gone.ID(), err)
+	}
+	t.Logf("%s left in %v", gone.ID(), time.Since(start).Round(time.Millisecond))
+	testwait.For(t, 15*time.Second, "the leader's configuration without "+gone.ID(), func() bool {
+		cfg := configOf(leaderOf(t, remaining, 10*time.Second))
+		return !slices.ContainsFunc(cfg, func(s string) bool { return strings.HasPrefix(s, gone.ID()+":") })
+	})
+	waitFormed(t, remaining, formTimeout)
+	proposeOn(t, remaining, putCmd("q", "after "+gone.ID()))
 }
 
 // The only voter cannot leave: Leave fails with api.ErrLastVoter and the node

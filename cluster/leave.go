@@ -47,8 +47,11 @@ func (n *Node) handOver(ctx context.Context) {
 //  2. if this node leads and other voters exist, leadership is transferred
 //     (if that fails, the node removes itself from the configuration), and
 //     again whenever it leads again while it waits in step 4;
-//  3. NodeMeta announces the leave, then memberlist's leave message goes
-//     out, so peers see the member as left and the leader removes it;
+//  3. once gossip knows another live member (at most half the wait of
+//     step 4: a node restarted after its seeds left is alone until a
+//     member reaches it), NodeMeta announces the leave, then memberlist's
+//     leave message goes out, so peers see the member as left and the
+//     leader removes it;
 //  4. it waits, at most 15 s and within ctx, until the configuration no
 //     longer lists this node, asking the leader's /internal/status because a
 //     removed follower may never receive the entry that removes it; after
@@ -107,7 +110,13 @@ func (n *Node) Depart(ctx context.Context) error {
 	n.setStep("leave: hand leadership over")
 	n.handOver(ctx)
 
-	// 3. Tell the others.
+	// 3. Tell the others, once gossip reaches one of them.
+	n.setStep("leave: wait for a gossip peer")
+	tctx, tcancel := context.WithTimeout(ctx, n.opts.leaveWait/2)
+	if err := n.members.WaitInTouch(tctx); err != nil {
+		n.log.Warn("leave: no other member reached by gossip; announcing the leave anyway", "err", err)
+	}
+	tcancel()
 	n.setStep("leave: announce the leave")
 	n.members.Leave()
 

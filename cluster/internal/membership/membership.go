@@ -177,6 +177,26 @@ func (n *Membership) Leave() {
 	}
 }
 
+// WaitInTouch waits until gossip knows another live member, so that what
+// this node announces next (its leave) reaches someone. A node restarted
+// while its seeds are gone is alone until a member's reconnect loop
+// reaches it: a leave announced before that is heard by nobody, and once
+// the others do reach it, a node that has left no longer refutes their
+// record of it as failed (from a life with a higher incarnation), so they
+// never see it leave and the leader never removes it.
+func (n *Membership) WaitInTouch(ctx context.Context) error {
+	for n.ml.NumMembers() < 2 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return api.ErrShuttingDown
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Cancel stops the join, reconnect and bootstrap loops (Wait waits for
 // them) and ends WaitRemoved.
 func (n *Membership) Cancel() { n.cancel() }
