@@ -56,7 +56,8 @@ type Options struct {
 	// autotuning, which lets each stalled subscriber hold up to
 	// net.ipv4.tcp_wmem's maximum (4 MiB by default) of kernel memory: a
 	// few thousand of them exhaust the host's TCP memory. A subscriber's
-	// throughput is at most about SendBuffer per round trip. Not applied
+	// throughput is at most about twice SendBuffer (Linux doubles it) per
+	// round trip. Not applied
 	// to WebSocket subscribers (the library takes the connection over).
 	// Default DefaultSendBuffer (32 KiB).
 	SendBuffer int
